@@ -1,0 +1,72 @@
+"""FastAPI app factory: REST API under /api, the Dash dashboard under /.
+
+Dash runs on its Flask server mounted through a2wsgi rather than Dash's FastAPI backend:
+that backend runs synchronous callbacks inside the event loop, and our callbacks call this
+same server's REST API, which would deadlock. a2wsgi runs them in a thread pool instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from backend.api.routes import analyses, comparisons, datasets, health, jobs, models
+from backend.config import Settings, get_settings
+from backend.db.session import migrate
+from backend.jobs.executor import Executor, make_executor
+from backend.storage import ArtifactStore
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings | None = None,
+    executor: Executor | None = None,
+    dashboard: bool = True,
+) -> FastAPI:
+    """Build the application. Migrations run here, so a fresh data folder just works.
+
+    Args:
+        settings: configuration; default :func:`get_settings`.
+        executor: where submitted jobs go; default from settings (started with the app).
+        dashboard: mount the Dash frontend at "/".
+    """
+    settings = settings or get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate(settings.database_url)
+    store = ArtifactStore(settings.artifacts)
+    store.clean_temp()
+    executor = executor or make_executor(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        executor.start()
+        try:
+            yield
+        finally:
+            executor.shutdown()
+
+    app = FastAPI(
+        title="PruneScope",
+        summary="See what pruning did to your network.",
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.store = store
+    app.state.executor = executor
+    for module in (health, datasets, models, jobs, analyses, comparisons):
+        app.include_router(module.router, prefix="/api")
+
+    if dashboard:
+        from a2wsgi import WSGIMiddleware
+        from frontend.app import create_dash_app
+
+        dash_app = create_dash_app(settings.api_url)
+        app.mount("/", WSGIMiddleware(dash_app.server))  # type: ignore[arg-type]
+    return app

@@ -1,0 +1,78 @@
+"""Dependencies shared by the routers, as Annotated aliases."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from functools import lru_cache
+from typing import Annotated
+
+import numpy as np
+import pandas as pd
+from fastapi import Depends, HTTPException, Request
+from sqlalchemy.orm import Session
+
+from backend.config import Settings
+from backend.data import ArrayDataset
+from backend.db.session import session_factory
+from backend.jobs.executor import Executor
+from backend.storage import ArtifactStore
+
+
+def get_settings_dep(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    settings: Settings = request.app.state.settings
+    session = session_factory(settings.database_url)()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+def get_store(request: Request) -> ArtifactStore:
+    return request.app.state.store  # type: ignore[no-any-return]
+
+
+def get_executor(request: Request) -> Executor:
+    return request.app.state.executor  # type: ignore[no-any-return]
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+SessionDep = Annotated[Session, Depends(get_session)]
+StoreDep = Annotated[ArtifactStore, Depends(get_store)]
+ExecutorDep = Annotated[Executor, Depends(get_executor)]
+
+
+def get_or_404(session: Session, table: type, ident: int, detail: str):  # type: ignore[no-untyped-def]
+    row = session.get(table, ident)
+    if row is None:
+        raise HTTPException(status_code=404, detail=detail)
+    return row
+
+
+# Artifacts are immutable (addressed by sha256), so caching them by digest is always safe.
+@lru_cache(maxsize=32)
+def _dataset_cached(root: str, sha: str) -> ArrayDataset:
+    return ArrayDataset.from_npz_bytes(ArtifactStore(root).get_bytes(sha))
+
+
+@lru_cache(maxsize=64)
+def _table_cached(root: str, sha: str) -> pd.DataFrame:
+    return pd.read_parquet(io.BytesIO(ArtifactStore(root).get_bytes(sha)))
+
+
+def load_dataset_arrays(store: ArtifactStore, sha: str) -> ArrayDataset:
+    return _dataset_cached(str(store.root), sha)
+
+
+def load_samples_table(store: ArtifactStore, sha: str) -> pd.DataFrame:
+    return _table_cached(str(store.root), sha)
+
+
+def prob_columns(table: pd.DataFrame) -> np.ndarray:
+    cols = [c for c in table.columns if c.startswith("p") and c[1:].isdigit()]
+    cols.sort(key=lambda c: int(c[1:]))
+    return table[cols].to_numpy()

@@ -1,0 +1,79 @@
+"""Analyses: per-model results on a dataset split, and their per-sample records."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query
+from sqlalchemy import select
+
+from backend.api.deps import SessionDep, StoreDep, get_or_404, load_samples_table, prob_columns
+from backend.api.schemas import AnalysesPublic, AnalysisPublic, SamplePublic, SamplesPage
+from backend.db.tables import AnalysisRow
+
+router = APIRouter(prefix="/analyses", tags=["analyses"])
+
+NOT_FOUND = "Analysis not found"
+
+
+def analysis_public(row: AnalysisRow) -> AnalysisPublic:
+    s = row.summary
+    return AnalysisPublic(
+        id=row.id,
+        model_id=row.model_id,
+        dataset_id=row.dataset_id,
+        split=row.split,
+        accuracy=row.accuracy,
+        n_samples=row.n_samples,
+        recall=s["recall"],
+        precision=s["precision"],
+        support=s["support"],
+        confusion=s["confusion"],
+        created_at=row.created_at,
+    )
+
+
+@router.get("", response_model=AnalysesPublic)
+def list_analyses(
+    session: SessionDep, model_id: int | None = None, dataset_id: int | None = None
+) -> AnalysesPublic:
+    """Analyses, optionally of one model and/or one dataset."""
+    stmt = select(AnalysisRow).order_by(AnalysisRow.id)
+    if model_id is not None:
+        stmt = stmt.where(AnalysisRow.model_id == model_id)
+    if dataset_id is not None:
+        stmt = stmt.where(AnalysisRow.dataset_id == dataset_id)
+    rows = session.scalars(stmt).all()
+    return AnalysesPublic(data=[analysis_public(r) for r in rows], count=len(rows))
+
+
+@router.get("/{analysis_id}", response_model=AnalysisPublic)
+def read_analysis(analysis_id: int, session: SessionDep) -> AnalysisPublic:
+    """One analysis: accuracy, per-class recall and precision, confusion matrix."""
+    return analysis_public(get_or_404(session, AnalysisRow, analysis_id, NOT_FOUND))
+
+
+@router.get("/{analysis_id}/samples", response_model=SamplesPage)
+def read_analysis_samples(
+    analysis_id: int,
+    session: SessionDep,
+    store: StoreDep,
+    offset: int = Query(0, ge=0),
+    limit: int = Query(100, ge=1, le=1000),
+) -> SamplesPage:
+    """Per-sample records (prediction, confidence, probabilities), paged."""
+    row = get_or_404(session, AnalysisRow, analysis_id, NOT_FOUND)
+    table = load_samples_table(store, row.samples_sha)
+    page = table.iloc[offset : offset + limit]
+    probs = prob_columns(page)
+    records = page[["index", "label", "pred", "correct", "confidence"]].to_dict("records")
+    data = [
+        SamplePublic(
+            index=int(r["index"]),
+            label=int(r["label"]),
+            pred=int(r["pred"]),
+            correct=bool(r["correct"]),
+            confidence=float(r["confidence"]),
+            probs=[float(p) for p in probs[i]],
+        )
+        for i, r in enumerate(records)
+    ]
+    return SamplesPage(data=data, count=len(table), offset=offset, limit=limit)

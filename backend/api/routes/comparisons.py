@@ -1,0 +1,211 @@
+"""Comparisons: model A (original) against models B (pruned) on one dataset."""
+
+from __future__ import annotations
+
+import numpy as np
+from fastapi import APIRouter, HTTPException, Query, Request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backend.analysis.metrics import FLIP_CATEGORIES, flip_categories, flip_counts
+from backend.api.deps import ExecutorDep, SessionDep, StoreDep, get_or_404, load_samples_table
+from backend.api.routes.analyses import analysis_public
+from backend.api.routes.datasets import NOT_FOUND as DATASET_NOT_FOUND
+from backend.api.routes.jobs import submit_job
+from backend.api.routes.models import model_public
+from backend.api.schemas import (
+    ComparisonCreate,
+    ComparisonPublic,
+    ComparisonsPublic,
+    ComparisonView,
+    DatasetPublic,
+    FlipCounts,
+    FlipPublic,
+    FlipsPage,
+)
+from backend.db.tables import (
+    AnalysisRow,
+    ComparisonMemberRow,
+    ComparisonRow,
+    DatasetRow,
+    JobRow,
+    ModelRow,
+)
+
+router = APIRouter(prefix="/comparisons", tags=["comparisons"])
+
+NOT_FOUND = "Comparison not found"
+SPLIT = "test"
+
+
+def comparison_public(row: ComparisonRow) -> ComparisonPublic:
+    return ComparisonPublic(
+        id=row.id,
+        name=row.name,
+        dataset_id=row.dataset_id,
+        model_a_id=row.model_a_id,
+        model_b_ids=row.model_b_ids,
+        created_at=row.created_at,
+    )
+
+
+def _find_analysis(session: Session, model_id: int, dataset_id: int) -> AnalysisRow | None:
+    return session.scalars(
+        select(AnalysisRow).where(
+            AnalysisRow.model_id == model_id,
+            AnalysisRow.dataset_id == dataset_id,
+            AnalysisRow.split == SPLIT,
+        )
+    ).first()
+
+
+def _analysis_pending(session: Session, model_id: int, dataset_id: int) -> bool:
+    jobs = session.scalars(
+        select(JobRow).where(JobRow.kind == "analyze", JobRow.status.in_(("queued", "running")))
+    ).all()
+    return any(
+        j.spec.get("model_id") == model_id and j.spec.get("dataset_id") in (None, dataset_id)
+        for j in jobs
+    )
+
+
+@router.get("", response_model=ComparisonsPublic)
+def list_comparisons(session: SessionDep) -> ComparisonsPublic:
+    """All comparisons."""
+    rows = session.scalars(select(ComparisonRow).order_by(ComparisonRow.id)).all()
+    return ComparisonsPublic(data=[comparison_public(r) for r in rows], count=len(rows))
+
+
+@router.post("", response_model=ComparisonPublic, status_code=201)
+def create_comparison(
+    body: ComparisonCreate, session: SessionDep, executor: ExecutorDep
+) -> ComparisonPublic:
+    """Create a comparison; analyze jobs are submitted for models not yet analysed."""
+    ids = [body.model_a_id, *body.model_b_ids]
+    if len(set(ids)) != len(ids):
+        raise HTTPException(status_code=422, detail="model ids must be distinct")
+    models = {}
+    for mid in ids:
+        row = session.get(ModelRow, mid)
+        if row is None:
+            raise HTTPException(status_code=422, detail=f"model {mid} does not exist")
+        models[mid] = row
+    dataset_id = body.dataset_id or models[body.model_a_id].dataset_id
+    if dataset_id is None or session.get(DatasetRow, dataset_id) is None:
+        raise HTTPException(status_code=422, detail=f"dataset {dataset_id} does not exist")
+    name = body.name or f"{models[body.model_a_id].name} vs {len(body.model_b_ids)} pruned"
+    row = ComparisonRow(name=name, dataset_id=dataset_id, model_a_id=body.model_a_id)
+    row.members = [
+        ComparisonMemberRow(model_id=mid, position=i) for i, mid in enumerate(body.model_b_ids)
+    ]
+    session.add(row)
+    session.commit()
+    for mid in ids:
+        if _find_analysis(session, mid, dataset_id) is None and not _analysis_pending(
+            session, mid, dataset_id
+        ):
+            submit_job(session, executor, "analyze", {"model_id": mid, "dataset_id": dataset_id})
+    return comparison_public(row)
+
+
+@router.get("/{comparison_id}", response_model=ComparisonPublic)
+def read_comparison(comparison_id: int, session: SessionDep) -> ComparisonPublic:
+    """One comparison."""
+    return comparison_public(get_or_404(session, ComparisonRow, comparison_id, NOT_FOUND))
+
+
+def _resolve(session: Session, comparison_id: int, b: int | None):  # type: ignore[no-untyped-def]
+    comp = get_or_404(session, ComparisonRow, comparison_id, NOT_FOUND)
+    b_id = comp.model_b_ids[0] if b is None else b
+    if b_id not in comp.model_b_ids:
+        raise HTTPException(
+            status_code=422, detail=f"model {b_id} is not one of this comparison's pruned models"
+        )
+    analyses = []
+    for mid in (comp.model_a_id, b_id):
+        analysis = _find_analysis(session, mid, comp.dataset_id)
+        if analysis is None:
+            raise HTTPException(
+                status_code=409,
+                detail=f"model {mid} has no analysis on dataset {comp.dataset_id} yet; "
+                "its analyze job is queued or must be submitted",
+            )
+        analyses.append(analysis)
+    return comp, b_id, analyses[0], analyses[1]
+
+
+@router.get("/{comparison_id}/view", response_model=ComparisonView)
+def read_comparison_view(
+    comparison_id: int, session: SessionDep, store: StoreDep, b: int | None = None
+) -> ComparisonView:
+    """Everything the comparison page shows for A vs the selected B."""
+    comp, b_id, an_a, an_b = _resolve(session, comparison_id, b)
+    ta = load_samples_table(store, an_a.samples_sha)
+    tb = load_samples_table(store, an_b.samples_sha)
+    cats = flip_categories(ta["label"].to_numpy(), ta["pred"].to_numpy(), tb["pred"].to_numpy())
+    shift = np.asarray(an_b.summary["confusion"]) - np.asarray(an_a.summary["confusion"])
+    dataset = get_or_404(session, DatasetRow, comp.dataset_id, DATASET_NOT_FOUND)
+    return ComparisonView(
+        comparison=comparison_public(comp),
+        dataset=DatasetPublic.model_validate(dataset),
+        model_a=model_public(get_or_404(session, ModelRow, comp.model_a_id, "Model not found")),
+        model_b=model_public(get_or_404(session, ModelRow, b_id, "Model not found")),
+        analysis_a=analysis_public(an_a),
+        analysis_b=analysis_public(an_b),
+        confusion_shift=shift.astype(int).tolist(),
+        flip_counts=FlipCounts(**flip_counts(cats)),
+    )
+
+
+@router.get("/{comparison_id}/flips", response_model=FlipsPage)
+def read_comparison_flips(
+    comparison_id: int,
+    request: Request,
+    session: SessionDep,
+    store: StoreDep,
+    b: int | None = None,
+    category: str | None = Query(None, description="one of " + ", ".join(FLIP_CATEGORIES)),
+    label: int | None = Query(None, ge=0, description="only samples of this true class"),
+    offset: int = Query(0, ge=0),
+    limit: int = Query(50, ge=1, le=1000),
+) -> FlipsPage:
+    """Samples whose prediction changed between A and B, paged."""
+    if category is not None and category not in FLIP_CATEGORIES:
+        raise HTTPException(
+            status_code=422, detail=f"category must be one of {', '.join(FLIP_CATEGORIES)}"
+        )
+    comp, _b_id, an_a, an_b = _resolve(session, comparison_id, b)
+    ta = load_samples_table(store, an_a.samples_sha)
+    tb = load_samples_table(store, an_b.samples_sha)
+    y = ta["label"].to_numpy()
+    cats = flip_categories(y, ta["pred"].to_numpy(), tb["pred"].to_numpy())
+    keep = cats != ""
+    if category is not None:
+        keep &= cats == category
+    if label is not None:
+        keep &= y == label
+    idx = np.flatnonzero(keep)
+    page = idx[offset : offset + limit]
+    # Root-relative, so the browser loads images from whatever host it reached us on.
+    base = request.scope.get("root_path", "")
+    dataset = session.get(DatasetRow, comp.dataset_id)
+    images = dataset is not None and len(dataset.input_shape) in (2, 3)
+    data = [
+        FlipPublic(
+            index=int(ta["index"].iat[i]),
+            label=int(y[i]),
+            pred_a=int(ta["pred"].iat[i]),
+            pred_b=int(tb["pred"].iat[i]),
+            category=cats[i],
+            confidence_a=float(ta["confidence"].iat[i]),
+            confidence_b=float(tb["confidence"].iat[i]),
+            image_url=(
+                f"{base}/api/datasets/{comp.dataset_id}/images/{SPLIT}/"
+                f"{int(ta['index'].iat[i])}.png"
+                if images
+                else None
+            ),
+        )
+        for i in page
+    ]
+    return FlipsPage(data=data, count=int(len(idx)), offset=offset, limit=limit)

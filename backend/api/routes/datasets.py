@@ -1,0 +1,114 @@
+"""Datasets: register built-ins, list, read, and serve sample images."""
+
+from __future__ import annotations
+
+import io
+from typing import Literal
+
+import numpy as np
+from fastapi import APIRouter, HTTPException, Response
+from PIL import Image
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backend.api.deps import SessionDep, StoreDep, get_or_404, load_dataset_arrays
+from backend.api.schemas import DatasetCreate, DatasetPublic, DatasetsPublic
+from backend.data import ArrayDataset, UnknownDatasetError
+from backend.data import create as create_dataset
+from backend.db.tables import DatasetRow
+from backend.storage import ArtifactStore
+
+router = APIRouter(prefix="/datasets", tags=["datasets"])
+
+NOT_FOUND = "Dataset not found"
+
+
+@router.get("", response_model=DatasetsPublic)
+def list_datasets(session: SessionDep) -> DatasetsPublic:
+    """All registered datasets."""
+    rows = session.scalars(select(DatasetRow).order_by(DatasetRow.id)).all()
+    return DatasetsPublic(data=[DatasetPublic.model_validate(r) for r in rows], count=len(rows))
+
+
+@router.post("", response_model=DatasetPublic, status_code=201)
+def create_dataset_route(body: DatasetCreate, session: SessionDep, store: StoreDep) -> DatasetRow:
+    """Register a built-in dataset (stored once as an artifact)."""
+    name = body.name or body.builtin
+    if session.scalars(select(DatasetRow).where(DatasetRow.name == name)).first():
+        raise HTTPException(status_code=409, detail=f"a dataset named {name!r} already exists")
+    try:
+        ds = create_dataset(body.builtin, **body.params)
+    except UnknownDatasetError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from exc
+    except (TypeError, ValueError) as exc:
+        raise HTTPException(status_code=422, detail=f"bad dataset params: {exc}") from exc
+    return register_arrays(session, store, ds, name=name, source=f"builtin:{body.builtin}")
+
+
+def register_arrays(
+    session: Session, store: ArtifactStore, ds: ArrayDataset, *, name: str, source: str
+) -> DatasetRow:
+    """Store a dataset's arrays and add its row (shared by the API and the CLI)."""
+    sha = store.put_bytes(ds.to_npz_bytes())
+    row = DatasetRow(
+        name=name,
+        source=source,
+        params=ds.params,
+        num_classes=ds.num_classes,
+        class_names=ds.class_names,
+        input_shape=ds.input_shape,
+        n_train=len(ds.y_train),
+        n_test=len(ds.y_test),
+        artifact_sha=sha,
+    )
+    session.add(row)
+    session.commit()
+    return row
+
+
+@router.get("/{dataset_id}", response_model=DatasetPublic)
+def read_dataset(dataset_id: int, session: SessionDep) -> DatasetRow:
+    """One dataset."""
+    return get_or_404(session, DatasetRow, dataset_id, NOT_FOUND)  # type: ignore[no-any-return]
+
+
+def sample_png(x: np.ndarray, min_size: int = 64) -> bytes:
+    """Encode one input (C, H, W) or (H, W) with values in [0, 1] as an upscaled PNG."""
+    if x.ndim == 3 and x.shape[0] in (1, 3):
+        x = x[0] if x.shape[0] == 1 else np.transpose(x, (1, 2, 0))
+    if x.ndim not in (2, 3):
+        raise ValueError("not an image")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0 or hi > 1:  # normalised inputs: rescale for display only
+        x = (x - lo) / (hi - lo or 1.0)
+    img = Image.fromarray((np.clip(x, 0, 1) * 255).round().astype(np.uint8))
+    scale = max(1, -(-min_size // max(img.size)))
+    img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@router.get(
+    "/{dataset_id}/images/{split}/{index}.png",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}},
+)
+def read_sample_image(
+    dataset_id: int,
+    split: Literal["train", "test"],
+    index: int,
+    session: SessionDep,
+    store: StoreDep,
+) -> Response:
+    """One sample of a dataset as a PNG image."""
+    row = get_or_404(session, DatasetRow, dataset_id, NOT_FOUND)
+    ds = load_dataset_arrays(store, row.artifact_sha)
+    x, _ = ds.split(split)
+    if not 0 <= index < len(x):
+        raise HTTPException(status_code=404, detail="Sample not found")
+    try:
+        png = sample_png(x[index])
+    except ValueError as exc:
+        raise HTTPException(status_code=422, detail="Dataset samples are not images") from exc
+    return Response(png, media_type="image/png", headers={"Cache-Control": "max-age=86400"})

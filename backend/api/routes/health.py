@@ -1,0 +1,27 @@
+"""Liveness and configuration summary."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import APIRouter
+
+from backend.api.deps import SettingsDep
+from backend.api.schemas import HealthPublic
+
+router = APIRouter(prefix="/health", tags=["health"])
+
+
+@router.get("", response_model=HealthPublic)
+def read_health(settings: SettingsDep) -> HealthPublic:
+    """Server status, version, database engine and executor."""
+    try:
+        ver = version("prunescope")
+    except PackageNotFoundError:  # running from a source tree without install
+        ver = "0+unknown"
+    return HealthPublic(
+        status="ok",
+        version=ver,
+        database=settings.database_url.split(":", 1)[0],
+        executor=settings.executor,
+    )

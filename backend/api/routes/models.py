@@ -1,0 +1,35 @@
+"""Models (networks): list and read. Models are created by train and prune jobs."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from sqlalchemy import select
+
+from backend.api.deps import SessionDep, get_or_404
+from backend.api.schemas import ModelPublic, ModelsPublic
+from backend.db.tables import ModelRow
+
+router = APIRouter(prefix="/models", tags=["models"])
+
+NOT_FOUND = "Model not found"
+
+
+def model_public(row: ModelRow) -> ModelPublic:
+    ratio = row.n_params / row.n_nonzero if row.n_nonzero else float("inf")
+    return ModelPublic.model_validate({**row.__dict__, "compression_ratio": ratio})
+
+
+@router.get("", response_model=ModelsPublic)
+def list_models(session: SessionDep, parent_id: int | None = None) -> ModelsPublic:
+    """All models, optionally only the children of one parent."""
+    stmt = select(ModelRow).order_by(ModelRow.id)
+    if parent_id is not None:
+        stmt = stmt.where(ModelRow.parent_id == parent_id)
+    rows = session.scalars(stmt).all()
+    return ModelsPublic(data=[model_public(r) for r in rows], count=len(rows))
+
+
+@router.get("/{model_id}", response_model=ModelPublic)
+def read_model(model_id: int, session: SessionDep) -> ModelPublic:
+    """One model with its sparsity and accuracy."""
+    return model_public(get_or_404(session, ModelRow, model_id, NOT_FOUND))

@@ -1,0 +1,199 @@
+"""Request and response schemas: ThingCreate / ThingPublic / ThingsPublic families."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from backend.jobs.specs import JobKind, JobStatus
+
+
+def _as_utc(ts: datetime) -> datetime:
+    # SQLite hands back naive datetimes; every timestamp PruneScope writes is UTC.
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts
+
+
+Timestamp = Annotated[datetime, AfterValidator(_as_utc)]
+
+
+class _Public(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class HealthPublic(BaseModel):
+    status: Literal["ok"]
+    version: str
+    database: str
+    executor: str
+
+
+class DatasetCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    builtin: str = Field(description="name of a built-in dataset, e.g. 'digits' or 'blobs'")
+    params: dict[str, Any] = Field(default_factory=dict)
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class DatasetPublic(_Public):
+    id: int
+    name: str
+    source: str
+    params: dict[str, Any]
+    num_classes: int
+    class_names: list[str]
+    input_shape: list[int]
+    n_train: int
+    n_test: int
+    created_at: Timestamp
+
+
+class DatasetsPublic(BaseModel):
+    data: list[DatasetPublic]
+    count: int
+
+
+class ModelPublic(_Public):
+    id: int
+    name: str
+    architecture: str
+    arch_kwargs: dict[str, Any]
+    dataset_id: int | None
+    parent_id: int | None
+    pruning_method: str | None
+    pruning_params: dict[str, Any] | None
+    sparsity: float
+    n_params: int
+    n_nonzero: int
+    compression_ratio: float
+    accuracy: float | None
+    job_id: int | None
+    created_at: Timestamp
+
+
+class ModelsPublic(BaseModel):
+    data: list[ModelPublic]
+    count: int
+
+
+class JobCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: JobKind
+    spec: dict[str, Any]
+
+
+class JobPublic(_Public):
+    id: int
+    kind: str
+    spec: dict[str, Any]
+    status: JobStatus
+    progress: float
+    stage: str
+    error: str | None
+    result: dict[str, Any] | None
+    attempts: int
+    created_at: Timestamp
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
+    heartbeat_at: Timestamp | None
+
+
+class JobsPublic(BaseModel):
+    data: list[JobPublic]
+    count: int
+
+
+class AnalysisPublic(BaseModel):
+    id: int
+    model_id: int
+    dataset_id: int
+    split: str
+    accuracy: float
+    n_samples: int
+    recall: list[float | None]
+    precision: list[float | None]
+    support: list[int]
+    confusion: list[list[int]]
+    created_at: Timestamp
+
+
+class AnalysesPublic(BaseModel):
+    data: list[AnalysisPublic]
+    count: int
+
+
+class SamplePublic(BaseModel):
+    index: int
+    label: int
+    pred: int
+    correct: bool
+    confidence: float
+    probs: list[float]
+
+
+class SamplesPage(BaseModel):
+    data: list[SamplePublic]
+    count: int
+    offset: int
+    limit: int
+
+
+class ComparisonCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model_a_id: int
+    model_b_ids: list[int] = Field(min_length=1, max_length=100)
+    dataset_id: int | None = Field(default=None, description="default: model A's dataset")
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class ComparisonPublic(_Public):
+    id: int
+    name: str
+    dataset_id: int
+    model_a_id: int
+    model_b_ids: list[int]
+    created_at: Timestamp
+
+
+class ComparisonsPublic(BaseModel):
+    data: list[ComparisonPublic]
+    count: int
+
+
+class FlipCounts(BaseModel):
+    correct_to_wrong: int
+    wrong_to_correct: int
+    wrong_to_other_wrong: int
+
+
+class ComparisonView(BaseModel):
+    comparison: ComparisonPublic
+    dataset: DatasetPublic
+    model_a: ModelPublic
+    model_b: ModelPublic
+    analysis_a: AnalysisPublic
+    analysis_b: AnalysisPublic
+    confusion_shift: list[list[int]]
+    flip_counts: FlipCounts
+
+
+class FlipPublic(BaseModel):
+    index: int
+    label: int
+    pred_a: int
+    pred_b: int
+    category: Literal["correct_to_wrong", "wrong_to_correct", "wrong_to_other_wrong"]
+    confidence_a: float
+    confidence_b: float
+    image_url: str | None
+
+
+class FlipsPage(BaseModel):
+    data: list[FlipPublic]
+    count: int
+    offset: int
+    limit: int

@@ -1,0 +1,388 @@
+"""The ``prunescope`` command line.
+
+    prunescope serve                 start the API + dashboard on http://127.0.0.1:8050/
+    prunescope demo                  train, prune, analyse on built-in digits, then serve
+    prunescope train / prune         submit a job to a running server and follow its progress
+    prunescope jobs                  list jobs (or cancel one)
+
+Settings come from PRUNESCOPE_* environment variables (see README, Configuration); the flags
+here override the most common ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from typing import Any
+
+import httpx
+
+from backend.config import Settings
+
+DEMO_COMPARISON = "demo: digits_cnn, global magnitude 50% and 90%"
+
+
+class CliError(Exception):
+    """A failure to report in one line, without a traceback."""
+
+
+# ---------------------------------------------------------------------------- API access
+class Api:
+    """Minimal REST client for the CLI (the dashboard has its own, frontend/client.py)."""
+
+    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.http = httpx.Client(base_url=self.base_url, timeout=timeout)
+
+    def request(self, method: str, path: str, **kw: Any) -> Any:
+        try:
+            resp = self.http.request(method, path, **kw)
+        except httpx.TransportError as exc:
+            raise CliError(
+                f"cannot reach the PruneScope server at {self.base_url} ({exc}); "
+                "start it with `prunescope serve` or pass --api"
+            ) from exc
+        if resp.status_code >= 400:
+            try:
+                detail = resp.json().get("detail")
+            except ValueError:
+                detail = resp.text
+            raise CliError(f"{method} {path} failed ({resp.status_code}): {detail}")
+        return resp.json()
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.request("GET", path, params=params)
+
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        return self.request("POST", path, json=body)
+
+
+def follow_jobs(api: Api, job_ids: list[int], labels: list[str]) -> list[dict[str, Any]]:
+    """Show a progress bar per job until all have finished; raise if one did not succeed."""
+    from tqdm import tqdm
+
+    bars = [
+        tqdm(total=100, desc=label, position=i, leave=True, bar_format="{l_bar}{bar}| {postfix}")
+        for i, label in enumerate(labels)
+    ]
+    done: dict[int, dict[str, Any]] = {}
+    try:
+        while len(done) < len(job_ids):
+            for job_id, bar in zip(job_ids, bars, strict=True):
+                if job_id in done:
+                    continue
+                job = api.get(f"/jobs/{job_id}")
+                bar.n = round(100 * job["progress"])
+                bar.set_postfix_str(f"{job['status']}: {job['stage']}"[:60], refresh=False)
+                bar.refresh()
+                if job["status"] in ("succeeded", "failed", "cancelled"):
+                    done[job_id] = job
+            time.sleep(0.25)
+    finally:
+        for bar in bars:
+            bar.close()
+    failed = [j for j in done.values() if j["status"] != "succeeded"]
+    if failed:
+        j = failed[0]
+        raise CliError(f"job {j['id']} ({j['kind']}) {j['status']}: {j['error']}")
+    return [done[i] for i in job_ids]
+
+
+# ------------------------------------------------------------------------------- server
+class BackgroundServer:
+    """uvicorn in a thread of this process (the demo drives it through its own API)."""
+
+    def __init__(self, settings: Settings) -> None:
+        import uvicorn
+
+        from backend.api.app import create_app
+
+        config = uvicorn.Config(
+            create_app(settings), host=settings.host, port=settings.port, log_level="warning"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True, name="uvicorn")
+
+    def start(self, api: Api, timeout: float = 60.0) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.server.started:
+                return
+            if not self.thread.is_alive():
+                raise CliError("the server failed to start (is the port already in use?)")
+            time.sleep(0.05)
+        raise CliError(f"the server did not start within {timeout:.0f} s")
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {k: v for k in ("data_dir", "host", "port") if (v := getattr(args, k, None))}
+    return Settings(**overrides)
+
+
+# ------------------------------------------------------------------------------ commands
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from backend.api.app import create_app
+
+    settings = _settings(args)
+    print(
+        f"PruneScope: dashboard http://{settings.host}:{settings.port}/  "
+        f"API docs http://{settings.host}:{settings.port}/api/docs  (data: {settings.data_dir})"
+    )
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    return 0
+
+
+def run_demo_pipeline(api: Api, epochs: int, finetune_epochs: int, fresh: bool) -> int:
+    """Train, prune at 50% and 90%, analyse; returns the comparison id."""
+    if not fresh:
+        for comp in api.get("/comparisons")["data"]:
+            if comp["name"] == DEMO_COMPARISON:
+                print(f"Reusing the existing demo comparison {comp['id']} (--fresh to rebuild).")
+                return int(comp["id"])
+    datasets = {d["name"]: d for d in api.get("/datasets")["data"]}
+    dataset = datasets.get("digits") or api.post("/datasets", {"builtin": "digits"})
+    print(f"Dataset: digits ({dataset['n_train']} train / {dataset['n_test']} test, 8x8)")
+    train = api.post(
+        "/jobs",
+        {
+            "kind": "train",
+            "spec": {
+                "dataset_id": dataset["id"],
+                "architecture": "digits_cnn",
+                "epochs": epochs,
+                "name": "digits_cnn (original)",
+            },
+        },
+    )
+    (train,) = follow_jobs(api, [train["id"]], ["train digits_cnn"])
+    original = train["result"]["model_id"]
+    prunes = [
+        api.post(
+            "/jobs",
+            {
+                "kind": "prune",
+                "spec": {
+                    "model_id": original,
+                    "method": "global_magnitude",
+                    "sparsity": s,
+                    "finetune": {"epochs": finetune_epochs},
+                },
+            },
+        )
+        for s in (0.5, 0.9)
+    ]
+    prunes = follow_jobs(api, [j["id"] for j in prunes], ["prune 50%", "prune 90%"])
+    pruned = [j["result"]["model_id"] for j in prunes]
+    comp = api.post(
+        "/comparisons", {"model_a_id": original, "model_b_ids": pruned, "name": DEMO_COMPARISON}
+    )
+    pending = [
+        j
+        for j in api.get("/jobs", status="queued")["data"]
+        + api.get("/jobs", status="running")["data"]
+        if j["kind"] == "analyze"
+    ]
+    if pending:
+        follow_jobs(
+            api,
+            [j["id"] for j in pending],
+            [f"analyse model {j['spec']['model_id']}" for j in pending],
+        )
+    return int(comp["id"])
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    server = BackgroundServer(settings)
+    api = Api(settings.api_url)
+    started = time.monotonic()
+    server.start(api)
+    try:
+        comp_id = run_demo_pipeline(api, args.epochs, args.finetune_epochs, args.fresh)
+        elapsed = time.monotonic() - started
+        url = f"http://{settings.host}:{settings.port}/compare?id={comp_id}"
+        print(f"\nDemo ready in {elapsed:.1f} s. Open the comparison:\n\n    {url}\n")
+        if args.no_serve:
+            return 0
+        print("Serving; press Ctrl-C to stop.")
+        while server.thread.is_alive():
+            server.thread.join(0.5)
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        server.stop()
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    api = Api(args.api or _settings(args).api_url)
+    datasets = {d["name"]: d for d in api.get("/datasets")["data"]}
+    if args.dataset not in datasets:
+        datasets[args.dataset] = api.post("/datasets", {"builtin": args.dataset})
+    spec = {
+        "dataset_id": datasets[args.dataset]["id"],
+        "architecture": args.arch,
+        "epochs": args.epochs,
+        "lr": args.lr,
+        "seed": args.seed,
+    }
+    job = api.post("/jobs", {"kind": "train", "spec": spec})
+    (job,) = follow_jobs(api, [job["id"]], [f"train {args.arch}"])
+    print(f"model {job['result']['model_id']}: test accuracy {job['result']['accuracy']:.4f}")
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    api = Api(args.api or _settings(args).api_url)
+    spec = {
+        "model_id": args.model,
+        "method": args.method,
+        "sparsity": args.sparsity,
+        "params": json.loads(args.params),
+        "finetune": {"epochs": args.finetune_epochs},
+    }
+    job = api.post("/jobs", {"kind": "prune", "spec": spec})
+    (job,) = follow_jobs(api, [job["id"]], [f"prune {args.method} {args.sparsity:.0%}"])
+    print(f"model {job['result']['model_id']}: test accuracy {job['result']['accuracy']:.4f}")
+    return 0
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    api = Api(args.api or _settings(args).api_url)
+    if args.cancel is not None:
+        job = api.post(f"/jobs/{args.cancel}/cancel", {})
+        print(f"job {job['id']}: {job['status']}")
+        return 0
+    params = {"status": args.status} if args.status else {}
+    jobs = api.get("/jobs", **params)["data"]
+    if not jobs:
+        print("No jobs yet. Try `prunescope demo`.")
+    for j in jobs:
+        line = f"{j['id']:>5}  {j['kind']:<8} {j['status']:<10} {j['progress']:>4.0%}  {j['stage']}"
+        print(line + (f"  ERROR: {j['error']}" if j["error"] else ""))
+    return 0
+
+
+# -------------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="prunescope",
+        description="PruneScope: prune PyTorch models and see what pruning did to them.",
+        epilog="Settings: PRUNESCOPE_DATA_DIR, PRUNESCOPE_DATABASE_URL, PRUNESCOPE_PORT, ... "
+        "(README, Configuration).",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def server_flags(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument(
+            "--data-dir",
+            help="folder for the database and artifacts "
+            "(default ./prunescope-data or PRUNESCOPE_DATA_DIR)",
+        )
+        sp.add_argument("--host", help="bind address (default 127.0.0.1)")
+        sp.add_argument("--port", type=int, help="port (default 8050)")
+
+    def client_flags(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--api", help="REST API base URL (default http://127.0.0.1:8050/api)")
+
+    sp = sub.add_parser(
+        "serve",
+        help="serve the REST API (/api) and the dashboard (/)",
+        description="Start the server: REST API under /api (docs at "
+        "/api/docs), dashboard under /, jobs in local worker processes.",
+    )
+    server_flags(sp)
+    sp.set_defaults(func=cmd_serve)
+
+    sp = sub.add_parser(
+        "demo",
+        help="train, prune and analyse on built-in digits, then serve",
+        description="Start the server, train a small CNN on scikit-learn's "
+        "8x8 digits, prune it by global magnitude to 50%% and 90%% with a short "
+        "fine-tune, analyse all three models, print the comparison URL and keep "
+        "serving. Progress bars show each job.",
+    )
+    server_flags(sp)
+    sp.add_argument("--epochs", type=int, default=15, help="training epochs (default 15)")
+    sp.add_argument(
+        "--finetune-epochs",
+        type=int,
+        default=3,
+        help="fine-tuning epochs after pruning (default 3)",
+    )
+    sp.add_argument(
+        "--fresh", action="store_true", help="rebuild even if a demo comparison already exists"
+    )
+    sp.add_argument(
+        "--no-serve", action="store_true", help="stop after printing the URL instead of serving"
+    )
+    sp.set_defaults(func=cmd_demo)
+
+    sp = sub.add_parser(
+        "train",
+        help="train a model on a dataset (needs a running server)",
+        description="Submit a train job to a running server and follow it.",
+    )
+    client_flags(sp)
+    sp.add_argument("--dataset", default="digits", help="built-in dataset: digits, blobs")
+    sp.add_argument("--arch", default="digits_cnn", help="architecture: digits_cnn, mlp, resnet20")
+    sp.add_argument("--epochs", type=int, default=15)
+    sp.add_argument("--lr", type=float, default=1e-3)
+    sp.add_argument("--seed", type=int, default=0)
+    sp.set_defaults(func=cmd_train)
+
+    sp = sub.add_parser(
+        "prune",
+        help="prune a model and fine-tune it (needs a running server)",
+        description="Submit a prune job to a running server and follow it.",
+    )
+    client_flags(sp)
+    sp.add_argument("--model", type=int, required=True, help="id of the model to prune")
+    sp.add_argument(
+        "--method",
+        default="global_magnitude",
+        help="pruning method (global_magnitude, layer_magnitude, random)",
+    )
+    sp.add_argument(
+        "--sparsity",
+        type=float,
+        required=True,
+        help="fraction of prunable weights to zero, in [0, 1)",
+    )
+    sp.add_argument("--params", default="{}", help="method parameters as JSON")
+    sp.add_argument("--finetune-epochs", type=int, default=3)
+    sp.set_defaults(func=cmd_prune)
+
+    sp = sub.add_parser(
+        "jobs",
+        help="list jobs, or cancel one",
+        description="List jobs with status and progress (newest first).",
+    )
+    client_flags(sp)
+    sp.add_argument("--status", help="only jobs with this status")
+    sp.add_argument("--cancel", type=int, metavar="ID", help="cancel job ID")
+    sp.set_defaults(func=cmd_jobs)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except CliError as exc:
+        print(f"prunescope: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

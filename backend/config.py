@@ -1,0 +1,81 @@
+"""The one Settings object. Nothing else in PruneScope reads os.environ.
+
+Every field can be set through an environment variable with the ``PRUNESCOPE_`` prefix,
+e.g. ``PRUNESCOPE_DATA_DIR=/srv/prunescope`` or ``PRUNESCOPE_PORT=9000``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Runtime configuration (documented in README, section Configuration)."""
+
+    model_config = SettingsConfigDict(env_prefix="PRUNESCOPE_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path("prunescope-data"),
+        description="Folder holding the SQLite database and the artifact store by default.",
+    )
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy URL; empty means sqlite:///<data_dir>/prunescope.db.",
+    )
+    artifact_dir: Path | None = Field(
+        default=None, description="Artifact store folder; empty means <data_dir>/artifacts."
+    )
+    executor: Literal["local"] = Field(
+        default="local", description="Where jobs run: 'local' = spawned worker processes."
+    )
+    workers: int = Field(default=1, ge=1, le=64, description="Local worker processes.")
+    device: str = Field(
+        default="auto", description="'auto' (cuda when available, else cpu), 'cpu' or 'cuda:N'."
+    )
+    host: str = Field(default="127.0.0.1", description="Address the server binds to.")
+    port: int = Field(default=8050, ge=1, le=65535, description="Port the server listens on.")
+    api_url: str = Field(
+        default="",
+        description="Base URL the dashboard uses to reach the REST API; "
+        "empty means http://<host>:<port>/api.",
+    )
+    heartbeat_seconds: float = Field(
+        default=2.0, gt=0, description="How often a running job writes its heartbeat."
+    )
+
+    @model_validator(mode="after")
+    def _fill_derived(self) -> Settings:
+        self.data_dir = self.data_dir.expanduser().resolve()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'prunescope.db'}"
+        if self.artifact_dir is None:
+            self.artifact_dir = self.data_dir / "artifacts"
+        if not self.api_url:
+            host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+            self.api_url = f"http://{host}:{self.port}/api"
+        return self
+
+    @property
+    def artifacts(self) -> Path:
+        """The artifact folder (always set after validation)."""
+        assert self.artifact_dir is not None
+        return self.artifact_dir
+
+    def torch_device(self) -> str:
+        """Resolve 'auto' to 'cuda' when a GPU is visible, else 'cpu'."""
+        if self.device != "auto":
+            return self.device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Process-wide settings, read once from the environment."""
+    return Settings()

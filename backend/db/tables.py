@@ -1,0 +1,134 @@
+"""SQLAlchemy 2.0 tables. (Database rows; neural-network architectures live in top-level models/.)
+
+Schema changes go through Alembic (backend/db/migrations); ``Base.metadata`` is the target the
+migrations are checked against in tests.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class DatasetRow(Base):
+    """A registered dataset; its arrays live in the artifact store as one .npz."""
+
+    __tablename__ = "datasets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    source: Mapped[str] = mapped_column(String(50))  # "builtin:digits", "upload", ...
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    num_classes: Mapped[int] = mapped_column(Integer)
+    class_names: Mapped[list[Any]] = mapped_column(JSON)
+    input_shape: Mapped[list[Any]] = mapped_column(JSON)
+    n_train: Mapped[int] = mapped_column(Integer)
+    n_test: Mapped[int] = mapped_column(Integer)
+    artifact_sha: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class JobRow(Base):
+    """A unit of heavy work; executors move only its id."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), index=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20), index=True, default="queued")
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    stage: Mapped[str] = mapped_column(String(200), default="queued")
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    traceback: Mapped[str | None] = mapped_column(Text, nullable=True)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ModelRow(Base):
+    """A trained or pruned network: architecture name + kwargs + checkpoint artifact."""
+
+    __tablename__ = "models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    architecture: Mapped[str] = mapped_column(String(100))
+    arch_kwargs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id"), nullable=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("models.id"), nullable=True)
+    pruning_method: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    pruning_params: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    sparsity: Mapped[float] = mapped_column(Float, default=0.0)
+    n_params: Mapped[int] = mapped_column(Integer)
+    n_nonzero: Mapped[int] = mapped_column(Integer)
+    accuracy: Mapped[float | None] = mapped_column(Float, nullable=True)
+    sparsity_report: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    checkpoint_sha: Mapped[str] = mapped_column(String(64))
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    parent: Mapped[ModelRow | None] = relationship(remote_side=[id])
+
+
+class AnalysisRow(Base):
+    """Results of evaluating one model on one dataset split; per-sample table as Parquet."""
+
+    __tablename__ = "analyses"
+    __table_args__ = (UniqueConstraint("model_id", "dataset_id", "split"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
+    split: Mapped[str] = mapped_column(String(20))
+    accuracy: Mapped[float] = mapped_column(Float)
+    n_samples: Mapped[int] = mapped_column(Integer)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)  # recall, precision, support, confusion
+    samples_sha: Mapped[str] = mapped_column(String(64))
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ComparisonRow(Base):
+    """Model A (original) against one or more models B (pruned) on one dataset."""
+
+    __tablename__ = "comparisons"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
+    model_a_id: Mapped[int] = mapped_column(ForeignKey("models.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    members: Mapped[list[ComparisonMemberRow]] = relationship(
+        order_by="ComparisonMemberRow.position", cascade="all, delete-orphan"
+    )
+
+    @property
+    def model_b_ids(self) -> list[int]:
+        return [m.model_id for m in self.members]
+
+
+class ComparisonMemberRow(Base):
+    """One model B of a comparison, in display order."""
+
+    __tablename__ = "comparison_models"
+
+    comparison_id: Mapped[int] = mapped_column(ForeignKey("comparisons.id"), primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)

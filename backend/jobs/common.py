@@ -1,0 +1,114 @@
+"""Helpers the job kinds share: loading datasets and models, registering results."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sqlalchemy import select
+
+from backend.data import ArrayDataset
+from backend.db.tables import DatasetRow, JobRow, ModelRow
+from backend.jobs.context import JobContext
+from backend.pruning import sparsity_report
+from backend.pruning.finetune import predict
+from models.checkpoint import load_checkpoint, save_checkpoint
+from models.registry import model_info
+
+
+class JobInputError(ValueError):
+    """A job refers to something that is missing or unusable."""
+
+
+def load_dataset(ctx: JobContext, dataset_id: int) -> tuple[DatasetRow, ArrayDataset]:
+    with ctx.session() as s:
+        row = s.get(DatasetRow, dataset_id)
+        if row is None:
+            raise JobInputError(f"dataset {dataset_id} does not exist")
+    return row, ArrayDataset.from_npz_bytes(ctx.store.get_bytes(row.artifact_sha))
+
+
+def load_model(ctx: JobContext, model_id: int) -> tuple[ModelRow, torch.nn.Module]:
+    with ctx.session() as s:
+        row = s.get(ModelRow, model_id)
+        if row is None:
+            raise JobInputError(f"model {model_id} does not exist")
+    model, _meta = load_checkpoint(ctx.store.path(row.checkpoint_sha), map_location="cpu")
+    return row, model.to(ctx.device)
+
+
+def fill_arch_kwargs(architecture: str, kwargs: dict[str, Any], ds: ArrayDataset) -> dict[str, Any]:
+    """Complete an architecture's kwargs from the dataset (classes, input shape, channels)."""
+    info = model_info(architecture)
+    params = set(info["defaults"]) | set(info["required"])
+    out = dict(kwargs)
+    if "num_classes" in params:
+        out.setdefault("num_classes", ds.num_classes)
+    if "input_shape" in params:
+        out.setdefault("input_shape", ds.input_shape)
+    if "in_channels" in params and len(ds.input_shape) == 3:
+        out.setdefault("in_channels", ds.input_shape[0])
+    return out
+
+
+def tensors(ds: ArrayDataset, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    x, y = ds.split(split)
+    return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y)
+
+
+def accuracy(model: torch.nn.Module, ds: ArrayDataset, device: str, split: str = "test") -> float:
+    x, y = tensors(ds, split)
+    logits = predict(model, x, device=device)
+    return float((logits.argmax(1).cpu() == y).float().mean())
+
+
+def save_model(
+    ctx: JobContext,
+    job: JobRow,
+    model: torch.nn.Module,
+    *,
+    name: str,
+    architecture: str,
+    arch_kwargs: dict[str, Any],
+    dataset_id: int,
+    accuracy: float,
+    parent_id: int | None = None,
+    pruning_method: str | None = None,
+    pruning_params: dict[str, Any] | None = None,
+) -> int:
+    """Store the checkpoint and register (or, on a retried job, update) the model row."""
+    with tempfile.TemporaryDirectory(dir=ctx.store.root) as tmp:
+        path = Path(tmp) / "model.safetensors"
+        save_checkpoint(model.cpu(), architecture, arch_kwargs, path)
+        sha = ctx.store.put_file(path)
+    report = sparsity_report(model)
+    values = dict(
+        name=name,
+        architecture=architecture,
+        arch_kwargs=arch_kwargs,
+        dataset_id=dataset_id,
+        parent_id=parent_id,
+        pruning_method=pruning_method,
+        pruning_params=pruning_params,
+        sparsity=float(report["sparsity"]),
+        n_params=int(report["n_params"]),
+        n_nonzero=int(report["n_nonzero"]),
+        accuracy=accuracy,
+        sparsity_report=report,
+        checkpoint_sha=sha,
+        job_id=job.id,
+    )
+    with ctx.session() as s:
+        # A retried job updates the row its earlier attempt wrote: never two results.
+        row = s.scalars(select(ModelRow).where(ModelRow.job_id == job.id)).first()
+        if row is None:
+            row = ModelRow(**values)
+            s.add(row)
+        else:
+            for k, v in values.items():
+                setattr(row, k, v)
+        s.flush()
+        return row.id

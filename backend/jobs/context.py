@@ -1,0 +1,69 @@
+"""What a job kind's ``run(job, ctx)`` gets: device, progress, artifact store, cancellation."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from backend.config import Settings
+from backend.db.session import session_scope
+from backend.db.tables import JobRow
+from backend.storage import ArtifactStore
+
+
+class JobCancelled(Exception):
+    """Raised inside a job when its cancellation was requested."""
+
+
+@dataclass
+class JobContext:
+    """Services a running job uses; the job never touches executors."""
+
+    job_id: int
+    settings: Settings
+    store: ArtifactStore
+    device: str
+    min_report_interval: float = 0.25
+    _last_report: float = field(default=0.0, repr=False)
+    _last_check: float = field(default=0.0, repr=False)
+    _cancel_requested: bool = field(default=False, repr=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with session_scope(self.settings.database_url) as s:
+            yield s
+
+    def report(self, progress: float, stage: str, force: bool = False) -> None:
+        """Write progress (0..1) and a short stage text to the job row (throttled)."""
+        now = time.monotonic()
+        if not force and now - self._last_report < self.min_report_interval and progress < 1.0:
+            return
+        self._last_report = now
+        with self.session() as s:
+            s.execute(
+                update(JobRow)
+                .where(JobRow.id == self.job_id)
+                .values(progress=min(max(float(progress), 0.0), 1.0), stage=stage[:200])
+            )
+
+    def should_stop(self) -> bool:
+        """True once cancellation of this job was requested (checked at most twice a second)."""
+        if self._cancel_requested:
+            return True
+        now = time.monotonic()
+        if now - self._last_check < 0.5:
+            return False
+        self._last_check = now
+        with self.session() as s:
+            status = s.get(JobRow, self.job_id, populate_existing=True)
+            self._cancel_requested = status is not None and status.status == "cancelling"
+        return self._cancel_requested
+
+    def check_cancelled(self) -> None:
+        if self.should_stop():
+            raise JobCancelled(f"job {self.job_id} was cancelled")

@@ -1,0 +1,165 @@
+"""Executors move job ids to workers. The embedded default runs spawned local processes."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import queue
+import threading
+from typing import Any, Protocol
+
+from sqlalchemy import select, update
+
+from backend.config import Settings
+from backend.db.session import session_scope
+from backend.db.tables import JobRow, utcnow
+
+log = logging.getLogger(__name__)
+
+
+class Executor(Protocol):
+    def start(self) -> None: ...
+    def submit(self, job_id: int) -> None: ...
+    def shutdown(self) -> None: ...
+
+
+def _worker_main(settings_data: dict[str, Any], jobs: Any, busy: Any) -> None:
+    """Body of one spawned worker process: run job ids from the queue until a None arrives."""
+    import torch
+
+    from backend.jobs.runner import run_job
+
+    settings = Settings(**settings_data)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    while True:
+        job_id = jobs.get()
+        if job_id is None:
+            return
+        busy.value = job_id
+        try:
+            run_job(job_id, settings)
+        except Exception:  # the runner records failures; this guards the loop itself
+            log.exception("worker crashed outside job %s", job_id)
+        finally:
+            busy.value = 0
+
+
+class LocalExecutor:
+    """A pool of spawned worker processes fed through a multiprocessing queue.
+
+    Spawned (not forked) so a worker never inherits a CUDA context or the server's threads.
+    A monitor thread notices a worker that died mid-job, marks that job failed with a message
+    that says so, and starts a replacement worker.
+    """
+
+    def __init__(self, settings: Settings, workers: int | None = None) -> None:
+        self.settings = settings
+        self.n_workers = workers or settings.workers
+        self._ctx = mp.get_context("spawn")
+        self._queue: Any = None
+        self._procs: list[tuple[Any, Any]] = []
+        self._stop = threading.Event()
+        self._monitor: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._queue = self._ctx.Queue()
+        for _ in range(self.n_workers):
+            self._procs.append(self._spawn())
+        self._requeue_orphans()
+        self._monitor = threading.Thread(target=self._watch, daemon=True, name="executor-monitor")
+        self._monitor.start()
+
+    def _spawn(self) -> tuple[Any, Any]:
+        busy = self._ctx.Value("q", 0)
+        proc = self._ctx.Process(
+            target=_worker_main,
+            args=(self.settings.model_dump(mode="json"), self._queue, busy),
+            daemon=True,
+            name="prunescope-worker",
+        )
+        proc.start()
+        return proc, busy
+
+    def _requeue_orphans(self) -> None:
+        """Jobs left 'running' by a previous server (this executor owns every local worker)
+        go back to the queue; queued ones are handed to the new workers."""
+        with session_scope(self.settings.database_url) as s:
+            s.execute(
+                update(JobRow)
+                .where(JobRow.status.in_(("running", "cancelling")))
+                .values(status="queued", stage="requeued after restart")
+            )
+            ids = s.scalars(
+                select(JobRow.id).where(JobRow.status == "queued").order_by(JobRow.id)
+            ).all()
+        for job_id in ids:
+            self.submit(job_id)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(1.0):
+            for i, (proc, busy) in enumerate(self._procs):
+                if proc.is_alive() or self._stop.is_set():
+                    continue
+                job_id = busy.value
+                log.error("worker %s exited with %s during job %s", proc.pid, proc.exitcode, job_id)
+                if job_id:
+                    with session_scope(self.settings.database_url) as s:
+                        s.execute(
+                            update(JobRow)
+                            .where(
+                                JobRow.id == job_id, JobRow.status.in_(("running", "cancelling"))
+                            )
+                            .values(
+                                status="failed",
+                                stage="failed",
+                                finished_at=utcnow(),
+                                error=f"worker process was lost (exit code {proc.exitcode}) "
+                                "while running this job",
+                            )
+                        )
+                self._procs[i] = self._spawn()
+
+    def submit(self, job_id: int) -> None:
+        if self._queue is None:
+            raise RuntimeError("executor not started")
+        self._queue.put(job_id)
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._queue is None:
+            return
+        for _ in self._procs:
+            try:
+                self._queue.put_nowait(None)
+            except (queue.Full, ValueError, OSError):
+                pass
+        for proc, _ in self._procs:
+            proc.join(timeout)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(1.0)
+        self._procs.clear()
+
+
+class InlineExecutor:
+    """Runs each job in the calling thread at submission (for scripts and tests)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def start(self) -> None:
+        pass
+
+    def submit(self, job_id: int) -> None:
+        from backend.jobs.runner import run_job
+
+        run_job(job_id, self.settings)
+
+    def shutdown(self) -> None:
+        pass
+
+
+def make_executor(settings: Settings) -> Executor:
+    if settings.executor == "local":
+        return LocalExecutor(settings)
+    raise ValueError(f"executor={settings.executor!r} is not supported")

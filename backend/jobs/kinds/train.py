@@ -1,0 +1,50 @@
+"""Train a network from scratch on a registered dataset."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from backend.db.tables import JobRow
+from backend.jobs.common import accuracy, fill_arch_kwargs, load_dataset, save_model, tensors
+from backend.jobs.context import JobContext
+from backend.jobs.specs import TrainSpec
+from backend.pruning.finetune import TrainConfig, train
+from models.registry import create as create_model
+
+
+def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
+    spec = TrainSpec.model_validate(job.spec)
+    ctx.report(0.0, "loading dataset", force=True)
+    ds_row, ds = load_dataset(ctx, spec.dataset_id)
+    kwargs = fill_arch_kwargs(spec.architecture, spec.arch_kwargs, ds)
+    torch.manual_seed(spec.seed)
+    model = create_model(spec.architecture, **kwargs).to(ctx.device)
+    x, y = tensors(ds, "train")
+    config = TrainConfig(
+        **spec.model_dump(include=set(TrainConfig.__dataclass_fields__) - {"device"}),
+        device=ctx.device,
+    )
+    train(
+        model,
+        x,
+        y,
+        config,
+        progress=lambda f, stage: ctx.report(0.95 * f, f"training: {stage}"),
+        should_stop=ctx.should_stop,
+    )
+    ctx.report(0.96, "evaluating", force=True)
+    acc = accuracy(model, ds, ctx.device)
+    name = spec.name or f"{spec.architecture} on {ds_row.name}"
+    model_id = save_model(
+        ctx,
+        job,
+        model,
+        name=name,
+        architecture=spec.architecture,
+        arch_kwargs=kwargs,
+        dataset_id=ds_row.id,
+        accuracy=acc,
+    )
+    return {"model_id": model_id, "accuracy": acc}

@@ -1,0 +1,97 @@
+"""The LocalExecutor runs jobs in real spawned worker processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from backend.api.app import create_app
+
+
+def wait_for(client, job_id, statuses=("succeeded", "failed", "cancelled"), timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/api/jobs/{job_id}").json()
+        if job["status"] in statuses:
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} still {job['status']} after {timeout} s: {job}")
+
+
+@pytest.fixture
+def local_client(settings):
+    with TestClient(create_app(settings, dashboard=False)) as c:  # default: LocalExecutor
+        yield c
+
+
+def test_train_prune_analyze_in_worker_processes(local_client, settings):
+    c = local_client
+    ds = c.post("/api/datasets", json={"builtin": "digits"}).json()
+    job = c.post("/api/jobs", json={"kind": "train", "spec": {
+        "dataset_id": ds["id"], "architecture": "digits_cnn", "epochs": 3}}).json()
+    assert job["status"] == "queued"
+    job = wait_for(c, job["id"])
+    assert job["status"] == "succeeded", job
+    assert job["progress"] == 1.0 and job["heartbeat_at"] is not None
+    _worker_pid(settings, job["id"])  # ran in another process, not in this one
+    original = job["result"]["model_id"]
+    prune = c.post("/api/jobs", json={"kind": "prune", "spec": {
+        "model_id": original, "sparsity": 0.8, "finetune": {"epochs": 1}}}).json()
+    prune = wait_for(c, prune["id"])
+    assert prune["status"] == "succeeded", prune
+    pruned = prune["result"]["model_id"]
+    assert c.get(f"/api/models/{pruned}").json()["sparsity"] == pytest.approx(0.8, abs=1e-3)
+    comp = c.post("/api/comparisons", json={"model_a_id": original, "model_b_ids": [pruned]})
+    assert comp.status_code == 201
+    analyze_jobs = [j for j in c.get("/api/jobs").json()["data"] if j["kind"] == "analyze"]
+    assert len(analyze_jobs) == 2
+    for j in analyze_jobs:
+        assert wait_for(c, j["id"])["status"] == "succeeded"
+    view = c.get(f"/api/comparisons/{comp.json()['id']}/view")
+    assert view.status_code == 200
+    assert view.json()["analysis_b"]["n_samples"] == 450
+
+
+def _worker_pid(settings, job_id) -> int:
+    from backend.db.session import session_scope
+    from backend.db.tables import JobRow
+
+    with session_scope(settings.database_url) as s:
+        worker = s.get(JobRow, job_id).worker
+    assert worker and worker != f"{os.uname().nodename}:{os.getpid()}", worker
+    return int(worker.rsplit(":", 1)[1])
+
+
+def test_killed_worker_fails_its_job_and_is_replaced(local_client, settings):
+    c = local_client
+    ds = c.post("/api/datasets", json={"builtin": "digits"}).json()
+    long = c.post("/api/jobs", json={"kind": "train", "spec": {
+        "dataset_id": ds["id"], "architecture": "digits_cnn", "epochs": 5000}}).json()
+    wait_for(c, long["id"], statuses=("running",))
+    os.kill(_worker_pid(settings, long["id"]), signal.SIGKILL)
+    job = wait_for(c, long["id"], timeout=30)
+    assert job["status"] == "failed"
+    assert "worker process was lost" in job["error"]
+    assert c.get("/api/models").json()["count"] == 0
+    # a replacement worker takes the next job
+    nxt = c.post("/api/jobs", json={"kind": "train", "spec": {
+        "dataset_id": ds["id"], "architecture": "mlp", "epochs": 1}}).json()
+    assert wait_for(c, nxt["id"])["status"] == "succeeded"
+
+
+def test_running_job_can_be_cancelled(local_client):
+    c = local_client
+    ds = c.post("/api/datasets", json={"builtin": "digits"}).json()
+    long = c.post("/api/jobs", json={"kind": "train", "spec": {
+        "dataset_id": ds["id"], "architecture": "digits_cnn", "epochs": 5000}}).json()
+    wait_for(c, long["id"], statuses=("running",))
+    t0 = time.monotonic()
+    assert c.post(f"/api/jobs/{long['id']}/cancel").json()["status"] == "cancelling"
+    job = wait_for(c, long["id"], timeout=30)
+    assert job["status"] == "cancelled"
+    assert time.monotonic() - t0 < 10
+    assert c.get("/api/models").json()["count"] == 0

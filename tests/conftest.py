@@ -1,0 +1,78 @@
+"""Shared fixtures: a fresh data folder per test, an app with an inline executor, and a
+small trained/pruned/analysed pipeline built through the real REST API."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from backend.api.app import create_app
+from backend.config import Settings
+from backend.jobs.executor import InlineExecutor
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # CI has no display: the dash[testing] browser always runs headless here.
+    if hasattr(config.option, "headless"):
+        config.option.headless = True
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", port=free_port())
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    """REST API on a fresh SQLite database; jobs run inline at submission."""
+    app = create_app(settings, executor=InlineExecutor(settings), dashboard=False)
+    with TestClient(app) as c:
+        yield c
+
+
+@dataclass
+class Pipeline:
+    dataset_id: int
+    original_id: int
+    pruned_ids: list[int]
+    comparison_id: int
+
+
+def build_pipeline(c: TestClient, epochs: int = 4, sparsities: tuple[float, ...] = (0.5, 0.9)):
+    """Train digits_cnn, prune it, create a comparison (which analyses all models)."""
+
+    def ok(resp):  # type: ignore[no-untyped-def]
+        assert resp.status_code in (200, 201), resp.text
+        return resp.json()
+
+    ds = ok(c.post("/api/datasets", json={"builtin": "digits"}))
+    job = ok(c.post("/api/jobs", json={"kind": "train", "spec": {
+        "dataset_id": ds["id"], "architecture": "digits_cnn", "epochs": epochs}}))
+    job = ok(c.get(f"/api/jobs/{job['id']}"))
+    assert job["status"] == "succeeded", job
+    original = job["result"]["model_id"]
+    pruned = []
+    for s in sparsities:
+        job = ok(c.post("/api/jobs", json={"kind": "prune", "spec": {
+            "model_id": original, "sparsity": s, "finetune": {"epochs": 1}}}))
+        job = ok(c.get(f"/api/jobs/{job['id']}"))
+        assert job["status"] == "succeeded", job
+        pruned.append(job["result"]["model_id"])
+    comp = ok(c.post("/api/comparisons", json={"model_a_id": original, "model_b_ids": pruned}))
+    return Pipeline(ds["id"], original, pruned, comp["id"])
+
+
+@pytest.fixture
+def pipeline(client: TestClient) -> Pipeline:
+    return build_pipeline(client)
