@@ -160,7 +160,7 @@ def run_demo_pipeline(api: Api, epochs: int, finetune_epochs: int, fresh: bool) 
                 "dataset_id": dataset["id"],
                 "architecture": "digits_cnn",
                 "epochs": epochs,
-                "name": "digits_cnn (original)",
+                "name": "digits_cnn",
             },
         },
     )

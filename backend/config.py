@@ -37,6 +37,13 @@ class Settings(BaseSettings):
     device: str = Field(
         default="auto", description="'auto' (cuda when available, else cpu), 'cpu' or 'cuda:N'."
     )
+    torch_threads: int = Field(
+        default=1,
+        ge=0,
+        le=256,
+        description="CPU threads per worker process (0 = torch's default). One is fastest for "
+        "small models on few cores and leaves a core to the server.",
+    )
     host: str = Field(default="127.0.0.1", description="Address the server binds to.")
     port: int = Field(default=8050, ge=1, le=65535, description="Port the server listens on.")
     api_url: str = Field(

@@ -25,6 +25,7 @@ import time, torch, torch.nn.functional as F
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from models.registry import create
+torch.set_num_threads(1)  # as the demo's worker does (PRUNESCOPE_TORCH_THREADS=1)
 t0 = time.perf_counter()
 d = load_digits()
 x = (d.images / 16.0).astype("float32")[:, None]
@@ -66,12 +67,27 @@ def main() -> None:
         wall, server_rss, tree_rss, _ = run_measured(
             [prunescope, "demo", "--no-serve", "--fresh", "--epochs", str(EPOCHS)], env=env
         )
-    bench_line("demo_pipeline", wall, "s", plain_s,
-               f"plain_training_loop_{EPOCHS}_epochs({plain_s:.2f}s,acc={plain_acc:.3f})")
-    bench_line("demo_server_peak_rss", server_rss, "MiB", plain_rss,
-               f"plain_training_process_peak_rss({plain_rss:.0f}MiB)")
-    bench_line("demo_all_processes_peak_rss", tree_rss, "MiB", plain_rss,
-               f"plain_training_process_peak_rss({plain_rss:.0f}MiB)")
+    bench_line(
+        "demo_pipeline",
+        wall,
+        "s",
+        plain_s,
+        f"plain_training_loop_{EPOCHS}_epochs({plain_s:.2f}s,acc={plain_acc:.3f})",
+    )
+    bench_line(
+        "demo_server_peak_rss",
+        server_rss,
+        "MiB",
+        plain_rss,
+        f"plain_training_process_peak_rss({plain_rss:.0f}MiB)",
+    )
+    bench_line(
+        "demo_all_processes_peak_rss",
+        tree_rss,
+        "MiB",
+        plain_rss,
+        f"plain_training_process_peak_rss({plain_rss:.0f}MiB)",
+    )
 
 
 if __name__ == "__main__":

@@ -57,15 +57,29 @@ def build_pipeline(c: TestClient, epochs: int = 4, sparsities: tuple[float, ...]
         return resp.json()
 
     ds = ok(c.post("/api/datasets", json={"builtin": "digits"}))
-    job = ok(c.post("/api/jobs", json={"kind": "train", "spec": {
-        "dataset_id": ds["id"], "architecture": "digits_cnn", "epochs": epochs}}))
+    job = ok(
+        c.post(
+            "/api/jobs",
+            json={
+                "kind": "train",
+                "spec": {"dataset_id": ds["id"], "architecture": "digits_cnn", "epochs": epochs},
+            },
+        )
+    )
     job = ok(c.get(f"/api/jobs/{job['id']}"))
     assert job["status"] == "succeeded", job
     original = job["result"]["model_id"]
     pruned = []
     for s in sparsities:
-        job = ok(c.post("/api/jobs", json={"kind": "prune", "spec": {
-            "model_id": original, "sparsity": s, "finetune": {"epochs": 1}}}))
+        job = ok(
+            c.post(
+                "/api/jobs",
+                json={
+                    "kind": "prune",
+                    "spec": {"model_id": original, "sparsity": s, "finetune": {"epochs": 1}},
+                },
+            )
+        )
         job = ok(c.get(f"/api/jobs/{job['id']}"))
         assert job["status"] == "succeeded", job
         pruned.append(job["result"]["model_id"])
@@ -76,3 +90,52 @@ def build_pipeline(c: TestClient, epochs: int = 4, sparsities: tuple[float, ...]
 @pytest.fixture
 def pipeline(client: TestClient) -> Pipeline:
     return build_pipeline(client)
+
+
+@dataclass
+class LiveServer:
+    url: str
+    pipeline: Pipeline
+    data_dir: Path
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """`prunescope serve` in a real subprocess over a data folder holding a finished pipeline."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    data_dir = tmp_path_factory.mktemp("live") / "data"
+    port = free_port()
+    settings = Settings(data_dir=data_dir, port=port)
+    app = create_app(settings, executor=InlineExecutor(settings), dashboard=False)
+    with TestClient(app) as c:
+        pipeline = build_pipeline(c, epochs=3)
+    env = {**os.environ, "PRUNESCOPE_DATA_DIR": str(data_dir), "PRUNESCOPE_PORT": str(port)}
+    cli = [sys.executable, "-m", "backend.cli", "serve"]
+    log = open(data_dir / "server.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(cli, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError((data_dir / "server.log").read_text())
+            time.sleep(0.2)
+        yield LiveServer(url, pipeline, data_dir)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()

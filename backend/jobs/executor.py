@@ -30,7 +30,8 @@ def _worker_main(settings_data: dict[str, Any], jobs: Any, busy: Any) -> None:
     from backend.jobs.runner import run_job
 
     settings = Settings(**settings_data)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
     while True:
         job_id = jobs.get()
         if job_id is None:

@@ -107,4 +107,3 @@ def run_job(job_id: int, settings: Settings) -> str:
         beat.stopped.set()
     _finish(settings, job_id, status="succeeded", stage="done", progress=1.0, result=result)
     return "succeeded"
-

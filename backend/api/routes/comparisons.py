@@ -84,12 +84,12 @@ def create_comparison(
     ids = [body.model_a_id, *body.model_b_ids]
     if len(set(ids)) != len(ids):
         raise HTTPException(status_code=422, detail="model ids must be distinct")
-    models = {}
+    models: dict[int, ModelRow] = {}
     for mid in ids:
-        row = session.get(ModelRow, mid)
-        if row is None:
+        model = session.get(ModelRow, mid)
+        if model is None:
             raise HTTPException(status_code=422, detail=f"model {mid} does not exist")
-        models[mid] = row
+        models[mid] = model
     dataset_id = body.dataset_id or models[body.model_a_id].dataset_id
     if dataset_id is None or session.get(DatasetRow, dataset_id) is None:
         raise HTTPException(status_code=422, detail=f"dataset {dataset_id} does not exist")

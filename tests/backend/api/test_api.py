@@ -77,18 +77,26 @@ def test_bad_job_specs_are_refused_and_write_nothing(client, settings):
     ]
     before = counts(settings)
     cases = [
-        ({"kind": "train", "spec": {**train, "architecture": "vgg99"}},
-         "spec.architecture: unknown architecture 'vgg99'"),
-        ({"kind": "train", "spec": {**train, "dataset_id": 42}},
-         "spec.dataset_id: dataset 42 does not exist"),
+        (
+            {"kind": "train", "spec": {**train, "architecture": "vgg99"}},
+            "spec.architecture: unknown architecture 'vgg99'",
+        ),
+        (
+            {"kind": "train", "spec": {**train, "dataset_id": 42}},
+            "spec.dataset_id: dataset 42 does not exist",
+        ),
         ({"kind": "train", "spec": {**train, "epochs": -1}}, "spec.epochs"),
         ({"kind": "train", "spec": {**train, "learning_rate": 1}}, "spec.learning_rate"),
-        ({"kind": "prune", "spec": {"model_id": 999, "sparsity": 0.5}},
-         "spec.model_id: model 999 does not exist"),
+        (
+            {"kind": "prune", "spec": {"model_id": 999, "sparsity": 0.5}},
+            "spec.model_id: model 999 does not exist",
+        ),
         ({"kind": "prune", "spec": {"model_id": model_id, "sparsity": 1.0}}, "spec.sparsity"),
         ({"kind": "prune", "spec": {"model_id": model_id, "sparsity": -0.1}}, "spec.sparsity"),
-        ({"kind": "prune", "spec": {"model_id": model_id, "sparsity": 0.5, "method": "magic"}},
-         "unknown pruning method 'magic'"),
+        (
+            {"kind": "prune", "spec": {"model_id": model_id, "sparsity": 0.5, "method": "magic"}},
+            "unknown pruning method 'magic'",
+        ),
         ({"kind": "analyze", "spec": {"model_id": 777}}, "model 777 does not exist"),
         ({"kind": "explode", "spec": {}}, None),
     ]
@@ -108,8 +116,13 @@ def test_failing_job_is_marked_failed_and_server_keeps_serving(client, settings,
         raise RuntimeError("CUDA out of memory (simulated)")
 
     monkeypatch.setattr(train_kind, "train", explode)
-    resp = client.post("/api/jobs", json={"kind": "train", "spec": {
-        "dataset_id": ds["id"], "architecture": "digits_cnn", "epochs": 1}})
+    resp = client.post(
+        "/api/jobs",
+        json={
+            "kind": "train",
+            "spec": {"dataset_id": ds["id"], "architecture": "digits_cnn", "epochs": 1},
+        },
+    )
     assert resp.status_code == 201
     job = client.get(f"/api/jobs/{resp.json()['id']}").json()
     assert job["status"] == "failed"
@@ -131,9 +144,9 @@ def test_pipeline_results(client, pipeline):
         assert m["pruning_method"] == "global_magnitude"
         assert m["sparsity"] == pytest.approx(target, abs=1e-3)
         assert m["compression_ratio"] == pytest.approx(m["n_params"] / m["n_nonzero"])
-    assert client.get("/api/models", params={"parent_id": pipeline.original_id}).json()[
-        "count"
-    ] == 2
+    assert (
+        client.get("/api/models", params={"parent_id": pipeline.original_id}).json()["count"] == 2
+    )
     analyses = client.get("/api/analyses").json()["data"]
     assert {a["model_id"] for a in analyses} == {pipeline.original_id, *pipeline.pruned_ids}
 
@@ -158,8 +171,9 @@ def test_comparison_view_is_consistent_with_samples(client, pipeline):
         assert sum(r["probs"]) == pytest.approx(1.0, abs=1e-5)
     np.testing.assert_array_equal(recount, ca)
     # flips: counts and the paged list agree with a recount from the samples
-    flips = client.get(f"/api/comparisons/{pipeline.comparison_id}/flips",
-                       params={"b": b, "limit": 1000}).json()
+    flips = client.get(
+        f"/api/comparisons/{pipeline.comparison_id}/flips", params={"b": b, "limit": 1000}
+    ).json()
     want = [
         (ra["index"], ra["label"], ra["pred"], rb["pred"])
         for ra, rb in zip(sa["data"], sb["data"], strict=True)
@@ -172,11 +186,14 @@ def test_comparison_view_is_consistent_with_samples(client, pipeline):
     assert sum(fc.values()) == len(want)
     # class filter and category filter
     label = want[0][1] if want else 0
-    by_label = client.get(f"/api/comparisons/{pipeline.comparison_id}/flips",
-                          params={"b": b, "label": label}).json()
+    by_label = client.get(
+        f"/api/comparisons/{pipeline.comparison_id}/flips", params={"b": b, "label": label}
+    ).json()
     assert by_label["count"] == sum(1 for w in want if w[1] == label)
-    c2w = client.get(f"/api/comparisons/{pipeline.comparison_id}/flips",
-                     params={"b": b, "category": "correct_to_wrong"}).json()
+    c2w = client.get(
+        f"/api/comparisons/{pipeline.comparison_id}/flips",
+        params={"b": b, "category": "correct_to_wrong"},
+    ).json()
     assert c2w["count"] == fc["correct_to_wrong"]
     if flips["data"]:
         img = client.get(flips["data"][0]["image_url"])

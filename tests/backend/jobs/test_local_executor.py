@@ -31,16 +31,26 @@ def local_client(settings):
 def test_train_prune_analyze_in_worker_processes(local_client, settings):
     c = local_client
     ds = c.post("/api/datasets", json={"builtin": "digits"}).json()
-    job = c.post("/api/jobs", json={"kind": "train", "spec": {
-        "dataset_id": ds["id"], "architecture": "digits_cnn", "epochs": 3}}).json()
+    job = c.post(
+        "/api/jobs",
+        json={
+            "kind": "train",
+            "spec": {"dataset_id": ds["id"], "architecture": "digits_cnn", "epochs": 3},
+        },
+    ).json()
     assert job["status"] == "queued"
     job = wait_for(c, job["id"])
     assert job["status"] == "succeeded", job
     assert job["progress"] == 1.0 and job["heartbeat_at"] is not None
     _worker_pid(settings, job["id"])  # ran in another process, not in this one
     original = job["result"]["model_id"]
-    prune = c.post("/api/jobs", json={"kind": "prune", "spec": {
-        "model_id": original, "sparsity": 0.8, "finetune": {"epochs": 1}}}).json()
+    prune = c.post(
+        "/api/jobs",
+        json={
+            "kind": "prune",
+            "spec": {"model_id": original, "sparsity": 0.8, "finetune": {"epochs": 1}},
+        },
+    ).json()
     prune = wait_for(c, prune["id"])
     assert prune["status"] == "succeeded", prune
     pruned = prune["result"]["model_id"]
@@ -69,8 +79,13 @@ def _worker_pid(settings, job_id) -> int:
 def test_killed_worker_fails_its_job_and_is_replaced(local_client, settings):
     c = local_client
     ds = c.post("/api/datasets", json={"builtin": "digits"}).json()
-    long = c.post("/api/jobs", json={"kind": "train", "spec": {
-        "dataset_id": ds["id"], "architecture": "digits_cnn", "epochs": 5000}}).json()
+    long = c.post(
+        "/api/jobs",
+        json={
+            "kind": "train",
+            "spec": {"dataset_id": ds["id"], "architecture": "digits_cnn", "epochs": 5000},
+        },
+    ).json()
     wait_for(c, long["id"], statuses=("running",))
     os.kill(_worker_pid(settings, long["id"]), signal.SIGKILL)
     job = wait_for(c, long["id"], timeout=30)
@@ -78,16 +93,26 @@ def test_killed_worker_fails_its_job_and_is_replaced(local_client, settings):
     assert "worker process was lost" in job["error"]
     assert c.get("/api/models").json()["count"] == 0
     # a replacement worker takes the next job
-    nxt = c.post("/api/jobs", json={"kind": "train", "spec": {
-        "dataset_id": ds["id"], "architecture": "mlp", "epochs": 1}}).json()
+    nxt = c.post(
+        "/api/jobs",
+        json={
+            "kind": "train",
+            "spec": {"dataset_id": ds["id"], "architecture": "mlp", "epochs": 1},
+        },
+    ).json()
     assert wait_for(c, nxt["id"])["status"] == "succeeded"
 
 
 def test_running_job_can_be_cancelled(local_client):
     c = local_client
     ds = c.post("/api/datasets", json={"builtin": "digits"}).json()
-    long = c.post("/api/jobs", json={"kind": "train", "spec": {
-        "dataset_id": ds["id"], "architecture": "digits_cnn", "epochs": 5000}}).json()
+    long = c.post(
+        "/api/jobs",
+        json={
+            "kind": "train",
+            "spec": {"dataset_id": ds["id"], "architecture": "digits_cnn", "epochs": 5000},
+        },
+    ).json()
     wait_for(c, long["id"], statuses=("running",))
     t0 = time.monotonic()
     assert c.post(f"/api/jobs/{long['id']}/cancel").json()["status"] == "cancelling"

@@ -1,0 +1,80 @@
+"""Dash shell of the PruneScope dashboard: navbar, page container and the one Location.
+
+The backend mounts ``create_dash_app(api_url).server`` (a Flask app) at "/" next to the FastAPI
+routes under /api. The dashboard is deliberately a WSGI (Flask) app: its callbacks are
+synchronous and call our own REST API, which would deadlock inside the ASGI event loop.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dash
+import httpx
+from dash import dcc, html
+
+from frontend import client
+from frontend.pages import compare, home
+
+ASSETS_FOLDER = Path(__file__).parent / "assets"
+TITLE = "PruneScope"
+URL_ID = "url"
+PAGES = (home, compare)
+
+
+def navbar() -> html.Nav:
+    """The top bar: brand and links."""
+    return html.Nav(
+        [
+            dcc.Link("PruneScope", href="/", className="brand"),
+            html.Div([dcc.Link("Home", href="/", className="nav-link")], className="nav-links"),
+        ],
+        className="navbar",
+    )
+
+
+def shell() -> html.Div:
+    """The layout around every page; ``url`` is the Location callbacks write view state to."""
+    return html.Div(
+        [
+            dcc.Location(id=URL_ID, refresh="callback-nav"),
+            navbar(),
+            html.Main(dash.page_container, className="container"),
+        ],
+        className="app",
+    )
+
+
+def create_dash_app(api_url: str, *, transport: httpx.BaseTransport | None = None) -> dash.Dash:
+    """Build the dashboard; callable several times in one process (tests build several).
+
+    Pages are registered in the global ``dash.page_registry`` (re-registering a module replaces
+    its entry), and each page's callbacks are attached with ``app.callback`` to this app only,
+    so a second app neither duplicates nor loses them.
+
+    Args:
+        api_url: where the REST API is, e.g. ``http://127.0.0.1:8050`` (``.../api`` works too).
+        transport: optional ``httpx`` transport for the API client (tests pass a mock).
+
+    Returns:
+        A Flask-based Dash app; serve ``app.server`` as WSGI.
+    """
+    client.configure(api_url, transport=transport)
+    app = dash.Dash(
+        __name__,
+        server=True,
+        use_pages=True,
+        pages_folder="",
+        assets_folder=str(ASSETS_FOLDER),
+        requests_pathname_prefix="/",
+        routes_pathname_prefix="/",
+        # Pages render their components on demand; the shell alone lacks their ids.
+        suppress_callback_exceptions=True,
+        use_async=False,
+        title=TITLE,
+        update_title="",  # the jobs refresh would otherwise blink the tab title
+    )
+    for page in PAGES:
+        page.register(app)
+    app.layout = shell
+    return app

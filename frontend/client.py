@@ -1,0 +1,466 @@
+"""Typed, synchronous client of the PruneScope REST API.
+
+The dashboard reads everything through this client, never through the database, so whatever the
+dashboard shows a notebook can fetch too. Responses are returned as the plain JSON dictionaries
+the API sends; the ``TypedDict`` classes below only describe their shape for type checkers.
+
+The pages do not build clients themselves: :func:`frontend.app.create_dash_app` calls
+:func:`configure` once and the pages call :func:`get_client`.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any, Literal, NotRequired, TypedDict, cast
+
+import httpx
+
+Split = Literal["train", "test"]
+JobKind = Literal["train", "prune", "analyze"]
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+FlipCategory = Literal["correct_to_wrong", "wrong_to_correct", "wrong_to_other_wrong"]
+
+FLIP_CATEGORIES: tuple[FlipCategory, ...] = (
+    "correct_to_wrong",
+    "wrong_to_correct",
+    "wrong_to_other_wrong",
+)
+
+DEFAULT_TIMEOUT_S = 10.0
+
+
+class DatasetPublic(TypedDict):
+    """A registered dataset."""
+
+    id: int
+    name: str
+    source: str
+    params: NotRequired[dict[str, Any]]
+    num_classes: int
+    class_names: list[str]
+    input_shape: list[int]
+    n_train: int
+    n_test: int
+    created_at: str
+
+
+class ModelPublic(TypedDict):
+    """A registered model: an original (``parent_id`` null) or a pruned child."""
+
+    id: int
+    name: str
+    architecture: str
+    arch_kwargs: dict[str, Any]
+    dataset_id: int | None
+    parent_id: int | None
+    pruning_method: str | None
+    pruning_params: dict[str, Any] | None
+    sparsity: float
+    n_params: int
+    n_nonzero: int
+    compression_ratio: float
+    accuracy: float | None
+    job_id: int | None
+    created_at: str
+
+
+class JobPublic(TypedDict):
+    """A background job and its progress."""
+
+    id: int
+    kind: str
+    spec: dict[str, Any]
+    status: JobStatus
+    progress: float
+    stage: str
+    error: str | None
+    result: dict[str, Any] | None
+    attempts: NotRequired[int]
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    heartbeat_at: str | None
+
+
+class AnalysisPublic(TypedDict):
+    """Per-class metrics of one model on one dataset split."""
+
+    id: int
+    model_id: int
+    dataset_id: int
+    split: str
+    accuracy: float
+    n_samples: int
+    recall: list[float | None]  # None for a class without test samples
+    precision: list[float | None]
+    support: list[int]
+    confusion: list[list[int]]
+    created_at: str
+
+
+class SampleRecord(TypedDict):
+    """One sample's prediction in an analysis."""
+
+    index: int
+    label: int
+    pred: int
+    correct: bool
+    confidence: float
+    probs: NotRequired[list[float]]
+
+
+class SamplesPage(TypedDict):
+    """A page of :class:`SampleRecord`."""
+
+    data: list[SampleRecord]
+    count: int
+    offset: int
+    limit: int
+
+
+class ComparisonPublic(TypedDict):
+    """An original model A compared with one or more pruned models B on a dataset."""
+
+    id: int
+    name: str
+    dataset_id: int
+    model_a_id: int
+    model_b_ids: list[int]
+    created_at: str
+
+
+class FlipCounts(TypedDict):
+    """How many samples changed outcome between A and B."""
+
+    correct_to_wrong: int
+    wrong_to_correct: int
+    wrong_to_other_wrong: int
+
+
+class ComparisonView(TypedDict):
+    """Everything the compare page needs for one (A, B) pair."""
+
+    comparison: ComparisonPublic
+    dataset: DatasetPublic
+    model_a: ModelPublic
+    model_b: ModelPublic
+    analysis_a: AnalysisPublic
+    analysis_b: AnalysisPublic
+    confusion_shift: list[list[int]]
+    flip_counts: FlipCounts
+
+
+class FlipRecord(TypedDict):
+    """One sample whose prediction differs between A and B."""
+
+    index: int
+    label: int
+    pred_a: int
+    pred_b: int
+    category: FlipCategory
+    confidence_a: float
+    confidence_b: float
+    image_url: str | None  # None when the dataset cannot render samples
+
+
+class FlipsPage(TypedDict):
+    """A page of :class:`FlipRecord`; ``count`` is the total matching the filter."""
+
+    data: list[FlipRecord]
+    count: int
+    offset: int
+    limit: int
+
+
+class Health(TypedDict):
+    """Answer of ``GET /api/health``."""
+
+    status: str
+    version: str
+    database: str
+    executor: str
+
+
+class ApiError(Exception):
+    """The API answered with a non-2xx status, or could not be reached.
+
+    Attributes:
+        status: HTTP status code; 0 when no answer came back (see :class:`ApiUnreachableError`).
+        detail: the ``detail`` string of the error body, or a description of the failure.
+    """
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(f"API error {status}: {detail}")
+        self.status = status
+        self.detail = detail
+
+
+class ApiUnreachableError(ApiError):
+    """No HTTP answer at all: connection refused, DNS failure, timeout."""
+
+    def __init__(self, base_url: str, reason: str) -> None:
+        super().__init__(0, f"cannot reach the PruneScope API at {base_url}: {reason}")
+        self.base_url = base_url
+
+
+def _api_root(base_url: str) -> str:
+    """Normalise ``base_url`` to the server root; paths below always start with ``/api``.
+
+    Both ``http://host:8050`` and ``http://host:8050/api`` are accepted.
+    """
+    root = base_url.rstrip("/")
+    if root.endswith("/api"):
+        root = root[: -len("/api")]
+    return root
+
+
+def _error_detail(response: httpx.Response) -> str:
+    """The human-readable ``detail`` of an error response, whatever its shape."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip() or response.reason_phrase
+    detail = body.get("detail") if isinstance(body, dict) else None
+    if isinstance(detail, str):
+        return detail
+    if isinstance(detail, list):
+        # FastAPI validation errors: [{"loc": [...], "msg": "...", ...}, ...]
+        messages = []
+        for item in detail:
+            if isinstance(item, dict) and "msg" in item:
+                loc = ".".join(str(part) for part in item.get("loc", []))
+                messages.append(f"{loc}: {item['msg']}" if loc else str(item["msg"]))
+            else:
+                messages.append(str(item))
+        return "; ".join(messages)
+    if detail is not None:
+        return str(detail)
+    return response.text.strip() or response.reason_phrase
+
+
+class ApiClient:
+    """Synchronous client of the PruneScope REST API.
+
+    Args:
+        base_url: server root (``http://127.0.0.1:8050``) or API root (``.../api``).
+        timeout: seconds per request.
+        transport: an ``httpx`` transport, e.g. ``httpx.MockTransport`` in tests.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = _api_root(base_url)
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
+
+    def close(self) -> None:
+        """Close the underlying connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+    ) -> Any:
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            response = self._http.request(method, path, params=clean or None, json=json)
+        except httpx.TransportError as exc:
+            raise ApiUnreachableError(self.base_url, str(exc) or type(exc).__name__) from exc
+        if not response.is_success:
+            raise ApiError(response.status_code, _error_detail(response))
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ApiError(response.status_code, f"{path} did not return JSON") from exc
+
+    def _list(self, path: str, params: dict[str, Any] | None = None) -> list[Any]:
+        body = self._request("GET", path, params=params)
+        return cast(list[Any], body["data"])
+
+    # health ---------------------------------------------------------------------------------
+
+    def health(self) -> Health:
+        """``GET /api/health``."""
+        return cast(Health, self._request("GET", "/api/health"))
+
+    # datasets -------------------------------------------------------------------------------
+
+    def list_datasets(self) -> list[DatasetPublic]:
+        """``GET /api/datasets``: the ``data`` list."""
+        return self._list("/api/datasets")
+
+    def get_dataset(self, dataset_id: int) -> DatasetPublic:
+        """``GET /api/datasets/{id}``."""
+        return cast(DatasetPublic, self._request("GET", f"/api/datasets/{int(dataset_id)}"))
+
+    @staticmethod
+    def dataset_image_path(dataset_id: int, split: Split, index: int) -> str:
+        """Same-origin path of one sample's PNG, for an ``<img src>`` in the browser."""
+        if split not in ("train", "test"):
+            raise ValueError(f"split={split!r} should be 'train' or 'test'")
+        return f"/api/datasets/{int(dataset_id)}/images/{split}/{int(index)}.png"
+
+    # models ---------------------------------------------------------------------------------
+
+    def list_models(self) -> list[ModelPublic]:
+        """``GET /api/models``: the ``data`` list."""
+        return self._list("/api/models")
+
+    def get_model(self, model_id: int) -> ModelPublic:
+        """``GET /api/models/{id}``."""
+        return cast(ModelPublic, self._request("GET", f"/api/models/{int(model_id)}"))
+
+    # jobs -----------------------------------------------------------------------------------
+
+    def list_jobs(self) -> list[JobPublic]:
+        """``GET /api/jobs``: the ``data`` list."""
+        return self._list("/api/jobs")
+
+    def get_job(self, job_id: int) -> JobPublic:
+        """``GET /api/jobs/{id}``."""
+        return cast(JobPublic, self._request("GET", f"/api/jobs/{int(job_id)}"))
+
+    def create_job(self, kind: JobKind, spec: dict[str, Any]) -> JobPublic:
+        """``POST /api/jobs`` with ``{kind, spec}``; returns the created job."""
+        return cast(
+            JobPublic, self._request("POST", "/api/jobs", json={"kind": kind, "spec": spec})
+        )
+
+    # analyses -------------------------------------------------------------------------------
+
+    def list_analyses(
+        self, *, model_id: int | None = None, dataset_id: int | None = None
+    ) -> list[AnalysisPublic]:
+        """``GET /api/analyses?model_id=&dataset_id=``: the ``data`` list."""
+        return self._list("/api/analyses", {"model_id": model_id, "dataset_id": dataset_id})
+
+    def get_analysis(self, analysis_id: int) -> AnalysisPublic:
+        """``GET /api/analyses/{id}``."""
+        return cast(AnalysisPublic, self._request("GET", f"/api/analyses/{int(analysis_id)}"))
+
+    def list_analysis_samples(
+        self, analysis_id: int, *, offset: int = 0, limit: int = 100
+    ) -> SamplesPage:
+        """``GET /api/analyses/{id}/samples?offset=&limit=``: one page with the total count."""
+        return cast(
+            SamplesPage,
+            self._request(
+                "GET",
+                f"/api/analyses/{int(analysis_id)}/samples",
+                params={"offset": offset, "limit": limit},
+            ),
+        )
+
+    # comparisons ----------------------------------------------------------------------------
+
+    def list_comparisons(self) -> list[ComparisonPublic]:
+        """``GET /api/comparisons``: the ``data`` list."""
+        return self._list("/api/comparisons")
+
+    def get_comparison(self, comparison_id: int) -> ComparisonPublic:
+        """``GET /api/comparisons/{id}``."""
+        return cast(
+            ComparisonPublic, self._request("GET", f"/api/comparisons/{int(comparison_id)}")
+        )
+
+    def get_comparison_view(self, comparison_id: int, *, b: int | None = None) -> ComparisonView:
+        """``GET /api/comparisons/{id}/view?b=``; ``b`` defaults to the first pruned model."""
+        return cast(
+            ComparisonView,
+            self._request("GET", f"/api/comparisons/{int(comparison_id)}/view", params={"b": b}),
+        )
+
+    def list_comparison_flips(
+        self,
+        comparison_id: int,
+        *,
+        b: int | None = None,
+        category: FlipCategory | None = None,
+        label: int | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> FlipsPage:
+        """``GET /api/comparisons/{id}/flips``: samples whose prediction changed from A to B.
+
+        Args:
+            comparison_id: the comparison.
+            b: pruned model id; the API defaults to the first of ``model_b_ids``.
+            category: only this kind of flip; all kinds when None.
+            label: only samples whose true class is this index; all classes when None.
+            offset: index of the first record of the page.
+            limit: page size.
+        """
+        if category is not None and category not in FLIP_CATEGORIES:
+            raise ValueError(f"category={category!r} should be one of {FLIP_CATEGORIES}")
+        return cast(
+            FlipsPage,
+            self._request(
+                "GET",
+                f"/api/comparisons/{int(comparison_id)}/flips",
+                params={
+                    "b": b,
+                    "category": category,
+                    "label": label,
+                    "offset": offset,
+                    "limit": limit,
+                },
+            ),
+        )
+
+
+_client: ApiClient | None = None
+
+
+def configure(api_url: str, *, transport: httpx.BaseTransport | None = None) -> ApiClient:
+    """Create the client the pages use (replacing, and closing, any previous one).
+
+    Args:
+        api_url: server root or API root, see :class:`ApiClient`.
+        transport: optional ``httpx`` transport (tests pass an ``httpx.MockTransport``).
+
+    Returns:
+        The new shared client.
+    """
+    global _client
+    if _client is not None:
+        _client.close()
+    _client = ApiClient(api_url, transport=transport)
+    return _client
+
+
+def get_client() -> ApiClient:
+    """The client configured by :func:`configure`.
+
+    Raises:
+        RuntimeError: when :func:`configure` was never called.
+    """
+    if _client is None:
+        raise RuntimeError("frontend.client.configure(api_url) must be called before get_client()")
+    return _client
+
+
+def reset() -> None:
+    """Close and forget the shared client (tests use this to isolate themselves)."""
+    global _client
+    if _client is not None:
+        _client.close()
+    _client = None

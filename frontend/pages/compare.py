@@ -1,0 +1,800 @@
+"""Compare page ("/compare?id=&b=&cls="): an original model A next to one pruned model B.
+
+The view state lives in the URL: ``id`` (comparison), ``b`` (pruned model id, default the
+comparison's first) and ``cls`` (selected true class, absent = all). The selectors do not update
+the figures themselves: :func:`update_url` writes the selection into the URL and the page is
+rendered again from it, so a copied link reopens the same view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import dash
+from dash import Input, Output, State, dcc, html
+
+from frontend.client import (
+    FLIP_CATEGORIES,
+    ApiError,
+    ComparisonView,
+    FlipCategory,
+    FlipRecord,
+    FlipsPage,
+    ModelPublic,
+    get_client,
+)
+from frontend.components import api_error_notice, data_table, notice, stat_card
+from frontend.figures import (
+    confusion_heatmap,
+    confusion_shift_heatmap,
+    format_count,
+    format_delta_pp,
+    format_percent,
+    format_ratio,
+    model_label,
+    recall_bars,
+)
+from frontend.figures.confusion import SHIFT_LABEL
+
+PATH = "/compare"
+TITLE = "Compare · PruneScope"
+ALL_CLASSES = "all"
+ALL_FLIPS = "all"
+FLIPS_PAGE_SIZE = 50
+IMAGE_SIZE_PX = 64
+
+ID_HEADER = "compare-header"
+ID_B_SELECT = "compare-b-select"
+ID_CLASS_SELECT = "compare-class-select"
+ID_HEADLINE = "compare-headline"
+ID_RECALL = "compare-recall-bars"
+ID_CONF_A = "compare-confusion-a"
+ID_CONF_B = "compare-confusion-b"
+ID_CONF_SHIFT = "compare-confusion-shift"
+ID_FLIP_COUNTS = "compare-flip-counts"
+ID_FLIPS_CATEGORY = "compare-flips-category"
+ID_FLIPS_SUMMARY = "compare-flips-summary"
+ID_FLIPS_TABLE = "compare-flips-table"
+ID_FLIPS_PREV = "compare-flips-prev"
+ID_FLIPS_NEXT = "compare-flips-next"
+ID_FLIPS_STATE = "compare-flips-state"
+ID_MESSAGE = "compare-message"
+
+CATEGORY_LABELS: dict[str, str] = {
+    "correct_to_wrong": "correct → wrong",
+    "wrong_to_correct": "wrong → correct",
+    "wrong_to_other_wrong": "wrong → other wrong",
+}
+FLIPS_HEADER = ["Image", "Index", "True label", "Pred A", "Pred B", "Category"]
+GRAPH_CONFIG: dcc.Graph.Config = {
+    "displaylogo": False,
+    "responsive": True,
+    # a short modebar keeps clear of the figure titles
+    "modeBarButtonsToRemove": [
+        "select2d",
+        "lasso2d",
+        "zoomIn2d",
+        "zoomOut2d",
+        "autoScale2d",
+        "hoverClosestCartesian",
+        "hoverCompareCartesian",
+        "toggleSpikelines",
+        "sendDataToCloud",
+    ],
+}
+
+
+def register(app: dash.Dash) -> None:
+    """Register this page in ``dash.page_registry`` and attach its callbacks to ``app``."""
+    dash.register_page(__name__, path=PATH, title=TITLE, name="Compare", layout=layout)
+    app.callback(
+        Output("url", "search"),
+        Input(ID_B_SELECT, "value"),
+        Input(ID_CLASS_SELECT, "value"),
+        State("url", "search"),
+        State(ID_B_SELECT, "options"),
+        prevent_initial_call=True,
+    )(update_url)
+    app.callback(
+        Output(ID_CLASS_SELECT, "value"),
+        Input(ID_RECALL, "clickData"),
+        State(ID_CLASS_SELECT, "value"),
+        prevent_initial_call=True,
+    )(select_class_from_click)
+    app.callback(
+        Output(ID_FLIPS_TABLE, "children"),
+        Output(ID_FLIPS_SUMMARY, "children"),
+        Output(ID_FLIPS_STATE, "data"),
+        Output(ID_FLIPS_PREV, "disabled"),
+        Output(ID_FLIPS_NEXT, "disabled"),
+        Input(ID_FLIPS_CATEGORY, "value"),
+        Input(ID_FLIPS_PREV, "n_clicks"),
+        Input(ID_FLIPS_NEXT, "n_clicks"),
+        State(ID_FLIPS_STATE, "data"),
+        prevent_initial_call=True,
+    )(update_flips)
+
+
+# parsing ------------------------------------------------------------------------------------
+
+
+def parse_int(value: Any) -> int | None:
+    """A query-string value as an int; None when absent or not an integer.
+
+    Dash passes a repeated parameter as a list; its first value is used.
+    """
+    if isinstance(value, list):
+        value = value[0] if value else None
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        return None
+
+
+def parse_class(value: Any, num_classes: int) -> int | None:
+    """The selected class index, or None for "all classes" and anything out of range."""
+    idx = parse_int(value)
+    if idx is None or not 0 <= idx < num_classes:
+        return None
+    return idx
+
+
+def _class_name(class_names: Sequence[str], idx: int | None) -> str:
+    if idx is None:
+        return "—"
+    if 0 <= idx < len(class_names):
+        return str(class_names[idx])
+    return f"class {idx}"
+
+
+def _href(comparison_id: int, b: int | None = None, cls: int | None = None) -> str:
+    params: list[tuple[str, Any]] = [("id", comparison_id)]
+    if b is not None:
+        params.append(("b", b))
+    if cls is not None:
+        params.append(("cls", cls))
+    return f"{PATH}?{urlencode(params)}"
+
+
+# pure renderers -----------------------------------------------------------------------------
+
+
+def largest_recall_drop(
+    class_names: Sequence[str], recall_a: Sequence[float | None], recall_b: Sequence[float | None]
+) -> tuple[int, float] | None:
+    """The class whose recall fell most from A to B, and by how much (negative).
+
+    Returns:
+        ``(class index, recall_b - recall_a)`` for the most negative change, or None when no
+        class lost recall.
+    """
+    worst: tuple[int, float] | None = None
+    for i, (a, b) in enumerate(zip(recall_a, recall_b, strict=False)):
+        if a is None or b is None or i >= len(class_names):
+            continue
+        delta = b - a
+        if delta < 0 and (worst is None or delta < worst[1]):
+            worst = (i, delta)
+    return worst
+
+
+def headline_cards(view: ComparisonView, selected_class: int | None) -> list[html.Div]:
+    """Cards of A vs B: accuracy, sparsity, compression, nonzero params, and recall.
+
+    Args:
+        view: the comparison view from the API.
+        selected_class: when set, a card with that class's recall is added.
+    """
+    a, b = view["model_a"], view["model_b"]
+    an_a, an_b = view["analysis_a"], view["analysis_b"]
+    class_names = view["dataset"]["class_names"]
+    acc_a = an_a.get("accuracy", a.get("accuracy"))
+    acc_b = an_b.get("accuracy", b.get("accuracy"))
+    cards = [
+        stat_card(
+            f"Accuracy ({an_a.get('split', 'test')})",
+            format_percent(acc_a),
+            format_percent(acc_b),
+            format_delta_pp(acc_a, acc_b),
+        ),
+        stat_card("Sparsity", format_percent(a.get("sparsity")), format_percent(b.get("sparsity"))),
+        stat_card(
+            "Compression",
+            format_ratio(a.get("compression_ratio")),
+            format_ratio(b.get("compression_ratio")),
+        ),
+        stat_card(
+            "Nonzero params",
+            format_count(a.get("n_nonzero")),
+            format_count(b.get("n_nonzero")),
+            f"of {format_count(a.get('n_params'))}",
+        ),
+    ]
+    recall_a, recall_b = an_a.get("recall") or [], an_b.get("recall") or []
+    if selected_class is not None and selected_class < min(len(recall_a), len(recall_b)):
+        ra, rb = recall_a[selected_class], recall_b[selected_class]
+        cards.append(
+            stat_card(
+                f"Recall of {_class_name(class_names, selected_class)}",
+                format_percent(ra),
+                format_percent(rb),
+                format_delta_pp(ra, rb),
+                card_id="compare-class-recall",
+            )
+        )
+    else:
+        worst = largest_recall_drop(class_names, recall_a, recall_b)
+        if worst is not None:
+            i = worst[0]
+            cards.append(
+                stat_card(
+                    f"Largest recall drop: {_class_name(class_names, i)}",
+                    format_percent(recall_a[i]),
+                    format_percent(recall_b[i]),
+                    format_delta_pp(recall_a[i], recall_b[i]),
+                    card_id="compare-worst-recall",
+                )
+            )
+    return cards
+
+
+def flip_count_cards(view: ComparisonView) -> html.Div:
+    """How many test samples changed outcome from A to B, per category, over all classes."""
+    counts = view.get("flip_counts") or {}
+    return html.Div(
+        [
+            html.Div(
+                [
+                    html.Div(CATEGORY_LABELS[c], className="card-title"),
+                    html.Div(f"{int(counts.get(c, 0)):,}", className="card-number"),
+                ],
+                className=f"card flip-card flip-{c}",
+            )
+            for c in FLIP_CATEGORIES
+        ],
+        id=ID_FLIP_COUNTS,
+        className="card-row",
+    )
+
+
+def sample_image(url: str | None, index: int) -> html.Img | html.Div:
+    """A 64 px sample thumbnail, pixels kept sharp; a placeholder when there is no image."""
+    style = {
+        "width": f"{IMAGE_SIZE_PX}px",
+        "height": f"{IMAGE_SIZE_PX}px",
+        "imageRendering": "pixelated",
+    }
+    if not url:
+        return html.Div("no image", className="sample-img sample-img-missing", style=style)
+    return html.Img(
+        src=url,
+        alt=f"sample {index}",
+        width=str(IMAGE_SIZE_PX),
+        height=str(IMAGE_SIZE_PX),
+        className="sample-img",
+        style=style,
+    )
+
+
+def flip_rows(flips: Sequence[FlipRecord], class_names: Sequence[str]) -> list[list[Any]]:
+    """One table row per flipped sample: image, index, true label, preds of A and B, category."""
+    rows = []
+    for f in flips:
+        rows.append(
+            [
+                sample_image(f.get("image_url"), f["index"]),
+                str(f["index"]),
+                _class_name(class_names, f["label"]),
+                f"{_class_name(class_names, f['pred_a'])} ({format_percent(f['confidence_a'], 0)})",
+                f"{_class_name(class_names, f['pred_b'])} ({format_percent(f['confidence_b'], 0)})",
+                html.Span(
+                    CATEGORY_LABELS.get(f["category"], f["category"]),
+                    className=f"flip-tag flip-{f['category']}",
+                ),
+            ]
+        )
+    return rows
+
+
+def flips_table(flips: Sequence[FlipRecord], class_names: Sequence[str]) -> html.Table:
+    """The table of flipped samples (id ``compare-flips-table``), one body row per sample."""
+    return data_table(FLIPS_HEADER, flip_rows(flips, class_names), table_id=ID_FLIPS_TABLE)
+
+
+def flips_summary(page: FlipsPage, class_name: str | None, category: str | None) -> str:
+    """ "Showing 1–50 of 132 flipped samples of class cat", or why there are none."""
+    what = "flipped samples"
+    if category and category != ALL_FLIPS:
+        what = f"{CATEGORY_LABELS.get(category, category)} samples"
+    where = f" of class {class_name}" if class_name else ""
+    count, offset = int(page["count"]), int(page["offset"])
+    if count == 0 or not page["data"]:
+        if count > 0:
+            return f"No {what}{where} on this page ({count:,} in total)."
+        return f"No {what}{where}: A and B agree on all of them."
+    first, last = offset + 1, offset + len(page["data"])
+    return f"Showing {first:,}–{last:,} of {count:,} {what}{where}."
+
+
+def _pager_disabled(page: FlipsPage) -> tuple[bool, bool]:
+    offset, count = int(page["offset"]), int(page["count"])
+    return offset <= 0, offset + len(page["data"]) >= count
+
+
+def _graph(graph_id: str, figure: Any, height: int) -> dcc.Graph:
+    return dcc.Graph(
+        id=graph_id, figure=figure, config=GRAPH_CONFIG, style={"height": f"{height}px"}
+    )
+
+
+def _message_page(*children: Any) -> html.Div:
+    return html.Div(list(children), id=ID_MESSAGE, className="page page-compare")
+
+
+def _selectors(
+    view: ComparisonView, models: Sequence[ModelPublic], selected_class: int | None
+) -> html.Div:
+    comparison, model_b = view["comparison"], view["model_b"]
+    by_id = {m["id"]: m for m in models}
+    by_id[model_b["id"]] = model_b
+    b_options = [
+        {
+            "label": model_label(by_id[mid]) if mid in by_id else f"model {mid}",
+            "value": mid,
+        }
+        for mid in comparison["model_b_ids"]
+    ]
+    class_options: list[dict[str, Any]] = [{"label": "All classes", "value": ALL_CLASSES}]
+    class_options += [
+        {"label": f"{i}: {name}", "value": i}
+        for i, name in enumerate(view["dataset"]["class_names"])
+    ]
+    return html.Div(
+        [
+            html.Label(
+                [
+                    html.Span("Pruned model (B)", className="control-label"),
+                    dcc.Dropdown(
+                        id=ID_B_SELECT,
+                        options=b_options,
+                        value=model_b["id"],
+                        clearable=False,
+                        searchable=False,
+                    ),
+                ],
+                className="control",
+            ),
+            html.Label(
+                [
+                    html.Span("Class", className="control-label"),
+                    dcc.Dropdown(
+                        id=ID_CLASS_SELECT,
+                        options=class_options,
+                        value=ALL_CLASSES if selected_class is None else selected_class,
+                        clearable=False,
+                    ),
+                ],
+                className="control",
+            ),
+        ],
+        className="controls",
+    )
+
+
+def _header(view: ComparisonView) -> html.Div:
+    comparison, dataset = view["comparison"], view["dataset"]
+    a, b = view["model_a"], view["model_b"]
+    split = view["analysis_a"].get("split", "test")
+    n = view["analysis_a"].get("n_samples")
+    return html.Div(
+        [
+            html.H1(comparison["name"] or f"Comparison {comparison['id']}"),
+            html.P(
+                [
+                    html.Span("Dataset ", className="muted"),
+                    html.Strong(dataset["name"]),
+                    f" ({split} split, {n:,} samples, {dataset['num_classes']} classes)"
+                    if isinstance(n, int)
+                    else f" ({split} split, {dataset['num_classes']} classes)",
+                    html.Span(" · ", className="muted"),
+                    html.Span("A", className="tag tag-a"),
+                    f"{a['name']} ({a['architecture']})",
+                    html.Span(" · ", className="muted"),
+                    html.Span("B", className="tag tag-b"),
+                    f"{b['name']} ({model_label(b)})",
+                ],
+                className="subtitle",
+            ),
+        ],
+        id=ID_HEADER,
+    )
+
+
+def _flips_section(
+    view: ComparisonView,
+    page: FlipsPage | None,
+    error: ApiError | None,
+    selected_class: int | None,
+) -> html.Section:
+    class_names = view["dataset"]["class_names"]
+    class_name = _class_name(class_names, selected_class) if selected_class is not None else None
+    if page is None:
+        page = {"data": [], "count": 0, "offset": 0, "limit": FLIPS_PAGE_SIZE}
+    prev_disabled, next_disabled = _pager_disabled(page)
+    state = {
+        "comparison_id": view["comparison"]["id"],
+        "b": view["model_b"]["id"],
+        "label": selected_class,
+        "category": ALL_FLIPS,
+        "offset": int(page["offset"]),
+        "count": int(page["count"]),
+        "n_prev": 0,
+        "n_next": 0,
+        "class_names": list(class_names),
+    }
+    summary: Any = flips_summary(page, class_name, ALL_FLIPS)
+    if error is not None:
+        summary = api_error_notice(error, "the flipped samples")
+    return html.Section(
+        [
+            html.H2("Samples that pruning flipped"),
+            flip_count_cards(view),
+            html.P(
+                "Counts over all classes; the table below follows the selected class.",
+                className="muted hint",
+            ),
+            html.Div(
+                [
+                    dcc.RadioItems(
+                        id=ID_FLIPS_CATEGORY,
+                        options=[{"label": "All flips", "value": ALL_FLIPS}]
+                        + [{"label": CATEGORY_LABELS[c], "value": c} for c in FLIP_CATEGORIES],
+                        value=ALL_FLIPS,
+                        inline=True,
+                        className="radio-row",
+                    ),
+                    html.Div(
+                        [
+                            html.Button("← Previous", id=ID_FLIPS_PREV, disabled=prev_disabled),
+                            html.Button("Next →", id=ID_FLIPS_NEXT, disabled=next_disabled),
+                        ],
+                        className="pager",
+                    ),
+                ],
+                className="flips-controls",
+            ),
+            html.Div(summary, id=ID_FLIPS_SUMMARY, className="muted"),
+            html.Div(flips_table(page["data"], class_names), className="table-scroll"),
+            dcc.Store(id=ID_FLIPS_STATE, data=state),
+        ],
+        className="section",
+    )
+
+
+# layout and callbacks -----------------------------------------------------------------------
+
+
+def layout(
+    id: str | None = None,  # named after the query parameter, shadowing the builtin
+    b: str | None = None,
+    cls: str | None = None,
+    **_query: Any,
+) -> html.Div:
+    """The compare page for ``?id=<comparison>&b=<pruned model>&cls=<class index>``.
+
+    Args:
+        id: comparison id.
+        b: pruned model id; the comparison's first pruned model when absent.
+        cls: selected true class index; all classes when absent or "all".
+        **_query: other query parameters, ignored.
+    """
+    comparison_id = parse_int(id)
+    if comparison_id is None:
+        return _message_page(
+            notice(
+                "No comparison selected",
+                "Pick a comparison on the home page; its link looks like /compare?id=1."
+                if id is None
+                else f"'{id}' is not a comparison id; links look like /compare?id=1.",
+                link_home=True,
+            )
+        )
+    b_id = parse_int(b)
+    client = get_client()
+    try:
+        view = client.get_comparison_view(comparison_id, b=b_id)
+    except ApiError as exc:
+        if exc.status == 404:
+            return _message_page(
+                notice(
+                    f"Comparison {comparison_id} not found",
+                    f"{exc.detail}. It may have been deleted, or the link is mistyped.",
+                    kind="warning",
+                    link_home=True,
+                )
+            )
+        if exc.status == 422 and b_id is not None:
+            return _message_page(
+                notice(
+                    f"Model {b_id} is not part of comparison {comparison_id}",
+                    [
+                        f"{exc.detail}. ",
+                        dcc.Link("Open the comparison's default view", href=_href(comparison_id)),
+                        ".",
+                    ],
+                    kind="warning",
+                    link_home=True,
+                )
+            )
+        return _message_page(api_error_notice(exc, "the comparison", link_home=True))
+
+    if not view.get("analysis_a") or not view.get("analysis_b"):
+        return _message_page(
+            notice(
+                f"Comparison {comparison_id} is not analysed yet",
+                "Its analyses are missing; an analyze job may still be running (see Jobs on "
+                "the home page). Reload this page when it has finished.",
+                kind="warning",
+                link_home=True,
+            )
+        )
+    try:
+        models = client.list_models()
+    except ApiError:
+        models = []  # only used for selector labels; the ids still work
+    class_names = view["dataset"]["class_names"]
+    selected_class = parse_class(cls, len(class_names))
+
+    flips_page: FlipsPage | None = None
+    flips_error: ApiError | None = None
+    try:
+        flips_page = client.list_comparison_flips(
+            comparison_id, b=view["model_b"]["id"], label=selected_class, limit=FLIPS_PAGE_SIZE
+        )
+    except ApiError as exc:
+        flips_error = exc
+
+    try:
+        return render_view(view, models, selected_class, flips_page, flips_error, cls)
+    except (KeyError, TypeError, ValueError) as exc:
+        # A view that breaks the contract is a backend bug; say so instead of a traceback.
+        return _message_page(
+            notice(
+                f"Comparison {comparison_id} could not be displayed",
+                f"The API returned data this page does not understand ({type(exc).__name__}: "
+                f"{exc}).",
+                kind="error",
+                link_home=True,
+            )
+        )
+
+
+def render_view(
+    view: ComparisonView,
+    models: Sequence[ModelPublic],
+    selected_class: int | None,
+    flips_page: FlipsPage | None,
+    flips_error: ApiError | None = None,
+    requested_class: Any = None,
+) -> html.Div:
+    """The compare page body for one fetched view (no HTTP).
+
+    Args:
+        view: ``/comparisons/{id}/view`` answer.
+        models: all models, for the B selector's labels (may be empty).
+        selected_class: validated class index, or None for all classes.
+        flips_page: first page of flipped samples, None when it could not be fetched.
+        flips_error: why the flips could not be fetched.
+        requested_class: the raw ``cls`` of the URL, to warn when it named no class.
+    """
+    class_names = view["dataset"]["class_names"]
+    model_b = view["model_b"]
+    an_a, an_b = view["analysis_a"], view["analysis_b"]
+    label_a = f"A: {view['model_a']['name']}"
+    label_b = f"B: {model_label(model_b)}"
+    warning = None
+    if requested_class not in (None, "", ALL_CLASSES) and selected_class is None:
+        warning = notice(
+            f"Unknown class '{requested_class}'",
+            f"This dataset has classes 0–{len(class_names) - 1}; showing all classes.",
+            kind="warning",
+        )
+    return html.Div(
+        [
+            _header(view),
+            _selectors(view, models, selected_class),
+            warning,
+            html.Div(headline_cards(view, selected_class), id=ID_HEADLINE, className="card-row"),
+            html.Section(
+                [
+                    _graph(
+                        ID_RECALL,
+                        recall_bars(
+                            class_names,
+                            an_a["recall"],
+                            an_b["recall"],
+                            label_a,
+                            label_b,
+                            selected_class,
+                        ),
+                        380,
+                    ),
+                    html.P("Click a class's bars to select it.", className="muted hint"),
+                ],
+                className="section card",
+            ),
+            html.Section(
+                [
+                    html.H2("Confusion"),
+                    html.Div(
+                        [
+                            _graph(
+                                ID_CONF_A,
+                                confusion_heatmap(
+                                    an_a["confusion"], class_names, label_a, selected_class
+                                ),
+                                460,
+                            ),
+                            _graph(
+                                ID_CONF_B,
+                                confusion_heatmap(
+                                    an_b["confusion"], class_names, label_b, selected_class
+                                ),
+                                460,
+                            ),
+                            _graph(
+                                ID_CONF_SHIFT,
+                                confusion_shift_heatmap(
+                                    view["confusion_shift"],
+                                    class_names,
+                                    f"Shift ({SHIFT_LABEL})",
+                                    selected_class,
+                                ),
+                                460,
+                            ),
+                        ],
+                        className="grid-3",
+                    ),
+                ],
+                className="section card",
+            ),
+            _flips_section(view, flips_page, flips_error, selected_class),
+        ],
+        className="page page-compare",
+    )
+
+
+def update_url(
+    b: Any, cls: Any, search: str | None, b_options: Sequence[dict[str, Any]] | None = None
+) -> str | dash.NoUpdate:
+    """Callback: write the selected B model and class into the URL's query string.
+
+    Other parameters (``id`` first) are kept; ``cls`` is dropped for "all classes". The page's
+    router then renders the page again from the new URL.
+
+    Dash calls this once whenever the page is rendered (its output, Location ``url``, lives in
+    the shell, so ``prevent_initial_call`` cannot hold for inputs inserted later). That call
+    must not push a new history entry, or Back would bounce straight forward again: so a URL
+    that already means the current selection is left alone, including one without ``b`` while
+    the comparison's default B (the first option) is selected.
+
+    Args:
+        b: value of ``compare-b-select`` (a model id).
+        cls: value of ``compare-class-select`` (a class index, or "all").
+        search: the current ``?...`` of Location ``url``.
+        b_options: options of ``compare-b-select``; the first is the comparison's default B.
+
+    Returns:
+        The new search string, e.g. ``"?id=1&b=3&cls=4"``; ``dash.no_update`` when the URL
+        already describes this selection.
+    """
+    current = parse_qsl((search or "").lstrip("?"), keep_blank_values=True)
+    current_keys = {k for k, _ in current}
+    kept = [(k, v) for k, v in current if k not in ("id", "b", "cls")]
+    ids = [v for k, v in current if k == "id"]
+    default_b = b_options[0].get("value") if b_options else None
+    params: list[tuple[str, str]] = [("id", ids[0])] if ids else []
+    if b is not None and b != "" and ("b" in current_keys or str(b) != str(default_b)):
+        params.append(("b", str(b)))
+    if cls is not None and cls != "" and cls != ALL_CLASSES:
+        params.append(("cls", str(cls)))
+    params += kept
+    if sorted(params) == sorted(current):
+        return dash.no_update
+    return f"?{urlencode(params)}" if params else ""
+
+
+def select_class_from_click(click_data: dict[str, Any] | None, current: Any) -> Any:
+    """Callback: clicking a class's bars selects that class; clicking it again selects all.
+
+    Args:
+        click_data: ``clickData`` of ``compare-recall-bars``.
+        current: current value of ``compare-class-select``.
+
+    Returns:
+        The new value of ``compare-class-select``, or ``dash.no_update``.
+    """
+    points = (click_data or {}).get("points") or []
+    if not points:
+        return dash.no_update
+    idx = parse_int(points[0].get("pointIndex", points[0].get("pointNumber")))
+    if idx is None:
+        return dash.no_update
+    if parse_int(current) == idx:
+        return ALL_CLASSES
+    return idx
+
+
+def update_flips(
+    category: str | None,
+    n_prev: int | None,
+    n_next: int | None,
+    state: dict[str, Any] | None,
+) -> tuple[Any, Any, Any, bool, bool]:
+    """Callback: filter the flipped samples by category and page through them.
+
+    Which input fired is read from the click counts remembered in ``state``, so the function
+    needs no callback context and tests can call it directly.
+
+    Args:
+        category: value of ``compare-flips-category`` ("all" or a flip category).
+        n_prev: clicks on the previous-page button.
+        n_next: clicks on the next-page button.
+        state: ``compare-flips-state``: comparison id, b, label, category, offset, click counts
+            and the last total count.
+
+    Returns:
+        Table children (head and body), summary, new state, previous/next disabled flags.
+    """
+    if not state or state.get("comparison_id") is None:
+        return (dash.no_update,) * 3 + (True, True)  # type: ignore[return-value]
+    n_prev, n_next = int(n_prev or 0), int(n_next or 0)
+    offset = int(state.get("offset") or 0)
+    category = category or ALL_FLIPS
+    count = int(state.get("count") or 0)
+    if category != state.get("category", ALL_FLIPS):
+        offset = 0
+    elif n_prev > int(state.get("n_prev") or 0):
+        offset = max(0, offset - FLIPS_PAGE_SIZE)
+    elif n_next > int(state.get("n_next") or 0) and offset + FLIPS_PAGE_SIZE < count:
+        offset += FLIPS_PAGE_SIZE
+    new_state = {
+        **state,
+        "category": category,
+        "offset": offset,
+        "n_prev": n_prev,
+        "n_next": n_next,
+    }
+    label = parse_int(state.get("label"))
+    api_category: FlipCategory | None = (
+        category if category in FLIP_CATEGORIES else None  # type: ignore[assignment]
+    )
+    try:
+        page = get_client().list_comparison_flips(
+            int(state["comparison_id"]),
+            b=parse_int(state.get("b")),
+            category=api_category,
+            label=label,
+            offset=offset,
+            limit=FLIPS_PAGE_SIZE,
+        )
+    except ApiError as exc:
+        return (dash.no_update, api_error_notice(exc, "the flipped samples"), new_state, True, True)
+    new_state["count"] = int(page["count"])
+    class_names = state.get("class_names") or []
+    class_name = None if label is None else _class_name(class_names, label)
+    table = flips_table(page["data"], class_names)
+    prev_disabled, next_disabled = _pager_disabled(page)
+    return (
+        table.children,
+        flips_summary(page, class_name, category),
+        new_state,
+        prev_disabled,
+        next_disabled,
+    )

@@ -1,0 +1,347 @@
+"""A fake PruneScope REST API (httpx.MockTransport) serving fixture JSON in the API contract.
+
+This tests the dashboard's routing and rendering, not the backend: the fixture follows the
+documented response shapes, and every request is recorded so tests can assert URLs and params.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+
+from frontend import client as client_module
+
+CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer"]
+CREATED = "2024-05-01T12:00:00Z"
+
+
+def _dataset() -> dict[str, Any]:
+    return {
+        "id": 1,
+        "name": "cifar5-mini",
+        "source": "builtin",
+        "num_classes": 5,
+        "class_names": list(CLASS_NAMES),
+        "input_shape": [3, 32, 32],
+        "n_train": 5000,
+        "n_test": 1000,
+        "created_at": CREATED,
+    }
+
+
+def _model(
+    model_id: int,
+    name: str,
+    parent_id: int | None,
+    method: str | None,
+    sparsity: float,
+    accuracy: float | None,
+) -> dict[str, Any]:
+    n_params = 1_000_000
+    n_nonzero = round(n_params * (1 - sparsity))
+    return {
+        "id": model_id,
+        "name": name,
+        "architecture": "resnet8",
+        "arch_kwargs": {"num_classes": 5},
+        "dataset_id": 1,
+        "parent_id": parent_id,
+        "pruning_method": method,
+        "pruning_params": None if method is None else {"amount": sparsity},
+        "sparsity": sparsity,
+        "n_params": n_params,
+        "n_nonzero": n_nonzero,
+        "compression_ratio": n_params / n_nonzero,
+        "accuracy": accuracy,
+        "job_id": model_id,
+        "created_at": CREATED,
+    }
+
+
+def _analysis(analysis_id: int, model_id: int, confusion: list[list[int]]) -> dict[str, Any]:
+    support = [sum(row) for row in confusion]
+    n = sum(support)
+    correct = sum(confusion[i][i] for i in range(len(confusion)))
+    col = [sum(row[j] for row in confusion) for j in range(len(confusion))]
+    return {
+        "id": analysis_id,
+        "model_id": model_id,
+        "dataset_id": 1,
+        "split": "test",
+        "accuracy": correct / n,
+        "n_samples": n,
+        "recall": [confusion[i][i] / support[i] for i in range(len(confusion))],
+        "precision": [confusion[i][i] / col[i] if col[i] else 0.0 for i in range(len(confusion))],
+        "support": support,
+        "confusion": confusion,
+        "created_at": CREATED,
+    }
+
+
+CONFUSION_A = [
+    [18, 1, 0, 1, 0],
+    [0, 19, 0, 0, 1],
+    [1, 0, 16, 2, 1],
+    [0, 0, 2, 15, 3],
+    [0, 1, 1, 1, 17],
+]
+CONFUSION_B = {
+    2: [
+        [17, 2, 0, 1, 0],
+        [0, 19, 0, 0, 1],
+        [1, 0, 15, 3, 1],
+        [0, 0, 3, 13, 4],
+        [0, 1, 1, 1, 17],
+    ],
+    3: [
+        [15, 3, 1, 1, 0],
+        [1, 17, 0, 1, 1],
+        [2, 0, 12, 4, 2],
+        [1, 0, 4, 9, 6],
+        [0, 2, 2, 2, 14],
+    ],
+}
+
+
+def _flips(b: int) -> list[dict[str, Any]]:
+    """Deterministic flipped samples for pruned model ``b``."""
+    out = []
+    cats = ["correct_to_wrong", "correct_to_wrong", "wrong_to_correct", "wrong_to_other_wrong"]
+    n = 7 if b == 2 else 60
+    for k in range(n):
+        label = k % 5
+        cat = cats[k % 4]
+        pred_a = label if cat == "correct_to_wrong" else (label + 1) % 5
+        pred_b = label if cat == "wrong_to_correct" else (label + 2) % 5
+        out.append(
+            {
+                "index": 10 * k + b,
+                "label": label,
+                "pred_a": pred_a,
+                "pred_b": pred_b,
+                "category": cat,
+                "confidence_a": 0.8,
+                "confidence_b": 0.55,
+                "image_url": f"/api/datasets/1/images/test/{10 * k + b}.png",
+            }
+        )
+    return out
+
+
+@dataclass
+class FakeApi:
+    """In-memory API state plus the log of requests it answered."""
+
+    datasets: list[dict[str, Any]] = field(default_factory=list)
+    models: list[dict[str, Any]] = field(default_factory=list)
+    jobs: list[dict[str, Any]] = field(default_factory=list)
+    analyses: list[dict[str, Any]] = field(default_factory=list)
+    comparisons: list[dict[str, Any]] = field(default_factory=list)
+    requests: list[httpx.Request] = field(default_factory=list)
+    down: bool = False
+    errors: dict[str, tuple[int, str]] = field(default_factory=dict)
+    """Path -> (status, detail) to answer instead of the normal body."""
+
+    @classmethod
+    def populated(cls) -> FakeApi:
+        """One dataset, an original with two pruned children (one with a child), one comparison."""
+        a = _analysis(1, 1, CONFUSION_A)
+        return cls(
+            datasets=[_dataset()],
+            models=[
+                _model(1, "resnet8-cifar5", None, None, 0.0, a["accuracy"]),
+                _model(3, "resnet8-gm90", 1, "global_magnitude", 0.9, 0.67),
+                _model(2, "resnet8-gm50", 1, "global_magnitude", 0.5, 0.81),
+                _model(4, "resnet8-gm90-ft", 3, "lottery_ticket", 0.95, 0.6),
+            ],
+            jobs=[
+                {
+                    "id": 1,
+                    "kind": "train",
+                    "spec": {},
+                    "status": "succeeded",
+                    "progress": 1.0,
+                    "stage": "done",
+                    "error": None,
+                    "result": {"model_id": 1},
+                    "created_at": CREATED,
+                    "started_at": CREATED,
+                    "finished_at": CREATED,
+                    "heartbeat_at": CREATED,
+                },
+                {
+                    "id": 2,
+                    "kind": "prune",
+                    "spec": {},
+                    "status": "running",
+                    "progress": 0.3,
+                    "stage": "epoch 3/10",
+                    "error": None,
+                    "result": None,
+                    "created_at": CREATED,
+                    "started_at": CREATED,
+                    "finished_at": None,
+                    "heartbeat_at": CREATED,
+                },
+                {
+                    "id": 3,
+                    "kind": "analyze",
+                    "spec": {},
+                    "status": "failed",
+                    "progress": 0.1,
+                    "stage": "loading",
+                    "error": "CUDA out of memory",
+                    "result": None,
+                    "created_at": CREATED,
+                    "started_at": CREATED,
+                    "finished_at": CREATED,
+                    "heartbeat_at": CREATED,
+                },
+            ],
+            analyses=[a, _analysis(2, 2, CONFUSION_B[2]), _analysis(3, 3, CONFUSION_B[3])],
+            comparisons=[
+                {
+                    "id": 1,
+                    "name": "resnet8 vs global magnitude",
+                    "dataset_id": 1,
+                    "model_a_id": 1,
+                    "model_b_ids": [2, 3],
+                    "created_at": CREATED,
+                }
+            ],
+        )
+
+    # routing ----------------------------------------------------------------------------------
+
+    def _find(self, items: list[dict[str, Any]], item_id: int, what: str) -> dict[str, Any]:
+        for item in items:
+            if item["id"] == item_id:
+                return item
+        raise _NotFound(f"{what} not found")
+
+    def _analysis_of(self, model_id: int) -> dict[str, Any]:
+        for a in self.analyses:
+            if a["model_id"] == model_id:
+                return a
+        raise _NotFound("Analysis not found")
+
+    def view(self, comparison_id: int, b: int | None) -> dict[str, Any]:
+        """The ``/comparisons/{id}/view`` body."""
+        comparison = self._find(self.comparisons, comparison_id, "Comparison")
+        b = comparison["model_b_ids"][0] if b is None else b
+        if b not in comparison["model_b_ids"]:
+            raise _Unprocessable(f"Model {b} is not one of this comparison's pruned models")
+        an_a = self._analysis_of(comparison["model_a_id"])
+        an_b = self._analysis_of(b)
+        shift = [
+            [vb - va for va, vb in zip(ra, rb, strict=True)]
+            for ra, rb in zip(an_a["confusion"], an_b["confusion"], strict=True)
+        ]
+        flips = _flips(b)
+        return {
+            "comparison": comparison,
+            "dataset": self._find(self.datasets, comparison["dataset_id"], "Dataset"),
+            "model_a": self._find(self.models, comparison["model_a_id"], "Model"),
+            "model_b": self._find(self.models, b, "Model"),
+            "analysis_a": an_a,
+            "analysis_b": an_b,
+            "confusion_shift": shift,
+            "flip_counts": {
+                c: sum(1 for f in flips if f["category"] == c)
+                for c in ("correct_to_wrong", "wrong_to_correct", "wrong_to_other_wrong")
+            },
+        }
+
+    def flips(self, comparison_id: int, params: httpx.QueryParams) -> dict[str, Any]:
+        """The ``/comparisons/{id}/flips`` body."""
+        comparison = self._find(self.comparisons, comparison_id, "Comparison")
+        b = int(params.get("b", comparison["model_b_ids"][0]))
+        if b not in comparison["model_b_ids"]:
+            raise _Unprocessable(f"Model {b} is not one of this comparison's pruned models")
+        rows = _flips(b)
+        if "category" in params:
+            rows = [r for r in rows if r["category"] == params["category"]]
+        if "label" in params:
+            rows = [r for r in rows if r["label"] == int(params["label"])]
+        offset, limit = int(params.get("offset", 0)), int(params.get("limit", 50))
+        return {
+            "data": rows[offset : offset + limit],
+            "count": len(rows),
+            "offset": offset,
+            "limit": limit,
+        }
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        """The MockTransport handler."""
+        self.requests.append(request)
+        if self.down:
+            raise httpx.ConnectError("Connection refused", request=request)
+        path, params = request.url.path, request.url.params
+        if path in self.errors:
+            status, detail = self.errors[path]
+            return httpx.Response(status, json={"detail": detail})
+        lists = {
+            "/api/datasets": self.datasets,
+            "/api/models": self.models,
+            "/api/jobs": self.jobs,
+            "/api/comparisons": self.comparisons,
+        }
+        try:
+            if path in lists:
+                return httpx.Response(200, json={"data": lists[path], "count": len(lists[path])})
+            if m := re.fullmatch(r"/api/comparisons/(\d+)/view", path):
+                b = int(params["b"]) if "b" in params else None
+                return httpx.Response(200, json=self.view(int(m[1]), b))
+            if m := re.fullmatch(r"/api/comparisons/(\d+)/flips", path):
+                return httpx.Response(200, json=self.flips(int(m[1]), params))
+            if m := re.fullmatch(r"/api/(models|datasets|jobs|comparisons)/(\d+)", path):
+                what = m[1][:-1].capitalize()
+                return httpx.Response(200, json=self._find(lists[f"/api/{m[1]}"], int(m[2]), what))
+        except _NotFound as exc:
+            return httpx.Response(404, json={"detail": str(exc)})
+        except _Unprocessable as exc:
+            return httpx.Response(422, json={"detail": str(exc)})
+        return httpx.Response(404, json={"detail": "Not Found"})
+
+    def paths(self) -> list[str]:
+        """Paths requested so far, in order."""
+        return [r.url.path for r in self.requests]
+
+
+class _NotFound(Exception):
+    pass
+
+
+class _Unprocessable(Exception):
+    pass
+
+
+def _install(api: FakeApi) -> Iterator[FakeApi]:
+    client_module.configure("http://testserver", transport=httpx.MockTransport(api.handle))
+    try:
+        yield api
+    finally:
+        client_module.reset()
+
+
+@pytest.fixture
+def fake_api() -> Iterator[FakeApi]:
+    """The shared page client pointed at a populated fake API."""
+    yield from _install(FakeApi.populated())
+
+
+@pytest.fixture
+def empty_api() -> Iterator[FakeApi]:
+    """The shared page client pointed at a fake API with no rows at all."""
+    yield from _install(FakeApi())
+
+
+@pytest.fixture
+def down_api() -> Iterator[FakeApi]:
+    """The shared page client pointed at an API that refuses connections."""
+    yield from _install(FakeApi(down=True))

@@ -1,0 +1,118 @@
+"""The Dash shell: built twice in one process, one Location, pages routed from the URL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash
+import httpx
+from dash import dcc
+from dash.development.base_component import Component
+
+from frontend.app import create_dash_app
+
+FakeApi = Any  # the fake_api fixture of conftest.py
+
+
+def _components(node: Any) -> list[Component]:
+    out: list[Component] = []
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list | tuple):
+            stack.extend(item)
+        elif isinstance(item, Component):
+            out.append(item)
+            stack.append(getattr(item, "children", None))
+    return out
+
+
+def _app(api: FakeApi) -> dash.Dash:
+    return create_dash_app("http://testserver", transport=httpx.MockTransport(api.handle))
+
+
+def _route(app: dash.Dash, pathname: str, search: str) -> dict[str, Any]:
+    client = app.server.test_client()
+    assert client.get(pathname + search).status_code == 200  # also sets up the router
+    response = client.post(
+        "/_dash-update-component",
+        json={
+            "output": ".._pages_content.children..._pages_store.data..",
+            "outputs": [
+                {"id": "_pages_content", "property": "children"},
+                {"id": "_pages_store", "property": "data"},
+            ],
+            "inputs": [
+                {"id": "_pages_location", "property": "pathname", "value": pathname},
+                {"id": "_pages_location", "property": "search", "value": search},
+            ],
+            "changedPropIds": ["_pages_location.pathname"],
+            "state": [],
+        },
+    )
+    assert response.status_code == 200
+    return response.get_json()["response"]
+
+
+def test_shell_has_exactly_one_own_location(fake_api: FakeApi) -> None:
+    app = _app(fake_api)
+    layout = app.layout() if callable(app.layout) else app.layout
+    locations = [c for c in _components(layout) if isinstance(c, dcc.Location)]
+    ours = [loc for loc in locations if not str(loc.id).startswith("_pages")]
+    assert [(loc.id, loc.refresh) for loc in ours] == [("url", "callback-nav")]
+    assert "PruneScope" in [c.children for c in _components(layout) if isinstance(c, dcc.Link)]
+
+
+def test_can_be_created_twice_with_callbacks_on_both(fake_api: FakeApi) -> None:
+    first, second = _app(fake_api), _app(fake_api)
+    paths = sorted(page["path"] for page in dash.page_registry.values())
+    assert paths == ["/", "/compare"]
+    for app in (first, second):
+        client = app.server.test_client()
+        assert client.get("/").status_code == 200
+        outputs = [d["output"] for d in client.get("/_dash-dependencies").get_json()]
+        assert "url.search" in outputs
+        assert "home-jobs.children" in outputs
+
+
+def test_compare_url_is_rendered_from_its_query(fake_api: FakeApi) -> None:
+    response = _route(_app(fake_api), "/compare", "?id=1&b=3&cls=2")
+    assert response["_pages_store"]["data"]["title"] == "Compare · PruneScope"
+    page = str(response["_pages_content"]["children"])
+    assert "compare-confusion-shift" in page
+    view = [r for r in fake_api.requests if r.url.path == "/api/comparisons/1/view"]
+    assert dict(view[-1].url.params) == {"b": "3"}
+    flips = [r for r in fake_api.requests if r.url.path == "/api/comparisons/1/flips"]
+    assert flips[-1].url.params["label"] == "2"
+
+
+def test_home_url_is_rendered(fake_api: FakeApi) -> None:
+    page = str(_route(_app(fake_api), "/", "")["_pages_content"]["children"])
+    for section in ("home-models", "home-datasets", "home-jobs", "home-comparisons"):
+        assert section in page
+
+
+def test_update_url_through_the_callback_endpoint(fake_api: FakeApi) -> None:
+    client = _app(fake_api).server.test_client()
+    client.get("/")
+    response = client.post(
+        "/_dash-update-component",
+        json={
+            "output": "url.search",
+            "outputs": {"id": "url", "property": "search"},
+            "inputs": [
+                {"id": "compare-b-select", "property": "value", "value": 3},
+                {"id": "compare-class-select", "property": "value", "value": 4},
+            ],
+            "state": [
+                {"id": "url", "property": "search", "value": "?id=1"},
+                {
+                    "id": "compare-b-select",
+                    "property": "options",
+                    "value": [{"label": "x", "value": 2}, {"label": "y", "value": 3}],
+                },
+            ],
+            "changedPropIds": ["compare-class-select.value"],
+        },
+    )
+    assert response.get_json()["response"] == {"url": {"search": "?id=1&b=3&cls=4"}}

@@ -1,0 +1,471 @@
+"""Page layouts and named callbacks, called directly against the fake API of conftest.py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import dash
+import pytest
+from dash import dcc, html
+from dash.development.base_component import Component
+
+from frontend.pages import compare, home
+
+# The fixtures fake_api / empty_api / down_api come from conftest.py (a FakeApi each).
+FakeApi = Any
+CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer"]
+
+
+# component-tree helpers ------------------------------------------------------------------------
+
+
+def walk(node: Any) -> Iterator[Any]:
+    """Every component and string under ``node``, depth first, ``node`` included."""
+    if isinstance(node, list | tuple):
+        for child in node:
+            yield from walk(child)
+        return
+    yield node
+    if isinstance(node, Component):
+        yield from walk(getattr(node, "children", None))
+
+
+def by_id(node: Any, component_id: str) -> Any:
+    matches = [
+        c for c in walk(node) if isinstance(c, Component) and getattr(c, "id", None) == component_id
+    ]
+    assert len(matches) == 1, f"expected one component with id {component_id!r}, got {len(matches)}"
+    return matches[0]
+
+
+def of_type(node: Any, kind: type) -> list[Any]:
+    return [c for c in walk(node) if isinstance(c, kind)]
+
+
+def text(node: Any) -> str:
+    return " ".join(str(c) for c in walk(node) if isinstance(c, str | int | float))
+
+
+def body_rows(table: html.Table) -> list[html.Tr]:
+    (tbody,) = of_type(table, html.Tbody)
+    return list(tbody.children)
+
+
+def cells(row: html.Tr) -> list[Any]:
+    return [td.children for td in row.children]
+
+
+def flips_requests(api: FakeApi) -> list[dict[str, str]]:
+    return [dict(r.url.params) for r in api.requests if r.url.path.endswith("/flips")]
+
+
+def confusion_of(api: FakeApi, model_id: int) -> list[list[int]]:
+    (analysis,) = [a for a in api.analyses if a["model_id"] == model_id]
+    return analysis["confusion"]
+
+
+def shift(api: FakeApi, b: int) -> list[list[int]]:
+    return [
+        [vb - va for va, vb in zip(ra, rb, strict=True)]
+        for ra, rb in zip(confusion_of(api, 1), confusion_of(api, b), strict=True)
+    ]
+
+
+# compare page: layout ---------------------------------------------------------------------------
+
+
+def test_compare_layout_builds_the_figures_from_the_view(fake_api: FakeApi) -> None:
+    page = compare.layout(id="1")
+    an_a, an_b = fake_api.analyses[0], fake_api.analyses[1]
+
+    recall = by_id(page, "compare-recall-bars")
+    assert isinstance(recall, dcc.Graph)
+    bars_a, bars_b = recall.figure.data
+    assert list(bars_a.x) == CLASS_NAMES
+    assert list(bars_a.y) == an_a["recall"]
+    assert list(bars_b.y) == an_b["recall"]
+
+    conf_a = by_id(page, "compare-confusion-a").figure.data[0]
+    conf_b = by_id(page, "compare-confusion-b").figure.data[0]
+    conf_s = by_id(page, "compare-confusion-shift").figure.data[0]
+    assert fake_api.datasets[0]["class_names"] == CLASS_NAMES
+    assert [list(r) for r in conf_a.z] == confusion_of(fake_api, 1)
+    # default B: the first of model_b_ids
+    assert [list(r) for r in conf_b.z] == confusion_of(fake_api, 2)
+    assert [list(r) for r in conf_s.z] == shift(fake_api, 2)
+    assert conf_s.zmid == 0 and conf_s.zmin == -conf_s.zmax
+
+    assert "resnet8 vs global magnitude" in text(by_id(page, "compare-header"))
+    assert "cifar5-mini" in text(by_id(page, "compare-header"))
+
+
+def test_compare_selectors_reflect_the_url(fake_api: FakeApi) -> None:
+    page = compare.layout(id="1", b="3", cls="3")
+    b_select = by_id(page, "compare-b-select")
+    assert b_select.value == 3
+    assert [o["value"] for o in b_select.options] == [2, 3]
+    assert [o["label"] for o in b_select.options] == [
+        "global_magnitude 50%",
+        "global_magnitude 90%",
+    ]
+    class_select = by_id(page, "compare-class-select")
+    assert class_select.value == 3
+    assert class_select.options[0] == {"label": "All classes", "value": "all"}
+    assert [o["value"] for o in class_select.options[1:]] == list(range(len(CLASS_NAMES)))
+
+
+def test_compare_without_cls_selects_all_classes(fake_api: FakeApi) -> None:
+    page = compare.layout(id="1")
+    assert by_id(page, "compare-class-select").value == "all"
+    for trace in by_id(page, "compare-recall-bars").figure.data:
+        assert len(set(trace.marker.opacity)) == 1
+
+
+def test_compare_with_b_fetches_that_model(fake_api: FakeApi) -> None:
+    page = compare.layout(id="1", b="3")
+    conf_b = by_id(page, "compare-confusion-b").figure.data[0]
+    assert [list(r) for r in conf_b.z] == confusion_of(fake_api, 3)
+    view_requests = [r for r in fake_api.requests if r.url.path == "/api/comparisons/1/view"]
+    assert [dict(r.url.params) for r in view_requests] == [{"b": "3"}]
+    assert flips_requests(fake_api)[0]["b"] == "3"
+
+
+def test_compare_headline_cards(fake_api: FakeApi) -> None:
+    headline = by_id(compare.layout(id="1", b="3"), "compare-headline")
+    content = text(headline)
+    for title in ("Accuracy", "Sparsity", "Compression", "Nonzero params"):
+        assert title in content
+    assert "90.0%" in content  # B's sparsity
+    assert "10.0×" in content  # B's compression ratio
+    assert "100.00k" in content  # B's nonzero params
+    assert "Largest recall drop: cat" in content
+
+
+def test_flips_table_has_one_row_per_flipped_sample(fake_api: FakeApi) -> None:
+    page = compare.layout(id="1")  # B = 2 has 7 flips
+    table = by_id(page, "compare-flips-table")
+    assert isinstance(table, html.Table)
+    rows = body_rows(table)
+    flips = fake_api.flips(1, {"b": "2"})["data"]  # type: ignore[arg-type]
+    assert len(rows) == len(flips) == 7
+    for row, flip in zip(rows, flips, strict=True):
+        img, index, true_label, pred_a, pred_b, category = cells(row)
+        assert isinstance(img, html.Img)
+        assert img.src == flip["image_url"]
+        assert img.style["imageRendering"] == "pixelated"
+        assert img.style["width"] == "64px"
+        assert index == str(flip["index"])
+        assert true_label == CLASS_NAMES[flip["label"]]
+        assert pred_a.startswith(CLASS_NAMES[flip["pred_a"]])
+        assert pred_b.startswith(CLASS_NAMES[flip["pred_b"]])
+        assert category.children == compare.CATEGORY_LABELS[flip["category"]]
+    assert "Showing 1–7 of 7" in text(by_id(page, "compare-flips-summary"))
+    counts = text(by_id(page, "compare-flip-counts"))
+    assert "correct → wrong" in counts
+
+
+def test_flips_table_is_paged_and_shows_the_total(fake_api: FakeApi) -> None:
+    page = compare.layout(id="1", b="3")  # B = 3 has 60 flips
+    assert len(body_rows(by_id(page, "compare-flips-table"))) == compare.FLIPS_PAGE_SIZE == 50
+    assert flips_requests(fake_api)[0]["limit"] == "50"
+    assert "Showing 1–50 of 60" in text(by_id(page, "compare-flips-summary"))
+    assert by_id(page, "compare-flips-prev").disabled is True
+    assert by_id(page, "compare-flips-next").disabled is False
+
+
+def test_selected_class_filters_flips_and_highlights(fake_api: FakeApi) -> None:
+    page = compare.layout(id="1", b="3", cls="3")
+    assert flips_requests(fake_api)[0]["label"] == "3"
+    rows = body_rows(by_id(page, "compare-flips-table"))
+    assert rows and all(cells(r)[2] == "cat" for r in rows)
+    assert "of class cat" in text(by_id(page, "compare-flips-summary"))
+    for trace in by_id(page, "compare-recall-bars").figure.data:
+        opacity = list(trace.marker.opacity)
+        assert opacity[3] > max(o for i, o in enumerate(opacity) if i != 3)
+    assert "Recall of cat" in text(by_id(page, "compare-headline"))
+    assert len(by_id(page, "compare-confusion-a").figure.layout.shapes) == 1
+
+
+@pytest.mark.parametrize("cls", ["all", None, ""])
+def test_all_classes_sends_no_label(fake_api: FakeApi, cls: str | None) -> None:
+    compare.layout(id="1", cls=cls)
+    assert "label" not in flips_requests(fake_api)[0]
+
+
+def test_class_zero_is_a_real_selection(fake_api: FakeApi) -> None:
+    page = compare.layout(id="1", cls="0")
+    assert by_id(page, "compare-class-select").value == 0
+    assert flips_requests(fake_api)[0]["label"] == "0"
+
+
+def test_out_of_range_class_falls_back_to_all_with_a_warning(fake_api: FakeApi) -> None:
+    page = compare.layout(id="1", cls="12")
+    assert by_id(page, "compare-class-select").value == "all"
+    assert "Unknown class '12'" in text(page)
+    assert "label" not in flips_requests(fake_api)[0]
+
+
+def test_unknown_comparison_renders_a_not_found_message(fake_api: FakeApi) -> None:
+    page = compare.layout(id="99")
+    content = text(page)
+    assert "Comparison 99 not found" in content
+    assert "/" in [link.href for link in of_type(page, dcc.Link)]
+    assert not [c for c in walk(page) if isinstance(c, dcc.Graph)]
+
+
+@pytest.mark.parametrize("comparison_id", [None, "abc", ["x"]])
+def test_missing_or_malformed_id_asks_to_pick_one(fake_api: FakeApi, comparison_id: Any) -> None:
+    page = compare.layout(id=comparison_id)
+    assert "No comparison selected" in text(page)
+    assert "/" in [link.href for link in of_type(page, dcc.Link)]
+    assert fake_api.requests == []
+
+
+def test_b_outside_the_comparison_links_to_the_default_view(fake_api: FakeApi) -> None:
+    page = compare.layout(id="1", b="7")
+    assert "Model 7 is not part of comparison 1" in text(page)
+    assert "/compare?id=1" in [link.href for link in of_type(page, dcc.Link)]
+
+
+def test_unreachable_api_is_explained(down_api: FakeApi) -> None:
+    page = compare.layout(id="1")
+    assert "Cannot reach the PruneScope API" in text(page)
+    assert "prunescope serve" in text(page)
+
+
+def test_flips_failure_keeps_the_rest_of_the_page(fake_api: FakeApi) -> None:
+    fake_api.errors["/api/comparisons/1/flips"] = (500, "Parquet file missing")
+    page = compare.layout(id="1")
+    assert by_id(page, "compare-recall-bars").figure.data
+    summary = text(by_id(page, "compare-flips-summary"))
+    assert "500" in summary and "Parquet file missing" in summary
+    assert body_rows(by_id(page, "compare-flips-table")) == []
+
+
+def test_missing_analyses_say_so(fake_api: FakeApi) -> None:
+    original = fake_api.view
+
+    def view_without_b_analysis(comparison_id: int, b: int | None) -> dict[str, Any]:
+        return {**original(comparison_id, b), "analysis_b": None}
+
+    fake_api.view = view_without_b_analysis
+    assert "not analysed yet" in text(compare.layout(id="1"))
+
+
+def test_malformed_view_is_reported_not_raised(fake_api: FakeApi) -> None:
+    fake_api.analyses[1]["recall"] = [0.5]  # B's recall: 1 value for 5 classes
+    content = text(compare.layout(id="1"))
+    assert "could not be displayed" in content
+    assert "recall_b has 1" in content
+
+
+def test_repeated_query_parameter_uses_the_first(fake_api: FakeApi) -> None:
+    page = compare.layout(id=["1", "2"], b=["3"])
+    assert by_id(page, "compare-b-select").value == 3
+
+
+# compare page: callbacks ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("b", "cls", "search", "expected"),
+    [
+        (3, 4, "?id=1", "?id=1&b=3&cls=4"),
+        (3, "all", "?id=1&b=3&cls=4", "?id=1&b=3"),
+        (2, "all", "?id=1&b=3", "?id=1&b=2"),
+        (3, 0, "?id=1&b=3", "?id=1&b=3&cls=0"),
+        (3, None, "?id=1&b=3&cls=2", "?id=1&b=3"),
+        (3, 1, "?b=2&id=1&cls=4&panel=x", "?id=1&b=3&cls=1&panel=x"),
+    ],
+)
+def test_update_url_writes_the_selection(b: Any, cls: Any, search: str, expected: str) -> None:
+    assert compare.update_url(b, cls, search) == expected
+
+
+def test_update_url_leaves_an_unchanged_url_alone() -> None:
+    assert compare.update_url(3, 4, "?id=1&b=3&cls=4") is dash.no_update
+    assert compare.update_url(3, "all", "?id=1&b=3") is dash.no_update
+    assert compare.update_url(3, 4, "?cls=4&id=1&b=3") is dash.no_update  # order is no change
+
+
+B_OPTIONS = [{"label": "global_magnitude 50%", "value": 2}, {"label": "gm 90%", "value": 3}]
+
+
+def test_update_url_on_render_keeps_an_implicit_default_b() -> None:
+    # Dash calls update_url when the page is inserted; "?id=1" already means B = first option,
+    # so no new history entry may be pushed (Back would bounce forward again).
+    assert compare.update_url(2, "all", "?id=1", B_OPTIONS) is dash.no_update
+    assert compare.update_url(2, 4, "?id=1", B_OPTIONS) == "?id=1&cls=4"
+    assert compare.update_url(3, "all", "?id=1", B_OPTIONS) == "?id=1&b=3"
+    assert compare.update_url(2, "all", "?id=1&b=3", B_OPTIONS) == "?id=1&b=2"
+
+
+def test_compare_page_renders_a_stable_url(fake_api: FakeApi) -> None:
+    """The selectors' initial values map back onto the URL the page was rendered from."""
+    for query in ({"id": "1"}, {"id": "1", "b": "3"}, {"id": "1", "b": "2", "cls": "0"}):
+        page = compare.layout(**query)
+        search = "?" + "&".join(f"{k}={v}" for k, v in query.items())
+        b_select = by_id(page, "compare-b-select")
+        cls = by_id(page, "compare-class-select").value
+        assert compare.update_url(b_select.value, cls, search, b_select.options) is dash.no_update
+
+
+def test_select_class_from_click_toggles() -> None:
+    click = {"points": [{"curveNumber": 1, "pointIndex": 2, "x": "bird", "y": 0.6}]}
+    assert compare.select_class_from_click(click, "all") == 2
+    assert compare.select_class_from_click(click, 2) == "all"
+    assert compare.select_class_from_click(click, 4) == 2
+    assert compare.select_class_from_click(None, "all") is dash.no_update
+    assert compare.select_class_from_click({"points": []}, "all") is dash.no_update
+
+
+def _initial_flips_state(page: Any) -> dict[str, Any]:
+    return dict(by_id(page, "compare-flips-state").data)
+
+
+def test_update_flips_pages_forward_and_back(fake_api: FakeApi) -> None:
+    state = _initial_flips_state(compare.layout(id="1", b="3"))
+    children, summary, state, prev_disabled, next_disabled = compare.update_flips(
+        "all", 0, 1, state
+    )
+    assert len(children[1].children) == 10  # rows 51-60 in the body
+    assert summary.startswith("Showing 51–60 of 60")
+    assert (prev_disabled, next_disabled) == (False, True)
+    assert flips_requests(fake_api)[-1]["offset"] == "50"
+
+    # next is disabled at the end; a stray click does not run past the total
+    _, summary, state_end, _, _ = compare.update_flips("all", 0, 2, state)
+    assert state_end["offset"] == 50
+
+    children, summary, state, prev_disabled, _ = compare.update_flips("all", 1, 2, state_end)
+    assert summary.startswith("Showing 1–50 of 60")
+    assert state["offset"] == 0 and prev_disabled is True
+
+
+def test_update_flips_filters_by_category_from_the_first_page(fake_api: FakeApi) -> None:
+    state = _initial_flips_state(compare.layout(id="1", b="3", cls="1"))
+    state["offset"] = 50
+    children, summary, state, _, _ = compare.update_flips("wrong_to_correct", 0, 0, state)
+    params = flips_requests(fake_api)[-1]
+    assert params["category"] == "wrong_to_correct"
+    assert params["label"] == "1" and params["offset"] == "0"
+    rows = children[1].children
+    assert rows and all(cells(r)[5].children == "wrong → correct" for r in rows)
+    assert all(cells(r)[2] == "automobile" for r in rows)
+    assert "wrong → correct samples of class automobile" in summary
+
+
+def test_update_flips_without_state_does_nothing() -> None:
+    result = compare.update_flips("all", 0, 0, None)
+    assert result[:3] == (dash.no_update,) * 3
+
+
+def test_update_flips_reports_api_errors(fake_api: FakeApi) -> None:
+    state = _initial_flips_state(compare.layout(id="1"))
+    fake_api.down = True
+    table, summary, _, _, _ = compare.update_flips("correct_to_wrong", 0, 0, state)
+    assert table is dash.no_update
+    assert "Cannot reach the PruneScope API" in text(summary)
+
+
+# home page -------------------------------------------------------------------------------------
+
+
+def test_home_empty_states(empty_api: FakeApi) -> None:
+    page = home.layout()
+    assert "No models yet — run" in text(by_id(page, "home-models"))
+    assert "prunescope demo" in text(by_id(page, "home-models"))
+    assert "submit a train job" in text(by_id(page, "home-models"))
+    assert "No datasets yet" in text(by_id(page, "home-datasets"))
+    assert "No jobs yet" in text(by_id(page, "home-jobs"))
+    assert "No comparisons yet" in text(by_id(page, "home-comparisons"))
+    assert by_id(page, "home-refresh").interval == home.REFRESH_INTERVAL_MS
+    assert not of_type(page, html.Table)
+
+
+def test_home_models_show_lineage(fake_api: FakeApi) -> None:
+    page = home.layout()
+    rows = body_rows(by_id(page, "home-models").children)
+    names = [text(cells(r)[0]).replace("↳", "").strip() for r in rows]
+    # original, then its children by sparsity, the grandchild under its parent
+    assert names == ["resnet8-cifar5", "resnet8-gm50", "resnet8-gm90", "resnet8-gm90-ft"]
+    indents = [cells(r)[0].style["paddingLeft"] for r in rows]
+    assert indents == ["0.0em", "1.25em", "1.25em", "2.5em"]
+    first = cells(rows[2])
+    assert first[1] == "resnet8" and first[3] == "global_magnitude"
+    assert first[4] == "90.0%" and first[5] == "67.0%"
+    assert cells(rows[0])[3] == "original"
+
+
+def test_lineage_order_survives_orphans_and_cycles() -> None:
+    models = [
+        {"id": 5, "parent_id": 99, "sparsity": 0.5},  # parent not listed: shown as a root
+        {"id": 6, "parent_id": 7, "sparsity": 0.5},  # 6 <-> 7 cycle
+        {"id": 7, "parent_id": 6, "sparsity": 0.5},
+    ]
+    order = home.lineage_order(models)  # type: ignore[arg-type]
+    assert sorted(m["id"] for _, m in order) == [5, 6, 7]
+
+
+def test_home_datasets_and_comparisons(fake_api: FakeApi) -> None:
+    page = home.layout()
+    (dataset_row,) = body_rows(by_id(page, "home-datasets").children)
+    assert cells(dataset_row)[:4] == ["cifar5-mini", "builtin", "5", "3×32×32"]
+    links = of_type(by_id(page, "home-comparisons"), dcc.Link)
+    assert [(link.children, link.href) for link in links] == [
+        ("resnet8 vs global magnitude", "/compare?id=1")
+    ]
+    assert "global_magnitude 50%, global_magnitude 90%" in text(by_id(page, "home-comparisons"))
+
+
+def test_home_jobs_show_progress_stage_and_error(fake_api: FakeApi) -> None:
+    jobs = by_id(home.layout(), "home-jobs")
+    (table,) = of_type(jobs, html.Table)
+    rows = body_rows(table)
+    assert [cells(r)[0] for r in rows] == ["3", "2", "1"]  # newest first
+    progress = [of_type(r, html.Progress)[0] for r in rows]
+    assert [float(p.value) for p in progress] == [0.1, 0.3, 1.0]
+    assert all(p.max == "1" for p in progress)
+    assert "epoch 3/10" in text(rows[1])
+    assert "CUDA out of memory" in text(rows[0])
+    assert [cells(r)[2].children for r in rows] == ["failed", "running", "succeeded"]
+
+
+def test_refresh_jobs_re_fetches(fake_api: FakeApi) -> None:
+    before = len(fake_api.requests)
+    fake_api.jobs = fake_api.jobs[:1]
+    content = home.refresh_jobs(5)
+    assert fake_api.paths()[before:] == ["/api/jobs"]
+    (table,) = of_type(content, html.Table)
+    assert len(body_rows(table)) == 1
+    fake_api.jobs = []
+    assert "No jobs yet" in text(home.refresh_jobs(6))
+
+
+def test_refresh_jobs_reports_an_unreachable_api(fake_api: FakeApi) -> None:
+    fake_api.down = True
+    assert "Cannot reach the PruneScope API" in text(home.refresh_jobs(1))
+
+
+def test_home_unreachable_api(down_api: FakeApi) -> None:
+    page = home.layout()
+    assert "Cannot reach the PruneScope API" in text(page)
+    assert not of_type(page, html.Table)
+
+
+def test_flip_without_image_gets_a_placeholder() -> None:
+    flip = {
+        "index": 5,
+        "label": 0,
+        "pred_a": 0,
+        "pred_b": 1,
+        "category": "correct_to_wrong",
+        "confidence_a": 0.9,
+        "confidence_b": 0.6,
+        "image_url": None,
+    }
+    (row,) = compare.flip_rows([flip], ["zero", "one"])  # type: ignore[list-item]
+    placeholder = row[0]
+    assert isinstance(placeholder, html.Div) and placeholder.children == "no image"
+    assert row[2:5] == ["zero", "zero (90%)", "one (60%)"]
