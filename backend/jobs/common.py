@@ -13,8 +13,9 @@ from sqlalchemy import select
 from backend.data import ArrayDataset
 from backend.db.tables import DatasetRow, JobRow, ModelRow
 from backend.jobs.context import JobContext
+from backend.jobs.specs import TrainSettings
 from backend.pruning import sparsity_report
-from backend.pruning.finetune import predict
+from backend.pruning.finetune import TrainConfig, predict, train
 from models.checkpoint import load_checkpoint, save_checkpoint
 from models.registry import model_info
 
@@ -52,6 +53,31 @@ def fill_arch_kwargs(architecture: str, kwargs: dict[str, Any], ds: ArrayDataset
     if "in_channels" in params and len(ds.input_shape) == 3:
         out.setdefault("in_channels", ds.input_shape[0])
     return out
+
+
+def fit(
+    ctx: JobContext,
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    hyper: TrainSettings,
+    *,
+    start: float,
+    span: float,
+    label: str,
+) -> None:
+    """Train in place with the job's device, mapping training progress to [start, start+span]
+    of the job's progress bar and stopping when the job is cancelled."""
+    fields = set(TrainConfig.__dataclass_fields__) - {"device"}
+    config = TrainConfig(**hyper.model_dump(include=fields), device=ctx.device)
+    train(
+        model,
+        x,
+        y,
+        config,
+        progress=lambda f, stage: ctx.report(start + span * f, f"{label}: {stage}"),
+        should_stop=ctx.should_stop,
+    )
 
 
 def tensors(ds: ArrayDataset, split: str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from backend.db.tables import JobRow
-from backend.jobs.common import accuracy, load_dataset, load_model, save_model, tensors
+from backend.jobs.common import accuracy, fit, load_dataset, load_model, save_model, tensors
 from backend.jobs.context import JobContext
 from backend.jobs.specs import PruneSpec
 from backend.pruning import apply_masks
 from backend.pruning import create as create_method
-from backend.pruning.finetune import TrainConfig, train
 
 
 def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
@@ -29,19 +28,7 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
         batch = (x[:n].to(ctx.device), y[:n].to(ctx.device))
     apply_masks(model, method.compute_masks(model, batch))
     ctx.check_cancelled()
-    ft = spec.finetune
-    config = TrainConfig(
-        **ft.model_dump(include=set(TrainConfig.__dataclass_fields__) - {"device"}),
-        device=ctx.device,
-    )
-    train(
-        model,
-        x,
-        y,
-        config,
-        progress=lambda f, stage: ctx.report(0.1 + 0.85 * f, f"fine-tuning: {stage}"),
-        should_stop=ctx.should_stop,
-    )
+    fit(ctx, model, x, y, spec.finetune, start=0.1, span=0.85, label="fine-tuning")
     ctx.report(0.96, "evaluating", force=True)
     acc = accuracy(model, ds, ctx.device)
     name = spec.name or f"{parent.name} / {spec.method} {spec.sparsity:.0%}"
@@ -56,6 +43,10 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
         accuracy=acc,
         parent_id=parent.id,
         pruning_method=spec.method,
-        pruning_params={"sparsity": spec.sparsity, **spec.params, "finetune": ft.model_dump()},
+        pruning_params={
+            "sparsity": spec.sparsity,
+            **spec.params,
+            "finetune": spec.finetune.model_dump(),
+        },
     )
     return {"model_id": model_id, "accuracy": acc}

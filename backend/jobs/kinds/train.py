@@ -7,10 +7,16 @@ from typing import Any
 import torch
 
 from backend.db.tables import JobRow
-from backend.jobs.common import accuracy, fill_arch_kwargs, load_dataset, save_model, tensors
+from backend.jobs.common import (
+    accuracy,
+    fill_arch_kwargs,
+    fit,
+    load_dataset,
+    save_model,
+    tensors,
+)
 from backend.jobs.context import JobContext
 from backend.jobs.specs import TrainSpec
-from backend.pruning.finetune import TrainConfig, train
 from models.registry import create as create_model
 
 
@@ -22,18 +28,7 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
     torch.manual_seed(spec.seed)
     model = create_model(spec.architecture, **kwargs).to(ctx.device)
     x, y = tensors(ds, "train")
-    config = TrainConfig(
-        **spec.model_dump(include=set(TrainConfig.__dataclass_fields__) - {"device"}),
-        device=ctx.device,
-    )
-    train(
-        model,
-        x,
-        y,
-        config,
-        progress=lambda f, stage: ctx.report(0.95 * f, f"training: {stage}"),
-        should_stop=ctx.should_stop,
-    )
+    fit(ctx, model, x, y, spec, start=0.0, span=0.95, label="training")
     ctx.report(0.96, "evaluating", force=True)
     acc = accuracy(model, ds, ctx.device)
     name = spec.name or f"{spec.architecture} on {ds_row.name}"

@@ -110,12 +110,12 @@ def test_bad_job_specs_are_refused_and_write_nothing(client, settings):
 
 def test_failing_job_is_marked_failed_and_server_keeps_serving(client, settings, monkeypatch):
     ds = client.post("/api/datasets", json={"builtin": "digits"}).json()
-    import backend.jobs.kinds.train as train_kind
+    import backend.jobs.common as job_common
 
     def explode(*_a, **_k):
         raise RuntimeError("CUDA out of memory (simulated)")
 
-    monkeypatch.setattr(train_kind, "train", explode)
+    monkeypatch.setattr(job_common, "train", explode)
     resp = client.post(
         "/api/jobs",
         json={
