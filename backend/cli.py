@@ -201,7 +201,18 @@ def run_demo_pipeline(api: Api, epochs: int, finetune_epochs: int, fresh: bool) 
     return int(comp["id"])
 
 
+def _stop_on_sigterm() -> None:
+    """Make SIGTERM unwind like Ctrl-C, so the server shuts its worker processes down."""
+    import signal
+
+    def handler(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
+    _stop_on_sigterm()
     settings = _settings(args)
     server = BackgroundServer(settings)
     api = Api(settings.api_url)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
 import queue
 import threading
 from typing import Any, Protocol
@@ -23,8 +24,11 @@ class Executor(Protocol):
     def shutdown(self) -> None: ...
 
 
-def _worker_main(settings_data: dict[str, Any], jobs: Any, busy: Any) -> None:
-    """Body of one spawned worker process: run job ids from the queue until a None arrives."""
+def _worker_main(settings_data: dict[str, Any], jobs: Any, busy: Any, parent: int) -> None:
+    """Body of one spawned worker process: run job ids from the queue until a None arrives,
+    or until the process that started it is gone (it was killed without shutting us down)."""
+    import os
+
     import torch
 
     from backend.jobs.runner import run_job
@@ -33,7 +37,12 @@ def _worker_main(settings_data: dict[str, Any], jobs: Any, busy: Any) -> None:
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     while True:
-        job_id = jobs.get()
+        try:
+            job_id = jobs.get(timeout=1.0)
+        except queue.Empty:
+            if os.getppid() != parent:
+                return
+            continue
         if job_id is None:
             return
         busy.value = job_id
@@ -74,7 +83,7 @@ class LocalExecutor:
         busy = self._ctx.Value("q", 0)
         proc = self._ctx.Process(
             target=_worker_main,
-            args=(self.settings.model_dump(mode="json"), self._queue, busy),
+            args=(self.settings.model_dump(mode="json"), self._queue, busy, os.getpid()),
             daemon=True,
             name="prunescope-worker",
         )

@@ -120,3 +120,42 @@ def test_running_job_can_be_cancelled(local_client):
     assert job["status"] == "cancelled"
     assert time.monotonic() - t0 < 10
     assert c.get("/api/models").json()["count"] == 0
+
+
+def test_workers_exit_when_the_server_is_killed(settings):
+    """A server killed without a shutdown (SIGKILL) must not leave orphaned worker processes."""
+    import subprocess
+    import sys
+
+    import httpx
+    import psutil
+
+    env = {
+        **os.environ,
+        "PRUNESCOPE_DATA_DIR": str(settings.data_dir),
+        "PRUNESCOPE_PORT": str(settings.port),
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "backend.cli", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        workers: list[psutil.Process] = []
+        while time.monotonic() < deadline and not workers:
+            try:
+                httpx.get(f"http://127.0.0.1:{settings.port}/api/health", timeout=1)
+                workers = psutil.Process(server.pid).children()
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        assert workers, "the server started no worker process"
+        server.kill()
+        server.wait(10)
+        gone, alive = psutil.wait_procs(workers, timeout=10)
+        assert alive == [], f"orphaned workers still running: {alive}"
+    finally:
+        if server.poll() is None:
+            server.kill()
