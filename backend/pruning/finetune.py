@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -22,7 +22,7 @@ from torch.nn import functional as F
 from backend.pruning.masks import refresh_pruned_weights
 from backend.pruning.registry import check_int, check_number
 
-__all__ = ["TrainConfig", "TrainingCancelled", "predict", "train"]
+__all__ = ["TrainConfig", "TrainHook", "TrainingCancelled", "predict", "train"]
 
 ProgressFn = Callable[[float, str], None]
 StopFn = Callable[[], bool]
@@ -34,6 +34,28 @@ CALLBACK_INTERVAL_S = 1.0
 
 class TrainingCancelled(Exception):
     """Raised by :func:`train` when ``should_stop()`` returns True."""
+
+
+class TrainHook:
+    """Callbacks through which a pruning method acts during training (GMP, DNS, RigL).
+
+    Steps are counted from 0 over the whole run (``epochs * steps_per_epoch`` steps). Every
+    method does nothing by default; subclasses override what they need.
+    """
+
+    def on_train_begin(
+        self, model: nn.Module, optimizer: torch.optim.Optimizer, total_steps: int
+    ) -> None:
+        """Before the first step."""
+
+    def after_backward(self, model: nn.Module, step: int) -> None:
+        """Gradients of this step are in ``.grad``; the optimiser has not stepped yet."""
+
+    def after_step(self, model: nn.Module, step: int) -> None:
+        """The optimiser has applied this step's update."""
+
+    def on_train_end(self, model: nn.Module) -> None:
+        """After the last step (also when training ends early by cancellation)."""
 
 
 @dataclass
@@ -130,6 +152,7 @@ def train(
     config: TrainConfig,
     progress: ProgressFn | None = None,
     should_stop: StopFn | None = None,
+    hooks: Sequence[TrainHook] = (),
 ) -> list[float]:
     """Train ``model`` in place with cross-entropy.
 
@@ -152,6 +175,8 @@ def train(
 
     Returns:
         Mean training loss of each epoch (sample-weighted), length ``config.epochs``.
+
+        hooks: :class:`TrainHook` objects called around every step, in order.
 
     Raises:
         TrainingCancelled: If ``should_stop()`` returned True.
@@ -180,6 +205,8 @@ def train(
             raise TrainingCancelled(f"training cancelled in epoch {epoch + 1}/{config.epochs}")
 
     model.train()
+    for hook in hooks:
+        hook.on_train_begin(model, optimizer, total_steps)
     try:
         if config.epochs == 0:
             report(total_steps, "epoch 0/0")
@@ -195,7 +222,12 @@ def train(
                 optimizer.zero_grad(set_to_none=True)
                 loss = F.cross_entropy(model(xb), yb)
                 loss.backward()
+                step = epoch * steps_per_epoch + i
+                for hook in hooks:
+                    hook.after_backward(model, step)
                 optimizer.step()
+                for hook in hooks:
+                    hook.after_step(model, step)
                 loss_sum += loss.detach() * idx.numel()
                 now = time.monotonic()
                 if now - last_callback >= CALLBACK_INTERVAL_S and i + 1 < steps_per_epoch:
@@ -212,6 +244,8 @@ def train(
                 f"epoch {epoch + 1}/{config.epochs} loss {history[-1]:.4f}",
             )
     finally:
+        for hook in hooks:
+            hook.on_train_end(model)
         refresh_pruned_weights(model)
         model.train(was_training)
     return history

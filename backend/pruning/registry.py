@@ -17,12 +17,15 @@ import inspect
 import math
 import numbers
 from collections.abc import Callable
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from torch import Tensor, nn
 
 from backend.pruning.masks import apply_masks
 from models.registry import UnknownNameError
+
+if TYPE_CHECKING:
+    from backend.pruning.session import PruneSession
 
 __all__ = [
     "PruningMethod",
@@ -105,14 +108,21 @@ class PruningMethod(abc.ABC):
         name: Registry name, set by :func:`register_method`.
         needs_batch: Whether :meth:`compute_masks` needs a batch ``(x, y)`` (e.g. SNIP).
         scope: ``"global"`` if ``sparsity`` is met over all prunable weights jointly,
-            ``"layer"`` if it is met in every prunable layer.
+            ``"layer"`` if it is met in every prunable layer, ``"structured"`` if it is the
+            fraction of output channels physically removed from each prunable layer.
+        schedule: When the method prunes: ``"one_shot"`` (a trained model, then fine-tuning),
+            ``"at_init"`` (a freshly initialised model, then training), ``"during_training"``
+            (masks change while training), ``"iterative"`` (prune-train rounds).
+        revives: Whether the method may set a pruned weight live again (DNS, RigL).
         sparsity: Target fraction of prunable weights that are zero after pruning, in [0, 1).
         params: The validated hyper-parameters other than ``sparsity``.
     """
 
     name: ClassVar[str] = ""
     needs_batch: ClassVar[bool] = False
-    scope: ClassVar[Literal["global", "layer"]] = "global"
+    scope: ClassVar[Literal["global", "layer", "structured"]] = "global"
+    schedule: ClassVar[Literal["one_shot", "at_init", "during_training", "iterative"]] = "one_shot"
+    revives: ClassVar[bool] = False
 
     def __init__(self, sparsity: float, **params: Any) -> None:
         self.sparsity = check_number("sparsity", sparsity, 0.0, 1.0, high_closed=False)
@@ -143,6 +153,20 @@ class PruningMethod(abc.ABC):
         masks = self.compute_masks(model, batch)
         apply_masks(model, masks)
         return masks
+
+    def run(self, model: nn.Module, session: PruneSession) -> nn.Module:
+        """Prune ``model`` and train it as the method prescribes; returns the pruned model.
+
+        The default is one-shot pruning of a trained model followed by fine-tuning with the
+        session's settings. Methods that prune at initialisation, during training or in rounds
+        override this. The returned model may be a new object (structured pruning, methods
+        that start from a fresh initialisation).
+        """
+        batch = session.batch() if self.needs_batch else None
+        session.progress(0.0, f"pruning: {self.name} to {self.sparsity:.0%}")
+        self.apply(model, batch)
+        session.train(model, span=(0.05, 1.0))
+        return model
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready description: ``{"method", "sparsity", "params"}``."""
@@ -223,7 +247,7 @@ def method_info(name: str) -> dict[str, Any]:
 
     Returns:
         ``{"name", "doc" (first docstring line), "defaults" ({param: default}, excluding
-        sparsity), "needs_batch", "scope"}``.
+        sparsity), "needs_batch", "scope", "schedule", "revives"}``.
     """
     cls = _method_class(name)
     defaults = {
@@ -236,6 +260,8 @@ def method_info(name: str) -> dict[str, Any]:
         "defaults": defaults,
         "needs_batch": cls.needs_batch,
         "scope": cls.scope,
+        "schedule": cls.schedule,
+        "revives": cls.revives,
     }
 
 
