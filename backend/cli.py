@@ -253,19 +253,76 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _json_arg(text: str, flag: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CliError(f"{flag} is not valid JSON: {exc}") from exc
+
+
+def _finetune(args: argparse.Namespace) -> dict[str, Any] | None:
+    return None if args.finetune_epochs is None else {"epochs": args.finetune_epochs}
+
+
 def cmd_prune(args: argparse.Namespace) -> int:
     api = Api(args.api or _settings(args).api_url)
     spec = {
         "model_id": args.model,
         "method": args.method,
         "sparsity": args.sparsity,
-        "params": json.loads(args.params),
-        "finetune": {"epochs": args.finetune_epochs},
+        "params": _json_arg(args.params, "--params"),
+        "finetune": _finetune(args),
+        "analyze": args.analyze,
     }
     job = api.post("/jobs", {"kind": "prune", "spec": spec})
     (job,) = follow_jobs(api, [job["id"]], [f"prune {args.method} {args.sparsity:.0%}"])
     print(f"model {job['result']['model_id']}: test accuracy {job['result']['accuracy']:.4f}")
     return 0
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    from backend.pruning import list_methods, method_info
+
+    for name in list_methods():
+        info = method_info(name)
+        defaults = ", ".join(f"{k}={v}" for k, v in info["defaults"].items()) or "-"
+        print(f"{name:<24} {info['schedule']:<16} {info['scope']:<10} {info['doc']}")
+        print(f"{'':<24} params: {defaults}")
+    return 0
+
+
+def _csv(text: str, kind: type) -> list[Any]:
+    try:
+        return [kind(v) for v in text.split(",") if v.strip()]
+    except ValueError as exc:
+        raise CliError(f"cannot read {text!r} as a comma-separated list: {exc}") from exc
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    api = Api(args.api or _settings(args).api_url)
+    spec = {
+        "model_id": args.model,
+        "methods": _csv(args.methods, str),
+        "sparsities": _csv(args.sparsities, float),
+        "seeds": _csv(args.seeds, int),
+        "finetune": _finetune(args),
+        "analyze": not args.no_analyze,
+    }
+    sweep = api.post("/jobs", {"kind": "sweep", "spec": spec})
+    children = [
+        j for j in api.get("/jobs", limit=1000)["data"] if j["parent_job_id"] == sweep["id"]
+    ]
+    children.sort(key=lambda j: j["id"])
+    labels = [
+        f"{j['spec']['method']} {j['spec']['sparsity']:.0%} seed {j['spec']['seed']}"
+        for j in children
+    ]
+    try:
+        follow_jobs(api, [j["id"] for j in children], labels)
+    finally:
+        sweep = api.get(f"/jobs/{sweep['id']}")
+        print(f"sweep {sweep['id']}: {sweep['status']} ({sweep['stage']})")
+    return 0 if sweep["status"] == "succeeded" else 1
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
@@ -362,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument(
         "--method",
         default="global_magnitude",
-        help="pruning method (global_magnitude, layer_magnitude, random)",
+        help="pruning method (`prunescope methods` lists them all)",
     )
     sp.add_argument(
         "--sparsity",
@@ -370,9 +427,42 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="fraction of prunable weights to zero, in [0, 1)",
     )
-    sp.add_argument("--params", default="{}", help="method parameters as JSON")
-    sp.add_argument("--finetune-epochs", type=int, default=3)
+    sp.add_argument(
+        "--params", default="{}", help="method parameters as JSON, e.g. '{\"eps\": 5e-4}'"
+    )
+    sp.add_argument(
+        "--finetune-epochs",
+        type=int,
+        help="training epochs after/while pruning (default: 3 for one-shot methods, the "
+        "parent's training for methods that train from scratch or in rounds)",
+    )
+    sp.add_argument("--analyze", action="store_true", help="analyse the pruned model afterwards")
     sp.set_defaults(func=cmd_prune)
+
+    sp = sub.add_parser(
+        "sweep",
+        help="prune one model with methods x sparsities x seeds (needs a running server)",
+        description="Submit a sweep: one child prune job per (method, sparsity, seed), each "
+        "analysed afterwards, so recall-distortion statistics have populations to work on.",
+    )
+    client_flags(sp)
+    sp.add_argument("--model", type=int, required=True, help="id of the model to prune")
+    sp.add_argument(
+        "--methods", required=True, help="comma-separated, e.g. global_magnitude,random"
+    )
+    sp.add_argument("--sparsities", required=True, help="comma-separated, e.g. 0.5,0.8,0.9")
+    sp.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    sp.add_argument("--finetune-epochs", type=int, help="as for prune")
+    sp.add_argument("--no-analyze", action="store_true", help="do not analyse the pruned models")
+    sp.set_defaults(func=cmd_sweep)
+
+    sp = sub.add_parser(
+        "methods",
+        help="list the pruning methods with their schedule and parameters",
+        description="Every registered pruning method: when it prunes (schedule), what its "
+        "sparsity counts (scope), its paper, and its parameters with defaults.",
+    )
+    sp.set_defaults(func=cmd_methods)
 
     sp = sub.add_parser(
         "jobs",

@@ -13,6 +13,11 @@ File layout:
 Loading rebuilds the model with :func:`models.registry.create`, loads the weights strictly and
 re-applies every mask with ``torch.nn.utils.prune.custom_from_mask`` so that the loaded model is
 pruned exactly as saved (``weight == weight_orig * weight_mask``).
+
+A structurally pruned model (fewer channels than its architecture defines) carries
+``model.prunescope_structure`` (see :mod:`models.structured`); :func:`save_checkpoint` stores it
+as ``extra["structured"]`` and loading re-applies its ops to the freshly created architecture
+before loading the weights strictly.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from torch import Tensor, nn
 from torch.nn.utils import prune
 
 from models.registry import UnknownNameError, create, list_models
+from models.structured import STRUCTURE_ATTR, rebuild_structure
 
 __all__ = [
     "FORMAT_VERSION",
@@ -121,7 +127,9 @@ def save_checkpoint(
         architecture: Registered architecture name that rebuilds it.
         kwargs: Arguments of that architecture (JSON-serialisable).
         path: Destination; written to a temporary file in the same folder, then renamed.
-        extra: Optional JSON-serialisable information stored with the metadata.
+        extra: Optional JSON-serialisable information stored with the metadata. If the model
+            carries ``model.prunescope_structure`` (structured pruning) and ``extra`` has no
+            ``"structured"`` key, the structure is stored there.
 
     Raises:
         UnknownNameError: If ``architecture`` is not registered.
@@ -129,7 +137,11 @@ def save_checkpoint(
     """
     if architecture not in list_models():
         raise UnknownNameError("architecture", architecture, list_models())
-    metadata = {META_KEY: _meta_json(architecture, kwargs, extra or {})}
+    extra = dict(extra or {})
+    structure = getattr(model, STRUCTURE_ATTR, None)
+    if structure is not None and "structured" not in extra:
+        extra["structured"] = structure
+    metadata = {META_KEY: _meta_json(architecture, kwargs, extra)}
     tensors = state_dict_for_save(model)
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -195,6 +207,7 @@ def model_from_tensors(
     kwargs: Mapping[str, Any],
     tensors: Mapping[str, Tensor],
     map_location: str | torch.device = "cpu",
+    structure: Mapping[str, Any] | None = None,
 ) -> nn.Module:
     """Build ``architecture`` and load ``tensors`` into it strictly, re-applying prune masks.
 
@@ -202,8 +215,17 @@ def model_from_tensors(
     ``weight_mask``) and a raw ``state_dict`` of a model pruned with ``torch.nn.utils.prune``
     (``weight_orig`` + ``weight_mask``; the effective weight is then ``orig * mask``).
 
+    Args:
+        architecture: Registered architecture name.
+        kwargs: Its arguments.
+        tensors: The weights (and masks).
+        map_location: Device of the model.
+        structure: For a structurally pruned model, the ``extra["structured"]`` metadata: its
+            channel-removal ops are re-applied before the weights are loaded.
+
     Raises:
-        CheckpointError: Unknown architecture, bad kwargs, or tensors that do not fit.
+        CheckpointError: Unknown architecture, bad kwargs, a structure that does not fit, or
+            tensors that do not fit.
     """
     try:
         model = create(architecture, **kwargs)
@@ -212,6 +234,13 @@ def model_from_tensors(
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"cannot build architecture {architecture!r}: {exc}") from None
     model.to(map_location)
+    if structure is not None:
+        try:
+            rebuild_structure(model, structure)
+        except ValueError as exc:
+            raise CheckpointError(
+                f"cannot rebuild the structurally pruned {architecture!r}: {exc}"
+            ) from None
     own_keys = set(model.state_dict())
     plain: dict[str, Tensor] = {}
     masks: dict[str, Tensor] = {}
@@ -265,8 +294,9 @@ def load_checkpoint(
         map_location: Device for the model and its tensors.
 
     Returns:
-        ``(model, meta)``: the model in eval mode, pruned exactly as saved, and the metadata
-        (see :func:`read_checkpoint_meta`).
+        ``(model, meta)``: the model in eval mode, pruned exactly as saved (structurally
+        pruned models are rebuilt from ``meta["extra"]["structured"]`` and carry it again as
+        ``model.prunescope_structure``), and the metadata (see :func:`read_checkpoint_meta`).
 
     Raises:
         CheckpointError: Missing/invalid metadata, unknown architecture, or weights that do not
@@ -277,5 +307,9 @@ def load_checkpoint(
         tensors = load_file(str(path), device=str(map_location))
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{str(path)!r} is not a readable safetensors file: {exc}") from None
-    model = model_from_tensors(meta["architecture"], meta["kwargs"], tensors, map_location)
+    extra = meta["extra"]
+    structure = extra.get("structured") if isinstance(extra, dict) else None
+    model = model_from_tensors(
+        meta["architecture"], meta["kwargs"], tensors, map_location, structure=structure
+    )
     return model.eval(), meta

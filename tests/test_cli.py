@@ -15,8 +15,10 @@ from backend.cli import build_parser, main
 from backend.config import Settings
 from backend.jobs.executor import InlineExecutor
 
+COMMANDS = ["serve", "demo", "train", "prune", "sweep", "methods", "jobs"]
 
-@pytest.mark.parametrize("command", ["serve", "demo", "train", "prune", "jobs"])
+
+@pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_explains_itself(command, capsys):
     with pytest.raises(SystemExit) as exc:
         main([command, "--help"])
@@ -28,8 +30,38 @@ def test_every_command_explains_itself(command, capsys):
 
 def test_top_level_help_lists_commands():
     text = build_parser().format_help()
-    for command in ("serve", "demo", "train", "prune", "jobs"):
+    for command in COMMANDS:
         assert command in text
+
+
+def test_methods_lists_every_registered_method(capsys):
+    from backend.pruning import list_methods, method_info
+
+    assert main(["methods"]) == 0
+    out = capsys.readouterr().out
+    for name in list_methods():
+        assert f"{name} " in out
+        assert method_info(name)["schedule"] in out
+
+
+def test_bad_json_params_are_named(capsys):
+    assert (
+        main(
+            [
+                "prune",
+                "--api",
+                "http://127.0.0.1:9/api",
+                "--model",
+                "1",
+                "--sparsity",
+                "0.5",
+                "--params",
+                "{eps: 1}",
+            ]
+        )
+        == 1
+    )
+    assert "--params is not valid JSON" in capsys.readouterr().err
 
 
 def test_client_commands_say_when_no_server_runs(capsys):

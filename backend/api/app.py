@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from backend.api.routes import analyses, comparisons, datasets, health, jobs, models
+from backend.api.routes import analyses, comparisons, datasets, health, jobs, methods, models
 from backend.config import Settings, get_settings
 from backend.db.session import migrate
 from backend.jobs.executor import Executor, make_executor
@@ -60,11 +60,12 @@ def create_app(
     app.state.settings = settings
     app.state.store = store
     app.state.executor = executor
-    for module in (health, datasets, models, jobs, analyses, comparisons):
+    for module in (health, datasets, models, methods, jobs, analyses, comparisons):
         app.include_router(module.router, prefix="/api")
 
     if dashboard:
         from a2wsgi import WSGIMiddleware
+
         from frontend.app import create_dash_app
 
         dash_app = create_dash_app(settings.api_url)

@@ -68,6 +68,9 @@ class ModelPublic(_Public):
     n_params: int
     n_nonzero: int
     compression_ratio: float
+    theoretical_speedup: float | None = None
+    measured_speedup: float | None = None
+    report_note: str | None = None
     accuracy: float | None
     job_id: int | None
     created_at: Timestamp
@@ -75,6 +78,21 @@ class ModelPublic(_Public):
 
 class ModelsPublic(BaseModel):
     data: list[ModelPublic]
+    count: int
+
+
+class MethodPublic(BaseModel):
+    name: str
+    doc: str
+    defaults: dict[str, Any]
+    needs_batch: bool
+    scope: str
+    schedule: str
+    revives: bool
+
+
+class MethodsPublic(BaseModel):
+    data: list[MethodPublic]
     count: int
 
 
@@ -95,6 +113,7 @@ class JobPublic(_Public):
     error: str | None
     result: dict[str, Any] | None
     attempts: int
+    parent_job_id: int | None = None
     created_at: Timestamp
     started_at: Timestamp | None
     finished_at: Timestamp | None

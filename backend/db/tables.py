@@ -54,6 +54,10 @@ class JobRow(Base):
     traceback: Mapped[str | None] = mapped_column(Text, nullable=True)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # a sweep's child jobs point at the sweep
+    parent_job_id: Mapped[int | None] = mapped_column(
+        ForeignKey("jobs.id"), nullable=True, index=True
+    )
     worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -55,6 +55,16 @@ def fill_arch_kwargs(architecture: str, kwargs: dict[str, Any], ds: ArrayDataset
     return out
 
 
+def store_checkpoint(
+    ctx: JobContext, model: torch.nn.Module, architecture: str, arch_kwargs: dict[str, Any]
+) -> str:
+    """Save a checkpoint into the artifact store; returns its sha256."""
+    with tempfile.TemporaryDirectory(dir=ctx.store.root) as tmp:
+        path = Path(tmp) / "model.safetensors"
+        save_checkpoint(model, architecture, arch_kwargs, path)
+        return ctx.store.put_file(path)
+
+
 def fit(
     ctx: JobContext,
     model: torch.nn.Module,
@@ -91,10 +101,18 @@ def accuracy(model: torch.nn.Module, ds: ArrayDataset, device: str, split: str =
     return float((logits.argmax(1).cpu() == y).float().mean())
 
 
+def own_report(model: torch.nn.Module) -> dict[str, Any]:
+    """Sparsity figures of a model that keeps its original architecture (masks only)."""
+    report = sparsity_report(model)
+    report["params_dense"] = report["n_params"]
+    report["params"], report["nonzero"] = report["n_params"], report["n_nonzero"]
+    return report
+
+
 def save_model(
     ctx: JobContext,
     job: JobRow,
-    model: torch.nn.Module,
+    model: torch.nn.Module | None,
     *,
     name: str,
     architecture: str,
@@ -104,13 +122,25 @@ def save_model(
     parent_id: int | None = None,
     pruning_method: str | None = None,
     pruning_params: dict[str, Any] | None = None,
+    report: dict[str, Any] | None = None,
+    checkpoint_sha: str | None = None,
 ) -> int:
-    """Store the checkpoint and register (or, on a retried job, update) the model row."""
-    with tempfile.TemporaryDirectory(dir=ctx.store.root) as tmp:
-        path = Path(tmp) / "model.safetensors"
-        save_checkpoint(model.cpu(), architecture, arch_kwargs, path)
-        sha = ctx.store.put_file(path)
-    report = sparsity_report(model)
+    """Store the checkpoint and register (or, on a retried job, update) the model row.
+
+    Args:
+        report: compression report against the original (backend.pruning.report); default:
+            the model's own sparsity report.
+        checkpoint_sha: an already stored checkpoint (otherwise ``model`` is saved now).
+            One job may register several models (IMP rounds); they differ by name.
+    """
+    if model is None and (checkpoint_sha is None or report is None):
+        raise ValueError("save_model needs the model, or its stored checkpoint and report")
+    if checkpoint_sha is None:
+        assert model is not None
+        checkpoint_sha = store_checkpoint(ctx, model, architecture, arch_kwargs)
+    if report is None:
+        assert model is not None
+        report = own_report(model)
     values = dict(
         name=name,
         architecture=architecture,
@@ -120,16 +150,18 @@ def save_model(
         pruning_method=pruning_method,
         pruning_params=pruning_params,
         sparsity=float(report["sparsity"]),
-        n_params=int(report["n_params"]),
-        n_nonzero=int(report["n_nonzero"]),
+        n_params=int(report["params"]),
+        n_nonzero=int(report["nonzero"]),
         accuracy=accuracy,
         sparsity_report=report,
-        checkpoint_sha=sha,
+        checkpoint_sha=checkpoint_sha,
         job_id=job.id,
     )
     with ctx.session() as s:
         # A retried job updates the row its earlier attempt wrote: never two results.
-        row = s.scalars(select(ModelRow).where(ModelRow.job_id == job.id)).first()
+        row = s.scalars(
+            select(ModelRow).where(ModelRow.job_id == job.id, ModelRow.name == name)
+        ).first()
         if row is None:
             row = ModelRow(**values)
             s.add(row)

@@ -14,8 +14,11 @@ from sqlalchemy import select, update
 from backend.config import Settings
 from backend.db.session import session_scope
 from backend.db.tables import JobRow, utcnow
+from backend.jobs.specs import RUNNABLE_KINDS
 
 log = logging.getLogger(__name__)
+
+ACTIVE = ("running", "cancelling")
 
 
 class Executor(Protocol):
@@ -94,13 +97,15 @@ class LocalExecutor:
         """Jobs left 'running' by a previous server (this executor owns every local worker)
         go back to the queue; queued ones are handed to the new workers."""
         with session_scope(self.settings.database_url) as s:
+            # sweeps are never run themselves: only their child jobs are
+            runnable = JobRow.kind.in_(RUNNABLE_KINDS)
             s.execute(
                 update(JobRow)
-                .where(JobRow.status.in_(("running", "cancelling")))
+                .where(JobRow.status.in_(ACTIVE), runnable)
                 .values(status="queued", stage="requeued after restart")
             )
             ids = s.scalars(
-                select(JobRow.id).where(JobRow.status == "queued").order_by(JobRow.id)
+                select(JobRow.id).where(JobRow.status == "queued", runnable).order_by(JobRow.id)
             ).all()
         for job_id in ids:
             self.submit(job_id)
@@ -116,9 +121,7 @@ class LocalExecutor:
                     with session_scope(self.settings.database_url) as s:
                         s.execute(
                             update(JobRow)
-                            .where(
-                                JobRow.id == job_id, JobRow.status.in_(("running", "cancelling"))
-                            )
+                            .where(JobRow.id == job_id, JobRow.status.in_(ACTIVE))
                             .values(
                                 status="failed",
                                 stage="failed",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-JOB_KINDS = ("train", "prune", "analyze")
-JobKind = Literal["train", "prune", "analyze"]
+JOB_KINDS = ("train", "prune", "analyze", "sweep")
+# a sweep is never run itself: it is expanded into child prune jobs at submission
+RUNNABLE_KINDS = ("train", "prune", "analyze")
+JobKind = Literal["train", "prune", "analyze", "sweep"]
 JobStatus = Literal["queued", "running", "cancelling", "succeeded", "failed", "cancelled"]
 FINAL_STATUSES = ("succeeded", "failed", "cancelled")
 
@@ -25,6 +27,8 @@ class TrainSettings(_Spec):
     weight_decay: float = Field(default=0.0, ge=0)
     optimizer: Literal["adam", "sgd"] = "adam"
     momentum: float = Field(default=0.9, ge=0, lt=1)
+    lr_schedule: Literal["constant", "cosine", "step"] = "constant"
+    amp: bool = Field(default=False, description="bfloat16 autocast on CUDA; ignored on CPU")
     seed: int = 0
 
 
@@ -44,7 +48,16 @@ class PruneSpec(_Spec):
     method: str = "global_magnitude"
     sparsity: float = Field(ge=0, lt=1, description="fraction of prunable weights set to zero")
     params: dict[str, Any] = Field(default_factory=dict)
-    finetune: TrainSettings = Field(default_factory=lambda: TrainSettings(epochs=3))
+    finetune: TrainSettings | None = Field(
+        default=None,
+        description="training after/while pruning; default: 3 epochs for one-shot methods, "
+        "the parent's training settings for methods that train from scratch or in rounds",
+    )
+    analyze: bool = Field(default=False, description="analyse the pruned model afterwards")
+    seed: int | None = Field(
+        default=None,
+        description="overrides the training seed (and the method's own seed, if it has one)",
+    )
     name: str | None = Field(default=None, max_length=200)
 
 
@@ -56,8 +69,50 @@ class AnalyzeSpec(_Spec):
     split: Literal["train", "test"] = "test"
 
 
+class MethodChoice(_Spec):
+    method: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+MAX_SWEEP_JOBS = 500
+
+
+class SweepSpec(_Spec):
+    """Methods x sparsities x seeds prune jobs of one model: the populations that
+    recall-distortion statistics and pruning-identified exemplars need."""
+
+    model_id: int
+    methods: list[str | MethodChoice] = Field(min_length=1, max_length=50)
+    sparsities: list[Annotated[float, Field(ge=0, lt=1)]] = Field(min_length=1, max_length=50)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, max_length=100)
+    finetune: TrainSettings | None = None
+    analyze: bool = True
+
+    def expand(self) -> list[PruneSpec]:
+        """One prune spec per (method, sparsity, seed), in that nesting order."""
+        children = []
+        for choice in self.methods:
+            if isinstance(choice, str):
+                choice = MethodChoice(method=choice)
+            for sparsity in self.sparsities:
+                for seed in self.seeds:
+                    children.append(
+                        PruneSpec(
+                            model_id=self.model_id,
+                            method=choice.method,
+                            sparsity=sparsity,
+                            params=choice.params,
+                            finetune=self.finetune,
+                            analyze=self.analyze,
+                            seed=seed,
+                        )
+                    )
+        return children
+
+
 SPEC_TYPES: dict[str, type[_Spec]] = {
     "train": TrainSpec,
     "prune": PruneSpec,
     "analyze": AnalyzeSpec,
+    "sweep": SweepSpec,
 }

@@ -5,8 +5,14 @@
 
 from __future__ import annotations
 
+from backend.pruning import dns as dns
+from backend.pruning import gradual as gradual
+from backend.pruning import lottery as lottery
 from backend.pruning import magnitude as magnitude
 from backend.pruning import random as random
+from backend.pruning import rigl as rigl
+from backend.pruning import saliency as saliency
+from backend.pruning import structured as structured
 from backend.pruning.masks import apply_masks, prunable_layers, sparsity_report
 from backend.pruning.registry import (
     PruningMethod,

@@ -8,6 +8,7 @@ recomputed so that ``weight == weight_orig * weight_mask`` holds without a forwa
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -20,12 +21,22 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from backend.pruning.masks import refresh_pruned_weights
-from backend.pruning.registry import check_int, check_number
+from backend.pruning.registry import check_bool, check_int, check_number
 
-__all__ = ["TrainConfig", "TrainHook", "TrainingCancelled", "predict", "train"]
+__all__ = [
+    "LR_SCHEDULES",
+    "TrainConfig",
+    "TrainHook",
+    "TrainingCancelled",
+    "lr_factor",
+    "predict",
+    "train",
+]
 
 ProgressFn = Callable[[float, str], None]
 StopFn = Callable[[], bool]
+
+LR_SCHEDULES = ("constant", "cosine", "step")
 
 # Within an epoch, progress and should_stop are called at most this often (seconds); they are
 # always called at every epoch boundary. Callers may hit a database in either callback.
@@ -71,6 +82,14 @@ class TrainConfig:
         momentum: SGD momentum in [0, 1) (ignored by Adam).
         seed: Seeds ``torch.manual_seed`` and the shuffling generator, >= 0.
         device: Torch device string, e.g. ``"cpu"`` or ``"cuda:0"``.
+        lr_schedule: Learning-rate schedule over all training steps (see :func:`lr_factor`):
+            ``"constant"``; ``"cosine"`` (cosine annealing from ``lr`` to 0 over all steps,
+            Loshchilov & Hutter 2017, without restarts); ``"step"`` (``lr`` times 0.1 from 50%
+            and again from 75% of the steps).
+        amp: Automatic mixed precision: the forward pass and the loss run under
+            ``torch.autocast`` with bfloat16 on CUDA devices (no gradient scaler is needed with
+            bfloat16; parameters, gradients and optimiser state stay float32). Ignored on other
+            devices, so ``amp=True`` on the CPU trains exactly as ``amp=False``.
     """
 
     epochs: int = 10
@@ -81,6 +100,8 @@ class TrainConfig:
     momentum: float = 0.9
     seed: int = 0
     device: str = "cpu"
+    lr_schedule: Literal["constant", "cosine", "step"] = "constant"
+    amp: bool = False
 
     def __post_init__(self) -> None:
         self.epochs = check_int("epochs", self.epochs, 0)
@@ -99,6 +120,12 @@ class TrainConfig:
             torch.device(self.device)
         except (RuntimeError, ValueError):
             raise ValueError(f"device={self.device!r} is not a valid torch device") from None
+        if not isinstance(self.lr_schedule, str) or self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(
+                f"lr_schedule={self.lr_schedule!r} should be one of "
+                + ", ".join(repr(s) for s in LR_SCHEDULES)
+            )
+        self.amp = check_bool("amp", self.amp)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
@@ -112,6 +139,34 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict of the fields."""
         return dataclasses.asdict(self)
+
+
+def lr_factor(schedule: str, step: int, total_steps: int) -> float:
+    """Multiplier of the base learning rate at ``step`` (0-based) of ``total_steps``.
+
+    Args:
+        schedule: ``"constant"`` (1), ``"cosine"`` (``(1 + cos(pi * step / total_steps)) / 2``:
+            1 at the first step, decreasing to 0 at the end of training; the last step uses
+            ``(1 + cos(pi (T - 1) / T)) / 2 ~ (pi / 2T)^2``, the value ``CosineAnnealingLR``
+            with ``T_max = T`` gives it) or ``"step"`` (1, then 0.1 from step
+            ``floor(0.5 T)`` and 0.01 from step ``floor(0.75 T)``).
+        step: Current step, counted from 0.
+        total_steps: Steps of the whole training, >= 1.
+
+    Raises:
+        ValueError: For an unknown schedule.
+    """
+    total = max(int(total_steps), 1)
+    if schedule == "constant":
+        return 1.0
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * min(max(step, 0), total) / total))
+    if schedule == "step":
+        drops = (step >= math.floor(0.5 * total)) + (step >= math.floor(0.75 * total))
+        return 0.1**drops
+    raise ValueError(
+        f"lr_schedule={schedule!r} should be one of " + ", ".join(repr(s) for s in LR_SCHEDULES)
+    )
 
 
 def _check_data(X: Tensor, y: Tensor) -> None:
@@ -172,11 +227,12 @@ def train(
         should_stop: Checked before every epoch and at most every ``CALLBACK_INTERVAL_S``
             seconds within an epoch; when it returns True, :class:`TrainingCancelled` is raised
             (the model keeps the updates made so far).
+        hooks: :class:`TrainHook` objects called around every step, in order. The learning
+            rate of the step (``config.lr_schedule``) is set in the optimiser's param groups
+            before the forward pass, so hooks see it in ``after_backward``/``after_step``.
 
     Returns:
         Mean training loss of each epoch (sample-weighted), length ``config.epochs``.
-
-        hooks: :class:`TrainHook` objects called around every step, in order.
 
     Raises:
         TrainingCancelled: If ``should_stop()`` returned True.
@@ -188,6 +244,15 @@ def train(
     generator = torch.Generator().manual_seed(config.seed)
     model.to(device)
     optimizer = _make_optimizer(model, config)
+    base_lrs = [group["lr"] for group in optimizer.param_groups]
+    # bfloat16 autocast on CUDA only (no GradScaler needed for bfloat16).
+    use_amp = config.amp and device.type == "cuda"
+
+    def autocast() -> contextlib.AbstractContextManager[Any]:
+        if use_amp:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
     x_dtype = _input_dtype(model, X)
     was_training = model.training
     n = X.shape[0]
@@ -219,10 +284,15 @@ def train(
                 idx = order[i * config.batch_size : (i + 1) * config.batch_size]
                 xb = X[idx].to(device, dtype=x_dtype, non_blocking=True)
                 yb = y[idx].to(device, dtype=torch.long, non_blocking=True)
-                optimizer.zero_grad(set_to_none=True)
-                loss = F.cross_entropy(model(xb), yb)
-                loss.backward()
                 step = epoch * steps_per_epoch + i
+                if config.lr_schedule != "constant":
+                    factor = lr_factor(config.lr_schedule, step, total_steps)
+                    for group, base_lr in zip(optimizer.param_groups, base_lrs, strict=True):
+                        group["lr"] = base_lr * factor
+                optimizer.zero_grad(set_to_none=True)
+                with autocast():
+                    loss = F.cross_entropy(model(xb), yb)
+                loss.backward()
                 for hook in hooks:
                     hook.after_backward(model, step)
                 optimizer.step()

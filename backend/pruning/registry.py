@@ -151,6 +151,11 @@ class PruningMethod(abc.ABC):
         if self.needs_batch and batch is None:
             raise ValueError(f"pruning method {self.name!r} needs a batch (x, y)")
         masks = self.compute_masks(model, batch)
+        if not masks and self.sparsity > 0:
+            raise ValueError(
+                f"the model has no layer that {self.name!r} can prune "
+                f"(prunable: Conv2d and Linear weights; parameters: {self.params})"
+            )
         apply_masks(model, masks)
         return masks
 

@@ -10,7 +10,15 @@ from sqlalchemy.orm import Session
 from backend.api.deps import ExecutorDep, SessionDep, get_or_404
 from backend.api.schemas import JobCreate, JobPublic, JobsPublic
 from backend.db.tables import DatasetRow, JobRow, ModelRow, utcnow
-from backend.jobs.specs import FINAL_STATUSES, SPEC_TYPES, AnalyzeSpec, PruneSpec, TrainSpec
+from backend.jobs.specs import (
+    FINAL_STATUSES,
+    MAX_SWEEP_JOBS,
+    SPEC_TYPES,
+    AnalyzeSpec,
+    PruneSpec,
+    SweepSpec,
+    TrainSpec,
+)
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -40,14 +48,34 @@ def validate_spec(session: Session, kind: str, raw: dict) -> dict:  # type: igno
                 f"known: {', '.join(list_models())}"
             )
     elif isinstance(spec, PruneSpec):
+        from backend.jobs.kinds.prune import training_settings
         from backend.pruning import create as create_method
 
-        if session.get(ModelRow, spec.model_id) is None:
+        model = session.get(ModelRow, spec.model_id)
+        if model is None:
             raise _unprocessable(f"spec.model_id: model {spec.model_id} does not exist")
         try:
-            create_method(spec.method, sparsity=spec.sparsity, **spec.params)
+            method = create_method(spec.method, sparsity=spec.sparsity, **spec.params)
         except (TypeError, ValueError) as exc:
             raise _unprocessable(f"spec.method: {exc}".replace('"', "")) from exc
+        dataset = session.get(DatasetRow, model.dataset_id) if model.dataset_id else None
+        validate_schedule = getattr(method, "validate_schedule", None)
+        if dataset is not None and validate_schedule is not None:
+            parent_job = session.get(JobRow, model.job_id) if model.job_id else None
+            hyper = training_settings(spec, method.schedule, parent_job)
+            steps = hyper.epochs * -(-dataset.n_train // hyper.batch_size)
+            try:
+                validate_schedule(steps)
+            except ValueError as exc:
+                raise _unprocessable(f"spec.params: {exc}") from exc
+    elif isinstance(spec, SweepSpec):
+        children = spec.expand()
+        if len(children) > MAX_SWEEP_JOBS:
+            raise _unprocessable(
+                f"spec: the sweep expands to {len(children)} jobs; at most {MAX_SWEEP_JOBS}"
+            )
+        for child in children:  # each child is validated like a prune job of its own
+            validate_spec(session, "prune", child.model_dump(mode="json"))
     elif isinstance(spec, AnalyzeSpec):
         model = session.get(ModelRow, spec.model_id)
         if model is None:
@@ -59,14 +87,69 @@ def validate_spec(session: Session, kind: str, raw: dict) -> dict:  # type: igno
 
 
 def submit_job(session: Session, executor: ExecutorDep, kind: str, raw: dict) -> JobRow:  # type: ignore[type-arg]
-    """Validate, write the job row, then hand its id to the executor."""
+    """Validate, write the job row(s), then hand the runnable ids to the executor.
+
+    A sweep is written with all its child prune jobs in one transaction and is never run
+    itself: its status and progress are aggregated from the children.
+    """
     spec = validate_spec(session, kind, raw)
     job = JobRow(kind=kind, spec=spec, status="queued", progress=0.0, stage="queued")
     session.add(job)
+    children: list[JobRow] = []
+    if kind == "sweep":
+        job.status, job.stage = "running", f"0/{0} child jobs done"
+        session.flush()
+        for child in SweepSpec.model_validate(spec).expand():
+            children.append(
+                JobRow(
+                    kind="prune",
+                    spec=child.model_dump(mode="json"),
+                    status="queued",
+                    progress=0.0,
+                    stage="queued",
+                    parent_job_id=job.id,
+                )
+            )
+        session.add_all(children)
+        job.stage = f"0/{len(children)} child jobs done"
     session.commit()
-    executor.submit(job.id)
+    for runnable in children or [job]:
+        executor.submit(runnable.id)
     session.refresh(job)  # an inline executor may already have finished it
+    if kind == "sweep":
+        refresh_sweep(session, job)
     return job
+
+
+def refresh_sweep(session: Session, sweep: JobRow) -> JobRow:
+    """Bring a sweep's status, progress and stage up to date with its children."""
+    if sweep.kind != "sweep" or sweep.status in FINAL_STATUSES:
+        return sweep
+    # children change in other processes: never trust this session's cached copies
+    children = session.scalars(
+        select(JobRow)
+        .where(JobRow.parent_job_id == sweep.id)
+        .execution_options(populate_existing=True)
+    ).all()
+    done = [c for c in children if c.status in FINAL_STATUSES]
+    failed = [c for c in done if c.status == "failed"]
+    sweep.progress = sum(c.progress for c in children) / len(children) if children else 1.0
+    sweep.stage = f"{len(done)}/{len(children)} child jobs done"
+    if len(done) == len(children):
+        if failed:
+            sweep.status = "failed"
+            sweep.error = f"{len(failed)} of {len(children)} child jobs failed"
+        elif all(c.status == "cancelled" for c in done) or sweep.status == "cancelling":
+            sweep.status = "cancelled"
+        else:
+            sweep.status = "succeeded"
+        sweep.finished_at = utcnow()
+        sweep.result = {
+            "child_job_ids": [c.id for c in children],
+            "model_ids": [c.result["model_id"] for c in done if c.result],
+        }
+    session.commit()
+    return sweep
 
 
 @router.post("", response_model=JobPublic, status_code=201)
@@ -82,13 +165,14 @@ def list_jobs(session: SessionDep, status: str | None = None, limit: int = 200) 
     if status:
         stmt = stmt.where(JobRow.status == status)
     rows = session.scalars(stmt).all()
+    rows = [refresh_sweep(session, r) for r in rows]
     return JobsPublic(data=[JobPublic.model_validate(r) for r in rows], count=len(rows))
 
 
 @router.get("/{job_id}", response_model=JobPublic)
 def read_job(job_id: int, session: SessionDep) -> JobRow:
     """One job with its progress, stage and error."""
-    return get_or_404(session, JobRow, job_id, NOT_FOUND)  # type: ignore[no-any-return]
+    return refresh_sweep(session, get_or_404(session, JobRow, job_id, NOT_FOUND))
 
 
 @router.post("/{job_id}/cancel", response_model=JobPublic)
@@ -97,9 +181,17 @@ def cancel_job(job_id: int, session: SessionDep) -> JobRow:
     job = get_or_404(session, JobRow, job_id, NOT_FOUND)
     if job.status in FINAL_STATUSES:
         raise HTTPException(status_code=409, detail="Job already finished")
-    if job.status == "queued":
-        job.status, job.stage, job.finished_at = "cancelled", "cancelled", utcnow()
-    else:
-        job.status, job.stage = "cancelling", "cancelling"
+    targets = [job]
+    if job.kind == "sweep":
+        targets += session.scalars(
+            select(JobRow).where(
+                JobRow.parent_job_id == job.id, JobRow.status.not_in(FINAL_STATUSES)
+            )
+        ).all()
+    for target in targets:
+        if target.status == "queued":
+            target.status, target.stage, target.finished_at = "cancelled", "cancelled", utcnow()
+        else:
+            target.status, target.stage = "cancelling", "cancelling"
     session.commit()
-    return job  # type: ignore[no-any-return]
+    return refresh_sweep(session, job)

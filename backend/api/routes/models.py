@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 from sqlalchemy import select
 
@@ -15,8 +17,19 @@ NOT_FOUND = "Model not found"
 
 
 def model_public(row: ModelRow) -> ModelPublic:
-    ratio = row.n_params / row.n_nonzero if row.n_nonzero else float("inf")
-    return ModelPublic.model_validate({**row.__dict__, "compression_ratio": ratio})
+    report = row.sparsity_report or {}
+    ratio = report.get("compression_ratio") or (
+        row.n_params / row.n_nonzero if row.n_nonzero else float("inf")
+    )
+    return ModelPublic.model_validate(
+        {
+            **row.__dict__,
+            "compression_ratio": ratio,
+            "theoretical_speedup": report.get("theoretical_speedup"),
+            "measured_speedup": report.get("measured_speedup"),
+            "report_note": report.get("note"),
+        }
+    )
 
 
 @router.get("", response_model=ModelsPublic)
@@ -27,6 +40,13 @@ def list_models(session: SessionDep, parent_id: int | None = None) -> ModelsPubl
         stmt = stmt.where(ModelRow.parent_id == parent_id)
     rows = session.scalars(stmt).all()
     return ModelsPublic(data=[model_public(r) for r in rows], count=len(rows))
+
+
+@router.get("/{model_id}/report")
+def read_model_report(model_id: int, session: SessionDep) -> dict[str, Any]:
+    """The model's compression report: per-layer sparsity, FLOPs, measured latency."""
+    row = get_or_404(session, ModelRow, model_id, NOT_FOUND)
+    return dict(row.sparsity_report or {})
 
 
 @router.get("/{model_id}", response_model=ModelPublic)

@@ -8,13 +8,15 @@ from typing import Any
 
 from backend.db.tables import JobRow
 from backend.jobs.context import JobContext
-from backend.jobs.specs import JOB_KINDS
+from backend.jobs.specs import RUNNABLE_KINDS
 
 RunFn = Callable[[JobRow, JobContext], dict[str, Any]]
 
 
 def get_kind(kind: str) -> RunFn:
     """The run function of a job kind (imported lazily: kinds import torch)."""
-    if kind not in JOB_KINDS:
-        raise ValueError(f"unknown job kind {kind!r}; known: {', '.join(JOB_KINDS)}")
+    if kind not in RUNNABLE_KINDS:
+        raise ValueError(
+            f"job kind {kind!r} is not runnable; runnable: {', '.join(RUNNABLE_KINDS)}"
+        )
     return import_module(f"backend.jobs.kinds.{kind}").run  # type: ignore[no-any-return]

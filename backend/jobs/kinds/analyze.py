@@ -10,7 +10,7 @@ import pandas as pd
 from sqlalchemy import select
 
 from backend.analysis.metrics import softmax, summarize
-from backend.db.tables import AnalysisRow, JobRow
+from backend.db.tables import AnalysisRow, JobRow, ModelRow
 from backend.jobs.common import load_dataset, load_model, tensors
 from backend.jobs.context import JobContext
 from backend.jobs.specs import AnalyzeSpec
@@ -37,13 +37,29 @@ def samples_table(y: np.ndarray, logits: np.ndarray) -> pd.DataFrame:
 
 def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
     spec = AnalyzeSpec.model_validate(job.spec)
-    ctx.report(0.0, "loading model", force=True)
-    model_row, model = load_model(ctx, spec.model_id)
-    dataset_id = spec.dataset_id or model_row.dataset_id
+    with ctx.session() as s:
+        model_row = s.get(ModelRow, spec.model_id)
+        if model_row is None:
+            raise ValueError(f"model {spec.model_id} does not exist")
+        dataset_id = spec.dataset_id or model_row.dataset_id
     if dataset_id is None:
-        raise ValueError(f"model {model_row.id} has no dataset; give dataset_id")
+        raise ValueError(f"model {spec.model_id} has no dataset; give dataset_id")
+    analysis_id = analyze_model(ctx, job, spec.model_id, dataset_id, spec.split)
+    with ctx.session() as s:
+        row = s.get(AnalysisRow, analysis_id)
+        assert row is not None
+        return {"analysis_id": analysis_id, "accuracy": row.accuracy}
+
+
+def analyze_model(ctx: JobContext, job: JobRow, model_id: int, dataset_id: int, split: str) -> int:
+    """Evaluate a model on a dataset split, store the per-sample table; returns the analysis id.
+
+    Re-analysing the same (model, dataset, split) replaces the earlier result.
+    """
+    ctx.report(0.0, "loading model", force=True)
+    model_row, model = load_model(ctx, model_id)
     ds_row, ds = load_dataset(ctx, dataset_id)
-    x, y = tensors(ds, spec.split)
+    x, y = tensors(ds, split)
     ctx.report(0.2, f"predicting {len(y)} samples", force=True)
     logits = predict(model, x, device=ctx.device).cpu().numpy()
     ctx.report(0.8, "summarising", force=True)
@@ -57,11 +73,11 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
             select(AnalysisRow).where(
                 AnalysisRow.model_id == model_row.id,
                 AnalysisRow.dataset_id == ds_row.id,
-                AnalysisRow.split == spec.split,
+                AnalysisRow.split == split,
             )
         ).first()
         if row is None:
-            row = AnalysisRow(model_id=model_row.id, dataset_id=ds_row.id, split=spec.split)
+            row = AnalysisRow(model_id=model_row.id, dataset_id=ds_row.id, split=split)
             s.add(row)
         row.accuracy = summary.accuracy
         row.n_samples = len(table)
@@ -69,5 +85,4 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
         row.samples_sha = sha
         row.job_id = job.id
         s.flush()
-        analysis_id = row.id
-    return {"analysis_id": analysis_id, "accuracy": summary.accuracy}
+        return row.id

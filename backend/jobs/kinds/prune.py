@@ -1,15 +1,69 @@
-"""Prune a registered model with a registry method, then fine-tune it."""
+"""Prune a registered model with a registry method; the method drives its own schedule.
+
+One-shot methods prune the trained model and fine-tune it; SNIP and RigL start from a fresh
+initialisation; GMP, DNS and RigL change masks while training; lottery tickets train in rounds,
+every round kept as a model in the lineage. The result carries the compression report against
+the original (parameters, FLOPs, measured latency on the job's device).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import torch
+from torch import nn
+
 from backend.db.tables import JobRow
-from backend.jobs.common import accuracy, fit, load_dataset, load_model, save_model, tensors
+from backend.jobs.common import (
+    accuracy,
+    load_dataset,
+    load_model,
+    own_report,
+    save_model,
+    store_checkpoint,
+    tensors,
+)
 from backend.jobs.context import JobContext
-from backend.jobs.specs import PruneSpec
-from backend.pruning import apply_masks
+from backend.jobs.kinds.analyze import analyze_model
+from backend.jobs.specs import PruneSpec, TrainSettings
 from backend.pruning import create as create_method
+from backend.pruning.finetune import TrainConfig
+from backend.pruning.report import compression_report
+from backend.pruning.session import PruneSession
+from models.registry import create as create_model
+
+
+def training_settings(
+    spec: PruneSpec, method_schedule: str, parent_job: JobRow | None
+) -> TrainSettings:
+    """The spec's fine-tuning settings, else defaults that suit the method's schedule.
+
+    One-shot methods fine-tune briefly (3 epochs). Methods that train from scratch or in rounds
+    (SNIP, RigL, GMP, DNS, lottery tickets) default to the parent's own training settings, so
+    the pruned network gets the training its original had.
+    """
+    if spec.finetune is not None:
+        hyper = spec.finetune
+    elif method_schedule == "one_shot":
+        hyper = TrainSettings(epochs=3)
+    elif parent_job is not None and parent_job.kind == "train":
+        fields = set(TrainSettings.model_fields)
+        hyper = TrainSettings(**{k: v for k, v in parent_job.spec.items() if k in fields})
+    else:
+        hyper = TrainSettings()
+    if spec.seed is not None:
+        hyper = hyper.model_copy(update={"seed": spec.seed})
+    return hyper
+
+
+def method_params(spec: PruneSpec) -> dict[str, Any]:
+    """The method's parameters, with the spec's seed for methods that take one."""
+    from backend.pruning import method_info
+
+    params = dict(spec.params)
+    if spec.seed is not None and "seed" in method_info(spec.method)["defaults"]:
+        params.setdefault("seed", spec.seed)
+    return params
 
 
 def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
@@ -20,33 +74,89 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
         raise ValueError(f"model {parent.id} has no dataset to fine-tune on")
     ds_row, ds = load_dataset(ctx, parent.dataset_id)
     x, y = tensors(ds, "train")
-    method = create_method(spec.method, sparsity=spec.sparsity, **spec.params)
-    ctx.report(0.05, f"pruning: {spec.method} to {spec.sparsity:.0%}", force=True)
-    batch = None
-    if getattr(method, "needs_batch", False):
-        n = min(len(x), spec.finetune.batch_size)
-        batch = (x[:n].to(ctx.device), y[:n].to(ctx.device))
-    apply_masks(model, method.compute_masks(model, batch))
+    method = create_method(spec.method, sparsity=spec.sparsity, **method_params(spec))
+    with ctx.session() as s:
+        parent_job = s.get(JobRow, parent.job_id) if parent.job_id else None
+        if parent_job is not None:
+            s.expunge(parent_job)
+    hyper = training_settings(spec, method.schedule, parent_job)
+    fields = set(TrainConfig.__dataclass_fields__) - {"device"}
+    config = TrainConfig(**hyper.model_dump(include=fields), device=ctx.device)
+    base_name = spec.name or f"{parent.name} / {spec.method} {spec.sparsity:.0%}"
+    # (checkpoint sha, sparsity figures, round info) of each intermediate round
+    pending_rounds: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+
+    def make_model(seed: int) -> nn.Module:
+        torch.manual_seed(seed)
+        return create_model(parent.architecture, **parent.arch_kwargs)
+
+    def record_round(round_model: nn.Module, info: dict[str, Any]) -> None:
+        # Checkpoints are stored now; rows are written only if the whole job succeeds, so a
+        # cancelled or failed run leaves no partial lineage behind.
+        sha = store_checkpoint(ctx, round_model, parent.architecture, parent.arch_kwargs)
+        info = {**info, "accuracy": accuracy(round_model, ds, ctx.device)}
+        pending_rounds.append((sha, own_report(round_model), info))
+
+    session = PruneSession(
+        x,
+        y,
+        config,
+        make_model,
+        progress=lambda f, stage: ctx.report(0.02 + 0.88 * f, stage),
+        should_stop=ctx.should_stop,
+        record_round=record_round,
+    )
+    pruned = method.run(model, session)
     ctx.check_cancelled()
-    fit(ctx, model, x, y, spec.finetune, start=0.1, span=0.85, label="fine-tuning")
-    ctx.report(0.96, "evaluating", force=True)
-    acc = accuracy(model, ds, ctx.device)
-    name = spec.name or f"{parent.name} / {spec.method} {spec.sparsity:.0%}"
+    ctx.report(0.92, "measuring: accuracy, FLOPs and latency", force=True)
+    _, original = load_model(ctx, parent.id)
+    example = x[: min(len(x), hyper.batch_size)].to(ctx.device)
+    report = compression_report(original, pruned, example, device=ctx.device)
+    acc = accuracy(pruned, ds, ctx.device)
+    params = {"sparsity": spec.sparsity, **method.params, "training": hyper.model_dump()}
+    previous = parent.id
+    round_ids: list[int] = []
+    for sha, round_report, info in pending_rounds:
+        previous = save_model(
+            ctx,
+            job,
+            None,
+            name=f"{base_name} round {info['round']}",
+            architecture=parent.architecture,
+            arch_kwargs=parent.arch_kwargs,
+            dataset_id=ds_row.id,
+            accuracy=info["accuracy"],
+            parent_id=previous,
+            pruning_method=spec.method,
+            pruning_params={**params, "round": info["round"], "round_sparsity": info["sparsity"]},
+            checkpoint_sha=sha,
+            report=round_report,
+        )
+        round_ids.append(previous)
     model_id = save_model(
         ctx,
         job,
-        model,
-        name=name,
+        pruned,
+        name=base_name,
         architecture=parent.architecture,
         arch_kwargs=parent.arch_kwargs,
         dataset_id=ds_row.id,
         accuracy=acc,
-        parent_id=parent.id,
+        parent_id=previous,
         pruning_method=spec.method,
-        pruning_params={
-            "sparsity": spec.sparsity,
-            **spec.params,
-            "finetune": spec.finetune.model_dump(),
-        },
+        pruning_params=params,
+        report=report,
     )
-    return {"model_id": model_id, "accuracy": acc}
+    result: dict[str, Any] = {
+        "model_id": model_id,
+        "accuracy": acc,
+        "sparsity": report["sparsity"],
+        "compression_ratio": report["compression_ratio"],
+        "theoretical_speedup": report["theoretical_speedup"],
+        "measured_speedup": report["measured_speedup"],
+        "round_model_ids": round_ids,
+    }
+    if spec.analyze:
+        ctx.report(0.97, "analysing", force=True)
+        result["analysis_id"] = analyze_model(ctx, job, model_id, ds_row.id, "test")
+    return result

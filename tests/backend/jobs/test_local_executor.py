@@ -159,3 +159,40 @@ def test_workers_exit_when_the_server_is_killed(settings):
     finally:
         if server.poll() is None:
             server.kill()
+
+
+def test_cancelled_lottery_ticket_leaves_no_partial_lineage(local_client):
+    """Cancel after a round has finished: neither the rounds nor the final model appear."""
+    c = local_client
+    ds = c.post("/api/datasets", json={"builtin": "digits"}).json()
+    parent = c.post(
+        "/api/jobs",
+        json={
+            "kind": "train",
+            "spec": {"dataset_id": ds["id"], "architecture": "mlp", "epochs": 1},
+        },
+    ).json()
+    parent = wait_for(c, parent["id"])
+    job = c.post(
+        "/api/jobs",
+        json={
+            "kind": "prune",
+            "spec": {
+                "model_id": parent["result"]["model_id"],
+                "method": "lottery_ticket",
+                "sparsity": 0.9,
+                "params": {"prune_fraction": 0.5},
+                "finetune": {"epochs": 40},
+            },
+        },
+    ).json()
+    deadline = time.monotonic() + 120
+    while not c.get(f"/api/jobs/{job['id']}").json()["stage"].startswith("round 2"):
+        assert time.monotonic() < deadline, "the job never reached round 2"
+        time.sleep(0.1)
+    t0 = time.monotonic()
+    c.post(f"/api/jobs/{job['id']}/cancel")
+    job = wait_for(c, job["id"], timeout=30)
+    assert job["status"] == "cancelled"
+    assert time.monotonic() - t0 < 10
+    assert c.get("/api/models").json()["count"] == 1  # the parent only

@@ -11,7 +11,14 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import prune
 
-from backend.pruning.finetune import TrainConfig, TrainingCancelled, predict, train
+from backend.pruning.finetune import (
+    TrainConfig,
+    TrainHook,
+    TrainingCancelled,
+    lr_factor,
+    predict,
+    train,
+)
 from backend.pruning.masks import current_mask, prunable_layers
 from backend.pruning.registry import create as create_method
 from models.registry import create as create_model
@@ -238,3 +245,93 @@ def test_digits_cnn_learns_sklearn_digits() -> None:
     train(model, X[train_idx], y[train_idx], TrainConfig(epochs=15, lr=1e-3, batch_size=64))
     accuracy = (predict(model, X[test_idx]).argmax(1) == y[test_idx]).float().mean().item()
     assert accuracy > 0.9
+
+
+# --- learning-rate schedules and mixed precision ----------------------------------------------
+
+
+class LrRecorder(TrainHook):
+    def __init__(self) -> None:
+        self.lrs: list[float] = []
+        self.total_steps = 0
+        self.optimizer: torch.optim.Optimizer | None = None
+
+    def on_train_begin(
+        self, model: nn.Module, optimizer: torch.optim.Optimizer, total_steps: int
+    ) -> None:
+        self.optimizer, self.total_steps = optimizer, total_steps
+
+    def after_backward(self, model: nn.Module, step: int) -> None:
+        assert self.optimizer is not None
+        self.lrs.append(self.optimizer.param_groups[0]["lr"])
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("lr_schedule", "linear"), ("lr_schedule", None), ("amp", "yes"), ("amp", 1)],
+)
+def test_invalid_schedule_or_amp_raises(field: str, value: object) -> None:
+    with pytest.raises(ValueError) as excinfo:
+        TrainConfig(**{field: value})  # type: ignore[arg-type]
+    assert f"{field}={value!r}" in str(excinfo.value)
+
+
+def test_new_fields_round_trip_and_default() -> None:
+    config = TrainConfig(lr_schedule="cosine", amp=True)
+    assert config.to_dict()["lr_schedule"] == "cosine" and config.to_dict()["amp"] is True
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    assert TrainConfig().lr_schedule == "constant" and TrainConfig().amp is False
+
+
+def test_cosine_schedule_anneals_to_zero() -> None:
+    X, y = blobs(160)
+    recorder = LrRecorder()
+    config = TrainConfig(epochs=4, lr=1e-2, batch_size=16, lr_schedule="cosine")
+    train(small_mlp(), X, y, config, hooks=[recorder])
+    lrs = recorder.lrs
+    assert len(lrs) == recorder.total_steps == 40
+    assert lrs[0] == 1e-2
+    assert all(b < a for a, b in zip(lrs, lrs[1:], strict=False))  # strictly decreasing
+    assert lrs[20] == pytest.approx(0.5e-2)  # half-way: half the rate
+    assert lrs[-1] < 1e-2 * 1e-2  # ~0 at the end: (pi / 80)^2 ~ 1.5e-3 of the base rate
+    for t, lr in enumerate(lrs):
+        assert lr == pytest.approx(1e-2 * lr_factor("cosine", t, 40))
+
+
+def test_step_and_constant_schedules() -> None:
+    X, y = blobs(64)
+    recorder = LrRecorder()
+    train(
+        small_mlp(),
+        X,
+        y,
+        TrainConfig(epochs=1, lr=1.0, batch_size=8, lr_schedule="step"),
+        hooks=[recorder],
+    )
+    assert recorder.lrs == pytest.approx([1.0] * 4 + [0.1] * 2 + [0.01] * 2)
+    recorder = LrRecorder()
+    train(small_mlp(), X, y, TrainConfig(epochs=1, lr=0.5, batch_size=8), hooks=[recorder])
+    assert recorder.lrs == [0.5] * 8
+    with pytest.raises(ValueError, match="lr_schedule='nope'"):
+        lr_factor("nope", 0, 10)
+
+
+def test_amp_is_ignored_on_cpu() -> None:
+    X, y = blobs(64)
+    a, b = small_mlp(), small_mlp()
+    ha = train(a, X, y, TrainConfig(epochs=2, batch_size=16, amp=True))
+    hb = train(b, X, y, TrainConfig(epochs=2, batch_size=16, amp=False))
+    assert ha == hb
+    for (k, va), (_, vb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert torch.equal(va, vb), k
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="bfloat16 autocast needs a CUDA device")
+def test_amp_trains_on_cuda() -> None:
+    X, y = blobs()
+    model = small_mlp()
+    history = train(
+        model, X, y, TrainConfig(epochs=5, lr=1e-2, batch_size=32, amp=True, device="cuda")
+    )
+    assert all(math.isfinite(h) for h in history) and history[-1] < 0.5 * history[0]
+    assert next(model.parameters()).dtype == torch.float32

@@ -57,7 +57,15 @@ def assert_sparsity(method: PruningMethod, model: nn.Module, sparsity: float) ->
     layers = method_layers(method, model)
     zeros = [int((current_mask(m) == 0).sum()) for _, m in layers]
     sizes = [m.weight.numel() for _, m in layers]
-    if method.scope == "layer":
+    if method.scope == "structured":
+        # Whole output rows, within one channel of the target in every layer but the classifier
+        # (whose outputs are the logits); see backend/pruning/structured.py.
+        for (name, m), z in zip(layers, zeros, strict=True):
+            rows = (current_mask(m).flatten(1) == 0).all(dim=1)
+            assert z == int(rows.sum()) * m.weight[0].numel(), name
+            target = 0 if m is getattr(model, "classifier", None) else sparsity * rows.numel()
+            assert abs(int(rows.sum()) - target) <= 1, (name, int(rows.sum()), rows.numel())
+    elif method.scope == "layer":
         for (name, _), z, n in zip(layers, zeros, sizes, strict=True):
             assert abs(z - sparsity * n) <= 1, (name, z, n)
     else:
