@@ -21,12 +21,13 @@ def model_public(row: ModelRow) -> ModelPublic:
     ratio = report.get("compression_ratio") or (
         row.n_params / row.n_nonzero if row.n_nonzero else float("inf")
     )
+    pruned = row.parent_id is not None  # an original's "speed-up" against itself is noise
     return ModelPublic.model_validate(
         {
             **row.__dict__,
             "compression_ratio": ratio,
-            "theoretical_speedup": report.get("theoretical_speedup"),
-            "measured_speedup": report.get("measured_speedup"),
+            "theoretical_speedup": report.get("theoretical_speedup") if pruned else None,
+            "measured_speedup": report.get("measured_speedup") if pruned else None,
             "report_note": report.get("note"),
         }
     )

@@ -17,6 +17,7 @@ from backend.jobs.common import (
 )
 from backend.jobs.context import JobContext
 from backend.jobs.specs import TrainSpec
+from backend.pruning.report import compression_report
 from models.registry import create as create_model
 
 
@@ -29,8 +30,12 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
     model = create_model(spec.architecture, **kwargs).to(ctx.device)
     x, y = tensors(ds, "train")
     fit(ctx, model, x, y, spec, start=0.0, span=0.95, label="training")
-    ctx.report(0.96, "evaluating", force=True)
+    ctx.report(0.96, "evaluating: accuracy, FLOPs and latency", force=True)
     acc = accuracy(model, ds, ctx.device)
+    # the original's own figures (FLOPs, latency), the reference its pruned children are read
+    # against
+    example = x[: min(len(x), spec.batch_size)].to(ctx.device)
+    report = compression_report(model, model, example, device=ctx.device, repeats=10)
     name = spec.name or f"{spec.architecture} on {ds_row.name}"
     model_id = save_model(
         ctx,
@@ -41,5 +46,6 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
         arch_kwargs=kwargs,
         dataset_id=ds_row.id,
         accuracy=acc,
+        report=report,
     )
     return {"model_id": model_id, "accuracy": acc}
