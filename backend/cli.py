@@ -142,7 +142,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_demo_pipeline(api: Api, epochs: int, finetune_epochs: int, fresh: bool) -> int:
+def run_demo_pipeline(
+    api: Api, epochs: int, finetune_epochs: int, fresh: bool, corruptions: list[str] | None = None
+) -> int:
     """Train, prune at 50% and 90%, analyse; returns the comparison id."""
     if not fresh:
         for comp in api.get("/comparisons")["data"]:
@@ -184,21 +186,28 @@ def run_demo_pipeline(api: Api, epochs: int, finetune_epochs: int, fresh: bool) 
     prunes = follow_jobs(api, [j["id"] for j in prunes], ["prune 50%", "prune 90%"])
     pruned = [j["result"]["model_id"] for j in prunes]
     comp = api.post(
-        "/comparisons", {"model_a_id": original, "model_b_ids": pruned, "name": DEMO_COMPARISON}
+        "/comparisons",
+        {
+            "model_a_id": original,
+            "model_b_ids": pruned,
+            "name": DEMO_COMPARISON,
+            "corruptions": corruptions or None,
+        },
     )
-    pending = [
-        j
-        for j in api.get("/jobs", status="queued")["data"]
-        + api.get("/jobs", status="running")["data"]
-        if j["kind"] == "analyze"
-    ]
-    if pending:
-        follow_jobs(
-            api,
-            [j["id"] for j in pending],
-            [f"analyse model {j['spec']['model_id']}" for j in pending],
-        )
+    n = len(corruptions or [])
+    label = "analyse + compare" + (f" ({n} corruption{'s' * (n != 1)})" if n else "")
+    follow_jobs(api, [comp["job_id"]], [label])
     return int(comp["id"])
+
+
+def _demo_corruptions(text: str) -> list[str]:
+    if text == "none":
+        return []
+    if text == "all":
+        from backend.data.corruptions import list_corruptions
+
+        return list_corruptions()
+    return [name for name in text.split(",") if name]
 
 
 def _stop_on_sigterm() -> None:
@@ -219,7 +228,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     started = time.monotonic()
     server.start(api)
     try:
-        comp_id = run_demo_pipeline(api, args.epochs, args.finetune_epochs, args.fresh)
+        corruptions = _demo_corruptions(args.corruptions)
+        comp_id = run_demo_pipeline(api, args.epochs, args.finetune_epochs, args.fresh, corruptions)
         elapsed = time.monotonic() - started
         url = f"http://{settings.host}:{settings.port}/compare?id={comp_id}"
         print(f"\nDemo ready in {elapsed:.1f} s. Open the comparison:\n\n    {url}\n")
@@ -393,6 +403,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument(
         "--no-serve", action="store_true", help="stop after printing the URL instead of serving"
+    )
+    sp.add_argument(
+        "--corruptions",
+        default="all",
+        help="corruptions to evaluate: 'all' (the 15 of CIFAR-10-C, severities 1-5), 'none', "
+        "or a comma-separated list",
     )
     sp.set_defaults(func=cmd_demo)
 

@@ -44,6 +44,11 @@ class Settings(BaseSettings):
         description="CPU threads per worker process (0 = torch's default). One is fastest for "
         "small models on few cores and leaves a core to the server.",
     )
+    warm_embeddings: bool = Field(
+        default=True,
+        description="Compile (numba) the UMAP code in each idle worker before the first "
+        "comparison needs it (about 20 s of one core; 45 s with the large-data path).",
+    )
     host: str = Field(default="127.0.0.1", description="Address the server binds to.")
     port: int = Field(default=8050, ge=1, le=65535, description="Port the server listens on.")
     api_url: str = Field(

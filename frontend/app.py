@@ -14,12 +14,12 @@ import httpx
 from dash import dcc, html
 
 from frontend import client
-from frontend.pages import compare, home
+from frontend.pages import compare, home, prune
 
 ASSETS_FOLDER = Path(__file__).parent / "assets"
 TITLE = "PruneScope"
 URL_ID = "url"
-PAGES = (home, compare)
+PAGES = (home, compare, prune)
 
 
 def navbar() -> html.Nav:
@@ -27,7 +27,13 @@ def navbar() -> html.Nav:
     return html.Nav(
         [
             dcc.Link("PruneScope", href="/", className="brand"),
-            html.Div([dcc.Link("Home", href="/", className="nav-link")], className="nav-links"),
+            html.Div(
+                [
+                    dcc.Link("Home", href="/", className="nav-link"),
+                    dcc.Link("Prune", href="/prune", className="nav-link"),
+                ],
+                className="nav-links",
+            ),
         ],
         className="navbar",
     )

@@ -181,6 +181,18 @@ class Health(TypedDict):
     executor: str
 
 
+class MethodPublic(TypedDict):
+    """A registered pruning method, as ``GET /api/methods`` describes it."""
+
+    name: str
+    doc: str  # one line citing the paper
+    defaults: dict[str, Any]  # every hyper-parameter with its default (None: computed)
+    needs_batch: bool
+    scope: str  # "global" | "layer" | "structured": what its sparsity counts
+    schedule: str  # "one_shot" | "at_init" | "during_training" | "iterative"
+    revives: bool
+
+
 class ApiError(Exception):
     """The API answered with a non-2xx status, or could not be reached.
 
@@ -345,6 +357,22 @@ class ApiClient:
             JobPublic, self._request("POST", "/api/jobs", json={"kind": kind, "spec": spec})
         )
 
+    def create_sweep(self, spec: dict[str, Any]) -> JobPublic:
+        """``POST /api/jobs`` with ``{kind: "sweep", spec}``; returns the sweep job.
+
+        Its child prune jobs carry ``parent_job_id`` = the sweep's id; the sweep's own status,
+        progress and stage are aggregated from them.
+        """
+        return cast(
+            JobPublic, self._request("POST", "/api/jobs", json={"kind": "sweep", "spec": spec})
+        )
+
+    # methods --------------------------------------------------------------------------------
+
+    def list_methods(self) -> list[MethodPublic]:
+        """``GET /api/methods``: the ``data`` list."""
+        return self._list("/api/methods")
+
     # analyses -------------------------------------------------------------------------------
 
     def list_analyses(
@@ -381,6 +409,15 @@ class ApiClient:
         return cast(
             ComparisonPublic, self._request("GET", f"/api/comparisons/{int(comparison_id)}")
         )
+
+    def create_comparison(
+        self, model_a_id: int, model_b_ids: list[int], *, name: str | None = None
+    ) -> ComparisonPublic:
+        """``POST /api/comparisons``; analyses of models not yet analysed are queued."""
+        body: dict[str, Any] = {"model_a_id": int(model_a_id), "model_b_ids": list(model_b_ids)}
+        if name is not None:
+            body["name"] = name
+        return cast(ComparisonPublic, self._request("POST", "/api/comparisons", json=body))
 
     def get_comparison_view(self, comparison_id: int, *, b: int | None = None) -> ComparisonView:
         """``GET /api/comparisons/{id}/view?b=``; ``b`` defaults to the first pruned model."""

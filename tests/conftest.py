@@ -30,7 +30,8 @@ def free_port() -> int:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", port=free_port())
+    # no numba warm-up in every spawned test worker: it costs tens of seconds of CPU
+    return Settings(data_dir=tmp_path / "data", port=free_port(), warm_embeddings=False)
 
 
 @pytest.fixture
@@ -83,7 +84,13 @@ def build_pipeline(c: TestClient, epochs: int = 4, sparsities: tuple[float, ...]
         job = ok(c.get(f"/api/jobs/{job['id']}"))
         assert job["status"] == "succeeded", job
         pruned.append(job["result"]["model_id"])
-    comp = ok(c.post("/api/comparisons", json={"model_a_id": original, "model_b_ids": pruned}))
+    # PCA: instant; the UMAP path is exercised in tests/backend/api/test_analysis_jobs.py
+    comp = ok(
+        c.post(
+            "/api/comparisons",
+            json={"model_a_id": original, "model_b_ids": pruned, "embedding": "pca"},
+        )
+    )
     return Pipeline(ds["id"], original, pruned, comp["id"])
 
 
@@ -115,7 +122,12 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     app = create_app(settings, executor=InlineExecutor(settings), dashboard=False)
     with TestClient(app) as c:
         pipeline = build_pipeline(c, epochs=3)
-    env = {**os.environ, "PRUNESCOPE_DATA_DIR": str(data_dir), "PRUNESCOPE_PORT": str(port)}
+    env = {
+        **os.environ,
+        "PRUNESCOPE_DATA_DIR": str(data_dir),
+        "PRUNESCOPE_PORT": str(port),
+        "PRUNESCOPE_WARM_EMBEDDINGS": "false",
+    }
     cli = [sys.executable, "-m", "backend.cli", "serve"]
     log = open(data_dir / "server.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(cli, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -91,11 +91,13 @@ def test_demo_end_to_end(tmp_path):
     """`prunescope demo --no-serve`: real uvicorn, real worker process, progress on stderr."""
     port = _free_port()
     env = {"PRUNESCOPE_DATA_DIR": str(tmp_path), "PRUNESCOPE_PORT": str(port)}
-    proc = _demo(env, "--epochs", "3", "--finetune-epochs", "1", timeout=300)
+    proc = _demo(
+        env, "--epochs", "3", "--finetune-epochs", "1", "--corruptions", "brightness", timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"http://127.0.0.1:{port}/compare?id=1" in proc.stdout
     # tqdm bars for training, pruning and analysis went to the terminal
-    for label in ("train digits_cnn", "prune 50%", "prune 90%", "analyse model"):
+    for label in ("train digits_cnn", "prune 50%", "prune 90%", "analyse + compare (1 corruption)"):
         assert label in proc.stderr
     # the data folder now holds a complete comparison
     settings = Settings(data_dir=tmp_path)
@@ -103,6 +105,9 @@ def test_demo_end_to_end(tmp_path):
         view = c.get("/api/comparisons/1/view").json()
         assert [m["sparsity"] for m in (view["model_a"], view["model_b"])] == [0.0, 0.5]
         assert all(j["status"] == "succeeded" for j in c.get("/api/jobs").json()["data"])
+        results = c.get("/api/comparisons/1/results").json()
+        assert results["embedding"]["method"] == "aligned_umap"
+        assert results["mce"]["corruptions"] == ["brightness"]
     # running it again reuses the finished demo instead of training anew
     again = _demo(env, timeout=120)
     assert again.returncode == 0, again.stderr[-3000:]

@@ -13,7 +13,16 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from backend.api.routes import analyses, comparisons, datasets, health, jobs, methods, models
+from backend.api.routes import (
+    analyses,
+    comparisons,
+    corruptions,
+    datasets,
+    health,
+    jobs,
+    methods,
+    models,
+)
 from backend.config import Settings, get_settings
 from backend.db.session import migrate
 from backend.jobs.executor import Executor, make_executor
@@ -60,7 +69,8 @@ def create_app(
     app.state.settings = settings
     app.state.store = store
     app.state.executor = executor
-    for module in (health, datasets, models, methods, jobs, analyses, comparisons):
+    routers = (health, datasets, models, methods, corruptions, jobs, analyses, comparisons)
+    for module in routers:
         app.include_router(module.router, prefix="/api")
 
     if dashboard:

@@ -167,6 +167,13 @@ class ComparisonCreate(BaseModel):
     model_b_ids: list[int] = Field(min_length=1, max_length=100)
     dataset_id: int | None = Field(default=None, description="default: model A's dataset")
     name: str | None = Field(default=None, min_length=1, max_length=200)
+    corruptions: list[str] | None = Field(
+        default=None, description="corruptions to evaluate (GET /api/corruptions); none: clean only"
+    )
+    severities: list[Annotated[int, Field(ge=1, le=5)]] = Field(
+        default_factory=lambda: [1, 2, 3, 4, 5], min_length=1
+    )
+    embedding: Literal["auto", "aligned_umap", "umap_init", "pca"] = "auto"
 
 
 class ComparisonPublic(_Public):
@@ -175,6 +182,7 @@ class ComparisonPublic(_Public):
     dataset_id: int
     model_a_id: int
     model_b_ids: list[int]
+    job_id: int | None = Field(default=None, description="the latest compare job")
     created_at: Timestamp
 
 

@@ -104,6 +104,9 @@ class AnalysisRow(Base):
     n_samples: Mapped[int] = mapped_column(Integer)
     summary: Mapped[dict[str, Any]] = mapped_column(JSON)  # recall, precision, support, confusion
     samples_sha: Mapped[str] = mapped_column(String(64))
+    # penultimate features (N, D) float32 .npy, and per-(corruption, severity) sample records
+    features_sha: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    corruptions_sha: Mapped[str | None] = mapped_column(String(64), nullable=True)
     job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -119,6 +122,8 @@ class ComparisonRow(Base):
     model_a_id: Mapped[int] = mapped_column(ForeignKey("models.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
+    # comparison-wide results (similarity map), written by the compare job
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     members: Mapped[list[ComparisonMemberRow]] = relationship(
         order_by="ComparisonMemberRow.position", cascade="all, delete-orphan"
     )
@@ -136,3 +141,19 @@ class ComparisonMemberRow(Base):
     comparison_id: Mapped[int] = mapped_column(ForeignKey("comparisons.id"), primary_key=True)
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), primary_key=True)
     position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ComparisonResultRow(Base):
+    """What the compare job found for one pruned model B against A: recall distortion, flags,
+    geometry shifts, aligned embedding (summary JSON + per-sample Parquet)."""
+
+    __tablename__ = "comparison_results"
+    __table_args__ = (UniqueConstraint("comparison_id", "model_b_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    comparison_id: Mapped[int] = mapped_column(ForeignKey("comparisons.id"), index=True)
+    model_b_id: Mapped[int] = mapped_column(ForeignKey("models.id"))
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)
+    samples_sha: Mapped[str] = mapped_column(String(64))
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

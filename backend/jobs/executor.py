@@ -39,12 +39,20 @@ def _worker_main(settings_data: dict[str, Any], jobs: Any, busy: Any, parent: in
     settings = Settings(**settings_data)
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
+    warmed = not settings.warm_embeddings
     while True:
         try:
             job_id = jobs.get(timeout=1.0)
         except queue.Empty:
             if os.getppid() != parent:
                 return
+            if not warmed:
+                # numba compiles UMAP on first use (tens of seconds on two cores): do it while
+                # idle, so the first comparison does not pay for it
+                warmed = True
+                from backend.analysis.embeddings import warm_up
+
+                log.info("embeddings warmed up in %.1f s", warm_up(seed=0, large=False))
             continue
         if job_id is None:
             return

@@ -6,10 +6,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-JOB_KINDS = ("train", "prune", "analyze", "sweep")
+JOB_KINDS = ("train", "prune", "analyze", "compare", "sweep")
 # a sweep is never run itself: it is expanded into child prune jobs at submission
-RUNNABLE_KINDS = ("train", "prune", "analyze")
-JobKind = Literal["train", "prune", "analyze", "sweep"]
+RUNNABLE_KINDS = ("train", "prune", "analyze", "compare")
+JobKind = Literal["train", "prune", "analyze", "compare", "sweep"]
 JobStatus = Literal["queued", "running", "cancelling", "succeeded", "failed", "cancelled"]
 FINAL_STATUSES = ("succeeded", "failed", "cancelled")
 
@@ -61,12 +61,22 @@ class PruneSpec(_Spec):
     name: str | None = Field(default=None, max_length=200)
 
 
+Severity = Annotated[int, Field(ge=1, le=5)]
+
+
 class AnalyzeSpec(_Spec):
     """Evaluate a model on a dataset split and store per-sample results."""
 
     model_id: int
     dataset_id: int | None = None
     split: Literal["train", "test"] = "test"
+    corruptions: list[str] | None = Field(
+        default=None, description="corruption names (see GET /api/corruptions), or null"
+    )
+    severities: list[Severity] = Field(default_factory=lambda: [1, 2, 3, 4, 5], min_length=1)
+    feature_layer: str | None = Field(
+        default=None, description="name of the final Linear layer, when it is not found"
+    )
 
 
 class MethodChoice(_Spec):
@@ -110,9 +120,19 @@ class SweepSpec(_Spec):
         return children
 
 
+class CompareSpec(_Spec):
+    """Analyse A and every B of a comparison (with corruptions, if asked) and compare them."""
+
+    comparison_id: int
+    corruptions: list[str] | None = None
+    severities: list[Severity] = Field(default_factory=lambda: [1, 2, 3, 4, 5], min_length=1)
+    embedding: Literal["auto", "aligned_umap", "umap_init", "pca"] = "auto"
+
+
 SPEC_TYPES: dict[str, type[_Spec]] = {
     "train": TrainSpec,
     "prune": PruneSpec,
     "analyze": AnalyzeSpec,
+    "compare": CompareSpec,
     "sweep": SweepSpec,
 }

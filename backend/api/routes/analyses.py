@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query
+from typing import Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query
 from sqlalchemy import select
 
 from backend.api.deps import SessionDep, StoreDep, get_or_404, load_samples_table, prob_columns
 from backend.api.schemas import AnalysesPublic, AnalysisPublic, SamplePublic, SamplesPage
+from backend.api.tables import MAX_LIMIT, TablePage, filter_table, page
 from backend.db.tables import AnalysisRow
 
 router = APIRouter(prefix="/analyses", tags=["analyses"])
@@ -77,3 +80,42 @@ def read_analysis_samples(
         for i, r in enumerate(records)
     ]
     return SamplesPage(data=data, count=len(table), offset=offset, limit=limit)
+
+
+@router.get("/{analysis_id}/table", response_model=TablePage)
+def read_analysis_table(
+    analysis_id: int,
+    session: SessionDep,
+    store: StoreDep,
+    label: int | None = Query(None, description="only samples of this true class"),
+    pred: int | None = Query(None, description="only samples predicted as this class"),
+    correct: bool | None = None,
+    range_: list[str] = Query([], alias="range", description="column:min:max, repeatable"),
+    sort: str | None = Query(None, description="column, or -column for descending"),
+    columns: list[str] | None = Query(None, description="columns to return (default all)"),
+    format: Literal["records", "columns"] = "columns",
+    offset: int = Query(0, ge=0),
+    limit: int = Query(1000, ge=1, le=MAX_LIMIT),
+) -> TablePage:
+    """Per-sample predictions and geometry (angle, length, margin...), filtered and paged."""
+    row = get_or_404(session, AnalysisRow, analysis_id, NOT_FOUND)
+    table = load_samples_table(store, row.samples_sha)
+    table = filter_table(table, {"label": label, "pred": pred, "correct": correct}, range_, sort)
+    return page(table, offset, limit, format, columns)
+
+
+@router.get("/{analysis_id}/robustness")
+def read_analysis_robustness(analysis_id: int, session: SessionDep) -> dict[str, Any]:
+    """Accuracy per corruption x severity (analyses run with corruptions only)."""
+    row = get_or_404(session, AnalysisRow, analysis_id, NOT_FOUND)
+    robustness = row.summary.get("robustness")
+    if robustness is None:
+        raise HTTPException(status_code=404, detail="Analysis has no corruption results")
+    return dict(robustness)
+
+
+@router.get("/{analysis_id}/classes")
+def read_analysis_classes(analysis_id: int, session: SessionDep) -> dict[str, Any]:
+    """Per-class geometry: direction norms and mean/std of angle, length and margin."""
+    row = get_or_404(session, AnalysisRow, analysis_id, NOT_FOUND)
+    return {"classes": row.summary.get("classes"), "feature_dim": row.summary.get("feature_dim")}

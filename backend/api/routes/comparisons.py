@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Request
 from sqlalchemy import select
@@ -11,7 +13,7 @@ from backend.analysis.metrics import FLIP_CATEGORIES, flip_categories, flip_coun
 from backend.api.deps import ExecutorDep, SessionDep, StoreDep, get_or_404, load_samples_table
 from backend.api.routes.analyses import analysis_public
 from backend.api.routes.datasets import NOT_FOUND as DATASET_NOT_FOUND
-from backend.api.routes.jobs import submit_job
+from backend.api.routes.jobs import check_classes, check_corruptions, submit_job
 from backend.api.routes.models import model_public
 from backend.api.schemas import (
     ComparisonCreate,
@@ -23,9 +25,11 @@ from backend.api.schemas import (
     FlipPublic,
     FlipsPage,
 )
+from backend.api.tables import MAX_LIMIT, TablePage, filter_table, page
 from backend.db.tables import (
     AnalysisRow,
     ComparisonMemberRow,
+    ComparisonResultRow,
     ComparisonRow,
     DatasetRow,
     JobRow,
@@ -38,13 +42,14 @@ NOT_FOUND = "Comparison not found"
 SPLIT = "test"
 
 
-def comparison_public(row: ComparisonRow) -> ComparisonPublic:
+def comparison_public(row: ComparisonRow, job_id: int | None = None) -> ComparisonPublic:
     return ComparisonPublic(
         id=row.id,
         name=row.name,
         dataset_id=row.dataset_id,
         model_a_id=row.model_a_id,
         model_b_ids=row.model_b_ids,
+        job_id=job_id,
         created_at=row.created_at,
     )
 
@@ -59,28 +64,30 @@ def _find_analysis(session: Session, model_id: int, dataset_id: int) -> Analysis
     ).first()
 
 
-def _analysis_pending(session: Session, model_id: int, dataset_id: int) -> bool:
-    jobs = session.scalars(
-        select(JobRow).where(JobRow.kind == "analyze", JobRow.status.in_(("queued", "running")))
-    ).all()
-    return any(
-        j.spec.get("model_id") == model_id and j.spec.get("dataset_id") in (None, dataset_id)
-        for j in jobs
-    )
+def compare_jobs(session: Session) -> dict[int, int]:
+    """Latest compare job id of every comparison."""
+    latest: dict[int, int] = {}
+    for job in session.scalars(select(JobRow).where(JobRow.kind == "compare")).all():
+        cid = job.spec.get("comparison_id")
+        if isinstance(cid, int):
+            latest[cid] = max(latest.get(cid, 0), job.id)
+    return latest
 
 
 @router.get("", response_model=ComparisonsPublic)
 def list_comparisons(session: SessionDep) -> ComparisonsPublic:
     """All comparisons."""
     rows = session.scalars(select(ComparisonRow).order_by(ComparisonRow.id)).all()
-    return ComparisonsPublic(data=[comparison_public(r) for r in rows], count=len(rows))
+    jobs = compare_jobs(session)
+    data = [comparison_public(r, jobs.get(r.id)) for r in rows]
+    return ComparisonsPublic(data=data, count=len(rows))
 
 
 @router.post("", response_model=ComparisonPublic, status_code=201)
 def create_comparison(
     body: ComparisonCreate, session: SessionDep, executor: ExecutorDep
 ) -> ComparisonPublic:
-    """Create a comparison; analyze jobs are submitted for models not yet analysed."""
+    """Create a comparison and submit its compare job (which analyses what is missing)."""
     ids = [body.model_a_id, *body.model_b_ids]
     if len(set(ids)) != len(ids):
         raise HTTPException(status_code=422, detail="model ids must be distinct")
@@ -91,27 +98,38 @@ def create_comparison(
             raise HTTPException(status_code=422, detail=f"model {mid} does not exist")
         models[mid] = model
     dataset_id = body.dataset_id or models[body.model_a_id].dataset_id
-    if dataset_id is None or session.get(DatasetRow, dataset_id) is None:
+    dataset = session.get(DatasetRow, dataset_id) if dataset_id is not None else None
+    if dataset is None:
         raise HTTPException(status_code=422, detail=f"dataset {dataset_id} does not exist")
+    for model in models.values():
+        check_classes(model, dataset)
+    check_corruptions(body.corruptions)
     name = body.name or f"{models[body.model_a_id].name} vs {len(body.model_b_ids)} pruned"
-    row = ComparisonRow(name=name, dataset_id=dataset_id, model_a_id=body.model_a_id)
+    row = ComparisonRow(name=name, dataset_id=dataset.id, model_a_id=body.model_a_id)
     row.members = [
         ComparisonMemberRow(model_id=mid, position=i) for i, mid in enumerate(body.model_b_ids)
     ]
     session.add(row)
     session.commit()
-    for mid in ids:
-        if _find_analysis(session, mid, dataset_id) is None and not _analysis_pending(
-            session, mid, dataset_id
-        ):
-            submit_job(session, executor, "analyze", {"model_id": mid, "dataset_id": dataset_id})
-    return comparison_public(row)
+    job = submit_job(
+        session,
+        executor,
+        "compare",
+        {
+            "comparison_id": row.id,
+            "corruptions": body.corruptions,
+            "severities": body.severities,
+            "embedding": body.embedding,
+        },
+    )
+    return comparison_public(row, job.id)
 
 
 @router.get("/{comparison_id}", response_model=ComparisonPublic)
 def read_comparison(comparison_id: int, session: SessionDep) -> ComparisonPublic:
     """One comparison."""
-    return comparison_public(get_or_404(session, ComparisonRow, comparison_id, NOT_FOUND))
+    row = get_or_404(session, ComparisonRow, comparison_id, NOT_FOUND)
+    return comparison_public(row, compare_jobs(session).get(row.id))
 
 
 def _resolve(session: Session, comparison_id: int, b: int | None):  # type: ignore[no-untyped-def]
@@ -209,3 +227,71 @@ def read_comparison_flips(
         for i in page
     ]
     return FlipsPage(data=data, count=int(len(idx)), offset=offset, limit=limit)
+
+
+def _result(session: Session, comparison_id: int, b: int | None) -> ComparisonResultRow:
+    comp = get_or_404(session, ComparisonRow, comparison_id, NOT_FOUND)
+    b_id = comp.model_b_ids[0] if b is None else b
+    if b_id not in comp.model_b_ids:
+        raise HTTPException(
+            status_code=422, detail=f"model {b_id} is not one of this comparison's pruned models"
+        )
+    row = session.scalars(
+        select(ComparisonResultRow).where(
+            ComparisonResultRow.comparison_id == comparison_id,
+            ComparisonResultRow.model_b_id == b_id,
+        )
+    ).first()
+    if row is None:
+        raise HTTPException(
+            status_code=409,
+            detail="comparison results are not ready: its compare job has not "
+            "finished (see job_id)",
+        )
+    return row
+
+
+@router.get("/{comparison_id}/results")
+def read_comparison_results(
+    comparison_id: int, session: SessionDep, b: int | None = None
+) -> dict[str, Any]:
+    """Recall distortion, population statistics, flags, robustness and embedding summary."""
+    row = _result(session, comparison_id, b)
+    return {"comparison_id": comparison_id, "model_b_id": row.model_b_id, **row.summary}
+
+
+@router.get("/{comparison_id}/table", response_model=TablePage)
+def read_comparison_table(
+    comparison_id: int,
+    session: SessionDep,
+    store: StoreDep,
+    b: int | None = None,
+    label: int | None = Query(None, ge=0, description="only samples of this true class"),
+    category: str | None = Query(None, description="flip category"),
+    pie: bool | None = Query(None, description="pruning-identified exemplars only"),
+    made_fragile: bool | None = Query(None, description="made fragile by pruning"),
+    range_: list[str] = Query([], alias="range", description="column:min:max, repeatable"),
+    sort: str | None = Query(None, description="column, or -column for descending"),
+    columns: list[str] | None = Query(None, description="columns to return (default all)"),
+    format: Literal["records", "columns"] = "columns",
+    offset: int = Query(0, ge=0),
+    limit: int = Query(1000, ge=1, le=MAX_LIMIT),
+) -> TablePage:
+    """Per-sample A-vs-B records (flips, PIE, fragility, geometry shifts, embedding), paged."""
+    row = _result(session, comparison_id, b)
+    table = load_samples_table(store, row.samples_sha)
+    equals = {"label": label, "category": category, "pie": pie, "made_fragile": made_fragile}
+    return page(filter_table(table, equals, range_, sort), offset, limit, format, columns)
+
+
+@router.get("/{comparison_id}/similarity")
+def read_comparison_similarity(comparison_id: int, session: SessionDep) -> dict[str, Any]:
+    """Geometric similarity map of every (model, corruption) pair, with its spanning tree."""
+    comp = get_or_404(session, ComparisonRow, comparison_id, NOT_FOUND)
+    if not comp.summary or "similarity" not in comp.summary:
+        raise HTTPException(
+            status_code=409,
+            detail="comparison results are not ready: its compare job has not "
+            "finished (see job_id)",
+        )
+    return dict(comp.summary["similarity"])

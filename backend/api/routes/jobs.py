@@ -9,12 +9,13 @@ from sqlalchemy.orm import Session
 
 from backend.api.deps import ExecutorDep, SessionDep, get_or_404
 from backend.api.schemas import JobCreate, JobPublic, JobsPublic
-from backend.db.tables import DatasetRow, JobRow, ModelRow, utcnow
+from backend.db.tables import ComparisonRow, DatasetRow, JobRow, ModelRow, utcnow
 from backend.jobs.specs import (
     FINAL_STATUSES,
     MAX_SWEEP_JOBS,
     SPEC_TYPES,
     AnalyzeSpec,
+    CompareSpec,
     PruneSpec,
     SweepSpec,
     TrainSpec,
@@ -81,9 +82,42 @@ def validate_spec(session: Session, kind: str, raw: dict) -> dict:  # type: igno
         if model is None:
             raise _unprocessable(f"spec.model_id: model {spec.model_id} does not exist")
         dataset_id = spec.dataset_id or model.dataset_id
-        if dataset_id is None or session.get(DatasetRow, dataset_id) is None:
+        dataset = session.get(DatasetRow, dataset_id) if dataset_id is not None else None
+        if dataset is None:
             raise _unprocessable(f"spec.dataset_id: dataset {dataset_id} does not exist")
+        check_classes(model, dataset)
+        check_corruptions(spec.corruptions)
+    elif isinstance(spec, CompareSpec):
+        comp = session.get(ComparisonRow, spec.comparison_id)
+        if comp is None:
+            raise _unprocessable(
+                f"spec.comparison_id: comparison {spec.comparison_id} does not exist"
+            )
+        check_corruptions(spec.corruptions)
     return spec.model_dump(mode="json")
+
+
+def check_classes(model: ModelRow, dataset: DatasetRow) -> None:
+    """Refuse, before any work, a dataset whose classes the model cannot predict."""
+    classes = (model.arch_kwargs or {}).get("num_classes")
+    if classes is not None and int(classes) != dataset.num_classes:
+        raise _unprocessable(
+            f"dataset {dataset.id} ({dataset.name!r}) has {dataset.num_classes} classes but "
+            f"model {model.id} predicts {classes}"
+        )
+
+
+def check_corruptions(names: list[str] | None) -> None:
+    if not names:
+        return
+    from backend.data.corruptions import list_corruptions
+
+    unknown = [n for n in names if n not in list_corruptions()]
+    if unknown:
+        raise _unprocessable(
+            f"spec.corruptions: unknown corruption {unknown[0]!r}; "
+            f"known: {', '.join(list_corruptions())}"
+        )
 
 
 def submit_job(session: Session, executor: ExecutorDep, kind: str, raw: dict) -> JobRow:  # type: ignore[type-arg]

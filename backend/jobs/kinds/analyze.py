@@ -1,20 +1,36 @@
-"""Evaluate a model on a dataset split; per-sample results are stored as Parquet."""
+"""Evaluate a model on a dataset split: predictions, penultimate-feature geometry, corruptions.
+
+Artifacts (all content-addressed):
+- samples (Parquet): one row per sample: index, label, pred, correct, confidence, p0..p{C-1},
+  and the geometry of SCIENCE.md sect. 1 (angle to the true and predicted class, length raw and
+  z-scored, signed margin, angular margin, angle to every class a0..a{C-1});
+- features (.npy): the (N, D) float32 penultimate features, for embeddings;
+- corruptions (Parquet, optional): one row per (corruption, severity, sample) with the
+  prediction and the three fingerprint metrics, from which robustness, corruption-fragile
+  samples and geometric fingerprints are derived.
+"""
 
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 from sqlalchemy import select
 
+from backend.analysis.features import extract_features
+from backend.analysis.geometry import class_geometry, sample_geometry
 from backend.analysis.metrics import softmax, summarize
 from backend.db.tables import AnalysisRow, JobRow, ModelRow
 from backend.jobs.common import load_dataset, load_model, tensors
 from backend.jobs.context import JobContext
 from backend.jobs.specs import AnalyzeSpec
-from backend.pruning.finetune import predict
+
+CORRUPTION_BATCH = 1024
+GEOMETRY_COLUMNS = ("angle_true", "angle_pred", "length", "length_z", "margin", "angular_margin")
 
 
 def samples_table(y: np.ndarray, logits: np.ndarray) -> pd.DataFrame:
@@ -35,6 +51,18 @@ def samples_table(y: np.ndarray, logits: np.ndarray) -> pd.DataFrame:
     return table
 
 
+def npy_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    return buf.getvalue()
+
+
+def parquet_bytes(table: pd.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    table.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
 def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
     spec = AnalyzeSpec.model_validate(job.spec)
     with ctx.session() as s:
@@ -44,30 +72,131 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
         dataset_id = spec.dataset_id or model_row.dataset_id
     if dataset_id is None:
         raise ValueError(f"model {spec.model_id} has no dataset; give dataset_id")
-    analysis_id = analyze_model(ctx, job, spec.model_id, dataset_id, spec.split)
+    analysis_id = analyze_model(
+        ctx,
+        job,
+        spec.model_id,
+        dataset_id,
+        spec.split,
+        corruptions=spec.corruptions,
+        severities=spec.severities,
+        feature_layer=spec.feature_layer,
+    )
     with ctx.session() as s:
         row = s.get(AnalysisRow, analysis_id)
         assert row is not None
         return {"analysis_id": analysis_id, "accuracy": row.accuracy}
 
 
-def analyze_model(ctx: JobContext, job: JobRow, model_id: int, dataset_id: int, split: str) -> int:
-    """Evaluate a model on a dataset split, store the per-sample table; returns the analysis id.
+def corruption_records(
+    ctx: JobContext,
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: np.ndarray,
+    names: Sequence[str],
+    severities: Sequence[int],
+    feature_layer: str | None,
+    progress: tuple[float, float],
+) -> pd.DataFrame:
+    """Predictions and fingerprint metrics of every sample under every corruption."""
+    from backend.data.corruptions import corrupt
+
+    frames = []
+    pairs = [(n, s) for n in names for s in severities]
+    lo, hi = progress
+    for i, (name, severity) in enumerate(pairs):
+        ctx.check_cancelled()
+        ctx.report(lo + (hi - lo) * i / len(pairs), f"corruption {name} severity {severity}")
+        # batched so memory stays bounded; each batch has its own seed, so the result does
+        # not depend on the batch size of anything but this loop
+        feats, logits = [], []
+        for b, start in enumerate(range(0, len(x), CORRUPTION_BATCH)):
+            xb = x[start : start + CORRUPTION_BATCH].to(ctx.device)
+            out = extract_features(
+                model, corrupt(xb, name, severity, seed=b), device=ctx.device, layer=feature_layer
+            )
+            feats.append(out.features)
+            logits.append(out.logits)
+        features, all_logits = np.concatenate(feats), np.concatenate(logits)
+        geom = sample_geometry(features, out.weight, out.bias, y)
+        pred = all_logits.argmax(axis=1)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "corruption": name,
+                    "severity": np.full(len(y), severity, dtype=np.int8),
+                    "index": np.arange(len(y), dtype=np.int32),
+                    "pred": pred.astype(np.int16),
+                    "correct": pred == y,
+                    "angle_true": geom.angle_true.astype(np.float32),
+                    "length": geom.length.astype(np.float32),
+                    "margin": geom.margin.astype(np.float32),
+                }
+            )
+        )
+    table = pd.concat(frames, ignore_index=True)
+    table["corruption"] = table["corruption"].astype("category")
+    return table
+
+
+def robustness_table(records: pd.DataFrame) -> dict[str, Any]:
+    """Accuracy per corruption x severity: {"corruptions", "severities", "accuracy"[c][s]}."""
+    acc = records.groupby(["corruption", "severity"], observed=True)["correct"].mean()
+    names = list(dict.fromkeys(records["corruption"].astype(str)))
+    sevs = sorted({int(s) for s in records["severity"]})
+    return {
+        "corruptions": names,
+        "severities": sevs,
+        "accuracy": [[float(acc.loc[(n, s)]) for s in sevs] for n in names],
+    }
+
+
+def analyze_model(
+    ctx: JobContext,
+    job: JobRow,
+    model_id: int,
+    dataset_id: int,
+    split: str,
+    corruptions: Sequence[str] | None = None,
+    severities: Sequence[int] = (1, 2, 3, 4, 5),
+    feature_layer: str | None = None,
+) -> int:
+    """Evaluate a model on a dataset split and store its artifacts; returns the analysis id.
 
     Re-analysing the same (model, dataset, split) replaces the earlier result.
     """
     ctx.report(0.0, "loading model", force=True)
     model_row, model = load_model(ctx, model_id)
     ds_row, ds = load_dataset(ctx, dataset_id)
-    x, y = tensors(ds, split)
-    ctx.report(0.2, f"predicting {len(y)} samples", force=True)
-    logits = predict(model, x, device=ctx.device).cpu().numpy()
-    ctx.report(0.8, "summarising", force=True)
-    table = samples_table(y.numpy(), logits)
-    summary = summarize(table["label"].to_numpy(), table["pred"].to_numpy(), ds.num_classes)
-    buf = io.BytesIO()
-    table.to_parquet(buf, index=False)
-    sha = ctx.store.put_bytes(buf.getvalue())
+    x, y_t = tensors(ds, split)
+    y = y_t.numpy()
+    ctx.report(0.1, f"features of {len(y)} samples", force=True)
+    out = extract_features(model, x, device=ctx.device, layer=feature_layer)
+    if out.logits.shape[1] != ds.num_classes:
+        raise ValueError(
+            f"model {model_id} predicts {out.logits.shape[1]} classes but dataset "
+            f"{ds_row.name!r} has {ds.num_classes}"
+        )
+    geom = sample_geometry(out.features, out.weight, out.bias, y)
+    table = samples_table(y, out.logits)
+    for column in GEOMETRY_COLUMNS:
+        table[column] = getattr(geom, column).astype(np.float32)
+    for c in range(geom.angles.shape[1]):
+        table[f"a{c}"] = geom.angles[:, c].astype(np.float32)
+    classification = summarize(y, table["pred"].to_numpy(), ds.num_classes)
+    summary = classification.to_json()
+    summary["classes"] = class_geometry(geom, y, out.weight, ds.num_classes)
+    summary["feature_dim"] = int(out.features.shape[1])
+    sha = ctx.store.put_bytes(parquet_bytes(table))
+    features_sha = ctx.store.put_bytes(npy_bytes(out.features.astype(np.float32)))
+    corruptions_sha = None
+    if corruptions:
+        records = corruption_records(
+            ctx, model, x, y, corruptions, severities, feature_layer, progress=(0.3, 0.95)
+        )
+        summary["robustness"] = robustness_table(records)
+        corruptions_sha = ctx.store.put_bytes(parquet_bytes(records))
+    ctx.report(0.97, "saving", force=True)
     with ctx.session() as s:
         row = s.scalars(
             select(AnalysisRow).where(
@@ -79,10 +208,12 @@ def analyze_model(ctx: JobContext, job: JobRow, model_id: int, dataset_id: int, 
         if row is None:
             row = AnalysisRow(model_id=model_row.id, dataset_id=ds_row.id, split=split)
             s.add(row)
-        row.accuracy = summary.accuracy
+        row.accuracy = classification.accuracy
         row.n_samples = len(table)
-        row.summary = summary.to_json()
+        row.summary = summary
         row.samples_sha = sha
+        row.features_sha = features_sha
+        row.corruptions_sha = corruptions_sha
         row.job_id = job.id
         s.flush()
         return row.id

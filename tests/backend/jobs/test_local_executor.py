@@ -55,12 +55,14 @@ def test_train_prune_analyze_in_worker_processes(local_client, settings):
     assert prune["status"] == "succeeded", prune
     pruned = prune["result"]["model_id"]
     assert c.get(f"/api/models/{pruned}").json()["sparsity"] == pytest.approx(0.8, abs=1e-3)
-    comp = c.post("/api/comparisons", json={"model_a_id": original, "model_b_ids": [pruned]})
+    comp = c.post(
+        "/api/comparisons",
+        json={"model_a_id": original, "model_b_ids": [pruned], "embedding": "pca"},
+    )
     assert comp.status_code == 201
-    analyze_jobs = [j for j in c.get("/api/jobs").json()["data"] if j["kind"] == "analyze"]
-    assert len(analyze_jobs) == 2
-    for j in analyze_jobs:
-        assert wait_for(c, j["id"])["status"] == "succeeded"
+    compare = wait_for(c, comp.json()["job_id"])
+    assert compare["kind"] == "compare" and compare["status"] == "succeeded", compare
+    assert c.get(f"/api/comparisons/{comp.json()['id']}/results").status_code == 200
     view = c.get(f"/api/comparisons/{comp.json()['id']}/view")
     assert view.status_code == 200
     assert view.json()["analysis_b"]["n_samples"] == 450

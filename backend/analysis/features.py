@@ -1,0 +1,207 @@
+"""Penultimate features: the input f of the final linear classifier, with its weight and bias.
+
+Notation follows ../shared/design/SCIENCE.md: f(x) in R^D is the input of the final linear
+classifier, W in R^{C x D} and b in R^C its weight and bias, z = W f + b the logits. The geometry
+of Li et al., "Understanding Robustness Lottery" (IEEE TVCG 2024, arXiv 2206.07918), is computed
+from these three (see :mod:`backend.analysis.geometry`).
+
+The feature is captured with a forward pre-hook on the classifier, so any model whose logits come
+from one ``nn.Linear`` works, whether or not it has a ``forward_features`` method.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.hooks import RemovableHandle
+
+from backend.pruning.masks import effective_weight
+
+__all__ = ["FeatureOutputs", "extract_features", "find_classifier"]
+
+
+def _has_own_parameters(module: nn.Module) -> bool:
+    # weight_orig of a pruned module is a parameter, so pruned layers count as well.
+    return any(True for _ in module.parameters(recurse=False))
+
+
+def find_classifier(model: nn.Module, layer: str | None = None) -> tuple[str, nn.Linear]:
+    """The final linear classifier of ``model``, whose input is the penultimate feature f.
+
+    Resolution order:
+
+    1. ``layer`` given: the module of that qualified name (``model.named_modules()``), which must
+       be an ``nn.Linear``.
+    2. ``model.classifier`` when it is an ``nn.Linear`` (the convention of every built-in
+       architecture, see ``models/architectures.py``).
+    3. The last ``nn.Linear`` registered in the model, but only if it is also the last module
+       with parameters of its own; otherwise the choice would be a guess and ValueError is
+       raised. Registration order is used as a proxy for execution order: a model that
+       registers its classifier before other layers must name it with ``layer``.
+
+    Args:
+        model: The network.
+        layer: Qualified module name (``"classifier"``, ``"head.fc"``), or None to search.
+            The analysis job exposes it as the option ``feature_layer``.
+
+    Returns:
+        ``(qualified name, module)``.
+
+    Raises:
+        ValueError: If ``layer`` names no module or a module that is not ``nn.Linear``, or if no
+            classifier can be found without it (the message names the offending type and the
+            ``feature_layer`` option).
+    """
+    model_name = type(model).__name__
+    if layer is not None:
+        modules = dict(model.named_modules())
+        if layer not in modules:
+            raise ValueError(f"feature_layer={layer!r}: {model_name} has no module of that name")
+        module = modules[layer]
+        if not isinstance(module, nn.Linear):
+            raise ValueError(
+                f"feature_layer={layer!r} is {type(module).__name__}, not Linear; "
+                "the classifier must be an nn.Linear"
+            )
+        return layer, module
+    classifier = getattr(model, "classifier", None)
+    if isinstance(classifier, nn.Linear):
+        return "classifier", classifier
+    with_params = [(n, m) for n, m in model.named_modules() if _has_own_parameters(m)]
+    if not with_params:
+        raise ValueError(
+            f"{model_name} has no layer with parameters; pass feature_layer='name' to choose "
+            "the classifier"
+        )
+    name, last = with_params[-1]
+    if not isinstance(last, nn.Linear):
+        raise ValueError(
+            f"the last layer of {model_name} is {type(last).__name__}, not Linear; "
+            "pass feature_layer='name' to choose the classifier"
+        )
+    return name, last
+
+
+@dataclass
+class FeatureOutputs:
+    """What :func:`extract_features` returns.
+
+    Attributes:
+        features: (N, D) float32 penultimate features f (the classifier's input).
+        logits: (N, C) float32 model outputs z.
+        weight: (C, D) float64 effective classifier weight W (``weight_orig * weight_mask`` for
+            a pruned classifier).
+        bias: (C,) float64 classifier bias b (zeros when the classifier has none).
+    """
+
+    features: np.ndarray
+    logits: np.ndarray
+    weight: np.ndarray
+    bias: np.ndarray
+
+
+def _input_dtype(model: nn.Module, x: Tensor) -> torch.dtype:
+    param = next(model.parameters(), None)
+    if x.is_floating_point() and param is not None:
+        return param.dtype
+    return x.dtype
+
+
+@torch.no_grad()
+def extract_features(
+    model: nn.Module,
+    x: Tensor,
+    batch_size: int = 512,
+    device: str = "cpu",
+    layer: str | None = None,
+) -> FeatureOutputs:
+    """Penultimate features, logits and classifier parameters of ``model`` on ``x``.
+
+    The model runs in eval mode without gradients; a forward pre-hook on the classifier (see
+    :func:`find_classifier`) records its input, flattened to (B, D). The hook is removed and the
+    model's train/eval mode restored afterwards, also when the forward pass fails. The model is
+    moved to ``device`` (as in ``backend.pruning.finetune.predict``).
+
+    When the classifier is the model's last operation, ``features @ weight.T + bias`` equals
+    ``logits`` up to float32 rounding.
+
+    Args:
+        model: Maps (B, ...) to logits (B, C).
+        x: Inputs, shape (N, ...); floating inputs are cast to the model's dtype.
+        batch_size: Samples per forward pass, >= 1.
+        device: Torch device string.
+        layer: Qualified name of the classifier, or None to find it (:func:`find_classifier`).
+
+    Returns:
+        :class:`FeatureOutputs` with features (N, D), logits (N, C), weight (C, D), bias (C,).
+
+    Raises:
+        ValueError: For a bad ``batch_size``, a classifier that cannot be found, a classifier
+            that is not called exactly once per forward pass, a classifier input that is not
+            (B, D), or a classifier whose output width differs from the number of logits.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r} should be an integer >= 1")
+    name, classifier = find_classifier(model, layer)
+    dev = torch.device(device)
+    model.to(dev)
+    d = classifier.in_features
+    captured: list[Tensor] = []
+
+    def capture(_module: nn.Module, inputs: tuple[Tensor, ...]) -> None:
+        captured.append(inputs[0].detach())
+
+    was_training = model.training
+    handle: RemovableHandle | None = None
+    features: list[Tensor] = []
+    logits: list[Tensor] = []
+    try:
+        model.eval()
+        handle = classifier.register_forward_pre_hook(capture)
+        x_dtype = _input_dtype(model, x)
+        starts = range(0, x.shape[0], batch_size) if x.shape[0] else [0]
+        for start in starts:
+            captured.clear()
+            xb = x[start : start + batch_size].to(dev, dtype=x_dtype, non_blocking=True)
+            out = model(xb)
+            if len(captured) != 1:
+                raise ValueError(
+                    f"classifier {name!r} ran {len(captured)} times in one forward pass of "
+                    f"{type(model).__name__}; it should run exactly once"
+                )
+            f = captured[0]
+            if f.ndim < 2 or f.shape[0] != xb.shape[0] or f.shape[1:].numel() != d:
+                raise ValueError(
+                    f"classifier {name!r} received input of shape {tuple(f.shape)}; expected "
+                    f"({xb.shape[0]}, {d})"
+                )
+            if not isinstance(out, Tensor) or out.ndim != 2:
+                shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+                raise ValueError(f"{type(model).__name__} returned {shape}; expected (B, C)")
+            features.append(f.reshape(xb.shape[0], d).float().cpu())
+            logits.append(out.detach().float().cpu())
+    finally:
+        if handle is not None:
+            handle.remove()
+        model.train(was_training)
+    logits_arr = torch.cat(logits).numpy()
+    if logits_arr.shape[1] != classifier.out_features:
+        raise ValueError(
+            f"classifier {name!r} has {classifier.out_features} outputs but "
+            f"{type(model).__name__} returns {logits_arr.shape[1]} logits; the classifier "
+            "must be the layer that produces the logits"
+        )
+    weight = effective_weight(classifier).detach().double().cpu().numpy()
+    if classifier.bias is None:
+        bias = np.zeros(classifier.out_features, dtype=np.float64)
+    else:
+        bias = effective_weight(classifier, "bias").detach().double().cpu().numpy()
+    return FeatureOutputs(
+        features=torch.cat(features).numpy().astype(np.float32, copy=False),
+        logits=logits_arr.astype(np.float32, copy=False),
+        weight=weight,
+        bias=bias,
+    )

@@ -1,0 +1,351 @@
+"""Compare model A (original) with each pruned model B of a comparison.
+
+For every B (SCIENCE.md sections 1-3):
+- recall distortion: normalised recall balance before/after, per-class intensification ratios,
+  model intensification alpha_t; over the population of B's seeds (sweep siblings: same parent,
+  method and sparsity) and across sparsities: mean alpha with a t-based confidence interval and
+  the paired one-sided t-tests between consecutive ratios with Bonferroni correction;
+- flips by category; pruning-identified exemplars when populations exist (dense: A and other
+  originals of the same architecture and dataset; sparse: B's seed siblings), which degenerate
+  to prediction flips with one model per side;
+- corruption-fragile samples (correct clean, wrong corrupted) in A and B, and those made
+  fragile by pruning; mean corruption error of B relative to A;
+- geometry shifts (margin, angle, z-scored length) and the samples that moved most;
+- an aligned 2-D embedding of A's and B's penultimate features.
+Comparison-wide: the geometric similarity map of every (model, corruption) pair.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import select
+
+from backend.analysis.flags import (
+    corruption_fragile,
+    made_fragile_by_pruning,
+    pruning_identified_exemplars,
+)
+from backend.analysis.geometry import fingerprint
+from backend.analysis.metrics import flip_categories, flip_counts
+from backend.analysis.recall import (
+    alpha_summary,
+    consecutive_ratio_tests,
+    model_intensification,
+    normalized_balance,
+    pruning_ratio,
+    recall_distortion,
+)
+from backend.db.tables import AnalysisRow, ComparisonResultRow, ComparisonRow, JobRow, ModelRow
+from backend.jobs.context import JobContext
+from backend.jobs.kinds.analyze import analyze_model, parquet_bytes
+from backend.jobs.specs import CompareSpec
+
+SPLIT = "test"
+TOP_K = 50
+
+
+def _find(s: Any, model_id: int, dataset_id: int) -> AnalysisRow | None:
+    return s.scalars(  # type: ignore[no-any-return]
+        select(AnalysisRow).where(
+            AnalysisRow.model_id == model_id,
+            AnalysisRow.dataset_id == dataset_id,
+            AnalysisRow.split == SPLIT,
+        )
+    ).first()
+
+
+def _table(ctx: JobContext, sha: str) -> pd.DataFrame:
+    return pd.read_parquet(io.BytesIO(ctx.store.get_bytes(sha)))
+
+
+def _features(ctx: JobContext, sha: str) -> np.ndarray:
+    return np.load(io.BytesIO(ctx.store.get_bytes(sha)), allow_pickle=False)
+
+
+def _recall(summary: dict[str, Any]) -> np.ndarray:
+    return np.array([np.nan if r is None else r for r in summary["recall"]], dtype=np.float64)
+
+
+def _seed(model: ModelRow) -> Any:
+    params = model.pruning_params or {}
+    return params.get("training", {}).get("seed", params.get("seed"))
+
+
+def population_alphas(
+    ctx: JobContext, a_summary: dict[str, Any], b: ModelRow, dataset_id: int
+) -> dict[str, Any]:
+    """alpha_t of every analysed sibling of B (same parent and method), grouped by ratio t."""
+    with ctx.session() as s:
+        siblings = s.scalars(
+            select(ModelRow).where(
+                ModelRow.parent_id == b.parent_id, ModelRow.pruning_method == b.pruning_method
+            )
+        ).all()
+        rows = [(m, _find(s, m.id, dataset_id)) for m in siblings]
+    bn_a = normalized_balance(_recall(a_summary), a_summary["accuracy"])
+    by_ratio: dict[float, dict[Any, float]] = defaultdict(dict)
+    for model, analysis in rows:
+        if analysis is None:
+            continue
+        bn_b = normalized_balance(_recall(analysis.summary), analysis.summary["accuracy"])
+        t = round(pruning_ratio(model.sparsity), 6)
+        by_ratio[t][_seed(model)] = model_intensification(bn_a, bn_b)
+    ratios = sorted(by_ratio)
+    summaries = [
+        {"t": t, "sparsity": 1 - 1 / t, **alpha_summary(np.array(list(by_ratio[t].values())))}
+        for t in ratios
+    ]
+    # paired by seed: keep the seeds every ratio has
+    common = set.intersection(*(set(by_ratio[t]) for t in ratios)) if ratios else set()
+    tests: list[dict[str, Any]] = []
+    if len(ratios) > 1 and len(common) > 1:
+        seeds = sorted(common, key=str)
+        tests = consecutive_ratio_tests(
+            {t: np.array([by_ratio[t][sd] for sd in seeds]) for t in ratios}
+        )
+    return {"method": b.pruning_method, "by_ratio": summaries, "tests": tests}
+
+
+def populations(
+    ctx: JobContext, a: ModelRow, b: ModelRow, dataset_id: int
+) -> tuple[list[AnalysisRow], list[AnalysisRow]]:
+    """Dense population (A and other analysed originals of the same architecture and dataset)
+    and sparse population (B and its analysed seed siblings: same parent, method, sparsity)."""
+    with ctx.session() as s:
+        dense_models = s.scalars(
+            select(ModelRow).where(
+                ModelRow.parent_id.is_(None),
+                ModelRow.architecture == a.architecture,
+                ModelRow.dataset_id == a.dataset_id,
+            )
+        ).all()
+        sparse_models = s.scalars(
+            select(ModelRow).where(
+                ModelRow.parent_id == b.parent_id, ModelRow.pruning_method == b.pruning_method
+            )
+        ).all()
+        dense = [_find(s, m.id, dataset_id) for m in dense_models]
+        sparse = [
+            _find(s, m.id, dataset_id) for m in sparse_models if abs(m.sparsity - b.sparsity) < 1e-3
+        ]
+    return [d for d in dense if d is not None], [p for p in sparse if p is not None]
+
+
+def fragility(records: pd.DataFrame | None, correct_clean: np.ndarray) -> np.ndarray | None:
+    """How many (corruption, severity) settings turn each correct sample wrong: (N,) int."""
+    if records is None:
+        return None
+    n = len(correct_clean)
+    counts = np.zeros(n, dtype=np.int32)
+    for _, group in records.groupby(["corruption", "severity"], observed=True):
+        correct = np.zeros(n, dtype=bool)
+        correct[group["index"].to_numpy()] = group["correct"].to_numpy()
+        counts += corruption_fragile(correct_clean, correct)
+    return counts
+
+
+def mean_corruption_error(robust_a: dict[str, Any], robust_b: dict[str, Any]) -> dict[str, Any]:
+    """CE_c = sum_s E^B_{c,s} / sum_s E^A_{c,s}; mCE = mean over corruptions (Hendrycks &
+    Dietterich 2019, with the original model as the reference instead of AlexNet)."""
+    acc_a, acc_b = np.array(robust_a["accuracy"]), np.array(robust_b["accuracy"])
+    err_a, err_b = (1 - acc_a).sum(axis=1), (1 - acc_b).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ce = np.where(err_a > 0, err_b / err_a, np.nan)
+    return {
+        "corruptions": robust_a["corruptions"],
+        "ce": [None if np.isnan(v) else float(v) for v in ce],
+        "mce": float(np.nanmean(ce)) if np.isfinite(ce).any() else None,
+    }
+
+
+def compare_pair(
+    ctx: JobContext,
+    spec: CompareSpec,
+    a: ModelRow,
+    b: ModelRow,
+    an_a: AnalysisRow,
+    an_b: AnalysisRow,
+    dataset_id: int,
+    progress: float,
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Summary JSON and per-sample table of A vs one B."""
+    from backend.analysis.embeddings import aligned_embedding
+
+    ta, tb = _table(ctx, an_a.samples_sha), _table(ctx, an_b.samples_sha)
+    y = ta["label"].to_numpy()
+    cats = flip_categories(y, ta["pred"].to_numpy(), tb["pred"].to_numpy())
+    rd = recall_distortion(
+        _recall(an_a.summary), an_a.accuracy, _recall(an_b.summary), an_b.accuracy, b.sparsity
+    )
+    dense, sparse = populations(ctx, a, b, dataset_id)
+    pie = pruning_identified_exemplars(
+        np.stack([_table(ctx, d.samples_sha)["pred"].to_numpy() for d in dense]),
+        np.stack([_table(ctx, p.samples_sha)["pred"].to_numpy() for p in sparse]),
+    )
+    table = pd.DataFrame(
+        {
+            "index": ta["index"].to_numpy(),
+            "label": y,
+            "pred_a": ta["pred"].to_numpy(),
+            "pred_b": tb["pred"].to_numpy(),
+            "category": cats.astype(str),
+            "pie": pie,
+            "margin_a": ta["margin"].to_numpy(),
+            "margin_b": tb["margin"].to_numpy(),
+            "d_margin": (tb["margin"] - ta["margin"]).to_numpy(),
+            "d_angle": (tb["angle_true"] - ta["angle_true"]).to_numpy(),
+            "d_length_z": (tb["length_z"] - ta["length_z"]).to_numpy(),
+        }
+    )
+    summary: dict[str, Any] = {
+        "recall_distortion": rd.to_json(),
+        "flip_counts": flip_counts(cats),
+        "pie": {"count": int(pie.sum()), "dense_models": len(dense), "sparse_models": len(sparse)},
+        "population": population_alphas(ctx, an_a.summary, b, dataset_id),
+        "largest_shifts": {
+            m: [int(i) for i in np.argsort(-np.abs(table[m].to_numpy()), kind="stable")[:TOP_K]]
+            for m in ("d_margin", "d_angle", "d_length_z")
+        },
+    }
+    # corruptions: fragile samples and mean corruption error
+    rec_a = _table(ctx, an_a.corruptions_sha) if an_a.corruptions_sha else None
+    rec_b = _table(ctx, an_b.corruptions_sha) if an_b.corruptions_sha else None
+    frag_a = fragility(rec_a, ta["correct"].to_numpy())
+    frag_b = fragility(rec_b, tb["correct"].to_numpy())
+    if frag_a is not None and frag_b is not None:
+        table["fragile_a"] = frag_a
+        table["fragile_b"] = frag_b
+        table["made_fragile"] = made_fragile_by_pruning(frag_a > 0, frag_b > 0)
+        summary["fragility"] = {
+            "fragile_a": int((frag_a > 0).sum()),
+            "fragile_b": int((frag_b > 0).sum()),
+            "made_fragile_by_pruning": int(table["made_fragile"].sum()),
+        }
+        summary["mce"] = mean_corruption_error(
+            an_a.summary["robustness"], an_b.summary["robustness"]
+        )
+    # aligned embedding of the two feature spaces
+    if an_a.features_sha and an_b.features_sha:
+        ctx.report(progress, f"embedding A and model {b.id}", force=True)
+        emb = aligned_embedding(
+            _features(ctx, an_a.features_sha),
+            _features(ctx, an_b.features_sha),
+            method=spec.embedding,
+            seed=0,
+        )
+        table["ax"], table["ay"] = emb.coords_a[:, 0], emb.coords_a[:, 1]
+        table["bx"], table["by"] = emb.coords_b[:, 0], emb.coords_b[:, 1]
+        summary["embedding"] = {
+            "method": emb.method,
+            "seconds": emb.seconds,
+            "alignment_distance": emb.alignment_distance,
+        }
+    return summary, table
+
+
+def fingerprints(
+    ctx: JobContext, models: list[ModelRow], analyses: dict[int, AnalysisRow]
+) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """Geometric fingerprints of every (model, corruption) pair: clean, and each corruption at
+    its middle requested severity (SCIENCE.md sect. 1)."""
+    rows, labels = [], []
+    for model in models:
+        an = analyses[model.id]
+        clean = _table(ctx, an.samples_sha)
+        rows.append(fingerprint(clean["angle_true"], clean["length"], clean["margin"]))
+        labels.append({"model_id": model.id, "corruption": "clean", "severity": 0})
+        if an.corruptions_sha:
+            records = _table(ctx, an.corruptions_sha)
+            sevs = sorted(records["severity"].unique())
+            mid = int(sevs[len(sevs) // 2])
+            for name, group in records[records["severity"] == mid].groupby(
+                "corruption", observed=True
+            ):
+                g = group.sort_values("index")
+                rows.append(fingerprint(g["angle_true"], g["length"], g["margin"]))
+                labels.append({"model_id": model.id, "corruption": str(name), "severity": mid})
+    return np.stack(rows), labels
+
+
+def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
+    from backend.analysis.similarity import similarity_map
+
+    spec = CompareSpec.model_validate(job.spec)
+    with ctx.session() as s:
+        comp = s.get(ComparisonRow, spec.comparison_id)
+        if comp is None:
+            raise ValueError(f"comparison {spec.comparison_id} does not exist")
+        dataset_id, a_id, b_ids = comp.dataset_id, comp.model_a_id, comp.model_b_ids
+        models = {
+            m.id: m
+            for m in s.scalars(select(ModelRow).where(ModelRow.id.in_([a_id, *b_ids]))).all()
+        }
+        for m in models.values():
+            s.expunge(m)
+    ids = [a_id, *b_ids]
+    analyses: dict[int, AnalysisRow] = {}
+    for i, mid in enumerate(ids):
+        ctx.report(0.6 * i / len(ids), f"analysing model {mid}", force=True)
+        with ctx.session() as s:
+            an = _find(s, mid, dataset_id)
+        stale = (
+            an is None
+            or an.features_sha is None
+            or (spec.corruptions and an.corruptions_sha is None)
+        )
+        if stale:
+            analyze_model(
+                ctx,
+                job,
+                mid,
+                dataset_id,
+                SPLIT,
+                corruptions=spec.corruptions,
+                severities=spec.severities,
+            )
+            with ctx.session() as s:
+                an = _find(s, mid, dataset_id)
+        assert an is not None
+        analyses[mid] = an
+    results: dict[int, int] = {}
+    for i, b_id in enumerate(b_ids):
+        ctx.check_cancelled()
+        progress = 0.6 + 0.35 * i / len(b_ids)
+        ctx.report(progress, f"comparing with model {b_id}", force=True)
+        summary, table = compare_pair(
+            ctx,
+            spec,
+            models[a_id],
+            models[b_id],
+            analyses[a_id],
+            analyses[b_id],
+            dataset_id,
+            progress,
+        )
+        sha = ctx.store.put_bytes(parquet_bytes(table))
+        with ctx.session() as s:
+            row = s.scalars(
+                select(ComparisonResultRow).where(
+                    ComparisonResultRow.comparison_id == spec.comparison_id,
+                    ComparisonResultRow.model_b_id == b_id,
+                )
+            ).first()
+            if row is None:
+                row = ComparisonResultRow(comparison_id=spec.comparison_id, model_b_id=b_id)
+                s.add(row)
+            row.summary, row.samples_sha, row.job_id = summary, sha, job.id
+            s.flush()
+            results[b_id] = row.id
+    ctx.report(0.96, "similarity map", force=True)
+    prints, labels = fingerprints(ctx, [models[m] for m in ids], analyses)
+    sim = similarity_map(prints, [f"{lab['model_id']}:{lab['corruption']}" for lab in labels])
+    with ctx.session() as s:
+        comp = s.get(ComparisonRow, spec.comparison_id)
+        assert comp is not None
+        comp.summary = {"similarity": {**sim.to_json(), "points": labels}}
+    return {"comparison_id": spec.comparison_id, "result_ids": results}

@@ -1,0 +1,76 @@
+"""The prune page in a real headless Chromium: submit a prune job and follow it to the end."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlparse
+
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
+
+from frontend.pages import prune
+
+
+def open_page(dash_br, url: str) -> None:
+    dash_br.server_url = url.split("/prune")[0].rstrip("/")
+    dash_br.driver.get(url)
+
+
+def type_into(dash_br, selector: str, text: str) -> None:
+    """Replace an input's text the way a user does, then leave the field."""
+    field = dash_br.find_element(selector)
+    field.click()
+    field.send_keys(Keys.CONTROL, "a")
+    field.send_keys(Keys.BACKSPACE)
+    field.send_keys(text)
+    field.send_keys(Keys.TAB)
+
+
+def test_prune_a_model_and_follow_the_job(dash_br, live_server):
+    original = live_server.pipeline.original_id
+    open_page(dash_br, f"{live_server.url}/prune?model={original}")
+    dash_br.wait_for_element(f"#{prune.ID_METHOD}", timeout=30)
+    assert f"#{original} " in dash_br.find_element(f"#{prune.ID_MODEL}").text
+
+    dash_br.select_dcc_dropdown(
+        f"#{prune.ID_METHOD}",
+        value=prune.method_label({"name": "layer_magnitude", "schedule": "one_shot"}),
+    )
+    WebDriverWait(dash_br.driver, 20).until(
+        lambda d: (
+            "every prunable layer"
+            in d.find_element("css selector", f"#{prune.ID_METHOD_INFO}").text
+        )
+    )
+    # the parameters editor follows the method: layer magnitude has one bool parameter
+    dash_br.wait_for_element('input[type="checkbox"]')
+
+    type_into(dash_br, f"#{prune.ID_SPARSITY} input", "0.5")
+    WebDriverWait(dash_br.driver, 20).until(
+        lambda d: "t = 2×" in d.find_element("css selector", f"#{prune.ID_SPARSITY_INFO}").text
+    )
+    type_into(dash_br, f"#{prune.ID_EPOCHS}", "1")
+    # the choices are in the URL, so the link reopens this form
+    WebDriverWait(dash_br.driver, 20).until(lambda d: "method=layer_magnitude" in d.current_url)
+    query = parse_qs(urlparse(dash_br.driver.current_url).query)
+    assert query["model"] == [str(original)]
+    assert query["sparsity"] == ["0.5"]
+
+    dash_br.find_element(f"#{prune.ID_SUBMIT}").click()
+    dash_br.wait_for_element(f"#{prune.ID_STATUS}", timeout=30)
+    WebDriverWait(dash_br.driver, 90, poll_frequency=0.5).until(
+        lambda d: (
+            d.find_element("css selector", f"#{prune.ID_STATUS}").text
+            in ("succeeded", "failed", "cancelled")
+        )
+    )
+    panel = dash_br.find_element(f"#{prune.ID_PROGRESS}").text
+    assert dash_br.find_element(f"#{prune.ID_STATUS}").text == "succeeded", panel
+    assert "50.0%" in dash_br.find_element(f"#{prune.ID_RESULT}-sparsity").text
+    assert "job=" in dash_br.driver.current_url
+    assert dash_br.get_logs() == [], dash_br.get_logs()
+
+    # compare with the original: a link to the new comparison appears
+    dash_br.find_element(f"#{prune.ID_COMPARE}").click()
+    link = dash_br.wait_for_element(f"#{prune.ID_COMPARE}-link", timeout=30)
+    assert "/compare?id=" in link.get_attribute("href")
+    assert dash_br.get_logs() == [], dash_br.get_logs()
