@@ -146,7 +146,7 @@ def _resolve(session: Session, comparison_id: int, b: int | None):  # type: igno
             raise HTTPException(
                 status_code=409,
                 detail=f"model {mid} has no analysis on dataset {comp.dataset_id} yet; "
-                "its analyze job is queued or must be submitted",
+                "the comparison's compare job has not finished (see job_id)",
             )
         analyses.append(analysis)
     return comp, b_id, analyses[0], analyses[1]
