@@ -157,3 +157,20 @@ class ComparisonResultRow(Base):
     samples_sha: Mapped[str] = mapped_column(String(64))
     job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RegionResultRow(Base):
+    """Linear-region statistics of one model of a comparison (SCIENCE.md sect. 5): exact
+    segment counts on the comparison's shared segment set and per-sample local measures."""
+
+    __tablename__ = "region_results"
+    __table_args__ = (UniqueConstraint("comparison_id", "model_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    comparison_id: Mapped[int] = mapped_column(ForeignKey("comparisons.id"), index=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"))
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)
+    segments_sha: Mapped[str] = mapped_column(String(64))
+    samples_sha: Mapped[str] = mapped_column(String(64))
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -6,10 +6,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-JOB_KINDS = ("train", "prune", "analyze", "compare", "sweep")
+JOB_KINDS = ("train", "prune", "analyze", "compare", "regions", "sweep")
 # a sweep is never run itself: it is expanded into child prune jobs at submission
-RUNNABLE_KINDS = ("train", "prune", "analyze", "compare")
-JobKind = Literal["train", "prune", "analyze", "compare", "sweep"]
+RUNNABLE_KINDS = ("train", "prune", "analyze", "compare", "regions")
+JobKind = Literal["train", "prune", "analyze", "compare", "regions", "sweep"]
 JobStatus = Literal["queued", "running", "cancelling", "succeeded", "failed", "cancelled"]
 FINAL_STATUSES = ("succeeded", "failed", "cancelled")
 
@@ -129,10 +129,29 @@ class CompareSpec(_Spec):
     embedding: Literal["auto", "aligned_umap", "umap_init", "pca"] = "auto"
 
 
+class RegionsSpec(_Spec):
+    """Linear-region statistics of A and every B of a comparison, on the same segments."""
+
+    comparison_id: int
+    n_pairs: int = Field(default=10, ge=1, le=1000, description="segments of each kind")
+    radius: float = Field(
+        default=0.05,
+        gt=0,
+        description="half-length of the short random segments and the "
+        "cross-polytope radius of local complexity, relative to the input's RMS norm",
+    )
+    n_samples: int = Field(
+        default=100, ge=1, le=100_000, description="test samples for the per-sample measures"
+    )
+    chunks: int = Field(default=1, ge=1, le=1024)
+    max_pieces: int = Field(default=100_000, ge=1, le=10_000_000)
+
+
 SPEC_TYPES: dict[str, type[_Spec]] = {
     "train": TrainSpec,
     "prune": PruneSpec,
     "analyze": AnalyzeSpec,
     "compare": CompareSpec,
+    "regions": RegionsSpec,
     "sweep": SweepSpec,
 }

@@ -34,6 +34,7 @@ from backend.db.tables import (
     DatasetRow,
     JobRow,
     ModelRow,
+    RegionResultRow,
 )
 
 router = APIRouter(prefix="/comparisons", tags=["comparisons"])
@@ -295,3 +296,45 @@ def read_comparison_similarity(comparison_id: int, session: SessionDep) -> dict[
             "finished (see job_id)",
         )
     return dict(comp.summary["similarity"])
+
+
+@router.get("/{comparison_id}/regions")
+def read_comparison_regions(comparison_id: int, session: SessionDep) -> dict[str, Any]:
+    """Linear-region statistics of A and every B (submit a `regions` job first)."""
+    get_or_404(session, ComparisonRow, comparison_id, NOT_FOUND)
+    rows = session.scalars(
+        select(RegionResultRow).where(RegionResultRow.comparison_id == comparison_id)
+    ).all()
+    if not rows:
+        raise HTTPException(
+            status_code=409,
+            detail="no linear-region results yet: submit a job of kind 'regions' for this "
+            "comparison",
+        )
+    return {"data": [{"model_id": r.model_id, **r.summary} for r in rows], "count": len(rows)}
+
+
+@router.get("/{comparison_id}/regions/{model_id}/table", response_model=TablePage)
+def read_comparison_regions_table(
+    comparison_id: int,
+    model_id: int,
+    session: SessionDep,
+    store: StoreDep,
+    which: Literal["segments", "samples"] = "samples",
+    sort: str | None = Query(None, description="column, or -column for descending"),
+    format: Literal["records", "columns"] = "columns",
+    offset: int = Query(0, ge=0),
+    limit: int = Query(1000, ge=1, le=MAX_LIMIT),
+) -> TablePage:
+    """Per-segment counts or per-sample region measures of one model, paged."""
+    get_or_404(session, ComparisonRow, comparison_id, NOT_FOUND)
+    row = session.scalars(
+        select(RegionResultRow).where(
+            RegionResultRow.comparison_id == comparison_id, RegionResultRow.model_id == model_id
+        )
+    ).first()
+    if row is None:
+        raise HTTPException(status_code=404, detail="Region results not found")
+    sha = row.segments_sha if which == "segments" else row.samples_sha
+    table = filter_table(load_samples_table(store, sha), {}, [], sort)
+    return page(table, offset, limit, format, None)

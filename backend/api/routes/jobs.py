@@ -17,6 +17,7 @@ from backend.jobs.specs import (
     AnalyzeSpec,
     CompareSpec,
     PruneSpec,
+    RegionsSpec,
     SweepSpec,
     TrainSpec,
 )
@@ -87,6 +88,22 @@ def validate_spec(session: Session, kind: str, raw: dict) -> dict:  # type: igno
             raise _unprocessable(f"spec.dataset_id: dataset {dataset_id} does not exist")
         check_classes(model, dataset)
         check_corruptions(spec.corruptions)
+    elif isinstance(spec, RegionsSpec):
+        comp = session.get(ComparisonRow, spec.comparison_id)
+        if comp is None:
+            raise _unprocessable(
+                f"spec.comparison_id: comparison {spec.comparison_id} does not exist"
+            )
+        from backend.analysis.linear_regions import check_supported
+        from models.registry import create as create_model
+
+        for model_id in [comp.model_a_id, *comp.model_b_ids]:
+            model = session.get(ModelRow, model_id)
+            assert model is not None
+            try:
+                check_supported(create_model(model.architecture, **model.arch_kwargs))
+            except ValueError as exc:
+                raise _unprocessable(f"model {model_id}: {exc}") from exc
     elif isinstance(spec, CompareSpec):
         comp = session.get(ComparisonRow, spec.comparison_id)
         if comp is None:

@@ -1,0 +1,138 @@
+"""Linear-region statistics of A and every B of a comparison (SCIENCE.md sect. 5).
+
+Every model is measured on the same segments (pairs within a class, across classes, and
+short random-direction segments centred on samples, chosen by seed from the test split) with
+the exact 1-D counter, which self-checks each model's first segment against a plain forward
+pass. Per sample (the first ``n_samples`` test samples): exact distance to the boundary of the
+sample's own activation region, distance to the decision boundary within it, local complexity,
+dead-neuron rates, and, where layer widths match, agreement of activation patterns with A.
+A model with an unsupported module fails the job with the module named; nothing is stored for
+a comparison until every model has been measured.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from sqlalchemy import select
+
+from backend.analysis.linear_regions import check_supported, count_regions_batch, segment_sets
+from backend.analysis.region_local import (
+    activation_patterns,
+    dead_neuron_rate,
+    local_complexity,
+    pattern_agreement,
+    region_distances,
+)
+from backend.db.tables import ComparisonRow, JobRow, RegionResultRow
+from backend.jobs.common import load_dataset, load_model, tensors
+from backend.jobs.context import JobContext
+from backend.jobs.kinds.analyze import parquet_bytes
+from backend.jobs.specs import RegionsSpec
+
+COUNTS = ("activation_pieces", "distinct_patterns", "linear_pieces", "decision_crossings")
+DENSITIES = ("density_per_length", "density_per_live_neuron")
+
+
+def _stats(values: list[float]) -> dict[str, float | None]:
+    arr = np.asarray(values, dtype=np.float64)
+    arr = arr[np.isfinite(arr)]
+    if arr.size == 0:
+        return {"mean": None, "median": None, "std": None}
+    return {"mean": float(arr.mean()), "median": float(np.median(arr)), "std": float(arr.std())}
+
+
+def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
+    spec = RegionsSpec.model_validate(job.spec)
+    with ctx.session() as s:
+        comp = s.get(ComparisonRow, spec.comparison_id)
+        if comp is None:
+            raise ValueError(f"comparison {spec.comparison_id} does not exist")
+        dataset_id, ids = comp.dataset_id, [comp.model_a_id, *comp.model_b_ids]
+    _, ds = load_dataset(ctx, dataset_id)
+    x, y = tensors(ds, "test")
+    # the radius is relative to the inputs' typical norm, so it means the same on any dataset
+    scale = float(x.flatten(1).norm(dim=1).mean()) / np.sqrt(x[0].numel())
+    segments = segment_sets(x, y, spec.n_pairs, seed=0, radius=spec.radius * scale)
+    n = min(spec.n_samples, len(x))
+    results: list[tuple[int, dict[str, Any], pd.DataFrame, pd.DataFrame]] = []
+    patterns_a: dict[str, Any] | None = None
+    for i, model_id in enumerate(ids):
+        ctx.check_cancelled()
+        lo, hi = i / len(ids), (i + 1) / len(ids)
+        _, model = load_model(ctx, model_id)
+        check_supported(model)
+        rows: list[dict[str, Any]] = []
+        summary: dict[str, Any] = {"segments": {}}
+        for k, (kind, pairs) in enumerate(segments.items()):
+            ctx.report(lo + (hi - lo) * 0.7 * k / len(segments), f"model {model_id}: {kind}")
+            found = count_regions_batch(
+                model,
+                pairs,
+                chunks=spec.chunks,
+                max_pieces=spec.max_pieces,
+                self_check=(k == 0),
+            )
+            for j, r in enumerate(found):
+                rows.append(
+                    {
+                        "kind": kind,
+                        "segment": j,
+                        **{c: getattr(r, c) for c in COUNTS},
+                        "length": r.length,
+                        "live_neurons": r.live_neurons,
+                        **{d: getattr(r, d) for d in DENSITIES},
+                    }
+                )
+            summary["segments"][kind] = {
+                c: _stats([getattr(r, c) for r in found]) for c in (*COUNTS, *DENSITIES)
+            }
+        ctx.report(lo + (hi - lo) * 0.75, f"model {model_id}: distances and local complexity")
+        xs = x[:n].to(torch.float64)
+        local = region_distances(model, xs)
+        complexity = local_complexity(model, xs, radius=spec.radius * scale)
+        patterns = activation_patterns(model, xs)
+        summary["dead_neuron_rate"] = dead_neuron_rate(model, xs)
+        if patterns_a is None:
+            patterns_a = patterns
+        else:
+            summary["pattern_agreement_with_a"] = pattern_agreement(patterns_a, patterns)
+        samples = pd.DataFrame(
+            {
+                "index": np.arange(n),
+                "label": y[:n].numpy(),
+                "region_distance": np.asarray(local["region_distance"]),
+                "decision_distance": np.asarray(local["decision_distance"]),
+                "decision_exact": np.asarray(local["decision_exact"]),
+                "local_complexity": np.asarray(complexity),
+            }
+        )
+        summary["samples"] = {
+            c: _stats(samples[c].tolist())
+            for c in ("region_distance", "decision_distance", "local_complexity")
+        }
+        summary["decision_exact_fraction"] = float(samples["decision_exact"].mean())
+        results.append((model_id, summary, pd.DataFrame(rows), samples))
+    # written only now: a failure part-way leaves no result that looks complete
+    ids_out: dict[int, int] = {}
+    for model_id, summary, seg_table, sample_table in results:
+        seg_sha = ctx.store.put_bytes(parquet_bytes(seg_table))
+        smp_sha = ctx.store.put_bytes(parquet_bytes(sample_table))
+        with ctx.session() as s:
+            row = s.scalars(
+                select(RegionResultRow).where(
+                    RegionResultRow.comparison_id == spec.comparison_id,
+                    RegionResultRow.model_id == model_id,
+                )
+            ).first()
+            if row is None:
+                row = RegionResultRow(comparison_id=spec.comparison_id, model_id=model_id)
+                s.add(row)
+            row.summary, row.segments_sha, row.samples_sha = summary, seg_sha, smp_sha
+            row.job_id = job.id
+            s.flush()
+            ids_out[model_id] = row.id
+    return {"comparison_id": spec.comparison_id, "region_result_ids": ids_out}

@@ -1,0 +1,46 @@
+"""The regions job through the REST API: A and every B measured on the same segments."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def test_regions_job_measures_every_model_on_shared_segments(client, pipeline):
+    torch.set_num_threads(1)
+    cid = pipeline.comparison_id
+    resp = client.get(f"/api/comparisons/{cid}/regions")
+    assert resp.status_code == 409 and "kind 'regions'" in resp.json()["detail"]
+    job = client.post(
+        "/api/jobs",
+        json={"kind": "regions", "spec": {"comparison_id": cid, "n_pairs": 2, "n_samples": 12}},
+    ).json()
+    assert job["status"] == "succeeded", job["error"]
+    body = client.get(f"/api/comparisons/{cid}/regions").json()
+    assert {r["model_id"] for r in body["data"]} == {pipeline.original_id, *pipeline.pruned_ids}
+    lengths = {}
+    for result in body["data"]:
+        assert set(result["segments"]) == {"within_class", "across_class", "local"}
+        assert 0.0 <= result["decision_exact_fraction"] <= 1.0
+        assert all(0.0 <= v <= 1.0 for v in result["dead_neuron_rate"].values())
+        if result["model_id"] != pipeline.original_id:
+            assert result["pattern_agreement_with_a"]  # same widths: unstructured pruning
+        seg = client.get(
+            f"/api/comparisons/{cid}/regions/{result['model_id']}/table",
+            params={"which": "segments"},
+        ).json()["columns"]
+        # pruning leaves neurons whose flips do not reach the output (SCIENCE.md sect. 5)
+        assert np.all(np.array(seg["linear_pieces"]) <= np.array(seg["activation_pieces"]))
+        assert np.all(np.array(seg["distinct_patterns"]) <= np.array(seg["activation_pieces"]))
+        lengths[result["model_id"]] = seg["length"]
+        smp = client.get(f"/api/comparisons/{cid}/regions/{result['model_id']}/table").json()
+        assert smp["count"] == 12
+        dist = np.array(smp["columns"]["region_distance"], dtype=float)
+        assert np.all(dist > 0)
+    # every model saw exactly the same segments
+    assert len({tuple(v) for v in lengths.values()}) == 1
+
+
+def test_regions_job_refuses_unknown_comparisons(client):
+    resp = client.post("/api/jobs", json={"kind": "regions", "spec": {"comparison_id": 99}})
+    assert resp.status_code == 422 and "comparison 99 does not exist" in resp.json()["detail"]
