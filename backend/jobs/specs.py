@@ -145,6 +145,21 @@ class RegionsSpec(_Spec):
     )
     chunks: int = Field(default=1, ge=1, le=1024)
     max_pieces: int = Field(default=100_000, ge=1, le=10_000_000)
+    slice_samples: list[int] | None = Field(
+        default=None,
+        min_length=3,
+        max_length=3,
+        description="three test-sample indices spanning the 2-D region map; default: the "
+        "first samples of three different classes; [] is not allowed, null = default",
+    )
+    slice_extent: float = Field(
+        default=0.1,
+        gt=0,
+        le=2,
+        description="the map covers [0, e] x [0, e] of the plane "
+        "x = p0 + u (p1 - p0) + v (p2 - p0): the neighbourhood of p0 towards p1 and p2",
+    )
+    slice_max_regions: int = Field(default=20_000, ge=1, le=1_000_000)
 
 
 SPEC_TYPES: dict[str, type[_Spec]] = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 import numpy as np
@@ -338,3 +339,23 @@ def read_comparison_regions_table(
     sha = row.segments_sha if which == "segments" else row.samples_sha
     table = filter_table(load_samples_table(store, sha), {}, [], sort)
     return page(table, offset, limit, format, None)
+
+
+@router.get("/{comparison_id}/regions/{model_id}/slice")
+def read_comparison_region_map(
+    comparison_id: int, model_id: int, session: SessionDep, store: StoreDep
+) -> dict[str, Any]:
+    """The exact 2-D region map of one model: polygons in (u, v), their predicted classes and
+    the decision boundary, on the plane through the same three samples for A and every B."""
+    get_or_404(session, ComparisonRow, comparison_id, NOT_FOUND)
+    row = session.scalars(
+        select(RegionResultRow).where(
+            RegionResultRow.comparison_id == comparison_id, RegionResultRow.model_id == model_id
+        )
+    ).first()
+    if row is None:
+        raise HTTPException(status_code=404, detail="Region results not found")
+    sha = row.summary.get("slice", {}).get("artifact_sha")
+    if sha is None:
+        raise HTTPException(status_code=404, detail="Region map not found")
+    return dict(json.loads(store.get_bytes(sha)))

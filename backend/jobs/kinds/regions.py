@@ -12,6 +12,7 @@ a comparison until every model has been measured.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,7 @@ from backend.analysis.region_local import (
     pattern_agreement,
     region_distances,
 )
+from backend.analysis.region_slice import SliceError, slice_regions, verify_slice
 from backend.db.tables import ComparisonRow, JobRow, RegionResultRow
 from backend.jobs.common import load_dataset, load_model, tensors
 from backend.jobs.context import JobContext
@@ -35,6 +37,16 @@ from backend.jobs.specs import RegionsSpec
 
 COUNTS = ("activation_pieces", "distinct_patterns", "linear_pieces", "decision_crossings")
 DENSITIES = ("density_per_length", "density_per_live_neuron")
+SLICE_SUMMARY = (
+    "samples",
+    "extent",
+    "error",
+    "self_check_error",
+    "n_regions",
+    "n_patterns",
+    "n_polygons",
+    "truncated",
+)
 
 
 def _stats(values: list[float]) -> dict[str, float | None]:
@@ -43,6 +55,30 @@ def _stats(values: list[float]) -> dict[str, float | None]:
     if arr.size == 0:
         return {"mean": None, "median": None, "std": None}
     return {"mean": float(arr.mean()), "median": float(np.median(arr)), "std": float(arr.std())}
+
+
+def _three_classes(y: np.ndarray) -> list[int]:
+    """The first sample of each of the first three classes present (fewer classes: first 3)."""
+    firsts = [int(np.flatnonzero(y == c)[0]) for c in np.unique(y)[:3]]
+    return firsts if len(firsts) == 3 else [0, 1, 2]
+
+
+def _region_map(
+    model: torch.nn.Module, x: torch.Tensor, idx: list[int], spec: RegionsSpec
+) -> dict[str, Any]:
+    """Exact 2-D slice, self-checked; a slice over budget is recorded as such, never partial."""
+    p0, p1, p2 = (x[i] for i in idx)
+    e = spec.slice_extent
+    try:
+        found = slice_regions(
+            model, p0, p1, p2, domain=(0.0, e, 0.0, e), max_regions=spec.slice_max_regions
+        )
+    except SliceError as exc:
+        return {"samples": idx, "extent": e, "error": str(exc)}
+    error = verify_slice(model, found, n=16, seed=0)
+    if error > 1e-6:
+        raise RuntimeError(f"region map self-check failed: max logit error {error:.3g}")
+    return {"samples": idx, "extent": e, "self_check_error": error, **found.to_json()}
 
 
 def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
@@ -58,7 +94,10 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
     scale = float(x.flatten(1).norm(dim=1).mean()) / np.sqrt(x[0].numel())
     segments = segment_sets(x, y, spec.n_pairs, seed=0, radius=spec.radius * scale)
     n = min(spec.n_samples, len(x))
-    results: list[tuple[int, dict[str, Any], pd.DataFrame, pd.DataFrame]] = []
+    slice_idx = spec.slice_samples or _three_classes(y.numpy())
+    if max(slice_idx) >= len(x):
+        raise ValueError(f"slice_samples {slice_idx} outside the test split ({len(x)} samples)")
+    results: list[tuple[int, dict[str, Any], pd.DataFrame, pd.DataFrame, dict[str, Any]]] = []
     patterns_a: dict[str, Any] | None = None
     for i, model_id in enumerate(ids):
         ctx.check_cancelled()
@@ -115,12 +154,16 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
             for c in ("region_distance", "decision_distance", "local_complexity")
         }
         summary["decision_exact_fraction"] = float(samples["decision_exact"].mean())
-        results.append((model_id, summary, pd.DataFrame(rows), samples))
+        ctx.report(lo + (hi - lo) * 0.9, f"model {model_id}: 2-D region map")
+        region_map = _region_map(model, x, slice_idx, spec)
+        summary["slice"] = {k: region_map[k] for k in SLICE_SUMMARY if k in region_map}
+        results.append((model_id, summary, pd.DataFrame(rows), samples, region_map))
     # written only now: a failure part-way leaves no result that looks complete
     ids_out: dict[int, int] = {}
-    for model_id, summary, seg_table, sample_table in results:
+    for model_id, summary, seg_table, sample_table, region_map in results:
         seg_sha = ctx.store.put_bytes(parquet_bytes(seg_table))
         smp_sha = ctx.store.put_bytes(parquet_bytes(sample_table))
+        summary["slice"]["artifact_sha"] = ctx.store.put_bytes(json.dumps(region_map).encode())
         with ctx.session() as s:
             row = s.scalars(
                 select(RegionResultRow).where(

@@ -13,7 +13,10 @@ def test_regions_job_measures_every_model_on_shared_segments(client, pipeline):
     assert resp.status_code == 409 and "kind 'regions'" in resp.json()["detail"]
     job = client.post(
         "/api/jobs",
-        json={"kind": "regions", "spec": {"comparison_id": cid, "n_pairs": 2, "n_samples": 12}},
+        json={
+            "kind": "regions",
+            "spec": {"comparison_id": cid, "n_pairs": 2, "n_samples": 12, "slice_extent": 0.02},
+        },
     ).json()
     assert job["status"] == "succeeded", job["error"]
     body = client.get(f"/api/comparisons/{cid}/regions").json()
@@ -37,6 +40,14 @@ def test_regions_job_measures_every_model_on_shared_segments(client, pipeline):
         assert smp["count"] == 12
         dist = np.array(smp["columns"]["region_distance"], dtype=float)
         assert np.all(dist > 0)
+        # the exact region map: same plane for every model, areas tile the domain
+        rmap = client.get(f"/api/comparisons/{cid}/regions/{result['model_id']}/slice").json()
+        assert "error" not in rmap, rmap.get("error")
+        assert rmap["samples"] == result["slice"]["samples"]
+        assert rmap["self_check_error"] < 1e-9
+        if not rmap["truncated"]:
+            assert abs(sum(rmap["areas"]) - rmap["extent"] ** 2) < 1e-9
+        assert len(rmap["polygons"]) == len(rmap["predicted"])
     # every model saw exactly the same segments
     assert len({tuple(v) for v in lengths.values()}) == 1
 
