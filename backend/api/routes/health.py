@@ -5,6 +5,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import APIRouter
+from sqlalchemy.engine import make_url
 
 from backend.api.deps import SettingsDep
 from backend.api.schemas import HealthPublic
@@ -22,6 +23,6 @@ def read_health(settings: SettingsDep) -> HealthPublic:
     return HealthPublic(
         status="ok",
         version=ver,
-        database=settings.database_url.split(":", 1)[0],
+        database=make_url(settings.database_url).get_backend_name(),
         executor=settings.executor,
     )

@@ -18,9 +18,10 @@ def counts(settings) -> dict[str, int]:
         }
 
 
-def test_health_and_docs(client):
+def test_health_and_docs(client, settings):
     body = client.get("/api/health").json()
-    assert body["status"] == "ok" and body["database"] == "sqlite"
+    expected = "sqlite" if settings.database_url.startswith("sqlite") else "postgresql"
+    assert body["status"] == "ok" and body["database"] == expected
     assert client.get("/api/docs").status_code == 200
     paths = client.get("/api/openapi.json").json()["paths"]
     assert "/api/comparisons/{comparison_id}/view" in paths
