@@ -134,13 +134,19 @@ def read_comparison(comparison_id: int, session: SessionDep) -> ComparisonPublic
     return comparison_public(row, compare_jobs(session).get(row.id))
 
 
-def _resolve(session: Session, comparison_id: int, b: int | None):  # type: ignore[no-untyped-def]
+def _choose_b(session: Session, comparison_id: int, b: int | None) -> tuple[ComparisonRow, int]:
+    """The comparison and the selected pruned model (default: its first B)."""
     comp = get_or_404(session, ComparisonRow, comparison_id, NOT_FOUND)
     b_id = comp.model_b_ids[0] if b is None else b
     if b_id not in comp.model_b_ids:
         raise HTTPException(
             status_code=422, detail=f"model {b_id} is not one of this comparison's pruned models"
         )
+    return comp, b_id
+
+
+def _resolve(session: Session, comparison_id: int, b: int | None):  # type: ignore[no-untyped-def]
+    comp, b_id = _choose_b(session, comparison_id, b)
     analyses = []
     for mid in (comp.model_a_id, b_id):
         analysis = _find_analysis(session, mid, comp.dataset_id)
@@ -232,12 +238,7 @@ def read_comparison_flips(
 
 
 def _result(session: Session, comparison_id: int, b: int | None) -> ComparisonResultRow:
-    comp = get_or_404(session, ComparisonRow, comparison_id, NOT_FOUND)
-    b_id = comp.model_b_ids[0] if b is None else b
-    if b_id not in comp.model_b_ids:
-        raise HTTPException(
-            status_code=422, detail=f"model {b_id} is not one of this comparison's pruned models"
-        )
+    comp, b_id = _choose_b(session, comparison_id, b)
     row = session.scalars(
         select(ComparisonResultRow).where(
             ComparisonResultRow.comparison_id == comparison_id,

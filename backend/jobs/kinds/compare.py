@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 from collections import defaultdict
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,7 @@ from backend.db.tables import AnalysisRow, ComparisonResultRow, ComparisonRow, J
 from backend.jobs.context import JobContext
 from backend.jobs.kinds.analyze import analyze_model, parquet_bytes
 from backend.jobs.specs import CompareSpec
+from backend.storage import ArtifactStore
 
 SPLIT = "test"
 TOP_K = 50
@@ -59,12 +61,35 @@ def _find(s: Any, model_id: int, dataset_id: int) -> AnalysisRow | None:
     ).first()
 
 
+# Artifacts are immutable (addressed by sha256): A's tables, the population tables and the
+# corruption records are read once per worker, not once per B and again for the fingerprints.
+@lru_cache(maxsize=64)
+def _load_table(root: str, sha: str) -> pd.DataFrame:
+    return pd.read_parquet(io.BytesIO(ArtifactStore(root).get_bytes(sha)))
+
+
+@lru_cache(maxsize=8)
+def _load_features(root: str, sha: str) -> np.ndarray:
+    return np.load(io.BytesIO(ArtifactStore(root).get_bytes(sha)), allow_pickle=False)
+
+
 def _table(ctx: JobContext, sha: str) -> pd.DataFrame:
-    return pd.read_parquet(io.BytesIO(ctx.store.get_bytes(sha)))
+    return _load_table(str(ctx.store.root), sha)
 
 
 def _features(ctx: JobContext, sha: str) -> np.ndarray:
-    return np.load(io.BytesIO(ctx.store.get_bytes(sha)), allow_pickle=False)
+    return _load_features(str(ctx.store.root), sha)
+
+
+def _siblings(s: Any, b: ModelRow) -> list[ModelRow]:
+    """Models pruned from B's parent with B's method (any sparsity, any seed)."""
+    return list(
+        s.scalars(
+            select(ModelRow).where(
+                ModelRow.parent_id == b.parent_id, ModelRow.pruning_method == b.pruning_method
+            )
+        ).all()
+    )
 
 
 def _recall(summary: dict[str, Any]) -> np.ndarray:
@@ -81,12 +106,7 @@ def population_alphas(
 ) -> dict[str, Any]:
     """alpha_t of every analysed sibling of B (same parent and method), grouped by ratio t."""
     with ctx.session() as s:
-        siblings = s.scalars(
-            select(ModelRow).where(
-                ModelRow.parent_id == b.parent_id, ModelRow.pruning_method == b.pruning_method
-            )
-        ).all()
-        rows = [(m, _find(s, m.id, dataset_id)) for m in siblings]
+        rows = [(m, _find(s, m.id, dataset_id)) for m in _siblings(s, b)]
     bn_a = normalized_balance(_recall(a_summary), a_summary["accuracy"])
     by_ratio: dict[float, dict[Any, float]] = defaultdict(dict)
     for model, analysis in rows:
@@ -124,14 +144,11 @@ def populations(
                 ModelRow.dataset_id == a.dataset_id,
             )
         ).all()
-        sparse_models = s.scalars(
-            select(ModelRow).where(
-                ModelRow.parent_id == b.parent_id, ModelRow.pruning_method == b.pruning_method
-            )
-        ).all()
         dense = [_find(s, m.id, dataset_id) for m in dense_models]
         sparse = [
-            _find(s, m.id, dataset_id) for m in sparse_models if abs(m.sparsity - b.sparsity) < 1e-3
+            _find(s, m.id, dataset_id)
+            for m in _siblings(s, b)
+            if abs(m.sparsity - b.sparsity) < 1e-3
         ]
     return [d for d in dense if d is not None], [p for p in sparse if p is not None]
 
