@@ -4,6 +4,7 @@
     prunescope demo                  train, prune, analyse on built-in digits, then serve
     prunescope train / prune         submit a job to a running server and follow its progress
     prunescope jobs                  list jobs (or cancel one)
+    prunescope worker --gpu N        run jobs from the Celery broker on GPU N (executor=celery)
 
 Settings come from PRUNESCOPE_* environment variables (see README, Configuration); the flags
 here override the most common ones.
@@ -132,13 +133,91 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from backend.api.app import create_app
+    from backend.db.session import DatabaseUnavailable
 
     settings = _settings(args)
+    try:
+        app = create_app(settings)
+    except DatabaseUnavailable as exc:
+        raise CliError(str(exc)) from exc
     print(
         f"PruneScope: dashboard http://{settings.host}:{settings.port}/  "
-        f"API docs http://{settings.host}:{settings.port}/api/docs  (data: {settings.data_dir})"
+        f"API docs http://{settings.host}:{settings.port}/api/docs  (data: {settings.data_dir}, "
+        f"jobs: {settings.executor})"
     )
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """A Celery worker bound to one GPU (or the CPU): one job at a time, acks late."""
+    import logging
+    import os
+    import socket
+
+    if args.gpu is not None:
+        # before anything imports torch: this process and its pool child see only that GPU
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(args.gpu)
+    from celery.signals import worker_process_init
+
+    from backend.db.session import (
+        DatabaseUnavailable,
+        check_database,
+        configure_pool,
+        dispose_engines,
+        schema_is_current,
+    )
+    from backend.jobs.celery_app import create_celery, safe_url
+    from backend.jobs.celery_app import worker_process_init as init_child
+    from backend.jobs.specs import QUEUES
+
+    overrides: dict[str, Any] = {"executor": "celery"}
+    if args.device:
+        overrides["device"] = args.device
+    settings = Settings(**overrides)
+    queues = [q for q in args.queues.split(",") if q]
+    unknown = [q for q in queues if q not in QUEUES]
+    if unknown or not queues:
+        raise CliError(f"--queues {args.queues!r}: queues are {', '.join(QUEUES)}")
+    configure_pool(1, 2)  # one job at a time needs few connections
+    try:
+        check_database(settings.database_url)
+        deadline = time.monotonic() + args.wait_for_schema
+        while not schema_is_current(settings.database_url):
+            if time.monotonic() > deadline:
+                raise CliError(
+                    f"the database at {safe_url(settings.database_url)} is not at the current "
+                    "schema; start `prunescope serve` once (it applies the migrations)"
+                )
+            time.sleep(1.0)
+    except DatabaseUnavailable as exc:
+        raise CliError(str(exc)) from exc
+    # the pool child opens its own connections: none may be inherited through the fork
+    dispose_engines()
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    app = create_celery(settings)
+    worker_process_init.connect(init_child(settings), weak=False)
+    tag = f"gpu{args.gpu}" if args.gpu is not None else (args.device or "auto")
+    name = args.name or f"prunescope-{tag}-{os.getpid()}@{socket.gethostname()}"
+    print(
+        f"PruneScope worker {name}: queues {','.join(queues)}, broker "
+        f"{safe_url(settings.broker_url)}, database {safe_url(settings.database_url)}",
+        flush=True,
+    )
+    app.worker_main(
+        [
+            "worker",
+            f"--hostname={name}",
+            f"--queues={','.join(queues)}",
+            "--concurrency=1",
+            "--pool=prefork",
+            f"--loglevel={args.loglevel}",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
     return 0
 
 
@@ -377,10 +456,40 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         help="serve the REST API (/api) and the dashboard (/)",
         description="Start the server: REST API under /api (docs at "
-        "/api/docs), dashboard under /, jobs in local worker processes.",
+        "/api/docs), dashboard under /. Jobs run in local worker processes, or, with "
+        "PRUNESCOPE_EXECUTOR=celery, on `prunescope worker` processes anywhere (the server "
+        "then also watches their heartbeats and requeues jobs of lost workers).",
     )
     server_flags(sp)
     sp.set_defaults(func=cmd_serve)
+
+    sp = sub.add_parser(
+        "worker",
+        help="run jobs from the Celery broker on one GPU (executor=celery)",
+        description="Start a Celery worker that runs one job at a time on one GPU, taking "
+        "job ids from PRUNESCOPE_BROKER_URL and reading/writing the database and artifact store "
+        "named by PRUNESCOPE_DATABASE_URL and PRUNESCOPE_ARTIFACT_URL. Start one per GPU "
+        "(`--gpu 0`, `--gpu 1`, ...), on as many hosts as you like.",
+    )
+    sp.add_argument(
+        "--gpu", type=int, help="the GPU index this worker uses (sets CUDA_VISIBLE_DEVICES)"
+    )
+    sp.add_argument(
+        "--queues",
+        default="gpu,cpu",
+        help="queues to take jobs from: gpu (train, prune, analyze, regions), cpu (compare, "
+        "ping); default gpu,cpu",
+    )
+    sp.add_argument("--device", help="override PRUNESCOPE_DEVICE: auto, cpu, cuda")
+    sp.add_argument("--name", help="worker name (default prunescope-<gpu>-<pid>@<host>)")
+    sp.add_argument(
+        "--wait-for-schema",
+        type=float,
+        default=60.0,
+        help="seconds to wait for the server to migrate a new database (default 60)",
+    )
+    sp.add_argument("--loglevel", default="INFO", help="Celery log level (default INFO)")
+    sp.set_defaults(func=cmd_worker)
 
     sp = sub.add_parser(
         "demo",

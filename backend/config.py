@@ -30,8 +30,24 @@ class Settings(BaseSettings):
     artifact_dir: Path | None = Field(
         default=None, description="Artifact store folder; empty means <data_dir>/artifacts."
     )
-    executor: Literal["local"] = Field(
-        default="local", description="Where jobs run: 'local' = spawned worker processes."
+    artifact_url: str = Field(
+        default="",
+        description="fsspec URL of the artifact store (e.g. file:///shared/artifacts, "
+        "s3://bucket/prefix) when workers run on other hosts; empty means artifact_dir.",
+    )
+    executor: Literal["local", "celery"] = Field(
+        default="local",
+        description="Where jobs run: 'local' = spawned worker processes of the server; "
+        "'celery' = `prunescope worker` processes on any host, fed through broker_url.",
+    )
+    broker_url: str = Field(
+        default="redis://127.0.0.1:6379/0", description="Celery broker (executor=celery)."
+    )
+    broker_timeout: float = Field(
+        default=3.0,
+        gt=0,
+        le=60,
+        description="Seconds a submission waits for the broker before answering 503.",
     )
     workers: int = Field(default=1, ge=1, le=64, description="Local worker processes.")
     device: str = Field(
@@ -59,6 +75,23 @@ class Settings(BaseSettings):
     heartbeat_seconds: float = Field(
         default=2.0, gt=0, description="How often a running job writes its heartbeat."
     )
+    heartbeat_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="A running job whose heartbeat is older than this lost its worker.",
+    )
+    job_retries: int = Field(
+        default=2,
+        ge=0,
+        le=20,
+        description="How often a job whose worker was lost is run again before it fails.",
+    )
+    db_pool_size: int = Field(
+        default=5, ge=1, le=200, description="Pooled database connections per process."
+    )
+    db_max_overflow: int = Field(
+        default=10, ge=0, le=200, description="Extra connections a process may open at peaks."
+    )
 
     @model_validator(mode="after")
     def _fill_derived(self) -> Settings:
@@ -77,6 +110,11 @@ class Settings(BaseSettings):
         """The artifact folder (always set after validation)."""
         assert self.artifact_dir is not None
         return self.artifact_dir
+
+    @property
+    def artifact_location(self) -> str:
+        """Where the artifact store lives: artifact_url, else the artifact folder."""
+        return self.artifact_url or str(self.artifacts)
 
     def torch_device(self) -> str:
         """Resolve 'auto' to 'cuda' when a GPU is visible, else 'cpu'."""

@@ -15,7 +15,7 @@ from backend.cli import build_parser, main
 from backend.config import Settings
 from backend.jobs.executor import InlineExecutor
 
-COMMANDS = ["serve", "demo", "train", "prune", "sweep", "methods", "jobs"]
+COMMANDS = ["serve", "worker", "demo", "train", "prune", "sweep", "methods", "jobs"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -112,3 +112,47 @@ def test_demo_end_to_end(tmp_path):
     again = _demo(env, timeout=120)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "Reusing the existing demo comparison 1" in again.stdout
+
+
+def _run_cli(args, env_extra, timeout=60):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRUNESCOPE_")}
+    env.update(env_extra)
+    return subprocess.run(
+        [sys.executable, "-m", "backend.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_wrong_database_url_is_one_clear_line(command, tmp_path):
+    """A database nobody listens on: exit 1 with what was wrong, no traceback, no password."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"postgresql+psycopg://alice:s3cret@127.0.0.1:{port}/prunescope"
+    out = _run_cli(
+        [command],
+        {"PRUNESCOPE_DATABASE_URL": url, "PRUNESCOPE_DATA_DIR": str(tmp_path / "d")},
+    )
+    assert out.returncode == 1, out
+    assert out.stderr.startswith("prunescope: error: cannot open the database at ")
+    assert f"alice:***@127.0.0.1:{port}/prunescope" in out.stderr
+    assert "s3cret" not in out.stderr + out.stdout and "Traceback" not in out.stderr
+
+
+def test_malformed_database_url_is_named(tmp_path):
+    out = _run_cli(
+        ["serve"],
+        {"PRUNESCOPE_DATABASE_URL": "not a url", "PRUNESCOPE_DATA_DIR": str(tmp_path / "d")},
+    )
+    assert out.returncode == 1
+    assert "PRUNESCOPE_DATABASE_URL='not a url' is not a database URL" in out.stderr
+
+
+def test_worker_refuses_unknown_queues(tmp_path):
+    out = _run_cli(["worker", "--queues", "gpu,fast"], {"PRUNESCOPE_DATA_DIR": str(tmp_path)})
+    assert out.returncode == 1
+    assert "--queues 'gpu,fast': queues are gpu, cpu" in out.stderr

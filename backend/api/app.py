@@ -24,7 +24,7 @@ from backend.api.routes import (
     models,
 )
 from backend.config import Settings, get_settings
-from backend.db.session import migrate
+from backend.db.session import check_database, configure_pool, migrate
 from backend.jobs.executor import Executor, make_executor
 from backend.storage import ArtifactStore
 
@@ -45,8 +45,10 @@ def create_app(
     """
     settings = settings or get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    configure_pool(settings.db_pool_size, settings.db_max_overflow)
+    check_database(settings.database_url)  # a wrong URL: one clear line, not a traceback
     migrate(settings.database_url)
-    store = ArtifactStore(settings.artifacts)
+    store = ArtifactStore(settings.artifact_location)
     store.clean_temp()
     executor = executor or make_executor(settings)
 

@@ -55,21 +55,21 @@ def get_or_404(session: Session, table: type, ident: int, detail: str):  # type:
 
 # Artifacts are immutable (addressed by sha256), so caching them by digest is always safe.
 @lru_cache(maxsize=32)
-def _dataset_cached(root: str, sha: str) -> ArrayDataset:
-    return ArrayDataset.from_npz_bytes(ArtifactStore(root).get_bytes(sha))
+def _dataset_cached(url: str, sha: str) -> ArrayDataset:
+    return ArrayDataset.from_npz_bytes(ArtifactStore(url).get_bytes(sha))
 
 
 @lru_cache(maxsize=64)
-def _table_cached(root: str, sha: str) -> pd.DataFrame:
-    return pd.read_parquet(io.BytesIO(ArtifactStore(root).get_bytes(sha)))
+def _table_cached(url: str, sha: str) -> pd.DataFrame:
+    return pd.read_parquet(io.BytesIO(ArtifactStore(url).get_bytes(sha)))
 
 
 def load_dataset_arrays(store: ArtifactStore, sha: str) -> ArrayDataset:
-    return _dataset_cached(str(store.root), sha)
+    return _dataset_cached(store.url, sha)
 
 
 def load_samples_table(store: ArtifactStore, sha: str) -> pd.DataFrame:
-    return _table_cached(str(store.root), sha)
+    return _table_cached(store.url, sha)
 
 
 def prob_columns(table: pd.DataFrame) -> np.ndarray:

@@ -27,6 +27,10 @@ class HealthPublic(BaseModel):
     version: str
     database: str
     executor: str
+    job_queue: str = Field(
+        description="'ok...' when jobs can be submitted; 'unreachable: ...' when the broker is "
+        "down (reads keep working, submissions answer 503)"
+    )
 
 
 class DatasetCreate(BaseModel):

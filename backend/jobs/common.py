@@ -37,7 +37,8 @@ def load_model(ctx: JobContext, model_id: int) -> tuple[ModelRow, torch.nn.Modul
         row = s.get(ModelRow, model_id)
         if row is None:
             raise JobInputError(f"model {model_id} does not exist")
-    model, _meta = load_checkpoint(ctx.store.path(row.checkpoint_sha), map_location="cpu")
+    with ctx.store.local_path(row.checkpoint_sha) as path:
+        model, _meta = load_checkpoint(path, map_location="cpu")
     return row, model.to(ctx.device)
 
 
@@ -59,7 +60,8 @@ def store_checkpoint(
     ctx: JobContext, model: torch.nn.Module, architecture: str, arch_kwargs: dict[str, Any]
 ) -> str:
     """Save a checkpoint into the artifact store; returns its sha256."""
-    with tempfile.TemporaryDirectory(dir=ctx.store.root) as tmp:
+    # Next to a local store so put_file copies within one filesystem; a remote root is no folder.
+    with tempfile.TemporaryDirectory(dir=ctx.store.root if ctx.store.is_local else None) as tmp:
         path = Path(tmp) / "model.safetensors"
         save_checkpoint(model, architecture, arch_kwargs, path)
         return ctx.store.put_file(path)

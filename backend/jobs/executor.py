@@ -1,4 +1,10 @@
-"""Executors move job ids to workers. The embedded default runs spawned local processes."""
+"""Executors move job ids to workers.
+
+The embedded default (:class:`LocalExecutor`) runs spawned processes of the server;
+:class:`CeleryExecutor` (``Settings.executor = "celery"``) sends the id by task name to Celery
+workers (``prunescope worker``) on any host. Both share the job lifecycle of
+:mod:`backend.jobs.lifecycle`: a lost worker's job is retried or failed, never half-done.
+"""
 
 from __future__ import annotations
 
@@ -13,18 +19,22 @@ from sqlalchemy import select, update
 
 from backend.config import Settings
 from backend.db.session import session_scope
-from backend.db.tables import JobRow, utcnow
+from backend.db.tables import JobRow
+from backend.jobs.lifecycle import ACTIVE, reap_stale, recover_lost
 from backend.jobs.specs import RUNNABLE_KINDS
 
 log = logging.getLogger(__name__)
 
-ACTIVE = ("running", "cancelling")
+
+class ExecutorUnavailable(RuntimeError):
+    """Jobs cannot be handed out right now (the broker is unreachable)."""
 
 
 class Executor(Protocol):
     def start(self) -> None: ...
-    def submit(self, job_id: int) -> None: ...
+    def submit(self, job_id: int, queue: str | None = None) -> None: ...
     def shutdown(self) -> None: ...
+    def health(self) -> str: ...
 
 
 def _worker_main(settings_data: dict[str, Any], jobs: Any, busy: Any, parent: int) -> None:
@@ -125,25 +135,20 @@ class LocalExecutor:
                     continue
                 job_id = busy.value
                 log.error("worker %s exited with %s during job %s", proc.pid, proc.exitcode, job_id)
-                if job_id:
-                    with session_scope(self.settings.database_url) as s:
-                        s.execute(
-                            update(JobRow)
-                            .where(JobRow.id == job_id, JobRow.status.in_(ACTIVE))
-                            .values(
-                                status="failed",
-                                stage="failed",
-                                finished_at=utcnow(),
-                                error=f"worker process was lost (exit code {proc.exitcode}) "
-                                "while running this job",
-                            )
-                        )
                 self._procs[i] = self._spawn()
+                if job_id:
+                    reason = f"worker process exited with code {proc.exitcode}"
+                    if recover_lost(self.settings, job_id, reason) == "queued":
+                        self.submit(job_id)
 
-    def submit(self, job_id: int) -> None:
+    def submit(self, job_id: int, queue: str | None = None) -> None:
         if self._queue is None:
             raise RuntimeError("executor not started")
         self._queue.put(job_id)
+
+    def health(self) -> str:
+        alive = sum(p.is_alive() for p, _ in self._procs)
+        return f"ok: {alive} of {self.n_workers} local workers alive"
 
     def shutdown(self, timeout: float = 5.0) -> None:
         self._stop.set()
@@ -171,7 +176,7 @@ class InlineExecutor:
     def start(self) -> None:
         pass
 
-    def submit(self, job_id: int) -> None:
+    def submit(self, job_id: int, queue: str | None = None) -> None:
         from backend.jobs.runner import run_job
 
         run_job(job_id, self.settings)
@@ -179,8 +184,65 @@ class InlineExecutor:
     def shutdown(self) -> None:
         pass
 
+    def health(self) -> str:
+        return "ok: jobs run inline"
+
+
+class CeleryExecutor:
+    """Sends job ids by task name to Celery workers through the broker; never imports torch.
+
+    A monitor thread finds running jobs whose heartbeat went stale (their worker was killed,
+    its host lost power) and requeues or fails them (:func:`backend.jobs.lifecycle.reap_stale`).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        from backend.jobs.celery_app import create_celery
+
+        self.settings = settings
+        self.app = create_celery(settings)
+        self._stop = threading.Event()
+        self._monitor: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._monitor = threading.Thread(target=self._watch, daemon=True, name="celery-reaper")
+        self._monitor.start()
+
+    def _watch(self) -> None:
+        period = min(5.0, max(0.5, self.settings.heartbeat_timeout / 4))
+        while not self._stop.wait(period):
+            try:
+                for job_id in reap_stale(self.settings):
+                    self.submit(job_id)
+            except Exception:  # the database or broker may be down for a while: try again
+                log.warning("checking for lost jobs failed", exc_info=True)
+
+    def submit(self, job_id: int, queue: str | None = None) -> None:
+        from backend.jobs.celery_app import send_job
+
+        if queue is None:
+            with session_scope(self.settings.database_url) as s:
+                job = s.get(JobRow, job_id)
+                if job is None:
+                    raise ValueError(f"job {job_id} does not exist")
+                from backend.jobs.specs import queue_for
+
+                queue = queue_for(job.kind, job.spec)
+        send_job(self.app, job_id, queue)
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        if self._monitor is not None:
+            self._monitor.join(5.0)
+
+    def health(self) -> str:
+        from backend.jobs.celery_app import ping_broker
+
+        return ping_broker(self.app)
+
 
 def make_executor(settings: Settings) -> Executor:
     if settings.executor == "local":
         return LocalExecutor(settings)
+    if settings.executor == "celery":
+        return CeleryExecutor(settings)
     raise ValueError(f"executor={settings.executor!r} is not supported")

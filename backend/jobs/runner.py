@@ -12,7 +12,8 @@ import threading
 import traceback
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from backend.config import Settings
 from backend.db.session import session_scope
@@ -27,8 +28,13 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def claim(settings: Settings, job_id: int) -> bool:
-    """Atomically move a queued job to running; False when someone else has it or it ended."""
+def claim(settings: Settings, job_id: int) -> int:
+    """Atomically move a queued job to running.
+
+    Returns:
+        The attempt number now running (1 for a first run), or 0 when the job does not exist,
+        someone else has it, or it already ended (a redelivered message, a duplicate).
+    """
     with session_scope(settings.database_url) as s:
         now = utcnow()
         res = s.execute(
@@ -43,18 +49,61 @@ def claim(settings: Settings, job_id: int) -> bool:
                 attempts=JobRow.attempts + 1,
             )
         )
+        if res.rowcount != 1:  # type: ignore[attr-defined]
+            _explain_unclaimable(s, job_id)
+            return 0
+        attempts = s.scalar(select(JobRow.attempts).where(JobRow.id == job_id))
+        return int(attempts or 1)
+
+
+def _explain_unclaimable(s: Session, job_id: int) -> None:
+    job = s.get(JobRow, job_id)
+    if job is None:
+        # a message for another database (wrong PRUNESCOPE_DATABASE_URL on this worker?) or
+        # for a submission that was rolled back
+        log.error("job %s does not exist in this database; message dropped", job_id)
+    else:
+        log.info("job %s is %s (worker %s); nothing to do", job_id, job.status, job.worker)
+
+
+def finish(settings: Settings, job_id: int, attempt: int, **values: Any) -> bool:
+    """Record how attempt ``attempt`` ended; ignored when the job has moved on (a worker that
+    was declared lost and retried elsewhere must not overwrite the newer attempt)."""
+    with session_scope(settings.database_url) as s:
+        res = s.execute(
+            update(JobRow)
+            .where(JobRow.id == job_id, JobRow.attempts == attempt)
+            .values(finished_at=utcnow(), **values)
+        )
         return res.rowcount == 1  # type: ignore[attr-defined]
 
 
-def _finish(settings: Settings, job_id: int, **values: Any) -> None:
-    with session_scope(settings.database_url) as s:
-        s.execute(update(JobRow).where(JobRow.id == job_id).values(finished_at=utcnow(), **values))
+def check_spec(job: JobRow) -> None:
+    """Raise ``JobSpecError`` when the stored spec cannot be read as this kind's spec."""
+    from pydantic import ValidationError
+
+    from backend.jobs.specs import SPEC_TYPES
+
+    if job.kind not in SPEC_TYPES:
+        raise JobSpecError(f"unknown job kind {job.kind!r}")
+    try:
+        SPEC_TYPES[job.kind].model_validate(job.spec)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"]) or "spec"
+        raise JobSpecError(
+            f"the {job.kind} job's stored spec cannot be read: spec.{loc}: {first['msg']}"
+        ) from exc
+
+
+class JobSpecError(ValueError):
+    """A job row whose spec does not deserialise (written by hand, or by another version)."""
 
 
 class _Heartbeat(threading.Thread):
-    def __init__(self, settings: Settings, job_id: int) -> None:
+    def __init__(self, settings: Settings, job_id: int, attempt: int) -> None:
         super().__init__(daemon=True, name=f"heartbeat-{job_id}")
-        self.settings, self.job_id = settings, job_id
+        self.settings, self.job_id, self.attempt = settings, job_id, attempt
         self.stopped = threading.Event()
 
     def run(self) -> None:
@@ -62,7 +111,9 @@ class _Heartbeat(threading.Thread):
             try:
                 with session_scope(self.settings.database_url) as s:
                     s.execute(
-                        update(JobRow).where(JobRow.id == self.job_id).values(heartbeat_at=utcnow())
+                        update(JobRow)
+                        .where(JobRow.id == self.job_id, JobRow.attempts == self.attempt)
+                        .values(heartbeat_at=utcnow())
                     )
             except Exception:  # a missed beat is not worth killing the job for
                 log.warning("heartbeat of job %s failed", self.job_id, exc_info=True)
@@ -70,33 +121,36 @@ class _Heartbeat(threading.Thread):
 
 def run_job(job_id: int, settings: Settings) -> str:
     """Claim and run job ``job_id``; returns its final status ('' if it was not claimable)."""
-    if not claim(settings, job_id):
+    attempt = claim(settings, job_id)
+    if not attempt:
         return ""
     from backend.jobs.kinds import get_kind  # imports torch lazily
 
-    store = ArtifactStore(settings.artifacts)
+    store = ArtifactStore(settings.artifact_location)
     ctx = JobContext(job_id, settings, store, settings.torch_device())
-    beat = _Heartbeat(settings, job_id)
+    beat = _Heartbeat(settings, job_id, attempt)
     beat.start()
     try:
         with ctx.session() as s:
             job = s.get(JobRow, job_id)
             assert job is not None
             s.expunge(job)
+        check_spec(job)
         result = get_kind(job.kind)(job, ctx)
     except JobCancelled:
-        _finish(settings, job_id, status="cancelled", stage="cancelled")
+        finish(settings, job_id, attempt, status="cancelled", stage="cancelled")
         return "cancelled"
     except Exception as exc:
         from backend.pruning.finetune import TrainingCancelled
 
         if isinstance(exc, TrainingCancelled):
-            _finish(settings, job_id, status="cancelled", stage="cancelled")
+            finish(settings, job_id, attempt, status="cancelled", stage="cancelled")
             return "cancelled"
         log.exception("job %s failed", job_id)
-        _finish(
+        finish(
             settings,
             job_id,
+            attempt,
             status="failed",
             stage="failed",
             error=f"{type(exc).__name__}: {exc}"[:2000],
@@ -105,5 +159,8 @@ def run_job(job_id: int, settings: Settings) -> str:
         return "failed"
     finally:
         beat.stopped.set()
-    _finish(settings, job_id, status="succeeded", stage="done", progress=1.0, result=result)
+    if not finish(
+        settings, job_id, attempt, status="succeeded", stage="done", progress=1.0, result=result
+    ):
+        log.warning("job %s attempt %s finished after it was given up on", job_id, attempt)
     return "succeeded"

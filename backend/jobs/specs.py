@@ -6,10 +6,21 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-JOB_KINDS = ("train", "prune", "analyze", "compare", "regions", "sweep")
+JOB_KINDS = ("train", "prune", "analyze", "compare", "regions", "sweep", "ping")
 # a sweep is never run itself: it is expanded into child prune jobs at submission
-RUNNABLE_KINDS = ("train", "prune", "analyze", "compare", "regions")
-JobKind = Literal["train", "prune", "analyze", "compare", "regions", "sweep"]
+RUNNABLE_KINDS = ("train", "prune", "analyze", "compare", "regions", "ping")
+JobKind = Literal["train", "prune", "analyze", "compare", "regions", "sweep", "ping"]
+# Celery queues: model work goes to GPU workers; the comparison (UMAP, statistics over stored
+# tables) and pings are light and may run on CPU-only workers.
+QUEUES = ("gpu", "cpu")
+KIND_QUEUE = {
+    "train": "gpu",
+    "prune": "gpu",
+    "analyze": "gpu",
+    "regions": "gpu",
+    "compare": "cpu",
+    "ping": "cpu",
+}
 JobStatus = Literal["queued", "running", "cancelling", "succeeded", "failed", "cancelled"]
 FINAL_STATUSES = ("succeeded", "failed", "cancelled")
 
@@ -162,7 +173,22 @@ class RegionsSpec(_Spec):
     slice_max_regions: int = Field(default=20_000, ge=1, le=1_000_000)
 
 
+class PingSpec(_Spec):
+    """A trivial job: checks that a worker picks jobs up (deployments, benchmarks)."""
+
+    seconds: float = Field(default=0.0, ge=0, le=600, description="how long to stay running")
+    queue: Literal["gpu", "cpu"] = Field(default="cpu", description="which workers may take it")
+
+
+def queue_for(kind: str, spec: dict[str, Any]) -> str:
+    """The Celery queue a job goes to (``KIND_QUEUE``; a ping names its own)."""
+    if kind == "ping":
+        return str(spec.get("queue", "cpu"))
+    return KIND_QUEUE[kind]
+
+
 SPEC_TYPES: dict[str, type[_Spec]] = {
+    "ping": PingSpec,
     "train": TrainSpec,
     "prune": PruneSpec,
     "analyze": AnalyzeSpec,

@@ -55,3 +55,12 @@ def _settings(engine: str, tmp_path: Path, port: int) -> Iterator[Settings]:
         get_engine(url).dispose()
         with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_settings(tmp_path: Path) -> Iterator[Settings]:
+    """Settings on a fresh PostgreSQL database only (for the scaled stack's own tests)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    yield from _settings("postgres", tmp_path, port)

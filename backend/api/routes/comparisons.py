@@ -113,17 +113,19 @@ def create_comparison(
     ]
     session.add(row)
     session.commit()
-    job = submit_job(
-        session,
-        executor,
-        "compare",
-        {
-            "comparison_id": row.id,
-            "corruptions": body.corruptions,
-            "severities": body.severities,
-            "embedding": body.embedding,
-        },
-    )
+    spec = {
+        "comparison_id": row.id,
+        "corruptions": body.corruptions,
+        "severities": body.severities,
+        "embedding": body.embedding,
+    }
+    try:
+        job = submit_job(session, executor, "compare", spec)
+    except HTTPException as exc:
+        if exc.status_code == 503:  # the job queue is down: leave no comparison without a job
+            session.delete(row)
+            session.commit()
+        raise
     return comparison_public(row, job.id)
 
 

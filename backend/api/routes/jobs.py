@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from backend.api.deps import ExecutorDep, SessionDep, get_or_404
 from backend.api.schemas import JobCreate, JobPublic, JobsPublic
 from backend.db.tables import ComparisonRow, DatasetRow, JobRow, ModelRow, utcnow
+from backend.jobs.executor import ExecutorUnavailable
 from backend.jobs.specs import (
     FINAL_STATUSES,
     MAX_SWEEP_JOBS,
@@ -20,11 +21,13 @@ from backend.jobs.specs import (
     RegionsSpec,
     SweepSpec,
     TrainSpec,
+    queue_for,
 )
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 NOT_FOUND = "Job not found"
+QUEUE_UNAVAILABLE = "Job queue unavailable"
 
 
 def _unprocessable(detail: str) -> HTTPException:
@@ -164,12 +167,35 @@ def submit_job(session: Session, executor: ExecutorDep, kind: str, raw: dict) ->
         session.add_all(children)
         job.stage = f"0/{len(children)} child jobs done"
     session.commit()
-    for runnable in children or [job]:
-        executor.submit(runnable.id)
+    runnables = children or [job]
+    for i, runnable in enumerate(runnables):
+        try:
+            executor.submit(runnable.id, queue_for(runnable.kind, runnable.spec))
+        except ExecutorUnavailable as exc:
+            withdraw(session, job, runnables[i:], sent=i)
+            raise HTTPException(
+                status_code=503, detail=f"{QUEUE_UNAVAILABLE}: {exc}. Nothing was submitted."
+            ) from exc
     session.refresh(job)  # an inline executor may already have finished it
     if kind == "sweep":
         refresh_sweep(session, job)
     return job
+
+
+def withdraw(session: Session, job: JobRow, unsent: list[JobRow], sent: int) -> None:
+    """Undo a submission the executor could not take: delete its rows when nothing was handed
+    out; when some sweep children already were, fail the rest (they will never run)."""
+    if sent == 0:
+        for row in unsent:
+            if row is not job:
+                session.delete(row)
+        session.flush()
+        session.delete(job)
+    else:
+        for row in unsent:
+            row.status, row.stage, row.finished_at = "failed", "failed", utcnow()
+            row.error = f"{QUEUE_UNAVAILABLE} while this sweep was being queued"
+    session.commit()
 
 
 def refresh_sweep(session: Session, sweep: JobRow) -> JobRow:
@@ -205,7 +231,8 @@ def refresh_sweep(session: Session, sweep: JobRow) -> JobRow:
 
 @router.post("", response_model=JobPublic, status_code=201)
 def create_job(body: JobCreate, session: SessionDep, executor: ExecutorDep) -> JobRow:
-    """Submit a train, prune or analyze job."""
+    """Submit a job (train, prune, sweep, analyze, compare, regions, ping); 503 when the job
+    queue is unreachable, with nothing written."""
     return submit_job(session, executor, body.kind, body.spec)
 
 

@@ -64,21 +64,21 @@ def _find(s: Any, model_id: int, dataset_id: int) -> AnalysisRow | None:
 # Artifacts are immutable (addressed by sha256): A's tables, the population tables and the
 # corruption records are read once per worker, not once per B and again for the fingerprints.
 @lru_cache(maxsize=64)
-def _load_table(root: str, sha: str) -> pd.DataFrame:
-    return pd.read_parquet(io.BytesIO(ArtifactStore(root).get_bytes(sha)))
+def _load_table(url: str, sha: str) -> pd.DataFrame:
+    return pd.read_parquet(io.BytesIO(ArtifactStore(url).get_bytes(sha)))
 
 
 @lru_cache(maxsize=8)
-def _load_features(root: str, sha: str) -> np.ndarray:
-    return np.load(io.BytesIO(ArtifactStore(root).get_bytes(sha)), allow_pickle=False)
+def _load_features(url: str, sha: str) -> np.ndarray:
+    return np.load(io.BytesIO(ArtifactStore(url).get_bytes(sha)), allow_pickle=False)
 
 
 def _table(ctx: JobContext, sha: str) -> pd.DataFrame:
-    return _load_table(str(ctx.store.root), sha)
+    return _load_table(ctx.store.url, sha)
 
 
 def _features(ctx: JobContext, sha: str) -> np.ndarray:
-    return _load_features(str(ctx.store.root), sha)
+    return _load_features(ctx.store.url, sha)
 
 
 def _siblings(s: Any, b: ModelRow) -> list[ModelRow]:

@@ -89,7 +89,8 @@ def test_every_method_runs_as_a_job_and_its_checkpoint_reproduces_its_prediction
     with session_scope(settings.database_url) as s:
         sha = s.get(ModelRow, pruned["id"]).checkpoint_sha
         samples_sha = s.get(AnalysisRow, result["analysis_id"]).samples_sha
-    model, _ = load_checkpoint(store.path(sha))
+    with store.local_path(sha) as path:
+        model, _ = load_checkpoint(path)
     table = pd.read_parquet(io.BytesIO(store.get_bytes(samples_sha)))
     from backend.data import ArrayDataset
     from backend.db.tables import DatasetRow

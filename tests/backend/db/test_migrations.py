@@ -23,3 +23,26 @@ def test_migrations_build_exactly_the_declared_schema(settings):
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == [], f"tables.py and the migrations disagree: {diff}"
+
+
+def test_downgrade_one_step_and_back(settings):
+    """On SQLite and PostgreSQL: from head, one step down lands on the previous revision and
+    upgrading again restores exactly the declared schema."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    url = settings.database_url
+    cfg = alembic_config(url)
+    script = ScriptDirectory.from_config(cfg)
+    head = script.get_current_head()
+    previous = script.get_revision(head).down_revision
+    migrate(url)
+    command.downgrade(cfg, "-1")
+    engine = get_engine(url)
+    with engine.connect() as conn:
+        assert MigrationContext.configure(conn).get_current_revision() == previous
+    migrate(url)
+    with engine.connect() as conn:
+        ctx = MigrationContext.configure(conn)
+        assert ctx.get_current_revision() == head
+        assert compare_metadata(ctx, Base.metadata) == []
