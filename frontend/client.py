@@ -17,7 +17,7 @@ import httpx
 
 Split = Literal["train", "test"]
 JobKind = Literal["train", "prune", "analyze"]
-JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+JobStatus = Literal["queued", "running", "cancelling", "succeeded", "failed", "cancelled"]
 FlipCategory = Literal["correct_to_wrong", "wrong_to_correct", "wrong_to_other_wrong"]
 
 FLIP_CATEGORIES: tuple[FlipCategory, ...] = (
@@ -366,6 +366,18 @@ class ApiClient:
         return cast(
             JobPublic, self._request("POST", "/api/jobs", json={"kind": "sweep", "spec": spec})
         )
+
+    def cancel_job(self, job_id: int) -> JobPublic:
+        """``POST /api/jobs/{id}/cancel``; returns the job after the request.
+
+        A queued job is cancelled at once (status "cancelled"); a running one is asked to stop
+        (status "cancelling" until its worker notices). Cancelling a sweep cancels its children.
+
+        Raises:
+            ApiError: status 409 (detail "Job already finished") when the job had already
+                ended, 404 when there is no such job.
+        """
+        return cast(JobPublic, self._request("POST", f"/api/jobs/{int(job_id)}/cancel"))
 
     # methods --------------------------------------------------------------------------------
 

@@ -4,7 +4,8 @@ The form is generated from ``GET /api/methods`` (one input per hyper-parameter, 
 default) and turned into a job spec by the pure :func:`build_spec`, which validates every field
 before anything is posted. After submission a progress panel polls ``GET /api/jobs/{id}`` once a
 second until the job is final, then shows the pruned model's figures and offers a comparison with
-the model it was pruned from.
+the model it was pruned from. While the job is queued or running, "Cancel job" stops it
+(``POST /api/jobs/{id}/cancel``; a sweep stops all its prune jobs).
 
 View state lives in the URL (``model``, ``method``, ``sparsity`` and the followed ``job``), so a
 link such as ``/prune?model=3&method=rigl`` opens the form filled in. Unlike the compare page, the
@@ -56,6 +57,7 @@ ONE_SHOT_DEFAULT_EPOCHS = 3
 API_DEFAULT_EPOCHS = 15
 API_DEFAULT_LR = 1e-3
 FINAL_STATUSES = ("succeeded", "failed", "cancelled")
+CANCELLABLE_STATUSES = ("queued", "running")  # "cancelling" was already asked to stop
 ON = "on"  # the value of a ticked single-option Checklist
 
 ID_URL = "prune-url"
@@ -83,11 +85,15 @@ ID_SUBMIT_ERROR = "prune-submit-error"
 ID_API_ERROR = "prune-api-error"
 ID_JOB = "prune-job"
 ID_POLL = "prune-poll"
+ID_PANEL = "prune-panel"  # the job's section: the polled panel, then the cancel row
 ID_PROGRESS = "prune-progress"
 ID_STATUS = "prune-status"
 ID_PROGRESS_BAR = "prune-progress-bar"
 ID_STAGE = "prune-stage"
 ID_JOB_ERROR = "prune-job-error"
+ID_STOPPING = "prune-job-stopping"
+ID_CANCEL = "prune-job-cancel"
+ID_CANCEL_NOTICE = "prune-job-cancel-notice"
 ID_RESULT = "prune-result"
 ID_COMPARE = "prune-compare"
 ID_COMPARE_RESULT = "prune-compare-result"
@@ -182,6 +188,7 @@ def register(app: dash.Dash) -> None:
             "errors": Output({"type": ERROR_TYPE, "field": ALL}, "children"),
             "submit_error": Output(ID_SUBMIT_ERROR, "children"),
             "job": Output(ID_JOB, "data"),
+            "cancel_notice": Output(ID_CANCEL_NOTICE, "children", allow_duplicate=True),
         },
         inputs={
             "n_clicks": Input(ID_SUBMIT, "n_clicks"),
@@ -207,9 +214,21 @@ def register(app: dash.Dash) -> None:
     app.callback(
         Output(ID_PROGRESS, "children"),
         Output(ID_POLL, "disabled"),
+        Output(ID_CANCEL, "hidden"),
         Input(ID_POLL, "n_intervals"),
         Input(ID_JOB, "data"),
     )(poll_job)
+    # The button is in the layout from the start (hidden), outside the re-rendered panel, so
+    # this Input always exists; the poll and this callback both write the panel and the button.
+    app.callback(
+        output={
+            "panel": Output(ID_PROGRESS, "children", allow_duplicate=True),
+            "hidden": Output(ID_CANCEL, "hidden", allow_duplicate=True),
+            "notice": Output(ID_CANCEL_NOTICE, "children"),
+        },
+        inputs={"n_clicks": Input(ID_CANCEL, "n_clicks"), "job_state": State(ID_JOB, "data")},
+        prevent_initial_call=True,
+    )(cancel_followed_job)
     app.callback(
         Output(ID_COMPARE_RESULT, "children"),
         Output(ID_COMPARE, "disabled"),
@@ -862,6 +881,29 @@ def compare_targets(job: Mapping[str, Any]) -> tuple[int, list[int]] | None:
     return (parent, b_ids) if b_ids else None
 
 
+def can_cancel(job: Mapping[str, Any] | None) -> bool:
+    """Whether the "Cancel job" button is offered: only while the job is queued or running.
+
+    A cancelling job was already asked to stop, and a final one has nothing left to cancel.
+    """
+    return job is not None and job.get("status") in CANCELLABLE_STATUSES
+
+
+def stopping_notice(job: Mapping[str, Any]) -> html.Div:
+    """What a cancelling job's panel says until its worker has stopped it."""
+    what = (
+        "The sweep's prune jobs stop"
+        if job.get("kind") == "sweep"
+        else "The job stops at its next check"
+    )
+    return notice(
+        "Stopping…",
+        f"Cancellation was requested. {what}; then this panel shows it as cancelled.",
+        kind="info",
+        notice_id=ID_STOPPING,
+    )
+
+
 def job_panel(
     job: JobPublic,
     parent: Mapping[str, Any] | None = None,
@@ -898,6 +940,8 @@ def job_panel(
                 notice_id=ID_JOB_ERROR,
             )
         )
+    elif status == "cancelling":
+        children.append(stopping_notice(job))
     elif status == "cancelled":
         children.append(notice("The job was cancelled", kind="warning", notice_id=ID_JOB_ERROR))
     elif status == "succeeded":
@@ -1141,6 +1185,35 @@ def _submit_section() -> html.Section:
     )
 
 
+def job_section() -> html.Section:
+    """The followed job's section: the panel :func:`poll_job` renders, then the cancel row.
+
+    The "Cancel job" button lives here, outside the re-rendered panel, so that it exists from
+    the start; the poll shows it while the job can be cancelled (see :func:`can_cancel`).
+    """
+    return html.Section(
+        [
+            html.Div(id=ID_PROGRESS),
+            html.Div(
+                [
+                    html.Button(
+                        "Cancel job",
+                        id=ID_CANCEL,
+                        n_clicks=0,
+                        hidden=True,
+                        className="btn btn-danger",
+                        title="Stop the job; a sweep stops all its prune jobs",
+                    ),
+                    html.Div(id=ID_CANCEL_NOTICE),
+                ],
+                className="actions job-actions",
+            ),
+        ],
+        id=ID_PANEL,
+        className="section progress-panel",
+    )
+
+
 def layout(
     model: str | None = None,
     method: str | None = None,
@@ -1240,7 +1313,7 @@ def layout(
             ),
             _training_section(chosen, model_id),
             _submit_section(),
-            html.Section(id=ID_PROGRESS, className="section progress-panel"),
+            job_section(),
         ],
         className="page page-prune",
     )
@@ -1407,12 +1480,13 @@ def submit_job(
 
     Returns:
         ``{"errors": [message per slot], "submit_error": <box>, "job": {"id", "kind"} or
-        no_update}``. Field errors and a refusal of the API (its detail verbatim) leave the
-        followed job as it is.
+        no_update, "cancel_notice": None or no_update}``. Field errors and a refusal of the API
+        (its detail verbatim) leave the followed job, and what cancelling it said, as they are.
     """
     no_errors = _field_messages(error_ids, {})
+    keep = {"job": dash.no_update, "cancel_notice": dash.no_update}
     if not n_clicks:
-        return {"errors": no_errors, "submit_error": None, "job": dash.no_update}
+        return {"errors": no_errors, "submit_error": None, **keep}
     chosen = find_method(methods, method)
     params = {
         str(pid.get("name")): value
@@ -1446,11 +1520,7 @@ def submit_job(
             kind="warning",
             notice_id=ID_API_ERROR,
         )
-        return {
-            "errors": _field_messages(error_ids, exc.errors),
-            "submit_error": box,
-            "job": dash.no_update,
-        }
+        return {"errors": _field_messages(error_ids, exc.errors), "submit_error": box, **keep}
     kind = job_kind(sweep)
     client = get_client()
     try:
@@ -1465,33 +1535,41 @@ def submit_job(
         return {
             "errors": no_errors,
             "submit_error": notice(title, exc.detail, kind="error", notice_id=ID_API_ERROR),
-            "job": dash.no_update,
+            **keep,
         }
-    return {"errors": no_errors, "submit_error": None, "job": {"id": job["id"], "kind": kind}}
+    return {
+        "errors": no_errors,
+        "submit_error": None,
+        "job": {"id": job["id"], "kind": kind},
+        "cancel_notice": None,
+    }
 
 
-def poll_job(n_intervals: int | None, job_state: Mapping[str, Any] | None) -> tuple[Any, bool]:
+def poll_job(
+    n_intervals: int | None, job_state: Mapping[str, Any] | None
+) -> tuple[Any, bool, bool]:
     """Callback: re-fetch the followed job and render the progress panel.
 
     Runs when a job is submitted (or named in the URL) and then every ``POLL_INTERVAL_MS``
     until the job is final.
 
     Returns:
-        The panel's children and whether polling stops (``prune-poll`` disabled).
+        The panel's children, whether polling stops (``prune-poll`` disabled) and whether the
+        "Cancel job" button is hidden (it is shown only while :func:`can_cancel`).
     """
     job_id = parse_int((job_state or {}).get("id"))
     if job_id is None:
-        return [], True
+        return [], True, True
     client = get_client()
     try:
         job = client.get_job(job_id)
     except ApiError as exc:
         if exc.status == 404:
-            return [notice(f"Job {job_id} not found", exc.detail, kind="warning")], True
+            return [notice(f"Job {job_id} not found", exc.detail, kind="warning")], True, True
         # a restarting server is not the job's end: keep polling
-        return [api_error_notice(exc, f"job {job_id}")], False
+        return [api_error_notice(exc, f"job {job_id}")], False, True
     if job.get("status") not in FINAL_STATUSES:
-        return job_panel(job), False
+        return job_panel(job), False, not can_cancel(job)
     parent: Mapping[str, Any] | None = None
     model: Mapping[str, Any] | None = None
     models: list[ModelPublic] = []
@@ -1509,7 +1587,48 @@ def poll_job(n_intervals: int | None, job_state: Mapping[str, Any] | None) -> tu
                 model = client.get_model(model_id) if model_id is not None else None
         except ApiError:
             pass  # the figures come from the job's result; the models only add context
-    return job_panel(job, parent, model, models), True
+    return job_panel(job, parent, model, models), True, True
+
+
+def cancel_followed_job(
+    n_clicks: int | None, job_state: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """Callback: ``POST /api/jobs/{id}/cancel`` for the followed job ("Cancel job" clicked).
+
+    A queued job is cancelled at once; a running one turns "cancelling" ("Stopping…") until its
+    worker stops it, which the poll then shows. A job that ended meanwhile (409) is not an error:
+    a notice says so and the poll shows how it ended.
+
+    Returns:
+        ``{"panel": <panel children> or no_update, "hidden": whether the button is hidden (or
+        no_update), "notice": <what the cancel row says> or None}``.
+    """
+    job_id = parse_int((job_state or {}).get("id"))
+    if not n_clicks or job_id is None:
+        return {"panel": dash.no_update, "hidden": dash.no_update, "notice": dash.no_update}
+    client = get_client()
+    try:
+        job = client.cancel_job(job_id)
+    except ApiError as exc:
+        if exc.status == 409:
+            box = notice(
+                f"Job #{job_id} had already finished",
+                "There was nothing left to cancel; the panel above shows how it ended.",
+                kind="info",
+            )
+            return {"panel": dash.no_update, "hidden": True, "notice": box}
+        if exc.status == 404:
+            box = notice(f"Job #{job_id} not found", exc.detail, kind="warning")
+            return {"panel": dash.no_update, "hidden": True, "notice": box}
+        # unreachable or a server error: the button stays, to try again
+        title = (
+            "Cannot reach the PruneScope API"
+            if isinstance(exc, ApiUnreachableError)
+            else f"Could not cancel job #{job_id}"
+        )
+        box = notice(title, exc.detail, kind="error")
+        return {"panel": dash.no_update, "hidden": False, "notice": box}
+    return {"panel": job_panel(job), "hidden": not can_cancel(job), "notice": None}
 
 
 def compare_with_original(

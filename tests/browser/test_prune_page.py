@@ -1,13 +1,18 @@
-"""The prune page in a real headless Chromium: submit a prune job and follow it to the end."""
+"""The prune page in a real headless Chromium: submit a prune job and follow it to the end,
+and cancel a running job."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
+import httpx
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 from frontend.pages import prune
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
 def open_page(dash_br, url: str) -> None:
@@ -55,6 +60,8 @@ def test_prune_a_model_and_follow_the_job(dash_br, live_server):
     assert query["model"] == [str(original)]
     assert query["sparsity"] == ["0.5"]
 
+    # no job followed yet: neither its section nor the cancel button shows
+    assert not dash_br.find_element(f"#{prune.ID_PANEL}").is_displayed()
     dash_br.find_element(f"#{prune.ID_SUBMIT}").click()
     dash_br.wait_for_element(f"#{prune.ID_STATUS}", timeout=30)
     WebDriverWait(dash_br.driver, 90, poll_frequency=0.5).until(
@@ -74,3 +81,45 @@ def test_prune_a_model_and_follow_the_job(dash_br, live_server):
     link = dash_br.wait_for_element(f"#{prune.ID_COMPARE}-link", timeout=30)
     assert "/compare?id=" in link.get_attribute("href")
     assert dash_br.get_logs() == [], dash_br.get_logs()
+
+
+def status_of(driver) -> str:
+    """The followed job's status badge, read in one step: the poll re-renders it every second."""
+    return driver.execute_script(
+        "const e = document.getElementById(arguments[0]); return e ? e.textContent : '';",
+        prune.ID_STATUS,
+    )
+
+
+def test_cancel_a_running_job(dash_br, live_server):
+    api = httpx.Client(base_url=live_server.url, timeout=10)
+    # a ping stays running (and cancellable) for as long as it is told
+    created = api.post("/api/jobs", json={"kind": "ping", "spec": {"seconds": 300}})
+    assert created.status_code == 201, created.text
+    job_id = created.json()["id"]
+    try:
+        open_page(dash_br, f"{live_server.url}/prune?job={job_id}")
+        # queued until a worker takes it (the previous test's comparison may still occupy them)
+        WebDriverWait(dash_br.driver, 120, poll_frequency=0.5).until(
+            lambda d: status_of(d) == "running"
+        )
+        button = dash_br.find_element(f"#{prune.ID_CANCEL}")
+        WebDriverWait(dash_br.driver, 10).until(lambda d: button.is_displayed())
+        assert button.text == "Cancel job"
+        panel = dash_br.find_element(f"#{prune.ID_PANEL}")
+        dash_br.driver.execute_script("arguments[0].scrollIntoView({block: 'end'})", panel)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        assert dash_br.driver.save_screenshot(str(SCREENSHOTS / "prune-cancel.png"))
+
+        button.click()
+        WebDriverWait(dash_br.driver, 15, poll_frequency=0.25).until(
+            lambda d: status_of(d) == "cancelled"
+        )
+        words = dash_br.find_element(f"#{prune.ID_JOB_ERROR}").text
+        assert "The job was cancelled" in words
+        assert not dash_br.find_element(f"#{prune.ID_CANCEL}").is_displayed()
+        assert api.get(f"/api/jobs/{job_id}").json()["status"] == "cancelled"
+        assert dash_br.get_logs() == [], dash_br.get_logs()
+    finally:
+        api.post(f"/api/jobs/{job_id}/cancel")  # 409 once it ended; frees the worker otherwise
+        api.close()

@@ -8,6 +8,7 @@ The fake API of conftest.py is extended here with what only this page uses: ``GE
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -129,6 +130,9 @@ class PruneApi:
             }
             self.fake.jobs.append(job)
             return httpx.Response(201, json=job)
+        if request.method == "POST" and (m := re.fullmatch(r"/api/jobs/(\d+)/cancel", path)):
+            self.fake.requests.append(request)
+            return self.cancel(int(m[1]))
         if request.method == "POST" and path == "/api/comparisons":
             self.fake.requests.append(request)
             body = json.loads(request.content)
@@ -143,6 +147,24 @@ class PruneApi:
             self.fake.comparisons.append(comparison)
             return httpx.Response(201, json=comparison)
         return self.fake.handle(request)
+
+    def cancel(self, job_id: int) -> httpx.Response:
+        """``POST /api/jobs/{id}/cancel`` as the API answers it (a sweep takes its children)."""
+        matches = [j for j in self.fake.jobs if j["id"] == job_id]
+        if not matches:
+            return httpx.Response(404, json={"detail": "Job not found"})
+        job = matches[0]
+        if job["status"] in prune.FINAL_STATUSES:
+            return httpx.Response(409, json={"detail": "Job already finished"})
+        targets = [job] + [
+            j
+            for j in self.fake.jobs
+            if j.get("parent_job_id") == job_id and j["status"] not in prune.FINAL_STATUSES
+        ]
+        for target in targets:
+            status = "cancelled" if target["status"] == "queued" else "cancelling"
+            target.update(status=status, stage=status)
+        return httpx.Response(200, json=job)
 
     def posted(self, path: str) -> list[Any]:
         """JSON bodies of the POSTs to ``path``, in order."""
@@ -552,6 +574,7 @@ def test_submit_posts_the_exact_job(api: PruneApi) -> None:
     assert out["job"] == {"id": new_id, "kind": "prune"}
     assert out["submit_error"] is None
     assert out["errors"] == [""] * len(error_ids(page))
+    assert out["cancel_notice"] is None  # what cancelling the previous job said is cleared
 
 
 def test_submit_a_sweep(api: PruneApi) -> None:
@@ -591,6 +614,7 @@ def test_submit_renders_the_422_detail_verbatim(api: PruneApi) -> None:
     assert detail in text(out["submit_error"])
     assert "refused" in text(out["submit_error"])
     assert out["job"] is dash.no_update
+    assert out["cancel_notice"] is dash.no_update  # still following the same job
 
 
 def test_submit_with_bad_fields_posts_nothing_and_marks_the_fields(api: PruneApi) -> None:
@@ -614,8 +638,9 @@ def test_submit_before_any_click_does_nothing(api: PruneApi) -> None:
 
 
 def test_poll_a_running_job_shows_progress_and_keeps_polling(api: PruneApi) -> None:
-    panel, stop = prune.poll_job(3, {"id": 2})
+    panel, stop, cancel_hidden = prune.poll_job(3, {"id": 2})
     assert stop is False
+    assert cancel_hidden is False  # a running job can be cancelled
     words = text(panel)
     assert "running" in words and "epoch 3/10" in words and "30%" in words
 
@@ -638,8 +663,8 @@ def test_poll_a_succeeded_job_shows_the_result_and_stops(api: PruneApi) -> None:
             "measured_speedup": None,
         },
     )
-    panel, stop = prune.poll_job(4, {"id": 2})
-    assert stop is True
+    panel, stop, cancel_hidden = prune.poll_job(4, {"id": 2})
+    assert stop is True and cancel_hidden is True
     assert text(by_id(panel, prune.ID_STATUS)) == "succeeded"
     assert "50.0%" in text(by_id(panel, f"{prune.ID_RESULT}-sparsity"))
     assert "t = 2×" in text(by_id(panel, f"{prune.ID_RESULT}-sparsity"))
@@ -653,13 +678,158 @@ def test_poll_a_succeeded_job_shows_the_result_and_stops(api: PruneApi) -> None:
 
 
 def test_poll_a_failed_job_shows_the_error(api: PruneApi) -> None:
-    panel, stop = prune.poll_job(1, {"id": 3})
-    assert stop is True
+    panel, stop, cancel_hidden = prune.poll_job(1, {"id": 3})
+    assert stop is True and cancel_hidden is True
     assert "CUDA out of memory" in text(by_id(panel, prune.ID_JOB_ERROR))
 
 
 def test_poll_without_a_job_is_idle(api: PruneApi) -> None:
-    assert prune.poll_job(0, None) == ([], True)
+    assert prune.poll_job(0, None) == ([], True, True)
+
+
+# cancelling ---------------------------------------------------------------------------------------
+
+
+def cancels(api: PruneApi) -> list[str]:
+    """Paths of the cancel requests the fake API answered, in order."""
+    return [
+        r.url.path
+        for r in api.fake.requests
+        if r.method == "POST" and r.url.path.endswith("/cancel")
+    ]
+
+
+def test_the_cancel_button_is_in_the_layout_from_the_start_hidden(api: PruneApi) -> None:
+    for page in (prune.layout(), prune.layout(job="2")):
+        button = by_id(page, prune.ID_CANCEL)
+        assert button.children == "Cancel job"
+        assert button.hidden is True  # the poll shows it once it knows the job's status
+        by_id(page, prune.ID_CANCEL_NOTICE)
+        # outside the polled panel, whose children the poll replaces every second
+        assert prune.ID_CANCEL not in [
+            getattr(c, "id", None) for c in walk(by_id(page, prune.ID_PROGRESS))
+        ]
+
+
+@pytest.mark.parametrize(
+    ("status", "offered"),
+    [
+        ("queued", True),
+        ("running", True),
+        ("cancelling", False),
+        ("succeeded", False),
+        ("failed", False),
+        ("cancelled", False),
+    ],
+)
+def test_cancel_is_offered_only_while_the_job_is_queued_or_running(
+    api: PruneApi, status: str, offered: bool
+) -> None:
+    assert prune.can_cancel({"id": 2, "status": status}) is offered
+    api.job(2).update(status=status)
+    panel, stop, cancel_hidden = prune.poll_job(1, {"id": 2})
+    assert cancel_hidden is (not offered)
+    assert stop is (status in prune.FINAL_STATUSES)
+    assert text(by_id(panel, prune.ID_STATUS)) == status
+    # "Stopping…" only while the job is being cancelled
+    stopping = [c for c in walk(panel) if getattr(c, "id", None) == prune.ID_STOPPING]
+    assert bool(stopping) is (status == "cancelling")
+
+
+def test_the_panel_of_a_cancelling_job_says_stopping() -> None:
+    job: Any = {"id": 7, "kind": "prune", "spec": {}, "status": "cancelling", "progress": 0.4}
+    panel = prune.job_panel(job)
+    assert "Stopping…" in text(by_id(panel, prune.ID_STOPPING))
+    assert text(by_id(panel, prune.ID_STATUS)) == "cancelling"
+    assert "40%" in text(panel)
+    sweep = prune.job_panel({**job, "kind": "sweep"})
+    assert "prune jobs stop" in text(by_id(sweep, prune.ID_STOPPING))
+    assert prune.ID_STOPPING not in [
+        getattr(c, "id", None) for c in walk(prune.job_panel({**job, "status": "cancelled"}))
+    ]
+
+
+def test_cancel_a_running_job_asks_the_api_and_shows_stopping(api: PruneApi) -> None:
+    out = prune.cancel_followed_job(1, {"id": 2})
+    assert cancels(api) == ["/api/jobs/2/cancel"]
+    assert api.job(2)["status"] == "cancelling"
+    assert out["hidden"] is True
+    assert out["notice"] is None
+    assert text(by_id(out["panel"], prune.ID_STATUS)) == "cancelling"
+    assert "Stopping…" in text(by_id(out["panel"], prune.ID_STOPPING))
+    # the poll keeps following it, without the button, until the worker has stopped it
+    panel, stop, cancel_hidden = prune.poll_job(2, {"id": 2})
+    assert (stop, cancel_hidden) == (False, True)
+    assert "Stopping…" in text(panel)
+    api.job(2).update(status="cancelled", stage="cancelled")
+    panel, stop, cancel_hidden = prune.poll_job(3, {"id": 2})
+    assert (stop, cancel_hidden) == (True, True)
+    assert "The job was cancelled" in text(by_id(panel, prune.ID_JOB_ERROR))
+
+
+def test_cancel_a_queued_job_cancels_it_at_once(api: PruneApi) -> None:
+    page = prune.layout(model="1")
+    job_id = prune.submit_job(**form(page))["job"]["id"]
+    assert api.job(job_id)["status"] == "queued"
+    out = prune.cancel_followed_job(1, {"id": job_id, "kind": "prune"})
+    assert cancels(api) == [f"/api/jobs/{job_id}/cancel"]
+    assert text(by_id(out["panel"], prune.ID_STATUS)) == "cancelled"
+    assert "The job was cancelled" in text(by_id(out["panel"], prune.ID_JOB_ERROR))
+    assert out["hidden"] is True
+
+
+def test_cancel_a_sweep_cancels_its_children(api: PruneApi) -> None:
+    api.job(2).update(kind="sweep", spec={"model_id": 1})
+    for child_id, status in ((10, "running"), (11, "queued"), (12, "succeeded")):
+        api.fake.jobs.append({**api.job(2), "id": child_id, "kind": "prune", "status": status})
+        api.job(child_id)["parent_job_id"] = 2
+    out = prune.cancel_followed_job(1, {"id": 2, "kind": "sweep"})
+    assert cancels(api) == ["/api/jobs/2/cancel"]  # one request: the API cancels the children
+    assert [api.job(i)["status"] for i in (10, 11, 12)] == ["cancelling", "cancelled", "succeeded"]
+    assert "prune jobs stop" in text(by_id(out["panel"], prune.ID_STOPPING))
+
+
+def test_cancel_a_job_that_already_finished_is_a_notice_not_an_error(api: PruneApi) -> None:
+    # the job ended between the last poll and the click
+    out = prune.cancel_followed_job(1, {"id": 3})
+    assert cancels(api) == ["/api/jobs/3/cancel"]
+    words = text(out["notice"])
+    assert "Job #3 had already finished" in words and "nothing left to cancel" in words
+    assert "notice-info" in out["notice"].className
+    assert out["hidden"] is True
+    assert out["panel"] is dash.no_update  # the poll shows how it ended
+    assert api.job(3)["status"] == "failed"
+
+
+def test_cancel_an_unknown_job_says_so(api: PruneApi) -> None:
+    out = prune.cancel_followed_job(1, {"id": 99})
+    assert "Job #99 not found" in text(out["notice"])
+    assert out["hidden"] is True
+
+
+def test_cancel_when_the_api_is_down_keeps_the_button_to_try_again(api: PruneApi) -> None:
+    api.fake.down = True
+    out = prune.cancel_followed_job(1, {"id": 2})
+    assert "Cannot reach the PruneScope API" in text(out["notice"])
+    assert out["hidden"] is False
+    assert out["panel"] is dash.no_update
+
+
+@pytest.mark.parametrize(("n_clicks", "job_state"), [(0, {"id": 2}), (None, {"id": 2}), (1, None)])
+def test_cancel_without_a_click_or_a_job_does_nothing(
+    api: PruneApi, n_clicks: int | None, job_state: dict[str, Any] | None
+) -> None:
+    out = prune.cancel_followed_job(n_clicks, job_state)
+    assert out == {"panel": dash.no_update, "hidden": dash.no_update, "notice": dash.no_update}
+    assert cancels(api) == []
+
+
+def test_client_cancel_job_raises_the_409_with_its_detail(api: PruneApi) -> None:
+    client = client_module.get_client()
+    assert client.cancel_job(2)["status"] == "cancelling"
+    with pytest.raises(client_module.ApiError) as info:
+        client.cancel_job(3)
+    assert (info.value.status, info.value.detail) == (409, "Job already finished")
 
 
 def test_compare_with_the_original_posts_parent_and_new_model(api: PruneApi) -> None:
@@ -750,6 +920,9 @@ def test_prune_page_is_routed_and_linked_from_the_navbar(api: PruneApi) -> None:
     assert prune.ID_SUBMIT in str(body["_pages_content"]["children"])
     outputs = [d["output"] for d in client.get("/_dash-dependencies").get_json()]
     assert any(f"{prune.ID_PROGRESS}.children" in o for o in outputs)
+    inputs = [i for d in client.get("/_dash-dependencies").get_json() for i in d["inputs"]]
+    assert {"id": prune.ID_CANCEL, "property": "n_clicks"} in inputs
+    assert prune.ID_CANCEL in str(body["_pages_content"]["children"])
     assert any(o.startswith(f"{prune.ID_URL}.search") for o in outputs)
     assert "url.search" in outputs  # the compare page's own URL callback is still there
 
@@ -772,7 +945,7 @@ def test_poll_a_succeeded_sweep_lists_its_models_with_their_seeds(api: PruneApi)
         spec={"model_id": 1, "methods": ["global_magnitude"], "sparsities": [0.5, 0.9]},
         result={"child_job_ids": [5, 6], "model_ids": [2, 3]},
     )
-    panel, stop = prune.poll_job(1, {"id": 2})
+    panel, stop, _ = prune.poll_job(1, {"id": 2})
     assert stop is True
     table = by_id(panel, prune.ID_RESULT)
     words = text(table)
