@@ -86,6 +86,11 @@ class Settings(BaseSettings):
         le=20,
         description="How often a job whose worker was lost is run again before it fails.",
     )
+    max_upload_bytes: int = Field(
+        default=8 * 2**30,
+        ge=1,
+        description="Largest accepted upload (checkpoint or dataset) in bytes; larger answer 413.",
+    )
     db_pool_size: int = Field(
         default=5, ge=1, le=200, description="Pooled database connections per process."
     )

@@ -252,6 +252,41 @@ class ArtifactStore:
         with open(path, "rb") as fh:
             return self.put_stream(fh)
 
+    def adopt(self, path: str | Path, sha: str) -> str:
+        """Move a local file whose sha256 the caller computed while writing it into the store.
+
+        For a local store the file must be on the store's filesystem (e.g. spooled into
+        :meth:`spool_dir`): publishing is one atomic rename, with no second pass over the
+        bytes. A remote store uploads it. The file is gone afterwards either way.
+        """
+        _check_sha(sha)
+        path = Path(path)
+        try:
+            if self._local is None:
+                with open(path, "rb") as fh:
+                    stored = self.put_stream(fh)
+                if stored != sha:
+                    raise ArtifactCorrupted(f"{path} changed while it was being stored")
+                return sha
+            dest = self.path(sha)
+            if not dest.exists():
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(path, dest)
+            return sha
+        finally:
+            path.unlink(missing_ok=True)
+
+    def spool_dir(self) -> Path | None:
+        """Where uploads should be spooled so :meth:`adopt` can rename them (None: anywhere)."""
+        return self._local
+
+    def delete(self, sha: str) -> None:
+        """Remove an artifact (only for blobs nothing references, e.g. a refused upload)."""
+        if self._local is not None:
+            self.path(sha).unlink(missing_ok=True)
+        elif self.exists(sha):
+            self.fs.rm(self._key(sha))
+
     def _put_local(self, stream: BinaryIO) -> str:
         assert self._local is not None
         self._local.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ from backend.api.routes import (
     jobs,
     methods,
     models,
+    uploads,
 )
 from backend.config import Settings, get_settings
 from backend.db.session import check_database, configure_pool, migrate
@@ -71,7 +72,7 @@ def create_app(
     app.state.settings = settings
     app.state.store = store
     app.state.executor = executor
-    routers = (health, datasets, models, methods, corruptions, jobs, analyses, comparisons)
+    routers = (health, uploads, datasets, models, methods, corruptions, jobs, analyses, comparisons)
     for module in routers:
         app.include_router(module.router, prefix="/api")
 

@@ -228,3 +228,19 @@ class FlipsPage(BaseModel):
     count: int
     offset: int
     limit: int
+
+
+class UploadPublic(BaseModel):
+    """What an upload stored, and the job that validates and registers it."""
+
+    kind: Literal["model", "dataset"]
+    sha256: str
+    size: int = Field(description="bytes received")
+    filename: str
+    format: str = Field(description="what the first bytes say the file is")
+    job_id: int | None = Field(default=None, description="the import job (poll /api/jobs/{id})")
+    model_id: int | None = Field(default=None, description="set when deduplicated")
+    dataset_id: int | None = Field(default=None, description="set when deduplicated")
+    deduplicated: bool = Field(
+        default=False, description="the identical file was already imported with these options"
+    )

@@ -9,8 +9,6 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 
 from backend.data.registry import ArrayDataset, register_dataset
 
@@ -25,6 +23,10 @@ def _check_fraction(name: str, value: float) -> float:
 def digits(test_size: float = 0.25, seed: int = 0) -> ArrayDataset:
     """scikit-learn digits, 10 classes, inputs (1, 8, 8) in [0, 1]; stratified split."""
     test_size = _check_fraction("test_size", test_size)
+    # scikit-learn is imported here, not at module level: it costs ~70 MB in every process
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
     bunch = load_digits()
     x = (bunch.images.astype(np.float32) / 16.0)[:, None, :, :]
     y = bunch.target.astype(np.int64)
@@ -73,6 +75,8 @@ def blobs(
         ys.append(np.full(n, c))
     x = np.concatenate(xs).astype(np.float32)
     y = np.concatenate(ys).astype(np.int64)
+    from sklearn.model_selection import train_test_split
+
     x_tr, x_te, y_tr, y_te = train_test_split(
         x, y, test_size=test_size, stratify=y, random_state=seed
     )

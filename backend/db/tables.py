@@ -36,6 +36,8 @@ class DatasetRow(Base):
     n_train: Mapped[int] = mapped_column(Integer)
     n_test: Mapped[int] = mapped_column(Integer)
     artifact_sha: Mapped[str] = mapped_column(String(64))
+    # sha256 of the uploaded file this dataset was read from (deduplicates uploads)
+    upload_sha: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -84,6 +86,8 @@ class ModelRow(Base):
     accuracy: Mapped[float | None] = mapped_column(Float, nullable=True)
     sparsity_report: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     checkpoint_sha: Mapped[str] = mapped_column(String(64))
+    # sha256 of the uploaded checkpoint file this model was imported from
+    upload_sha: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

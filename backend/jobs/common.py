@@ -42,6 +42,19 @@ def load_model(ctx: JobContext, model_id: int) -> tuple[ModelRow, torch.nn.Modul
     return row, model.to(ctx.device)
 
 
+def forget_upload(ctx: JobContext, upload_sha: str) -> None:
+    """Delete a refused upload's raw bytes unless a registered model or dataset came from the
+    same file (a refused upload must not linger in the artifact store)."""
+    with ctx.session() as s:
+        used = s.scalars(select(ModelRow.id).where(ModelRow.upload_sha == upload_sha)).first()
+        used = (
+            used
+            or s.scalars(select(DatasetRow.id).where(DatasetRow.upload_sha == upload_sha)).first()
+        )
+    if used is None:
+        ctx.store.delete(upload_sha)
+
+
 def fill_arch_kwargs(architecture: str, kwargs: dict[str, Any], ds: ArrayDataset) -> dict[str, Any]:
     """Complete an architecture's kwargs from the dataset (classes, input shape, channels)."""
     info = model_info(architecture)
@@ -119,8 +132,8 @@ def save_model(
     name: str,
     architecture: str,
     arch_kwargs: dict[str, Any],
-    dataset_id: int,
-    accuracy: float,
+    dataset_id: int | None,
+    accuracy: float | None,
     parent_id: int | None = None,
     pruning_method: str | None = None,
     pruning_params: dict[str, Any] | None = None,

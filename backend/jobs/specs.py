@@ -6,10 +6,30 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-JOB_KINDS = ("train", "prune", "analyze", "compare", "regions", "sweep", "ping")
+JOB_KINDS = (
+    "train",
+    "prune",
+    "analyze",
+    "compare",
+    "regions",
+    "sweep",
+    "ping",
+    "import_model",
+    "import_dataset",
+)
 # a sweep is never run itself: it is expanded into child prune jobs at submission
-RUNNABLE_KINDS = ("train", "prune", "analyze", "compare", "regions", "ping")
-JobKind = Literal["train", "prune", "analyze", "compare", "regions", "sweep", "ping"]
+RUNNABLE_KINDS = tuple(k for k in JOB_KINDS if k != "sweep")
+JobKind = Literal[
+    "train",
+    "prune",
+    "analyze",
+    "compare",
+    "regions",
+    "sweep",
+    "ping",
+    "import_model",
+    "import_dataset",
+]
 # Celery queues: model work goes to GPU workers; the comparison (UMAP, statistics over stored
 # tables) and pings are light and may run on CPU-only workers.
 QUEUES = ("gpu", "cpu")
@@ -20,6 +40,8 @@ KIND_QUEUE = {
     "regions": "gpu",
     "compare": "cpu",
     "ping": "cpu",
+    "import_model": "cpu",
+    "import_dataset": "cpu",
 }
 JobStatus = Literal["queued", "running", "cancelling", "succeeded", "failed", "cancelled"]
 FINAL_STATUSES = ("succeeded", "failed", "cancelled")
@@ -187,7 +209,34 @@ def queue_for(kind: str, spec: dict[str, Any]) -> str:
     return KIND_QUEUE[kind]
 
 
+class ImportModelSpec(_Spec):
+    """Validate an uploaded checkpoint (stored raw under ``upload_sha``) and register it."""
+
+    upload_sha: str = Field(pattern="^[0-9a-f]{64}$")
+    filename: str = Field(default="", max_length=500)
+    architecture: str | None = Field(default=None, max_length=100)
+    arch_kwargs: dict[str, Any] = Field(default_factory=dict)
+    name: str | None = Field(default=None, max_length=200)
+    parent_id: int | None = None
+    dataset_id: int | None = None
+
+
+class ImportDatasetSpec(_Spec):
+    """Read an uploaded dataset file (stored raw under ``upload_sha``) and register it."""
+
+    upload_sha: str = Field(pattern="^[0-9a-f]{64}$")
+    filename: str = Field(default="", max_length=500)
+    format: Literal["npz", "cifar10", "cifar10c", "mnist", "imagefolder"] | None = None
+    name: str | None = Field(default=None, max_length=200)
+    test_fraction: float = Field(default=0.2, gt=0, lt=1)
+    seed: int = 0
+    corruption: str | None = Field(default=None, max_length=100)
+    severity: int | None = Field(default=None, ge=1, le=5)
+
+
 SPEC_TYPES: dict[str, type[_Spec]] = {
+    "import_model": ImportModelSpec,
+    "import_dataset": ImportDatasetSpec,
     "ping": PingSpec,
     "train": TrainSpec,
     "prune": PruneSpec,

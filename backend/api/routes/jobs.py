@@ -233,6 +233,10 @@ def refresh_sweep(session: Session, sweep: JobRow) -> JobRow:
 def create_job(body: JobCreate, session: SessionDep, executor: ExecutorDep) -> JobRow:
     """Submit a job (train, prune, sweep, analyze, compare, regions, ping); 503 when the job
     queue is unreachable, with nothing written."""
+    if body.kind.startswith("import_"):
+        raise _unprocessable(
+            "import jobs start from an upload: POST /api/models/upload or /api/datasets/upload"
+        )
     return submit_job(session, executor, body.kind, body.spec)
 
 

@@ -1,0 +1,213 @@
+"""Uploads: checkpoints and datasets, streamed to the artifact store, validated by a job.
+
+The request body is streamed to disk while it is hashed (memory stays bounded whatever the
+size; :mod:`backend.api.uploads`), refused with 413 past ``Settings.max_upload_bytes``, checked
+for the right kind of file from its first bytes (422 otherwise), deduplicated by sha256, and
+only then published to the store and handed to an ``import_model`` / ``import_dataset`` job,
+which reads it without trusting it and registers the model or dataset. The API process never
+imports torch for an upload.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path, PurePath
+from typing import Any, Literal
+
+from fastapi import APIRouter, HTTPException, Request, Response
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import select
+
+from backend.api.deps import ExecutorDep, SessionDep, SettingsDep, StoreDep
+from backend.api.routes.jobs import submit_job
+from backend.api.schemas import UploadPublic
+from backend.api.uploads import Received, receive_upload
+from backend.db.tables import DatasetRow, ModelRow
+from backend.jobs.specs import ImportDatasetSpec, ImportModelSpec
+
+router = APIRouter(tags=["uploads"])
+
+BODY_DOC = (
+    "multipart/form-data with one part `file` (streamed; the answer comes once it is stored) "
+    "and the text fields listed in the description"
+)
+
+MULTIPART = {"requestBody": {"content": {"multipart/form-data": {}}, "description": BODY_DOC}}
+
+
+def sniff_checkpoint(path: Path) -> str:
+    """What a checkpoint file is, from its first bytes; 422 when it is none of the formats."""
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+        size = fh.seek(0, 2)
+    if len(head) >= 9 and head[8:9] == b"{":
+        (n,) = struct.unpack("<Q", head[:8])
+        if n <= size - 8:
+            return "safetensors"
+    if head.startswith(b"PK\x03\x04"):
+        return "torch zip"
+    if head[:1] == b"\x80":  # a pickle stream: torch's legacy format (read weights-only)
+        return "torch legacy"
+    shown = head[:8].hex(" ")
+    raise HTTPException(
+        status_code=422,
+        detail=f"Not a checkpoint: the file starts with bytes {shown}; upload a safetensors "
+        "file or a state_dict saved with torch.save",
+    )
+
+
+def sniff_dataset(path: Path) -> str:
+    """What container a dataset upload is, from its first bytes (the job checks the rest)."""
+    with open(path, "rb") as fh:
+        head = fh.read(262)
+    if head.startswith(b"PK\x03\x04"):
+        return "zip"
+    if head.startswith(b"\x1f\x8b"):
+        return "gzip"
+    if head.startswith(b"BZh"):
+        return "bzip2"
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return "xz"
+    if head[257:262] == b"ustar":
+        return "tar"
+    raise HTTPException(
+        status_code=422,
+        detail="Not a dataset archive: upload a .npz, a CIFAR-10 or CIFAR-10-C archive, MNIST "
+        "idx files in a zip or tar, or a zip of an image folder",
+    )
+
+
+def _form(received: Received, spec_type: type[BaseModel], **extra: Any) -> Any:
+    """The job spec from the form's text fields (422 naming the bad field)."""
+    raw: dict[str, Any] = {}
+    for key, value in received.fields.items():
+        if value == "":
+            continue
+        raw[key] = value
+    if "arch_kwargs" in raw:
+        try:
+            raw["arch_kwargs"] = json.loads(raw["arch_kwargs"])
+        except json.JSONDecodeError as exc:
+            raise HTTPException(
+                status_code=422, detail=f"arch_kwargs: not JSON ({exc.msg}): {raw['arch_kwargs']!r}"
+            ) from exc
+    try:
+        return spec_type.model_validate({**raw, **extra})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise HTTPException(status_code=422, detail=f"{loc}: {first['msg']}") from exc
+
+
+@router.post(
+    "/models/upload",
+    response_model=UploadPublic,
+    status_code=201,
+    openapi_extra={
+        "requestBody": {"content": {"multipart/form-data": {}}, "description": BODY_DOC}
+    },
+)
+async def upload_model(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    store: StoreDep,
+    executor: ExecutorDep,
+    settings: SettingsDep,
+) -> UploadPublic:
+    """Upload a checkpoint: fields `architecture` (registry name; optional for PruneScope's own
+    files), `arch_kwargs` (JSON object), `name`, `parent_id` (the original it was pruned from),
+    `dataset_id`. Answers once stored; the import job validates and registers it."""
+    received = await receive_upload(request, settings.max_upload_bytes, store.spool_dir())
+    try:
+        fmt = sniff_checkpoint(received.path)
+        spec = _form(
+            received, ImportModelSpec, upload_sha=received.sha256, filename=received.filename
+        )
+        for ref, table in ((spec.parent_id, ModelRow), (spec.dataset_id, DatasetRow)):
+            if ref is not None and session.get(table, ref) is None:
+                what = "parent model" if table is ModelRow else "dataset"
+                raise HTTPException(status_code=422, detail=f"{what} {ref} does not exist")
+        same = session.scalars(
+            select(ModelRow).where(ModelRow.upload_sha == received.sha256).order_by(ModelRow.id)
+        ).all()
+        for row in same:
+            if (spec.architecture in (None, row.architecture)) and row.parent_id == spec.parent_id:
+                received.discard()
+                response.status_code = 200
+                return _public(received, "model", fmt, model_id=row.id, deduplicated=True)
+    except BaseException:
+        received.discard()
+        raise
+    store.adopt(received.path, received.sha256)
+    job = _submit(session, executor, store, "import_model", spec, received.sha256)
+    return _public(received, "model", fmt, job_id=job)
+
+
+@router.post(
+    "/datasets/upload",
+    response_model=UploadPublic,
+    status_code=201,
+    openapi_extra={
+        "requestBody": {"content": {"multipart/form-data": {}}, "description": BODY_DOC}
+    },
+)
+async def upload_dataset(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    store: StoreDep,
+    executor: ExecutorDep,
+    settings: SettingsDep,
+) -> UploadPublic:
+    """Upload a dataset: fields `format` (npz, cifar10, cifar10c, mnist, imagefolder; default:
+    detected), `name`, `test_fraction`, `seed`, `corruption` and `severity` (CIFAR-10-C).
+    Answers once stored; the import job reads, validates and registers it."""
+    received = await receive_upload(request, settings.max_upload_bytes, store.spool_dir())
+    try:
+        fmt = sniff_dataset(received.path)
+        spec = _form(
+            received, ImportDatasetSpec, upload_sha=received.sha256, filename=received.filename
+        )
+        name = spec.name or PurePath(received.filename).name
+        existing = session.scalars(select(DatasetRow).where(DatasetRow.name == name)).first()
+        if existing is not None:
+            options = spec.model_dump(exclude={"upload_sha", "filename", "name"})
+            params = existing.params or {}
+            if existing.upload_sha == received.sha256 and all(
+                params.get(k) == v for k, v in options.items()
+            ):
+                received.discard()
+                response.status_code = 200
+                return _public(received, "dataset", fmt, dataset_id=existing.id, deduplicated=True)
+            raise HTTPException(status_code=409, detail=f"a dataset named {name!r} already exists")
+        spec = spec.model_copy(update={"name": name})
+    except BaseException:
+        received.discard()
+        raise
+    store.adopt(received.path, received.sha256)
+    job = _submit(session, executor, store, "import_dataset", spec, received.sha256)
+    return _public(received, "dataset", fmt, job_id=job)
+
+
+def _submit(session, executor, store, kind: str, spec: Any, sha: str) -> int:  # type: ignore[no-untyped-def]
+    try:
+        return submit_job(session, executor, kind, spec.model_dump(mode="json")).id
+    except HTTPException as exc:
+        if exc.status_code == 503:  # nothing will read the raw upload: do not keep it
+            store.delete(sha)
+        raise
+
+
+def _public(
+    received: Received, kind: Literal["model", "dataset"], fmt: str, **values: Any
+) -> UploadPublic:
+    return UploadPublic(
+        kind=kind,
+        sha256=received.sha256,
+        size=received.size,
+        filename=received.filename,
+        format=fmt,
+        **values,
+    )
