@@ -4,6 +4,7 @@
     prunescope demo                  train, prune, analyse on built-in digits, then serve
     prunescope train / prune         submit a job to a running server and follow its progress
     prunescope jobs                  list jobs (or cancel one)
+    prunescope upload model|dataset  upload a checkpoint or a dataset file and follow its import
     prunescope worker --gpu N        run jobs from the Celery broker on GPU N (executor=celery)
 
 Settings come from PRUNESCOPE_* environment variables (see README, Configuration); the flags
@@ -14,9 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import secrets
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,6 +28,9 @@ import httpx
 from backend.config import Settings
 
 DEMO_COMPARISON = "demo: digits_cnn, global magnitude 50% and 90%"
+UPLOAD_CHUNK_BYTES = 1 << 20
+UPLOAD_READ_TIMEOUT_S = 600.0
+DATASET_FORMATS = ("npz", "cifar10", "cifar10c", "mnist", "imagefolder")
 
 
 class CliError(Exception):
@@ -36,6 +43,7 @@ class Api:
 
     def __init__(self, base_url: str, timeout: float = 30.0) -> None:
         self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
         self.http = httpx.Client(base_url=self.base_url, timeout=timeout)
 
     def request(self, method: str, path: str, **kw: Any) -> Any:
@@ -59,6 +67,98 @@ class Api:
 
     def post(self, path: str, body: dict[str, Any]) -> Any:
         return self.request("POST", path, json=body)
+
+    def upload(
+        self, path: str, body: MultipartFile, progress: Callable[[int], None] | None = None
+    ) -> Any:
+        """POST ``body`` streamed from its file; ``progress`` gets each sent file chunk's size."""
+        # the answer comes once the server has stored and hashed the whole file
+        timeout = httpx.Timeout(self.timeout, read=UPLOAD_READ_TIMEOUT_S)
+        return self.request(
+            "POST", path, content=body.chunks(progress), headers=body.headers, timeout=timeout
+        )
+
+
+def _header_value(text: str) -> str:
+    """A quoted Content-Disposition parameter, escaped as browsers do (WHATWG form encoding)."""
+    return text.replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
+
+
+class MultipartFile:
+    """A multipart/form-data body streamed from a file, never read into memory whole.
+
+    The text fields come first, then the file part in ``chunk_size`` pieces, then the closing
+    boundary. Everything but the file's bytes is built up front, so the exact Content-Length is
+    known before the first byte is sent (no chunked transfer encoding).
+
+    Args:
+        path: the file to send.
+        fields: text fields; None values are left out.
+        file_field: the name of the file part.
+        boundary: the multipart boundary (random when None).
+        chunk_size: bytes read from the file at a time.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        fields: Mapping[str, str | None],
+        *,
+        file_field: str = "file",
+        boundary: str | None = None,
+        chunk_size: int = UPLOAD_CHUNK_BYTES,
+    ) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise CliError(f"{self.path}: no such file")
+        self.boundary = boundary or f"prunescope-{secrets.token_hex(16)}"
+        self.chunk_size = chunk_size
+        self.file_size = self.path.stat().st_size
+        dash = f"--{self.boundary}\r\n"
+        parts = []
+        for name, value in fields.items():
+            if value is None:
+                continue
+            parts.append(
+                f'{dash}Content-Disposition: form-data; name="{_header_value(name)}"\r\n\r\n'
+                f"{value}\r\n"
+            )
+        parts.append(
+            f'{dash}Content-Disposition: form-data; name="{_header_value(file_field)}"; '
+            f'filename="{_header_value(self.path.name)}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        )
+        self.head = "".join(parts).encode("utf-8")
+        self.tail = f"\r\n--{self.boundary}--\r\n".encode("ascii")
+        self.length = len(self.head) + self.file_size + len(self.tail)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Content-Type (with the boundary) and the exact Content-Length."""
+        return {
+            "Content-Type": f"multipart/form-data; boundary={self.boundary}",
+            "Content-Length": str(self.length),
+        }
+
+    def chunks(self, progress: Callable[[int], None] | None = None) -> Iterator[bytes]:
+        """The body, piece by piece; ``progress(n)`` follows each file chunk once it is sent.
+
+        Raises:
+            CliError: when the file changed size since the body was measured.
+        """
+        yield self.head
+        sent = 0
+        with open(self.path, "rb") as fh:
+            while chunk := fh.read(self.chunk_size):
+                sent += len(chunk)
+                if sent > self.file_size:
+                    break
+                yield chunk
+                if progress is not None:
+                    progress(len(chunk))
+        if sent != self.file_size:
+            raise CliError(f"{self.path} changed while it was being uploaded; try again")
+        yield self.tail
 
 
 def follow_jobs(api: Api, job_ids: list[int], labels: list[str]) -> list[dict[str, Any]]:
@@ -430,6 +530,201 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------- uploads
+def parse_arch_kwargs(items: Sequence[str] | None) -> dict[str, Any]:
+    """``["num_classes=10", "hidden=[64, 32]", "act=relu"]`` -> ``{"num_classes": 10, ...}``.
+
+    Each value is read as JSON when it is JSON (numbers, lists, true/false/null), else kept as
+    the string it is.
+
+    Raises:
+        CliError: for an item without ``=`` or with an empty key, naming it.
+    """
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise CliError(f"--arch-kw {item!r} should be KEY=VALUE, e.g. num_classes=10")
+        try:
+            out[key] = json.loads(text)
+        except json.JSONDecodeError:
+            out[key] = text
+    return out
+
+
+def _send_file(api: Api, endpoint: str, path: str, fields: Mapping[str, str | None]) -> Any:
+    """Upload ``path`` with a byte progress bar; returns the API's answer."""
+    from tqdm import tqdm
+
+    body = MultipartFile(path, fields)
+    with tqdm(
+        total=body.file_size,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc=f"upload {body.path.name}"[:40],
+        leave=True,
+    ) as bar:
+        return api.upload(endpoint, body, bar.update)
+
+
+def _percent(value: Any) -> str:
+    return "-" if value is None else f"{100 * float(value):.1f}%"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], right: set[int]) -> list[str]:
+    cells = [list(map(str, header)), *[list(map(str, r)) for r in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+
+    def line(row: list[str]) -> str:
+        return "  ".join(
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+
+    return [line(cells[0]), *(line(r) for r in cells[1:])]
+
+
+def layer_table(layers: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Lines of a per-layer sparsity table: layer, weight shape, weights, zeros, sparsity."""
+    rows = [
+        [
+            layer.get("name", "?"),
+            "x".join(str(d) for d in layer.get("shape") or []) or "-",
+            layer.get("n_params", "-"),
+            layer.get("n_zero", "-"),
+            _percent(layer.get("sparsity")),
+        ]
+        for layer in layers
+    ]
+    return _table(["layer", "shape", "weights", "zeros", "sparsity"], rows, {2, 3, 4})
+
+
+def class_balance_table(summary: Mapping[str, Any]) -> list[str]:
+    """Lines of a class-balance table: class, train and test counts, share of all samples."""
+    names = list(summary.get("class_names") or [])
+    counts = summary.get("class_counts") or {}
+    train = list(counts.get("train") or [0] * len(names))
+    test = list(counts.get("test") or [0] * len(names))
+    total = sum(train) + sum(test)
+    rows = []
+    for i, name in enumerate(names):
+        n_train = train[i] if i < len(train) else 0
+        n_test = test[i] if i < len(test) else 0
+        share = (n_train + n_test) / total if total else None
+        rows.append([f"{i} {name}", n_train, n_test, _percent(share)])
+    return _table(["class", "train", "test", "share"], rows, {1, 2, 3})
+
+
+def model_summary(model: Mapping[str, Any], result: Mapping[str, Any] | None) -> list[str]:
+    """What to print about an imported model: the row, and the import's result when known."""
+    result = result or {}
+    kwargs = json.dumps(model.get("arch_kwargs") or result.get("arch_kwargs") or {})
+    n_params, n_nonzero = model.get("n_params"), model.get("n_nonzero")
+    lines = [
+        f"model #{model['id']} {model.get('name', '')!r}",
+        f"  architecture: {model.get('architecture')} {kwargs}",
+        f"  format: {result.get('format', '-')}   masks: {result.get('masks', '-')}   "
+        f"sparsity: {_percent(result.get('sparsity', model.get('sparsity')))} "
+        f"({n_nonzero} of {n_params} parameters nonzero)",
+    ]
+    if model.get("accuracy") is not None:
+        lines.append(f"  test accuracy: {_percent(model['accuracy'])}")
+    if model.get("parent_id") is not None:
+        lines.append(f"  pruned from: model #{model['parent_id']}")
+    if model.get("dataset_id") is not None:
+        lines.append(f"  dataset: #{model['dataset_id']}")
+    for warning in result.get("warnings") or []:
+        lines.append(f"  warning: {warning}")
+    if result.get("layers"):
+        lines += ["", *layer_table(result["layers"])]
+    return lines
+
+
+def dataset_summary(dataset: Mapping[str, Any], summary: Mapping[str, Any] | None) -> list[str]:
+    """What to print about an imported dataset: sizes, input shape, classes and their balance."""
+    summary = summary or (dataset.get("params") or {}).get("summary") or {}
+    shape = "x".join(str(d) for d in dataset.get("input_shape") or []) or "-"
+    lines = [
+        f"dataset #{dataset['id']} {dataset.get('name', '')!r} "
+        f"({summary.get('format') or dataset.get('source', '-')})",
+        f"  {dataset.get('n_train')} train / {dataset.get('n_test')} test samples, "
+        f"input shape {shape}, {dataset.get('num_classes')} classes",
+    ]
+    norm = summary.get("normalisation") or {}
+    mean, std = list(norm.get("mean") or []), list(norm.get("std") or [])
+    if 0 < len(mean) <= 4:
+        lines.append(
+            f"  per-channel mean [{', '.join(f'{v:.3f}' for v in mean)}], "
+            f"std [{', '.join(f'{v:.3f}' for v in std)}] ({norm.get('split')} split)"
+        )
+    elif mean and std:
+        lines.append(
+            f"  {len(mean)} features: means in [{min(mean):.3f}, {max(mean):.3f}], "
+            f"stds in [{min(std):.3f}, {max(std):.3f}] ({norm.get('split')} split)"
+        )
+    for warning in summary.get("warnings") or []:
+        lines.append(f"  warning: {warning}")
+    names = dataset.get("class_names") or summary.get("class_names") or []
+    if summary.get("class_counts"):
+        balance = {"class_names": names, "class_counts": summary["class_counts"]}
+        lines += ["", *class_balance_table(balance)]
+    else:
+        lines.append(f"  classes: {', '.join(map(str, names))}")
+    return lines
+
+
+def _import_result(api: Api, answer: Mapping[str, Any], what: str) -> dict[str, Any] | None:
+    """Follow the import job of an upload; for a duplicate, the earlier import's result."""
+    if answer.get("job_id") is not None:
+        (job,) = follow_jobs(api, [int(answer["job_id"])], [f"validate {answer['filename']}"[:40]])
+        return dict(job["result"] or {})
+    row_id = answer.get(f"{what}_id")
+    print(f"{answer['filename']} was already uploaded as {what} #{row_id} (identical file).")
+    return None
+
+
+def cmd_upload_model(args: argparse.Namespace) -> int:
+    api = Api(args.api or _settings(args).api_url)
+    kwargs = parse_arch_kwargs(args.arch_kw)
+    fields = {
+        "architecture": args.arch,
+        "arch_kwargs": json.dumps(kwargs) if kwargs else None,
+        "name": args.name,
+        "parent_id": None if args.parent is None else str(args.parent),
+        "dataset_id": None if args.dataset is None else str(args.dataset),
+    }
+    answer = _send_file(api, "/models/upload", args.path, fields)
+    result = _import_result(api, answer, "model")
+    model_id = (result or {}).get("model_id", answer.get("model_id"))
+    model = api.get(f"/models/{model_id}")
+    if result is None and model.get("job_id") is not None:
+        job = api.get(f"/jobs/{model['job_id']}")
+        if job.get("kind") == "import_model" and job.get("status") == "succeeded":
+            result = job.get("result")
+    print("\n".join(model_summary(model, result)))
+    return 0
+
+
+def cmd_upload_dataset(args: argparse.Namespace) -> int:
+    api = Api(args.api or _settings(args).api_url)
+    fields = {
+        "format": None if args.format in (None, "auto") else args.format,
+        "name": args.name,
+        "test_fraction": None if args.test_fraction is None else repr(args.test_fraction),
+        "seed": None if args.seed is None else str(args.seed),
+        "corruption": args.corruption,
+        "severity": None if args.severity is None else str(args.severity),
+    }
+    answer = _send_file(api, "/datasets/upload", args.path, fields)
+    result = _import_result(api, answer, "dataset")
+    dataset_id = (result or {}).get("dataset_id", answer.get("dataset_id"))
+    dataset = api.get(f"/datasets/{dataset_id}")
+    print("\n".join(dataset_summary(dataset, (result or {}).get("summary"))))
+    return 0
+
+
 # -------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -588,6 +883,99 @@ def build_parser() -> argparse.ArgumentParser:
         "sparsity counts (scope), its paper, and its parameters with defaults.",
     )
     sp.set_defaults(func=cmd_methods)
+
+    sp = sub.add_parser(
+        "upload",
+        help="upload a checkpoint or a dataset file (needs a running server)",
+        description="Stream a file to a running server (POST /api/models/upload or "
+        "/api/datasets/upload) with a progress bar, follow the job that validates and registers "
+        "it, and print what was registered. Uploading an identical file again with the same "
+        "options returns the existing model or dataset.",
+    )
+    upload = sp.add_subparsers(dest="what", required=True, metavar="WHAT")
+    sp = upload.add_parser(
+        "model",
+        help="a trained (or pruned) checkpoint: .safetensors, or a state_dict .pt/.pth",
+        description="Upload a checkpoint and register it as a model. Accepted: safetensors "
+        "files, PruneScope's own checkpoints, and torch.save files holding a state_dict "
+        "(optionally nested under state_dict/model_state_dict/model/net). A pickled whole "
+        "nn.Module is refused: save model.state_dict() instead. Keys and shapes are checked "
+        "against the architecture; pruning masks (*_mask tensors) or exact zeros become the "
+        "model's masks, and the per-layer sparsity is printed.",
+        epilog="example: prunescope upload model mlp.safetensors --arch mlp "
+        "--arch-kw input_shape=[64] --arch-kw num_classes=10 --dataset 1",
+    )
+    client_flags(sp)
+    sp.add_argument("path", metavar="PATH", help="the checkpoint file")
+    sp.add_argument(
+        "--arch",
+        metavar="NAME",
+        help="registered architecture the weights belong to: digits_cnn, mlp, resnet20, ... "
+        "(required unless the file is a PruneScope checkpoint, which names its own)",
+    )
+    sp.add_argument(
+        "--arch-kw",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a keyword argument of the architecture, repeatable; the value is read as JSON "
+        "when it is JSON (num_classes=10, hidden=[128,64]), else as text",
+    )
+    sp.add_argument(
+        "--parent",
+        type=int,
+        metavar="ID",
+        help="id of the original model this checkpoint was pruned from (for comparisons)",
+    )
+    sp.add_argument(
+        "--dataset",
+        type=int,
+        metavar="ID",
+        help="id of the dataset it was trained on; its test accuracy is measured on upload "
+        "(default: the parent's dataset)",
+    )
+    sp.add_argument("--name", help="model name (default: the file name)")
+    sp.set_defaults(func=cmd_upload_model)
+
+    sp = upload.add_parser(
+        "dataset",
+        help="a dataset file: .npz, CIFAR-10(-C), MNIST idx archive, image-folder zip",
+        description="Upload a dataset file and register it. Formats: npz (arrays X and y, or "
+        "x_train/y_train[/x_test/y_test], optional class_names), cifar10 (the python tar.gz), "
+        "cifar10c (<corruption>.npy files with labels.npy, as a tar or zip), mnist (idx files in "
+        "a zip or tar), imagefolder (<class>/<image>.png|jpg in a zip or tar). Archives are "
+        "checked before anything is extracted. The class balance is printed.",
+        epilog="example: prunescope upload dataset digits.npz --test-fraction 0.25",
+    )
+    client_flags(sp)
+    sp.add_argument("path", metavar="PATH", help="the dataset file")
+    sp.add_argument(
+        "--format",
+        choices=("auto", *DATASET_FORMATS),
+        default="auto",
+        help="file format (default: auto, detected from the contents)",
+    )
+    sp.add_argument("--name", help="dataset name, unique (default: the file name)")
+    sp.add_argument(
+        "--test-fraction",
+        type=float,
+        metavar="F",
+        help="fraction held out as the test split when the file has no test split (default 0.2)",
+    )
+    sp.add_argument("--seed", type=int, help="seed of that split (default 0)")
+    sp.add_argument(
+        "--corruption",
+        metavar="C",
+        help="CIFAR-10-C: the corruption to import as the test split, e.g. gaussian_noise "
+        "(default: all in the archive)",
+    )
+    sp.add_argument(
+        "--severity",
+        type=int,
+        choices=range(1, 6),
+        metavar="S",
+        help="CIFAR-10-C: severity 1-5 (default: all five)",
+    )
+    sp.set_defaults(func=cmd_upload_dataset)
 
     sp = sub.add_parser(
         "jobs",

@@ -14,12 +14,12 @@ import httpx
 from dash import dcc, html
 
 from frontend import client
-from frontend.pages import compare, home, prune
+from frontend.pages import compare, home, prune, upload
 
 ASSETS_FOLDER = Path(__file__).parent / "assets"
 TITLE = "PruneScope"
 URL_ID = "url"
-PAGES = (home, compare, prune)
+PAGES = (home, compare, prune, upload)
 
 
 def navbar() -> html.Nav:
@@ -31,6 +31,7 @@ def navbar() -> html.Nav:
                 [
                     dcc.Link("Home", href="/", className="nav-link"),
                     dcc.Link("Prune", href="/prune", className="nav-link"),
+                    dcc.Link("Upload", href="/upload", className="nav-link"),
                 ],
                 className="nav-links",
             ),

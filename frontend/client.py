@@ -17,9 +17,11 @@ import httpx
 
 Split = Literal["train", "test"]
 JobKind = Literal["train", "prune", "analyze"]
+UploadKind = Literal["model", "dataset"]
 JobStatus = Literal["queued", "running", "cancelling", "succeeded", "failed", "cancelled"]
 FlipCategory = Literal["correct_to_wrong", "wrong_to_correct", "wrong_to_other_wrong"]
 
+UPLOAD_KINDS: tuple[UploadKind, ...] = ("model", "dataset")
 FLIP_CATEGORIES: tuple[FlipCategory, ...] = (
     "correct_to_wrong",
     "wrong_to_correct",
@@ -191,6 +193,34 @@ class MethodPublic(TypedDict):
     scope: str  # "global" | "layer" | "structured": what its sparsity counts
     schedule: str  # "one_shot" | "at_init" | "during_training" | "iterative"
     revives: bool
+
+
+class ArchitecturePublic(TypedDict):
+    """A registered architecture: its name, a one-line doc and its keyword arguments."""
+
+    name: str
+    doc: NotRequired[str]
+    defaults: NotRequired[dict[str, Any]]  # keyword arguments with defaults
+    required: NotRequired[list[str]]  # keyword arguments without a default
+
+
+class UploadPublic(TypedDict):
+    """Answer of ``POST /api/models/upload`` and ``POST /api/datasets/upload``.
+
+    ``job_id`` is the import job that validates and registers the file (poll it); for a file
+    already imported with the same options ``deduplicated`` is true, ``job_id`` null and
+    ``model_id`` / ``dataset_id`` name the existing row.
+    """
+
+    kind: UploadKind
+    sha256: str
+    size: int
+    filename: str
+    format: str
+    job_id: int | None
+    model_id: int | None
+    dataset_id: int | None
+    deduplicated: bool
 
 
 class ApiError(Exception):
@@ -378,6 +408,26 @@ class ApiClient:
                 ended, 404 when there is no such job.
         """
         return cast(JobPublic, self._request("POST", f"/api/jobs/{int(job_id)}/cancel"))
+
+    # uploads --------------------------------------------------------------------------------
+
+    @staticmethod
+    def upload_path(kind: UploadKind) -> str:
+        """Same-origin path the browser posts a ``kind`` file to (multipart, part ``file``)."""
+        if kind not in UPLOAD_KINDS:
+            raise ValueError(f"kind={kind!r} should be one of {UPLOAD_KINDS}")
+        return f"/api/{kind}s/upload"
+
+    def list_architectures(self) -> list[ArchitecturePublic]:
+        """``GET /api/architectures``: the ``data`` list (an entry may be a bare name)."""
+        return [
+            cast(ArchitecturePublic, {"name": a} if isinstance(a, str) else a)
+            for a in self._list("/api/architectures")
+        ]
+
+    def list_corruptions(self) -> list[str]:
+        """``GET /api/corruptions``: names of the corruptions (CIFAR-10-C's fifteen)."""
+        return [str(name) for name in self._list("/api/corruptions")]
 
     # methods --------------------------------------------------------------------------------
 

@@ -1,21 +1,37 @@
-"""The command line: --help texts, and the whole demo through a real server and workers."""
+"""The command line: --help texts, the streamed multipart uploads, and the whole demo and the
+uploads through a real server and workers."""
 
 from __future__ import annotations
 
+import email.parser
+import email.policy
+import io
 import os
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from backend.api.app import create_app
-from backend.cli import build_parser, main
+from backend.cli import (
+    CliError,
+    MultipartFile,
+    build_parser,
+    class_balance_table,
+    layer_table,
+    main,
+    parse_arch_kwargs,
+)
 from backend.config import Settings
 from backend.jobs.executor import InlineExecutor
 
-COMMANDS = ["serve", "worker", "demo", "train", "prune", "sweep", "methods", "jobs"]
+COMMANDS = ["serve", "worker", "demo", "train", "prune", "sweep", "methods", "jobs", "upload"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -156,3 +172,314 @@ def test_worker_refuses_unknown_queues(tmp_path):
     out = _run_cli(["worker", "--queues", "gpu,fast"], {"PRUNESCOPE_DATA_DIR": str(tmp_path)})
     assert out.returncode == 1
     assert "--queues 'gpu,fast': queues are gpu, cpu" in out.stderr
+
+
+# ------------------------------------------------------------------------------------ upload
+@pytest.mark.parametrize(
+    ("what", "words"),
+    [
+        ("model", ["--arch NAME", "--arch-kw KEY=VALUE", "--parent ID", "state_dict", "refused"]),
+        ("dataset", ["--format", "--test-fraction F", "--severity S", "npz", "CIFAR-10-C"]),
+    ],
+)
+def test_upload_subcommands_explain_themselves(what, words, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["upload", what, "--help"])
+    assert exc.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"usage: prunescope upload {what}" in out
+    for word in words:
+        assert word in out
+
+
+def test_upload_needs_to_know_what():
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(["upload", "x.pt"])
+    assert exc.value.code == 2
+
+
+def test_arch_kw_values_are_json_when_they_can_be():
+    assert parse_arch_kwargs(
+        ["num_classes=10", "hidden=[128, 64]", "input_shape=[3,32,32]", "act=relu", "bias=true"]
+    ) == {
+        "num_classes": 10,
+        "hidden": [128, 64],
+        "input_shape": [3, 32, 32],
+        "act": "relu",
+        "bias": True,
+    }
+    assert parse_arch_kwargs(["name=a=b", "empty="]) == {"name": "a=b", "empty": ""}
+    assert parse_arch_kwargs(None) == {}
+    assert type(parse_arch_kwargs(["num_classes=10"])["num_classes"]) is int
+
+
+@pytest.mark.parametrize("bad", ["num_classes", "=10"])
+def test_arch_kw_without_a_key_is_named(bad):
+    with pytest.raises(CliError, match=f"--arch-kw {bad!r} should be KEY=VALUE"):
+        parse_arch_kwargs([bad])
+
+
+def _body(upload: MultipartFile, sizes: list[int] | None = None) -> bytes:
+    return b"".join(upload.chunks(None if sizes is None else sizes.append))
+
+
+FIELDS = {"architecture": "mlp", "arch_kwargs": '{"num_classes": 10}', "name": "réseau 1"}
+
+
+def test_multipart_body_parses_back_with_python_multipart(tmp_path):
+    from python_multipart import parse_form
+
+    data = os.urandom(3 * 1024 + 17)
+    path = tmp_path / 'my "net" v2.safetensors'
+    path.write_bytes(data)
+    upload = MultipartFile(path, {**FIELDS, "parent_id": None}, chunk_size=1024)
+    sizes: list[int] = []
+    body = _body(upload, sizes)
+    assert len(body) == upload.length == int(upload.headers["Content-Length"])
+    assert sizes == [1024, 1024, 1024, 17]  # the file goes in chunks, each reported once sent
+
+    fields: dict[str, str] = {}
+    files: dict[str, tuple[str, bytes]] = {}
+
+    def on_field(f):  # type: ignore[no-untyped-def]
+        fields[f.field_name.decode()] = f.value.decode()
+
+    def on_file(f):  # type: ignore[no-untyped-def]
+        f.file_object.seek(0)
+        files[f.field_name.decode()] = (f.file_name.decode(), f.file_object.read())
+
+    headers = {k: v.encode() for k, v in upload.headers.items()}
+    parse_form(headers, io.BytesIO(body), on_field, on_file)
+    assert fields == FIELDS  # None values are left out
+    name, content = files["file"]
+    assert content == data
+    assert name == "my %22net%22 v2.safetensors"  # quotes escaped the way browsers do
+
+
+def test_multipart_body_parses_back_with_the_email_parser(tmp_path):
+    data = bytes(range(256)) * 40
+    path = tmp_path / "tiny.npz"
+    path.write_bytes(data)
+    upload = MultipartFile(path, FIELDS)
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        f"Content-Type: {upload.headers['Content-Type']}\r\n\r\n".encode() + _body(upload)
+    )
+    parts = list(message.iter_parts())
+    assert [p.get_param("name", header="content-disposition") for p in parts] == [
+        *FIELDS,
+        "file",
+    ]
+    for part, value in zip(parts, FIELDS.values(), strict=False):
+        assert part.get_payload(decode=True).decode() == value
+    assert parts[-1].get_filename() == "tiny.npz"
+    assert parts[-1].get_payload(decode=True) == data
+
+
+def test_multipart_body_is_a_stream_not_a_copy(tmp_path):
+    path = tmp_path / "big.bin"
+    with open(path, "wb") as fh:
+        fh.truncate(8 * 2**20)  # 8 MiB, sparse on disk
+    upload = MultipartFile(path, {})
+    chunks = upload.chunks()
+    head = next(chunks)
+    assert head.startswith(b"--prunescope-") and len(head) < 300
+    assert all(len(next(chunks)) == 2**20 for _ in range(8))
+    assert next(chunks) == f"\r\n--{upload.boundary}--\r\n".encode()
+    assert upload.length == len(head) + 8 * 2**20 + len(upload.tail)
+
+
+def test_httpx_sends_the_exact_length_not_chunks(tmp_path):
+    path = tmp_path / "w.safetensors"
+    path.write_bytes(b"w" * 5000)
+    upload = MultipartFile(path, FIELDS)
+    request = httpx.Request("POST", "http://x/api", content=upload.chunks(), headers=upload.headers)
+    assert request.headers["content-length"] == str(upload.length)
+    assert "transfer-encoding" not in request.headers
+    assert request.headers["content-type"] == f"multipart/form-data; boundary={upload.boundary}"
+
+
+def test_a_file_that_changes_while_it_is_sent_is_refused(tmp_path):
+    path = tmp_path / "grows.bin"
+    path.write_bytes(b"x" * 10)
+    upload = MultipartFile(path, {})
+    path.write_bytes(b"x" * 20)
+    with pytest.raises(CliError, match="changed while it was being uploaded"):
+        _body(upload)
+
+
+def test_a_missing_file_is_one_line(tmp_path, capsys):
+    assert main(["upload", "dataset", str(tmp_path / "none.npz"), "--api", "http://x:9/api"]) == 1
+    assert (
+        capsys.readouterr().err.strip()
+        == f"prunescope: error: {tmp_path / 'none.npz'}: no such file"
+    )
+
+
+def test_summary_tables():
+    lines = layer_table(
+        [
+            {"name": "conv1", "shape": [16, 3, 3, 3], "n_params": 432, "n_zero": 0, "sparsity": 0},
+            {"name": "fc", "shape": [10, 64], "n_params": 640, "n_zero": 576, "sparsity": 0.9},
+        ]
+    )
+    assert lines == [
+        "layer  shape     weights  zeros  sparsity",
+        "conv1  16x3x3x3      432      0      0.0%",
+        "fc     10x64         640    576     90.0%",
+    ]
+    lines = class_balance_table(
+        {"class_names": ["cat", "dog"], "class_counts": {"train": [30, 10], "test": [10, 0]}}
+    )
+    assert lines == [
+        "class  train  test  share",
+        "0 cat     30    10  80.0%",
+        "1 dog     10     0  20.0%",
+    ]
+
+
+@pytest.fixture(scope="module")
+def upload_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`prunescope serve` in a subprocess over an empty data folder; a 1 MB upload limit."""
+    data_dir = tmp_path_factory.mktemp("upload") / "data"
+    data_dir.mkdir()
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRUNESCOPE_")}
+    env.update(
+        PRUNESCOPE_DATA_DIR=str(data_dir),
+        PRUNESCOPE_PORT=str(port),
+        PRUNESCOPE_WARM_EMBEDDINGS="false",
+        PRUNESCOPE_MAX_UPLOAD_BYTES=str(1_000_000),
+    )
+    log = open(data_dir / "server.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "backend.cli", "serve"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/api"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError((data_dir / "server.log").read_text())
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def _mlp_checkpoint(path: Path, zero_columns: int, seed: int = 0) -> Path:
+    import torch
+    from safetensors.torch import save_file
+
+    from models.registry import create
+
+    torch.manual_seed(seed)
+    model = create("mlp", input_shape=[64], num_classes=4, hidden=[16])
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    state["features.1.weight"][:, :zero_columns] = 0  # exact zeros: the import makes them masks
+    save_file(state, str(path))
+    return path
+
+
+def _upload(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(["upload", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.slow
+def test_upload_end_to_end(upload_server, tmp_path, capsys):
+    """Upload a dataset and checkpoints to a real server; the import jobs' verdicts are printed."""
+    import numpy as np
+
+    api = ["--api", upload_server]
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(160, 64)).astype("float32")
+    y = np.arange(160) % 4
+    np.savez(tmp_path / "tiny.npz", X=x, y=y, class_names=np.array(["a", "b", "c", "d"]))
+
+    code, out, err = _upload(
+        capsys, "dataset", str(tmp_path / "tiny.npz"), "--test-fraction", "0.25", *api
+    )
+    assert code == 0, err
+    assert "dataset #1 'tiny.npz' (npz)" in out
+    assert "120 train / 40 test samples, input shape 64, 4 classes" in out
+    assert "class  train  test  share" in out
+    assert out.splitlines()[-1].split() == ["3", "d", "30", "10", "25.0%"]
+    assert "upload tiny.npz" in err and "B/s" in err  # the byte progress bar
+    assert "validate tiny.npz" in err  # then the import job's
+
+    original = _mlp_checkpoint(tmp_path / "mlp.safetensors", zero_columns=0)
+    kws = [
+        "--arch-kw",
+        "input_shape=[64]",
+        "--arch-kw",
+        "num_classes=4",
+        "--arch-kw",
+        "hidden=[16]",
+    ]
+    code, out, err = _upload(
+        capsys,
+        "model",
+        str(original),
+        "--arch",
+        "mlp",
+        *kws,
+        "--dataset",
+        "1",
+        "--name",
+        "tiny-mlp",
+        *api,
+    )
+    assert code == 0, err
+    assert "model #1 'tiny-mlp'" in out
+    assert 'architecture: mlp {"input_shape": [64], "num_classes": 4, "hidden": [16]}' in out
+    assert "format: safetensors   masks: none   sparsity: 0.0%" in out
+    assert "test accuracy:" in out
+
+    pruned = _mlp_checkpoint(tmp_path / "mlp-pruned.safetensors", zero_columns=48)
+    code, out, err = _upload(
+        capsys, "model", str(pruned), "--arch", "mlp", *kws, "--parent", "1", *api
+    )
+    assert code == 0, err
+    assert "model #2 'mlp-pruned.safetensors'" in out
+    assert "masks: zeros" in out and "pruned from: model #1" in out
+    table = out[out.index("layer  ") :].splitlines()
+    assert table[1].split() == ["features.1", "16x64", "1024", "768", "75.0%"]
+    assert table[2].split() == ["classifier", "4x16", "64", "0", "0.0%"]
+    model = httpx.get(f"{upload_server}/models/2").json()
+    assert model["parent_id"] == 1 and model["dataset_id"] == 1
+
+    # the identical file again: the existing model, no new job
+    jobs_before = len(httpx.get(f"{upload_server}/jobs").json()["data"])
+    code, out, err = _upload(
+        capsys, "model", str(pruned), "--arch", "mlp", *kws, "--parent", "1", *api
+    )
+    assert code == 0, err
+    assert "mlp-pruned.safetensors was already uploaded as model #2" in out
+    assert "75.0%" in out  # the layers of the first import
+    assert len(httpx.get(f"{upload_server}/jobs").json()["data"]) == jobs_before
+
+    # refusals are one line: a checkpoint of another architecture, a file over the limit
+    code, out, err = _upload(capsys, "model", str(pruned), "--arch", "digits_cnn", *api)
+    assert code == 1
+    (last,) = [line for line in err.splitlines() if line.startswith("prunescope: error:")]
+    assert "(import_model) failed: CheckpointError:" in last and "missing keys" in last
+    big = tmp_path / "big.safetensors"
+    big.write_bytes(b"\0" * 3_000_000)
+    code, out, err = _upload(capsys, "model", str(big), "--arch", "mlp", *api)
+    assert code == 1
+    assert "prunescope: error: POST /models/upload failed (413): Upload too large" in err
+    assert out == ""

@@ -34,9 +34,11 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
                 corruption=spec.corruption,
                 severity=spec.severity,
             )
-    except DatasetFormatError:
+    except DatasetFormatError as exc:
         forget_upload(ctx, spec.upload_sha)
-        raise
+        shown = repr(spec.filename) if spec.filename else "the upload"
+        message = str(exc).replace(f"'{spec.upload_sha}'", shown).replace(spec.upload_sha, shown)
+        raise DatasetFormatError(message) from None
     ctx.check_cancelled()
     ctx.report(0.8, "storing the arrays", force=True)
     name = spec.name or PurePath(spec.filename).name or f"upload {spec.upload_sha[:8]}"

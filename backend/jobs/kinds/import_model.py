@@ -39,9 +39,12 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
     try:
         with ctx.store.local_path(spec.upload_sha) as path:
             imported = read_checkpoint(path, spec.architecture, spec.arch_kwargs)
-    except CheckpointError:
+    except CheckpointError as exc:
         forget_upload(ctx, spec.upload_sha)
-        raise
+        # the stored copy is named by its sha256: say the user's file name instead
+        shown = repr(spec.filename) if spec.filename else "the upload"
+        message = str(exc).replace(f"'{spec.upload_sha}'", shown).replace(spec.upload_sha, shown)
+        raise CheckpointError(message) from None
     model = imported.model.to(ctx.device).eval()
     ctx.check_cancelled()
 

@@ -1,0 +1,1362 @@
+"""Upload page ("/upload?parent=&dataset="): bring a checkpoint or a dataset file.
+
+Two panels, "Model checkpoint" and "Dataset", each with a drop zone, a file picker and the
+upload's form fields. The file itself never passes through Dash (``dcc.Upload`` would
+base64-encode it in the browser and post it through a callback): ``assets/upload.js`` streams it
+to the API with an ``XMLHttpRequest`` and a ``FormData`` holding the ``File``, and shows the
+bytes sent. The path of one upload:
+
+1. picking or dropping a file: upload.js writes its name and size into ``upload-<kind>-selected``
+   (``window.dash_clientside.set_props``); :func:`show_selected` shows them;
+2. clicking "Upload": :func:`prepare_model_upload` / :func:`prepare_dataset_upload` validate the
+   form (the pure :func:`model_fields` / :func:`dataset_fields`) and write the text fields into
+   ``upload-<kind>-request``;
+3. a clientside callback (``prunescope_upload.<kind>`` in upload.js) posts the file with those
+   fields to ``POST /api/<kind>s/upload`` (its same-origin path is rendered into the panel's
+   ``data-upload-url``), updates the progress bar and puts the API's answer (or its error
+   detail) into ``upload-<kind>-response``;
+4. :func:`poll_model_upload` / :func:`poll_dataset_upload` follow the import job that validates
+   and registers the file, then show what was registered (per-layer sparsity of a checkpoint,
+   class balance of a dataset) or the job's error verbatim.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import dash
+from dash import ClientsideFunction, Input, Output, State, dcc, html
+
+from frontend.client import (
+    ApiClient,
+    ApiError,
+    ApiUnreachableError,
+    ArchitecturePublic,
+    DatasetPublic,
+    ModelPublic,
+    UploadKind,
+    get_client,
+)
+from frontend.components import api_error_notice, notice
+from frontend.figures.formatting import MISSING, format_count, format_percent
+from frontend.figures.upload import class_balance_bars, layer_sparsity_bars
+
+PATH = "/upload"
+TITLE = "Upload · PruneScope"
+POLL_INTERVAL_MS = 1000
+FINAL_STATUSES = ("succeeded", "failed", "cancelled")
+CLIENTSIDE_NAMESPACE = "prunescope_upload"  # window.dash_clientside.<namespace>.<kind> in upload.js
+AUTO_FORMAT = "auto"
+DATASET_FORMATS = ("npz", "cifar10", "cifar10c", "mnist", "imagefolder")
+DEFAULT_TEST_FRACTION = 0.2
+SEVERITIES = (1, 2, 3, 4, 5)
+# Used when the API does not list architectures (no GET /api/architectures): the registry's
+# entries as of writing, with what models.registry.model_info says about them.
+KNOWN_ARCHITECTURES: tuple[ArchitecturePublic, ...] = (
+    {
+        "name": "digits_cnn",
+        "doc": "Small 3-conv CNN for 8x8 inputs (sklearn digits), no BatchNorm.",
+        "defaults": {"num_classes": 10, "in_channels": 1},
+        "required": [],
+    },
+    {
+        "name": "mlp",
+        "doc": "Fully connected ReLU network on the flattened input.",
+        "defaults": {"hidden": [128, 64]},
+        "required": ["input_shape", "num_classes"],
+    },
+    {
+        "name": "resnet20",
+        "doc": "ResNet-20 for 32x32 images (He et al., CVPR 2016).",
+        "defaults": {"num_classes": 10, "in_channels": 3},
+        "required": [],
+    },
+)
+MASK_TEXT: dict[str, str] = {
+    "none": "dense: no zeros to keep",
+    "explicit": "from the *_mask tensors in the file",
+    "zeros": "from the exact zeros of the weights",
+}
+FORMAT_LABELS: dict[str, str] = {
+    AUTO_FORMAT: "auto-detect",
+    "npz": "npz (arrays X, y or x_train, y_train, …)",
+    "cifar10": "CIFAR-10 python tar.gz",
+    "cifar10c": "CIFAR-10-C archive",
+    "mnist": "MNIST idx files (zip/tar)",
+    "imagefolder": "image folder (zip/tar)",
+}
+KINDS: tuple[UploadKind, ...] = ("model", "dataset")
+
+
+def _id(kind: UploadKind, part: str) -> str:
+    """``upload-<kind>-<part>``: upload.js derives the same ids from ``data-upload-kind``."""
+    return f"upload-{kind}-{part}"
+
+
+ID_MODEL_PANEL = _id("model", "panel")
+ID_MODEL_DROP = _id("model", "drop")
+ID_MODEL_FILE = _id("model", "file")  # the <input type=file> upload.js adds to the slot
+ID_MODEL_FILE_SLOT = _id("model", "file-slot")
+ID_MODEL_FILE_NAME = _id("model", "file-name")
+ID_MODEL_SELECTED = _id("model", "selected")
+ID_MODEL_ARCH = _id("model", "arch")
+ID_MODEL_ARCH_LIST = _id("model", "arch-list")
+ID_MODEL_ARCH_INFO = _id("model", "arch-info")
+ID_MODEL_ARCHS = _id("model", "archs")
+ID_MODEL_KWARGS = _id("model", "kwargs")
+ID_MODEL_KWARGS_ERROR = _id("model", "kwargs-error")
+ID_MODEL_NAME = _id("model", "name")
+ID_MODEL_PARENT = _id("model", "parent")
+ID_MODEL_DATASET = _id("model", "dataset")
+ID_MODEL_SUBMIT = _id("model", "submit")
+ID_MODEL_FORM_ERROR = _id("model", "form-error")
+ID_MODEL_REQUEST = _id("model", "request")
+ID_MODEL_PROGRESS_ROW = _id("model", "progress-row")
+ID_MODEL_PROGRESS = _id("model", "progress")
+ID_MODEL_PROGRESS_TEXT = _id("model", "progress-text")
+ID_MODEL_RESPONSE = _id("model", "response")
+ID_MODEL_POLL = _id("model", "poll")
+ID_MODEL_RESULT = _id("model", "result")
+ID_MODEL_STATUS = _id("model", "status")
+ID_MODEL_ERROR = _id("model", "error")
+ID_MODEL_DEDUP = _id("model", "dedup")
+ID_MODEL_SUCCESS = _id("model", "success")
+ID_MODEL_SPARSITY = _id("model", "sparsity")
+ID_MODEL_PRUNE_LINK = _id("model", "prune-link")
+ID_MODEL_COMPARE = _id("model", "compare")
+ID_MODEL_COMPARE_RESULT = _id("model", "compare-result")
+
+ID_DATASET_PANEL = _id("dataset", "panel")
+ID_DATASET_DROP = _id("dataset", "drop")
+ID_DATASET_FILE = _id("dataset", "file")
+ID_DATASET_FILE_SLOT = _id("dataset", "file-slot")
+ID_DATASET_FILE_NAME = _id("dataset", "file-name")
+ID_DATASET_SELECTED = _id("dataset", "selected")
+ID_DATASET_FORMAT = _id("dataset", "format")
+ID_DATASET_NAME = _id("dataset", "name")
+ID_DATASET_TEST_FRACTION = _id("dataset", "test-fraction")
+ID_DATASET_TEST_FRACTION_ERROR = _id("dataset", "test-fraction-error")
+ID_DATASET_SEED = _id("dataset", "seed")
+ID_DATASET_SEED_ERROR = _id("dataset", "seed-error")
+ID_DATASET_CORRUPTION = _id("dataset", "corruption")
+ID_DATASET_SEVERITY = _id("dataset", "severity")
+ID_DATASET_SUBMIT = _id("dataset", "submit")
+ID_DATASET_FORM_ERROR = _id("dataset", "form-error")
+ID_DATASET_REQUEST = _id("dataset", "request")
+ID_DATASET_PROGRESS_ROW = _id("dataset", "progress-row")
+ID_DATASET_PROGRESS = _id("dataset", "progress")
+ID_DATASET_PROGRESS_TEXT = _id("dataset", "progress-text")
+ID_DATASET_RESPONSE = _id("dataset", "response")
+ID_DATASET_POLL = _id("dataset", "poll")
+ID_DATASET_RESULT = _id("dataset", "result")
+ID_DATASET_STATUS = _id("dataset", "status")
+ID_DATASET_ERROR = _id("dataset", "error")
+ID_DATASET_DEDUP = _id("dataset", "dedup")
+ID_DATASET_SUCCESS = _id("dataset", "success")
+ID_DATASET_BALANCE = _id("dataset", "balance")
+
+
+def register(app: dash.Dash) -> None:
+    """Register this page in ``dash.page_registry`` and attach its callbacks to ``app``."""
+    dash.register_page(__name__, path=PATH, title=TITLE, name="Upload", layout=layout)
+    for kind in KINDS:
+        app.callback(
+            Output(_id(kind, "file-name"), "children"),
+            Input(_id(kind, "selected"), "data"),
+        )(show_selected)
+        app.clientside_callback(
+            ClientsideFunction(namespace=CLIENTSIDE_NAMESPACE, function_name=kind),
+            Output(_id(kind, "response"), "data"),
+            Input(_id(kind, "request"), "data"),
+            prevent_initial_call=True,
+        )
+    app.callback(
+        Output(ID_MODEL_ARCH_INFO, "children"),
+        Input(ID_MODEL_ARCH, "value"),
+        State(ID_MODEL_ARCHS, "data"),
+    )(describe_architecture)
+    app.callback(
+        output={
+            "request": Output(ID_MODEL_REQUEST, "data"),
+            "form_error": Output(ID_MODEL_FORM_ERROR, "children"),
+            "kwargs_error": Output(ID_MODEL_KWARGS_ERROR, "children"),
+        },
+        inputs={
+            "n_clicks": Input(ID_MODEL_SUBMIT, "n_clicks"),
+            "selected": State(ID_MODEL_SELECTED, "data"),
+            "architecture": State(ID_MODEL_ARCH, "value"),
+            "arch_kwargs": State(ID_MODEL_KWARGS, "value"),
+            "name": State(ID_MODEL_NAME, "value"),
+            "parent_id": State(ID_MODEL_PARENT, "value"),
+            "dataset_id": State(ID_MODEL_DATASET, "value"),
+        },
+        prevent_initial_call=True,
+    )(prepare_model_upload)
+    app.callback(
+        output={
+            "request": Output(ID_DATASET_REQUEST, "data"),
+            "form_error": Output(ID_DATASET_FORM_ERROR, "children"),
+            "test_fraction_error": Output(ID_DATASET_TEST_FRACTION_ERROR, "children"),
+            "seed_error": Output(ID_DATASET_SEED_ERROR, "children"),
+        },
+        inputs={
+            "n_clicks": Input(ID_DATASET_SUBMIT, "n_clicks"),
+            "selected": State(ID_DATASET_SELECTED, "data"),
+            "fmt": State(ID_DATASET_FORMAT, "value"),
+            "name": State(ID_DATASET_NAME, "value"),
+            "test_fraction": State(ID_DATASET_TEST_FRACTION, "value"),
+            "seed": State(ID_DATASET_SEED, "value"),
+            "corruption": State(ID_DATASET_CORRUPTION, "value"),
+            "severity": State(ID_DATASET_SEVERITY, "value"),
+        },
+        prevent_initial_call=True,
+    )(prepare_dataset_upload)
+    # a registered model becomes a possible parent, a registered dataset a model's dataset
+    app.callback(
+        Output(ID_MODEL_RESULT, "children"),
+        Output(ID_MODEL_POLL, "disabled"),
+        Output(ID_MODEL_PARENT, "options"),
+        Input(ID_MODEL_POLL, "n_intervals"),
+        Input(ID_MODEL_RESPONSE, "data"),
+        prevent_initial_call=True,
+    )(poll_model_upload)
+    app.callback(
+        Output(ID_DATASET_RESULT, "children"),
+        Output(ID_DATASET_POLL, "disabled"),
+        Output(ID_MODEL_DATASET, "options"),
+        Input(ID_DATASET_POLL, "n_intervals"),
+        Input(ID_DATASET_RESPONSE, "data"),
+        prevent_initial_call=True,
+    )(poll_dataset_upload)
+    app.callback(
+        Output(ID_MODEL_COMPARE_RESULT, "children"),
+        Output(ID_MODEL_COMPARE, "disabled"),
+        Input(ID_MODEL_COMPARE, "n_clicks"),
+        State(ID_MODEL_RESPONSE, "data"),
+        prevent_initial_call=True,
+    )(compare_with_parent)
+
+
+# form values -> upload fields -----------------------------------------------------------------
+
+
+class UploadFormError(ValueError):
+    """The form cannot be turned into an upload's fields.
+
+    Attributes:
+        errors: API field name (``"arch_kwargs"``, ``"test_fraction"``) -> what is wrong with it.
+    """
+
+    def __init__(self, errors: Mapping[str, str]) -> None:
+        self.errors = dict(errors)
+        super().__init__("; ".join(f"{field}: {msg}" for field, msg in self.errors.items()))
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"should be a number, got {value!r}")
+    try:
+        number = float(value if isinstance(value, int | float) else str(value).strip())
+    except ValueError:
+        raise ValueError(f"should be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"should be a finite number, got {value!r}")
+    return number
+
+
+def _whole(value: Any, low: int, high: int | None = None) -> int:
+    what = f"a whole number >= {low}" if high is None else f"a whole number in {low}..{high}"
+    try:
+        number = _number(value)
+    except ValueError:
+        raise ValueError(f"should be {what}, got {value!r}") from None
+    if not number.is_integer() or number < low or (high is not None and number > high):
+        raise ValueError(f"should be {what}, got {value!r}")
+    return int(number)
+
+
+def parse_arch_kwargs(text: Any) -> dict[str, Any]:
+    """The architecture's keyword arguments from the JSON field; ``{}`` when blank.
+
+    Raises:
+        ValueError: when the text is not JSON or not a JSON object, saying which.
+    """
+    if _blank(text):
+        return {}
+    try:
+        value = json.loads(str(text))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON ({exc.msg} at character {exc.pos}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise ValueError(
+            f'should be a JSON object like {{"num_classes": 10}}, got {type(value).__name__} '
+            f"{text!r}"
+        )
+    return value
+
+
+def model_fields(
+    *,
+    architecture: Any = None,
+    arch_kwargs: Any = None,
+    name: Any = None,
+    parent_id: Any = None,
+    dataset_id: Any = None,
+) -> dict[str, str]:
+    """The text fields of ``POST /api/models/upload`` for the form's values.
+
+    Blank fields are left out (the API's defaults apply); ``arch_kwargs`` is sent as a JSON
+    object string, ids as decimal strings.
+
+    Raises:
+        UploadFormError: naming each bad field, e.g. ``arch_kwargs``.
+    """
+    errors: dict[str, str] = {}
+    fields: dict[str, str] = {}
+    if not _blank(architecture):
+        fields["architecture"] = str(architecture).strip()
+    try:
+        kwargs = parse_arch_kwargs(arch_kwargs)
+    except ValueError as exc:
+        errors["arch_kwargs"] = str(exc)
+    else:
+        if kwargs:
+            fields["arch_kwargs"] = json.dumps(kwargs)
+    if not _blank(name):
+        fields["name"] = str(name).strip()
+    for key, value in (("parent_id", parent_id), ("dataset_id", dataset_id)):
+        if _blank(value):
+            continue
+        try:
+            fields[key] = str(_whole(value, 1))
+        except ValueError as exc:
+            errors[key] = str(exc)
+    if errors:
+        raise UploadFormError(errors)
+    return fields
+
+
+def dataset_fields(
+    *,
+    fmt: Any = AUTO_FORMAT,
+    name: Any = None,
+    test_fraction: Any = None,
+    seed: Any = None,
+    corruption: Any = None,
+    severity: Any = None,
+) -> dict[str, str]:
+    """The text fields of ``POST /api/datasets/upload`` for the form's values.
+
+    ``fmt`` "auto" (or blank) leaves the format to detection; other blank fields are left out.
+
+    Raises:
+        UploadFormError: naming each bad field: ``format``, ``test_fraction``, ``seed``,
+            ``severity``.
+    """
+    errors: dict[str, str] = {}
+    fields: dict[str, str] = {}
+    if not _blank(fmt) and fmt != AUTO_FORMAT:
+        if fmt in DATASET_FORMATS:
+            fields["format"] = str(fmt)
+        else:
+            errors["format"] = f"should be one of {', '.join(DATASET_FORMATS)}, got {fmt!r}"
+    if not _blank(name):
+        fields["name"] = str(name).strip()
+    if not _blank(test_fraction):
+        try:
+            fraction = _number(test_fraction)
+            if not 0 < fraction < 1:
+                raise ValueError(f"should be in (0, 1), got {test_fraction!r}")
+            fields["test_fraction"] = repr(fraction)
+        except ValueError as exc:
+            errors["test_fraction"] = str(exc)
+    if not _blank(seed):
+        try:
+            fields["seed"] = str(_whole(seed, 0))
+        except ValueError as exc:
+            errors["seed"] = str(exc)
+    if not _blank(corruption):
+        fields["corruption"] = str(corruption).strip()
+    if not _blank(severity):
+        try:
+            fields["severity"] = str(_whole(severity, 1, 5))
+        except ValueError as exc:
+            errors["severity"] = str(exc)
+    if errors:
+        raise UploadFormError(errors)
+    return fields
+
+
+# pure renderers -------------------------------------------------------------------------------
+
+
+def format_bytes(n: Any) -> str:
+    """A file size in decimal units: ``999 -> "999 B"``, ``4620 -> "4.6 kB"``, ``"2.9 MB"``."""
+    try:
+        size = float(n)
+    except (TypeError, ValueError):
+        return MISSING
+    for threshold, unit in ((1e9, "GB"), (1e6, "MB"), (1e3, "kB")):
+        if size >= threshold:
+            return f"{size / threshold:.1f} {unit}"
+    return f"{int(size)} B"
+
+
+def selected_text(selected: Mapping[str, Any] | None) -> list[Any]:
+    """What the panel says about the chosen file: its name and size, or that none is chosen."""
+    if not selected or not selected.get("name"):
+        return [html.Span("No file chosen yet.", className="muted")]
+    return [
+        html.Strong(str(selected["name"])),
+        html.Span(f" · {format_bytes(selected.get('size'))}", className="muted"),
+    ]
+
+
+def architecture_info(name: Any, architectures: Sequence[Mapping[str, Any]] | None) -> list[Any]:
+    """What an architecture name means: its doc and the keyword arguments it needs."""
+    if _blank(name):
+        return [
+            "Blank: the file must be a PruneScope checkpoint, which names its own architecture."
+        ]
+    wanted = str(name).strip()
+    for arch in architectures or []:
+        if arch.get("name") != wanted:
+            continue
+        parts: list[Any] = [html.Strong(wanted), f" — {arch.get('doc') or ''}"]
+        required = list(arch.get("required") or [])
+        defaults = dict(arch.get("defaults") or {})
+        if required:
+            parts.append(f" Needs {', '.join(required)} in the arguments.")
+        if defaults:
+            shown = ", ".join(f"{k}={json.dumps(v)}" for k, v in defaults.items())
+            parts.append(f" Defaults: {shown}.")
+        return parts
+    known = ", ".join(str(a.get("name")) for a in architectures or [])
+    return [f"{wanted!r} is not a listed architecture (listed: {known}); the server will check."]
+
+
+def model_option_label(model: Mapping[str, Any]) -> str:
+    """``"#1 digits_cnn (digits_cnn) · original"``, ``"#3 … · 90% sparse"``."""
+    label = f"#{model['id']} {model.get('name')} ({model.get('architecture')})"
+    if model.get("parent_id") is None and not model.get("pruning_method"):
+        return f"{label} · original"
+    return f"{label} · {format_percent(model.get('sparsity'), 0)} sparse"
+
+
+def model_options(models: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Parent dropdown options: every model by id."""
+    ordered = sorted(models, key=lambda m: m["id"])
+    return [{"label": model_option_label(m), "value": m["id"]} for m in ordered]
+
+
+def dataset_options(datasets: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Dataset dropdown options: ``"#1 digits · 10 classes, 1×8×8"``."""
+    out = []
+    for d in sorted(datasets, key=lambda d: d["id"]):
+        shape = "×".join(str(s) for s in d.get("input_shape") or []) or MISSING
+        label = f"#{d['id']} {d.get('name')} · {d.get('num_classes')} classes, {shape}"
+        out.append({"label": label, "value": d["id"]})
+    return out
+
+
+def _card(title: str, value: str, detail: str | None = None) -> html.Div:
+    children: list[Any] = [
+        html.Div(title, className="card-title"),
+        html.Div(value, className="card-number"),
+    ]
+    if detail:
+        children.append(html.Div(detail, className="card-delta"))
+    return html.Div(children, className="card result-card")
+
+
+def _warnings(warnings: Sequence[Any] | None) -> html.Div | None:
+    if not warnings:
+        return None
+    return notice(
+        "Imported, with warnings",
+        [html.Ul([html.Li(str(w)) for w in warnings])],
+        kind="warning",
+    )
+
+
+def _graph(component_id: str, figure: Any) -> dcc.Graph:
+    return dcc.Graph(
+        id=component_id,
+        figure=figure,
+        config={"displayModeBar": False, "responsive": True},
+        className="upload-graph",
+    )
+
+
+def model_result(
+    result: Mapping[str, Any] | None,
+    model: Mapping[str, Any],
+) -> html.Div:
+    """The registered model (id ``upload-model-success``): cards, per-layer sparsity, actions.
+
+    Args:
+        result: the ``import_model`` job's result (format, masks, layers, warnings); None when
+            it is not known (a duplicate whose first import is gone): the row alone is shown.
+        model: the model row, ``GET /api/models/{id}``.
+    """
+    result = result or {}
+    model_id = model["id"]
+    sparsity = result.get("sparsity", model.get("sparsity"))
+    n_params = result.get("n_params", model.get("n_params"))
+    n_nonzero = result.get("n_nonzero", model.get("n_nonzero"))
+    masks = result.get("masks")
+    accuracy = result.get("accuracy", model.get("accuracy"))
+    cards = [
+        _card("Model", f"#{model_id}", f"{model.get('name')} · {model.get('architecture')}"),
+        _card("Format", str(result.get("format") or MISSING)),
+        _card("Masks", str(masks or MISSING), MASK_TEXT.get(str(masks))),
+        _card(
+            "Sparsity",
+            format_percent(sparsity),
+            f"{format_count(n_nonzero)} of {format_count(n_params)} parameters nonzero",
+        ),
+        _card(
+            "Test accuracy",
+            format_percent(accuracy),
+            "on its dataset" if accuracy is not None else "no dataset given",
+        ),
+    ]
+    layers = result.get("layers")
+    figure = (
+        _graph(ID_MODEL_SPARSITY, layer_sparsity_bars(layers))
+        if layers is not None
+        else html.P("Per-layer sparsity is not known for this model.", className="muted")
+    )
+    actions: list[Any] = [
+        dcc.Link(
+            f"Prune model #{model_id} →",
+            href=f"/prune?model={model_id}",
+            id=ID_MODEL_PRUNE_LINK,
+            className="btn btn-primary",
+        )
+    ]
+    parent_id = model.get("parent_id")
+    if parent_id is not None:
+        actions += [
+            html.Button(
+                f"Compare with its original, model #{parent_id}",
+                id=ID_MODEL_COMPARE,
+                n_clicks=0,
+                className="btn",
+                title=f"A = model #{parent_id}, B = model #{model_id}",
+            ),
+            html.Div(id=ID_MODEL_COMPARE_RESULT, className="compare-result"),
+        ]
+    kwargs = model.get("arch_kwargs") or result.get("arch_kwargs") or {}
+    return html.Div(
+        [
+            html.H3(
+                [
+                    f"Model #{model_id} registered ",
+                    html.Span(
+                        f"{model.get('architecture')} {json.dumps(kwargs)}", className="muted"
+                    ),
+                ]
+            ),
+            html.Div(cards, className="card-row"),
+            _warnings(result.get("warnings")),
+            figure,
+            html.Div(actions, className="actions"),
+        ],
+        id=ID_MODEL_SUCCESS,
+        className="upload-result",
+    )
+
+
+def dataset_result(summary: Mapping[str, Any] | None, dataset: Mapping[str, Any]) -> html.Div:
+    """The registered dataset (id ``upload-dataset-success``): sizes, classes, class balance.
+
+    Args:
+        summary: the ``import_dataset`` job's summary (format, class counts, normalisation,
+            warnings); None to use the one stored in the row's params, if any.
+        dataset: the dataset row, ``GET /api/datasets/{id}``.
+    """
+    summary = summary or (dataset.get("params") or {}).get("summary") or {}
+    dataset_id = dataset["id"]
+    names = list(dataset.get("class_names") or summary.get("class_names") or [])
+    shape = "×".join(str(s) for s in dataset.get("input_shape") or []) or MISSING
+    cards = [
+        _card("Dataset", f"#{dataset_id}", str(dataset.get("name"))),
+        _card("Format", str(summary.get("format") or dataset.get("source") or MISSING)),
+        _card(
+            "Samples",
+            f"{dataset.get('n_train', 0):,} / {dataset.get('n_test', 0):,}",
+            "train / test",
+        ),
+        _card("Input shape", shape),
+        _card("Classes", str(dataset.get("num_classes", len(names)))),
+    ]
+    counts = summary.get("class_counts")
+    balance: Any
+    if counts:
+        balance = _graph(ID_DATASET_BALANCE, class_balance_bars(names, counts))
+    else:
+        balance = html.P(f"Classes: {', '.join(names) or MISSING}.", className="muted")
+    norm = summary.get("normalisation") or {}
+    mean, std = list(norm.get("mean") or []), list(norm.get("std") or [])
+    stats = None
+    if 0 < len(mean) <= 4:
+        stats = html.P(
+            f"Per-channel mean {', '.join(f'{v:.3f}' for v in mean)}; std "
+            f"{', '.join(f'{v:.3f}' for v in std)} ({norm.get('split')} split).",
+            className="muted hint",
+        )
+    return html.Div(
+        [
+            html.H3(
+                [
+                    f"Dataset #{dataset_id} registered ",
+                    html.Span(str(dataset.get("name")), className="muted"),
+                ]
+            ),
+            html.Div(cards, className="card-row"),
+            _warnings(summary.get("warnings")),
+            balance,
+            stats,
+            html.P(
+                [
+                    "Use it as the dataset of a checkpoint upload, or analyse models on it from ",
+                    dcc.Link("the home page", href="/"),
+                    ".",
+                ],
+                className="muted hint",
+            ),
+        ],
+        id=ID_DATASET_SUCCESS,
+        className="upload-result",
+    )
+
+
+def job_line(kind: UploadKind, job: Mapping[str, Any]) -> html.Div:
+    """The import job's status badge, progress bar and stage."""
+    status = str(job.get("status"))
+    progress = 1.0 if status == "succeeded" else float(job.get("progress") or 0.0)
+    progress = min(max(progress, 0.0), 1.0)
+    return html.Div(
+        [
+            html.Span(
+                f"Validating: job #{job.get('id')}"
+                if status not in FINAL_STATUSES
+                else f"Job #{job.get('id')}",
+                className="muted",
+            ),
+            html.Span(status, id=_id(kind, "status"), className=f"status status-{status}"),
+            html.Div(
+                [
+                    html.Progress(value=f"{progress:.3f}", max="1"),
+                    html.Span(f"{100 * progress:.0f}%", className="progress-text"),
+                ],
+                className="progress",
+            ),
+            html.Span(job.get("stage") or "", className="muted"),
+        ],
+        className="job-line",
+    )
+
+
+UPLOAD_ERROR_TITLES: dict[int, str] = {
+    0: "The upload did not reach the server",
+    409: "The name is taken",
+    413: "The file is too large",
+    422: "The file was refused",
+    503: "The job queue is down",
+}
+
+
+def upload_error(kind: UploadKind, response: Mapping[str, Any]) -> html.Div:
+    """The API's refusal of an upload (or a network failure), its detail verbatim."""
+    status = int(response.get("status") or 0)
+    title = UPLOAD_ERROR_TITLES.get(status, f"The upload failed ({status})")
+    if status == 0 and response.get("reason") == "no-file":
+        title = "No file chosen"
+    return notice(
+        title,
+        str(response.get("detail") or "no detail"),
+        kind="error",
+        notice_id=_id(kind, "error"),
+    )
+
+
+def job_error(kind: UploadKind, job: Mapping[str, Any]) -> html.Div:
+    """A failed or cancelled import job; the job's error verbatim."""
+    what = "checkpoint" if kind == "model" else "dataset"
+    if job.get("status") == "cancelled":
+        return notice("The import was cancelled", kind="warning", notice_id=_id(kind, "error"))
+    return notice(
+        f"The {what} was not accepted",
+        str(job.get("error") or "no error message"),
+        kind="error",
+        notice_id=_id(kind, "error"),
+    )
+
+
+def dedup_notice(kind: UploadKind, row_id: Any) -> html.Div:
+    """The identical file was uploaded before with the same options."""
+    return notice(
+        f"Already uploaded as {kind} #{row_id}",
+        "The identical file was uploaded before with the same options; nothing new was stored. "
+        f"This is {kind} #{row_id}:",
+        kind="info",
+        notice_id=_id(kind, "dedup"),
+    )
+
+
+# layout ---------------------------------------------------------------------------------------
+
+
+def _field(label: str, *children: Any, hint: Any = None, error_id: str | None = None) -> html.Div:
+    parts: list[Any] = [html.Span(label, className="control-label"), *children]
+    if hint is not None:
+        parts.append(html.Div(hint, className="muted hint"))
+    if error_id is not None:
+        parts.append(html.Div(id=error_id, className="field-error"))
+    return html.Div(parts, className="field")
+
+
+def _data_attrs(kind: UploadKind, url: str | None = None) -> dict[str, Any]:
+    """The ``data-`` attributes upload.js reads: which panel this is and where to post."""
+    attrs: dict[str, Any] = {"data-upload-kind": kind}
+    if url is not None:
+        attrs["data-upload-url"] = url
+    return attrs
+
+
+def _drop_zone(kind: UploadKind, title: str, formats: list[Any]) -> html.Div:
+    """The drop target; upload.js puts the hidden ``<input type=file>`` in its slot."""
+    return html.Div(
+        [
+            html.Div(title, className="upload-drop-title"),
+            html.Div(formats, className="upload-drop-formats"),
+            html.Div(selected_text(None), id=_id(kind, "file-name"), className="upload-file-name"),
+            html.Div(id=_id(kind, "file-slot"), className="upload-file-slot"),
+        ],
+        id=_id(kind, "drop"),
+        className="upload-drop",
+        role="button",
+        tabIndex="0",
+        title="Drop a file here, or click to choose one",
+        **_data_attrs(kind),
+    )
+
+
+def _progress_row(kind: UploadKind) -> html.Div:
+    """The bytes-sent bar; upload.js shows it and fills it while the file is sent."""
+    return html.Div(
+        [
+            html.Progress(id=_id(kind, "progress"), value="0", max="1"),
+            html.Span(id=_id(kind, "progress-text"), className="progress-text"),
+        ],
+        id=_id(kind, "progress-row"),
+        className="progress upload-progress",
+        hidden=True,
+    )
+
+
+def _state(kind: UploadKind) -> list[Any]:
+    return [
+        dcc.Store(id=_id(kind, "selected")),
+        dcc.Store(id=_id(kind, "request")),
+        dcc.Store(id=_id(kind, "response")),
+        dcc.Interval(id=_id(kind, "poll"), interval=POLL_INTERVAL_MS, disabled=True),
+    ]
+
+
+def model_panel(
+    architectures: Sequence[Mapping[str, Any]],
+    models: Sequence[ModelPublic],
+    datasets: Sequence[DatasetPublic],
+    parent_id: int | None = None,
+    dataset_id: int | None = None,
+) -> html.Section:
+    """The "Model checkpoint" panel: drop zone, fields, upload button, progress and result."""
+    kind: UploadKind = "model"
+    formats = [
+        html.Code(".safetensors"),
+        ", or a ",
+        html.Code("state_dict"),
+        " saved with ",
+        html.Code("torch.save"),
+        " (",
+        html.Code(".pt"),
+        "/",
+        html.Code(".pth"),
+        "), optionally nested under state_dict / model_state_dict / model / net. Pickled "
+        "whole models (",
+        html.Code("torch.save(model)"),
+        ") are refused: save ",
+        html.Code("model.state_dict()"),
+        " instead. Masks (",
+        html.Code("*_mask"),
+        " tensors) or exact zeros become the model's pruning masks.",
+    ]
+    return html.Section(
+        [
+            html.H2("Model checkpoint"),
+            _drop_zone(kind, "Drop a checkpoint here, or click to choose a file", formats),
+            html.Datalist(
+                [html.Option(value=str(a["name"])) for a in architectures],
+                id=ID_MODEL_ARCH_LIST,
+            ),
+            dcc.Store(id=ID_MODEL_ARCHS, data=list(architectures)),
+            html.Div(
+                [
+                    _field(
+                        "Architecture",
+                        dcc.Input(
+                            id=ID_MODEL_ARCH,
+                            type="text",
+                            list=ID_MODEL_ARCH_LIST,
+                            placeholder=", ".join(str(a["name"]) for a in architectures),
+                            autoComplete="off",
+                            className="input",
+                        ),
+                        html.Div(
+                            architecture_info(None, architectures),
+                            id=ID_MODEL_ARCH_INFO,
+                            className="muted hint",
+                        ),
+                    ),
+                    _field(
+                        "Architecture arguments (JSON)",
+                        dcc.Input(
+                            id=ID_MODEL_KWARGS,
+                            type="text",
+                            placeholder='{"num_classes": 10}',
+                            className="input",
+                        ),
+                        hint="Must match how the checkpoint was built, e.g. "
+                        '{"input_shape": [64], "num_classes": 10} for an mlp.',
+                        error_id=ID_MODEL_KWARGS_ERROR,
+                    ),
+                    _field(
+                        "Name",
+                        dcc.Input(
+                            id=ID_MODEL_NAME,
+                            type="text",
+                            placeholder="default: the file name",
+                            className="input",
+                        ),
+                    ),
+                    _field(
+                        "Pruned from (original model)",
+                        dcc.Dropdown(
+                            id=ID_MODEL_PARENT,
+                            options=model_options(models),
+                            value=parent_id,
+                            placeholder="none: this is an original",
+                        ),
+                        hint="Naming the original lets you compare the two.",
+                    ),
+                    _field(
+                        "Trained on (dataset)",
+                        dcc.Dropdown(
+                            id=ID_MODEL_DATASET,
+                            options=dataset_options(datasets),
+                            value=dataset_id,
+                            placeholder="none (default: the original's dataset)",
+                        ),
+                        hint="Its test accuracy is measured when the checkpoint is imported.",
+                    ),
+                ],
+                className="form-grid",
+            ),
+            html.Div(
+                [
+                    html.Button(
+                        "Upload checkpoint",
+                        id=ID_MODEL_SUBMIT,
+                        n_clicks=0,
+                        className="btn btn-primary",
+                    ),
+                    _progress_row(kind),
+                ],
+                className="actions",
+            ),
+            html.Div(id=ID_MODEL_FORM_ERROR),
+            html.Div(id=ID_MODEL_RESULT, className="upload-result-slot"),
+            *_state(kind),
+        ],
+        id=ID_MODEL_PANEL,
+        className="section upload-panel",
+        **_data_attrs(kind, ApiClient.upload_path(kind)),
+    )
+
+
+def dataset_panel(corruptions: Sequence[str]) -> html.Section:
+    """The "Dataset" panel: drop zone, fields, upload button, progress and result."""
+    kind: UploadKind = "dataset"
+    formats = [
+        html.Code(".npz"),
+        " (arrays X and y, or x_train, y_train [, x_test, y_test], optional class_names), "
+        "the CIFAR-10 python ",
+        html.Code(".tar.gz"),
+        ", a CIFAR-10-C archive, MNIST idx files in a zip or tar, or an image folder (",
+        html.Code("<class>/<image>.png"),
+        ") in a zip or tar. Archives are checked before anything is extracted.",
+    ]
+    return html.Section(
+        [
+            html.H2("Dataset"),
+            _drop_zone(kind, "Drop a dataset file here, or click to choose a file", formats),
+            html.Div(
+                [
+                    _field(
+                        "Format",
+                        dcc.Dropdown(
+                            id=ID_DATASET_FORMAT,
+                            options=[
+                                {"label": FORMAT_LABELS[f], "value": f}
+                                for f in (AUTO_FORMAT, *DATASET_FORMATS)
+                            ],
+                            value=AUTO_FORMAT,
+                            clearable=False,
+                            searchable=False,
+                        ),
+                    ),
+                    _field(
+                        "Name",
+                        dcc.Input(
+                            id=ID_DATASET_NAME,
+                            type="text",
+                            placeholder="default: the file name",
+                            className="input",
+                        ),
+                        hint="Dataset names are unique.",
+                    ),
+                    _field(
+                        "Test fraction",
+                        dcc.Input(
+                            id=ID_DATASET_TEST_FRACTION,
+                            type="number",
+                            step="any",
+                            placeholder=f"{DEFAULT_TEST_FRACTION}",
+                            className="input",
+                        ),
+                        hint="Held out for testing when the file has no test split.",
+                        error_id=ID_DATASET_TEST_FRACTION_ERROR,
+                    ),
+                    _field(
+                        "Split seed",
+                        dcc.Input(
+                            id=ID_DATASET_SEED,
+                            type="number",
+                            step=1,
+                            placeholder="0",
+                            className="input",
+                        ),
+                        error_id=ID_DATASET_SEED_ERROR,
+                    ),
+                    _field(
+                        "Corruption (CIFAR-10-C)",
+                        dcc.Dropdown(
+                            id=ID_DATASET_CORRUPTION,
+                            options=list(corruptions),
+                            placeholder="all in the archive",
+                        ),
+                    ),
+                    _field(
+                        "Severity (CIFAR-10-C)",
+                        dcc.Dropdown(
+                            id=ID_DATASET_SEVERITY,
+                            options=list(SEVERITIES),
+                            placeholder="all five",
+                        ),
+                    ),
+                ],
+                className="form-grid",
+            ),
+            html.Div(
+                [
+                    html.Button(
+                        "Upload dataset",
+                        id=ID_DATASET_SUBMIT,
+                        n_clicks=0,
+                        className="btn btn-primary",
+                    ),
+                    _progress_row(kind),
+                ],
+                className="actions",
+            ),
+            html.Div(id=ID_DATASET_FORM_ERROR),
+            html.Div(id=ID_DATASET_RESULT, className="upload-result-slot"),
+            *_state(kind),
+        ],
+        id=ID_DATASET_PANEL,
+        className="section upload-panel",
+        **_data_attrs(kind, ApiClient.upload_path(kind)),
+    )
+
+
+def _query_id(value: Any) -> int | None:
+    if isinstance(value, list):
+        value = value[0] if value else None
+    try:
+        return None if value is None else int(str(value).strip())
+    except ValueError:
+        return None
+
+
+def load_architectures(client: ApiClient) -> list[ArchitecturePublic]:
+    """The API's architectures; the known built-in ones when it does not list them.
+
+    Raises:
+        ApiUnreachableError: when the API cannot be reached at all.
+    """
+    try:
+        listed = client.list_architectures()
+    except ApiUnreachableError:
+        raise
+    except ApiError:
+        # an API without the listing: 404, or the dashboard's own page for an unknown path
+        listed = []
+    return listed or [dict(a) for a in KNOWN_ARCHITECTURES]  # type: ignore[misc]
+
+
+def layout(parent: str | None = None, dataset: str | None = None, **query: Any) -> html.Div:
+    """The upload page for ``?parent=<model id>&dataset=<dataset id>`` (both optional).
+
+    Args:
+        parent: id of the original model to preselect as the checkpoint's parent.
+        dataset: id of the dataset to preselect as the checkpoint's dataset.
+        **query: other query parameters, ignored.
+    """
+    client = get_client()
+    try:
+        models = client.list_models()
+        datasets = client.list_datasets()
+        architectures = load_architectures(client)
+    except ApiError as exc:
+        return html.Div(
+            [html.H1("Upload"), api_error_notice(exc, "the models and datasets")],
+            className="page page-upload",
+        )
+    try:
+        corruptions = client.list_corruptions()
+    except ApiError:
+        corruptions = []  # the field then takes no choice; the archive's are all imported
+    parent_id, dataset_id = _query_id(parent), _query_id(dataset)
+    if parent_id not in {m["id"] for m in models}:
+        parent_id = None
+    if dataset_id not in {d["id"] for d in datasets}:
+        dataset_id = None
+    return html.Div(
+        [
+            html.H1("Upload"),
+            html.P(
+                "Bring your own trained or pruned checkpoint, or a dataset. Files are streamed "
+                "to the server (nothing is decoded in the browser), then a job validates them "
+                "and registers what they hold; its verdict appears under the form.",
+                className="lead",
+            ),
+            html.Div(
+                [
+                    model_panel(architectures, models, datasets, parent_id, dataset_id),
+                    dataset_panel(corruptions),
+                ],
+                className="grid-2 upload-grid",
+            ),
+        ],
+        className="page page-upload",
+    )
+
+
+# callbacks ------------------------------------------------------------------------------------
+
+
+def show_selected(selected: Mapping[str, Any] | None) -> list[Any]:
+    """Callback: the chosen file's name and size (upload.js writes ``upload-<kind>-selected``)."""
+    return selected_text(selected)
+
+
+def describe_architecture(
+    architecture: Any, architectures: Sequence[Mapping[str, Any]] | None
+) -> list[Any]:
+    """Callback: what the typed architecture name means."""
+    return architecture_info(architecture, architectures)
+
+
+def _no_file() -> html.Div:
+    return notice(
+        "No file chosen",
+        "Drop a file on the box above, or click the box to choose one.",
+        kind="warning",
+    )
+
+
+def _request(
+    n_clicks: int, selected: Mapping[str, Any], fields: Mapping[str, str]
+) -> dict[str, Any]:
+    # n_clicks makes every click a new value, so the same form uploads again when asked to
+    return {"fields": dict(fields), "filename": selected.get("name"), "nonce": n_clicks}
+
+
+def prepare_model_upload(
+    n_clicks: int | None,
+    selected: Mapping[str, Any] | None = None,
+    architecture: Any = None,
+    arch_kwargs: Any = None,
+    name: Any = None,
+    parent_id: Any = None,
+    dataset_id: Any = None,
+) -> dict[str, Any]:
+    """Callback ("Upload checkpoint"): validate the form; the request upload.js then sends.
+
+    Returns:
+        ``{"request": {"fields", "filename", "nonce"} or no_update, "form_error": <box> or None,
+        "kwargs_error": message or ""}``.
+    """
+    if not n_clicks:
+        return {"request": dash.no_update, "form_error": None, "kwargs_error": ""}
+    try:
+        fields = model_fields(
+            architecture=architecture,
+            arch_kwargs=arch_kwargs,
+            name=name,
+            parent_id=parent_id,
+            dataset_id=dataset_id,
+        )
+    except UploadFormError as exc:
+        others = [f"{k}: {m}" for k, m in exc.errors.items() if k != "arch_kwargs"]
+        box = notice("Check the form", "; ".join(others), kind="warning") if others else None
+        return {
+            "request": dash.no_update,
+            "form_error": box,
+            "kwargs_error": exc.errors.get("arch_kwargs", ""),
+        }
+    if not selected or not selected.get("name"):
+        return {"request": dash.no_update, "form_error": _no_file(), "kwargs_error": ""}
+    return {
+        "request": _request(n_clicks, selected, fields),
+        "form_error": None,
+        "kwargs_error": "",
+    }
+
+
+def prepare_dataset_upload(
+    n_clicks: int | None,
+    selected: Mapping[str, Any] | None = None,
+    fmt: Any = AUTO_FORMAT,
+    name: Any = None,
+    test_fraction: Any = None,
+    seed: Any = None,
+    corruption: Any = None,
+    severity: Any = None,
+) -> dict[str, Any]:
+    """Callback ("Upload dataset"): validate the form; the request upload.js then sends.
+
+    Returns:
+        ``{"request": ... or no_update, "form_error": <box> or None, "test_fraction_error":
+        message or "", "seed_error": message or ""}``.
+    """
+    clear = {"form_error": None, "test_fraction_error": "", "seed_error": ""}
+    if not n_clicks:
+        return {"request": dash.no_update, **clear}
+    try:
+        fields = dataset_fields(
+            fmt=fmt,
+            name=name,
+            test_fraction=test_fraction,
+            seed=seed,
+            corruption=corruption,
+            severity=severity,
+        )
+    except UploadFormError as exc:
+        placed = ("test_fraction", "seed")
+        others = [f"{k}: {m}" for k, m in exc.errors.items() if k not in placed]
+        return {
+            "request": dash.no_update,
+            "form_error": notice("Check the form", "; ".join(others), kind="warning")
+            if others
+            else None,
+            "test_fraction_error": exc.errors.get("test_fraction", ""),
+            "seed_error": exc.errors.get("seed", ""),
+        }
+    if not selected or not selected.get("name"):
+        return {"request": dash.no_update, **clear, "form_error": _no_file()}
+    return {"request": _request(n_clicks, selected, fields), **clear}
+
+
+def _earlier_import(client: ApiClient, job_id: Any, kind: str) -> dict[str, Any] | None:
+    """The result of the import job that registered a row first, if it is still there."""
+    if job_id is None:
+        return None
+    try:
+        job = client.get_job(int(job_id))
+    except ApiError:
+        return None
+    if job.get("kind") != f"import_{kind}" or job.get("status") != "succeeded":
+        return None
+    return dict(job.get("result") or {})
+
+
+def _follow(
+    kind: UploadKind, response: Mapping[str, Any] | None
+) -> tuple[list[Any], bool, dict[str, Any] | None]:
+    """The common part of following an upload: ``(panel so far, stop polling, outcome)``.
+
+    The outcome is the succeeded job, or ``{"row_id": N}`` for a duplicate; None while the job
+    runs or when there is nothing (more) to show.
+    """
+    if not response:
+        return [], True, None
+    if not response.get("ok"):
+        return [upload_error(kind, response)], True, None
+    body = response.get("body") or {}
+    if body.get("deduplicated"):
+        return (
+            [dedup_notice(kind, body.get(f"{kind}_id"))],
+            True,
+            {"row_id": body.get(f"{kind}_id")},
+        )
+    job_id = body.get("job_id")
+    if job_id is None:
+        return [notice("The API started no import job", json.dumps(body), kind="error")], True, None
+    try:
+        job = get_client().get_job(int(job_id))
+    except ApiError as exc:
+        if exc.status == 404:
+            return [notice(f"Job {job_id} not found", exc.detail, kind="warning")], True, None
+        # a restarting server is not the job's end: keep polling
+        return [api_error_notice(exc, f"job {job_id}")], False, None
+    if job.get("status") not in FINAL_STATUSES:
+        return [job_line(kind, job)], False, None
+    if job.get("status") != "succeeded":
+        return [job_line(kind, job), job_error(kind, job)], True, None
+    return [job_line(kind, job)], True, dict(job)
+
+
+def poll_model_upload(
+    n_intervals: int | None, response: Mapping[str, Any] | None
+) -> tuple[list[Any], bool, Any]:
+    """Callback: follow a checkpoint upload's import job and show its verdict.
+
+    Runs when upload.js puts the API's answer into ``upload-model-response`` and then every
+    ``POLL_INTERVAL_MS`` until the import job is final.
+
+    Returns:
+        The result panel's children, whether polling stops, and the parent dropdown's options
+        (refreshed once a model is registered, else no_update).
+    """
+    panel, stop, outcome = _follow("model", response)
+    if outcome is None:
+        return panel, stop, dash.no_update
+    client = get_client()
+    result: dict[str, Any] | None
+    if "row_id" in outcome:
+        model_id, result = outcome["row_id"], None
+    else:
+        result = dict(outcome.get("result") or {})
+        model_id = result.get("model_id")
+    try:
+        model = client.get_model(int(model_id))
+        if result is None:
+            result = _earlier_import(client, model.get("job_id"), "model")
+        options = model_options(client.list_models())
+    except (ApiError, TypeError, ValueError) as exc:
+        detail = exc.detail if isinstance(exc, ApiError) else str(exc)
+        panel.append(notice(f"Could not load model {model_id}", detail, kind="error"))
+        return panel, True, dash.no_update
+    return [*panel, model_result(result, model)], True, options
+
+
+def poll_dataset_upload(
+    n_intervals: int | None, response: Mapping[str, Any] | None
+) -> tuple[list[Any], bool, Any]:
+    """Callback: follow a dataset upload's import job and show its verdict.
+
+    Returns:
+        The result panel's children, whether polling stops, and the model panel's dataset
+        dropdown options (refreshed once a dataset is registered, else no_update).
+    """
+    panel, stop, outcome = _follow("dataset", response)
+    if outcome is None:
+        return panel, stop, dash.no_update
+    client = get_client()
+    summary: dict[str, Any] | None = None
+    if "row_id" in outcome:
+        dataset_id = outcome["row_id"]
+    else:
+        result = dict(outcome.get("result") or {})
+        dataset_id, summary = result.get("dataset_id"), result.get("summary")
+    try:
+        dataset = client.get_dataset(int(dataset_id))
+        options = dataset_options(client.list_datasets())
+    except (ApiError, TypeError, ValueError) as exc:
+        detail = exc.detail if isinstance(exc, ApiError) else str(exc)
+        panel.append(notice(f"Could not load dataset {dataset_id}", detail, kind="error"))
+        return panel, True, dash.no_update
+    return [*panel, dataset_result(summary, dataset)], True, options
+
+
+def uploaded_model_id(response: Mapping[str, Any] | None) -> int | None:
+    """The id of the model an upload registered (or found already registered), if known yet."""
+    body = (response or {}).get("body") or {}
+    if not (response or {}).get("ok"):
+        return None
+    if body.get("model_id") is not None:
+        return int(body["model_id"])
+    if body.get("job_id") is None:
+        return None
+    try:
+        job = get_client().get_job(int(body["job_id"]))
+    except ApiError:
+        return None
+    model_id = (job.get("result") or {}).get("model_id")
+    return None if model_id is None else int(model_id)
+
+
+def compare_with_parent(
+    n_clicks: int | None, response: Mapping[str, Any] | None
+) -> tuple[Any, Any]:
+    """Callback: ``POST /api/comparisons`` with A = the upload's original, B = the upload.
+
+    Returns:
+        A link to ``/compare?id=N`` (or the API's refusal) and whether the button is disabled.
+    """
+    if not n_clicks:
+        return dash.no_update, dash.no_update
+    model_id = uploaded_model_id(response)
+    if model_id is None:
+        return notice("Nothing to compare", "The upload registered no model.", kind="warning"), True
+    client = get_client()
+    try:
+        model = client.get_model(model_id)
+        parent_id = model.get("parent_id")
+        if parent_id is None:
+            return (
+                notice("Nothing to compare", "The model names no original.", kind="warning"),
+                True,
+            )
+        comparison = client.create_comparison(int(parent_id), [model_id])
+    except ApiError as exc:
+        return notice("Could not create the comparison", exc.detail, kind="error"), False
+    href = f"/compare?id={comparison['id']}"
+    return (
+        html.P(
+            [
+                dcc.Link(
+                    f"Open comparison #{comparison['id']} →",
+                    href=href,
+                    id=f"{ID_MODEL_COMPARE}-link",
+                ),
+                html.Span(
+                    " Models without an analysis are analysed first; until then the comparison "
+                    "page says so.",
+                    className="muted",
+                ),
+            ]
+        ),
+        True,
+    )
