@@ -14,12 +14,12 @@ import httpx
 from dash import dcc, html
 
 from frontend import client
-from frontend.pages import compare, home, prune, upload
+from frontend.pages import compare, home, overview, prune, similarity, upload
 
 ASSETS_FOLDER = Path(__file__).parent / "assets"
 TITLE = "PruneScope"
 URL_ID = "url"
-PAGES = (home, compare, prune, upload)
+PAGES = (home, overview, similarity, compare, prune, upload)
 
 
 def navbar() -> html.Nav:
@@ -30,6 +30,8 @@ def navbar() -> html.Nav:
             html.Div(
                 [
                     dcc.Link("Home", href="/", className="nav-link"),
+                    dcc.Link("Overview", href="/overview", className="nav-link"),
+                    dcc.Link("Similarity", href="/similarity", className="nav-link"),
                     dcc.Link("Prune", href="/prune", className="nav-link"),
                     dcc.Link("Upload", href="/upload", className="nav-link"),
                 ],

@@ -563,3 +563,354 @@ def reset() -> None:
     if _client is not None:
         _client.close()
     _client = None
+
+
+# per-sample comparison tables (the embedding view) ------------------------------------------
+
+TABLE_MAX_ROWS = 10_000  # the API's largest page of a /table endpoint
+
+
+class ComparisonTableColumns(TypedDict):
+    """``GET /api/comparisons/{id}/table?format=columns``: one page as column -> values.
+
+    ``column_names`` lists the columns returned (all of the table's when none were asked for);
+    ``count`` is the number of rows matching the filters, over all pages.
+    """
+
+    count: int
+    offset: int
+    limit: int
+    column_names: list[str]
+    columns: dict[str, list[Any]]
+
+
+def get_comparison_table_page(
+    client: ApiClient,
+    comparison_id: int,
+    *,
+    b: int | None = None,
+    columns: list[str] | None = None,
+    offset: int = 0,
+    limit: int = 1000,
+) -> ComparisonTableColumns:
+    """``GET /api/comparisons/{id}/table?b=&columns=...&format=columns&offset=&limit=``.
+
+    Raises:
+        ValueError: when ``limit`` is outside [1, 10000] (the API's page bounds).
+        ApiError: 409 while the compare job has not finished, 422 for an unknown column.
+    """
+    if not 1 <= limit <= TABLE_MAX_ROWS:
+        raise ValueError(f"limit={limit} should be in [1, {TABLE_MAX_ROWS}]")
+    params: dict[str, Any] = {"b": b, "format": "columns", "offset": offset, "limit": limit}
+    if columns:
+        params["columns"] = list(columns)
+    body = client._request("GET", f"/api/comparisons/{int(comparison_id)}/table", params=params)
+    body.setdefault("columns", {})
+    return cast(ComparisonTableColumns, body)
+
+
+def get_comparison_table_columns(
+    client: ApiClient,
+    comparison_id: int,
+    *,
+    b: int | None = None,
+    columns: list[str] | None = None,
+) -> ComparisonTableColumns:
+    """Every row of the comparison table (paged 10,000 at a time), as column -> values."""
+    first = get_comparison_table_page(
+        client, comparison_id, b=b, columns=columns, limit=TABLE_MAX_ROWS
+    )
+    merged = {name: list(values) for name, values in first["columns"].items()}
+    offset = len(next(iter(merged.values()), []))
+    while merged and offset < int(first["count"]):
+        page = get_comparison_table_page(
+            client, comparison_id, b=b, columns=columns, offset=offset, limit=TABLE_MAX_ROWS
+        )
+        got = len(next(iter(page["columns"].values()), []))
+        if got == 0:
+            break
+        for name, values in page["columns"].items():
+            merged.setdefault(name, []).extend(values)
+        offset += got
+    return {
+        "count": int(first["count"]),
+        "offset": 0,
+        "limit": offset,
+        "column_names": list(first["column_names"]),
+        "columns": merged,
+    }
+
+
+def get_comparison_results(
+    client: ApiClient, comparison_id: int, *, b: int | None = None
+) -> dict[str, Any]:
+    """``GET /api/comparisons/{id}/results?b=``: recall distortion, flips, PIE, fragility,
+    and the embedding summary (``embedding``: method, seconds, alignment distance)."""
+    return cast(
+        dict[str, Any],
+        client._request("GET", f"/api/comparisons/{int(comparison_id)}/results", params={"b": b}),
+    )
+
+
+# per-sample analysis tables and recall distortion (the geometry view) -------------------------
+
+
+class AnalysisTableColumns(TypedDict):
+    """``GET /api/analyses/{id}/table?format=columns``: one page as column name -> values."""
+
+    count: int  # rows matching the filters, over all pages
+    offset: int
+    limit: int
+    column_names: list[str]
+    columns: dict[str, list[Any]]
+
+
+class RecallDistortionResult(TypedDict):
+    """``recall_distortion`` of :func:`get_comparison_results` (SCIENCE.md section 2).
+
+    None stands for a value that is not finite (e.g. Bn^c of a class without samples).
+    """
+
+    bn_a: list[float | None]  # normalised recall balance Bn^c of A, per class
+    bn_b: list[float | None]  # Bn^c_t of B, per class
+    ratios: list[float | None]  # intensification ratios I^c_t = Bn^c_t / Bn^c
+    alpha: float | None  # model intensification alpha_t
+    t: float | None  # pruning ratio: parameters of A / nonzero parameters of B
+    sparsity: float
+
+
+def get_analysis_table_page(
+    client: ApiClient,
+    analysis_id: int,
+    *,
+    columns: list[str] | None = None,
+    label: int | None = None,
+    offset: int = 0,
+    limit: int = TABLE_MAX_ROWS,
+) -> AnalysisTableColumns:
+    """``GET /api/analyses/{id}/table?columns=...&label=&format=columns&offset=&limit=``.
+
+    Raises:
+        ValueError: when ``limit`` is outside [1, 10000] (the API's page bounds).
+        ApiError: 404 for an unknown analysis, 422 for an unknown column.
+    """
+    if not 1 <= limit <= TABLE_MAX_ROWS:
+        raise ValueError(f"limit={limit} should be in [1, {TABLE_MAX_ROWS}]")
+    params: dict[str, Any] = {"format": "columns", "label": label, "offset": offset}
+    params["limit"] = limit
+    if columns:
+        params["columns"] = list(columns)
+    body = client._request("GET", f"/api/analyses/{int(analysis_id)}/table", params=params)
+    body.setdefault("columns", {})
+    return cast(AnalysisTableColumns, body)
+
+
+def get_analysis_table_columns(
+    client: ApiClient,
+    analysis_id: int,
+    *,
+    columns: list[str] | None = None,
+    label: int | None = None,
+) -> dict[str, list[Any]]:
+    """Every row of an analysis table (paged 10,000 at a time), as column name -> values."""
+    merged: dict[str, list[Any]] = {}
+    offset = 0
+    while True:
+        page = get_analysis_table_page(
+            client, analysis_id, columns=columns, label=label, offset=offset
+        )
+        for name in page.get("column_names") or list(page["columns"]):
+            merged.setdefault(name, []).extend(page["columns"].get(name) or [])
+        got = len(next(iter(page["columns"].values()), []))
+        offset += got
+        if got == 0 or offset >= int(page["count"]):
+            return merged
+
+
+# evaluation overview and similarity map -----------------------------------------------------
+
+
+class RobustnessTable(TypedDict):
+    """``GET /api/analyses/{id}/robustness``: ``accuracy[c][s]`` of corruption ``corruptions[c]``
+    at severity ``severities[s]``."""
+
+    corruptions: list[str]
+    severities: list[int]
+    accuracy: list[list[float]]
+
+
+class SimilarityEdge(TypedDict):
+    """An edge of the similarity map's minimum spanning tree; ``weight`` is the fingerprint
+    distance (not the 2-D one). ``source`` < ``target`` index ``points``."""
+
+    source: int
+    target: int
+    weight: float
+
+
+class SimilarityPoint(TypedDict):
+    """Which (model, corruption) pair a similarity-map row is; severity 0 for "clean"."""
+
+    model_id: int
+    corruption: str
+    severity: int
+
+
+class SimilarityMapPublic(TypedDict):
+    """``GET /api/comparisons/{id}/similarity``: M points in 2-D with their spanning tree."""
+
+    labels: list[str]
+    coords: list[list[float]]  # M x 2
+    mst_edges: list[SimilarityEdge]  # M - 1
+    method: str  # "umap" or "pca": the projection used
+    notes: list[str]
+    points: list[SimilarityPoint]  # M, in the order of coords
+
+
+def get_analysis_robustness(client: ApiClient, analysis_id: int) -> RobustnessTable:
+    """``GET /api/analyses/{id}/robustness``.
+
+    Raises:
+        ApiError: 404 (detail "Analysis has no corruption results") for a clean-only analysis.
+    """
+    return cast(
+        RobustnessTable, client._request("GET", f"/api/analyses/{int(analysis_id)}/robustness")
+    )
+
+
+def get_comparison_similarity(client: ApiClient, comparison_id: int) -> SimilarityMapPublic:
+    """``GET /api/comparisons/{id}/similarity``.
+
+    Raises:
+        ApiError: 409 until the comparison's compare job has finished, 404 for no comparison.
+    """
+    return cast(
+        SimilarityMapPublic,
+        client._request("GET", f"/api/comparisons/{int(comparison_id)}/similarity"),
+    )
+
+
+# linear regions (the regions view) ----------------------------------------------------------
+
+RegionTableKind = Literal["segments", "samples"]
+
+
+class RegionSliceSummary(TypedDict, total=False):
+    """``slice`` of a :class:`RegionResult`: the 2-D map's counts, or why it is missing."""
+
+    samples: list[int]  # the three test samples spanning the plane
+    extent: float
+    error: str  # the map was over its region budget (or the plane degenerate): no map
+    self_check_error: float
+    n_regions: int
+    n_patterns: int
+    n_polygons: int
+    truncated: bool
+    artifact_sha: str
+
+
+class RegionResult(TypedDict, total=False):
+    """One model's linear-region statistics, an entry of ``GET /api/comparisons/{id}/regions``.
+
+    ``segments`` maps a segment kind ("within_class", "across_class", "local") to each count's
+    ``{"mean", "median", "std"}``; ``samples`` likewise for the per-sample measures.
+    """
+
+    model_id: int
+    segments: dict[str, dict[str, dict[str, float | None]]]
+    samples: dict[str, dict[str, float | None]]
+    dead_neuron_rate: dict[str, float]
+    pattern_agreement_with_a: dict[str, float | None]
+    decision_exact_fraction: float
+    slice: RegionSliceSummary
+
+
+class RegionMap(TypedDict, total=False):
+    """``GET /api/comparisons/{id}/regions/{model_id}/slice``: the exact 2-D region map.
+
+    Polygons are lists of ``[u, v]`` vertices on the plane x = p0 + u (p1 - p0) + v (p2 - p0);
+    ``predicted[i]`` is polygon i's class; ``decision_boundary`` lists edges
+    ``[[u1, v1], [u2, v2]]``; ``points`` the (u, v) of p0, p1, p2. A map over its region budget
+    has ``error`` and no polygons.
+    """
+
+    samples: list[int]
+    extent: float
+    error: str
+    self_check_error: float
+    polygons: list[list[list[float]]]
+    areas: list[float]
+    predicted: list[int]
+    pattern_ids: list[int]
+    truncated: bool
+    n_polygons: int
+    n_regions: int
+    n_patterns: int
+    decision_boundary: list[list[list[float]]]
+    domain: list[float]
+    domain_area: float
+    points: dict[str, list[float]]
+
+
+def get_comparison_regions(client: ApiClient, comparison_id: int) -> list[RegionResult]:
+    """``GET /api/comparisons/{id}/regions``: the ``data`` list, one entry per model.
+
+    Raises:
+        ApiError: 409 until a ``regions`` job has finished for the comparison.
+    """
+    return client._list(f"/api/comparisons/{int(comparison_id)}/regions")
+
+
+def get_region_table_columns(
+    client: ApiClient,
+    comparison_id: int,
+    model_id: int,
+    which: RegionTableKind = "samples",
+) -> dict[str, list[Any]]:
+    """``GET /api/comparisons/{id}/regions/{model_id}/table?which=``, every row (paged
+    10,000 at a time), as column name -> values.
+
+    ``segments``: kind, segment, activation_pieces, distinct_patterns, linear_pieces,
+    decision_crossings, length, live_neurons, density_per_length, density_per_live_neuron.
+    ``samples``: index, label, region_distance, decision_distance, decision_exact,
+    local_complexity.
+    """
+    if which not in ("segments", "samples"):
+        raise ValueError(f"which={which!r} should be 'segments' or 'samples'")
+    path = f"/api/comparisons/{int(comparison_id)}/regions/{int(model_id)}/table"
+    merged: dict[str, list[Any]] = {}
+    offset = 0
+    while True:
+        params = {"which": which, "format": "columns", "offset": offset, "limit": TABLE_MAX_ROWS}
+        page = client._request("GET", path, params=params)
+        columns = page.get("columns") or {}
+        for name in page.get("column_names") or list(columns):
+            merged.setdefault(name, []).extend(columns.get(name) or [])
+        got = len(next(iter(columns.values()), []))
+        offset += got
+        if got == 0 or offset >= int(page.get("count", 0)):
+            return merged
+
+
+def get_region_map(client: ApiClient, comparison_id: int, model_id: int) -> RegionMap:
+    """``GET /api/comparisons/{id}/regions/{model_id}/slice``.
+
+    Raises:
+        ApiError: 404 when the model has no region results (or no stored map).
+    """
+    return cast(
+        RegionMap,
+        client._request(
+            "GET", f"/api/comparisons/{int(comparison_id)}/regions/{int(model_id)}/slice"
+        ),
+    )
+
+
+def create_regions_job(client: ApiClient, comparison_id: int, **spec: Any) -> JobPublic:
+    """``POST /api/jobs`` with ``{kind: "regions", spec: {comparison_id, **spec}}``.
+
+    Spec fields (README "Job specs"): ``n_pairs``, ``radius``, ``n_samples``, ``chunks``,
+    ``max_pieces``, ``slice_samples``, ``slice_extent``, ``slice_max_regions``.
+    """
+    body = {"kind": "regions", "spec": {"comparison_id": int(comparison_id), **spec}}
+    return cast(JobPublic, client._request("POST", "/api/jobs", json=body))

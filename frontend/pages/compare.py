@@ -37,6 +37,14 @@ from frontend.figures import (
     recall_bars,
 )
 from frontend.figures.confusion import SHIFT_LABEL
+from frontend.views import (
+    CONTEXT,
+    MAX_URL_SELECTION,
+    QUERY,
+    SELECTION,
+    decode_ids,
+    selection,
+)
 
 PATH = "/compare"
 TITLE = "Compare · PruneScope"
@@ -61,6 +69,33 @@ ID_FLIPS_PREV = "compare-flips-prev"
 ID_FLIPS_NEXT = "compare-flips-next"
 ID_FLIPS_STATE = "compare-flips-state"
 ID_MESSAGE = "compare-message"
+ID_URL_MIRROR = "compare-url-mirror"
+# writes QUERY and SELECTION into the address bar with replaceState: no navigation, no re-render
+MIRROR_URL_JS = """
+function(query, sel) {
+            const params = new URLSearchParams();
+            Object.entries(query || {}).forEach(([k, v]) => { if (k !== "sel") params.set(k, v); });
+            const ids = (sel && sel.ids) || [];
+            if (ids.length && ids.length <= MAX_SELECTION) {
+                const runs = []; let i = 0;
+                while (i < ids.length) {
+                    let j = i;
+                    while (j + 1 < ids.length && ids[j + 1] === ids[j] + 1) { j++; }
+                    runs.push(i === j ? String(ids[i]) : ids[i] + "-" + ids[j]);
+                    i = j + 1;
+                }
+                params.set("sel", runs.join(","));
+            }
+            const search = params.toString();
+            const url = window.location.pathname + (search ? "?" + search : "");
+            if (url !== window.location.pathname + window.location.search) {
+                window.history.replaceState(window.history.state, "", url);
+            }
+            return window.dash_clientside.no_update;
+        }
+""".replace("MAX_SELECTION", str(MAX_URL_SELECTION))
+# view sections below the flips, in page order (frontend/views/<name>.py)
+VIEW_ORDER = ("embedding", "geometry", "robustness", "regions")
 
 CATEGORY_LABELS: dict[str, str] = {
     "correct_to_wrong": "correct → wrong",
@@ -115,6 +150,15 @@ def register(app: dash.Dash) -> None:
         State(ID_FLIPS_STATE, "data"),
         prevent_initial_call=True,
     )(update_flips)
+    for module in view_modules():
+        module.register(app)
+    # selection and view settings go to the address bar without navigating (no re-render)
+    app.clientside_callback(
+        MIRROR_URL_JS,
+        Output(ID_URL_MIRROR, "data"),
+        Input(QUERY, "data"),
+        Input(SELECTION, "data"),
+    )
 
 
 # parsing ------------------------------------------------------------------------------------
@@ -561,7 +605,9 @@ def layout(
         flips_error = exc
 
     try:
-        return render_view(view, models, selected_class, flips_page, flips_error, cls)
+        query = {k: v for k, v in _query.items() if isinstance(v, str)}
+        query |= {k: v for k, v in (("id", id), ("b", b), ("cls", cls)) if v is not None}
+        return render_view(view, models, selected_class, flips_page, flips_error, cls, query)
     except (KeyError, TypeError, ValueError) as exc:
         # A view that breaks the contract is a backend bug; say so instead of a traceback.
         return _message_page(
@@ -575,6 +621,40 @@ def layout(
         )
 
 
+def view_modules() -> list[Any]:
+    """The compare page's view sections (frontend/views/*), in page order; a module that is
+    not there yet is skipped."""
+    import importlib
+
+    found = []
+    for name in VIEW_ORDER:
+        try:
+            found.append(importlib.import_module(f"frontend.views.{name}"))
+        except ModuleNotFoundError as exc:
+            if exc.name != f"frontend.views.{name}":
+                raise
+    return found
+
+
+def view_stores(view: ComparisonView, selected_class: int | None, query: dict[str, Any]) -> list:
+    """The stores the view sections share (frontend/views/__init__.py): context, query, and
+    the linked selection restored from the URL's ``sel``."""
+    ids = decode_ids(query.get("sel"))
+    return [
+        dcc.Store(
+            id=CONTEXT,
+            data={
+                "id": view["comparison"]["id"],
+                "b": view["model_b"]["id"],
+                "cls": selected_class,
+                "query": query,
+            },
+        ),
+        dcc.Store(id=QUERY, data=query),
+        dcc.Store(id=SELECTION, data=selection(ids, "url") if ids else None),
+    ]
+
+
 def render_view(
     view: ComparisonView,
     models: Sequence[ModelPublic],
@@ -582,6 +662,7 @@ def render_view(
     flips_page: FlipsPage | None,
     flips_error: ApiError | None = None,
     requested_class: Any = None,
+    query: dict[str, Any] | None = None,
 ) -> html.Div:
     """The compare page body for one fetched view (no HTTP).
 
@@ -665,6 +746,9 @@ def render_view(
                 className="section card",
             ),
             _flips_section(view, flips_page, flips_error, selected_class),
+            *[module.section() for module in view_modules()],
+            *view_stores(view, selected_class, dict(query or {})),
+            dcc.Store(id=ID_URL_MIRROR),
         ],
         className="page page-compare",
     )

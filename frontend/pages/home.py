@@ -1,12 +1,18 @@
-"""Home page ("/"): comparisons, models with their lineage, datasets and live jobs."""
+"""Home page ("/"): comparisons, models with their lineage, datasets and live jobs.
+
+The jobs panel polls ``GET /api/jobs`` every second while some job is queued, running or
+cancelling, and stops when none is; each queued or running job has a "Cancel" button
+(``POST /api/jobs/{id}/cancel``) with the pattern-matching id
+``{"type": "home-job-cancel", "index": <job id>}``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import dash
-from dash import Input, Output, dcc, html
+from dash import ALL, Input, Output, State, dcc, html
 
 from frontend.client import (
     ApiError,
@@ -17,7 +23,7 @@ from frontend.client import (
     ModelPublic,
     get_client,
 )
-from frontend.components import api_error_notice, data_table, empty_state
+from frontend.components import api_error_notice, data_table, empty_state, notice
 from frontend.figures.formatting import (
     MISSING,
     format_count,
@@ -25,17 +31,24 @@ from frontend.figures.formatting import (
     format_ratio,
     model_label,
 )
+from frontend.pages.prune import FINAL_STATUSES, can_cancel, job_progress_bar, job_title
 
 PATH = "/"
 TITLE = "PruneScope"
-REFRESH_INTERVAL_MS = 2000
+REFRESH_INTERVAL_MS = 1000  # while a job is active; no polling when none is
 MAX_JOBS_SHOWN = 50
+MAX_ERROR_SUMMARY = 90  # characters of a failed job's error shown before it is expanded
 
 ID_MODELS = "home-models"
 ID_DATASETS = "home-datasets"
 ID_JOBS = "home-jobs"
 ID_COMPARISONS = "home-comparisons"
 ID_REFRESH = "home-refresh"
+ID_JOBS_ACTIVE = "home-jobs-active"  # dcc.Store inside the jobs panel: is some job active?
+CANCEL_TYPE = "home-job-cancel"  # pattern-matching ids {"type": CANCEL_TYPE, "index": job id}
+# A failed job's error summary, {"type": ERROR_TYPE, "index": job id}: its clicks say whether the
+# error is expanded, so the panel's re-render every second keeps it open.
+ERROR_TYPE = "home-job-error"
 
 T = TypeVar("T")
 
@@ -43,11 +56,25 @@ T = TypeVar("T")
 def register(app: dash.Dash) -> None:
     """Register this page in ``dash.page_registry`` and attach its callbacks to ``app``."""
     dash.register_page(__name__, path=PATH, title=TITLE, name="Home", layout=layout)
+    expanded = (
+        State({"type": ERROR_TYPE, "index": ALL}, "n_clicks"),
+        State({"type": ERROR_TYPE, "index": ALL}, "id"),
+    )
     app.callback(
         Output(ID_JOBS, "children"),
         Input(ID_REFRESH, "n_intervals"),
+        *expanded,
         prevent_initial_call=True,
     )(refresh_jobs)
+    # Runs whenever the jobs panel is rendered (its store is new): poll only while needed.
+    app.callback(Output(ID_REFRESH, "disabled"), Input(ID_JOBS_ACTIVE, "data"))(sync_polling)
+    app.callback(
+        Output(ID_JOBS, "children", allow_duplicate=True),
+        Input({"type": CANCEL_TYPE, "index": ALL}, "n_clicks"),
+        State({"type": CANCEL_TYPE, "index": ALL}, "id"),
+        *expanded,
+        prevent_initial_call=True,
+    )(cancel_jobs)
 
 
 # pure renderers ------------------------------------------------------------------------------
@@ -100,17 +127,49 @@ def _dataset_name(names: dict[int, str], dataset_id: int | None) -> str:
     return names.get(dataset_id, f"#{dataset_id}")
 
 
+def _comparisons_of(comparisons: Sequence[ComparisonPublic]) -> dict[int, list[int]]:
+    """``{model id: ids of the comparisons it takes part in (as A or as a B)}``."""
+    out: dict[int, list[int]] = {}
+    for c in sorted(comparisons, key=lambda c: c["id"]):
+        for mid in [c["model_a_id"], *(c.get("model_b_ids") or [])]:
+            out.setdefault(mid, []).append(c["id"])
+    return out
+
+
+def _link_list(links: Sequence[Any]) -> html.Span | str:
+    if not links:
+        return MISSING
+    parts: list[Any] = []
+    for i, link in enumerate(links):
+        if i:
+            parts.append(html.Span(" · ", className="muted"))
+        parts.append(link)
+    return html.Span(parts, className="link-list")
+
+
 def models_section(
-    models: Sequence[ModelPublic], datasets: Sequence[DatasetPublic] = ()
+    models: Sequence[ModelPublic],
+    datasets: Sequence[DatasetPublic] = (),
+    comparisons: Sequence[ComparisonPublic] = (),
 ) -> html.Div | html.Table | html.P:
-    """The models table, originals followed by their pruned children, or an empty state."""
+    """The models table, originals followed by their pruned children, or an empty state.
+
+    Each row links to the Prune page for that model and to the comparisons it is part of.
+    """
     if not models:
         return empty_state(
             "No models yet — run ",
             html.Code("prunescope demo"),
-            " or submit a train job.",
+            ", submit a train job (",
+            html.Code("prunescope train --dataset digits --arch digits_cnn"),
+            ") or ",
+            dcc.Link("upload a checkpoint", href="/upload"),
+            "; then prune it on the ",
+            dcc.Link("Prune page", href="/prune"),
+            ".",
         )
     dataset_names = {d["id"]: d["name"] for d in datasets}
+    in_comparisons = _comparisons_of(comparisons)
     rows = []
     for depth, m in lineage_order(models):
         name: list[Any] = [m["name"]]
@@ -126,6 +185,18 @@ def models_section(
                 format_percent(m.get("accuracy")),
                 f"{format_count(m.get('n_nonzero'))} / {format_count(m.get('n_params'))}",
                 format_ratio(m.get("compression_ratio")),
+                _link_list(
+                    [
+                        dcc.Link(f"#{cid}", href=f"/compare?id={cid}", title=f"comparison {cid}")
+                        for cid in in_comparisons.get(m["id"], [])
+                    ]
+                ),
+                dcc.Link(
+                    "Prune →",
+                    href=f"/prune?model={m['id']}",
+                    className="row-action",
+                    title=f"prune {m['name']} with any method",
+                ),
             ]
         )
     return data_table(
@@ -138,6 +209,8 @@ def models_section(
             "Accuracy",
             "Nonzero / params",
             "Compression",
+            "Comparisons",
+            "",
         ],
         rows,
     )
@@ -149,13 +222,17 @@ def datasets_section(datasets: Sequence[DatasetPublic]) -> html.Table | html.P:
         return empty_state(
             "No datasets yet — run ",
             html.Code("prunescope demo"),
-            " to register a built-in dataset, or upload one.",
+            " to register the built-in digits, or ",
+            dcc.Link("upload one", href="/upload"),
+            " (npz, CIFAR-10, MNIST, an image folder).",
         )
     rows = [
         [
             d["name"],
             d["source"],
-            str(d["num_classes"]),
+            html.Span(
+                str(d["num_classes"]), title=", ".join(str(c) for c in d.get("class_names") or [])
+            ),
             "×".join(str(s) for s in d.get("input_shape") or []) or MISSING,
             f"{d['n_train']:,}",
             f"{d['n_test']:,}",
@@ -165,45 +242,139 @@ def datasets_section(datasets: Sequence[DatasetPublic]) -> html.Table | html.P:
     return data_table(["Dataset", "Source", "Classes", "Input", "Train", "Test"], rows)
 
 
+def is_active(job: JobPublic) -> bool:
+    """Whether a job may still change: queued, running or cancelling."""
+    return job.get("status") not in FINAL_STATUSES
+
+
 def job_progress(job: JobPublic) -> html.Div:
-    """A progress bar with its percentage; full for succeeded jobs."""
-    progress = float(job.get("progress") or 0.0)
-    if job["status"] == "succeeded":
-        progress = 1.0
-    progress = min(max(progress, 0.0), 1.0)
-    return html.Div(
+    """The prune page's progress bar (full for a succeeded job), with an id of this job's own."""
+    bar = job_progress_bar(job)
+    bar.children[0].id = f"home-job-progress-{job['id']}"  # one bar per row, ids stay unique
+    return bar
+
+
+def job_summary(job: JobPublic) -> html.Span | str:
+    """The job's kind, with what it works on when the spec says (method and sparsity...)."""
+    kind = str(job["kind"])
+    spec = job.get("spec") or {}
+    detail = job_title(job)
+    if kind == "compare" and spec.get("comparison_id") is not None:
+        detail = f"comparison #{spec['comparison_id']}"
+    elif kind == "train" and spec.get("architecture"):
+        detail = str(spec["architecture"])
+    if not detail or detail == kind:
+        return kind
+    return html.Span([kind, html.Span(f" · {detail}", className="muted")])
+
+
+def job_error(job: JobPublic, clicks: int = 0) -> html.Details | str:
+    """A failed job's error: its first line, the whole message on hover or expanded on click.
+
+    Args:
+        job: the job.
+        clicks: how often its summary was clicked so far; odd means expanded.
+    """
+    error = str(job.get("error") or "")
+    if not error:
+        return ""
+    first = error.strip().splitlines()[0] if error.strip() else error
+    if len(first) > MAX_ERROR_SUMMARY:
+        first = first[: MAX_ERROR_SUMMARY - 1] + "…"
+    return html.Details(
         [
-            html.Progress(value=f"{progress:.3f}", max="1", className=f"progress-{job['status']}"),
-            html.Span(f"{100 * progress:.0f}%", className="progress-text"),
+            html.Summary(first, id={"type": ERROR_TYPE, "index": job["id"]}, n_clicks=clicks),
+            html.Pre(error, className="job-error-full"),
         ],
-        className="progress",
+        open=clicks % 2 == 1,
+        title=error,
+        className="job-error",
     )
 
 
-def jobs_section(jobs: Sequence[JobPublic]) -> html.Div | html.P:
-    """The jobs table, newest first, or an empty state."""
-    if not jobs:
-        return empty_state(
-            "No jobs yet — jobs appear here when you train, prune or analyze a model "
-            "(for example with ",
-            html.Code("prunescope demo"),
-            ").",
+def error_clicks(
+    clicks: Sequence[int | None] | None, ids: Sequence[Mapping[str, Any]] | None
+) -> dict[int, int]:
+    """``{job id: clicks}`` of the error summaries on the page (callback States)."""
+    return {int(i["index"]): int(n) for n, i in zip(clicks or [], ids or [], strict=False) if n}
+
+
+def job_action(job: JobPublic) -> Any:
+    """What a job's row offers: "Cancel" while queued or running, a link to its result after."""
+    status = job.get("status")
+    if can_cancel(job):
+        return html.Button(
+            "Cancel",
+            id={"type": CANCEL_TYPE, "index": job["id"]},
+            n_clicks=0,
+            className="btn btn-danger btn-small",
+            title=f"stop job #{job['id']} (POST /api/jobs/{job['id']}/cancel)",
         )
+    if status == "cancelling":
+        return html.Span("Stopping…", className="muted", title="the worker stops at its next check")
+    if status != "succeeded":
+        return ""
+    result = job.get("result") or {}
+    if result.get("comparison_id") is not None:
+        return dcc.Link(
+            "Open comparison →",
+            href=f"/compare?id={result['comparison_id']}",
+            className="row-action",
+        )
+    if result.get("model_id") is not None:
+        return dcc.Link(
+            f"Prune model #{result['model_id']} →",
+            href=f"/prune?model={result['model_id']}",
+            className="row-action",
+        )
+    return ""
+
+
+def jobs_section(
+    jobs: Sequence[JobPublic],
+    message: Any = None,
+    expanded: Mapping[int, int] | None = None,
+) -> html.Div | html.P | list[Any]:
+    """The jobs table, newest first, or an empty state; with the "is some job active" store.
+
+    Args:
+        jobs: the jobs as ``GET /api/jobs`` lists them.
+        message: an optional notice shown above the table (e.g. why a cancel failed).
+        expanded: clicks on each failed job's error so far (see :func:`job_error`).
+    """
+    expanded = expanded or {}
+    active = dcc.Store(id=ID_JOBS_ACTIVE, data=any(is_active(j) for j in jobs))
+    head = [message] if message is not None else []
+    if not jobs:
+        return [
+            *head,
+            empty_state(
+                "No jobs yet — jobs appear here when you train, prune or analyze a model "
+                "(for example with ",
+                html.Code("prunescope demo"),
+                " or on the ",
+                dcc.Link("Prune page", href="/prune"),
+                ").",
+            ),
+            active,
+        ]
     newest = sorted(jobs, key=lambda j: j["id"], reverse=True)
     shown = newest[:MAX_JOBS_SHOWN]
     rows = [
         [
             str(j["id"]),
-            j["kind"],
+            job_summary(j),
             html.Span(j["status"], className=f"status status-{j['status']}"),
             job_progress(j),
             j.get("stage") or "",
-            html.Span(j.get("error") or "", className="job-error"),
+            job_error(j, expanded.get(j["id"], 0)),
+            job_action(j),
         ]
         for j in shown
     ]
     children: list[Any] = [
-        data_table(["Job", "Kind", "Status", "Progress", "Stage", "Error"], rows),
+        *head,
+        data_table(["Job", "Kind", "Status", "Progress", "Stage", "Error", ""], rows),
     ]
     if len(newest) > len(shown):
         children.append(
@@ -211,23 +382,51 @@ def jobs_section(jobs: Sequence[JobPublic]) -> html.Div | html.P:
                 f"Showing the {len(shown)} most recent of {len(newest)} jobs.", className="muted"
             )
         )
+    children.append(active)
     return html.Div(children)
+
+
+def _compare_status(comparison: ComparisonPublic, jobs_by_id: dict[int, JobPublic]) -> Any:
+    job_id = cast_int(dict(comparison).get("job_id"))
+    job = jobs_by_id.get(job_id) if job_id is not None else None
+    if job is None:
+        return MISSING
+    status = job["status"]
+    badge = html.Span(status, className=f"status status-{status}")
+    if status in ("queued", "running"):
+        return html.Span([badge, f" {100 * float(job.get('progress') or 0):.0f}%"])
+    if status == "failed":
+        return html.Span(badge, title=job.get("error") or "")
+    return badge
+
+
+def cast_int(value: Any) -> int | None:
+    """``value`` as an int, None when it is not one."""
+    try:
+        return None if value is None or isinstance(value, bool) else int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def comparisons_section(
     comparisons: Sequence[ComparisonPublic],
     models: Sequence[ModelPublic] = (),
     datasets: Sequence[DatasetPublic] = (),
+    jobs: Sequence[JobPublic] = (),
 ) -> html.Table | html.P:
-    """Links to every comparison (``/compare?id=N``), or an empty state."""
+    """Links to every comparison (``/compare?id=N``) and its overview and similarity map, the
+    state of its compare job, or an empty state."""
     if not comparisons:
         return empty_state(
             "No comparisons yet — run ",
             html.Code("prunescope demo"),
-            " to train, prune and compare a small model.",
+            " to train, prune and compare a small model, or prune one on the ",
+            dcc.Link("Prune page", href="/prune"),
+            " and choose “Compare with the original”.",
         )
     model_by_id = {m["id"]: m for m in models}
     dataset_names = {d["id"]: d["name"] for d in datasets}
+    jobs_by_id = {j["id"]: j for j in jobs}
 
     def label(model_id: int) -> str:
         m = model_by_id.get(model_id)
@@ -239,10 +438,19 @@ def comparisons_section(
             _dataset_name(dataset_names, c.get("dataset_id")),
             label(c["model_a_id"]),
             ", ".join(label(b) for b in c.get("model_b_ids") or []) or MISSING,
+            _compare_status(c, jobs_by_id),
+            _link_list(
+                [
+                    dcc.Link("Overview", href=f"/overview?id={c['id']}"),
+                    dcc.Link("Similarity map", href=f"/similarity?id={c['id']}"),
+                ]
+            ),
         ]
         for c in sorted(comparisons, key=lambda c: c["id"], reverse=True)
     ]
-    return data_table(["Comparison", "Dataset", "Original (A)", "Pruned (B)"], rows)
+    return data_table(
+        ["Comparison", "Dataset", "Original (A)", "Pruned (B)", "Compare job", "Views"], rows
+    )
 
 
 # layout and callbacks --------------------------------------------------------------------------
@@ -284,22 +492,87 @@ def layout(**_query: Any) -> html.Div:
             _section(
                 "Comparisons",
                 ID_COMPARISONS,
-                comparisons_section(comparisons, models, datasets),
+                comparisons_section(comparisons, models, datasets, jobs),
                 err_c,
             ),
-            _section("Models", ID_MODELS, models_section(models, datasets), err_m),
+            _section("Models", ID_MODELS, models_section(models, datasets, comparisons), err_m),
             _section("Datasets", ID_DATASETS, datasets_section(datasets), err_d),
             _section("Jobs", ID_JOBS, jobs_section(jobs), err_j),
-            dcc.Interval(id=ID_REFRESH, interval=REFRESH_INTERVAL_MS, n_intervals=0),
+            dcc.Interval(
+                id=ID_REFRESH,
+                interval=REFRESH_INTERVAL_MS,
+                n_intervals=0,
+                disabled=err_j is None and not any(is_active(j) for j in jobs),
+            ),
         ],
         className="page page-home",
     )
 
 
-def refresh_jobs(n_intervals: int | None) -> Any:
-    """Callback: re-fetch the jobs list every ``REFRESH_INTERVAL_MS`` and re-render it."""
+def refresh_jobs(
+    n_intervals: int | None,
+    clicks: Sequence[int | None] | None = None,
+    ids: Sequence[Mapping[str, Any]] | None = None,
+) -> Any:
+    """Callback: re-fetch the jobs list every ``REFRESH_INTERVAL_MS`` and re-render it.
+
+    Args:
+        n_intervals: the interval's tick count.
+        clicks: ``n_clicks`` of the failed jobs' error summaries; expanded errors stay open.
+        ids: their ids, in the same order.
+    """
     try:
         jobs = get_client().list_jobs()
     except ApiError as exc:
         return api_error_notice(exc, "the jobs")
-    return jobs_section(jobs)
+    return jobs_section(jobs, expanded=error_clicks(clicks, ids))
+
+
+def sync_polling(active: Any) -> bool:
+    """Callback: the refresh interval's ``disabled``: poll only while some job is active."""
+    return not bool(active)
+
+
+def cancel_jobs(
+    n_clicks: Sequence[int | None],
+    ids: Sequence[dict[str, Any]],
+    error_n_clicks: Sequence[int | None] | None = None,
+    error_ids: Sequence[Mapping[str, Any]] | None = None,
+) -> Any:
+    """Callback: ``POST /api/jobs/{id}/cancel`` for the job whose "Cancel" was clicked.
+
+    Every re-render of the panel creates its buttons with ``n_clicks=0``, so the clicked button
+    is the one with clicks. A job that ended meanwhile (409) is said in a notice, not as an
+    error; the panel is re-rendered (and polling resumes while a job is still stopping).
+
+    Args:
+        n_clicks: ``n_clicks`` of every Cancel button in the panel.
+        ids: their ids, ``{"type": "home-job-cancel", "index": job id}``, in the same order.
+        error_n_clicks: see :func:`refresh_jobs`.
+        error_ids: see :func:`refresh_jobs`.
+    """
+    clicked = [int(i["index"]) for n, i in zip(n_clicks, ids, strict=False) if n]
+    if not clicked:
+        return dash.no_update
+    client = get_client()
+    messages: list[Any] = []
+    for job_id in clicked:
+        try:
+            client.cancel_job(job_id)
+        except ApiError as exc:
+            if exc.status == 409:
+                messages.append(
+                    notice(
+                        f"Job #{job_id} had already finished",
+                        "There was nothing left to cancel.",
+                        kind="info",
+                    )
+                )
+            else:
+                messages.append(api_error_notice(exc, f"a cancel of job #{job_id}"))
+    message = html.Div(messages) if messages else None
+    try:
+        jobs = client.list_jobs()
+    except ApiError as exc:
+        return html.Div([*messages, api_error_notice(exc, "the jobs")])
+    return jobs_section(jobs, message, error_clicks(error_n_clicks, error_ids))

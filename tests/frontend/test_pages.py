@@ -10,6 +10,7 @@ import pytest
 from dash import dcc, html
 from dash.development.base_component import Component
 
+from frontend.client import ApiError
 from frontend.pages import compare, home
 
 # The fixtures fake_api / empty_api / down_api come from conftest.py (a FakeApi each).
@@ -411,12 +412,44 @@ def test_lineage_order_survives_orphans_and_cycles() -> None:
 def test_home_datasets_and_comparisons(fake_api: FakeApi) -> None:
     page = home.layout()
     (dataset_row,) = body_rows(by_id(page, "home-datasets").children)
-    assert cells(dataset_row)[:4] == ["cifar5-mini", "builtin", "5", "3×32×32"]
+    first = cells(dataset_row)
+    assert [first[0], first[1], text(first[2]), first[3]] == [
+        "cifar5-mini",
+        "builtin",
+        "5",
+        "3×32×32",
+    ]
+    assert first[2].title == ", ".join(CLASS_NAMES)  # the class names on hover
     links = of_type(by_id(page, "home-comparisons"), dcc.Link)
     assert [(link.children, link.href) for link in links] == [
-        ("resnet8 vs global magnitude", "/compare?id=1")
+        ("resnet8 vs global magnitude", "/compare?id=1"),
+        ("Overview", "/overview?id=1"),
+        ("Similarity map", "/similarity?id=1"),
     ]
     assert "global_magnitude 50%, global_magnitude 90%" in text(by_id(page, "home-comparisons"))
+
+
+def test_home_models_link_to_prune_and_their_comparisons(fake_api: FakeApi) -> None:
+    rows = body_rows(by_id(home.layout(), "home-models").children)
+    hrefs = [[link.href for link in of_type(r, dcc.Link)] for r in rows]
+    # lineage order: 1, 2, 3, 4; models 1-3 are in comparison 1, model 4 in none
+    assert hrefs == [
+        ["/compare?id=1", "/prune?model=1"],
+        ["/compare?id=1", "/prune?model=2"],
+        ["/compare?id=1", "/prune?model=3"],
+        ["/prune?model=4"],
+    ]
+
+
+def test_home_empty_states_link_to_what_to_do_first(empty_api: FakeApi) -> None:
+    page = home.layout()
+    assert "/upload" in [link.href for link in of_type(by_id(page, "home-models"), dcc.Link)]
+    assert "/prune" in [link.href for link in of_type(by_id(page, "home-models"), dcc.Link)]
+    assert "/upload" in [link.href for link in of_type(by_id(page, "home-datasets"), dcc.Link)]
+    assert "/prune" in [link.href for link in of_type(by_id(page, "home-comparisons"), dcc.Link)]
+    # nothing is running: the jobs panel does not poll
+    assert by_id(page, "home-refresh").disabled is True
+    assert by_id(page, home.ID_JOBS_ACTIVE).data is False
 
 
 def test_home_jobs_show_progress_stage_and_error(fake_api: FakeApi) -> None:
@@ -430,6 +463,127 @@ def test_home_jobs_show_progress_stage_and_error(fake_api: FakeApi) -> None:
     assert "epoch 3/10" in text(rows[1])
     assert "CUDA out of memory" in text(rows[0])
     assert [cells(r)[2].children for r in rows] == ["failed", "running", "succeeded"]
+
+
+def _job(job_id: int, status: str, progress: float = 0.5, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": job_id,
+        "kind": "prune",
+        "spec": {"method": "random", "sparsity": 0.7},
+        "status": status,
+        "progress": progress,
+        "stage": "",
+        "error": None,
+        "result": None,
+        **extra,
+    }
+
+
+def cancel_buttons(node: Any) -> list[int]:
+    return [
+        c.id["index"]
+        for c in walk(node)
+        if isinstance(c, html.Button)
+        and isinstance(c.id, dict)
+        and c.id["type"] == home.CANCEL_TYPE
+    ]
+
+
+def test_home_jobs_offer_cancel_only_while_queued_or_running() -> None:
+    jobs = [
+        _job(1, "queued", 0.0),
+        _job(2, "running", 0.42),
+        _job(3, "cancelling", 0.5),
+        _job(4, "succeeded", 0.9, result={"model_id": 7}),
+        _job(5, "failed", 0.1, error="RuntimeError: boom\nTraceback line 2"),
+        _job(6, "cancelled", 0.3),
+    ]
+    panel = home.jobs_section(jobs)  # type: ignore[arg-type]
+    (table,) = of_type(panel, html.Table)
+    rows = {int(cells(r)[0]): r for r in body_rows(table)}
+    assert sorted(cancel_buttons(panel)) == [1, 2]
+    (button,) = of_type(rows[2], html.Button)
+    assert button.children == "Cancel" and button.n_clicks == 0
+    assert "Stopping…" in text(rows[3])
+    # progress bars per row, with ids of their own; a succeeded job's bar is full
+    bars = {j: of_type(r, html.Progress)[0] for j, r in rows.items()}
+    assert float(bars[2].value) == pytest.approx(0.42) and float(bars[4].value) == 1.0
+    assert len({b.id for b in bars.values()}) == 6
+    # a finished prune job links to its model; a failed one shows its error, expandable
+    assert [link.href for link in of_type(rows[4], dcc.Link)] == ["/prune?model=7"]
+    (details,) = of_type(rows[5], html.Details)
+    assert details.title == "RuntimeError: boom\nTraceback line 2"
+    assert text(of_type(details, html.Summary)[0]) == "RuntimeError: boom"
+    assert "random at 70%" in text(rows[1])
+    assert by_id(panel, home.ID_JOBS_ACTIVE).data is True
+    final = home.jobs_section([jobs[3], jobs[4], jobs[5]])  # type: ignore[list-item]
+    assert by_id(final, home.ID_JOBS_ACTIVE).data is False
+    assert cancel_buttons(final) == []
+
+
+def test_an_expanded_error_stays_open_when_the_panel_refreshes(fake_api: FakeApi) -> None:
+    error_id = {"type": home.ERROR_TYPE, "index": 3}
+    (details,) = of_type(by_id(home.layout(), "home-jobs"), html.Details)
+    assert details.open is False
+    (summary,) = of_type(details, html.Summary)
+    assert summary.id == error_id and summary.n_clicks == 0
+    # clicked once: open after the refresh; twice: closed again
+    (details,) = of_type(home.refresh_jobs(1, [1], [error_id]), html.Details)
+    assert details.open is True and of_type(details, html.Summary)[0].n_clicks == 1
+    (details,) = of_type(home.refresh_jobs(2, [2], [error_id]), html.Details)
+    assert details.open is False
+
+
+def test_home_polls_only_while_a_job_is_active(fake_api: FakeApi) -> None:
+    assert by_id(home.layout(), "home-refresh").disabled is False  # job 2 is running
+    assert home.REFRESH_INTERVAL_MS == 1000
+    assert home.sync_polling(True) is False
+    assert home.sync_polling(False) is True
+    fake_api.jobs = [j for j in fake_api.jobs if j["status"] != "running"]
+    assert by_id(home.layout(), "home-refresh").disabled is True
+
+
+class _CancelClient:
+    """Answers cancel_job and list_jobs like the API, and records the cancels."""
+
+    def __init__(self, jobs: list[dict[str, Any]], finished: frozenset[int] = frozenset()) -> None:
+        self.jobs = {j["id"]: j for j in jobs}
+        self.finished = finished
+        self.cancelled: list[int] = []
+
+    def cancel_job(self, job_id: int) -> dict[str, Any]:
+        if job_id in self.finished:
+            raise ApiError(409, "Job already finished")
+        self.cancelled.append(job_id)
+        job = self.jobs[job_id]
+        job["status"] = "cancelled" if job["status"] == "queued" else "cancelling"
+        return job
+
+    def list_jobs(self) -> list[dict[str, Any]]:
+        return list(self.jobs.values())
+
+
+def test_cancel_button_cancels_its_job(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = _CancelClient([_job(1, "queued"), _job(2, "running")])
+    monkeypatch.setattr(home, "get_client", lambda: fake)
+    ids = [{"type": home.CANCEL_TYPE, "index": 2}, {"type": home.CANCEL_TYPE, "index": 1}]
+    panel = home.cancel_jobs([1, 0], ids)
+    assert fake.cancelled == [2]
+    rows = {int(cells(r)[0]): r for r in body_rows(of_type(panel, html.Table)[0])}
+    assert cells(rows[2])[2].children == "cancelling"
+    assert cancel_buttons(panel) == [1]
+    assert by_id(panel, home.ID_JOBS_ACTIVE).data is True  # stopping: keep polling
+    # a re-rendered panel starts with no clicks, so nothing fires twice
+    assert home.cancel_jobs([0], ids[1:]) is dash.no_update
+    assert home.cancel_jobs([], []) is dash.no_update
+
+
+def test_cancel_of_a_job_that_already_ended_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = _CancelClient([_job(2, "succeeded", 1.0)], finished=frozenset({2}))
+    monkeypatch.setattr(home, "get_client", lambda: fake)
+    panel = home.cancel_jobs([1], [{"type": home.CANCEL_TYPE, "index": 2}])
+    assert "Job #2 had already finished" in text(panel)
+    assert fake.cancelled == []
 
 
 def test_refresh_jobs_re_fetches(fake_api: FakeApi) -> None:

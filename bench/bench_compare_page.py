@@ -1,0 +1,272 @@
+"""Issue 8 figures: the compare page with 10,000 test samples in a real headless Chromium.
+
+Data: built-in "blobs" (10 classes x 2,000 samples, half held out: 10,000 test samples), an
+``mlp`` trained for 1 epoch, pruned 50 % (global magnitude, 1 fine-tuning epoch), compared
+with embedding "pca" (the embedding's cost is not what is measured here), all through the REST
+API in-process; then ``python -m backend.cli serve`` on that data folder, driven by Debian's
+chromium through selenium.
+
+- ``compare_page_interactive``: seconds from ``driver.get(/compare?id=...)`` until both
+  embedding graphs hold their 10,000 points (``data[0].x.length`` in the graph divs), median
+  of a cold first load and two reloads. Baseline: the 2 s target.
+- ``linked_selection_p95``: milliseconds, p95 over 30 selections, of the server path of a
+  linked selection measured in the browser: from emitting plotly's ``plotly_selected`` on
+  embedding A (what a lasso emits; dcc.Graph turns it into ``selectedData``) until the answer
+  of the SELECTION -> highlight callback (the ``dash.Patch`` of both graphs'
+  ``selectedpoints``) has arrived: both server callbacks (selectedData -> SELECTION,
+  SELECTION -> highlight) and their round trips. Baseline: the 300 ms target for that callback
+  path. The end-to-end time, until both graphs show the selection, adds the browser's redraw
+  of 2 x 10,000 WebGL points (software WebGL in headless Chromium here) and is printed on
+  stderr.
+
+Run: ``.venv/bin/python bench/bench_compare_page.py`` (about a minute).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(ROOT))
+from _common import bench_line  # noqa: E402
+
+N_SELECTIONS = 30
+N_LOADS = 3
+BLOBS = {"num_classes": 10, "n_largest": 2000, "imbalance": 1.0, "test_size": 0.5, "seed": 0}
+GRAPH_A = "compare-embedding-a"
+GRAPH_B = "compare-embedding-b"
+CHROME_ARGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--window-size=1400,1000",
+)
+
+# records when each Dash callback's answer has arrived, by its outputs
+JS_RECORD = """
+window.__answers = [];
+const fetch0 = window.fetch;
+window.fetch = async function(url, opts) {
+    const r = await fetch0.apply(this, arguments);
+    if (String(url).includes('_dash-update-component') && opts && opts.body) {
+        const output = String(JSON.parse(opts.body).output);
+        await r.clone().text();
+        window.__answers.push([output, performance.now()]);
+    }
+    return r;
+};
+"""
+JS_ANSWERED = """
+const [t0, part] = arguments;
+const hit = window.__answers.find(([output, t]) => t >= t0 && output.includes(part));
+return hit ? hit[1] - t0 : -1;
+"""
+JS_POINTS = """
+const n = (id) => {
+    const gd = document.querySelector('#' + id + ' .js-plotly-plot');
+    return gd && gd.data && gd.data[0] && gd.data[0].x ? gd.data[0].x.length : 0;
+};
+return [n(arguments[0]), n(arguments[1])];
+"""
+# emit a selection on graph A, as a lasso does; returns performance.now() at the emit
+JS_SELECT = """
+const gd = document.querySelector('#' + arguments[0] + ' .js-plotly-plot');
+const points = arguments[1].map((k) => ({curveNumber: 0, pointNumber: k, pointIndex: k}));
+const t = performance.now();
+gd.emit('plotly_selected', {points: points});
+return t;
+"""
+# wait (in the page) until both graphs show exactly `expected` selected points; resolves with
+# the elapsed ms since `t0`
+JS_WAIT = """
+const [a, b, t0, expected, done] = arguments;
+const sel = (id) => {
+    const gd = document.querySelector('#' + id + ' .js-plotly-plot');
+    const s = gd && gd.data && gd.data[0] ? gd.data[0].selectedpoints : null;
+    return s ? s.length : -1;
+};
+const poll = () => {
+    if (sel(a) === expected && sel(b) === expected) { done(performance.now() - t0); return; }
+    if (performance.now() - t0 > 10000) { done(-1); return; }
+    requestAnimationFrame(poll);
+};
+poll();
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def build_data(data_dir: Path) -> int:
+    """A 10,000-test-sample comparison through the real API in-process; its id."""
+    from fastapi.testclient import TestClient
+
+    from backend.api.app import create_app
+    from backend.config import Settings
+    from backend.jobs.executor import InlineExecutor
+
+    settings = Settings(data_dir=data_dir, port=free_port(), warm_embeddings=False)
+    app = create_app(settings, executor=InlineExecutor(settings), dashboard=False)
+
+    def ok(resp):  # type: ignore[no-untyped-def]
+        assert resp.status_code in (200, 201), resp.text
+        return resp.json()
+
+    with TestClient(app) as c:
+        ds = ok(c.post("/api/datasets", json={"builtin": "blobs", "params": BLOBS}))
+        assert ds["n_test"] >= 10_000, ds
+        train = {"dataset_id": ds["id"], "architecture": "mlp", "epochs": 1}
+        job = ok(c.post("/api/jobs", json={"kind": "train", "spec": train}))
+        job = ok(c.get(f"/api/jobs/{job['id']}"))
+        assert job["status"] == "succeeded", job
+        original = job["result"]["model_id"]
+        prune = {"model_id": original, "sparsity": 0.5, "finetune": {"epochs": 1}}
+        job = ok(c.post("/api/jobs", json={"kind": "prune", "spec": prune}))
+        job = ok(c.get(f"/api/jobs/{job['id']}"))
+        assert job["status"] == "succeeded", job
+        pruned = job["result"]["model_id"]
+        body = {"model_a_id": original, "model_b_ids": [pruned], "embedding": "pca"}
+        comparison = ok(c.post("/api/comparisons", json=body))
+        results = ok(c.get(f"/api/comparisons/{comparison['id']}/results"))
+        assert "embedding" in results, results
+        return int(comparison["id"])
+
+
+@contextmanager
+def serve(data_dir: Path) -> Iterator[str]:
+    """``python -m backend.cli serve`` on ``data_dir``; yields its URL."""
+    import httpx
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "PRUNESCOPE_DATA_DIR": str(data_dir),
+        "PRUNESCOPE_PORT": str(port),
+        "PRUNESCOPE_WARM_EMBEDDINGS": "false",
+    }
+    log_path = data_dir / "server.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "backend.cli", "serve"],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(log_path.read_text())
+                time.sleep(0.2)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def chromium():  # type: ignore[no-untyped-def]
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = "/usr/bin/chromium"
+    for arg in CHROME_ARGS:
+        options.add_argument(arg)
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+
+
+def time_load(driver, url: str, n: int) -> float:  # type: ignore[no-untyped-def]
+    """Seconds from navigation until both embedding graphs hold ``n`` points."""
+    t0 = time.perf_counter()
+    driver.get(url)
+    deadline = t0 + 60
+    while time.perf_counter() < deadline:
+        if driver.execute_script(JS_POINTS, GRAPH_A, GRAPH_B) == [n, n]:
+            return time.perf_counter() - t0
+        time.sleep(0.01)
+    raise TimeoutError(f"the embedding graphs did not fill within 60 s at {url}")
+
+
+def time_selections(driver, n: int) -> tuple[list[float], list[float]]:  # type: ignore[no-untyped-def]
+    """Milliseconds per selection emitted on A: until the highlight callback has answered, and
+    until both graphs show the selection."""
+    driver.set_script_timeout(20)
+    rng = np.random.default_rng(0)
+    server, shown = [], []
+    for i in range(N_SELECTIONS):
+        size = int(rng.integers(50, 2000)) + i  # distinct sizes: each wait sees its own answer
+        points = sorted(rng.choice(n, size=size, replace=False).tolist())
+        t0 = driver.execute_script(JS_SELECT, GRAPH_A, points)
+        ms = driver.execute_async_script(JS_WAIT, GRAPH_A, GRAPH_B, t0, size)
+        if ms < 0:
+            raise TimeoutError(f"selection {i} of {size} points was not shown within 10 s")
+        answered = driver.execute_script(JS_ANSWERED, t0, "compare-embedding-shown.data")
+        if answered < 0:
+            raise RuntimeError(f"selection {i}: no answer of the highlight callback recorded")
+        server.append(float(answered))
+        shown.append(float(ms))
+    return server, shown
+
+
+def main() -> None:
+    t_start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="prunescope-bench-compare-") as tmp:
+        data_dir = Path(tmp) / "data"
+        comparison_id = build_data(data_dir)
+        t_built = time.perf_counter()
+        with serve(data_dir) as url:
+            driver = chromium()
+            try:
+                driver.execute_cdp_cmd(
+                    "Page.addScriptToEvaluateOnNewDocument", {"source": JS_RECORD}
+                )
+                page = f"{url}/compare?id={comparison_id}"
+                n = 10_000
+                loads = [time_load(driver, page, n) for _ in range(N_LOADS)]
+                server, shown = time_selections(driver, n)
+                severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+                if severe:
+                    raise RuntimeError(f"browser console errors: {severe}")
+            finally:
+                driver.quit()
+    print(
+        f"loads (s, first cold): {', '.join(f'{t:.2f}' for t in loads)}; selection shown in "
+        f"both graphs: median {statistics.median(shown):.0f} ms, p95 "
+        f"{np.percentile(shown, 95):.0f} ms; data built in {t_built - t_start:.0f} s, "
+        f"total {time.perf_counter() - t_start:.0f} s",
+        file=sys.stderr,
+    )
+    bench_line("compare_page_interactive", statistics.median(loads), "s", 2.0, "target_2s")
+    p95 = float(np.percentile(server, 95))
+    bench_line("linked_selection_p95", p95, "ms", 300.0, "target_300ms")
+
+
+if __name__ == "__main__":
+    main()

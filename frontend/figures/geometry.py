@@ -1,0 +1,634 @@
+"""Recall distortion and feature geometry of A (original) against B (pruned), as figures.
+
+Three pure figure functions for the compare page's geometry view (issue 8):
+
+- :func:`balance_scatter`: normalised recall balance per class before (Bn^c) and after (Bn^c_t)
+  pruning, with the y = x line and the least-squares line through the origin whose slope is the
+  model intensification alpha_t (Good et al., NeurIPS 2022; SCIENCE.md section 2).
+- :func:`local_geometry_scatter`: one class's samples, angle to the true class direction
+  against z-scored feature length, A and B overlaid or as arrows from A to B (Li et al.,
+  IEEE TVCG 2024; SCIENCE.md section 1).
+- :func:`parallel_geometry`: parallel coordinates of the angle to every class direction and
+  the three metrics, coloured by true class; past ``max_classes`` classes only the ``top_k``
+  nearest class directions per sample (:func:`nearest_class_angles`).
+
+Plain ``go.Scatter`` throughout: the page allows few WebGL figures and the embeddings own them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import plotly.graph_objects as go
+
+from frontend.figures._common import BASE_LAYOUT, COLOR_A, COLOR_B, empty_figure
+from frontend.figures.embedding import category_palette
+
+GeometryMode = Literal["overlay", "diff"]
+GEOMETRY_MODES: tuple[GeometryMode, ...] = ("overlay", "diff")
+
+MAX_LOCAL_POINTS = 2000  # per class; more are subsampled (fixed seed)
+MAX_PARALLEL_LINES = 1500  # more lines block the browser for seconds; fixed subset beyond
+MAX_PARALLEL_CLASSES = 10  # past this, one axis per class is unreadable (Li et al. 2024)
+TOP_K = 5
+SUBSAMPLE_SEED = 0
+SELECTED_OPACITY = 1.0
+UNSELECTED_OPACITY = 0.12
+POINT_OPACITY = 0.75
+ARROW_SIZE = 9
+INTENSIFIED_COLOR = "#cf222e"  # the class moved further from the average than before
+RELAXED_COLOR = "#59636e"
+IDENTITY_COLOR = "#8c959f"
+ALPHA_COLOR = "#8250df"
+FADED_COLOR = "#c8ced6"
+
+BN_HOVER = (
+    "Bn = (class recall − accuracy) / accuracy: how far the class sits above (+) or below (−) "
+    "the model's average"
+)
+ANGLE_HOVER = "to the true class direction; smaller is closer to the class"
+LENGTH_HOVER = "feature norm ‖f‖ in std. dev. from the model's mean norm"
+MARGIN_HOVER = "signed distance to the nearest decision boundary; < 0: misclassified"
+ANGLE_AXIS = "angle to the true class direction θ<sub>y</sub> (degrees)"
+LENGTH_AXIS = "feature length ‖f‖, z-scored within each model (σ)"
+PARALLEL_NOTE_TOP_K = (
+    "{n} classes: showing each sample's {k} nearest class directions (smallest angles, in "
+    "order) instead of one axis per class; parallel coordinates do not scale past ~{m} classes."
+)
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _finite(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _as_array(values: Sequence[Any] | np.ndarray, what: str, n: int | None = None) -> np.ndarray:
+    if isinstance(values, np.ndarray):
+        arr = values.astype(np.float64)
+    else:
+        arr = np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
+    if arr.ndim != 1:
+        raise ValueError(f"{what} should be one value per sample, got shape {arr.shape}")
+    if n is not None and arr.shape[0] != n:
+        raise ValueError(f"{what} has {arr.shape[0]} values but there are {n} samples")
+    return arr
+
+
+def alpha_reading(alpha: float | None) -> str:
+    """The annotation of alpha_t: ``"α_t = 1.23 (> 1: intensification)"``."""
+    value = _finite(alpha)
+    if value is None:
+        return "α_t undefined (no class is off the average before pruning)"
+    if value > 1:
+        meaning = "> 1: intensification"
+    elif value < 0:
+        meaning = "< 0: classes swapped sides of the average"
+    elif value < 1:
+        meaning = "< 1: de-intensification"
+    else:
+        meaning = "= 1: unchanged"
+    return f"α_t = {value:.2f} ({meaning})"
+
+
+def _symmetric_limits(values: Sequence[float]) -> tuple[float, float]:
+    lo = min([0.0, *values])
+    hi = max([0.0, *values])
+    pad = 0.12 * (hi - lo) or 0.1
+    return lo - pad, hi + pad
+
+
+def balance_scatter(
+    class_names: Sequence[str],
+    bn_a: Sequence[float | None],
+    bn_b: Sequence[float | None],
+    alpha: float | None,
+    *,
+    t: float | None = None,
+    sparsity: float | None = None,
+    selected_class: int | None = None,
+) -> go.Figure:
+    """Normalised recall balance per class, before (x) against after (y) pruning.
+
+    Args:
+        class_names: ``[C]`` class names in class-index order.
+        bn_a: ``[C]`` Bn^c = (R^c - A) / A of the original; None where undefined.
+        bn_b: ``[C]`` Bn^c_t = (R^c_t - A_t) / A_t of the pruned model.
+        alpha: model intensification alpha_t, the least-squares slope through the origin of
+            Bn^c_t on Bn^c (None when undefined).
+        t: pruning ratio (parameters before / after), for the title.
+        sparsity: sparsity of B, for the title.
+        selected_class: a class drawn larger and outlined, or None.
+
+    Returns:
+        A figure whose trace 0 ("classes") holds one point per class with both values defined
+        (``text`` the class names, ``customdata`` ``[class index, I^c_t]``), trace 1 the y = x
+        line ("y = x: unchanged") and, when alpha is defined, trace 2 the alpha_t line through
+        the origin; the annotation reads :func:`alpha_reading`.
+
+    Raises:
+        ValueError: when ``bn_a`` or ``bn_b`` is not one value per class.
+    """
+    n = len(class_names)
+    if len(bn_a) != n or len(bn_b) != n:
+        raise ValueError(
+            f"balance_scatter needs one value per class: {n} class names, bn_a has "
+            f"{len(bn_a)} values, bn_b has {len(bn_b)}"
+        )
+    title = "Recall distortion"
+    ratio = _finite(t)
+    if ratio is not None:
+        title += f" at t = {ratio:.3g}"
+        if _finite(sparsity) is not None:
+            title += f" ({100 * float(sparsity or 0):.3g}% sparse)"
+    points = [
+        (i, xa, yb)
+        for i, (a, b) in enumerate(zip(bn_a, bn_b, strict=True))
+        if (xa := _finite(a)) is not None and (yb := _finite(b)) is not None
+    ]
+    if not points:
+        return empty_figure("No class has a recall balance before and after pruning.", title)
+    xs = [p[1] for p in points]
+    ys = [p[2] for p in points]
+    lo, hi = _symmetric_limits(xs + ys)
+    ratios = [(y / x if x != 0 else None) for _, x, y in points]
+    # further from the average, on the same side, than before: intensified
+    colors = [INTENSIFIED_COLOR if r is not None and r > 1 else RELAXED_COLOR for r in ratios]
+    sizes = [14 if i == selected_class else 9 for i, _, _ in points]
+    widths = [2 if i == selected_class else 0 for i, _, _ in points]
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            name="classes",
+            x=xs,
+            y=ys,
+            mode="markers+text",
+            text=[str(class_names[i]) for i, _, _ in points],
+            textposition="top center",
+            textfont={"size": 11, "color": "#1f2328"},
+            customdata=[[i, r] for (i, _, _), r in zip(points, ratios, strict=True)],
+            marker={
+                "color": colors,
+                "size": sizes,
+                "line": {"color": "#1f2328", "width": widths},
+            },
+            hovertemplate=(
+                "<b>%{text}</b><br>Bn before (A): %{x:+.1%} · after (B): %{y:+.1%}<br>"
+                "I = after / before: %{customdata[1]:.2f} (> 1: further from the average)<br>"
+                + BN_HOVER
+                + "<extra></extra>"
+            ),
+            showlegend=False,
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            name="y = x: unchanged",
+            x=[lo, hi],
+            y=[lo, hi],
+            mode="lines",
+            line={"color": IDENTITY_COLOR, "dash": "dash", "width": 1.5},
+            hoverinfo="skip",
+        )
+    )
+    value = _finite(alpha)
+    if value is not None:
+        # clip the line to the plotted square so a steep alpha does not stretch the axes
+        bounds = [lo, hi] if value == 0 else sorted([lo / value, hi / value])
+        x0, x1 = max(lo, bounds[0]), min(hi, bounds[1])
+        fig.add_trace(
+            go.Scatter(
+                name=f"α_t line: slope {value:.2f}",
+                x=[x0, x1],
+                y=[value * x0, value * x1],
+                mode="lines",
+                line={"color": ALPHA_COLOR, "width": 2},
+                hoverinfo="skip",
+            )
+        )
+    fig.add_annotation(
+        text=alpha_reading(alpha),
+        xref="paper",
+        yref="paper",
+        x=0.02,
+        y=0.98,
+        xanchor="left",
+        yanchor="top",
+        showarrow=False,
+        align="left",
+        font={"size": 13, "color": ALPHA_COLOR},
+        bgcolor="rgba(255,255,255,0.85)",
+    )
+    fig.update_layout(
+        **BASE_LAYOUT,
+        title=title,
+        legend={"orientation": "h", "yanchor": "top", "y": -0.16, "xanchor": "left", "x": 0},
+    )
+    fig.update_layout(margin={"l": 70, "r": 20, "t": 50, "b": 90})
+    fig.update_xaxes(
+        title_text="Bn<sup>c</sup> before pruning (A), relative to accuracy",
+        range=[lo, hi],
+        tickformat="+.0%",
+        zeroline=True,
+        zerolinecolor="#d0d7de",
+    )
+    fig.update_yaxes(
+        title_text="Bn<sup>c</sup><sub>t</sub> after pruning (B)",
+        range=[lo, hi],
+        tickformat="+.0%",
+        zeroline=True,
+        zerolinecolor="#d0d7de",
+    )
+    return fig
+
+
+def subsample(
+    n: int,
+    max_points: int,
+    keep_first: Collection[int] = (),
+    seed: int = SUBSAMPLE_SEED,
+) -> np.ndarray:
+    """Sorted positions of at most ``max_points`` of ``n`` rows, the same on every call.
+
+    Args:
+        n: number of rows.
+        max_points: how many to keep.
+        keep_first: positions that are kept before any other (e.g. the selected samples).
+        seed: seed of the random choice among the others.
+
+    Returns:
+        ``[min(n, max_points)]`` int64 positions in increasing order.
+    """
+    if n <= max_points:
+        return np.arange(n, dtype=np.int64)
+    forced = np.unique(np.asarray([p for p in keep_first if 0 <= p < n], dtype=np.int64))
+    forced = forced[:max_points]
+    rest = np.setdiff1d(np.arange(n, dtype=np.int64), forced)
+    rng = np.random.default_rng(seed)
+    extra = rng.choice(rest, size=max_points - forced.size, replace=False)
+    return np.sort(np.concatenate([forced, extra]).astype(np.int64))
+
+
+def _hover_custom(
+    index: np.ndarray,
+    margin: np.ndarray | None,
+    pred_names: Sequence[str] | None,
+    rows: np.ndarray,
+) -> list[list[Any]]:
+    out: list[list[Any]] = []
+    for r in rows:
+        m = None if margin is None or not math.isfinite(margin[r]) else round(float(margin[r]), 3)
+        out.append([int(index[r]), m, pred_names[r] if pred_names is not None else "—"])
+    return out
+
+
+def _point_hover(model: str) -> str:
+    return (
+        f"<b>{model}</b> · sample %{{customdata[0]}} · predicted %{{customdata[2]}}<br>"
+        f"angle %{{x:.1f}}°: {ANGLE_HOVER}<br>"
+        f"length %{{y:+.2f}} σ: {LENGTH_HOVER}<br>"
+        f"margin %{{customdata[1]:.2f}}: {MARGIN_HOVER}<extra></extra>"
+    )
+
+
+def local_geometry_scatter(
+    index: Sequence[int] | np.ndarray,
+    angle_a: Sequence[float] | np.ndarray,
+    length_a: Sequence[float] | np.ndarray,
+    angle_b: Sequence[float] | np.ndarray,
+    length_b: Sequence[float] | np.ndarray,
+    *,
+    class_name: str,
+    label_a: str = "A: original",
+    label_b: str = "B: pruned",
+    mode: GeometryMode = "overlay",
+    margin_a: Sequence[float] | np.ndarray | None = None,
+    margin_b: Sequence[float] | np.ndarray | None = None,
+    pred_a: Sequence[str] | None = None,
+    pred_b: Sequence[str] | None = None,
+    selected: Collection[int] | None = None,
+    max_points: int = MAX_LOCAL_POINTS,
+) -> go.Figure:
+    """One class's samples: angle to the true class (x) against z-scored length (y), A and B.
+
+    Args:
+        index: ``[N]`` dataset indices of the class's test samples (the same samples, in the
+            same order, in every other argument).
+        angle_a: ``[N]`` angle to the true class direction under A, degrees.
+        length_a: ``[N]`` feature length under A, z-scored within A.
+        angle_b: ``[N]`` the same under B.
+        length_b: ``[N]`` feature length under B, z-scored within B.
+        class_name: the class, for the title.
+        label_a: legend name of A.
+        label_b: legend name of B.
+        mode: "overlay" (A's and B's points, one colour each) or "diff" (an arrow from each
+            sample's A point to its B point).
+        margin_a: ``[N]`` signed margins under A, shown on hover.
+        margin_b: ``[N]`` signed margins under B.
+        pred_a: ``[N]`` class names A predicts, shown on hover.
+        pred_b: ``[N]`` class names B predicts.
+        selected: dataset indices to highlight (the others are dimmed); None or empty: none.
+        max_points: at most this many samples are drawn (selected ones first, the rest a fixed
+            random subset); the title says so.
+
+    Returns:
+        "overlay": trace 0 A's points (colour ``COLOR_A``), trace 1 B's points (``COLOR_B``).
+        "diff": trace 0 A's points, trace 1 the arrows A → B (``x``/``y`` hold
+        ``[x_A, x_B, None]`` per sample, arrowheads at B), and with a selection trace 2 the
+        unselected samples' arrows, faded. Point traces carry ``customdata[:, 0]`` = dataset
+        index and ``selectedpoints`` for the selection.
+
+    Raises:
+        ValueError: when the arrays differ in length or ``mode`` is unknown.
+    """
+    if mode not in GEOMETRY_MODES:
+        raise ValueError(f"mode={mode!r} should be one of {GEOMETRY_MODES}")
+    idx = np.asarray(index, dtype=np.int64)
+    n = idx.shape[0]
+    xa, ya = _as_array(angle_a, "angle_a", n), _as_array(length_a, "length_a", n)
+    xb, yb = _as_array(angle_b, "angle_b", n), _as_array(length_b, "length_b", n)
+    ma = None if margin_a is None else _as_array(margin_a, "margin_a", n)
+    mb = None if margin_b is None else _as_array(margin_b, "margin_b", n)
+    what = "A and B" if mode == "overlay" else "shift from A to B"
+    title = f"Local geometry of class {class_name}: {what}"
+    if n == 0:
+        return empty_figure(f"No test samples of class {class_name}.", title)
+    wanted = set(int(i) for i in (selected or ()))
+    is_selected = np.isin(idx, np.asarray(sorted(wanted), dtype=np.int64))
+    rows = subsample(n, max_points, keep_first=np.flatnonzero(is_selected).tolist())
+    shown_selected = is_selected[rows]
+    sel_positions = np.flatnonzero(shown_selected).tolist() if wanted else None
+    dim = {"marker": {"opacity": UNSELECTED_OPACITY}}
+    bright = {"marker": {"opacity": SELECTED_OPACITY}}
+
+    def points(
+        x: np.ndarray,
+        y: np.ndarray,
+        margin: np.ndarray | None,
+        preds: Sequence[str] | None,
+        name: str,
+        color: str,
+        symbol: str,
+    ) -> go.Scatter:
+        return go.Scatter(
+            name=name,
+            x=np.round(x[rows], 3).tolist(),
+            y=np.round(y[rows], 4).tolist(),
+            mode="markers",
+            marker={
+                "color": color,
+                "size": 6 if mode == "overlay" else 5,
+                "symbol": symbol,
+                "opacity": POINT_OPACITY,
+                "line": {"width": 0},
+            },
+            customdata=_hover_custom(idx, margin, preds, rows),
+            hovertemplate=_point_hover(name),
+            selectedpoints=sel_positions,
+            selected=bright if wanted else None,
+            unselected=dim if wanted else None,
+        )
+
+    fig = go.Figure()
+    fig.add_trace(points(xa, ya, ma, pred_a, label_a, COLOR_A, "circle"))
+    if mode == "overlay":
+        fig.add_trace(points(xb, yb, mb, pred_b, label_b, COLOR_B, "diamond"))
+    else:
+
+        def arrows(which: np.ndarray, name: str, color: str, opacity: float) -> go.Scatter:
+            sx: list[float | None] = []
+            sy: list[float | None] = []
+            custom: list[list[Any] | None] = []
+            sizes: list[int] = []
+            for r in rows[which]:
+                sx += [round(float(xa[r]), 3), round(float(xb[r]), 3), None]
+                sy += [round(float(ya[r]), 4), round(float(yb[r]), 4), None]
+                custom += [[int(idx[r])], [int(idx[r])], None]
+                sizes += [0, ARROW_SIZE, 0]
+            return go.Scatter(
+                name=name,
+                x=sx,
+                y=sy,
+                mode="lines+markers",
+                line={"color": color, "width": 1},
+                marker={
+                    "symbol": "arrow",
+                    "angleref": "previous",
+                    "size": sizes,
+                    "color": color,
+                },
+                opacity=opacity,
+                customdata=custom,
+                hoverinfo="skip",
+                connectgaps=False,
+            )
+
+        chosen = shown_selected if wanted else np.ones(rows.size, dtype=bool)
+        fig.add_trace(arrows(chosen, f"A → {label_b}", COLOR_B, 0.8))
+        if wanted:
+            fig.add_trace(arrows(~chosen, "not selected", FADED_COLOR, 0.5))
+    notes = []
+    if rows.size < n:
+        notes.append(f"{rows.size:,} of {n:,} samples shown (fixed random subset)")
+    if wanted:
+        k = int(shown_selected.sum())
+        notes.append(
+            f"{k:,} selected sample{'s' if k != 1 else ''} in this class"
+            if k
+            else "none of the selected samples is in this class"
+        )
+    if notes:
+        title += f"<br><sup>{' · '.join(notes)}</sup>"
+    fig.update_layout(
+        **BASE_LAYOUT,
+        title=title,
+        dragmode="select",
+        hovermode="closest",
+        legend={"orientation": "h", "yanchor": "top", "y": -0.16, "xanchor": "left", "x": 0},
+    )
+    fig.update_layout(margin={"l": 70, "r": 20, "t": 60 if notes else 50, "b": 90})
+    fig.update_xaxes(title_text=ANGLE_AXIS, ticksuffix="°")
+    fig.update_yaxes(title_text=LENGTH_AXIS, zeroline=True, zerolinecolor="#d0d7de")
+    return fig
+
+
+def nearest_class_angles(angles: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` smallest angles of each sample to the class directions, and their classes.
+
+    Args:
+        angles: ``[N, C]`` angle of each sample's feature to every class direction, degrees;
+            NaN sorts last.
+        k: how many nearest classes; clipped to ``C``.
+
+    Returns:
+        ``([N, k]`` angles in increasing order, ``[N, k]`` the classes they belong to``)``.
+    """
+    arr = np.asarray(angles, dtype=np.float64)
+    if arr.ndim != 2:
+        raise ValueError(f"angles should be [N, C], got shape {arr.shape}")
+    k = max(0, min(int(k), arr.shape[1]))
+    order = np.argsort(np.where(np.isnan(arr), np.inf, arr), axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(arr, order, axis=1), order
+
+
+def _range(values: np.ndarray) -> list[float]:
+    """Axis range covering ``values``, rounded outwards (whole units past a span of 10)."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return [0.0, 1.0]
+    lo, hi = float(finite.min()), float(finite.max())
+    if lo == hi:
+        lo, hi = lo - 0.5, hi + 0.5
+    step = 1.0 if hi - lo > 10 else 0.1
+    return [round(math.floor(lo / step) * step, 1), round(math.ceil(hi / step) * step, 1)]
+
+
+def _values(values: np.ndarray) -> list[float | None]:
+    return [None if not math.isfinite(v) else round(v, 3) for v in values.tolist()]
+
+
+def parallel_geometry(
+    angles: Sequence[Sequence[float]] | np.ndarray,
+    angle_true: Sequence[float] | np.ndarray,
+    length_z: Sequence[float] | np.ndarray,
+    margin: Sequence[float] | np.ndarray,
+    labels: Sequence[int] | np.ndarray,
+    class_names: Sequence[str],
+    *,
+    model_label: str,
+    index: Sequence[int] | np.ndarray | None = None,
+    selected: Collection[int] | None = None,
+    top_k: int = TOP_K,
+    max_classes: int = MAX_PARALLEL_CLASSES,
+    max_lines: int = MAX_PARALLEL_LINES,
+) -> go.Figure:
+    """Parallel coordinates of one model's geometry: one line per test sample.
+
+    Axes: the angle to every class direction (or, past ``max_classes`` classes, the
+    ``top_k`` nearest ones: "1st nearest class angle", ...), then the angle to the true class,
+    the z-scored length and the signed margin. Lines are coloured by true class. Drag along an
+    axis to filter the lines.
+
+    Args:
+        angles: ``[N, C]`` angle to each class direction, degrees (columns ``a0..a{C-1}``).
+        angle_true: ``[N]`` angle to the true class, degrees.
+        length_z: ``[N]`` feature length z-scored within the model.
+        margin: ``[N]`` signed margin, bias included.
+        labels: ``[N]`` true class indices.
+        class_names: ``[C]`` class names.
+        model_label: which model, for the title ("A: resnet8").
+        index: ``[N]`` dataset indices, needed with ``selected``.
+        selected: when non-empty, only these dataset indices are drawn.
+        top_k: nearest classes kept past ``max_classes`` classes.
+        max_classes: most classes drawn one axis each.
+        max_lines: at most this many lines (a fixed random subset beyond).
+
+    Returns:
+        A figure with one ``go.Parcoords`` trace; ``layout.meta`` holds ``{"note": ...}`` when
+        the view is reduced (top-k, selection, subsample), for the page to show.
+    """
+    names = [str(c) for c in class_names]
+    c = len(names)
+    arr = np.asarray(angles, dtype=np.float64).reshape(-1, c) if c else np.zeros((0, 0))
+    n = arr.shape[0]
+    at = _as_array(angle_true, "angle_true", n)
+    lz = _as_array(length_z, "length_z", n)
+    mg = _as_array(margin, "margin", n)
+    lab = np.asarray(labels, dtype=np.int64)
+    if lab.shape[0] != n:
+        raise ValueError(f"labels has {lab.shape[0]} values but there are {n} samples")
+    title = f"Global geometry of {model_label}"
+    notes: list[str] = []
+    keep = np.arange(n, dtype=np.int64)
+    if selected:
+        if index is None:
+            raise ValueError("selected needs index: the dataset index of every row")
+        idx = np.asarray(index, dtype=np.int64)
+        keep = np.flatnonzero(np.isin(idx, np.asarray(sorted(set(selected)), dtype=np.int64)))
+        notes.append(f"only the {keep.size:,} selected sample{'s' if keep.size != 1 else ''}")
+    if keep.size == 0:
+        message = "None of the selected samples." if selected else "No samples to draw."
+        return empty_figure(message, title)
+    if keep.size > max_lines:
+        keep = keep[subsample(keep.size, max_lines)]
+        notes.append(f"{max_lines:,} of {n:,} samples (fixed random subset)")
+    arr, at, lz, mg, lab = arr[keep], at[keep], lz[keep], mg[keep], lab[keep]
+
+    dims: list[dict[str, Any]] = []
+    if c > max_classes:
+        values, _classes = nearest_class_angles(arr, top_k)
+        angle_range = _range(np.concatenate([values.ravel(), at]))
+        for j in range(values.shape[1]):
+            dims.append(
+                {
+                    "label": f"{_ordinal(j + 1)} nearest class angle (°)",
+                    "values": _values(values[:, j]),
+                    "range": angle_range,
+                    "tickformat": ".0f",
+                }
+            )
+        notes.insert(0, PARALLEL_NOTE_TOP_K.format(n=c, k=values.shape[1], m=max_classes))
+    else:
+        angle_range = _range(np.concatenate([arr.ravel(), at]))
+        for j, name in enumerate(names):
+            dims.append(
+                {
+                    "label": f"∠ {name} (°)",
+                    "values": _values(arr[:, j]),
+                    "range": angle_range,
+                    "tickformat": ".0f",
+                }
+            )
+    dims += [
+        {
+            "label": "∠ true class (°)",
+            "values": _values(at),
+            "range": angle_range,
+            "tickformat": ".0f",
+        },
+        {"label": "length (z, σ)", "values": _values(lz), "range": _range(lz), "tickformat": ".1f"},
+        {"label": "margin", "values": _values(mg), "range": _range(mg), "tickformat": ".1f"},
+    ]
+    palette = category_palette(max(c, 1))
+    scale: list[list[Any]] = []
+    for i, color in enumerate(palette):
+        scale += [[i / len(palette), color], [(i + 1) / len(palette), color]]
+    every = max(1, math.ceil(c / 20))
+    fig = go.Figure(
+        go.Parcoords(
+            dimensions=dims,
+            line={
+                "color": lab.tolist(),
+                "colorscale": scale,
+                "cmin": -0.5,
+                "cmax": max(c, 1) - 0.5,
+                "showscale": True,
+                "colorbar": {
+                    "title": {"text": "true class", "side": "right"},
+                    "tickvals": list(range(0, c, every)),
+                    "ticktext": names[::every],
+                    "thickness": 14,
+                },
+            },
+            labelangle=-20 if len(dims) > 10 else 0,
+            labelside="top",
+            labelfont={"size": 11},
+            tickfont={"size": 10},
+            unselected={"line": {"opacity": 0.05}},
+        )
+    )
+    fig.update_layout(**BASE_LAYOUT, title=title, meta={"note": " · ".join(notes)})
+    fig.update_layout(margin={"l": 60, "r": 40, "t": 110, "b": 30})
+    return fig

@@ -1,0 +1,103 @@
+"""Sections of the compare page, one module per view (embedding, geometry, robustness, ...).
+
+The contract every view module follows, so the compare page composes them and they link:
+
+- ``section() -> html.Section``: the view's static skeleton (titles, controls, empty
+  ``dcc.Graph``s / containers). Component ids are prefixed ``compare-<view>-``. Nothing is
+  fetched here: the page renders at once and each view fills itself.
+- ``register(app)``: the view's callbacks, attached with ``app.callback``. They take
+  ``Input(CONTEXT, "data")`` (which comparison, which B, the URL query) and may take
+  ``Input(SELECTION, "data")`` (the linked selection) to fill the section through the REST
+  client (:func:`frontend.client.get_client`), never the database.
+- A view that lets the user select samples writes ``Output(SELECTION, "data",
+  allow_duplicate=True)`` with :func:`selection` (the dataset indices of the test samples,
+  i.e. the ``index`` column of the per-sample tables), and highlights ``SELECTION`` when it
+  changes. The compare page mirrors the selection into the URL query (``sel``, see
+  :func:`encode_ids`), so a copied link restores it; on load SELECTION starts from ``sel``.
+- View settings (colour-by, class filter, mode) live in the URL query under keys prefixed by
+  the view's name (``emb_color``, ``geo_mode``, ...). Read them from ``CONTEXT["query"]`` at
+  load; write them with ``Output(QUERY, "data", allow_duplicate=True)`` +
+  ``State(QUERY, "data")`` and :func:`merge_settings`. The page mirrors QUERY and SELECTION
+  into the address bar with ``history.replaceState`` (a clientside callback), which changes
+  the URL without re-rendering the page: never write ``url.search`` for view settings (that
+  navigates and rebuilds every view).
+- Figures are pure functions in ``frontend/figures/`` (data in, plotly Figure out), unit tested
+  without a browser; callbacks only fetch and route. At most 4 WebGL (``Scattergl``) traces'
+  figures on the page in total: the embeddings own two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+CONTEXT = "compare-context"  # dcc.Store: {"id": int, "b": int, "cls": int | None, "query": {}}
+SELECTION = "compare-selection"  # dcc.Store: {"ids": [int, ...], "source": str} or None
+QUERY = "compare-query"  # dcc.Store: the URL query as a dict (str -> str)
+URL = "url"
+MAX_URL_SELECTION = 2000  # beyond this many samples a selection is not written to the URL
+
+
+def selection(ids: Iterable[int], source: str) -> dict[str, Any]:
+    """The SELECTION store's value: sorted unique sample indices and which view made it."""
+    return {"ids": sorted({int(i) for i in ids}), "source": source}
+
+
+def selected_ids(value: Mapping[str, Any] | None) -> list[int]:
+    """The sample indices in a SELECTION value ([] for none)."""
+    if not value:
+        return []
+    return [int(i) for i in value.get("ids") or []]
+
+
+def merge_settings(query: Mapping[str, Any] | None, **updates: Any) -> dict[str, str]:
+    """The QUERY store's new value: ``query`` with keys set (None or "" removes a key)."""
+    out = {str(k): str(v) for k, v in (query or {}).items()}
+    for key, value in updates.items():
+        if value is None or value == "":
+            out.pop(key, None)
+        else:
+            out[key] = str(value)
+    return out
+
+
+def merge_query(search: str | None, **updates: Any) -> str:
+    """``search`` ("?a=1&b=2") with keys set (None removes a key); keeps the others' order."""
+    pairs = dict(parse_qsl((search or "").lstrip("?"), keep_blank_values=True))
+    for key, value in updates.items():
+        if value is None or value == "":
+            pairs.pop(key, None)
+        else:
+            pairs[key] = str(value)
+    return f"?{urlencode(pairs)}" if pairs else ""
+
+
+def encode_ids(ids: Sequence[int]) -> str:
+    """Compact URL form of sample indices: runs as ranges, "3-7,12,20-21"."""
+    out: list[str] = []
+    values = sorted(set(int(i) for i in ids))
+    i = 0
+    while i < len(values):
+        j = i
+        while j + 1 < len(values) and values[j + 1] == values[j] + 1:
+            j += 1
+        out.append(str(values[i]) if i == j else f"{values[i]}-{values[j]}")
+        i = j + 1
+    return ",".join(out)
+
+
+def decode_ids(text: str | None, limit: int = 1_000_000) -> list[int]:
+    """Inverse of :func:`encode_ids`; malformed parts are skipped (a hand-edited URL)."""
+    ids: list[int] = []
+    for part in (text or "").split(","):
+        lo, _, hi = part.strip().partition("-")
+        if not lo.isdigit() or (hi and not hi.isdigit()):
+            continue
+        start, stop = int(lo), int(hi or lo)
+        if stop < start or stop - start > limit:
+            continue
+        ids.extend(range(start, stop + 1))
+        if len(ids) > limit:
+            break
+    return sorted(set(ids))[:limit]

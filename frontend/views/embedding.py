@@ -1,0 +1,670 @@
+"""Compare-page view "Aligned embeddings": A's and B's features laid out jointly (issue 8).
+
+Two WebGL scatter plots side by side, one point per test sample, from the comparison table's
+``ax, ay`` (A) and ``bx, by`` (B). Lasso or box-select in either writes the linked SELECTION;
+any SELECTION is shown in both by patching only the traces' ``selectedpoints``, so a selection
+costs a few milliseconds on the server however many points there are. The colour-by choice
+lives in the URL query under ``emb_color``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import dash
+import numpy as np
+from dash import Input, Output, Patch, State, dcc, html
+
+from frontend.client import (
+    ApiClient,
+    ApiError,
+    get_client,
+    get_comparison_results,
+    get_comparison_table_columns,
+    get_comparison_table_page,
+)
+from frontend.components import api_error_notice, notice
+from frontend.figures import model_label
+from frontend.figures._common import empty_figure
+from frontend.figures.embedding import (
+    DEFAULT_AXIS_NAME,
+    ColorKind,
+    draw_order,
+    embedding_scatter,
+    numeric_values,
+    selected_positions,
+)
+from frontend.views import CONTEXT, QUERY, SELECTION, merge_settings, selected_ids, selection
+
+NAME = "embedding"
+QUERY_KEY = "emb_color"
+SOURCE_A = "embedding-a"
+SOURCE_B = "embedding-b"
+
+ID_SECTION = "compare-embedding"
+ID_COLOR = "compare-embedding-color"
+ID_GRAPH_A = "compare-embedding-a"
+ID_GRAPH_B = "compare-embedding-b"
+ID_GRAPHS = "compare-embedding-graphs"
+ID_MESSAGE = "compare-embedding-message"
+ID_STATUS = "compare-embedding-status"
+ID_SHOWN = "compare-embedding-shown"  # which selection the figures show (see shown())
+
+TITLE = "Aligned embeddings"
+EXPLANATION = (
+    "A and B are embedded jointly (aligned UMAP) so the same place means the same thing; "
+    "lasso or box-select in either to highlight the same samples everywhere."
+)
+NO_EMBEDDING = "No embedding: the compare job ran without one"
+GRAPH_HEIGHT_PX = 520
+EMBEDDING_COLUMNS = ("ax", "ay", "bx", "by")
+BASE_COLUMNS = ("index", "label", "pred_a", "pred_b")
+CACHE_SIZE = 8
+
+FLIP_UNCHANGED = "unchanged"
+FLIP_LABELS = {
+    "": FLIP_UNCHANGED,
+    "correct_to_wrong": "correct → wrong",
+    "wrong_to_correct": "wrong → correct",
+    "wrong_to_other_wrong": "wrong → other wrong",
+}
+# the flips table's colours (frontend/assets/style.css), so a flip reads the same everywhere
+FLIP_COLORS = {
+    FLIP_UNCHANGED: "#c8ced6",
+    "correct → wrong": "#cf222e",
+    "wrong → correct": "#1a7f37",
+    "wrong → other wrong": "#d4a72c",
+}
+PIE_LABELS = {True: "PIE", False: "not PIE"}
+PIE_COLORS = {"not PIE": "#c8ced6", "PIE": "#8250df"}
+
+GRAPH_CONFIG: dcc.Graph.Config = {
+    "displaylogo": False,
+    "responsive": True,
+    "scrollZoom": False,
+    "modeBarButtonsToRemove": [
+        "zoomIn2d",
+        "zoomOut2d",
+        "autoScale2d",
+        "hoverClosestCartesian",
+        "hoverCompareCartesian",
+        "toggleSpikelines",
+        "sendDataToCloud",
+    ],
+}
+
+
+@dataclass(frozen=True)
+class ColorBy:
+    """One colour-by choice: which table column colours A's points and which B's."""
+
+    key: str
+    label: str
+    kind: ColorKind
+    column_a: str
+    column_b: str
+
+
+COLOR_BY: tuple[ColorBy, ...] = (
+    ColorBy("class", "class", "categorical", "label", "label"),
+    ColorBy("flip", "flip category", "categorical", "category", "category"),
+    ColorBy("pie", "PIE (pruning-identified exemplar)", "categorical", "pie", "pie"),
+    ColorBy("margin_a", "margin A", "sequential", "margin_a", "margin_a"),
+    ColorBy("margin_b", "margin B", "sequential", "margin_b", "margin_b"),
+    ColorBy("d_margin", "Δmargin (B − A)", "diverging", "d_margin", "d_margin"),
+    ColorBy("d_angle", "Δangle (B − A, degrees)", "diverging", "d_angle", "d_angle"),
+    ColorBy("d_length_z", "Δlength (B − A, z-scored)", "diverging", "d_length_z", "d_length_z"),
+    ColorBy(
+        "fragile", "fragile (corruptions that break it)", "sequential", "fragile_a", "fragile_b"
+    ),
+)
+COLOR_BY_KEY = {c.key: c for c in COLOR_BY}
+DEFAULT_COLOR = "class"
+
+
+# data ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class EmbeddingData:
+    """The comparison table's columns this view draws, for one (comparison, B)."""
+
+    comparison_id: int
+    b: int | None
+    columns: dict[str, np.ndarray]
+    class_names: list[str] = field(default_factory=list)
+    method: str | None = None
+    titles: dict[str, str] = field(default_factory=lambda: {"a": "A", "b": "B"})
+    drawn: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False)
+    named: dict[str, list[str]] = field(default_factory=dict, repr=False)
+
+    @property
+    def has_embedding(self) -> bool:
+        return all(c in self.columns for c in EMBEDDING_COLUMNS)
+
+    @property
+    def index(self) -> np.ndarray:
+        return self.columns["index"]
+
+    def options(self) -> list[ColorBy]:
+        """The colour-by choices this table can colour by."""
+        return [c for c in COLOR_BY if c.column_a in self.columns and c.column_b in self.columns]
+
+    def names(self, column: str) -> list[str]:
+        """Class names of an integer column ("label", "pred_a", ...), cached."""
+        if column not in self.named:
+            lookup = {i: self.class_name(i) for i in np.unique(self.columns[column]).tolist()}
+            self.named[column] = [lookup[v] for v in self.columns[column].tolist()]
+        return self.named[column]
+
+    def class_name(self, value: Any) -> str:
+        try:
+            i = int(value)
+        except (TypeError, ValueError):
+            return "—"
+        return self.class_names[i] if 0 <= i < len(self.class_names) else str(i)
+
+
+def wanted_columns(available: Sequence[str]) -> list[str]:
+    """The table columns this view needs, of those the table has (unknown ones answer 422)."""
+    wanted = [*BASE_COLUMNS, *EMBEDDING_COLUMNS]
+    for c in COLOR_BY:
+        wanted += [c.column_a, c.column_b]
+    have = set(available)
+    return [c for c in dict.fromkeys(wanted) if c in have]
+
+
+def fetch_embedding_data(client: ApiClient, comparison_id: int, b: int | None) -> EmbeddingData:
+    """Fetch the needed columns of the comparison table (format=columns), class names and the
+    embedding method. Raises :class:`ApiError` when the table cannot be read."""
+    probe = get_comparison_table_page(client, comparison_id, b=b, limit=1)
+    columns = wanted_columns(probe["column_names"])
+    table = get_comparison_table_columns(client, comparison_id, b=b, columns=columns)
+    arrays: dict[str, np.ndarray] = {}
+    for name, values in table["columns"].items():
+        if name in EMBEDDING_COLUMNS or name.startswith(("margin", "d_")):
+            arrays[name] = numeric_values(values).astype(np.float32)
+        elif name in ("category",):
+            arrays[name] = np.asarray([v or "" for v in values], dtype=object)
+        elif name == "pie":
+            arrays[name] = np.asarray([bool(v) for v in values], dtype=bool)
+        else:
+            arrays[name] = np.asarray([-1 if v is None else v for v in values], dtype=np.int64)
+    class_names: list[str] = []
+    titles = {"a": "A: original", "b": "B: pruned"}
+    try:
+        comparison = client.get_comparison(comparison_id)
+        class_names = [str(c) for c in client.get_dataset(comparison["dataset_id"])["class_names"]]
+        titles["a"] = f"A: {model_label(client.get_model(comparison['model_a_id']))}"
+        b_id = b if b is not None else comparison["model_b_ids"][0]
+        titles["b"] = f"B: {model_label(client.get_model(b_id))}"
+    except (ApiError, KeyError, IndexError, TypeError):
+        pass  # class indices and generic titles instead
+    method = None
+    try:
+        summary = get_comparison_results(client, comparison_id, b=b).get("embedding") or {}
+        method = summary.get("method")
+    except (ApiError, AttributeError):
+        pass
+    return EmbeddingData(comparison_id, b, arrays, class_names, method, titles)
+
+
+class _Cache:
+    """A few (client, comparison, B) -> EmbeddingData, most recent last.
+
+    The page calls back on every selection and colour change; refetching 10^4 rows each time
+    would dominate those callbacks. Comparison tables do not change once written.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[Any, ...], EmbeddingData] = OrderedDict()
+        self._lock = threading.Lock()
+        self._fetching: dict[tuple[Any, ...], threading.Lock] = {}
+
+    def get(self, client: ApiClient, comparison_id: int, b: int | None) -> EmbeddingData:
+        key = (id(client), client.base_url, int(comparison_id), b)
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+            # one fetch per key: the callbacks of one page load ask at the same moment
+            fetching = self._fetching.setdefault(key, threading.Lock())
+        with fetching:
+            with self._lock:
+                if key in self._items:
+                    return self._items[key]
+            try:
+                data = fetch_embedding_data(client, comparison_id, b)
+            except BaseException:
+                with self._lock:
+                    self._fetching.pop(key, None)
+                raise
+            with self._lock:
+                self._items[key] = data
+                self._fetching.pop(key, None)
+                while len(self._items) > self.size:
+                    self._items.popitem(last=False)
+        return data
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+_cache = _Cache(CACHE_SIZE)
+
+
+def clear_cache() -> None:
+    """Forget every cached table (tests isolate themselves with this)."""
+    _cache.clear()
+
+
+def load_data(context: Mapping[str, Any]) -> EmbeddingData:
+    """The cached table of the CONTEXT's comparison and B (fetched on first use)."""
+    b = context.get("b")
+    return _cache.get(get_client(), int(context["id"]), None if b is None else int(b))
+
+
+# figures ------------------------------------------------------------------------------------
+
+
+def color_choice(key: Any, data: EmbeddingData) -> ColorBy:
+    """The colour-by for ``key`` (URL or dropdown); the default when it is not offered."""
+    offered = {c.key: c for c in data.options()}
+    if isinstance(key, str) and key in offered:
+        return offered[key]
+    return offered.get(DEFAULT_COLOR) or COLOR_BY_KEY[DEFAULT_COLOR]
+
+
+@dataclass(frozen=True)
+class Coloring:
+    """How one side is coloured: its values and the arguments of :func:`embedding_scatter`."""
+
+    values: np.ndarray
+    kwargs: dict[str, Any]
+
+
+def coloring(data: EmbeddingData, choice: ColorBy, side: str) -> Coloring:
+    """Colour values and styling for side "a" or "b"; categories and ranges shared by both."""
+    column = choice.column_a if side == "a" else choice.column_b
+    kwargs: dict[str, Any] = {"color_label": choice.label}
+    if choice.kind == "categorical":
+        raw = data.columns[column]
+        if column == "category":
+            values = np.asarray([FLIP_LABELS.get(str(v), str(v)) for v in raw], dtype=object)
+            kwargs |= {
+                "categories": list(FLIP_COLORS),
+                "fixed_colors": FLIP_COLORS,
+                "background": [FLIP_UNCHANGED],
+            }
+        elif column == "pie":
+            values = np.asarray([PIE_LABELS[bool(v)] for v in raw], dtype=object)
+            kwargs |= {
+                "categories": ["PIE", "not PIE"],
+                "fixed_colors": PIE_COLORS,
+                "background": ["not PIE"],
+            }
+        else:
+            values = np.asarray(data.names(column), dtype=object)
+            n = max(len(data.class_names), int(raw.max()) + 1 if raw.size else 0)
+            kwargs["categories"] = [data.class_name(i) for i in range(n)]
+        return Coloring(values, kwargs)
+    values = numeric_values(data.columns[column])
+    both = np.concatenate(
+        [
+            numeric_values(data.columns[choice.column_a]),
+            numeric_values(data.columns[choice.column_b]),
+        ]
+    )
+    finite = both[np.isfinite(both)]
+    if finite.size:
+        kwargs["color_range"] = (float(finite.min()), float(finite.max()))
+    return Coloring(values, kwargs)
+
+
+def axis_name(method: str | None) -> str:
+    """Axis title stem for the embedding method the compare job used."""
+    return "aligned PCA" if method == "pca" else DEFAULT_AXIS_NAME
+
+
+def side_figure(
+    data: EmbeddingData, choice: ColorBy, side: str, selected: Sequence[int] | None
+) -> Any:
+    """The figure of side "a" or "b" (pure given the data)."""
+    x, y = ("ax", "ay") if side == "a" else ("bx", "by")
+    c = coloring(data, choice, side)
+    hover = {
+        "true": data.names("label"),
+        "A": data.names("pred_a"),
+        "B": data.names("pred_b"),
+    }
+    return embedding_scatter(
+        data.columns[x],
+        data.columns[y],
+        data.index,
+        c.values,
+        choice.kind,
+        data.titles[side],
+        selected,
+        hover=hover,
+        hover_value=choice.key != "class",  # "true: <class>" already says it
+        axis_name=axis_name(data.method),
+        uirevision=f"{data.comparison_id}-{data.b}",
+        **c.kwargs,
+    )
+
+
+def drawn_index(data: EmbeddingData, choice: ColorBy, side: str) -> np.ndarray:
+    """Dataset indices in the order :func:`side_figure` draws them (what selectedpoints
+    positions refer to)."""
+    key = (choice.key, side)
+    if key not in data.drawn:
+        c = coloring(data, choice, side)
+        order = draw_order(c.values, choice.kind, c.kwargs.get("background", ()))
+        data.drawn[key] = data.index[order]
+    return data.drawn[key]
+
+
+def _selected(value: Mapping[str, Any] | None) -> list[int] | None:
+    ids = selected_ids(value)
+    return ids if value and value.get("ids") is not None and ids else None
+
+
+def status_text(value: Mapping[str, Any] | None) -> str:
+    """Callback (and the initial text): the line under the plots, how many samples are
+    selected and where from."""
+    ids = selected_ids(value)
+    if not ids:
+        return "No samples selected: drag a box or a lasso over either plot."
+    source = (value or {}).get("source") or ""
+    where = {SOURCE_A: "in embedding A", SOURCE_B: "in embedding B", "url": "from the link"}
+    n = len(ids)
+    return (
+        f"{n:,} sample{'s' if n != 1 else ''} selected "
+        f"{where.get(source, f'in the {source} view')}; double-click a plot to clear."
+    )
+
+
+# layout -------------------------------------------------------------------------------------
+
+
+def _graph(graph_id: str, title: str) -> dcc.Graph:
+    return dcc.Graph(
+        id=graph_id,
+        figure=empty_figure("Loading the embedding…", title),
+        config=GRAPH_CONFIG,
+        style={"height": f"{GRAPH_HEIGHT_PX}px"},
+        className="embedding-graph",
+    )
+
+
+def section() -> html.Section:
+    """The view's skeleton: title, colour-by, two empty graphs, explanation."""
+    return html.Section(
+        [
+            html.H2(TITLE),
+            html.P(EXPLANATION, className="muted hint", id="compare-embedding-explanation"),
+            html.Div(
+                html.Label(
+                    [
+                        html.Span("Colour by", className="control-label"),
+                        dcc.Dropdown(
+                            id=ID_COLOR,
+                            options=[
+                                {"label": COLOR_BY_KEY[DEFAULT_COLOR].label, "value": "class"}
+                            ],
+                            value=None,
+                            clearable=False,
+                            searchable=False,
+                        ),
+                    ],
+                    className="control",
+                ),
+                className="controls",
+            ),
+            html.Div(id=ID_MESSAGE),
+            html.Div(
+                [_graph(ID_GRAPH_A, "A: original"), _graph(ID_GRAPH_B, "B: pruned")],
+                id=ID_GRAPHS,
+                className="grid-2",
+            ),
+            html.P(status_text(None), id=ID_STATUS, className="muted hint"),
+            dcc.Store(id=ID_SHOWN),
+        ],
+        id=ID_SECTION,
+        className="section card",
+    )
+
+
+# callbacks ----------------------------------------------------------------------------------
+
+
+def register(app: dash.Dash) -> None:
+    """Attach the view's callbacks to ``app``."""
+    app.callback(
+        Output(ID_COLOR, "options"),
+        Output(ID_COLOR, "value"),
+        Output(ID_GRAPH_A, "figure"),
+        Output(ID_GRAPH_B, "figure"),
+        Output(ID_MESSAGE, "children"),
+        Output(ID_GRAPHS, "style"),
+        Output(ID_SHOWN, "data"),
+        Input(CONTEXT, "data"),
+        State(SELECTION, "data"),
+    )(load_embedding)
+    app.callback(
+        Output(ID_GRAPH_A, "figure", allow_duplicate=True),
+        Output(ID_GRAPH_B, "figure", allow_duplicate=True),
+        Output(QUERY, "data", allow_duplicate=True),
+        Output(ID_SHOWN, "data", allow_duplicate=True),
+        Input(ID_COLOR, "value"),
+        State(CONTEXT, "data"),
+        State(SELECTION, "data"),
+        State(QUERY, "data"),
+        prevent_initial_call=True,
+    )(change_color)
+    app.callback(
+        Output(SELECTION, "data", allow_duplicate=True),
+        Input(ID_GRAPH_A, "selectedData"),
+        prevent_initial_call=True,
+    )(select_in_a)
+    app.callback(
+        Output(SELECTION, "data", allow_duplicate=True),
+        Input(ID_GRAPH_B, "selectedData"),
+        prevent_initial_call=True,
+    )(select_in_b)
+    app.callback(
+        Output(ID_GRAPH_A, "figure", allow_duplicate=True),
+        Output(ID_GRAPH_B, "figure", allow_duplicate=True),
+        Output(ID_SHOWN, "data", allow_duplicate=True),
+        Input(SELECTION, "data"),
+        State(CONTEXT, "data"),
+        State(ID_COLOR, "value"),
+        State(ID_SHOWN, "data"),
+        prevent_initial_call=True,
+    )(highlight_selection)
+    app.callback(Output(ID_STATUS, "children"), Input(SELECTION, "data"))(status_text)
+
+
+def _empty(message: str) -> tuple[Any, Any]:
+    return empty_figure(message, "A: original"), empty_figure(message, "B: pruned")
+
+
+def shown_key(ids: Sequence[int] | None) -> str | None:
+    """A short signature of a selection (None for none)."""
+    if ids is None:
+        return None
+    return f"{len(ids)}:{hash(tuple(int(i) for i in ids)) & 0xFFFFFFFFFFFF:x}"
+
+
+def shown(value: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The ID_SHOWN store's value for a SELECTION the figures now show: its key (so the same
+    selection is not patched twice) and its source (the plot holding a box or lasso)."""
+    return {"key": shown_key(_selected(value)), "source": (value or {}).get("source")}
+
+
+def load_embedding(
+    context: Mapping[str, Any] | None, current: Mapping[str, Any] | None
+) -> tuple[Any, ...]:
+    """Callback: fetch the table (cached) and draw both sides, coloured as the URL's
+    ``emb_color`` says, the restored selection highlighted.
+
+    Returns:
+        dropdown options, dropdown value, figure A, figure B, message, graphs' style, and the
+        shown selection's key.
+    """
+    hidden = {"display": "none"}
+    if not context or context.get("id") is None:
+        return [], None, *_empty("No comparison."), None, hidden, None
+    try:
+        data = load_data(context)
+    except ApiError as exc:
+        if exc.status == 409:
+            message = notice(
+                "The embedding is not ready",
+                "The comparison's compare job has not finished; reload when it has.",
+                kind="warning",
+            )
+        else:
+            message = api_error_notice(exc, "the comparison table")
+        return [], None, *_empty("Not available."), message, hidden, None
+    options = [{"label": c.label, "value": c.key} for c in data.options()]
+    if not data.has_embedding:
+        message = notice(
+            NO_EMBEDDING,
+            "Run the compare job with an embedding (embedding: auto, aligned_umap or pca) to "
+            "see A's and B's features side by side.",
+        )
+        return options, None, *_empty(NO_EMBEDDING), message, hidden, None
+    query = context.get("query") or {}
+    choice = color_choice(query.get(QUERY_KEY), data)
+    selected = _selected(current)
+    fig_a = side_figure(data, choice, "a", selected)
+    fig_b = side_figure(data, choice, "b", selected)
+    return options, choice.key, fig_a, fig_b, None, None, shown(current)
+
+
+def change_color(
+    color: Any,
+    context: Mapping[str, Any] | None,
+    current: Mapping[str, Any] | None,
+    query: Mapping[str, Any] | None,
+) -> tuple[Any, Any, Any, Any]:
+    """Callback: redraw both sides in the new colouring and record it in QUERY (``emb_color``,
+    absent for the default). Nothing happens when the plots already show ``color`` (the load
+    callback setting the dropdown)."""
+    nothing = (dash.no_update,) * 4
+    if not color or not context or context.get("id") is None:
+        return nothing
+    showing = (query or {}).get(QUERY_KEY) or DEFAULT_COLOR
+    if color == showing:
+        return nothing
+    try:
+        data = load_data(context)
+    except ApiError:
+        return nothing
+    if not data.has_embedding:
+        return nothing
+    choice = color_choice(color, data)
+    selected = _selected(current)
+    new_query = merge_settings(
+        query, **{QUERY_KEY: None if choice.key == DEFAULT_COLOR else choice.key}
+    )
+    return (
+        side_figure(data, choice, "a", selected),
+        side_figure(data, choice, "b", selected),
+        new_query,
+        shown(current),
+    )
+
+
+def ids_from_selected_data(selected_data: Mapping[str, Any] | None) -> list[int] | None:
+    """Dataset indices of the points in a graph's ``selectedData`` (their ``customdata``);
+    None when the selection was cleared (double-click: ``selectedData`` None)."""
+    if selected_data is None:
+        return None
+    ids: list[int] = []
+    for point in selected_data.get("points") or []:
+        if point.get("curveNumber", 0) != 0:
+            continue  # legend-only traces have no samples
+        custom = point.get("customdata")
+        value = custom[0] if isinstance(custom, list | tuple) and custom else custom
+        if value is None:
+            continue
+        try:
+            ids.append(int(value))
+        except (TypeError, ValueError):
+            continue
+    return ids
+
+
+def _select(selected_data: Mapping[str, Any] | None, source: str) -> Any:
+    ids = ids_from_selected_data(selected_data)
+    if ids is None:
+        return None
+    if not ids:
+        # an empty box, or plotly re-running a box this view removed: not a new selection
+        return dash.no_update
+    return selection(ids, source)
+
+
+def select_in_a(selected_data: Mapping[str, Any] | None) -> Any:
+    """Callback: a lasso or box in embedding A becomes the linked SELECTION; a double-click
+    (``selectedData`` None) clears it."""
+    return _select(selected_data, SOURCE_A)
+
+
+def select_in_b(selected_data: Mapping[str, Any] | None) -> Any:
+    """Callback: a lasso or box in embedding B becomes the linked SELECTION; a double-click
+    (``selectedData`` None) clears it."""
+    return _select(selected_data, SOURCE_B)
+
+
+def highlight_selection(
+    value: Mapping[str, Any] | None,
+    context: Mapping[str, Any] | None,
+    color: Any,
+    current: Mapping[str, Any] | None = None,
+) -> tuple[Any, Any, Any]:
+    """Callback: show the linked SELECTION in both plots.
+
+    Only ``data[0].selectedpoints`` is patched (dash.Patch): the 10^4-point figures are not
+    rebuilt or resent. None (no selection) lifts the dimming. A selection the figures already
+    show (``current``, the ID_SHOWN store) is left alone; the box or lasso that made the
+    selection is removed (the highlighted points show it).
+
+    Returns:
+        patch of figure A, patch of figure B, the new ID_SHOWN value.
+    """
+    new = shown(value)
+    before = current or {}
+    nothing = (dash.no_update, dash.no_update, dash.no_update)
+    if new["key"] == before.get("key") or not context or context.get("id") is None:
+        return nothing
+    try:
+        data = load_data(context)
+    except ApiError:
+        return nothing
+    if not data.has_embedding:
+        return nothing
+    ids = _selected(value)
+    choice = color_choice(color, data)
+    patches = []
+    for side, own in (("a", SOURCE_A), ("b", SOURCE_B)):
+        patch = Patch()
+        positions = None
+        if ids is not None:
+            positions = selected_positions(drawn_index(data, choice, side), ids)
+        patch["data"][0]["selectedpoints"] = positions
+        if own in (before.get("source"), new["source"]):
+            # plotly keeps a box or lasso drawn here in layout.selections and re-applies it
+            # over selectedpoints, by its own rounding (a point on the edge may flip): drop
+            # it, so every plot shows exactly the SELECTION
+            patch["layout"]["selections"] = []
+        patches.append(patch)
+    return patches[0], patches[1], new

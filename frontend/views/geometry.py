@@ -1,0 +1,767 @@
+"""Compare-page view "Geometry and recall distortion" (issue 8): three panels.
+
+1. Recall distortion: each class's normalised recall balance before (Bn^c) and after (Bn^c_t)
+   pruning, the y = x line and the alpha_t line (SCIENCE.md section 2), from
+   ``GET /api/comparisons/{id}/results``.
+2. Local geometry: one class's samples, angle to the true class against z-scored feature
+   length, A and B overlaid or as arrows from A to B ("difference"); box or lasso select
+   writes the linked SELECTION, and any SELECTION is highlighted (SCIENCE.md section 1).
+3. Global geometry: parallel coordinates of the angle to every class direction (the top-k
+   nearest past 10 classes) and the three metrics, of A or of B; a SELECTION narrows them to
+   the selected samples.
+
+Both geometry panels read the per-sample analysis tables of A and B
+(``GET /api/analyses/{id}/table``, only the columns drawn), fetched once per (comparison, B)
+and kept in process. Settings live in the URL query: ``geo_cls`` (class), ``geo_mode``
+(``diff``; absent for overlay) and ``geo_par`` (``b``; absent for A).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import dash
+import numpy as np
+from dash import Input, Output, State, dcc, html
+
+from frontend.client import (
+    ApiClient,
+    ApiError,
+    RecallDistortionResult,
+    get_analysis_table_columns,
+    get_client,
+    get_comparison_results,
+)
+from frontend.components import api_error_notice, notice
+from frontend.figures._common import empty_figure
+from frontend.figures.formatting import model_label
+from frontend.figures.geometry import (
+    ANGLE_HOVER,
+    BN_HOVER,
+    LENGTH_HOVER,
+    MARGIN_HOVER,
+    GeometryMode,
+    balance_scatter,
+    local_geometry_scatter,
+    parallel_geometry,
+)
+from frontend.views import CONTEXT, QUERY, SELECTION, merge_settings, selected_ids, selection
+
+NAME = "geometry"
+SOURCE = "geometry"
+KEY_CLASS = "geo_cls"
+KEY_MODE = "geo_mode"
+KEY_PARALLEL = "geo_par"
+DEFAULT_MODE: GeometryMode = "overlay"
+DEFAULT_PARALLEL = "a"
+
+ID_SECTION = "compare-geometry"
+ID_MESSAGE = "compare-geometry-message"
+ID_BALANCE = "compare-geometry-balance"
+ID_BALANCE_NOTE = "compare-geometry-balance-note"
+ID_CLASS = "compare-geometry-class"
+ID_MODE = "compare-geometry-mode"
+ID_LOCAL = "compare-geometry-local"
+ID_LOCAL_NOTE = "compare-geometry-local-note"
+ID_PAR_MODEL = "compare-geometry-par-model"
+ID_PARALLEL = "compare-geometry-parallel"
+ID_PARALLEL_NOTE = "compare-geometry-parallel-note"
+ID_DEFAULTS = "compare-geometry-defaults"
+
+TITLE = "Geometry and recall distortion"
+EXPLANATION = (
+    "How pruning moved each class's recall relative to the average (Good et al. 2022), and "
+    "how it moved the penultimate features: their angle to the class directions, their length "
+    "and their margin to the decision boundary (Li et al. 2024)."
+)
+NOT_READY = "Geometry appears when the analyses have finished."
+RESULTS_NOT_READY = "Recall distortion appears when the comparison's compare job has finished."
+NO_GEOMETRY = (
+    "These analyses have no feature geometry (angle, length, margin); run the analyze job "
+    "again to compute it."
+)
+SELECT_HINT = (
+    "Drag a box or a lasso to select samples (highlighted in every view); double-click to clear."
+)
+BALANCE_NOTE = (
+    "Each point is a class. Above the dashed y = x line the class moved up relative to the "
+    "average, below it down; red: further from the average, on the same side, than before "
+    "(I > 1). α_t > 1: pruning intensified the imbalance."
+)
+GRAPH_HEIGHT_PX = 460
+PARALLEL_HEIGHT_PX = 480
+CACHE_SIZE = 8
+BASE_COLUMNS = ("index", "label", "pred", "angle_true", "length_z", "margin")
+MODE_OPTIONS = [
+    {"label": "A and B", "value": "overlay"},
+    {"label": "Difference (A → B)", "value": "diff"},
+]
+PARALLEL_OPTIONS = [
+    {"label": "A: original", "value": "a"},
+    {"label": "B: pruned", "value": "b"},
+]
+
+REMOVED_BUTTONS = [
+    "zoomIn2d",
+    "zoomOut2d",
+    "autoScale2d",
+    "hoverClosestCartesian",
+    "hoverCompareCartesian",
+    "toggleSpikelines",
+    "sendDataToCloud",
+]
+# the local scatter keeps box and lasso select (they write the linked selection)
+GRAPH_CONFIG: dcc.Graph.Config = {
+    "displaylogo": False,
+    "responsive": True,
+    "scrollZoom": False,
+    "modeBarButtonsToRemove": REMOVED_BUTTONS,
+}
+STATIC_CONFIG: dcc.Graph.Config = {
+    "displaylogo": False,
+    "responsive": True,
+    "scrollZoom": False,
+    "modeBarButtonsToRemove": ["select2d", "lasso2d", *REMOVED_BUTTONS],
+}
+PARALLEL_NOTE = (
+    "One line per test sample, coloured by its true class; drag along an axis to keep only the "
+    "lines crossing that range."
+)
+
+
+# data ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class GeometryData:
+    """What this view draws for one (comparison, B); tables and results fetched on first use."""
+
+    comparison_id: int
+    b: int | None
+    class_names: list[str]
+    label_a: str
+    label_b: str
+    analysis_a: int
+    analysis_b: int
+    recall_a: list[float | None]
+    recall_b: list[float | None]
+    tables: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
+    results: dict[str, Any] | None = field(default=None, repr=False)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def class_name(self, value: Any) -> str:
+        try:
+            i = int(value)
+        except (TypeError, ValueError):
+            return "—"
+        return self.class_names[i] if 0 <= i < len(self.class_names) else f"class {i}"
+
+    def columns(self) -> list[str]:
+        """The analysis-table columns drawn: base metrics and the angle to every class."""
+        return [*BASE_COLUMNS, *(f"a{c}" for c in range(len(self.class_names)))]
+
+
+def _numeric(values: Sequence[Any], dtype: type) -> np.ndarray:
+    if dtype is np.int64:
+        return np.asarray([-1 if v is None else int(v) for v in values], dtype=np.int64)
+    return np.asarray([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+
+
+def fetch_table(client: ApiClient, data: GeometryData, side: str) -> dict[str, np.ndarray]:
+    """The analysis table of side "a" or "b" as arrays, fetched once (only the drawn columns).
+
+    Raises:
+        ApiError: the table cannot be read (422: the analysis has no geometry columns).
+    """
+    with data.lock:
+        if side in data.tables:
+            return data.tables[side]
+    analysis_id = data.analysis_a if side == "a" else data.analysis_b
+    raw = get_analysis_table_columns(client, analysis_id, columns=data.columns())
+    table = {
+        name: _numeric(values, np.int64 if name in ("index", "label", "pred") else np.float64)
+        for name, values in raw.items()
+    }
+    with data.lock:
+        data.tables[side] = table
+    return table
+
+
+def fetch_results(client: ApiClient, data: GeometryData) -> dict[str, Any]:
+    """The comparison's results for this B, fetched once it is ready (a 409 is not kept)."""
+    with data.lock:
+        if data.results is not None:
+            return data.results
+    results = get_comparison_results(client, data.comparison_id, b=data.b)
+    with data.lock:
+        data.results = results
+    return results
+
+
+def fetch_geometry_data(client: ApiClient, comparison_id: int, b: int | None) -> GeometryData:
+    """Class names, model labels, analysis ids and recalls from the comparison view.
+
+    Raises:
+        ApiError: the view cannot be read (409 while an analysis is missing).
+    """
+    view = client.get_comparison_view(comparison_id, b=b)
+    an_a, an_b = view.get("analysis_a"), view.get("analysis_b")
+    if not an_a or not an_b:
+        raise ApiError(409, "the analyses of A and B have not finished")
+    return GeometryData(
+        comparison_id=int(comparison_id),
+        b=b,
+        class_names=[str(c) for c in view["dataset"]["class_names"]],
+        label_a=f"A: {view['model_a']['name']}",
+        label_b=f"B: {model_label(view['model_b'])}",
+        analysis_a=int(an_a["id"]),
+        analysis_b=int(an_b["id"]),
+        recall_a=list(an_a.get("recall") or []),
+        recall_b=list(an_b.get("recall") or []),
+    )
+
+
+class _Cache:
+    """A few (client, comparison, B) -> GeometryData, most recent last. Analyses and comparison
+    results do not change once written, and every selection or setting change calls back."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[Any, ...], GeometryData] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, client: ApiClient, comparison_id: int, b: int | None) -> GeometryData:
+        key = (id(client), client.base_url, int(comparison_id), b)
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        data = fetch_geometry_data(client, comparison_id, b)
+        with self._lock:
+            self._items[key] = data
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return data
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+_cache = _Cache(CACHE_SIZE)
+
+
+def clear_cache() -> None:
+    """Forget everything fetched (tests isolate themselves with this)."""
+    _cache.clear()
+
+
+def load_data(context: Mapping[str, Any]) -> GeometryData:
+    """The cached data of the CONTEXT's comparison and B (the view fetched on first use)."""
+    b = context.get("b")
+    return _cache.get(get_client(), int(context["id"]), None if b is None else int(b))
+
+
+# pure helpers -------------------------------------------------------------------------------
+
+
+def _int(value: Any) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        return None
+
+
+def default_class(
+    context_class: Any, recall_a: Sequence[float | None], recall_b: Sequence[float | None], n: int
+) -> int:
+    """The class shown first: the page's selected class, else the one whose recall fell most
+    from A to B, else 0."""
+    cls = _int(context_class)
+    if cls is not None and 0 <= cls < n:
+        return cls
+    worst: tuple[int, float] | None = None
+    for i, (a, b) in enumerate(zip(recall_a, recall_b, strict=False)):
+        if a is None or b is None or i >= n:
+            continue
+        delta = float(b) - float(a)
+        if delta < 0 and (worst is None or delta < worst[1]):
+            worst = (i, delta)
+    return worst[0] if worst is not None else 0
+
+
+def parse_class(value: Any, n: int) -> int | None:
+    """A class index in [0, n), or None."""
+    cls = _int(value)
+    return cls if cls is not None and 0 <= cls < n else None
+
+
+def parse_mode(value: Any) -> GeometryMode:
+    """``geo_mode``: "diff" or the default "overlay"."""
+    return "diff" if value == "diff" else DEFAULT_MODE
+
+
+def parse_parallel(value: Any) -> str:
+    """``geo_par``: "b" or the default "a"."""
+    return "b" if value == "b" else DEFAULT_PARALLEL
+
+
+def align(index_a: np.ndarray, index_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions of the samples both tables hold, ordered as in A: ``(rows_a, rows_b)``."""
+    order = np.argsort(index_b, kind="stable")
+    sorted_b = index_b[order]
+    pos = np.searchsorted(sorted_b, index_a)
+    pos = np.clip(pos, 0, max(sorted_b.size - 1, 0))
+    found = sorted_b[pos] == index_a if sorted_b.size else np.zeros(index_a.size, dtype=bool)
+    return np.flatnonzero(found), order[pos[found]]
+
+
+def _selected(value: Mapping[str, Any] | None) -> list[int]:
+    return selected_ids(value)
+
+
+def local_figure(
+    data: GeometryData,
+    table_a: Mapping[str, np.ndarray],
+    table_b: Mapping[str, np.ndarray],
+    cls: int,
+    mode: GeometryMode,
+    selected: Sequence[int],
+    source: str | None = None,
+) -> Any:
+    """The local-geometry figure of class ``cls`` (pure given the tables).
+
+    ``source`` is the view that made the selection: a selection from elsewhere gets its own
+    ``uirevision``, so a box drawn here earlier is cleared rather than re-applied by plotly
+    (which would select its points again and overwrite the other view's selection).
+    """
+    rows_a, rows_b = align(table_a["index"], table_b["index"])
+    in_class = table_a["label"][rows_a] == cls
+    ra, rb = rows_a[in_class], rows_b[in_class]
+    fig = local_geometry_scatter(
+        table_a["index"][ra],
+        table_a["angle_true"][ra],
+        table_a["length_z"][ra],
+        table_b["angle_true"][rb],
+        table_b["length_z"][rb],
+        class_name=data.class_name(cls),
+        label_a=data.label_a,
+        label_b=data.label_b,
+        mode=mode,
+        margin_a=table_a["margin"][ra],
+        margin_b=table_b["margin"][rb],
+        pred_a=[data.class_name(p) for p in table_a["pred"][ra]],
+        pred_b=[data.class_name(p) for p in table_b["pred"][rb]],
+        selected=selected or None,
+    )
+    # zoom and the drawn selection box survive a redraw of the same class and mode
+    revision = f"{data.comparison_id}-{data.b}-{cls}-{mode}"
+    if selected and source != SOURCE:
+        revision += f"-{source}-{len(selected)}-{hash(tuple(selected)) & 0xFFFFFFFF:x}"
+    fig.update_layout(uirevision=revision)
+    return fig
+
+
+def parallel_figure(
+    data: GeometryData, table: Mapping[str, np.ndarray], side: str, selected: Sequence[int]
+) -> Any:
+    """The parallel-coordinates figure of side "a" or "b" (pure given the table)."""
+    c = len(data.class_names)
+    angles = np.stack([table[f"a{j}"] for j in range(c)], axis=1) if c else np.zeros((0, 0))
+    return parallel_geometry(
+        angles,
+        table["angle_true"],
+        table["length_z"],
+        table["margin"],
+        table["label"],
+        data.class_names,
+        model_label=data.label_a if side == "a" else data.label_b,
+        index=table["index"],
+        selected=selected or None,
+    )
+
+
+def ids_from_selected_data(selected_data: Mapping[str, Any] | None) -> list[int] | None:
+    """Dataset indices of the points in ``selectedData`` (``customdata[0]``); None when the
+    selection was cleared or holds no sample."""
+    if not selected_data:
+        return None
+    ids: list[int] = []
+    for point in selected_data.get("points") or []:
+        custom = point.get("customdata")
+        value = custom[0] if isinstance(custom, list | tuple) and custom else custom
+        i = _int(value)
+        if i is not None:
+            ids.append(i)
+    return ids or None
+
+
+# layout -------------------------------------------------------------------------------------
+
+
+def _graph(graph_id: str, title: str, height: int, config: dcc.Graph.Config) -> dcc.Graph:
+    return dcc.Graph(
+        id=graph_id,
+        figure=empty_figure("Loading…", title),
+        config=config,
+        style={"height": f"{height}px"},
+    )
+
+
+def _control(label: str, component: Any) -> html.Label:
+    return html.Label([html.Span(label, className="control-label"), component], className="control")
+
+
+def section() -> html.Section:
+    """The view's skeleton: three panels with their controls and empty graphs."""
+    metrics = html.Ul(
+        [
+            html.Li(f"Angle (degrees): {ANGLE_HOVER}.", className="hint"),
+            html.Li(f"Length (σ): {LENGTH_HOVER}, so A and B compare.", className="hint"),
+            html.Li(f"Margin (feature units): {MARGIN_HOVER}.", className="hint"),
+        ],
+        className="muted geometry-metrics",
+    )
+    return html.Section(
+        [
+            html.H2(TITLE),
+            html.P(EXPLANATION, className="muted hint"),
+            html.Div(id=ID_MESSAGE),
+            html.Div(
+                [
+                    html.Div(
+                        [
+                            html.H3("Recall distortion"),
+                            html.P(BN_HOVER + ".", className="muted hint"),
+                            _graph(ID_BALANCE, "Recall distortion", GRAPH_HEIGHT_PX, STATIC_CONFIG),
+                            html.P(BALANCE_NOTE, id=ID_BALANCE_NOTE, className="muted hint"),
+                        ],
+                        id=f"{ID_SECTION}-recall",
+                    ),
+                    html.Div(
+                        [
+                            html.H3("Local geometry"),
+                            html.Div(
+                                [
+                                    _control(
+                                        "Class",
+                                        dcc.Dropdown(
+                                            id=ID_CLASS,
+                                            options=[],
+                                            value=None,
+                                            clearable=False,
+                                        ),
+                                    ),
+                                    _control(
+                                        "Show",
+                                        dcc.RadioItems(
+                                            id=ID_MODE,
+                                            options=MODE_OPTIONS,
+                                            value=DEFAULT_MODE,
+                                            inline=True,
+                                            className="radio-row",
+                                        ),
+                                    ),
+                                ],
+                                className="controls",
+                            ),
+                            _graph(ID_LOCAL, "Local geometry", GRAPH_HEIGHT_PX, GRAPH_CONFIG),
+                            html.P(SELECT_HINT, id=ID_LOCAL_NOTE, className="muted hint"),
+                        ],
+                        id=f"{ID_SECTION}-local",
+                    ),
+                ],
+                className="grid-2",
+            ),
+            html.Div(
+                [
+                    html.H3("Global geometry"),
+                    html.Div(
+                        _control(
+                            "Model",
+                            dcc.RadioItems(
+                                id=ID_PAR_MODEL,
+                                options=PARALLEL_OPTIONS,
+                                value=DEFAULT_PARALLEL,
+                                inline=True,
+                                className="radio-row",
+                            ),
+                        ),
+                        className="controls",
+                    ),
+                    _graph(ID_PARALLEL, "Global geometry", PARALLEL_HEIGHT_PX, STATIC_CONFIG),
+                    html.P(PARALLEL_NOTE, id=ID_PARALLEL_NOTE, className="muted hint"),
+                    metrics,
+                ],
+                id=f"{ID_SECTION}-global",
+            ),
+            dcc.Store(id=ID_DEFAULTS),
+        ],
+        id=ID_SECTION,
+        className="section card",
+    )
+
+
+# callbacks ----------------------------------------------------------------------------------
+
+
+def register(app: dash.Dash) -> None:
+    """Attach the view's callbacks to ``app``."""
+    app.callback(
+        Output(ID_CLASS, "options"),
+        Output(ID_CLASS, "value"),
+        Output(ID_MODE, "value"),
+        Output(ID_PAR_MODEL, "value"),
+        Output(ID_DEFAULTS, "data"),
+        Output(ID_MESSAGE, "children"),
+        Input(CONTEXT, "data"),
+    )(init_geometry)
+    app.callback(
+        Output(ID_BALANCE, "figure"),
+        Output(ID_BALANCE_NOTE, "children"),
+        Input(CONTEXT, "data"),
+    )(render_balance)
+    app.callback(
+        Output(ID_LOCAL, "figure"),
+        Output(ID_LOCAL_NOTE, "children"),
+        Input(ID_CLASS, "value"),
+        Input(ID_MODE, "value"),
+        State(SELECTION, "data"),
+        State(CONTEXT, "data"),
+    )(render_local)
+    app.callback(
+        Output(ID_LOCAL, "figure", allow_duplicate=True),
+        Output(ID_LOCAL_NOTE, "children", allow_duplicate=True),
+        Input(SELECTION, "data"),
+        State(ID_CLASS, "value"),
+        State(ID_MODE, "value"),
+        State(CONTEXT, "data"),
+        prevent_initial_call=True,
+    )(highlight_local)
+    app.callback(
+        Output(ID_PARALLEL, "figure"),
+        Output(ID_PARALLEL_NOTE, "children"),
+        Input(ID_PAR_MODEL, "value"),
+        Input(SELECTION, "data"),
+        State(CONTEXT, "data"),
+    )(render_parallel)
+    app.callback(
+        Output(QUERY, "data", allow_duplicate=True),
+        Input(ID_CLASS, "value"),
+        Input(ID_MODE, "value"),
+        Input(ID_PAR_MODEL, "value"),
+        State(QUERY, "data"),
+        State(ID_DEFAULTS, "data"),
+        prevent_initial_call=True,
+    )(write_geometry_query)
+    app.callback(
+        Output(SELECTION, "data", allow_duplicate=True),
+        Input(ID_LOCAL, "selectedData"),
+        State(SELECTION, "data"),
+        prevent_initial_call=True,
+    )(select_geometry)
+
+
+def _has_context(context: Mapping[str, Any] | None) -> bool:
+    return bool(context) and _int((context or {}).get("id")) is not None
+
+
+def _not_ready_notice(exc: ApiError) -> Any:
+    if exc.status in (404, 409):
+        return notice(NOT_READY, "Reload the page once the analyze jobs are done.", kind="warning")
+    return api_error_notice(exc, "the geometry")
+
+
+def init_geometry(context: Mapping[str, Any] | None) -> tuple[Any, ...]:
+    """Callback: fill the class selector and restore the settings from the URL query.
+
+    Returns:
+        class options, class, mode, parallel model, defaults (``{"cls": default class}``, so
+        the class is written to the URL only when it differs), message.
+    """
+    if not _has_context(context):
+        return [], None, DEFAULT_MODE, DEFAULT_PARALLEL, None, None
+    assert context is not None
+    query = context.get("query") or {}
+    mode, par = parse_mode(query.get(KEY_MODE)), parse_parallel(query.get(KEY_PARALLEL))
+    try:
+        data = load_data(context)
+    except ApiError as exc:
+        return [], None, mode, par, None, _not_ready_notice(exc)
+    n = len(data.class_names)
+    options = [{"label": f"{i}: {name}", "value": i} for i, name in enumerate(data.class_names)]
+    default = default_class(context.get("cls"), data.recall_a, data.recall_b, n)
+    cls = parse_class(query.get(KEY_CLASS), n)
+    return options, default if cls is None else cls, mode, par, {"cls": default}, None
+
+
+def render_balance(context: Mapping[str, Any] | None) -> tuple[Any, Any]:
+    """Callback: the recall-distortion scatter from the comparison's results."""
+    title = "Recall distortion"
+    if not _has_context(context):
+        return empty_figure("No comparison.", title), dash.no_update
+    assert context is not None
+    try:
+        data = load_data(context)
+        results = fetch_results(get_client(), data)
+    except ApiError as exc:
+        message = RESULTS_NOT_READY if exc.status == 409 else f"Not available: {exc.detail}"
+        if exc.status == 409 and "analysis" in exc.detail:
+            message = NOT_READY
+        return empty_figure(message, title), dash.no_update
+    rd = cast(RecallDistortionResult, results.get("recall_distortion") or {})
+    n = len(data.class_names)
+    bn_a, bn_b = list(rd.get("bn_a") or []), list(rd.get("bn_b") or [])
+    if len(bn_a) != n or len(bn_b) != n:
+        message = "The results hold no per-class recall balance."
+        return empty_figure(message, title), dash.no_update
+    fig = balance_scatter(
+        data.class_names,
+        bn_a,
+        bn_b,
+        rd.get("alpha"),
+        t=rd.get("t"),
+        sparsity=rd.get("sparsity"),
+        selected_class=parse_class(context.get("cls"), n),
+    )
+    return fig, BALANCE_NOTE
+
+
+def _tables(data: GeometryData, sides: Sequence[str]) -> list[dict[str, np.ndarray]]:
+    client = get_client()
+    return [fetch_table(client, data, side) for side in sides]
+
+
+def _table_error(exc: ApiError) -> str:
+    if exc.status == 422:
+        return NO_GEOMETRY
+    if exc.status in (404, 409):
+        return NOT_READY
+    return f"The geometry could not be loaded: {exc.detail}"
+
+
+def render_local(
+    cls: Any, mode: Any, current: Mapping[str, Any] | None, context: Mapping[str, Any] | None
+) -> tuple[Any, Any]:
+    """Callback: the local-geometry scatter of the chosen class in the chosen mode, the
+    SELECTION highlighted."""
+    title = "Local geometry"
+    if not _has_context(context):
+        return empty_figure("No comparison.", title), SELECT_HINT
+    assert context is not None
+    try:
+        data = load_data(context)
+        table_a, table_b = _tables(data, ("a", "b"))
+    except ApiError as exc:
+        return empty_figure(_table_error(exc), title), SELECT_HINT
+    n = len(data.class_names)
+    chosen = parse_class(cls, n)
+    if chosen is None:
+        chosen = default_class(context.get("cls"), data.recall_a, data.recall_b, n)
+    ids = _selected(current)
+    source = (current or {}).get("source") if ids else None
+    fig = local_figure(data, table_a, table_b, chosen, parse_mode(mode), ids, source)
+    return fig, selection_note(current)
+
+
+def selection_note(current: Mapping[str, Any] | None) -> str:
+    """The line under the local scatter: how to select, or what is selected and where."""
+    ids = _selected(current)
+    if not ids:
+        return SELECT_HINT
+    source = (current or {}).get("source") or ""
+    where = " here" if source == SOURCE else f" in {source}" if source else ""
+    n = len(ids)
+    return (
+        f"{n:,} sample{'s' if n != 1 else ''} selected{where}; double-click the plot that "
+        "made the selection to clear it."
+    )
+
+
+def highlight_local(
+    current: Mapping[str, Any] | None,
+    cls: Any,
+    mode: Any,
+    context: Mapping[str, Any] | None,
+) -> tuple[Any, Any]:
+    """Callback: show a changed SELECTION in the local scatter.
+
+    A selection made here is already drawn by plotly (the box, the dimmed points): the figure
+    is left alone, since redrawing it makes plotly re-apply the box and report a new (empty)
+    selection. A selection from another view, or none, redraws the figure.
+    """
+    note = selection_note(current)
+    if current and current.get("source") == SOURCE:
+        return dash.no_update, note
+    fig, _note = render_local(cls, mode, current, context)
+    return fig, note
+
+
+def render_parallel(
+    par: Any, current: Mapping[str, Any] | None, context: Mapping[str, Any] | None
+) -> tuple[Any, Any]:
+    """Callback: parallel coordinates of A or B, narrowed to the SELECTION when there is one."""
+    title = "Global geometry"
+    default_note = PARALLEL_NOTE
+    if not _has_context(context):
+        return empty_figure("No comparison.", title), default_note
+    assert context is not None
+    side = parse_parallel(par)
+    try:
+        data = load_data(context)
+        (table,) = _tables(data, (side,))
+    except ApiError as exc:
+        return empty_figure(_table_error(exc), title), default_note
+    fig = parallel_figure(data, table, side, _selected(current))
+    note = (fig.layout.meta or {}).get("note") if isinstance(fig.layout.meta, dict) else None
+    return fig, f"{default_note} Showing {note}." if note else default_note
+
+
+def write_geometry_query(
+    cls: Any,
+    mode: Any,
+    par: Any,
+    query: Mapping[str, Any] | None,
+    defaults: Mapping[str, Any] | None,
+) -> Any:
+    """Callback: record the class, mode and parallel model in QUERY (defaults left out:
+    ``geo_cls`` only when it is not the class shown first, ``geo_mode=diff``, ``geo_par=b``).
+
+    Returns ``dash.no_update`` when QUERY already says so (the init callback filling the
+    controls)."""
+    default_cls = _int((defaults or {}).get("cls"))
+    chosen = _int(cls)
+    new = merge_settings(
+        query,
+        **{
+            KEY_CLASS: None if chosen is None or chosen == default_cls else chosen,
+            KEY_MODE: None if parse_mode(mode) == DEFAULT_MODE else parse_mode(mode),
+            KEY_PARALLEL: None if parse_parallel(par) == DEFAULT_PARALLEL else parse_parallel(par),
+        },
+    )
+    if new == merge_settings(query):
+        return dash.no_update
+    return new
+
+
+def select_geometry(
+    selected_data: Mapping[str, Any] | None, current: Mapping[str, Any] | None
+) -> Any:
+    """Callback: a box or lasso in the local-geometry scatter becomes the linked SELECTION;
+    clearing it (double-click: ``selectedData`` None) clears a selection this view made, and
+    leaves others alone. A selection event without points (plotly re-applying a box to new
+    data, or a box over nothing) changes nothing."""
+    if selected_data is None:
+        if current and current.get("source") == SOURCE:
+            return None
+        return dash.no_update
+    ids = ids_from_selected_data(selected_data)
+    if ids is None:
+        return dash.no_update
+    return selection(ids, SOURCE)
