@@ -28,9 +28,13 @@ The contract every view module follows, so the compare page composes them and th
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl, urlencode
+
+T = TypeVar("T")
 
 CONTEXT = "compare-context"  # dcc.Store: {"id": int, "b": int, "cls": int | None, "query": {}}
 SELECTION = "compare-selection"  # dcc.Store: {"ids": [int, ...], "source": str} or None
@@ -101,3 +105,55 @@ def decode_ids(text: str | None, limit: int = 1_000_000) -> list[int]:
         if len(ids) > limit:
             break
     return sorted(set(ids))[:limit]
+
+
+def as_int(value: Any) -> int | None:
+    """A store or query value as an int; None when absent, a bool, or not an integer."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        return None
+
+
+class FetchCache(Generic[T]):
+    """The last few ``fetch(client, comparison_id, b)`` results, most recent last.
+
+    Views call back on every selection and setting change, and what they read (analyses,
+    comparison tables and results) does not change once written, so each (client, comparison,
+    B) is fetched once. The callbacks of one page load ask at the same moment: one fetch per
+    key runs, the others wait for it. A fetch that raises is not cached (e.g. "not ready").
+    """
+
+    def __init__(self, fetch: Callable[[Any, int, int | None], T], size: int) -> None:
+        self.fetch, self.size = fetch, size
+        self._items: OrderedDict[Hashable, T] = OrderedDict()
+        self._lock = threading.Lock()
+        self._fetching: dict[Hashable, threading.Lock] = {}
+
+    def get(self, client: Any, comparison_id: int, b: int | None) -> T:
+        key = (id(client), getattr(client, "base_url", ""), int(comparison_id), b)
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+            fetching = self._fetching.setdefault(key, threading.Lock())
+        with fetching:
+            with self._lock:
+                if key in self._items:
+                    return self._items[key]
+            try:
+                data = self.fetch(client, comparison_id, b)
+            finally:
+                with self._lock:
+                    self._fetching.pop(key, None)
+            with self._lock:
+                self._items[key] = data
+                while len(self._items) > self.size:
+                    self._items.popitem(last=False)
+        return data
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()

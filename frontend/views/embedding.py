@@ -9,8 +9,6 @@ lives in the URL query under ``emb_color``.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,7 +36,15 @@ from frontend.figures.embedding import (
     numeric_values,
     selected_positions,
 )
-from frontend.views import CONTEXT, QUERY, SELECTION, merge_settings, selected_ids, selection
+from frontend.views import (
+    CONTEXT,
+    QUERY,
+    SELECTION,
+    FetchCache,
+    merge_settings,
+    selected_ids,
+    selection,
+)
 
 NAME = "embedding"
 QUERY_KEY = "emb_color"
@@ -213,50 +219,7 @@ def fetch_embedding_data(client: ApiClient, comparison_id: int, b: int | None) -
     return EmbeddingData(comparison_id, b, arrays, class_names, method, titles)
 
 
-class _Cache:
-    """A few (client, comparison, B) -> EmbeddingData, most recent last.
-
-    The page calls back on every selection and colour change; refetching 10^4 rows each time
-    would dominate those callbacks. Comparison tables do not change once written.
-    """
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._items: OrderedDict[tuple[Any, ...], EmbeddingData] = OrderedDict()
-        self._lock = threading.Lock()
-        self._fetching: dict[tuple[Any, ...], threading.Lock] = {}
-
-    def get(self, client: ApiClient, comparison_id: int, b: int | None) -> EmbeddingData:
-        key = (id(client), client.base_url, int(comparison_id), b)
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-            # one fetch per key: the callbacks of one page load ask at the same moment
-            fetching = self._fetching.setdefault(key, threading.Lock())
-        with fetching:
-            with self._lock:
-                if key in self._items:
-                    return self._items[key]
-            try:
-                data = fetch_embedding_data(client, comparison_id, b)
-            except BaseException:
-                with self._lock:
-                    self._fetching.pop(key, None)
-                raise
-            with self._lock:
-                self._items[key] = data
-                self._fetching.pop(key, None)
-                while len(self._items) > self.size:
-                    self._items.popitem(last=False)
-        return data
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-
-_cache = _Cache(CACHE_SIZE)
+_cache = FetchCache(fetch_embedding_data, CACHE_SIZE)
 
 
 def clear_cache() -> None:

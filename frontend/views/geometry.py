@@ -19,7 +19,6 @@ and kept in process. Settings live in the URL query: ``geo_cls`` (class), ``geo_
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -49,7 +48,16 @@ from frontend.figures.geometry import (
     local_geometry_scatter,
     parallel_geometry,
 )
-from frontend.views import CONTEXT, QUERY, SELECTION, merge_settings, selected_ids, selection
+from frontend.views import (
+    CONTEXT,
+    QUERY,
+    SELECTION,
+    FetchCache,
+    as_int,
+    merge_settings,
+    selected_ids,
+    selection,
+)
 
 NAME = "geometry"
 SOURCE = "geometry"
@@ -225,34 +233,7 @@ def fetch_geometry_data(client: ApiClient, comparison_id: int, b: int | None) ->
     )
 
 
-class _Cache:
-    """A few (client, comparison, B) -> GeometryData, most recent last. Analyses and comparison
-    results do not change once written, and every selection or setting change calls back."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._items: OrderedDict[tuple[Any, ...], GeometryData] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, client: ApiClient, comparison_id: int, b: int | None) -> GeometryData:
-        key = (id(client), client.base_url, int(comparison_id), b)
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-        data = fetch_geometry_data(client, comparison_id, b)
-        with self._lock:
-            self._items[key] = data
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-        return data
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-
-_cache = _Cache(CACHE_SIZE)
+_cache = FetchCache(fetch_geometry_data, CACHE_SIZE)
 
 
 def clear_cache() -> None:
@@ -269,21 +250,12 @@ def load_data(context: Mapping[str, Any]) -> GeometryData:
 # pure helpers -------------------------------------------------------------------------------
 
 
-def _int(value: Any) -> int | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        return None
-
-
 def default_class(
     context_class: Any, recall_a: Sequence[float | None], recall_b: Sequence[float | None], n: int
 ) -> int:
     """The class shown first: the page's selected class, else the one whose recall fell most
     from A to B, else 0."""
-    cls = _int(context_class)
+    cls = as_int(context_class)
     if cls is not None and 0 <= cls < n:
         return cls
     worst: tuple[int, float] | None = None
@@ -298,7 +270,7 @@ def default_class(
 
 def parse_class(value: Any, n: int) -> int | None:
     """A class index in [0, n), or None."""
-    cls = _int(value)
+    cls = as_int(value)
     return cls if cls is not None and 0 <= cls < n else None
 
 
@@ -396,7 +368,7 @@ def ids_from_selected_data(selected_data: Mapping[str, Any] | None) -> list[int]
     for point in selected_data.get("points") or []:
         custom = point.get("customdata")
         value = custom[0] if isinstance(custom, list | tuple) and custom else custom
-        i = _int(value)
+        i = as_int(value)
         if i is not None:
             ids.append(i)
     return ids or None
@@ -569,7 +541,7 @@ def register(app: dash.Dash) -> None:
 
 
 def _has_context(context: Mapping[str, Any] | None) -> bool:
-    return bool(context) and _int((context or {}).get("id")) is not None
+    return bool(context) and as_int((context or {}).get("id")) is not None
 
 
 def _not_ready_notice(exc: ApiError) -> Any:
@@ -735,8 +707,8 @@ def write_geometry_query(
 
     Returns ``dash.no_update`` when QUERY already says so (the init callback filling the
     controls)."""
-    default_cls = _int((defaults or {}).get("cls"))
-    chosen = _int(cls)
+    default_cls = as_int((defaults or {}).get("cls"))
+    chosen = as_int(cls)
     new = merge_settings(
         query,
         **{

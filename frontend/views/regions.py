@@ -39,7 +39,7 @@ from frontend.figures.regions import (
     region_count_boxes,
     region_map_figure,
 )
-from frontend.views import CONTEXT, QUERY, merge_settings
+from frontend.views import CONTEXT, QUERY, as_int, merge_settings
 
 NAME = "regions"
 KEY_COUNT = "reg_count"
@@ -126,15 +126,6 @@ GRAPH_CONFIG: dcc.Graph.Config = {
 
 
 # pure helpers -------------------------------------------------------------------------------
-
-
-def _int(value: Any) -> int | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        return None
 
 
 def parse_count(value: Any) -> str:
@@ -393,7 +384,7 @@ def fetch_regions(context: Mapping[str, Any]) -> dict[str, Any]:
     """
     client = get_client()
     comparison_id = int(context["id"])
-    b = _int(context.get("b"))
+    b = as_int(context.get("b"))
     try:
         view = client.get_comparison_view(comparison_id, b=b)
     except ApiError as exc:

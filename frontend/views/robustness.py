@@ -42,7 +42,7 @@ from frontend.figures.robustness import (
     robustness_grid,
     severity_lines,
 )
-from frontend.views import CONTEXT, QUERY, merge_settings
+from frontend.views import CONTEXT, QUERY, as_int, merge_settings
 
 NAME = "robustness"
 KEY_CORRUPTION = "rob_c"
@@ -140,19 +140,10 @@ GRAPH_CONFIG: dcc.Graph.Config = {
 # pure helpers -------------------------------------------------------------------------------
 
 
-def _int(value: Any) -> int | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        return None
-
-
 def parse_cell(query: Mapping[str, Any] | None) -> tuple[str, int] | None:
     """The selected ``(corruption, severity)`` of the URL query (``rob_c``, ``rob_s``)."""
     query = query or {}
-    corruption, severity = query.get(KEY_CORRUPTION), _int(query.get(KEY_SEVERITY))
+    corruption, severity = query.get(KEY_CORRUPTION), as_int(query.get(KEY_SEVERITY))
     if not corruption or severity is None:
         return None
     return str(corruption), severity
@@ -163,7 +154,7 @@ def cell_from_click(click_data: Mapping[str, Any] | None) -> tuple[str, int] | N
     points = (click_data or {}).get("points") or []
     if not points:
         return None
-    corruption, severity = points[0].get("y"), _int(points[0].get("x"))
+    corruption, severity = points[0].get("y"), as_int(points[0].get("x"))
     if corruption is None or severity is None:
         return None
     return str(corruption), severity
@@ -327,7 +318,7 @@ def fetch_robustness(context: Mapping[str, Any]) -> tuple[dict[str, Any] | None,
         there is nothing to draw.
     """
     client = get_client()
-    b = _int(context.get("b"))
+    b = as_int(context.get("b"))
     try:
         view = client.get_comparison_view(int(context["id"]), b=b)
     except ApiError as exc:
@@ -498,7 +489,7 @@ def render_robustness(data: Mapping[str, Any] | None, cell: Any) -> tuple[Any, .
         return (dash.no_update,) * 5
     grid = grid_of(data)
     selected: tuple[str, int] | None = None
-    if isinstance(cell, list | tuple) and len(cell) == 2 and _int(cell[1]) is not None:
+    if isinstance(cell, list | tuple) and len(cell) == 2 and as_int(cell[1]) is not None:
         selected = (str(cell[0]), int(cell[1]))
     label_a, label_b = str(data.get("label_a", "A")), str(data.get("label_b", "B"))
     highlight = selected[0] if selected is not None else None
