@@ -6,6 +6,7 @@ e.g. ``PRUNESCOPE_DATA_DIR=/srv/prunescope`` or ``PRUNESCOPE_PORT=9000``.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -120,6 +121,16 @@ class Settings(BaseSettings):
     def artifact_location(self) -> str:
         """Where the artifact store lives: artifact_url, else the artifact folder."""
         return self.artifact_url or str(self.artifacts)
+
+    def child_environ(self) -> dict[str, str]:
+        """This process's environment with these settings as PRUNESCOPE_* variables: what a
+        worker or server started from here needs to read exactly the same settings."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PRUNESCOPE_")}
+        for name, value in self.model_dump(mode="json").items():
+            if value is not None:
+                text = str(value).lower() if isinstance(value, bool) else str(value)
+                env[f"PRUNESCOPE_{name.upper()}"] = text
+        return env
 
     def torch_device(self) -> str:
         """Resolve 'auto' to 'cuda' when a GPU is visible, else 'cpu'."""

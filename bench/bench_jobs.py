@@ -15,7 +15,6 @@ Needs the local PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379).
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 import statistics
 import subprocess
 import sys
@@ -64,15 +63,6 @@ def bare_queue_handoff() -> float:
     return statistics.median(lat)
 
 
-def env_for(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PRUNESCOPE_")}
-    for name, value in settings.model_dump(mode="json").items():
-        if value is not None:
-            text = str(value).lower() if isinstance(value, bool) else str(value)
-            env[f"PRUNESCOPE_{name.upper()}"] = text
-    return env
-
-
 def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
     out = open(log, "wb")  # noqa: SIM115
     cmd = [
@@ -85,7 +75,7 @@ def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
         "--loglevel",
         "WARNING",
     ]
-    proc = subprocess.Popen(cmd, env=env_for(settings), stdout=out, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, env=settings.child_environ(), stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while "PruneScope worker" not in log.read_text(errors="replace"):
         if proc.poll() is not None or time.monotonic() > deadline:

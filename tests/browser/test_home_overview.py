@@ -198,7 +198,7 @@ def test_home_shows_lineage_live_jobs_and_cancels_one(dash_br, live_server, rich
         )
         screenshot(dash_br, "home.png")
 
-        dash_br.driver.find_element("xpath", cancel).click()
+        click_fresh(dash_br.driver, cancel)
         WebDriverWait(dash_br.driver, 30, poll_frequency=0.25).until(
             lambda d: api.get(f"/api/jobs/{ping_id}").json()["status"] == "cancelled"
         )
@@ -296,3 +296,17 @@ def test_similarity_map_hovers_and_opens_a_comparison(dash_br, live_server, rich
     assert "b" not in query or int(query["b"][0]) in rich.model_b_ids
     dash_br.wait_for_element("#compare-confusion-a .main-svg", timeout=30)
     assert severe(dash_br) == []
+
+
+def click_fresh(driver, xpath: str, attempts: int = 10) -> None:
+    """Click the element at ``xpath``, finding it again when the live panel (re-rendered
+    every second) replaced it between finding and clicking."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    for _ in range(attempts - 1):
+        try:
+            driver.find_element("xpath", xpath).click()
+            return
+        except StaleElementReferenceException:
+            time.sleep(0.1)
+    driver.find_element("xpath", xpath).click()

@@ -41,17 +41,6 @@ def redis_or_skip(url: str = f"{REDIS}/{TEST_REDIS_DB}", flush: bool = True) -> 
         pytest.skip(f"Redis is not reachable at {url}: {exc}")
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment that makes another process read these same settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PRUNESCOPE_")}
-    for name, value in settings.model_dump(mode="json").items():
-        if value is not None:
-            env[f"PRUNESCOPE_{name.upper()}"] = (
-                str(value).lower() if isinstance(value, bool) else str(value)
-            )
-    return env
-
-
 @dataclass
 class Worker:
     proc: subprocess.Popen[bytes]
@@ -79,7 +68,7 @@ def start_worker(settings: Settings, log: Path, *extra: str, timeout: float = 60
     """`prunescope worker` in a real subprocess; returns once Celery says it is ready."""
     cmd = [sys.executable, "-m", "backend.cli", "worker", "--device", "cpu", *extra]
     out = open(log, "wb")  # noqa: SIM115 - closed when the process ends
-    proc = subprocess.Popen(cmd, env=settings_env(settings), stdout=out, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, env=settings.child_environ(), stdout=out, stderr=subprocess.STDOUT)
     worker = Worker(proc, log)
     deadline = time.monotonic() + timeout
     while " ready." not in worker.text():
@@ -167,7 +156,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[[Settings], str]]:
     def start(settings: Settings) -> str:
         log = open(tmp_path / f"serve{len(procs)}.log", "wb")  # noqa: SIM115
         cmd = [sys.executable, "-m", "backend.cli", "serve"]
-        proc = subprocess.Popen(cmd, env=settings_env(settings), stdout=log, stderr=log)
+        proc = subprocess.Popen(cmd, env=settings.child_environ(), stdout=log, stderr=log)
         procs.append(proc)
         url = f"http://127.0.0.1:{settings.port}"
         deadline = time.monotonic() + 60
