@@ -16,7 +16,7 @@ from typing import Any, Literal, NotRequired, TypedDict, cast
 import httpx
 
 Split = Literal["train", "test"]
-JobKind = Literal["train", "prune", "analyze"]
+JobKind = Literal["train", "prune", "analyze", "attribution"]
 UploadKind = Literal["model", "dataset"]
 JobStatus = Literal["queued", "running", "cancelling", "succeeded", "failed", "cancelled"]
 FlipCategory = Literal["correct_to_wrong", "wrong_to_correct", "wrong_to_other_wrong"]
@@ -172,6 +172,126 @@ class FlipsPage(TypedDict):
     count: int
     offset: int
     limit: int
+
+
+AttributionState = Literal[
+    "none", "queued", "running", "cancelling", "succeeded", "failed", "cancelled"
+]
+AttributionFill = Literal["mean", "zero"]
+
+
+class TopClass(TypedDict):
+    """One of a model's most probable classes for a sample."""
+
+    label: int
+    prob: float
+
+
+class SampleModelDetail(TypedDict):
+    """One model's view of one sample: prediction, top classes, geometry (SCIENCE.md 1)."""
+
+    model_id: int
+    pred: int
+    correct: bool
+    confidence: float
+    top5: list[TopClass]  # up to 5, most probable first
+    angle: float | None  # angle to the true class, degrees; None when undefined
+    length: float
+    length_z: float
+    margin: float | None  # signed feature-space margin; None when infinite
+
+
+class SampleCorruptions(TypedDict):
+    """The sample under each (corruption, severity) of the analyses, indexed [name][severity]."""
+
+    names: list[str]
+    severities: list[int]
+    pred_a: list[list[int]]
+    pred_b: list[list[int]]
+    correct_a: list[list[bool]]
+    correct_b: list[list[bool]]
+
+
+class AttributionStatus(TypedDict):
+    """State of the sample's attribution with default parameters ("succeeded": stored)."""
+
+    status: AttributionState
+    job_id: int | None
+    progress: float | None
+    message: str | None
+    error: str | None
+
+
+class SampleDetail(TypedDict):
+    """Answer of ``GET /api/comparisons/{id}/samples/{index}``."""
+
+    comparison_id: int
+    model_b_id: int
+    index: int
+    label: int
+    image_url: str | None  # None when the dataset cannot render samples
+    category: FlipCategory | Literal[""]  # "" when A and B predict the same
+    pie: bool
+    made_fragile: bool | None  # None when the analyses ran no corruptions
+    a: SampleModelDetail
+    b: SampleModelDetail
+    corruptions: SampleCorruptions | None
+    attribution: AttributionStatus
+
+
+class AttributionValues(TypedDict):
+    """Angle, length and margin of the unoccluded sample (None: not finite)."""
+
+    angle: float | None
+    length: float | None
+    margin: float | None
+
+
+class AttributionBase(TypedDict):
+    a: AttributionValues
+    b: AttributionValues
+
+
+class AttributionDeltas(TypedDict):
+    """metric(occluded) - metric(sample) per patch, rows x cols (None: not finite)."""
+
+    angle: list[list[float | None]]
+    length: list[list[float | None]]
+    margin: list[list[float | None]]
+
+
+class CorruptedVersion(TypedDict):
+    """The sample under one corruption, as the analyses fed it to the models."""
+
+    corruption: str
+    severity: int
+    image: str  # data:image/png;base64,...
+    pred_a: int
+    pred_b: int
+    correct_a: bool
+    correct_b: bool
+
+
+class Attribution(TypedDict):
+    """Answer of ``GET /api/comparisons/{id}/samples/{index}/attribution``."""
+
+    comparison_id: int
+    model_b_id: int
+    index: int
+    label: int
+    patch: int
+    stride: int
+    fill: AttributionFill
+    severity: int | None
+    grid: list[int]  # [rows, cols]
+    rows: list[int]  # top pixel of each grid row's patches
+    cols: list[int]  # left pixel of each grid column's patches
+    metrics: list[str]  # ["angle", "length", "margin"]
+    base: AttributionBase
+    a: AttributionDeltas
+    b: AttributionDeltas
+    corrupted: list[CorruptedVersion]
+    job_id: int | None
 
 
 class Health(TypedDict):
@@ -524,6 +644,54 @@ class ApiClient:
                 },
             ),
         )
+
+    def get_comparison_sample(
+        self, comparison_id: int, index: int, *, b: int | None = None
+    ) -> SampleDetail:
+        """``GET /api/comparisons/{id}/samples/{index}?b=``: one test sample in A and B.
+
+        Raises:
+            ApiError: 404 for an unknown comparison or sample, 409 until the comparison's
+                compare job has finished.
+        """
+        return cast(
+            SampleDetail,
+            self._request(
+                "GET",
+                f"/api/comparisons/{int(comparison_id)}/samples/{int(index)}",
+                params={"b": b},
+            ),
+        )
+
+    def get_attribution(
+        self, comparison_id: int, index: int, *, b: int | None = None, patch: int | None = None
+    ) -> Attribution:
+        """``GET /api/comparisons/{id}/samples/{index}/attribution?b=&patch=``; the other
+        parameters at their defaults (stride = patch, fill "mean", every severity).
+
+        Raises:
+            ApiError: 409 until a job of kind "attribution" has stored it
+                (:meth:`submit_attribution`), 404 for an unknown comparison or sample.
+        """
+        return cast(
+            Attribution,
+            self._request(
+                "GET",
+                f"/api/comparisons/{int(comparison_id)}/samples/{int(index)}/attribution",
+                params={"b": b, "patch": patch},
+            ),
+        )
+
+    def submit_attribution(
+        self, comparison_id: int, index: int, *, b: int | None = None, patch: int | None = None
+    ) -> JobPublic:
+        """``POST /api/jobs`` with ``{kind: "attribution", spec}``; returns the job to poll."""
+        spec: dict[str, Any] = {"comparison_id": int(comparison_id), "index": int(index)}
+        if b is not None:
+            spec["model_b_id"] = int(b)
+        if patch is not None:
+            spec["patch"] = int(patch)
+        return self.create_job("attribution", spec)
 
 
 _client: ApiClient | None = None

@@ -244,3 +244,111 @@ class UploadPublic(BaseModel):
     deduplicated: bool = Field(
         default=False, description="the identical file was already imported with these options"
     )
+
+
+class TopClass(BaseModel):
+    label: int
+    prob: float
+
+
+class SampleModelDetail(BaseModel):
+    """One model's view of one sample: prediction, top classes and geometry (SCIENCE.md 1)."""
+
+    model_id: int
+    pred: int
+    correct: bool
+    confidence: float
+    top5: list[TopClass] = Field(description="up to 5 classes, most probable first")
+    angle: float | None = Field(description="angle to the true class, degrees (null: undefined)")
+    length: float
+    length_z: float
+    margin: float | None = Field(description="signed feature-space margin (null: infinite)")
+
+
+class SampleCorruptions(BaseModel):
+    """The sample under every (corruption, severity) of the analyses: [name][severity]."""
+
+    names: list[str]
+    severities: list[int]
+    pred_a: list[list[int]]
+    pred_b: list[list[int]]
+    correct_a: list[list[bool]]
+    correct_b: list[list[bool]]
+
+
+class AttributionStatus(BaseModel):
+    """The attribution with default parameters: stored ("succeeded"), being computed, or not."""
+
+    status: Literal["none", "queued", "running", "cancelling", "succeeded", "failed", "cancelled"]
+    job_id: int | None = None
+    progress: float | None = None
+    message: str | None = None
+    error: str | None = None
+
+
+class SampleDetail(BaseModel):
+    comparison_id: int
+    model_b_id: int
+    index: int
+    label: int
+    image_url: str | None
+    category: Literal["correct_to_wrong", "wrong_to_correct", "wrong_to_other_wrong", ""]
+    pie: bool
+    made_fragile: bool | None = Field(description="null when the analyses ran no corruptions")
+    a: SampleModelDetail
+    b: SampleModelDetail
+    corruptions: SampleCorruptions | None
+    attribution: AttributionStatus
+
+
+class AttributionValues(BaseModel):
+    """Base metrics of the unoccluded sample (null: not finite)."""
+
+    angle: float | None
+    length: float | None
+    margin: float | None
+
+
+class AttributionBase(BaseModel):
+    a: AttributionValues
+    b: AttributionValues
+
+
+class AttributionDeltas(BaseModel):
+    """metric(occluded) - metric(sample), rows x cols (null: not finite)."""
+
+    angle: list[list[float | None]]
+    length: list[list[float | None]]
+    margin: list[list[float | None]]
+
+
+class CorruptedVersion(BaseModel):
+    corruption: str
+    severity: int
+    image: str = Field(description="data:image/png;base64,...")
+    pred_a: int
+    pred_b: int
+    correct_a: bool
+    correct_b: bool
+
+
+class Attribution(BaseModel):
+    """Geometric attribution (occlusion heatmaps of angle, length, margin) of one sample."""
+
+    comparison_id: int
+    model_b_id: int
+    index: int
+    label: int
+    patch: int
+    stride: int
+    fill: Literal["mean", "zero"]
+    severity: int | None
+    grid: list[int] = Field(description="[rows, cols]")
+    rows: list[int] = Field(description="top pixel of each grid row's patches")
+    cols: list[int] = Field(description="left pixel of each grid column's patches")
+    metrics: list[str]
+    base: AttributionBase
+    a: AttributionDeltas
+    b: AttributionDeltas
+    corrupted: list[CorruptedVersion]
+    job_id: int | None

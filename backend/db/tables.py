@@ -178,3 +178,23 @@ class RegionResultRow(Base):
     samples_sha: Mapped[str] = mapped_column(String(64))
     job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AttributionResultRow(Base):
+    """Geometric attribution of one test sample in A and one B of a comparison (occlusion
+    heatmaps of angle, length and margin, and the sample's corrupted versions), as JSON."""
+
+    __tablename__ = "attribution_results"
+    __table_args__ = (
+        UniqueConstraint("comparison_id", "model_b_id", "sample_index", "params_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    comparison_id: Mapped[int] = mapped_column(ForeignKey("comparisons.id"), index=True)
+    model_b_id: Mapped[int] = mapped_column(ForeignKey("models.id"))
+    sample_index: Mapped[int] = mapped_column(Integer)
+    # canonical parameters, e.g. "patch=4,stride=4,fill=mean,severity=all"
+    params_key: Mapped[str] = mapped_column(String(100))
+    artifact_sha: Mapped[str] = mapped_column(String(64))
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

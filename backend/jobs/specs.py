@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 JOB_KINDS = (
     "train",
@@ -12,6 +12,7 @@ JOB_KINDS = (
     "analyze",
     "compare",
     "regions",
+    "attribution",
     "sweep",
     "ping",
     "import_model",
@@ -25,6 +26,7 @@ JobKind = Literal[
     "analyze",
     "compare",
     "regions",
+    "attribution",
     "sweep",
     "ping",
     "import_model",
@@ -38,6 +40,7 @@ KIND_QUEUE = {
     "prune": "gpu",
     "analyze": "gpu",
     "regions": "gpu",
+    "attribution": "gpu",
     "compare": "cpu",
     "ping": "cpu",
     "import_model": "cpu",
@@ -195,6 +198,39 @@ class RegionsSpec(_Spec):
     slice_max_regions: int = Field(default=20_000, ge=1, le=1_000_000)
 
 
+class AttributionSpec(_Spec):
+    """Geometric attribution (occlusion of angle, length, margin) of one test sample in A and
+    one B of a comparison, with the sample's corrupted versions as the analyses saw them."""
+
+    comparison_id: int
+    model_b_id: int | None = Field(default=None, description="default: the comparison's first B")
+    index: int = Field(description="dataset index of a test sample (the tables' `index`), >= 0")
+    patch: int = Field(default=4, ge=1, le=64, description="patch side in pixels (elements)")
+    stride: int | None = Field(default=None, ge=1, le=64, description="default: patch")
+    fill: Literal["mean", "zero"] = Field(
+        default="mean", description="occluded value: the per-channel mean of the input, or 0"
+    )
+    severity: Severity | None = Field(
+        default=None,
+        description="corrupted versions to render: null = every severity the comparison's "
+        "analyses used, else only this one",
+    )
+
+    @field_validator("index")
+    @classmethod
+    def _index_not_negative(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError(f"index={value} should be >= 0")
+        return value
+
+    def params_key(self) -> str:
+        """Canonical text of the parameters a stored result depends on (besides comparison,
+        B and sample): ``patch=4,stride=4,fill=mean,severity=all``."""
+        stride = self.patch if self.stride is None else self.stride
+        severity = "all" if self.severity is None else str(self.severity)
+        return f"patch={self.patch},stride={stride},fill={self.fill},severity={severity}"
+
+
 class PingSpec(_Spec):
     """A trivial job: checks that a worker picks jobs up (deployments, benchmarks)."""
 
@@ -243,5 +279,6 @@ SPEC_TYPES: dict[str, type[_Spec]] = {
     "analyze": AnalyzeSpec,
     "compare": CompareSpec,
     "regions": RegionsSpec,
+    "attribution": AttributionSpec,
     "sweep": SweepSpec,
 }

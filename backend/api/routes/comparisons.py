@@ -3,20 +3,31 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 from fastapi import APIRouter, HTTPException, Query, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend.analysis.metrics import FLIP_CATEGORIES, flip_categories, flip_counts
-from backend.api.deps import ExecutorDep, SessionDep, StoreDep, get_or_404, load_samples_table
+from backend.api.deps import (
+    ExecutorDep,
+    SessionDep,
+    StoreDep,
+    get_or_404,
+    load_samples_table,
+    prob_columns,
+)
 from backend.api.routes.analyses import analysis_public
 from backend.api.routes.datasets import NOT_FOUND as DATASET_NOT_FOUND
 from backend.api.routes.jobs import check_classes, check_corruptions, submit_job
 from backend.api.routes.models import model_public
 from backend.api.schemas import (
+    Attribution,
+    AttributionStatus,
     ComparisonCreate,
     ComparisonPublic,
     ComparisonsPublic,
@@ -25,10 +36,15 @@ from backend.api.schemas import (
     FlipCounts,
     FlipPublic,
     FlipsPage,
+    SampleCorruptions,
+    SampleDetail,
+    SampleModelDetail,
+    TopClass,
 )
 from backend.api.tables import MAX_LIMIT, TablePage, filter_table, page
 from backend.db.tables import (
     AnalysisRow,
+    AttributionResultRow,
     ComparisonMemberRow,
     ComparisonResultRow,
     ComparisonRow,
@@ -37,6 +53,7 @@ from backend.db.tables import (
     ModelRow,
     RegionResultRow,
 )
+from backend.jobs.specs import AttributionSpec
 
 router = APIRouter(prefix="/comparisons", tags=["comparisons"])
 
@@ -362,3 +379,196 @@ def read_comparison_region_map(
     if sha is None:
         raise HTTPException(status_code=404, detail="Region map not found")
     return dict(json.loads(store.get_bytes(sha)))
+
+
+SAMPLE_NOT_FOUND = "Sample not found"
+NO_ATTRIBUTION = "no attribution for this sample yet: submit a job of kind 'attribution'"
+
+
+def _compact(value: float) -> float | None:
+    """About float32 precision (6 significant digits) for compact JSON; None if not finite."""
+    v = float(value)
+    return float(f"{v:.6g}") if math.isfinite(v) else None
+
+
+def _position(table: pd.DataFrame, index: int) -> int:
+    """Row of the sample with dataset index ``index`` in a per-sample table (404 if none)."""
+    hits = np.flatnonzero(table["index"].to_numpy() == index)
+    if hits.size == 0:
+        raise HTTPException(status_code=404, detail=SAMPLE_NOT_FOUND)
+    return int(hits[0])
+
+
+def _model_detail(model_id: int, table: pd.DataFrame, pos: int) -> SampleModelDetail:
+    row = table.iloc[pos]
+    probs = prob_columns(table.iloc[[pos]])[0]
+    top = np.argsort(-probs, kind="stable")[:5]
+    return SampleModelDetail(
+        model_id=model_id,
+        pred=int(row["pred"]),
+        correct=bool(row["correct"]),
+        confidence=_compact(row["confidence"]) or 0.0,
+        top5=[TopClass(label=int(c), prob=_compact(probs[c]) or 0.0) for c in top],
+        angle=_compact(row["angle_true"]),
+        length=_compact(row["length"]) or 0.0,
+        length_z=_compact(row["length_z"]) or 0.0,
+        margin=_compact(row["margin"]),
+    )
+
+
+def _sample_corruptions(
+    records_a: pd.DataFrame, records_b: pd.DataFrame, index: int
+) -> SampleCorruptions:
+    """Outcomes of one sample under the (corruption, severity) pairs both analyses have."""
+    ra = records_a[records_a["index"] == index]
+    rb = records_b[records_b["index"] == index]
+    names_b = set(rb["corruption"].astype(str))
+    names = [n for n in dict.fromkeys(ra["corruption"].astype(str)) if n in names_b]
+    sevs = sorted({int(v) for v in ra["severity"]} & {int(v) for v in rb["severity"]})
+
+    def grid(records: pd.DataFrame, column: str) -> list[list[Any]]:
+        keyed = {
+            (str(c), int(v)): x
+            for c, v, x in zip(
+                *(records[k] for k in ("corruption", "severity", column)), strict=True
+            )
+        }
+        return [[keyed[(n, v)] for v in sevs] for n in names]
+
+    pa, pb = grid(ra, "pred"), grid(rb, "pred")
+    ca, cb = grid(ra, "correct"), grid(rb, "correct")
+    return SampleCorruptions(
+        names=names,
+        severities=sevs,
+        pred_a=[[int(p) for p in row] for row in pa],
+        pred_b=[[int(p) for p in row] for row in pb],
+        correct_a=[[bool(c) for c in row] for row in ca],
+        correct_b=[[bool(c) for c in row] for row in cb],
+    )
+
+
+def _attribution_row(
+    session: Session, comparison_id: int, b_id: int, index: int, params_key: str
+) -> AttributionResultRow | None:
+    return session.scalars(
+        select(AttributionResultRow).where(
+            AttributionResultRow.comparison_id == comparison_id,
+            AttributionResultRow.model_b_id == b_id,
+            AttributionResultRow.sample_index == index,
+            AttributionResultRow.params_key == params_key,
+        )
+    ).first()
+
+
+def _attribution_status(
+    session: Session, comp: ComparisonRow, b_id: int, index: int
+) -> AttributionStatus:
+    """The stored attribution with default parameters, else the newest job computing it."""
+    key = AttributionSpec(comparison_id=comp.id, index=index).params_key()
+    row = _attribution_row(session, comp.id, b_id, index, key)
+    if row is not None:
+        job = session.get(JobRow, row.job_id) if row.job_id is not None else None
+        return AttributionStatus(
+            status="succeeded",
+            job_id=row.job_id,
+            progress=1.0,
+            message=job.stage if job is not None else None,
+        )
+    jobs = session.scalars(
+        select(JobRow).where(JobRow.kind == "attribution").order_by(JobRow.id.desc())
+    ).all()
+    for job in jobs:
+        try:
+            spec = AttributionSpec.model_validate(job.spec)
+        except ValueError:  # a spec written by hand or by another version
+            continue
+        spec_b = comp.model_b_ids[0] if spec.model_b_id is None else spec.model_b_id
+        if (spec.comparison_id, spec_b, spec.index) == (comp.id, b_id, index) and (
+            spec.params_key() == key
+        ):
+            return AttributionStatus(
+                status=job.status,  # type: ignore[arg-type]
+                job_id=job.id,
+                progress=job.progress,
+                message=job.stage,
+                error=job.error,
+            )
+    return AttributionStatus(status="none")
+
+
+@router.get("/{comparison_id}/samples/{index}", response_model=SampleDetail)
+def read_comparison_sample(
+    comparison_id: int,
+    index: int,
+    request: Request,
+    session: SessionDep,
+    store: StoreDep,
+    b: int | None = None,
+) -> SampleDetail:
+    """One test sample in A and B: predictions, top classes, geometry, flags, corruption
+    outcomes and the state of its geometric attribution."""
+    result = _result(session, comparison_id, b)
+    comp, b_id, an_a, an_b = _resolve(session, comparison_id, result.model_b_id)
+    ta = load_samples_table(store, an_a.samples_sha)
+    tb = load_samples_table(store, an_b.samples_sha)
+    pos_a, pos_b = _position(ta, index), _position(tb, index)
+    table = load_samples_table(store, result.samples_sha)
+    flags = table.iloc[_position(table, index)]
+    corruptions = None
+    if an_a.corruptions_sha and an_b.corruptions_sha:
+        corruptions = _sample_corruptions(
+            load_samples_table(store, an_a.corruptions_sha),
+            load_samples_table(store, an_b.corruptions_sha),
+            index,
+        )
+    dataset = session.get(DatasetRow, comp.dataset_id)
+    images = dataset is not None and len(dataset.input_shape) in (2, 3)
+    base = request.scope.get("root_path", "")
+    return SampleDetail(
+        comparison_id=comparison_id,
+        model_b_id=b_id,
+        index=index,
+        label=int(ta["label"].iat[pos_a]),
+        image_url=(
+            f"{base}/api/datasets/{comp.dataset_id}/images/{SPLIT}/{index}.png" if images else None
+        ),
+        category=str(flags["category"]),  # type: ignore[arg-type]
+        pie=bool(flags["pie"]),
+        made_fragile=bool(flags["made_fragile"]) if "made_fragile" in table.columns else None,
+        a=_model_detail(comp.model_a_id, ta, pos_a),
+        b=_model_detail(b_id, tb, pos_b),
+        corruptions=corruptions,
+        attribution=_attribution_status(session, comp, b_id, index),
+    )
+
+
+@router.get("/{comparison_id}/samples/{index}/attribution", response_model=Attribution)
+def read_comparison_sample_attribution(
+    comparison_id: int,
+    index: int,
+    session: SessionDep,
+    store: StoreDep,
+    b: int | None = None,
+    patch: int = Query(4, ge=1, le=64, description="patch side in pixels"),
+    stride: int | None = Query(None, ge=1, le=64, description="default: patch"),
+    fill: Literal["mean", "zero"] = "mean",
+    severity: int | None = Query(None, ge=1, le=5, description="default: every severity"),
+) -> dict[str, Any]:
+    """The stored geometric attribution of one sample in A and B (submit a job of kind
+    'attribution' first): occlusion heatmaps of angle, length and margin, corrupted versions."""
+    comp, b_id = _choose_b(session, comparison_id, b)
+    dataset = get_or_404(session, DatasetRow, comp.dataset_id, DATASET_NOT_FOUND)
+    if not 0 <= index < dataset.n_test:
+        raise HTTPException(status_code=404, detail=SAMPLE_NOT_FOUND)
+    spec = AttributionSpec(
+        comparison_id=comparison_id,
+        index=index,
+        patch=patch,
+        stride=stride,
+        fill=fill,
+        severity=severity,
+    )
+    row = _attribution_row(session, comparison_id, b_id, index, spec.params_key())
+    if row is None:
+        raise HTTPException(status_code=409, detail=NO_ATTRIBUTION)
+    return {**json.loads(store.get_bytes(row.artifact_sha)), "job_id": row.job_id}

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import io
 from typing import Literal
 
-import numpy as np
 from fastapi import APIRouter, HTTPException, Response
-from PIL import Image
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -15,6 +12,7 @@ from backend.api.deps import SessionDep, StoreDep, get_or_404, load_dataset_arra
 from backend.api.schemas import DatasetCreate, DatasetPublic, DatasetsPublic
 from backend.data import ArrayDataset, UnknownDatasetError
 from backend.data import create as create_dataset
+from backend.data.images import sample_png
 from backend.db.tables import DatasetRow
 from backend.storage import ArtifactStore
 
@@ -70,23 +68,6 @@ def register_arrays(
 def read_dataset(dataset_id: int, session: SessionDep) -> DatasetRow:
     """One dataset."""
     return get_or_404(session, DatasetRow, dataset_id, NOT_FOUND)  # type: ignore[no-any-return]
-
-
-def sample_png(x: np.ndarray, min_size: int = 64) -> bytes:
-    """Encode one input (C, H, W) or (H, W) with values in [0, 1] as an upscaled PNG."""
-    if x.ndim == 3 and x.shape[0] in (1, 3):
-        x = x[0] if x.shape[0] == 1 else np.transpose(x, (1, 2, 0))
-    if x.ndim not in (2, 3):
-        raise ValueError("not an image")
-    lo, hi = float(x.min()), float(x.max())
-    if lo < 0 or hi > 1:  # normalised inputs: rescale for display only
-        x = (x - lo) / (hi - lo or 1.0)
-    img = Image.fromarray((np.clip(x, 0, 1) * 255).round().astype(np.uint8))
-    scale = max(1, -(-min_size // max(img.size)))
-    img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
 
 
 @router.get(

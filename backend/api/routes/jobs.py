@@ -9,13 +9,14 @@ from sqlalchemy.orm import Session
 
 from backend.api.deps import ExecutorDep, SessionDep, get_or_404
 from backend.api.schemas import JobCreate, JobPublic, JobsPublic
-from backend.db.tables import ComparisonRow, DatasetRow, JobRow, ModelRow, utcnow
+from backend.db.tables import AnalysisRow, ComparisonRow, DatasetRow, JobRow, ModelRow, utcnow
 from backend.jobs.executor import ExecutorUnavailable
 from backend.jobs.specs import (
     FINAL_STATUSES,
     MAX_SWEEP_JOBS,
     SPEC_TYPES,
     AnalyzeSpec,
+    AttributionSpec,
     CompareSpec,
     PruneSpec,
     RegionsSpec,
@@ -107,6 +108,8 @@ def validate_spec(session: Session, kind: str, raw: dict) -> dict:  # type: igno
                 check_supported(create_model(model.architecture, **model.arch_kwargs))
             except ValueError as exc:
                 raise _unprocessable(f"model {model_id}: {exc}") from exc
+    elif isinstance(spec, AttributionSpec):
+        check_attribution(session, spec)
     elif isinstance(spec, CompareSpec):
         comp = session.get(ComparisonRow, spec.comparison_id)
         if comp is None:
@@ -115,6 +118,42 @@ def validate_spec(session: Session, kind: str, raw: dict) -> dict:  # type: igno
             )
         check_corruptions(spec.corruptions)
     return spec.model_dump(mode="json")
+
+
+def check_attribution(session: Session, spec: AttributionSpec) -> None:
+    """Refuse an attribution of a sample, a B or a severity the comparison does not have."""
+    comp = session.get(ComparisonRow, spec.comparison_id)
+    if comp is None:
+        raise _unprocessable(f"spec.comparison_id: comparison {spec.comparison_id} does not exist")
+    b_ids = comp.model_b_ids
+    if spec.model_b_id is not None and spec.model_b_id not in b_ids:
+        raise _unprocessable(
+            f"spec.model_b_id: model {spec.model_b_id} is not one of comparison "
+            f"{comp.id}'s pruned models ({', '.join(map(str, b_ids))})"
+        )
+    dataset = session.get(DatasetRow, comp.dataset_id)
+    assert dataset is not None
+    if spec.index >= dataset.n_test:
+        raise _unprocessable(
+            f"spec.index: index={spec.index} is not in the test split of dataset {dataset.id} "
+            f"({dataset.n_test} samples: 0..{dataset.n_test - 1})"
+        )
+    if spec.severity is not None:
+        analysis = session.scalars(
+            select(AnalysisRow).where(
+                AnalysisRow.model_id == comp.model_a_id,
+                AnalysisRow.dataset_id == comp.dataset_id,
+                AnalysisRow.split == "test",
+            )
+        ).first()
+        # before the analyses exist the job itself checks (and fails with the same message)
+        robustness = analysis.summary.get("robustness") if analysis is not None else None
+        if robustness and spec.severity not in robustness["severities"]:
+            used = ", ".join(str(s) for s in robustness["severities"])
+            raise _unprocessable(
+                f"spec.severity: severity={spec.severity} was not used by the comparison's "
+                f"analyses (used: {used})"
+            )
 
 
 def check_classes(model: ModelRow, dataset: DatasetRow) -> None:
@@ -231,8 +270,8 @@ def refresh_sweep(session: Session, sweep: JobRow) -> JobRow:
 
 @router.post("", response_model=JobPublic, status_code=201)
 def create_job(body: JobCreate, session: SessionDep, executor: ExecutorDep) -> JobRow:
-    """Submit a job (train, prune, sweep, analyze, compare, regions, ping); 503 when the job
-    queue is unreachable, with nothing written."""
+    """Submit a job (train, prune, sweep, analyze, compare, regions, attribution, ping); 503
+    when the job queue is unreachable, with nothing written."""
     if body.kind.startswith("import_"):
         raise _unprocessable(
             "import jobs start from an upload: POST /api/models/upload or /api/datasets/upload"

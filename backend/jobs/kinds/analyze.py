@@ -88,6 +88,29 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
         return {"analysis_id": analysis_id, "accuracy": row.accuracy}
 
 
+def corruption_batches(n: int) -> int:
+    """How many batches of ``CORRUPTION_BATCH`` samples a split of ``n`` samples is cut into."""
+    return -(-n // CORRUPTION_BATCH)
+
+
+def corruption_position(index: int) -> tuple[int, int]:
+    """(batch, row in that batch) of split sample ``index`` in :func:`corrupted_batch`."""
+    return divmod(index, CORRUPTION_BATCH)
+
+
+def corrupted_batch(x: torch.Tensor, b: int, name: str, severity: int, device: str) -> torch.Tensor:
+    """Batch ``b`` (rows ``b * CORRUPTION_BATCH`` to ``(b + 1) * CORRUPTION_BATCH``) of a split
+    under one corruption, exactly as :func:`corruption_records` feeds it to the model: moved
+    to ``device`` first, then corrupted with seed ``b`` (each batch has its own seed, so the
+    result does not depend on the batch size of anything but this scheme). Sample ``i`` of the
+    split is row ``i - b * CORRUPTION_BATCH`` of batch ``b = i // CORRUPTION_BATCH``."""
+    from backend.data.corruptions import corrupt
+
+    start = b * CORRUPTION_BATCH
+    xb = x[start : start + CORRUPTION_BATCH].to(device)
+    return corrupt(xb, name, severity, seed=b)
+
+
 def corruption_records(
     ctx: JobContext,
     model: torch.nn.Module,
@@ -99,8 +122,6 @@ def corruption_records(
     progress: tuple[float, float],
 ) -> pd.DataFrame:
     """Predictions and fingerprint metrics of every sample under every corruption."""
-    from backend.data.corruptions import corrupt
-
     frames = []
     pairs = [(n, s) for n in names for s in severities]
     lo, hi = progress
@@ -110,10 +131,12 @@ def corruption_records(
         # batched so memory stays bounded; each batch has its own seed, so the result does
         # not depend on the batch size of anything but this loop
         feats, logits = [], []
-        for b, start in enumerate(range(0, len(x), CORRUPTION_BATCH)):
-            xb = x[start : start + CORRUPTION_BATCH].to(ctx.device)
+        for b in range(corruption_batches(len(x))):
             out = extract_features(
-                model, corrupt(xb, name, severity, seed=b), device=ctx.device, layer=feature_layer
+                model,
+                corrupted_batch(x, b, name, severity, ctx.device),
+                device=ctx.device,
+                layer=feature_layer,
             )
             feats.append(out.features)
             logits.append(out.logits)
