@@ -51,6 +51,19 @@ def _positive_int(value: object, name: str) -> int:
     return int(value)
 
 
+def default_patch(input_shape: tuple[int, ...]) -> int:
+    """The patch side used when none is asked for: an image's shorter side / 8 (an 8 x 8 grid
+    of patches: 1 px on 8 x 8 digits, 4 px on 32 x 32 CIFAR), a 1-D input's length / 16; at
+    least 1.
+
+    Args:
+        input_shape: (C, H, W) of an image or (D,) of a feature vector.
+    """
+    if len(input_shape) >= 2:
+        return max(1, min(int(input_shape[-2]), int(input_shape[-1])) // 8)
+    return max(1, int(input_shape[-1]) // 16)
+
+
 def patch_positions(size: int, patch: int, stride: int) -> np.ndarray:
     """Start coordinates of the patches along one side of the input.
 

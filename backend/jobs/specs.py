@@ -205,7 +205,13 @@ class AttributionSpec(_Spec):
     comparison_id: int
     model_b_id: int | None = Field(default=None, description="default: the comparison's first B")
     index: int = Field(description="dataset index of a test sample (the tables' `index`), >= 0")
-    patch: int = Field(default=4, ge=1, le=64, description="patch side in pixels (elements)")
+    patch: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="patch side in pixels (elements); default: an 8 x 8 grid of patches "
+        "(the image's shorter side / 8; a 1-D input's length / 16), at least 1",
+    )
     stride: int | None = Field(default=None, ge=1, le=64, description="default: patch")
     fill: Literal["mean", "zero"] = Field(
         default="mean", description="occluded value: the per-channel mean of the input, or 0"
@@ -225,10 +231,12 @@ class AttributionSpec(_Spec):
 
     def params_key(self) -> str:
         """Canonical text of the parameters a stored result depends on (besides comparison,
-        B and sample): ``patch=4,stride=4,fill=mean,severity=all``."""
-        stride = self.patch if self.stride is None else self.stride
+        B and sample): ``patch=4,stride=4,fill=mean,severity=all``; ``patch=auto`` for the
+        default patch (its stride, when not given, is ``auto`` too)."""
+        patch = "auto" if self.patch is None else str(self.patch)
+        stride = patch if self.stride is None else str(self.stride)
         severity = "all" if self.severity is None else str(self.severity)
-        return f"patch={self.patch},stride={stride},fill={self.fill},severity={severity}"
+        return f"patch={patch},stride={stride},fill={self.fill},severity={severity}"
 
 
 class PingSpec(_Spec):

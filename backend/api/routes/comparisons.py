@@ -549,7 +549,9 @@ def read_comparison_sample_attribution(
     session: SessionDep,
     store: StoreDep,
     b: int | None = None,
-    patch: int = Query(4, ge=1, le=64, description="patch side in pixels"),
+    patch: int | None = Query(
+        None, ge=1, le=64, description="patch side in pixels; default: an 8 x 8 grid"
+    ),
     stride: int | None = Query(None, ge=1, le=64, description="default: patch"),
     fill: Literal["mean", "zero"] = "mean",
     severity: int | None = Query(None, ge=1, le=5, description="default: every severity"),

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from backend.analysis.attribution import (
     ATTRIBUTION_METRICS,
     GeometricAttribution,
+    default_patch,
     occlusion_attribution,
 )
 from backend.analysis.features import extract_features
@@ -150,6 +151,7 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
     models = {"a": load_model(ctx, a_id)[1], "b": load_model(ctx, b_id)[1]}
     sample, label = x[spec.index], int(y[spec.index])
 
+    patch = spec.patch if spec.patch is not None else default_patch(tuple(sample.shape))
     attributions: dict[str, GeometricAttribution] = {}
     span = 0.4
     for k, (side, model) in enumerate(models.items()):
@@ -164,7 +166,7 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
             model,
             sample,
             label,
-            patch=spec.patch,
+            patch=patch,
             stride=spec.stride,
             fill=spec.fill,
             device=ctx.device,
@@ -203,7 +205,7 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
         "model_b_id": b_id,
         "index": spec.index,
         "label": label,
-        "patch": spec.patch,
+        "patch": patch,
         "stride": att_a.stride,
         "fill": spec.fill,
         "severity": spec.severity,

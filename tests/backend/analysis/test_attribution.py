@@ -204,3 +204,16 @@ def test_progress_callback_sees_every_batch_and_may_stop():
 
     with pytest.raises(Stop):
         occlusion_attribution(model, x, 0, patch=1, batch_size=20, on_batch=stop)
+
+
+def test_default_patch_gives_an_eight_by_eight_grid() -> None:
+    from backend.analysis.attribution import default_patch
+
+    assert default_patch((1, 8, 8)) == 1  # digits
+    assert default_patch((3, 32, 32)) == 4  # CIFAR-10
+    assert default_patch((1, 28, 28)) == 3  # MNIST: 28 // 8, a 9 x 9 grid with the flush edge
+    assert default_patch((3, 4, 100)) == 1  # never 0
+    assert default_patch((64,)) == 4 and default_patch((5,)) == 1
+    for shape in ((1, 8, 8), (3, 32, 32)):
+        n = len(patch_positions(shape[-1], default_patch(shape), default_patch(shape)))
+        assert n == 8

@@ -191,14 +191,15 @@ def test_sample_detail_and_attribution(client, settings, corrupted_comparison):
         )
     )
     assert job["status"] == "succeeded", job["error"]
-    assert job["result"]["params_key"] == "patch=4,stride=4,fill=mean,severity=all"
+    assert job["result"]["params_key"] == "patch=auto,stride=auto,fill=mean,severity=all"
     state = ok(client.get(f"/api/comparisons/{cid}/samples/{index}"))["attribution"]
     assert state["status"] == "succeeded" and state["job_id"] == job["id"]
 
     att = ok(client.get(f"/api/comparisons/{cid}/samples/{index}/attribution"))
     assert att["job_id"] == job["id"] and att["model_b_id"] == b and att["index"] == index
-    assert (att["patch"], att["stride"], att["fill"]) == (4, 4, "mean")
-    assert att["grid"] == [2, 2] and att["rows"] == [0, 4] and att["cols"] == [0, 4]
+    # the default patch gives an 8 x 8 grid: 1 px patches on 8 x 8 digits
+    assert (att["patch"], att["stride"], att["fill"]) == (1, 1, "mean")
+    assert att["grid"] == [8, 8] and att["rows"] == list(range(8)) == att["cols"]
     assert att["metrics"] == ["angle", "length", "margin"]
     # base metrics are the analysis' geometry of the sample
     for side, table in (("a", table_a), ("b", table_b)):
@@ -214,7 +215,7 @@ def test_sample_detail_and_attribution(client, settings, corrupted_comparison):
     x = torch.from_numpy(np.ascontiguousarray(x_test))
     device = settings.torch_device()
     for side, model in (("a", model_a), ("b", model_b)):
-        want = occlusion_attribution(model, x[index], int(y_test[index]), patch=4, device=device)
+        want = occlusion_attribution(model, x[index], int(y_test[index]), patch=1, device=device)
         for m in ("angle", "length", "margin"):
             np.testing.assert_allclose(att[side][m], want.deltas[m], rtol=1e-4, atol=1e-4)
     # corrupted versions: names x severities in the analyses' order, predicted exactly as the
@@ -379,13 +380,15 @@ def test_non_image_samples_before_and_after_the_comparison(client, settings):
             "/api/jobs",
             json={
                 "kind": "attribution",
-                "spec": {"comparison_id": comp["id"], "index": 3, "stride": 3},
+                "spec": {"comparison_id": comp["id"], "index": 3, "patch": 4, "stride": 3},
             },
         )
     )
     assert job["status"] == "succeeded", job["error"]
     att = ok(
-        client.get(f"/api/comparisons/{comp['id']}/samples/3/attribution", params={"stride": 3})
+        client.get(
+            f"/api/comparisons/{comp['id']}/samples/3/attribution", params={"patch": 4, "stride": 3}
+        )
     )
     assert att["grid"] == [1, 3] and att["cols"] == [0, 3, 6] and att["corrupted"] == []
     assert len(att["a"]["margin"]) == 1 and len(att["b"]["margin"][0]) == 3
