@@ -8,18 +8,19 @@ synchronous and call our own REST API, which would deadlock inside the ASGI even
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import dash
 import httpx
 from dash import dcc, html
 
 from frontend import client
-from frontend.pages import compare, home, overview, prune, similarity, upload
+from frontend.pages import compare, home, new_job, overview, prune, similarity, upload
 
 ASSETS_FOLDER = Path(__file__).parent / "assets"
 TITLE = "PruneScope"
 URL_ID = "url"
-PAGES = (home, overview, similarity, compare, prune, upload)
+PAGES = (home, overview, similarity, compare, new_job, prune, upload)
 
 
 def navbar() -> html.Nav:
@@ -32,6 +33,7 @@ def navbar() -> html.Nav:
                     dcc.Link("Home", href="/", className="nav-link"),
                     dcc.Link("Overview", href="/overview", className="nav-link"),
                     dcc.Link("Similarity", href="/similarity", className="nav-link"),
+                    dcc.Link("New job", href="/new", className="nav-link"),
                     dcc.Link("Prune", href="/prune", className="nav-link"),
                     dcc.Link("Upload", href="/upload", className="nav-link"),
                 ],
@@ -86,4 +88,26 @@ def create_dash_app(api_url: str, *, transport: httpx.BaseTransport | None = Non
     for page in PAGES:
         page.register(app)
     app.layout = shell
+    add_server_timing(app.server)
     return app
+
+
+def add_server_timing(server: Any) -> None:
+    """Answer each callback request with a ``Server-Timing: callback;dur=<ms>`` header: the
+    time the server spent on it, as browser devtools (and bench/bench_compare_page.py) read
+    it, apart from network and page rendering."""
+    import time
+
+    import flask
+
+    @server.before_request
+    def _start() -> None:
+        flask.g.prunescope_t0 = time.perf_counter()
+
+    @server.after_request
+    def _timing(response: Any) -> Any:
+        t0 = getattr(flask.g, "prunescope_t0", None)
+        if t0 is not None and flask.request.path.endswith("_dash-update-component"):
+            ms = (time.perf_counter() - t0) * 1000
+            response.headers["Server-Timing"] = f"callback;dur={ms:.1f}"
+        return response

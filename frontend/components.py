@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlencode
 
 from dash import dcc, html
 
@@ -137,3 +138,78 @@ def stat_card(
     if card_id is not None:
         kwargs["id"] = card_id
     return html.Div(children, **kwargs)
+
+
+# the job-kind tab strip of the "New job" pages (/new and /prune) ------------------------------
+
+JOB_KIND_TABS: tuple[tuple[str, str, str], ...] = (
+    ("train", "Train", "Train a network from scratch on a registered dataset"),
+    ("prune", "Prune", "Prune one model with one method at one sparsity, then fine-tune it"),
+    ("sweep", "Sweep", "Prune one model with a method at several sparsities and seeds"),
+    ("analyze", "Analyze", "Evaluate a model on a dataset split, optionally under corruptions"),
+)
+
+
+def _query_value(value: Any) -> str | None:
+    if value is None or isinstance(value, bool):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def job_kind_href(kind: str, *, model: Any = None, dataset: Any = None) -> str:
+    """Where the tab of job ``kind`` leads, carrying the model or dataset already chosen.
+
+    Train and analyze live on ``/new``, prune and sweep on ``/prune`` (a sweep with
+    ``kind=sweep``); the train tab carries the dataset, the others the model.
+
+    Raises:
+        ValueError: for a kind that is not one of :data:`JOB_KIND_TABS`.
+    """
+    kinds = [k for k, _, _ in JOB_KIND_TABS]
+    if kind not in kinds:
+        raise ValueError(f"kind={kind!r} should be one of {', '.join(kinds)}")
+    path = "/prune" if kind in ("prune", "sweep") else "/new"
+    params: list[tuple[str, str]] = []
+    if kind != "prune":
+        params.append(("kind", kind))
+    carried = (
+        ("dataset", _query_value(dataset)) if kind == "train" else ("model", _query_value(model))
+    )
+    if carried[1] is not None:
+        params.append((carried[0], carried[1]))
+    return f"{path}?{urlencode(params)}" if params else path
+
+
+def job_kind_links(active: str, *, model: Any = None, dataset: Any = None) -> list[dcc.Link]:
+    """The tabs of :func:`job_kind_tabs` (a callback re-renders them when the kind changes)."""
+    links = []
+    for kind, label, doc in JOB_KIND_TABS:
+        class_name = "job-tab job-tab-active" if kind == active else "job-tab"
+        links.append(
+            dcc.Link(
+                label,
+                href=job_kind_href(kind, model=model, dataset=dataset),
+                id=f"job-tab-{kind}",
+                className=class_name,
+                title=doc,
+            )
+        )
+    return links
+
+
+def job_kind_tabs(
+    active: str, *, model: Any = None, dataset: Any = None, tabs_id: str | None = None
+) -> html.Nav:
+    """The "Train | Prune | Sweep | Analyze" strip that makes /new and /prune one "New job" page.
+
+    Args:
+        active: the kind whose tab is highlighted.
+        model: id of the model chosen so far; the prune, sweep and analyze tabs carry it.
+        dataset: id of the dataset chosen so far; the train tab carries it.
+        tabs_id: optional component id of the strip.
+    """
+    kwargs: dict[str, Any] = {"className": "job-tabs"}
+    if tabs_id is not None:
+        kwargs["id"] = tabs_id
+    return html.Nav(job_kind_links(active, model=model, dataset=dataset), **kwargs)

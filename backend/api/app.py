@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from backend.api.routes import (
     analyses,
+    architectures,
     comparisons,
     corruptions,
     datasets,
@@ -72,7 +73,18 @@ def create_app(
     app.state.settings = settings
     app.state.store = store
     app.state.executor = executor
-    routers = (health, uploads, datasets, models, methods, corruptions, jobs, analyses, comparisons)
+    routers = (
+        health,
+        uploads,
+        datasets,
+        models,
+        methods,
+        architectures,
+        corruptions,
+        jobs,
+        analyses,
+        comparisons,
+    )
     for module in routers:
         app.include_router(module.router, prefix="/api")
 

@@ -34,7 +34,14 @@ from frontend.client import (
     ModelPublic,
     get_client,
 )
-from frontend.components import api_error_notice, data_table, empty_state, notice
+from frontend.components import (
+    api_error_notice,
+    data_table,
+    empty_state,
+    job_kind_links,
+    job_kind_tabs,
+    notice,
+)
 from frontend.figures.formatting import (
     MISSING,
     format_delta_pp,
@@ -98,6 +105,8 @@ ID_RESULT = "prune-result"
 ID_COMPARE = "prune-compare"
 ID_COMPARE_RESULT = "prune-compare-result"
 ID_EMPTY = "prune-empty"
+ID_KIND_TABS = "prune-kind-tabs"  # the shared Train | Prune | Sweep | Analyze strip
+KIND_SWEEP = "sweep"  # ?kind=sweep opens the form with the Sweep box ticked
 PARAM_TYPE = "prune-param"  # pattern-matching ids {"type": PARAM_TYPE, "name": <param>}
 ERROR_TYPE = "prune-field-error"  # {"type": ERROR_TYPE, "field": <spec path, e.g. "sparsity">}
 
@@ -173,6 +182,18 @@ def register(app: dash.Dash) -> None:
         Output(ID_SUBMIT, "children"),
         Input(ID_SWEEP, "value"),
     )(toggle_sweep)
+    app.callback(
+        Output(ID_KIND_TABS, "children"),
+        Input(ID_SWEEP, "value"),
+        Input(ID_MODEL, "value"),
+        prevent_initial_call=True,
+    )(follow_kind)
+    app.callback(
+        Output(ID_URL, "search", allow_duplicate=True),
+        Input(ID_SWEEP, "value"),
+        State(ID_URL, "search"),
+        prevent_initial_call=True,
+    )(update_kind_url)
     app.callback(
         Output(ID_URL, "search"),
         Input(ID_MODEL, "value"),
@@ -975,7 +996,10 @@ def job_panel(
 
 
 def _message_page(*children: Any) -> html.Div:
-    return html.Div([html.H1(TITLE), *children], className="page page-prune")
+    return html.Div(
+        [job_kind_tabs("prune", tabs_id=ID_KIND_TABS), html.H1(TITLE), *children],
+        className="page page-prune",
+    )
 
 
 def _control(label: str, *children: Any, hint: Any = None, field: str | None = None) -> html.Div:
@@ -1139,7 +1163,7 @@ def _training_section(method: Mapping[str, Any] | None, model_id: int | None) ->
     )
 
 
-def _submit_section() -> html.Section:
+def _submit_section(sweep: bool = False) -> html.Section:
     return html.Section(
         [
             _checkbox(
@@ -1147,7 +1171,7 @@ def _submit_section() -> html.Section:
                 "Analyse afterwards (per-class metrics on the test split, for comparisons)",
                 True,
             ),
-            _checkbox(ID_SWEEP, "Sweep: one prune job per sparsity × seed", False),
+            _checkbox(ID_SWEEP, "Sweep: one prune job per sparsity × seed", sweep),
             html.Div(
                 [
                     _control(
@@ -1228,7 +1252,7 @@ def layout(
         method: name of the method to preselect; global magnitude when absent.
         sparsity: sparsity to preselect; 0.5 when absent.
         job: id of a job to follow in the progress panel.
-        **query: other query parameters, kept in the URL.
+        **query: other query parameters, kept in the URL; ``kind=sweep`` ticks the Sweep box.
     """
     client = get_client()
     try:
@@ -1279,6 +1303,7 @@ def layout(
     if sparsity_value is None:
         sparsity_value = DEFAULT_SPARSITY
     job_id = parse_int(job)
+    sweep_on = query.get("kind") == KIND_SWEEP
     view = {
         "search": _search_of(
             {"model": model, "method": method, "sparsity": sparsity, "job": job, **query}
@@ -1296,6 +1321,9 @@ def layout(
             dcc.Store(id=ID_METHODS, data=methods),
             dcc.Store(id=ID_JOB, data=None if job_id is None else {"id": job_id}),
             dcc.Interval(id=ID_POLL, interval=POLL_INTERVAL_MS, disabled=job_id is None),
+            job_kind_tabs(
+                KIND_SWEEP if sweep_on else "prune", model=model_id, tabs_id=ID_KIND_TABS
+            ),
             html.H1(TITLE),
             html.P(
                 "Choose a model and a pruning method. The job runs in the background; this page "
@@ -1312,7 +1340,7 @@ def layout(
                 className="section",
             ),
             _training_section(chosen, model_id),
-            _submit_section(),
+            _submit_section(sweep_on),
             job_section(),
         ],
         className="page page-prune",
@@ -1374,6 +1402,27 @@ def toggle_sweep(sweep: Any) -> tuple[dict[str, str], str]:
     if is_on(sweep):
         return {}, "Run sweep"
     return {"display": "none"}, "Prune"
+
+
+def follow_kind(sweep: Any, model: Any) -> list[Any]:
+    """Callback: the job-kind strip highlights Sweep while the Sweep box is ticked, and its
+    other tabs carry the chosen model."""
+    return job_kind_links(KIND_SWEEP if is_on(sweep) else "prune", model=model)
+
+
+def update_kind_url(sweep: Any, search: str | None) -> str | dash.NoUpdate:
+    """Callback: ``kind=sweep`` in the URL while the Sweep box is ticked, absent otherwise.
+
+    Other query parameters are kept; a URL that already says so is left alone.
+    """
+    current = parse_qsl((search or "").lstrip("?"), keep_blank_values=True)
+    was_sweep = (dict(current).get("kind") == KIND_SWEEP) if current else False
+    if was_sweep == is_on(sweep):
+        return dash.no_update
+    params = [(k, v) for k, v in current if k != "kind"]
+    if is_on(sweep):
+        params.append(("kind", KIND_SWEEP))
+    return f"?{urlencode(params)}" if params else ""
 
 
 def _url_value(key: str, value: Any) -> str | None:

@@ -66,7 +66,7 @@ def test_shell_has_exactly_one_own_location(fake_api: FakeApi) -> None:
 def test_can_be_created_twice_with_callbacks_on_both(fake_api: FakeApi) -> None:
     first, second = _app(fake_api), _app(fake_api)
     paths = sorted(page["path"] for page in dash.page_registry.values())
-    assert paths == ["/", "/compare", "/overview", "/prune", "/similarity", "/upload"]
+    assert paths == ["/", "/compare", "/new", "/overview", "/prune", "/similarity", "/upload"]
     for app in (first, second):
         client = app.server.test_client()
         assert client.get("/").status_code == 200
@@ -82,8 +82,8 @@ def test_compare_url_is_rendered_from_its_query(fake_api: FakeApi) -> None:
     assert "compare-confusion-shift" in page
     view = [r for r in fake_api.requests if r.url.path == "/api/comparisons/1/view"]
     assert dict(view[-1].url.params) == {"b": "3"}
-    flips = [r for r in fake_api.requests if r.url.path == "/api/comparisons/1/flips"]
-    assert flips[-1].url.params["label"] == "2"
+    assert "compare-samples" in page  # the flagged samples, with the page's class
+    assert "'cls': 2" in page
 
 
 def test_home_url_is_rendered(fake_api: FakeApi) -> None:
@@ -116,3 +116,31 @@ def test_update_url_through_the_callback_endpoint(fake_api: FakeApi) -> None:
         },
     )
     assert response.get_json()["response"] == {"url": {"search": "?id=1&b=3&cls=4"}}
+
+
+def test_callback_answers_carry_their_server_time(fake_api: FakeApi) -> None:
+    import time
+
+    app = _app(fake_api)
+
+    def slow(value: Any) -> str:
+        time.sleep(0.05)
+        return f"got {value}"
+
+    app.callback(dash.Output("t-out", "children"), dash.Input("t-in", "value"))(slow)
+    client = app.server.test_client()
+    assert client.get("/").status_code == 200
+    assert "Server-Timing" not in client.get("/").headers  # pages themselves: not timed
+    response = client.post(
+        "/_dash-update-component",
+        json={
+            "output": "t-out.children",
+            "outputs": {"id": "t-out", "property": "children"},
+            "inputs": [{"id": "t-in", "property": "value", "value": 3}],
+            "changedPropIds": ["t-in.value"],
+            "state": [],
+        },
+    )
+    assert response.status_code == 200 and "got 3" in response.get_data(as_text=True)
+    name, _, dur = response.headers["Server-Timing"].partition(";dur=")
+    assert name == "callback" and 50 <= float(dur) < 5000

@@ -1,0 +1,204 @@
+"""The new-job page in a real headless Chromium against a real `prunescope serve`: fill in the
+train form (a bad field first), submit it and follow the job to the trained model, then submit
+an analysis under a corruption and follow it to its comparison."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import httpx
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
+
+from frontend.pages import new_job
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+FINAL = ("succeeded", "failed", "cancelled")
+
+
+def open_page(dash_br, base: str, path: str) -> None:
+    dash_br.server_url = base
+    dash_br.driver.get(base + path)
+
+
+def type_into(dash_br, selector: str, text: str) -> None:
+    """Replace an input's text the way a user does, then leave the field."""
+    field = dash_br.find_element(selector)
+    field.click()
+    field.send_keys(Keys.CONTROL, "a")
+    field.send_keys(Keys.BACKSPACE)
+    field.send_keys(text)
+    field.send_keys(Keys.TAB)
+
+
+def js_text(driver, element_id: str) -> str:
+    """An element's text read in one step (the poll re-renders the panel every second)."""
+    return driver.execute_script(
+        "const e = document.getElementById(arguments[0]); return e ? e.innerText : '';",
+        element_id,
+    )
+
+
+def field_message(driver, kind: str, field: str) -> str:
+    """The text of the message slot of ``field`` (its id is a pattern-matching dict)."""
+    return driver.execute_script(
+        "for (const e of document.querySelectorAll('.field-error')) {"
+        "  if (e.id.includes(arguments[0]) && e.id.includes('\"' + arguments[1] + '\"'))"
+        "    return e.innerText; }"
+        "return null;",
+        kind,
+        field,
+    )
+
+
+def submit_disabled(driver, button_id: str) -> bool:
+    return bool(
+        driver.execute_script("return document.getElementById(arguments[0]).disabled", button_id)
+    )
+
+
+def wait_final(dash_br, timeout: float) -> str:
+    WebDriverWait(dash_br.driver, timeout, poll_frequency=0.5).until(
+        lambda d: js_text(d, new_job.ID_STATUS) in FINAL
+    )
+    return js_text(dash_br.driver, new_job.ID_STATUS)
+
+
+def screenshot(dash_br, name: str, max_height: int = 2400) -> None:
+    """The whole page (up to ``max_height`` px) into docs/screenshots/<name>."""
+    driver = dash_br.driver
+    size = driver.get_window_size()
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(1400, min(max(int(height) + 140, 900), max_height))
+    time.sleep(0.5)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    assert driver.save_screenshot(str(SCREENSHOTS / name))
+    driver.set_window_size(size["width"], size["height"])
+
+
+def test_train_then_analyze_from_the_new_job_page(dash_br, live_server):
+    p = live_server.pipeline
+    driver = dash_br.driver
+    open_page(dash_br, live_server.url, f"/new?kind=train&dataset={p.dataset_id}")
+    dash_br.wait_for_element(f"#{new_job.ID_TRAIN_ARCH}", timeout=30)
+    # digits are 8×8 images: the digits CNN is preselected, the dataset's sizes are shown
+    assert "digits_cnn" in dash_br.find_element(f"#{new_job.ID_TRAIN_ARCH}").text
+    assert "train /" in dash_br.find_element(f"#{new_job.ID_TRAIN_DATASET}").text
+    tabs = dash_br.find_element(f"#{new_job.ID_KIND_TABS}")
+    assert [a.text for a in tabs.find_elements("css selector", "a")] == [
+        "Train",
+        "Prune",
+        "Sweep",
+        "Analyze",
+    ]
+
+    # switch to the MLP: its arguments editor follows, and the choice goes into the URL
+    dash_br.select_dcc_dropdown(f"#{new_job.ID_TRAIN_ARCH}", index=1)
+    WebDriverWait(driver, 20).until(lambda d: "architecture=mlp" in d.current_url)
+    WebDriverWait(driver, 20).until(
+        lambda d: "Fully connected" in js_text(d, new_job.ID_TRAIN_ARCH_INFO)
+    )
+    query = parse_qs(urlparse(driver.current_url).query)
+    assert query["kind"] == ["train"] and query["dataset"] == [str(p.dataset_id)]
+
+    # a bad field is named with its rule and the submit button is disabled until it is fixed
+    type_into(dash_br, f"#{new_job.ID_TRAIN_EPOCHS}", "-1")
+    WebDriverWait(driver, 20).until(
+        lambda d: "[0, 10000]" in (field_message(d, new_job.TRAIN_ERROR_TYPE, "epochs") or "")
+    )
+    assert submit_disabled(driver, new_job.ID_TRAIN_SUBMIT)
+    type_into(dash_br, f"#{new_job.ID_TRAIN_EPOCHS}", "1")
+    type_into(dash_br, f"#{new_job.ID_TRAIN_NAME}", "browser <b>mlp</b>")
+    WebDriverWait(driver, 20).until(lambda d: not submit_disabled(d, new_job.ID_TRAIN_SUBMIT))
+    assert field_message(driver, new_job.TRAIN_ERROR_TYPE, "epochs") == ""
+
+    # no job followed yet: its section does not show
+    assert not dash_br.find_element(f"#{new_job.ID_PANEL}").is_displayed()
+    dash_br.find_element(f"#{new_job.ID_TRAIN_SUBMIT}").click()
+    dash_br.wait_for_element(f"#{new_job.ID_STATUS}", timeout=30)
+    status = wait_final(dash_br, 180)
+    assert status == "succeeded", js_text(driver, new_job.ID_PROGRESS)
+    assert "job=" in driver.current_url
+    link = dash_br.wait_for_element(f"#{new_job.ID_RESULT_LINK}", timeout=10)
+    href = link.get_attribute("href")
+    assert "/prune?model=" in href
+    model_id = int(parse_qs(urlparse(href).query)["model"][0])
+    # the name was sent as typed and is shown as text
+    with httpx.Client(base_url=live_server.url, timeout=10) as api:
+        model = api.get(f"/api/models/{model_id}").json()
+    assert model["name"] == "browser <b>mlp</b>" and model["architecture"] == "mlp"
+    assert "browser <b>mlp</b>" in js_text(driver, f"{new_job.ID_RESULT}-model")
+    assert dash_br.get_logs() == [], dash_br.get_logs()
+    screenshot(dash_br, "new-job.png")
+
+    # analyse the pipeline's original under one corruption; it is model A of a comparison
+    open_page(dash_br, live_server.url, f"/new?kind=analyze&model={p.original_id}")
+    dash_br.wait_for_element(f"#{new_job.ID_ANALYZE_CORRUPTIONS}", timeout=30)
+    assert f"#{p.original_id} " in dash_br.find_element(f"#{new_job.ID_ANALYZE_MODEL}").text
+    dash_br.select_dcc_dropdown(f"#{new_job.ID_ANALYZE_CORRUPTIONS}", value="gaussian noise")
+    WebDriverWait(driver, 20).until(
+        lambda d: "gaussian noise" in js_text(d, new_job.ID_ANALYZE_CORRUPTIONS)
+    )
+    driver.find_element("css selector", "body").send_keys(Keys.ESCAPE)  # close the menu
+    # severities 1, 2 only: untick 3, 4 and 5
+    boxes = driver.find_elements(
+        "css selector", f"#{new_job.ID_ANALYZE_SEVERITIES} input[type=checkbox]"
+    )
+    for box in boxes[2:]:
+        box.click()
+    WebDriverWait(driver, 20).until(lambda d: not submit_disabled(d, new_job.ID_ANALYZE_SUBMIT))
+    dash_br.find_element(f"#{new_job.ID_ANALYZE_SUBMIT}").click()
+    dash_br.wait_for_element(f"#{new_job.ID_STATUS}", timeout=30)
+    status = wait_final(dash_br, 240)
+    assert status == "succeeded", js_text(driver, new_job.ID_PROGRESS)
+    panel = js_text(driver, new_job.ID_PROGRESS)
+    assert "1 corruption × 2 severities" in panel
+    link = dash_br.wait_for_element(f"#{new_job.ID_RESULT_LINK}", timeout=10)
+    assert f"/compare?id={p.comparison_id}" in link.get_attribute("href")
+    with httpx.Client(base_url=live_server.url, timeout=10) as api:
+        job_id = int(parse_qs(urlparse(driver.current_url).query)["job"][0])
+        spec = api.get(f"/api/jobs/{job_id}").json()["spec"]
+    assert spec["model_id"] == p.original_id
+    assert spec["corruptions"] == ["gaussian_noise"] and spec["severities"] == [1, 2]
+    screenshot(dash_br, "new-job-analyze.png")
+    assert dash_br.get_logs() == [], dash_br.get_logs()
+
+
+def test_the_kind_strip_joins_the_prune_page(dash_br, live_server, tmp_path):
+    from frontend.pages import prune
+
+    p = live_server.pipeline
+    driver = dash_br.driver
+    open_page(dash_br, live_server.url, f"/new?kind=analyze&model={p.original_id}")
+    dash_br.wait_for_element(f"#{new_job.ID_ANALYZE_MODEL}", timeout=30)
+    # the Sweep tab opens the prune page with the Sweep box ticked, for the same model
+    dash_br.find_element("#job-tab-sweep").click()
+    dash_br.wait_for_element(f"#{prune.ID_SWEEP_SPARSITIES}", timeout=30)
+    WebDriverWait(driver, 20).until(
+        lambda d: d.find_element("css selector", f"#{prune.ID_SWEEP_FIELDS}").is_displayed()
+    )
+    assert "kind=sweep" in driver.current_url and f"model={p.original_id}" in driver.current_url
+    box = driver.find_element("css selector", f"#{prune.ID_SWEEP} input[type=checkbox]")
+    assert box.is_selected()
+    active = "#job-tab-sweep.job-tab-active"
+    assert dash_br.find_element(active).text == "Sweep"
+    assert dash_br.find_element(f"#{prune.ID_SUBMIT}").text == "Run sweep"
+    driver.set_window_size(1400, 1000)
+    assert driver.save_screenshot(str(tmp_path / "prune-sweep.png"))
+
+    # unticking it is plain pruning: the strip and the URL follow
+    box.click()
+    WebDriverWait(driver, 20).until(lambda d: "kind=sweep" not in d.current_url)
+    dash_br.wait_for_element("#job-tab-prune.job-tab-active", timeout=10)
+    assert f"model={p.original_id}" in driver.current_url
+    box.click()
+    WebDriverWait(driver, 20).until(lambda d: "kind=sweep" in d.current_url)
+    dash_br.wait_for_element(active, timeout=10)
+
+    # and the Train tab leads back here
+    dash_br.find_element("#job-tab-train").click()
+    dash_br.wait_for_element(f"#{new_job.ID_TRAIN_SUBMIT}", timeout=30)
+    assert urlparse(driver.current_url).path == "/new"
+    assert dash_br.get_logs() == [], dash_br.get_logs()

@@ -1,0 +1,995 @@
+"""The new-job page (train and analyze): the spec builders, the layout and the named callbacks,
+against a fake API; the specs it builds are checked with the API's own pydantic spec classes.
+
+The fake API of conftest.py is extended here with what only this page uses:
+``GET /api/architectures``, ``GET /api/corruptions``, ``POST /api/jobs``, ``POST /api/datasets``
+and ``GET /api/analyses/{id}``; every request is still recorded in ``FakeApi.requests``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+import dash
+import httpx
+import pytest
+from dash import dcc, html
+from dash.development.base_component import Component
+from pydantic import ValidationError
+
+from backend.jobs.specs import AnalyzeSpec, TrainSettings, TrainSpec
+from frontend import client as client_module
+from frontend.app import create_dash_app
+from frontend.components import JOB_KIND_TABS, job_kind_href, job_kind_tabs
+from frontend.pages import new_job, prune
+
+FakeApi = Any  # the fake_api / empty_api fixtures of conftest.py
+CREATED = "2024-05-01T12:00:00Z"
+ON = [new_job.ON]
+
+# What GET /api/architectures answers (models.registry.model_info of the built-ins).
+ARCHITECTURES: list[dict[str, Any]] = [
+    {
+        "name": "digits_cnn",
+        "doc": "Small 3-conv CNN for 8x8 inputs (sklearn digits), no BatchNorm.",
+        "defaults": {"num_classes": 10, "in_channels": 1},
+        "required": [],
+    },
+    {
+        "name": "mlp",
+        "doc": "Fully connected ReLU network on the flattened input.",
+        "defaults": {"hidden": [128, 64]},
+        "required": ["input_shape", "num_classes"],
+    },
+    {
+        "name": "resnet20",
+        "doc": 'ResNet-20 for 32x32 images (He et al., "Deep Residual Learning", CVPR 2016).',
+        "defaults": {"num_classes": 10, "in_channels": 3},
+        "required": [],
+    },
+]
+METHOD = {
+    "name": "global_magnitude",
+    "doc": "Global magnitude pruning.",
+    "defaults": {},
+    "needs_batch": False,
+    "scope": "global",
+    "schedule": "one_shot",
+    "revives": False,
+}
+CORRUPTIONS = ["gaussian_noise", "shot_noise", "fog", "brightness"]
+DIGITS = {
+    "id": 2,
+    "name": "digits",
+    "source": "builtin:digits",
+    "num_classes": 10,
+    "class_names": [str(i) for i in range(10)],
+    "input_shape": [1, 8, 8],
+    "n_train": 1347,
+    "n_test": 450,
+    "created_at": CREATED,
+}
+
+
+@dataclass
+class NewJobApi:
+    """The conftest fake plus architectures, corruptions, job submission and datasets."""
+
+    fake: FakeApi
+    architectures: list[dict[str, Any]] = field(
+        default_factory=lambda: [dict(a) for a in ARCHITECTURES]
+    )
+    corruptions: list[str] = field(default_factory=lambda: list(CORRUPTIONS))
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path in self.fake.errors or self.fake.down:
+            return self.fake.handle(request)
+        method = request.method
+        if method == "GET" and path == "/api/architectures":
+            self.fake.requests.append(request)
+            body = {"data": self.architectures, "count": len(self.architectures)}
+            return httpx.Response(200, json=body)
+        if method == "GET" and path == "/api/methods":  # for the prune page's strip
+            self.fake.requests.append(request)
+            return httpx.Response(200, json={"data": [METHOD], "count": 1})
+        if method == "GET" and path == "/api/corruptions":
+            self.fake.requests.append(request)
+            return httpx.Response(200, json={"data": self.corruptions, "severities": [1, 2, 3]})
+        if method == "POST" and path == "/api/jobs":
+            self.fake.requests.append(request)
+            body = json.loads(request.content)
+            job = {
+                "id": max(j["id"] for j in self.fake.jobs or [{"id": 0}]) + 1,
+                "kind": body["kind"],
+                "spec": body["spec"],
+                "status": "queued",
+                "progress": 0.0,
+                "stage": "queued",
+                "error": None,
+                "result": None,
+                "created_at": CREATED,
+                "started_at": None,
+                "finished_at": None,
+                "heartbeat_at": None,
+            }
+            self.fake.jobs.append(job)
+            return httpx.Response(201, json=job)
+        if method == "POST" and (m := re.fullmatch(r"/api/jobs/(\d+)/cancel", path)):
+            self.fake.requests.append(request)
+            return self.cancel(int(m[1]))
+        if method == "POST" and path == "/api/datasets":
+            self.fake.requests.append(request)
+            body = json.loads(request.content)
+            row = {**DIGITS, "id": len(self.fake.datasets) + 1, "name": body["builtin"]}
+            self.fake.datasets.append(row)
+            return httpx.Response(201, json=row)
+        if method == "GET" and (m := re.fullmatch(r"/api/analyses/(\d+)", path)):
+            self.fake.requests.append(request)
+            for analysis in self.fake.analyses:
+                if analysis["id"] == int(m[1]):
+                    return httpx.Response(200, json=analysis)
+            return httpx.Response(404, json={"detail": "Analysis not found"})
+        return self.fake.handle(request)
+
+    def cancel(self, job_id: int) -> httpx.Response:
+        matches = [j for j in self.fake.jobs if j["id"] == job_id]
+        if not matches:
+            return httpx.Response(404, json={"detail": "Job not found"})
+        job = matches[0]
+        if job["status"] in new_job.FINAL_STATUSES:
+            return httpx.Response(409, json={"detail": "Job already finished"})
+        status = "cancelled" if job["status"] == "queued" else "cancelling"
+        job.update(status=status, stage=status)
+        return httpx.Response(200, json=job)
+
+    def posted(self, path: str) -> list[Any]:
+        """JSON bodies of the POSTs to ``path``, in order."""
+        return [
+            json.loads(r.content)
+            for r in self.fake.requests
+            if r.method == "POST" and r.url.path == path
+        ]
+
+
+def _install(api: NewJobApi) -> Iterator[NewJobApi]:
+    # replaces the transport the conftest fixture installed; that fixture resets it afterwards
+    client_module.configure("http://testserver", transport=httpx.MockTransport(api.handle))
+    try:
+        yield api
+    finally:
+        client_module.reset()
+
+
+@pytest.fixture
+def api(fake_api: FakeApi) -> Iterator[NewJobApi]:
+    """The populated fake API (plus a 10-class digits dataset) with this page's endpoints."""
+    fake_api.datasets.append(dict(DIGITS))
+    yield from _install(NewJobApi(fake_api))
+
+
+@pytest.fixture
+def bare_api(empty_api: FakeApi) -> Iterator[NewJobApi]:
+    """Architectures and corruptions are listed, but there are no datasets nor models."""
+    yield from _install(NewJobApi(empty_api))
+
+
+# component-tree helpers ------------------------------------------------------------------------
+
+
+def walk(node: Any) -> Iterator[Any]:
+    if isinstance(node, list | tuple):
+        for child in node:
+            yield from walk(child)
+        return
+    yield node
+    if isinstance(node, Component):
+        yield from walk(getattr(node, "children", None))
+
+
+def by_id(node: Any, component_id: Any) -> Any:
+    matches = [
+        c for c in walk(node) if isinstance(c, Component) and getattr(c, "id", None) == component_id
+    ]
+    assert len(matches) == 1, f"expected one component with id {component_id!r}, got {len(matches)}"
+    return matches[0]
+
+
+def text(node: Any) -> str:
+    return " ".join(str(c) for c in walk(node) if isinstance(c, str | int | float))
+
+
+def ids_of_type(node: Any, kind: str) -> list[dict[str, str]]:
+    return [
+        c.id
+        for c in walk(node)
+        if isinstance(c, Component)
+        and isinstance(getattr(c, "id", None), dict)
+        and c.id.get("type") == kind
+    ]
+
+
+def train_form(page: Any, **changes: Any) -> dict[str, Any]:
+    """validate_train / submit_train arguments as Dash would pass them for ``page``."""
+    kids = ids_of_type(page, new_job.KWARG_TYPE)
+    values: dict[str, Any] = {
+        key: getattr(by_id(page, cid), "value", None) for key, cid in new_job.TRAIN_INPUTS.items()
+    }
+    values.update(
+        kwarg_values=[by_id(page, kid).value for kid in kids],
+        kwarg_ids=kids,
+        datasets=by_id(page, new_job.ID_TRAIN_DATASETS).data,
+        architectures=by_id(page, new_job.ID_TRAIN_ARCHS).data,
+    )
+    values.update(changes)
+    return values
+
+
+def analyze_form(page: Any, **changes: Any) -> dict[str, Any]:
+    """validate_analyze / submit_analyze arguments as Dash would pass them for ``page``."""
+    values: dict[str, Any] = {
+        key: getattr(by_id(page, cid), "value", None) for key, cid in new_job.ANALYZE_INPUTS.items()
+    }
+    values.update(
+        models=by_id(page, new_job.ID_ANALYZE_MODELS).data,
+        datasets=by_id(page, new_job.ID_ANALYZE_DATASETS).data,
+        corruption_names=by_id(page, new_job.ID_ANALYZE_CORRUPTION_NAMES).data,
+    )
+    values.update(changes)
+    return values
+
+
+def messages(page: Any, kind: str, errors: list[str]) -> dict[str, str]:
+    fields = [e["field"] for e in ids_of_type(page, kind)]
+    return dict(zip(fields, errors, strict=True))
+
+
+DATASETS = [
+    {"id": 1, "num_classes": 5, "input_shape": [3, 32, 32], "name": "cifar5-mini"},
+    DIGITS,
+]
+
+
+def train_spec(**form: Any) -> dict[str, Any]:
+    """build_train_spec with the form's defaults: digits_cnn on the digits dataset."""
+    values: dict[str, Any] = {
+        "dataset_id": 2,
+        "architecture": "digits_cnn",
+        "datasets": DATASETS,
+        "architectures": ARCHITECTURES,
+    }
+    values.update(form)
+    return new_job.build_train_spec(**values)
+
+
+MODELS = [
+    {"id": 1, "dataset_id": 1, "arch_kwargs": {"num_classes": 5}},
+    {"id": 7, "dataset_id": None, "arch_kwargs": {}},
+]
+
+
+def analyze_spec(**form: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "model_id": 1,
+        "models": MODELS,
+        "datasets": DATASETS,
+        "corruption_names": CORRUPTIONS,
+    }
+    values.update(form)
+    return new_job.build_analyze_spec(**values)
+
+
+# the mirrors of the API's schema ----------------------------------------------------------------
+
+
+def test_train_defaults_are_the_apis() -> None:
+    fields = TrainSettings.model_fields
+    assert new_job.TRAIN_DEFAULTS == {name: fields[name].default for name in fields}
+    assert set(new_job.TRAIN_HELP) >= set(fields) | {"dataset_id", "architecture", "name"}
+
+
+@pytest.mark.parametrize(
+    ("name", "inside", "outside"),
+    [
+        ("epochs", new_job.MAX_EPOCHS, new_job.MAX_EPOCHS + 1),
+        ("epochs", 0, -1),
+        ("batch_size", new_job.MAX_BATCH_SIZE, new_job.MAX_BATCH_SIZE + 1),
+        ("batch_size", 1, 0),
+        ("lr", new_job.MAX_LR, new_job.MAX_LR * 1.01),
+        ("momentum", 0.0, 1.0),
+    ],
+)
+def test_train_limits_are_the_apis(name: str, inside: Any, outside: Any) -> None:
+    TrainSettings(**{name: inside})
+    with pytest.raises(ValidationError):
+        TrainSettings(**{name: outside})
+    train_spec(**{name: inside})
+    with pytest.raises(prune.FormError) as info:
+        train_spec(**{name: outside})
+    assert set(info.value.errors) == {name}
+
+
+# build_train_spec -------------------------------------------------------------------------------
+
+
+def test_train_spec_with_the_form_defaults_is_a_valid_train_spec() -> None:
+    spec = train_spec()
+    assert spec == {
+        "dataset_id": 2,
+        "architecture": "digits_cnn",
+        "arch_kwargs": {},
+        "epochs": 15,
+        "batch_size": 64,
+        "lr": 0.001,
+        "lr_schedule": "constant",
+        "optimizer": "adam",
+        "momentum": 0.9,
+        "weight_decay": 0.0,
+        "seed": 0,
+        "amp": False,
+    }
+    validated = TrainSpec.model_validate(spec)  # extra="forbid": no unknown key either
+    assert validated.model_dump(include=set(spec)) == spec
+
+
+def test_train_spec_as_the_browser_sends_it() -> None:
+    spec = train_spec(
+        architecture="mlp",
+        arch_kwargs={"input_shape": "", "num_classes": None, "hidden": "[32]"},
+        epochs="3",
+        batch_size=128.0,
+        lr="0.05",
+        lr_schedule="cosine",
+        optimizer="sgd",
+        momentum=0.5,
+        weight_decay="1e-4",
+        seed=7,
+        amp=ON,
+        name="  tiny mlp  ",
+    )
+    assert spec == {
+        "dataset_id": 2,
+        "architecture": "mlp",
+        "arch_kwargs": {"hidden": [32]},
+        "epochs": 3,
+        "batch_size": 128,
+        "lr": 0.05,
+        "lr_schedule": "cosine",
+        "optimizer": "sgd",
+        "momentum": 0.5,
+        "weight_decay": 0.0001,
+        "seed": 7,
+        "amp": True,
+        "name": "tiny mlp",
+    }
+    assert type(spec["batch_size"]) is int and type(spec["epochs"]) is int
+    assert TrainSpec.model_validate(spec).model_dump(include=set(spec)) == spec
+
+
+def test_blank_training_fields_are_left_to_the_apis_defaults() -> None:
+    spec = train_spec(epochs=None, lr="", seed="  ", optimizer=None, name="")
+    assert not {"epochs", "lr", "seed", "optimizer", "name"} & set(spec)
+    assert TrainSpec.model_validate(spec).epochs == new_job.TRAIN_DEFAULTS["epochs"]
+
+
+def test_architecture_arguments_keep_only_changes_and_agreeing_dataset_values() -> None:
+    # the arguments the dataset fills are sent only when set, and must agree with it
+    spec = train_spec(arch_kwargs={"num_classes": "10", "in_channels": ""})
+    assert spec["arch_kwargs"] == {"num_classes": 10}
+    assert train_spec(architecture="mlp", arch_kwargs={"hidden": "[128, 64]"})["arch_kwargs"] == {}
+
+
+@pytest.mark.parametrize(
+    ("form", "field", "words"),
+    [
+        ({"dataset_id": None}, "dataset_id", "choose a dataset"),
+        ({"dataset_id": 99}, "dataset_id", "dataset 99 does not exist"),
+        ({"architecture": None}, "architecture", "choose an architecture"),
+        ({"architecture": "vgg16"}, "architecture", "unknown architecture 'vgg16'; known: "),
+        ({"epochs": -1}, "epochs", "[0, 10000]"),
+        ({"epochs": 1.5}, "epochs", "whole number"),
+        ({"epochs": "ten"}, "epochs", "'ten'"),
+        ({"batch_size": 0}, "batch_size", "[1, 65536]"),
+        ({"lr": 0}, "lr", "> 0 and at most 10"),
+        ({"lr": "fast"}, "lr", "'fast'"),
+        ({"momentum": 1}, "momentum", "in [0, 1)"),
+        ({"weight_decay": -0.1}, "weight_decay", ">= 0"),
+        ({"seed": -1}, "seed", "whole number in [0, "),
+        ({"seed": "x"}, "seed", "'x'"),
+        ({"optimizer": "rmsprop"}, "optimizer", "adam, sgd"),
+        ({"lr_schedule": "linear"}, "lr_schedule", "constant, cosine, step"),
+        ({"name": "n" * 201}, "name", "at most 200 characters, got 201"),
+        (
+            {"architecture": "mlp", "arch_kwargs": {"hidden": "128"}},
+            "arch_kwargs.hidden",
+            "JSON list",
+        ),
+        (
+            {"arch_kwargs": {"num_classes": "5"}},
+            "arch_kwargs.num_classes",
+            "should be 10, the number of classes of the dataset",
+        ),
+        (
+            {"arch_kwargs": {"in_channels": 3}},
+            "arch_kwargs.in_channels",
+            "should be 1, the dataset's channels",
+        ),
+        ({"arch_kwargs": {"depth": "3"}}, "arch_kwargs.depth", "digits_cnn takes no 'depth'"),
+    ],
+)
+def test_train_validation_names_the_field_and_its_rule(
+    form: dict[str, Any], field: str, words: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(field)) as info:
+        train_spec(**form)
+    assert isinstance(info.value, prune.FormError)
+    assert set(info.value.errors) == {field}
+    assert words in info.value.errors[field]
+
+
+@pytest.mark.parametrize(
+    ("name", "bad"),
+    [
+        ("epochs", -1),
+        ("batch_size", 0),
+        ("lr", 0.0),
+        ("lr", 11.0),
+        ("momentum", 1.0),
+        ("weight_decay", -0.1),
+        ("optimizer", "rmsprop"),
+        ("lr_schedule", "linear"),
+        ("name", "n" * 201),
+    ],
+)
+def test_what_the_form_refuses_the_api_refuses_too(name: str, bad: Any) -> None:
+    spec = train_spec()
+    with pytest.raises(ValidationError):
+        TrainSpec.model_validate({**spec, name: bad})
+
+
+def test_every_bad_train_field_is_reported_at_once() -> None:
+    with pytest.raises(prune.FormError) as info:
+        train_spec(dataset_id=None, epochs=-2, lr="x", seed="s")
+    assert set(info.value.errors) == {"dataset_id", "epochs", "lr", "seed"}
+
+
+# build_analyze_spec ---------------------------------------------------------------------------
+
+
+def test_analyze_spec_with_the_form_defaults_is_a_valid_analyze_spec() -> None:
+    spec = analyze_spec()
+    assert spec == {"model_id": 1, "split": "test"}
+    assert AnalyzeSpec.model_validate(spec).model_dump(include=set(spec)) == spec
+
+
+def test_analyze_spec_with_corruptions_and_an_explicit_dataset() -> None:
+    spec = analyze_spec(
+        dataset_id="1",
+        split="train",
+        corruptions=["fog", "gaussian_noise", "fog"],
+        severities=[5, 1, 3],
+        feature_layer=" fc ",
+    )
+    assert spec == {
+        "model_id": 1,
+        "dataset_id": 1,
+        "split": "train",
+        "corruptions": ["fog", "gaussian_noise"],
+        "severities": [1, 3, 5],
+        "feature_layer": "fc",
+    }
+    assert AnalyzeSpec.model_validate(spec).model_dump(include=set(spec)) == spec
+
+
+def test_all_corruptions_takes_every_listed_name() -> None:
+    spec = analyze_spec(all_corruptions=ON, corruptions=["fog"])
+    assert spec["corruptions"] == CORRUPTIONS
+    assert spec["severities"] == [1, 2, 3, 4, 5]
+    AnalyzeSpec.model_validate(spec)
+
+
+def test_severities_are_only_sent_with_corruptions() -> None:
+    assert "severities" not in analyze_spec(severities=[])
+
+
+@pytest.mark.parametrize(
+    ("form", "field", "words"),
+    [
+        ({"model_id": None}, "model_id", "choose a model"),
+        ({"model_id": 99}, "model_id", "model 99 does not exist"),
+        ({"dataset_id": 99}, "dataset_id", "dataset 99 does not exist"),
+        ({"dataset_id": 2}, "dataset_id", "model's 5 classes; dataset 2 (digits) has 10"),
+        ({"model_id": 7}, "dataset_id", "no dataset of its own"),
+        ({"split": "val"}, "split", "test, train"),
+        ({"corruptions": ["frost2"]}, "corruptions", "unknown corruption 'frost2'"),
+        ({"corruptions": ["fog"], "severities": []}, "severities", "at least one severity"),
+        ({"corruptions": ["fog"], "severities": [6]}, "severities", "[1, 5]"),
+    ],
+)
+def test_analyze_validation_names_the_field_and_its_rule(
+    form: dict[str, Any], field: str, words: str
+) -> None:
+    with pytest.raises(prune.FormError) as info:
+        analyze_spec(**form)
+    assert set(info.value.errors) == {field}
+    assert words in info.value.errors[field]
+
+
+# the job-kind strip ---------------------------------------------------------------------------
+
+
+def test_job_kind_links_lead_to_the_two_pages_and_carry_the_choice() -> None:
+    assert [k for k, _, _ in JOB_KIND_TABS] == ["train", "prune", "sweep", "analyze"]
+    assert job_kind_href("train") == "/new?kind=train"
+    assert job_kind_href("train", dataset=2, model=5) == "/new?kind=train&dataset=2"
+    assert job_kind_href("prune") == "/prune"
+    assert job_kind_href("prune", model=5) == "/prune?model=5"
+    assert job_kind_href("sweep", model=5) == "/prune?kind=sweep&model=5"
+    assert job_kind_href("analyze", model=5) == "/new?kind=analyze&model=5"
+    with pytest.raises(ValueError, match="kind='compare'"):
+        job_kind_href("compare")
+    strip = job_kind_tabs("sweep", model=3, tabs_id="x")
+    links = [c for c in walk(strip) if isinstance(c, dcc.Link)]
+    assert [link.children for link in links] == ["Train", "Prune", "Sweep", "Analyze"]
+    assert [link.className for link in links].count("job-tab job-tab-active") == 1
+    assert links[2].className == "job-tab job-tab-active"
+    assert all(link.title for link in links)  # a tooltip says what each kind does
+
+
+def test_the_prune_page_has_the_strip_and_opens_in_sweep_mode_from_the_url(
+    api: NewJobApi,
+) -> None:
+    page = prune.layout(model="1")
+    strip = by_id(page, prune.ID_KIND_TABS)
+    assert by_id(strip, "job-tab-prune").className.endswith("job-tab-active")
+    assert by_id(strip, "job-tab-analyze").href == "/new?kind=analyze&model=1"
+    assert by_id(page, prune.ID_SWEEP).value == []
+
+    page = prune.layout(model="1", kind="sweep")
+    assert by_id(page, prune.ID_SWEEP).value == [prune.ON]
+    strip = by_id(page, prune.ID_KIND_TABS)
+    assert by_id(strip, "job-tab-sweep").className.endswith("job-tab-active")
+    assert prune.toggle_sweep(by_id(page, prune.ID_SWEEP).value)[1] == "Run sweep"
+    # ticking the box moves the highlight and writes kind=sweep; unticking removes it
+    tabs = prune.follow_kind([prune.ON], 3)
+    assert [t.className for t in tabs if t.className.endswith("active")] == [
+        "job-tab job-tab-active"
+    ]
+    assert tabs[2].id == "job-tab-sweep" and tabs[2].className.endswith("active")
+    assert prune.update_kind_url([prune.ON], "?model=3") == "?model=3&kind=sweep"
+    assert prune.update_kind_url([], "?model=3&kind=sweep") == "?model=3"
+    assert prune.update_kind_url([prune.ON], "?kind=sweep") is dash.no_update
+    assert prune.update_kind_url([], "?model=3") is dash.no_update
+
+
+# layout -----------------------------------------------------------------------------------------
+
+
+def test_train_layout_fills_every_setting_with_its_default(api: NewJobApi) -> None:
+    page = new_job.layout()
+    assert by_id(page, new_job.ID_TRAIN_DATASET).value == 1
+    dataset_labels = [o["label"] for o in by_id(page, new_job.ID_TRAIN_DATASET).options]
+    assert dataset_labels == [
+        "#1 cifar5-mini · 5 classes, 3×32×32 · 5,000 train / 1,000 test",
+        "#2 digits · 10 classes, 1×8×8 · 1,347 train / 450 test",
+    ]
+    # the architecture built for 32×32 images, with every listed one offered
+    arch = by_id(page, new_job.ID_TRAIN_ARCH)
+    assert arch.value == "resnet20"
+    assert [o["value"] for o in arch.options] == [a["name"] for a in ARCHITECTURES]
+    assert "/api/architectures" in api.fake.paths()
+    for key, cid in new_job.TRAIN_INPUTS.items():
+        if key in ("dataset", "architecture", "name"):
+            continue
+        value = by_id(page, cid).value
+        expected = new_job.TRAIN_DEFAULTS[key]
+        assert value == (
+            [new_job.ON] if expected is True else [] if expected is False else expected
+        )
+    # one input per architecture argument; those the dataset fills are blank
+    kids = [k["name"] for k in ids_of_type(page, new_job.KWARG_TYPE)]
+    assert kids == ["num_classes", "in_channels"]
+    assert by_id(page, {"type": new_job.KWARG_TYPE, "name": "num_classes"}).value == ""
+    # a message slot per field, a one-line hint per setting, and a valid form to start with
+    fields = {e["field"] for e in ids_of_type(page, new_job.TRAIN_ERROR_TYPE)}
+    assert set(new_job.TRAIN_FIELDS) | {"arch_kwargs.num_classes", "arch_kwargs.in_channels"} == (
+        fields
+    )
+    words = text(page)
+    for help_text in new_job.TRAIN_HELP.values():
+        assert help_text in words
+    assert by_id(page, new_job.ID_TRAIN_SUBMIT).disabled is False
+    assert by_id(page, new_job.ID_POLL).disabled is True
+    strip = by_id(page, new_job.ID_KIND_TABS)
+    assert by_id(strip, "job-tab-train").className.endswith("job-tab-active")
+    assert by_id(strip, "job-tab-prune").href == "/prune"
+
+
+def test_train_query_params_preselect_the_form(api: NewJobApi) -> None:
+    page = new_job.layout(kind="train", dataset="2", architecture="mlp", job="2")
+    assert by_id(page, new_job.ID_TRAIN_DATASET).value == 2
+    assert by_id(page, new_job.ID_TRAIN_ARCH).value == "mlp"
+    kids = [k["name"] for k in ids_of_type(page, new_job.KWARG_TYPE)]
+    assert kids == ["input_shape", "num_classes", "hidden"]
+    assert by_id(page, {"type": new_job.KWARG_TYPE, "name": "hidden"}).value == "[128, 64]"
+    assert by_id(page, new_job.ID_JOB).data == {"id": 2}
+    assert by_id(page, new_job.ID_POLL).disabled is False
+    assert by_id(by_id(page, new_job.ID_KIND_TABS), "job-tab-train").href == (
+        "/new?kind=train&dataset=2"
+    )
+
+
+def test_the_digits_dataset_preselects_the_digits_cnn(api: NewJobApi) -> None:
+    assert by_id(new_job.layout(dataset="2"), new_job.ID_TRAIN_ARCH).value == "digits_cnn"
+
+
+def test_unknown_things_in_the_url_are_reported(api: NewJobApi) -> None:
+    page = new_job.layout(kind="train", dataset="99", architecture="vgg")
+    words = text(page)
+    assert "Dataset '99' not found" in words
+    assert "Unknown architecture 'vgg'" in words and "digits_cnn, mlp, resnet20" in words
+    assert by_id(page, new_job.ID_TRAIN_SUBMIT).disabled is True
+    assert "Unknown job kind 'magic'" in text(new_job.layout(kind="magic"))
+    page = new_job.layout(kind="analyze", model="99")
+    assert "Model '99' not found" in text(page)
+    assert by_id(page, new_job.ID_ANALYZE_MODEL).value is None
+
+
+@pytest.mark.parametrize("kind", ["prune", "sweep"])
+def test_prune_and_sweep_point_to_the_prune_page(api: NewJobApi, kind: str) -> None:
+    page = new_job.layout(kind=kind, model="3")
+    hrefs = [c.href for c in walk(page) if isinstance(c, dcc.Link)]
+    assert job_kind_href(kind, model="3") in hrefs
+
+
+def test_analyze_layout_lists_models_by_lineage_and_the_corruptions(api: NewJobApi) -> None:
+    page = new_job.layout(kind="analyze")
+    model = by_id(page, new_job.ID_ANALYZE_MODEL)
+    assert [o["value"] for o in model.options] == [1, 2, 3, 4]
+    labels = [o["label"] for o in model.options]
+    assert labels[0] == "#1 resnet8-cifar5 · original · acc 85.0%"
+    assert labels[2] == "↳ #3 resnet8-gm90 · global_magnitude 90% sparse · acc 67.0%"
+    assert labels[3].startswith("\u2003↳ #4 resnet8-gm90-ft · lottery_ticket 95% sparse")
+    assert model.value == 1
+    info = text(by_id(page, new_job.ID_ANALYZE_MODEL_INFO))
+    assert "original" in info and "trained on #1 cifar5-mini" in info
+    dataset = by_id(page, new_job.ID_ANALYZE_DATASET)
+    assert dataset.value is None
+    assert dataset.placeholder == "the model's own: #1 cifar5-mini"
+    options = by_id(page, new_job.ID_ANALYZE_CORRUPTIONS).options
+    assert [o["value"] for o in options] == CORRUPTIONS
+    assert "All 4 corruptions" in text(by_id(page, new_job.ID_ANALYZE_ALL).options[0]["label"])
+    assert by_id(page, new_job.ID_ANALYZE_SEVERITIES).value == [1, 2, 3, 4, 5]
+    assert by_id(page, new_job.ID_ANALYZE_SPLIT).value == "test"
+    assert by_id(page, new_job.ID_ANALYZE_SUBMIT).disabled is False
+    fields = {e["field"] for e in ids_of_type(page, new_job.ANALYZE_ERROR_TYPE)}
+    assert fields == set(new_job.ANALYZE_FIELDS)
+    strip = by_id(page, new_job.ID_KIND_TABS)
+    assert by_id(strip, "job-tab-analyze").className.endswith("job-tab-active")
+    assert by_id(strip, "job-tab-prune").href == "/prune?model=1"
+
+
+def test_analyze_query_params_preselect_the_form(api: NewJobApi) -> None:
+    page = new_job.layout(kind="analyze", model="3", dataset="1")
+    assert by_id(page, new_job.ID_ANALYZE_MODEL).value == 3
+    assert by_id(page, new_job.ID_ANALYZE_DATASET).value == 1
+    assert "pruned with global_magnitude to 90.0% sparsity, from #1 resnet8-cifar5" in text(
+        by_id(page, new_job.ID_ANALYZE_MODEL_INFO)
+    )
+
+
+def test_no_datasets_says_how_to_get_one(bare_api: NewJobApi) -> None:
+    page = new_job.layout()
+    empty = by_id(page, new_job.ID_EMPTY)
+    assert "No datasets yet" in text(empty)
+    assert "/upload" in [c.href for c in walk(empty) if isinstance(c, dcc.Link)]
+    assert by_id(empty, new_job.ID_BUILTIN).children == "Add the built-in digits dataset"
+
+
+def test_no_models_says_how_to_get_one(bare_api: NewJobApi) -> None:
+    empty = by_id(new_job.layout(kind="analyze"), new_job.ID_EMPTY)
+    assert "No models yet" in text(empty) and "prunescope demo" in text(empty)
+    hrefs = [c.href for c in walk(empty) if isinstance(c, dcc.Link)]
+    assert hrefs == ["/new?kind=train", "/upload"]
+
+
+def test_unreachable_api_is_explained(api: NewJobApi) -> None:
+    api.fake.down = True
+    assert "Cannot reach the PruneScope API" in text(new_job.layout())
+    assert "Cannot reach the PruneScope API" in text(new_job.layout(kind="analyze"))
+
+
+def test_user_text_is_shown_as_text(api: NewJobApi) -> None:
+    api.fake.datasets[0]["name"] = "<img src=x onerror=alert(1)>"
+    api.fake.datasets[0]["class_names"] = ["<b>cat</b>", "dog", "x", "y", "z"]
+    page = new_job.layout()
+    assert not [c for c in walk(page) if isinstance(c, dcc.Markdown)]
+    labels = [o["label"] for o in by_id(page, new_job.ID_TRAIN_DATASET).options]
+    assert labels[0].startswith("#1 <img src=x onerror=alert(1)> ·")  # a plain string label
+    assert "<b>cat</b>" in text(by_id(page, new_job.ID_TRAIN_DATASET_INFO))
+
+
+# callbacks: validation and submission -------------------------------------------------------------
+
+
+def test_validate_train_marks_each_bad_field_and_disables_submit(api: NewJobApi) -> None:
+    page = new_job.layout()
+    error_ids = ids_of_type(page, new_job.TRAIN_ERROR_TYPE)
+    ok = new_job.validate_train(error_ids=error_ids, **train_form(page))
+    assert ok == {"errors": [""] * len(error_ids), "disabled": False, "summary": ""}
+    bad = new_job.validate_train(
+        error_ids=error_ids,
+        **train_form(page, epochs=-1, lr=0, kwarg_values=["7", ""]),
+    )
+    assert bad["disabled"] is True
+    assert bad["summary"] == "3 fields to fix before submitting."
+    marked = messages(page, new_job.TRAIN_ERROR_TYPE, bad["errors"])
+    assert "[0, 10000]" in marked["epochs"]
+    assert "> 0" in marked["lr"]
+    assert "should be 5" in marked["arch_kwargs.num_classes"]
+    assert marked["batch_size"] == "" and marked["dataset_id"] == ""
+
+
+def test_validate_analyze_marks_each_bad_field_and_disables_submit(api: NewJobApi) -> None:
+    page = new_job.layout(kind="analyze")
+    error_ids = ids_of_type(page, new_job.ANALYZE_ERROR_TYPE)
+    ok = new_job.validate_analyze(error_ids=error_ids, **analyze_form(page))
+    assert ok["disabled"] is False and set(ok["errors"]) == {""}
+    bad = new_job.validate_analyze(
+        error_ids=error_ids,
+        **analyze_form(page, dataset=2, corruptions=["fog"], severities=[]),
+    )
+    assert bad["disabled"] is True
+    marked = messages(page, new_job.ANALYZE_ERROR_TYPE, bad["errors"])
+    assert "has 10" in marked["dataset_id"]
+    assert "at least one severity" in marked["severities"]
+    assert marked["model_id"] == ""
+
+
+def test_submit_train_posts_exactly_a_valid_train_spec(api: NewJobApi) -> None:
+    page = new_job.layout(dataset="2", architecture="mlp")
+    kids = ids_of_type(page, new_job.KWARG_TYPE)
+    kwargs = ["", "", "[64]"]  # input_shape and num_classes from the dataset
+    form = train_form(page, n_clicks=1, epochs=2, name="small", kwarg_values=kwargs)
+    out = new_job.submit_train(**form)
+    (body,) = api.posted("/api/jobs")
+    assert body["kind"] == "train"
+    assert body["spec"] == {
+        "dataset_id": 2,
+        "architecture": "mlp",
+        "arch_kwargs": {"hidden": [64]},
+        "epochs": 2,
+        "batch_size": 64,
+        "lr": 0.001,
+        "lr_schedule": "constant",
+        "optimizer": "adam",
+        "momentum": 0.9,
+        "weight_decay": 0.0,
+        "seed": 0,
+        "amp": False,
+        "name": "small",
+    }
+    assert [k["name"] for k in kids] == ["input_shape", "num_classes", "hidden"]
+    TrainSpec.model_validate(body["spec"])
+    assert out == {
+        "submit_error": None,
+        "job": {"id": api.fake.jobs[-1]["id"], "kind": "train"},
+        "cancel_notice": None,
+    }
+
+
+def test_submit_analyze_posts_exactly_a_valid_analyze_spec(api: NewJobApi) -> None:
+    page = new_job.layout(kind="analyze", model="3")
+    form = analyze_form(page, n_clicks=1, all_corruptions=ON, severities=[2, 4])
+    out = new_job.submit_analyze(**form)
+    (body,) = api.posted("/api/jobs")
+    assert body == {
+        "kind": "analyze",
+        "spec": {
+            "model_id": 3,
+            "split": "test",
+            "corruptions": CORRUPTIONS,
+            "severities": [2, 4],
+        },
+    }
+    AnalyzeSpec.model_validate(body["spec"])
+    assert out["job"]["kind"] == "analyze"
+
+
+def test_submit_renders_the_apis_refusal_verbatim(api: NewJobApi) -> None:
+    detail = "spec.architecture: unknown architecture 'mlp'; known: digits_cnn"
+    api.fake.errors["/api/jobs"] = (422, detail)
+    out = new_job.submit_train(**train_form(new_job.layout(), n_clicks=1))
+    assert detail in text(out["submit_error"]) and "refused" in text(out["submit_error"])
+    assert out["job"] is dash.no_update and out["cancel_notice"] is dash.no_update
+
+
+def test_submit_with_bad_fields_posts_nothing(api: NewJobApi) -> None:
+    out = new_job.submit_train(**train_form(new_job.layout(), n_clicks=1, epochs=-5))
+    assert api.posted("/api/jobs") == []
+    assert "Check the form" in text(out["submit_error"]) and "epochs" in text(out["submit_error"])
+    assert out["job"] is dash.no_update
+
+
+def test_submit_before_any_click_does_nothing(api: NewJobApi) -> None:
+    out = new_job.submit_train(**train_form(new_job.layout(), n_clicks=0))
+    assert api.posted("/api/jobs") == [] and out["job"] is dash.no_update
+
+
+def test_describe_callbacks_follow_the_choice(api: NewJobApi) -> None:
+    info, editor = new_job.describe_train_architecture("mlp", ARCHITECTURES)
+    assert "Fully connected" in text(info)
+    assert [k["name"] for k in ids_of_type(editor, new_job.KWARG_TYPE)] == [
+        "input_shape",
+        "num_classes",
+        "hidden",
+    ]
+    assert "Required" not in text(editor)  # both required ones come from the dataset
+    info = text(new_job.describe_train_dataset(2, [DIGITS]))
+    assert "1,347 training and 450 test samples of shape 1×8×8" in info
+    assert "classes: 0, 1, 2" in info and "(source: builtin:digits)" in info
+    info, placeholder = new_job.describe_analyze_model(3, api.fake.models, api.fake.datasets)
+    assert "from #1 resnet8-cifar5" in text(info)
+    assert placeholder == "the model's own: #1 cifar5-mini"
+    assert new_job.toggle_momentum("adam") is True and new_job.toggle_momentum("sgd") is False
+    assert new_job.toggle_all_corruptions(ON) is True
+    assert new_job.toggle_all_corruptions([]) is False
+
+
+def test_add_the_builtin_dataset_reopens_the_form_with_it(bare_api: NewJobApi) -> None:
+    search, box = new_job.add_builtin_dataset(1)
+    assert bare_api.posted("/api/datasets") == [{"builtin": "digits"}]
+    assert search == "?kind=train&dataset=1"
+    assert "/new?kind=train&dataset=1" in [c.href for c in walk(box) if isinstance(c, dcc.Link)]
+    assert new_job.add_builtin_dataset(0) == (dash.no_update, dash.no_update)
+
+
+# URL state ----------------------------------------------------------------------------------------
+
+
+def test_train_url_round_trip(api: NewJobApi) -> None:
+    search, tabs = new_job.update_train_url(2, "mlp", "?job=5")
+    assert search == "?kind=train&dataset=2&architecture=mlp&job=5"
+    assert tabs[0].href == "/new?kind=train&dataset=2"
+    query = dict(parse_qsl(search.lstrip("?")))
+    page = new_job.layout(**query)
+    assert by_id(page, new_job.ID_TRAIN_DATASET).value == 2
+    assert by_id(page, new_job.ID_TRAIN_ARCH).value == "mlp"
+    assert by_id(page, new_job.ID_JOB).data == {"id": 5}
+    # a URL that already says so is left alone: rendering never adds a history entry
+    assert new_job.update_train_url(2, "mlp", search) == (dash.no_update, dash.no_update)
+
+
+def test_analyze_url_round_trip(api: NewJobApi) -> None:
+    search, tabs = new_job.update_analyze_url(3, 1, "?kind=train&architecture=mlp")
+    assert search == "?kind=analyze&model=3&dataset=1&architecture=mlp"
+    assert by_id(html.Div(tabs), "job-tab-sweep").href == "/prune?kind=sweep&model=3"
+    page = new_job.layout(**dict(parse_qsl(search.lstrip("?"))))
+    assert by_id(page, new_job.ID_ANALYZE_MODEL).value == 3
+    assert by_id(page, new_job.ID_ANALYZE_DATASET).value == 1
+    # clearing the dataset (the model's own) removes it from the URL
+    search, _ = new_job.update_analyze_url(3, None, search)
+    assert search == "?kind=analyze&model=3&architecture=mlp"
+
+
+def test_the_followed_job_goes_into_the_url() -> None:
+    assert new_job.update_job_url({"id": 9}, "?kind=analyze&model=3") == (
+        "?job=9&kind=analyze&model=3"
+    )
+    assert new_job.update_job_url({"id": 9}, "?job=9") is dash.no_update
+    assert new_job.update_job_url({"id": 4}, None, {"search": "?kind=train"}) == (
+        "?job=4&kind=train"
+    )
+
+
+# callbacks: the followed job ----------------------------------------------------------------------
+
+
+def test_poll_a_running_job_shows_progress_and_keeps_polling(api: NewJobApi) -> None:
+    panel, stop, cancel_hidden = new_job.poll_job(3, {"id": 2})
+    assert stop is False and cancel_hidden is False
+    words = text(panel)
+    assert "running" in words and "epoch 3/10" in words and "30%" in words
+
+
+def test_poll_a_succeeded_train_job_links_to_pruning_the_new_model(api: NewJobApi) -> None:
+    api.fake.jobs[0]["spec"] = {"dataset_id": 1, "architecture": "resnet20", "epochs": 4}
+    api.fake.jobs[0]["result"] = {"model_id": 1, "accuracy": 0.8}
+    panel, stop, cancel_hidden = new_job.poll_job(5, {"id": 1})
+    assert stop is True and cancel_hidden is True
+    assert "resnet20 on dataset #1, 4 epochs" in text(panel)
+    assert text(by_id(panel, new_job.ID_STATUS)) == "succeeded"
+    assert "80.0%" in text(by_id(panel, f"{new_job.ID_RESULT}-accuracy"))
+    assert "1.00M" in text(by_id(panel, f"{new_job.ID_RESULT}-params"))
+    link = by_id(panel, new_job.ID_RESULT_LINK)
+    assert link.href == "/prune?model=1" and "Prune this model" in link.children
+    assert by_id(panel, new_job.ID_PROGRESS_BAR).value == "1.000"
+
+
+def test_poll_a_succeeded_analysis_links_to_its_comparison(api: NewJobApi) -> None:
+    job = api.fake.jobs[2]
+    job.update(
+        status="succeeded",
+        progress=1.0,
+        error=None,
+        spec={"model_id": 3, "split": "test", "corruptions": ["fog"], "severities": [1, 2]},
+        result={"analysis_id": 3, "accuracy": 0.67},
+    )
+    panel, stop, _ = new_job.poll_job(2, {"id": 3})
+    assert stop is True
+    assert "model #3 on the test split, 1 corruption × 2 severities" in text(panel)
+    assert "67.0%" in text(by_id(panel, f"{new_job.ID_RESULT}-accuracy"))
+    assert by_id(panel, new_job.ID_RESULT_LINK).href == "/compare?id=1&b=3"
+    # a model in no comparison: the home page
+    api.fake.comparisons.clear()
+    panel, _, _ = new_job.poll_job(3, {"id": 3})
+    assert by_id(panel, new_job.ID_RESULT_LINK).href == "/"
+    hrefs = [c.href for c in walk(panel) if isinstance(c, dcc.Link)]
+    assert "/prune?model=3" in hrefs
+
+
+def test_poll_a_failed_job_shows_the_error(api: NewJobApi) -> None:
+    panel, stop, cancel_hidden = new_job.poll_job(1, {"id": 3})
+    assert stop is True and cancel_hidden is True
+    assert "CUDA out of memory" in text(by_id(panel, new_job.ID_JOB_ERROR))
+
+
+def test_poll_without_a_job_is_idle(api: NewJobApi) -> None:
+    assert new_job.poll_job(0, None) == ([], True, True)
+    panel, stop, _ = new_job.poll_job(0, {"id": 99})
+    assert stop is True and "Job 99 not found" in text(panel)
+
+
+def test_cancel_a_running_job_and_one_already_finished(api: NewJobApi) -> None:
+    out = new_job.cancel_followed_job(1, {"id": 2})
+    assert out["hidden"] is True and out["notice"] is None
+    assert "Stopping…" in text(out["panel"])
+    assert api.fake.jobs[1]["status"] == "cancelling"
+    out = new_job.cancel_followed_job(1, {"id": 1})
+    assert "had already finished" in text(out["notice"]) and out["panel"] is dash.no_update
+    assert new_job.cancel_followed_job(0, {"id": 2})["panel"] is dash.no_update
+
+
+# through the app ----------------------------------------------------------------------------------
+
+
+def test_new_job_page_is_routed_and_linked_from_the_navbar(api: NewJobApi) -> None:
+    app = create_dash_app("http://testserver", transport=httpx.MockTransport(api.handle))
+    assert "/new" in [page["path"] for page in dash.page_registry.values()]
+    layout = app.layout() if callable(app.layout) else app.layout
+    links = [(c.children, c.href) for c in walk(layout) if isinstance(c, dcc.Link)]
+    assert ("New job", "/new") in links and ("Prune", "/prune") in links
+    client = app.server.test_client()
+    assert client.get("/new?kind=analyze").status_code == 200
+    response = client.post(
+        "/_dash-update-component",
+        json={
+            "output": ".._pages_content.children..._pages_store.data..",
+            "outputs": [
+                {"id": "_pages_content", "property": "children"},
+                {"id": "_pages_store", "property": "data"},
+            ],
+            "inputs": [
+                {"id": "_pages_location", "property": "pathname", "value": "/new"},
+                {"id": "_pages_location", "property": "search", "value": "?kind=train"},
+            ],
+            "changedPropIds": ["_pages_location.pathname"],
+            "state": [],
+        },
+    )
+    body = response.get_json()["response"]
+    assert body["_pages_store"]["data"]["title"] == new_job.TITLE == "New job · PruneScope"
+    assert new_job.ID_TRAIN_SUBMIT in str(body["_pages_content"]["children"])
+    dependencies = client.get("/_dash-dependencies").get_json()
+    outputs = [d["output"] for d in dependencies]
+    assert any(f"{new_job.ID_PROGRESS}.children" in o for o in outputs)
+    assert any(o.startswith(f"{new_job.ID_URL}.search") for o in outputs)
+    assert any(f"{prune.ID_KIND_TABS}.children" in o for o in outputs)
+    inputs = [i for d in dependencies for i in d["inputs"]]
+    assert {"id": new_job.ID_CANCEL, "property": "n_clicks"} in inputs
+    assert {"id": new_job.ID_TRAIN_SUBMIT, "property": "n_clicks"} in inputs
