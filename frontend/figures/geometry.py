@@ -24,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 import plotly.graph_objects as go
 
-from frontend.figures._common import BASE_LAYOUT, COLOR_A, COLOR_B, empty_figure
+from frontend.figures._common import BASE_LAYOUT, COLOR_A, COLOR_B, RAW_LAYOUT, empty_figure
 from frontend.figures.embedding import category_palette
 
 GeometryMode = Literal["overlay", "diff"]
@@ -381,33 +381,36 @@ def local_geometry_scatter(
         name: str,
         color: str,
         symbol: str,
-    ) -> go.Scatter:
-        return go.Scatter(
-            name=name,
-            x=np.round(x[rows], 3).tolist(),
-            y=np.round(y[rows], 4).tolist(),
-            mode="markers",
-            marker={
+    ) -> dict[str, Any]:
+        trace: dict[str, Any] = {
+            "type": "scatter",
+            "name": name,
+            "x": np.round(x[rows], 3).tolist(),
+            "y": np.round(y[rows], 4).tolist(),
+            "mode": "markers",
+            "marker": {
                 "color": color,
                 "size": 6 if mode == "overlay" else 5,
                 "symbol": symbol,
                 "opacity": POINT_OPACITY,
                 "line": {"width": 0},
             },
-            customdata=_hover_custom(idx, margin, preds, rows),
-            hovertemplate=_point_hover(name),
-            selectedpoints=sel_positions,
-            selected=bright if wanted else None,
-            unselected=dim if wanted else None,
-        )
+            "customdata": _hover_custom(idx, margin, preds, rows),
+            "hovertemplate": _point_hover(name),
+            "selectedpoints": sel_positions,
+        }
+        if wanted:
+            trace |= {"selected": bright, "unselected": dim}
+        return trace
 
-    fig = go.Figure()
-    fig.add_trace(points(xa, ya, ma, pred_a, label_a, COLOR_A, "circle"))
+    # traces built unvalidated: plotly.py's per-element validation of 10^3-point arrays cost
+    # more than the rest of the callback (the unit tests validate the result)
+    traces = [points(xa, ya, ma, pred_a, label_a, COLOR_A, "circle")]
     if mode == "overlay":
-        fig.add_trace(points(xb, yb, mb, pred_b, label_b, COLOR_B, "diamond"))
+        traces.append(points(xb, yb, mb, pred_b, label_b, COLOR_B, "diamond"))
     else:
 
-        def arrows(which: np.ndarray, name: str, color: str, opacity: float) -> go.Scatter:
+        def arrows(which: np.ndarray, name: str, color: str, opacity: float) -> dict[str, Any]:
             sx: list[float | None] = []
             sy: list[float | None] = []
             custom: list[list[Any] | None] = []
@@ -417,28 +420,29 @@ def local_geometry_scatter(
                 sy += [round(float(ya[r]), 4), round(float(yb[r]), 4), None]
                 custom += [[int(idx[r])], [int(idx[r])], None]
                 sizes += [0, ARROW_SIZE, 0]
-            return go.Scatter(
-                name=name,
-                x=sx,
-                y=sy,
-                mode="lines+markers",
-                line={"color": color, "width": 1},
-                marker={
+            return {
+                "type": "scatter",
+                "name": name,
+                "x": sx,
+                "y": sy,
+                "mode": "lines+markers",
+                "line": {"color": color, "width": 1},
+                "marker": {
                     "symbol": "arrow",
                     "angleref": "previous",
                     "size": sizes,
                     "color": color,
                 },
-                opacity=opacity,
-                customdata=custom,
-                hoverinfo="skip",
-                connectgaps=False,
-            )
+                "opacity": opacity,
+                "customdata": custom,
+                "hoverinfo": "skip",
+                "connectgaps": False,
+            }
 
         chosen = shown_selected if wanted else np.ones(rows.size, dtype=bool)
-        fig.add_trace(arrows(chosen, f"A → {label_b}", COLOR_B, 0.8))
+        traces.append(arrows(chosen, f"A → {label_b}", COLOR_B, 0.8))
         if wanted:
-            fig.add_trace(arrows(~chosen, "not selected", FADED_COLOR, 0.5))
+            traces.append(arrows(~chosen, "not selected", FADED_COLOR, 0.5))
     notes = []
     if rows.size < n:
         notes.append(f"{rows.size:,} of {n:,} samples shown (fixed random subset)")
@@ -451,17 +455,17 @@ def local_geometry_scatter(
         )
     if notes:
         title += f"<br><sup>{' · '.join(notes)}</sup>"
-    fig.update_layout(
-        **BASE_LAYOUT,
-        title=title,
-        dragmode="select",
-        hovermode="closest",
-        legend={"orientation": "h", "yanchor": "top", "y": -0.16, "xanchor": "left", "x": 0},
-    )
-    fig.update_layout(margin={"l": 70, "r": 20, "t": 60 if notes else 50, "b": 90})
-    fig.update_xaxes(title_text=ANGLE_AXIS, ticksuffix="°")
-    fig.update_yaxes(title_text=LENGTH_AXIS, zeroline=True, zerolinecolor="#d0d7de")
-    return fig
+    layout = {
+        **RAW_LAYOUT,
+        "title": {"text": title},
+        "dragmode": "select",
+        "hovermode": "closest",
+        "legend": {"orientation": "h", "yanchor": "top", "y": -0.16, "xanchor": "left", "x": 0},
+        "margin": {"l": 70, "r": 20, "t": 60 if notes else 50, "b": 90},
+        "xaxis": {"title": {"text": ANGLE_AXIS}, "ticksuffix": "°"},
+        "yaxis": {"title": {"text": LENGTH_AXIS}, "zeroline": True, "zerolinecolor": "#d0d7de"},
+    }
+    return go.Figure(data=traces, layout=layout, _validate=False)
 
 
 def nearest_class_angles(angles: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -606,29 +610,33 @@ def parallel_geometry(
     for i, color in enumerate(palette):
         scale += [[i / len(palette), color], [(i + 1) / len(palette), color]]
     every = max(1, math.ceil(c / 20))
-    fig = go.Figure(
-        go.Parcoords(
-            dimensions=dims,
-            line={
-                "color": lab.tolist(),
-                "colorscale": scale,
-                "cmin": -0.5,
-                "cmax": max(c, 1) - 0.5,
-                "showscale": True,
-                "colorbar": {
-                    "title": {"text": "true class", "side": "right"},
-                    "tickvals": list(range(0, c, every)),
-                    "ticktext": names[::every],
-                    "thickness": 14,
-                },
+    trace = {
+        "type": "parcoords",
+        "dimensions": dims,
+        "line": {
+            "color": lab.tolist(),
+            "colorscale": scale,
+            "cmin": -0.5,
+            "cmax": max(c, 1) - 0.5,
+            "showscale": True,
+            "colorbar": {
+                "title": {"text": "true class", "side": "right"},
+                "tickvals": list(range(0, c, every)),
+                "ticktext": names[::every],
+                "thickness": 14,
             },
-            labelangle=-20 if len(dims) > 10 else 0,
-            labelside="top",
-            labelfont={"size": 11},
-            tickfont={"size": 10},
-            unselected={"line": {"opacity": 0.05}},
-        )
-    )
-    fig.update_layout(**BASE_LAYOUT, title=title, meta={"note": " · ".join(notes)})
-    fig.update_layout(margin={"l": 60, "r": 40, "t": 110, "b": 30})
-    return fig
+        },
+        "labelangle": -20 if len(dims) > 10 else 0,
+        "labelside": "top",
+        "labelfont": {"size": 11},
+        "tickfont": {"size": 10},
+        "unselected": {"line": {"opacity": 0.05}},
+    }
+    layout = {
+        **RAW_LAYOUT,
+        "title": {"text": title},
+        "meta": {"note": " · ".join(notes)},
+        "margin": {"l": 60, "r": 40, "t": 110, "b": 30},
+    }
+    # unvalidated, as the local scatter: 10^3 lines x (classes + 3) axes of values
+    return go.Figure(data=[trace], layout=layout, _validate=False)

@@ -16,16 +16,12 @@ import dash
 from dash import Input, Output, State, dcc, html
 
 from frontend.client import (
-    FLIP_CATEGORIES,
     ApiError,
     ComparisonView,
-    FlipCategory,
-    FlipRecord,
-    FlipsPage,
     ModelPublic,
     get_client,
 )
-from frontend.components import api_error_notice, data_table, notice, stat_card
+from frontend.components import api_error_notice, notice, stat_card
 from frontend.figures import (
     confusion_heatmap,
     confusion_shift_heatmap,
@@ -43,15 +39,14 @@ from frontend.views import (
     QUERY,
     SELECTION,
     decode_ids,
+    lazy_script,
+    lazy_section,
     selection,
 )
 
 PATH = "/compare"
 TITLE = "Compare · PruneScope"
 ALL_CLASSES = "all"
-ALL_FLIPS = "all"
-FLIPS_PAGE_SIZE = 50
-IMAGE_SIZE_PX = 64
 
 ID_HEADER = "compare-header"
 ID_B_SELECT = "compare-b-select"
@@ -61,13 +56,6 @@ ID_RECALL = "compare-recall-bars"
 ID_CONF_A = "compare-confusion-a"
 ID_CONF_B = "compare-confusion-b"
 ID_CONF_SHIFT = "compare-confusion-shift"
-ID_FLIP_COUNTS = "compare-flip-counts"
-ID_FLIPS_CATEGORY = "compare-flips-category"
-ID_FLIPS_SUMMARY = "compare-flips-summary"
-ID_FLIPS_TABLE = "compare-flips-table"
-ID_FLIPS_PREV = "compare-flips-prev"
-ID_FLIPS_NEXT = "compare-flips-next"
-ID_FLIPS_STATE = "compare-flips-state"
 ID_MESSAGE = "compare-message"
 ID_URL_MIRROR = "compare-url-mirror"
 # writes QUERY and SELECTION into the address bar with replaceState: no navigation, no re-render
@@ -94,15 +82,12 @@ function(query, sel) {
             return window.dash_clientside.no_update;
         }
 """.replace("MAX_SELECTION", str(MAX_URL_SELECTION))
-# view sections below the flips, in page order (frontend/views/<name>.py)
-VIEW_ORDER = ("embedding", "geometry", "robustness", "regions")
+# view sections below the confusion matrices, in page order (frontend/views/<name>.py)
+VIEW_ORDER = ("samples", "embedding", "geometry", "robustness", "regions")
+# views loaded with the page; the others wait until they near the viewport or the page is idle
+EAGER_VIEWS = ("embedding",)
+ID_LAZY = "compare-lazy"
 
-CATEGORY_LABELS: dict[str, str] = {
-    "correct_to_wrong": "correct → wrong",
-    "wrong_to_correct": "wrong → correct",
-    "wrong_to_other_wrong": "wrong → other wrong",
-}
-FLIPS_HEADER = ["Image", "Index", "True label", "Pred A", "Pred B", "Category"]
 GRAPH_CONFIG: dcc.Graph.Config = {
     "displaylogo": False,
     "responsive": True,
@@ -138,20 +123,12 @@ def register(app: dash.Dash) -> None:
         State(ID_CLASS_SELECT, "value"),
         prevent_initial_call=True,
     )(select_class_from_click)
-    app.callback(
-        Output(ID_FLIPS_TABLE, "children"),
-        Output(ID_FLIPS_SUMMARY, "children"),
-        Output(ID_FLIPS_STATE, "data"),
-        Output(ID_FLIPS_PREV, "disabled"),
-        Output(ID_FLIPS_NEXT, "disabled"),
-        Input(ID_FLIPS_CATEGORY, "value"),
-        Input(ID_FLIPS_PREV, "n_clicks"),
-        Input(ID_FLIPS_NEXT, "n_clicks"),
-        State(ID_FLIPS_STATE, "data"),
-        prevent_initial_call=True,
-    )(update_flips)
     for module in view_modules():
         module.register(app)
+    # the views below the fold load when they near the viewport, or once the page is idle
+    app.clientside_callback(
+        lazy_script(lazy_views()), Output(ID_LAZY, "data"), Input(CONTEXT, "data")
+    )
     # selection and view settings go to the address bar without navigating (no re-render)
     app.clientside_callback(
         MIRROR_URL_JS,
@@ -288,89 +265,6 @@ def headline_cards(view: ComparisonView, selected_class: int | None) -> list[htm
     return cards
 
 
-def flip_count_cards(view: ComparisonView) -> html.Div:
-    """How many test samples changed outcome from A to B, per category, over all classes."""
-    counts = view.get("flip_counts") or {}
-    return html.Div(
-        [
-            html.Div(
-                [
-                    html.Div(CATEGORY_LABELS[c], className="card-title"),
-                    html.Div(f"{int(counts.get(c, 0)):,}", className="card-number"),
-                ],
-                className=f"card flip-card flip-{c}",
-            )
-            for c in FLIP_CATEGORIES
-        ],
-        id=ID_FLIP_COUNTS,
-        className="card-row",
-    )
-
-
-def sample_image(url: str | None, index: int) -> html.Img | html.Div:
-    """A 64 px sample thumbnail, pixels kept sharp; a placeholder when there is no image."""
-    style = {
-        "width": f"{IMAGE_SIZE_PX}px",
-        "height": f"{IMAGE_SIZE_PX}px",
-        "imageRendering": "pixelated",
-    }
-    if not url:
-        return html.Div("no image", className="sample-img sample-img-missing", style=style)
-    return html.Img(
-        src=url,
-        alt=f"sample {index}",
-        width=str(IMAGE_SIZE_PX),
-        height=str(IMAGE_SIZE_PX),
-        className="sample-img",
-        style=style,
-    )
-
-
-def flip_rows(flips: Sequence[FlipRecord], class_names: Sequence[str]) -> list[list[Any]]:
-    """One table row per flipped sample: image, index, true label, preds of A and B, category."""
-    rows = []
-    for f in flips:
-        rows.append(
-            [
-                sample_image(f.get("image_url"), f["index"]),
-                str(f["index"]),
-                _class_name(class_names, f["label"]),
-                f"{_class_name(class_names, f['pred_a'])} ({format_percent(f['confidence_a'], 0)})",
-                f"{_class_name(class_names, f['pred_b'])} ({format_percent(f['confidence_b'], 0)})",
-                html.Span(
-                    CATEGORY_LABELS.get(f["category"], f["category"]),
-                    className=f"flip-tag flip-{f['category']}",
-                ),
-            ]
-        )
-    return rows
-
-
-def flips_table(flips: Sequence[FlipRecord], class_names: Sequence[str]) -> html.Table:
-    """The table of flipped samples (id ``compare-flips-table``), one body row per sample."""
-    return data_table(FLIPS_HEADER, flip_rows(flips, class_names), table_id=ID_FLIPS_TABLE)
-
-
-def flips_summary(page: FlipsPage, class_name: str | None, category: str | None) -> str:
-    """ "Showing 1–50 of 132 flipped samples of class cat", or why there are none."""
-    what = "flipped samples"
-    if category and category != ALL_FLIPS:
-        what = f"{CATEGORY_LABELS.get(category, category)} samples"
-    where = f" of class {class_name}" if class_name else ""
-    count, offset = int(page["count"]), int(page["offset"])
-    if count == 0 or not page["data"]:
-        if count > 0:
-            return f"No {what}{where} on this page ({count:,} in total)."
-        return f"No {what}{where}: A and B agree on all of them."
-    first, last = offset + 1, offset + len(page["data"])
-    return f"Showing {first:,}–{last:,} of {count:,} {what}{where}."
-
-
-def _pager_disabled(page: FlipsPage) -> tuple[bool, bool]:
-    offset, count = int(page["offset"]), int(page["count"])
-    return offset <= 0, offset + len(page["data"]) >= count
-
-
 def _graph(graph_id: str, figure: Any, height: int) -> dcc.Graph:
     return dcc.Graph(
         id=graph_id, figure=figure, config=GRAPH_CONFIG, style={"height": f"{height}px"}
@@ -460,67 +354,6 @@ def _header(view: ComparisonView) -> html.Div:
     )
 
 
-def _flips_section(
-    view: ComparisonView,
-    page: FlipsPage | None,
-    error: ApiError | None,
-    selected_class: int | None,
-) -> html.Section:
-    class_names = view["dataset"]["class_names"]
-    class_name = _class_name(class_names, selected_class) if selected_class is not None else None
-    if page is None:
-        page = {"data": [], "count": 0, "offset": 0, "limit": FLIPS_PAGE_SIZE}
-    prev_disabled, next_disabled = _pager_disabled(page)
-    state = {
-        "comparison_id": view["comparison"]["id"],
-        "b": view["model_b"]["id"],
-        "label": selected_class,
-        "category": ALL_FLIPS,
-        "offset": int(page["offset"]),
-        "count": int(page["count"]),
-        "n_prev": 0,
-        "n_next": 0,
-        "class_names": list(class_names),
-    }
-    summary: Any = flips_summary(page, class_name, ALL_FLIPS)
-    if error is not None:
-        summary = api_error_notice(error, "the flipped samples")
-    return html.Section(
-        [
-            html.H2("Samples that pruning flipped"),
-            flip_count_cards(view),
-            html.P(
-                "Counts over all classes; the table below follows the selected class.",
-                className="muted hint",
-            ),
-            html.Div(
-                [
-                    dcc.RadioItems(
-                        id=ID_FLIPS_CATEGORY,
-                        options=[{"label": "All flips", "value": ALL_FLIPS}]
-                        + [{"label": CATEGORY_LABELS[c], "value": c} for c in FLIP_CATEGORIES],
-                        value=ALL_FLIPS,
-                        inline=True,
-                        className="radio-row",
-                    ),
-                    html.Div(
-                        [
-                            html.Button("← Previous", id=ID_FLIPS_PREV, disabled=prev_disabled),
-                            html.Button("Next →", id=ID_FLIPS_NEXT, disabled=next_disabled),
-                        ],
-                        className="pager",
-                    ),
-                ],
-                className="flips-controls",
-            ),
-            html.Div(summary, id=ID_FLIPS_SUMMARY, className="muted"),
-            html.Div(flips_table(page["data"], class_names), className="table-scroll"),
-            dcc.Store(id=ID_FLIPS_STATE, data=state),
-        ],
-        className="section",
-    )
-
-
 # layout and callbacks -----------------------------------------------------------------------
 
 
@@ -595,19 +428,13 @@ def layout(
     class_names = view["dataset"]["class_names"]
     selected_class = parse_class(cls, len(class_names))
 
-    flips_page: FlipsPage | None = None
-    flips_error: ApiError | None = None
-    try:
-        flips_page = client.list_comparison_flips(
-            comparison_id, b=view["model_b"]["id"], label=selected_class, limit=FLIPS_PAGE_SIZE
-        )
-    except ApiError as exc:
-        flips_error = exc
-
     try:
         query = {k: v for k, v in _query.items() if isinstance(v, str)}
         query |= {k: v for k, v in (("id", id), ("b", b), ("cls", cls)) if v is not None}
-        return render_view(view, models, selected_class, flips_page, flips_error, cls, query)
+        prefetch_eager_views(
+            {"id": comparison_id, "b": view["model_b"]["id"], "cls": selected_class}
+        )
+        return render_view(view, models, selected_class, cls, query)
     except (KeyError, TypeError, ValueError) as exc:
         # A view that breaks the contract is a backend bug; say so instead of a traceback.
         return _message_page(
@@ -636,6 +463,47 @@ def view_modules() -> list[Any]:
     return found
 
 
+PREFETCH = True  # the unit tests turn it off: a fake API answers them in order
+
+
+def prefetch_eager_views(context: dict[str, Any]) -> list[Any]:
+    """Start fetching what the eager views will ask for, in the background, while the browser
+    takes in the layout: their callbacks then find it in their cache (it is single-flight, so
+    a callback arriving mid-fetch waits for this fetch rather than starting another). Errors
+    are left for the callbacks, which report them. Returns the started threads."""
+    import threading
+
+    def fetch(load: Any) -> None:
+        try:
+            load(context)
+        except Exception:  # noqa: BLE001 - the view's callback fetches again and says why
+            pass
+
+    threads = []
+    for module in view_modules():
+        load = getattr(module, "load_data", None)
+        if PREFETCH and view_name(module) in EAGER_VIEWS and callable(load):
+            threads.append(threading.Thread(target=fetch, args=(load,), daemon=True))
+            threads[-1].start()
+    return threads
+
+
+def view_name(module: Any) -> str:
+    """``frontend.views.geometry`` -> "geometry"."""
+    return str(module.__name__).rsplit(".", 1)[-1]
+
+
+def lazy_views() -> list[str]:
+    """The views that wait to be woken (every view but :data:`EAGER_VIEWS`), in page order."""
+    return [view_name(m) for m in view_modules() if view_name(m) not in EAGER_VIEWS]
+
+
+def view_section(module: Any) -> Any:
+    """A view's section as laid out: lazy ones wrapped with their own context store."""
+    name = view_name(module)
+    return module.section() if name in EAGER_VIEWS else lazy_section(name, module.section())
+
+
 def view_stores(view: ComparisonView, selected_class: int | None, query: dict[str, Any]) -> list:
     """The stores the view sections share (frontend/views/__init__.py): context, query, and
     the linked selection restored from the URL's ``sel``."""
@@ -659,8 +527,6 @@ def render_view(
     view: ComparisonView,
     models: Sequence[ModelPublic],
     selected_class: int | None,
-    flips_page: FlipsPage | None,
-    flips_error: ApiError | None = None,
     requested_class: Any = None,
     query: dict[str, Any] | None = None,
 ) -> html.Div:
@@ -670,8 +536,6 @@ def render_view(
         view: ``/comparisons/{id}/view`` answer.
         models: all models, for the B selector's labels (may be empty).
         selected_class: validated class index, or None for all classes.
-        flips_page: first page of flipped samples, None when it could not be fetched.
-        flips_error: why the flips could not be fetched.
         requested_class: the raw ``cls`` of the URL, to warn when it named no class.
     """
     class_names = view["dataset"]["class_names"]
@@ -745,10 +609,10 @@ def render_view(
                 ],
                 className="section card",
             ),
-            _flips_section(view, flips_page, flips_error, selected_class),
-            *[module.section() for module in view_modules()],
+            *[view_section(module) for module in view_modules()],
             *view_stores(view, selected_class, dict(query or {})),
             dcc.Store(id=ID_URL_MIRROR),
+            dcc.Store(id=ID_LAZY),
         ],
         className="page page-compare",
     )
@@ -813,72 +677,3 @@ def select_class_from_click(click_data: dict[str, Any] | None, current: Any) -> 
     if parse_int(current) == idx:
         return ALL_CLASSES
     return idx
-
-
-def update_flips(
-    category: str | None,
-    n_prev: int | None,
-    n_next: int | None,
-    state: dict[str, Any] | None,
-) -> tuple[Any, Any, Any, bool, bool]:
-    """Callback: filter the flipped samples by category and page through them.
-
-    Which input fired is read from the click counts remembered in ``state``, so the function
-    needs no callback context and tests can call it directly.
-
-    Args:
-        category: value of ``compare-flips-category`` ("all" or a flip category).
-        n_prev: clicks on the previous-page button.
-        n_next: clicks on the next-page button.
-        state: ``compare-flips-state``: comparison id, b, label, category, offset, click counts
-            and the last total count.
-
-    Returns:
-        Table children (head and body), summary, new state, previous/next disabled flags.
-    """
-    if not state or state.get("comparison_id") is None:
-        return (dash.no_update,) * 3 + (True, True)  # type: ignore[return-value]
-    n_prev, n_next = int(n_prev or 0), int(n_next or 0)
-    offset = int(state.get("offset") or 0)
-    category = category or ALL_FLIPS
-    count = int(state.get("count") or 0)
-    if category != state.get("category", ALL_FLIPS):
-        offset = 0
-    elif n_prev > int(state.get("n_prev") or 0):
-        offset = max(0, offset - FLIPS_PAGE_SIZE)
-    elif n_next > int(state.get("n_next") or 0) and offset + FLIPS_PAGE_SIZE < count:
-        offset += FLIPS_PAGE_SIZE
-    new_state = {
-        **state,
-        "category": category,
-        "offset": offset,
-        "n_prev": n_prev,
-        "n_next": n_next,
-    }
-    label = parse_int(state.get("label"))
-    api_category: FlipCategory | None = (
-        category if category in FLIP_CATEGORIES else None  # type: ignore[assignment]
-    )
-    try:
-        page = get_client().list_comparison_flips(
-            int(state["comparison_id"]),
-            b=parse_int(state.get("b")),
-            category=api_category,
-            label=label,
-            offset=offset,
-            limit=FLIPS_PAGE_SIZE,
-        )
-    except ApiError as exc:
-        return (dash.no_update, api_error_notice(exc, "the flipped samples"), new_state, True, True)
-    new_state["count"] = int(page["count"])
-    class_names = state.get("class_names") or []
-    class_name = None if label is None else _class_name(class_names, label)
-    table = flips_table(page["data"], class_names)
-    prev_disabled, next_disabled = _pager_disabled(page)
-    return (
-        table.children,
-        flips_summary(page, class_name, category),
-        new_state,
-        prev_disabled,
-        next_disabled,
-    )

@@ -21,6 +21,10 @@ The contract every view module follows, so the compare page composes them and th
   into the address bar with ``history.replaceState`` (a clientside callback), which changes
   the URL without re-rendering the page: never write ``url.search`` for view settings (that
   navigates and rebuilds every view).
+- Every view but the embedding is lazy: its callbacks take ``Input(view_context(name), "data")``
+  instead of CONTEXT. That store holds the same value, written by the browser once the view
+  nears the viewport or the page has had time to load its top (see :data:`LAZY_JS`), so the
+  views on screen get the CPU first. A callback may be called with None there: render empty.
 - Figures are pure functions in ``frontend/figures/`` (data in, plotly Figure out), unit tested
   without a browser; callbacks only fetch and route. At most 4 WebGL (``Scattergl``) traces'
   figures on the page in total: the embeddings own two.
@@ -157,3 +161,102 @@ class FetchCache(Generic[T]):
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+
+
+# lazy views ---------------------------------------------------------------------------------
+# The views below the embedding take their comparison from a context store of their own,
+# ``view_context(name)``, which the browser fills (a clientside callback, ``LAZY_JS``) when the
+# view scrolls near the viewport or, failing that, in the background once the top of the page
+# has had LAZY_IDLE_MS to load, one view every LAZY_STAGGER_MS in page order. On 2 cores,
+# rendering every view at once made the embeddings (what the page is for) wait ~5 s for CPU.
+LAZY_IDLE_MS = 2500
+LAZY_STAGGER_MS = 400
+LAZY_MARGIN_PX = 300
+
+
+def view_context(name: str) -> str:
+    """Id of the context store of lazy view ``name`` (same value as CONTEXT once awake)."""
+    return f"compare-{name}-context"
+
+
+def lazy_holder(name: str) -> str:
+    """Id of the element wrapping lazy view ``name``'s section (what is watched)."""
+    return f"compare-{name}-lazy"
+
+
+LAZY_JS = """
+function(ctx) {
+    const views = VIEWS;
+    const L = window.__prunescopeLazy || (window.__prunescopeLazy = {});
+    L.ctx = ctx;
+    (L.timers || []).forEach(clearTimeout);
+    L.timers = [];
+    if (L.observer) { L.observer.disconnect(); }
+    if (!ctx) { return window.dash_clientside.no_update; }
+    const wake = (el) => {
+        if (el.dataset.awake === "1") { return; }
+        el.dataset.awake = "1";
+        if (L.observer) { L.observer.unobserve(el); }
+        window.dash_clientside.set_props(el.dataset.context, {data: L.ctx});
+    };
+    const holders = () => views.map((v) => document.getElementById("compare-" + v + "-lazy"))
+        .filter((el) => el);
+    let tries = 0;
+    const start = () => {
+        const els = holders();
+        if (els.length < views.length && tries++ < 50) {
+            L.timers.push(setTimeout(start, 20));
+            return;
+        }
+        els.forEach((el) => { el.dataset.context = "compare-" + el.dataset.view + "-context"; });
+        els.filter((el) => el.dataset.awake === "1").forEach((el) => {
+            window.dash_clientside.set_props(el.dataset.context, {data: L.ctx});
+        });
+        // graphs have no height until plotly.js has loaded, so until then every view looks
+        // near the top: watch positions only once a plot exists
+        let waits = 0;
+        const observe = () => {
+            if (!document.querySelector(".js-plotly-plot") && waits++ < 100) {
+                L.timers.push(setTimeout(observe, 50));
+                return;
+            }
+            L.observer = new IntersectionObserver((entries) => {
+                entries.forEach((e) => { if (e.isIntersecting) { wake(e.target); } });
+            }, {rootMargin: "MARGINpx 0px"});
+            els.forEach((el) => { if (el.dataset.awake !== "1") { L.observer.observe(el); } });
+        };
+        if ("IntersectionObserver" in window) { observe(); }
+        els.forEach((el, i) => {
+            L.timers.push(setTimeout(() => wake(el), IDLE + i * STAGGER));
+        });
+    };
+    start();
+    return window.dash_clientside.no_update;
+}
+"""
+
+
+def lazy_script(names: Sequence[str]) -> str:
+    """The clientside callback (Input CONTEXT) that wakes the lazy views ``names``."""
+    import json
+
+    return (
+        LAZY_JS.replace("VIEWS", json.dumps(list(names)))
+        .replace("MARGIN", str(LAZY_MARGIN_PX))
+        .replace("IDLE", str(LAZY_IDLE_MS))
+        .replace("STAGGER", str(LAZY_STAGGER_MS))
+    )
+
+
+def lazy_section(name: str, section: Any) -> Any:
+    """``section`` of lazy view ``name`` wrapped with its context store, as the page lays it
+    out: the wrapper is what :data:`LAZY_JS` watches and marks ``data-awake`` once woken."""
+    from dash import dcc, html
+
+    data_attributes: dict[str, Any] = {"data-view": name}  # Dash passes data-* through
+    return html.Div(
+        [section, dcc.Store(id=view_context(name))],
+        id=lazy_holder(name),
+        className="lazy-view",
+        **data_attributes,
+    )

@@ -56,13 +56,14 @@ ID_COLOR = "compare-embedding-color"
 ID_GRAPH_A = "compare-embedding-a"
 ID_GRAPH_B = "compare-embedding-b"
 ID_GRAPHS = "compare-embedding-graphs"
+ID_EXPLANATION = "compare-embedding-explanation"
 ID_MESSAGE = "compare-embedding-message"
 ID_STATUS = "compare-embedding-status"
 ID_SHOWN = "compare-embedding-shown"  # which selection the figures show (see shown())
 
 TITLE = "Aligned embeddings"
 EXPLANATION = (
-    "A and B are embedded jointly (aligned UMAP) so the same place means the same thing; "
+    "A and B are embedded jointly ({method}) so the same place means the same thing; "
     "lasso or box-select in either to highlight the same samples everywhere."
 )
 NO_EMBEDDING = "No embedding: the compare job ran without one"
@@ -295,6 +296,11 @@ def axis_name(method: str | None) -> str:
     return "aligned PCA" if method == "pca" else DEFAULT_AXIS_NAME
 
 
+def explanation(method: str | None) -> str:
+    """The line under the title, naming the method the compare job used."""
+    return EXPLANATION.format(method=axis_name(method))
+
+
 def side_figure(
     data: EmbeddingData, choice: ColorBy, side: str, selected: Sequence[int] | None
 ) -> Any:
@@ -371,7 +377,7 @@ def section() -> html.Section:
     return html.Section(
         [
             html.H2(TITLE),
-            html.P(EXPLANATION, className="muted hint", id="compare-embedding-explanation"),
+            html.P(explanation(None), className="muted hint", id=ID_EXPLANATION),
             html.Div(
                 html.Label(
                     [
@@ -417,6 +423,7 @@ def register(app: dash.Dash) -> None:
         Output(ID_MESSAGE, "children"),
         Output(ID_GRAPHS, "style"),
         Output(ID_SHOWN, "data"),
+        Output(ID_EXPLANATION, "children"),
         Input(CONTEXT, "data"),
         State(SELECTION, "data"),
     )(load_embedding)
@@ -478,12 +485,12 @@ def load_embedding(
     ``emb_color`` says, the restored selection highlighted.
 
     Returns:
-        dropdown options, dropdown value, figure A, figure B, message, graphs' style, and the
-        shown selection's key.
+        dropdown options, dropdown value, figure A, figure B, message, graphs' style, the
+        shown selection's key, and the explanation naming the embedding method.
     """
     hidden = {"display": "none"}
     if not context or context.get("id") is None:
-        return [], None, *_empty("No comparison."), None, hidden, None
+        return [], None, *_empty("No comparison."), None, hidden, None, explanation(None)
     try:
         data = load_data(context)
     except ApiError as exc:
@@ -495,7 +502,7 @@ def load_embedding(
             )
         else:
             message = api_error_notice(exc, "the comparison table")
-        return [], None, *_empty("Not available."), message, hidden, None
+        return [], None, *_empty("Not available."), message, hidden, None, explanation(None)
     options = [{"label": c.label, "value": c.key} for c in data.options()]
     if not data.has_embedding:
         message = notice(
@@ -503,13 +510,22 @@ def load_embedding(
             "Run the compare job with an embedding (embedding: auto, aligned_umap or pca) to "
             "see A's and B's features side by side.",
         )
-        return options, None, *_empty(NO_EMBEDDING), message, hidden, None
+        return options, None, *_empty(NO_EMBEDDING), message, hidden, None, explanation(None)
     query = context.get("query") or {}
     choice = color_choice(query.get(QUERY_KEY), data)
     selected = _selected(current)
     fig_a = side_figure(data, choice, "a", selected)
     fig_b = side_figure(data, choice, "b", selected)
-    return options, choice.key, fig_a, fig_b, None, None, shown(current)
+    return (
+        options,
+        choice.key,
+        fig_a,
+        fig_b,
+        None,
+        None,
+        shown(current),
+        explanation(data.method),
+    )
 
 
 def change_color(

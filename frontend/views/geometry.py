@@ -49,7 +49,6 @@ from frontend.figures.geometry import (
     parallel_geometry,
 )
 from frontend.views import (
-    CONTEXT,
     QUERY,
     SELECTION,
     FetchCache,
@@ -57,6 +56,7 @@ from frontend.views import (
     merge_settings,
     selected_ids,
     selection,
+    view_context,
 )
 
 NAME = "geometry"
@@ -66,6 +66,8 @@ KEY_MODE = "geo_mode"
 KEY_PARALLEL = "geo_par"
 DEFAULT_MODE: GeometryMode = "overlay"
 DEFAULT_PARALLEL = "a"
+
+CTX = view_context("geometry")  # this lazy view's copy of CONTEXT
 
 ID_SECTION = "compare-geometry"
 ID_MESSAGE = "compare-geometry-message"
@@ -492,12 +494,14 @@ def register(app: dash.Dash) -> None:
         Output(ID_PAR_MODEL, "value"),
         Output(ID_DEFAULTS, "data"),
         Output(ID_MESSAGE, "children"),
-        Input(CONTEXT, "data"),
+        Input(CTX, "data"),
+        prevent_initial_call=True,  # lazy: runs once woken (CTX)
     )(init_geometry)
     app.callback(
         Output(ID_BALANCE, "figure"),
         Output(ID_BALANCE_NOTE, "children"),
-        Input(CONTEXT, "data"),
+        Input(CTX, "data"),
+        prevent_initial_call=True,  # lazy: runs once woken (CTX)
     )(render_balance)
     app.callback(
         Output(ID_LOCAL, "figure"),
@@ -505,7 +509,8 @@ def register(app: dash.Dash) -> None:
         Input(ID_CLASS, "value"),
         Input(ID_MODE, "value"),
         State(SELECTION, "data"),
-        State(CONTEXT, "data"),
+        State(CTX, "data"),
+        prevent_initial_call=True,  # lazy: runs once woken (CTX)
     )(render_local)
     app.callback(
         Output(ID_LOCAL, "figure", allow_duplicate=True),
@@ -513,7 +518,7 @@ def register(app: dash.Dash) -> None:
         Input(SELECTION, "data"),
         State(ID_CLASS, "value"),
         State(ID_MODE, "value"),
-        State(CONTEXT, "data"),
+        State(CTX, "data"),
         prevent_initial_call=True,
     )(highlight_local)
     app.callback(
@@ -521,7 +526,8 @@ def register(app: dash.Dash) -> None:
         Output(ID_PARALLEL_NOTE, "children"),
         Input(ID_PAR_MODEL, "value"),
         Input(SELECTION, "data"),
-        State(CONTEXT, "data"),
+        State(CTX, "data"),
+        prevent_initial_call=True,  # lazy: runs once woken (CTX)
     )(render_parallel)
     app.callback(
         Output(QUERY, "data", allow_duplicate=True),

@@ -39,11 +39,13 @@ from frontend.figures.regions import (
     region_count_boxes,
     region_map_figure,
 )
-from frontend.views import CONTEXT, QUERY, as_int, merge_settings
+from frontend.views import QUERY, as_int, merge_settings, view_context
 
 NAME = "regions"
 KEY_COUNT = "reg_count"
 DEFAULT_COUNT = "linear_pieces"
+
+CTX = view_context("regions")  # this lazy view's copy of CONTEXT
 
 ID_SECTION = "compare-regions"
 ID_MESSAGE = "compare-regions-message"
@@ -562,13 +564,15 @@ def register(app: dash.Dash) -> None:
         Output(ID_MAP_B, "figure"),
         Output(ID_MAP_NOTE, "children"),
         Output(ID_METRIC, "value"),
-        Input(CONTEXT, "data"),
+        Input(CTX, "data"),
         Input(ID_DONE, "data"),
+        prevent_initial_call=True,  # lazy: runs once woken (CTX)
     )(load_regions)
     app.callback(
         Output(ID_COUNTS, "figure"),
         Input(ID_DATA, "data"),
         Input(ID_METRIC, "value"),
+        prevent_initial_call=True,  # lazy: runs once woken (CTX)
     )(render_counts)
     app.callback(
         Output(QUERY, "data", allow_duplicate=True),
@@ -580,7 +584,7 @@ def register(app: dash.Dash) -> None:
         Output(ID_JOB, "data", allow_duplicate=True),
         Output(ID_PROGRESS, "children", allow_duplicate=True),
         Input(ID_COMPUTE, "n_clicks"),
-        State(CONTEXT, "data"),
+        State(CTX, "data"),
         State(ID_SPEC, "data"),
         prevent_initial_call=True,
     )(start_regions_job)

@@ -42,11 +42,13 @@ from frontend.figures.robustness import (
     robustness_grid,
     severity_lines,
 )
-from frontend.views import CONTEXT, QUERY, as_int, merge_settings
+from frontend.views import QUERY, as_int, merge_settings, view_context
 
 NAME = "robustness"
 KEY_CORRUPTION = "rob_c"
 KEY_SEVERITY = "rob_s"
+
+CTX = view_context("robustness")  # this lazy view's copy of CONTEXT
 
 ID_SECTION = "compare-robustness"
 ID_MESSAGE = "compare-robustness-message"
@@ -433,7 +435,8 @@ def register(app: dash.Dash) -> None:
         Output(ID_MESSAGE, "children"),
         Output(ID_BODY, "style"),
         Output(ID_CARDS, "children"),
-        Input(CONTEXT, "data"),
+        Input(CTX, "data"),
+        prevent_initial_call=True,  # lazy: runs once woken (CTX)
     )(load_robustness)
     app.callback(
         Output(ID_CELL, "data"),
@@ -448,6 +451,7 @@ def register(app: dash.Dash) -> None:
         Output(ID_DETAIL, "children"),
         Input(ID_DATA, "data"),
         Input(ID_CELL, "data"),
+        prevent_initial_call=True,  # lazy: runs once woken (CTX)
     )(render_robustness)
     for graph_id in HEATMAP_IDS:
         app.callback(

@@ -37,7 +37,7 @@ def test_compare_page_renders_and_keeps_view_state_in_the_url(dash_br, live_serv
     dash_br.wait_for_element("#compare-confusion-b .main-svg")
     dash_br.wait_for_element("#compare-confusion-shift .main-svg")
     dash_br.wait_for_element("#compare-recall-bars .main-svg")
-    dash_br.wait_for_element("#compare-flips-table")
+    dash_br.wait_for_element("#compare-samples-gallery .sample-tile", timeout=30)
     assert dash_br.get_logs() == [], dash_br.get_logs()
 
     # choose a class: the URL records it (b is kept)

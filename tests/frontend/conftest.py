@@ -6,6 +6,7 @@ documented response shapes, and every request is recorded so tests can assert UR
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -133,6 +134,117 @@ def _flips(b: int) -> list[dict[str, Any]]:
     return out
 
 
+SAMPLE_CORRUPTIONS = ["gaussian_noise", "fog"]
+SAMPLE_SEVERITIES = [1, 2, 3]
+ATTRIBUTION_GRID = (3, 4)
+ATTRIBUTION_ACTIVE = ("queued", "running", "cancelling")
+
+
+def _side(model_id: int, index: int, label: int, pred: int, shift: float) -> dict[str, Any]:
+    """One model's half of a ``/samples/{index}`` body, deterministic in ``index``."""
+    correct = pred == label
+    confidence = 0.9 - 0.1 * shift if correct else 0.55
+    others = [c for c in range(5) if c != pred][:4]
+    rest = (1.0 - confidence) / len(others)
+    return {
+        "model_id": model_id,
+        "pred": pred,
+        "correct": correct,
+        "confidence": confidence,
+        "top5": [{"label": pred, "prob": confidence}]
+        + [{"label": c, "prob": round(rest * (1 - 0.1 * k), 4)} for k, c in enumerate(others)],
+        "angle": 30.0 + (index % 7) * 5 + 10 * shift,
+        "length": 12.0 - shift - (index % 3),
+        "length_z": 0.2 * (index % 5) - 0.4 - 0.3 * shift,
+        "margin": (1.0 - 0.4 * shift) if correct else -0.5 - 0.1 * shift,
+    }
+
+
+def sample_record(b: int, index: int, corruptions: bool = True) -> dict[str, Any]:
+    """The ``/comparisons/1/samples/{index}?b=`` body (without its attribution status):
+    the flipped samples of ``_flips(b)`` and, for every other index, A = B = the true label."""
+    flips = {f["index"]: (k, f) for k, f in enumerate(_flips(b))}
+    k, flip = flips.get(index, (-1, None))
+    label = flip["label"] if flip else index % 5
+    pred_a = flip["pred_a"] if flip else label
+    pred_b = flip["pred_b"] if flip else label
+    made_fragile = index % 9 == 0
+    out: dict[str, Any] = {
+        "comparison_id": 1,
+        "model_b_id": b,
+        "index": index,
+        "label": label,
+        "image_url": f"/api/datasets/1/images/test/{index}.png",
+        "category": flip["category"] if flip else "",
+        "pie": bool(flip) and k % 2 == 0,
+        "made_fragile": made_fragile if corruptions else None,
+        "a": _side(1, index, label, pred_a, 0.0),
+        "b": _side(b, index, label, pred_b, 1.0),
+        "corruptions": None,
+    }
+    if corruptions:
+        n, s = len(SAMPLE_CORRUPTIONS), len(SAMPLE_SEVERITIES)
+        # A holds everywhere; B fails at the highest severity of every corruption when
+        # pruning made the sample fragile
+        correct_a = [[pred_a == label] * s for _ in range(n)]
+        correct_b = [
+            [pred_b == label and not (made_fragile and j == s - 1) for j in range(s)]
+            for _ in range(n)
+        ]
+        out["corruptions"] = {
+            "names": list(SAMPLE_CORRUPTIONS),
+            "severities": list(SAMPLE_SEVERITIES),
+            "pred_a": [[pred_a] * s for _ in range(n)],
+            "pred_b": [[pred_b if ok else (label + 3) % 5 for ok in row] for row in correct_b],
+            "correct_a": correct_a,
+            "correct_b": correct_b,
+        }
+    return out
+
+
+def attribution_record(b: int, index: int, job_id: int) -> dict[str, Any]:
+    """The ``/samples/{index}/attribution`` body: cell (r, c) of metric m of side A holds
+    ``r + c / 10`` (+ 1 for length, + 2 for margin), B twice that."""
+    rows, cols = ATTRIBUTION_GRID
+    offsets = {"angle": 0.0, "length": 1.0, "margin": 2.0}
+
+    def grid(metric: str, scale: float) -> list[list[float]]:
+        return [[scale * (r + c / 10 + offsets[metric]) for c in range(cols)] for r in range(rows)]
+
+    detail = sample_record(b, index)
+    return {
+        "comparison_id": 1,
+        "model_b_id": b,
+        "index": index,
+        "label": detail["label"],
+        "patch": 4,
+        "stride": 2,
+        "fill": "mean",
+        "severity": None,
+        "grid": [rows, cols],
+        "rows": [2 * r for r in range(rows)],
+        "cols": [2 * c for c in range(cols)],
+        "metrics": ["angle", "length", "margin"],
+        "base": {
+            side: {m: detail[side][m] for m in ("angle", "length", "margin")} for side in ("a", "b")
+        },
+        "a": {m: grid(m, 1.0) for m in offsets},
+        "b": {m: grid(m, 2.0) for m in offsets},
+        "corrupted": [
+            {
+                "corruption": "fog",
+                "severity": 3,
+                "image": "data:image/png;base64,iVBORw0KGgo=",
+                "pred_a": detail["a"]["pred"],
+                "pred_b": (detail["label"] + 3) % 5,
+                "correct_a": detail["a"]["correct"],
+                "correct_b": False,
+            }
+        ],
+        "job_id": job_id,
+    }
+
+
 @dataclass
 class FakeApi:
     """In-memory API state plus the log of requests it answered."""
@@ -146,6 +258,8 @@ class FakeApi:
     down: bool = False
     errors: dict[str, tuple[int, str]] = field(default_factory=dict)
     """Path -> (status, detail) to answer instead of the normal body."""
+    sample_corruptions: bool = True
+    """Whether ``/samples/{index}`` reports corruption outcomes."""
 
     @classmethod
     def populated(cls) -> FakeApi:
@@ -276,6 +390,73 @@ class FakeApi:
             "limit": limit,
         }
 
+    @staticmethod
+    def sample_record(b: int, index: int, corruptions: bool = True) -> dict[str, Any]:
+        """:func:`sample_record`, for test modules (conftest is not importable)."""
+        return sample_record(b, index, corruptions)
+
+    def _attribution_job(self, b: int, index: int) -> dict[str, Any] | None:
+        """The latest attribution job of sample ``index`` of (comparison 1, ``b``)."""
+        found = [
+            j
+            for j in self.jobs
+            if j["kind"] == "attribution"
+            and j["spec"].get("model_b_id") == b
+            and j["spec"].get("index") == index
+        ]
+        return max(found, key=lambda j: j["id"]) if found else None
+
+    def sample(self, comparison_id: int, index: int, params: httpx.QueryParams) -> dict[str, Any]:
+        """The ``/comparisons/{id}/samples/{index}`` body, with its attribution status."""
+        comparison = self._find(self.comparisons, comparison_id, "Comparison")
+        b = int(params.get("b", comparison["model_b_ids"][0]))
+        if b not in comparison["model_b_ids"]:
+            raise _Unprocessable(f"Model {b} is not one of this comparison's pruned models")
+        if not 0 <= index < self.datasets[0]["n_test"]:
+            raise _NotFound("Sample not found")
+        out = sample_record(b, index, self.sample_corruptions)
+        job = self._attribution_job(b, index)
+        out["attribution"] = {
+            "status": "none" if job is None else job["status"],
+            "job_id": None if job is None else job["id"],
+            "progress": 0.0 if job is None else job["progress"],
+            "message": "" if job is None else job["stage"],
+            "error": None if job is None else job["error"],
+        }
+        return out
+
+    def attribution(
+        self, comparison_id: int, index: int, params: httpx.QueryParams
+    ) -> dict[str, Any] | None:
+        """The ``/samples/{index}/attribution`` body; None until its job has succeeded."""
+        detail = self.sample(comparison_id, index, params)
+        b = detail["model_b_id"]
+        job = self._attribution_job(b, index)
+        if job is None or job["status"] != "succeeded":
+            return None
+        return attribution_record(b, index, job["id"])
+
+    def submit_attribution(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """``POST /api/jobs`` of kind "attribution": a queued job (tests move it along)."""
+        comparison = self._find(self.comparisons, int(spec["comparison_id"]), "Comparison")
+        b = spec.get("model_b_id") or comparison["model_b_ids"][0]
+        job = {
+            "id": max([j["id"] for j in self.jobs], default=0) + 1,
+            "kind": "attribution",
+            "spec": {"comparison_id": comparison["id"], "model_b_id": b, "index": spec["index"]},
+            "status": "queued",
+            "progress": 0.0,
+            "stage": "",
+            "error": None,
+            "result": None,
+            "created_at": CREATED,
+            "started_at": None,
+            "finished_at": None,
+            "heartbeat_at": None,
+        }
+        self.jobs.append(job)
+        return job
+
     def handle(self, request: httpx.Request) -> httpx.Response:
         """The MockTransport handler."""
         self.requests.append(request)
@@ -292,6 +473,18 @@ class FakeApi:
             "/api/comparisons": self.comparisons,
         }
         try:
+            if request.method == "POST" and path == "/api/jobs":
+                body = json.loads(request.content or b"{}")
+                if body.get("kind") == "attribution":
+                    return httpx.Response(201, json=self.submit_attribution(body["spec"]))
+            if m := re.fullmatch(r"/api/comparisons/(\d+)/samples/(\d+)", path):
+                return httpx.Response(200, json=self.sample(int(m[1]), int(m[2]), params))
+            if m := re.fullmatch(r"/api/comparisons/(\d+)/samples/(\d+)/attribution", path):
+                found = self.attribution(int(m[1]), int(m[2]), params)
+                if found is None:
+                    detail = "attribution not computed: submit an attribution job"
+                    return httpx.Response(409, json={"detail": detail})
+                return httpx.Response(200, json=found)
             if path in lists:
                 return httpx.Response(200, json={"data": lists[path], "count": len(lists[path])})
             if m := re.fullmatch(r"/api/comparisons/(\d+)/view", path):
@@ -345,3 +538,12 @@ def empty_api() -> Iterator[FakeApi]:
 def down_api() -> Iterator[FakeApi]:
     """The shared page client pointed at an API that refuses connections."""
     yield from _install(FakeApi(down=True))
+
+
+@pytest.fixture(autouse=True)
+def _no_prefetch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compare page prefetches the embedding in a thread; a fake API's request log, and
+    the views' caches, would then depend on thread timing. Tests of the prefetch turn it on."""
+    from frontend.pages import compare
+
+    monkeypatch.setattr(compare, "PREFETCH", False)

@@ -12,6 +12,7 @@ from dash.development.base_component import Component
 
 from frontend.client import ApiError
 from frontend.pages import compare, home
+from frontend.views import CONTEXT
 
 # The fixtures fake_api / empty_api / down_api come from conftest.py (a FakeApi each).
 FakeApi = Any
@@ -57,8 +58,9 @@ def cells(row: html.Tr) -> list[Any]:
     return [td.children for td in row.children]
 
 
-def flips_requests(api: FakeApi) -> list[dict[str, str]]:
-    return [dict(r.url.params) for r in api.requests if r.url.path.endswith("/flips")]
+def context_of(page: Any) -> dict[str, Any]:
+    """The CONTEXT store the view sections read (comparison, B, class, query)."""
+    return dict(by_id(page, CONTEXT).data)
 
 
 def confusion_of(api: FakeApi, model_id: int) -> list[list[int]]:
@@ -129,7 +131,7 @@ def test_compare_with_b_fetches_that_model(fake_api: FakeApi) -> None:
     assert [list(r) for r in conf_b.z] == confusion_of(fake_api, 3)
     view_requests = [r for r in fake_api.requests if r.url.path == "/api/comparisons/1/view"]
     assert [dict(r.url.params) for r in view_requests] == [{"b": "3"}]
-    assert flips_requests(fake_api)[0]["b"] == "3"
+    assert context_of(page)["b"] == 3
 
 
 def test_compare_headline_cards(fake_api: FakeApi) -> None:
@@ -143,44 +145,26 @@ def test_compare_headline_cards(fake_api: FakeApi) -> None:
     assert "Largest recall drop: cat" in content
 
 
-def test_flips_table_has_one_row_per_flipped_sample(fake_api: FakeApi) -> None:
-    page = compare.layout(id="1")  # B = 2 has 7 flips
-    table = by_id(page, "compare-flips-table")
-    assert isinstance(table, html.Table)
-    rows = body_rows(table)
-    flips = fake_api.flips(1, {"b": "2"})["data"]  # type: ignore[arg-type]
-    assert len(rows) == len(flips) == 7
-    for row, flip in zip(rows, flips, strict=True):
-        img, index, true_label, pred_a, pred_b, category = cells(row)
-        assert isinstance(img, html.Img)
-        assert img.src == flip["image_url"]
-        assert img.style["imageRendering"] == "pixelated"
-        assert img.style["width"] == "64px"
-        assert index == str(flip["index"])
-        assert true_label == CLASS_NAMES[flip["label"]]
-        assert pred_a.startswith(CLASS_NAMES[flip["pred_a"]])
-        assert pred_b.startswith(CLASS_NAMES[flip["pred_b"]])
-        assert category.children == compare.CATEGORY_LABELS[flip["category"]]
-    assert "Showing 1–7 of 7" in text(by_id(page, "compare-flips-summary"))
-    counts = text(by_id(page, "compare-flip-counts"))
-    assert "correct → wrong" in counts
+def test_flagged_samples_follow_the_confusion_matrices(fake_api: FakeApi) -> None:
+    page = compare.layout(id="1")
+    order = [
+        c.id
+        for c in walk(page)
+        if isinstance(c, Component)
+        and getattr(c, "id", None)
+        in ("compare-confusion-shift", "compare-samples", "compare-embedding")
+    ]
+    assert order == ["compare-confusion-shift", "compare-samples", "compare-embedding"]
+    assert compare.VIEW_ORDER[0] == "samples"
+    # the old flips table is gone, and the page itself fetches no samples (the view does)
+    ids = {getattr(c, "id", None) for c in walk(page) if isinstance(c, Component)}
+    assert not [i for i in ids if isinstance(i, str) and i.startswith("compare-flips")]
+    assert not [r for r in fake_api.requests if r.url.path.endswith(("/flips", "/table"))]
 
 
-def test_flips_table_is_paged_and_shows_the_total(fake_api: FakeApi) -> None:
-    page = compare.layout(id="1", b="3")  # B = 3 has 60 flips
-    assert len(body_rows(by_id(page, "compare-flips-table"))) == compare.FLIPS_PAGE_SIZE == 50
-    assert flips_requests(fake_api)[0]["limit"] == "50"
-    assert "Showing 1–50 of 60" in text(by_id(page, "compare-flips-summary"))
-    assert by_id(page, "compare-flips-prev").disabled is True
-    assert by_id(page, "compare-flips-next").disabled is False
-
-
-def test_selected_class_filters_flips_and_highlights(fake_api: FakeApi) -> None:
+def test_selected_class_reaches_the_views_and_highlights(fake_api: FakeApi) -> None:
     page = compare.layout(id="1", b="3", cls="3")
-    assert flips_requests(fake_api)[0]["label"] == "3"
-    rows = body_rows(by_id(page, "compare-flips-table"))
-    assert rows and all(cells(r)[2] == "cat" for r in rows)
-    assert "of class cat" in text(by_id(page, "compare-flips-summary"))
+    assert context_of(page)["cls"] == 3
     for trace in by_id(page, "compare-recall-bars").figure.data:
         opacity = list(trace.marker.opacity)
         assert opacity[3] > max(o for i, o in enumerate(opacity) if i != 3)
@@ -189,22 +173,21 @@ def test_selected_class_filters_flips_and_highlights(fake_api: FakeApi) -> None:
 
 
 @pytest.mark.parametrize("cls", ["all", None, ""])
-def test_all_classes_sends_no_label(fake_api: FakeApi, cls: str | None) -> None:
-    compare.layout(id="1", cls=cls)
-    assert "label" not in flips_requests(fake_api)[0]
+def test_all_classes_selects_no_class(fake_api: FakeApi, cls: str | None) -> None:
+    assert context_of(compare.layout(id="1", cls=cls))["cls"] is None
 
 
 def test_class_zero_is_a_real_selection(fake_api: FakeApi) -> None:
     page = compare.layout(id="1", cls="0")
     assert by_id(page, "compare-class-select").value == 0
-    assert flips_requests(fake_api)[0]["label"] == "0"
+    assert context_of(page)["cls"] == 0
 
 
 def test_out_of_range_class_falls_back_to_all_with_a_warning(fake_api: FakeApi) -> None:
     page = compare.layout(id="1", cls="12")
     assert by_id(page, "compare-class-select").value == "all"
     assert "Unknown class '12'" in text(page)
-    assert "label" not in flips_requests(fake_api)[0]
+    assert context_of(page)["cls"] is None
 
 
 def test_unknown_comparison_renders_a_not_found_message(fake_api: FakeApi) -> None:
@@ -233,15 +216,6 @@ def test_unreachable_api_is_explained(down_api: FakeApi) -> None:
     page = compare.layout(id="1")
     assert "Cannot reach the PruneScope API" in text(page)
     assert "prunescope serve" in text(page)
-
-
-def test_flips_failure_keeps_the_rest_of_the_page(fake_api: FakeApi) -> None:
-    fake_api.errors["/api/comparisons/1/flips"] = (500, "Parquet file missing")
-    page = compare.layout(id="1")
-    assert by_id(page, "compare-recall-bars").figure.data
-    summary = text(by_id(page, "compare-flips-summary"))
-    assert "500" in summary and "Parquet file missing" in summary
-    assert body_rows(by_id(page, "compare-flips-table")) == []
 
 
 def test_missing_analyses_say_so(fake_api: FakeApi) -> None:
@@ -319,55 +293,6 @@ def test_select_class_from_click_toggles() -> None:
     assert compare.select_class_from_click(click, 4) == 2
     assert compare.select_class_from_click(None, "all") is dash.no_update
     assert compare.select_class_from_click({"points": []}, "all") is dash.no_update
-
-
-def _initial_flips_state(page: Any) -> dict[str, Any]:
-    return dict(by_id(page, "compare-flips-state").data)
-
-
-def test_update_flips_pages_forward_and_back(fake_api: FakeApi) -> None:
-    state = _initial_flips_state(compare.layout(id="1", b="3"))
-    children, summary, state, prev_disabled, next_disabled = compare.update_flips(
-        "all", 0, 1, state
-    )
-    assert len(children[1].children) == 10  # rows 51-60 in the body
-    assert summary.startswith("Showing 51–60 of 60")
-    assert (prev_disabled, next_disabled) == (False, True)
-    assert flips_requests(fake_api)[-1]["offset"] == "50"
-
-    # next is disabled at the end; a stray click does not run past the total
-    _, summary, state_end, _, _ = compare.update_flips("all", 0, 2, state)
-    assert state_end["offset"] == 50
-
-    children, summary, state, prev_disabled, _ = compare.update_flips("all", 1, 2, state_end)
-    assert summary.startswith("Showing 1–50 of 60")
-    assert state["offset"] == 0 and prev_disabled is True
-
-
-def test_update_flips_filters_by_category_from_the_first_page(fake_api: FakeApi) -> None:
-    state = _initial_flips_state(compare.layout(id="1", b="3", cls="1"))
-    state["offset"] = 50
-    children, summary, state, _, _ = compare.update_flips("wrong_to_correct", 0, 0, state)
-    params = flips_requests(fake_api)[-1]
-    assert params["category"] == "wrong_to_correct"
-    assert params["label"] == "1" and params["offset"] == "0"
-    rows = children[1].children
-    assert rows and all(cells(r)[5].children == "wrong → correct" for r in rows)
-    assert all(cells(r)[2] == "automobile" for r in rows)
-    assert "wrong → correct samples of class automobile" in summary
-
-
-def test_update_flips_without_state_does_nothing() -> None:
-    result = compare.update_flips("all", 0, 0, None)
-    assert result[:3] == (dash.no_update,) * 3
-
-
-def test_update_flips_reports_api_errors(fake_api: FakeApi) -> None:
-    state = _initial_flips_state(compare.layout(id="1"))
-    fake_api.down = True
-    table, summary, _, _, _ = compare.update_flips("correct_to_wrong", 0, 0, state)
-    assert table is dash.no_update
-    assert "Cannot reach the PruneScope API" in text(summary)
 
 
 # home page -------------------------------------------------------------------------------------
@@ -606,20 +531,3 @@ def test_home_unreachable_api(down_api: FakeApi) -> None:
     page = home.layout()
     assert "Cannot reach the PruneScope API" in text(page)
     assert not of_type(page, html.Table)
-
-
-def test_flip_without_image_gets_a_placeholder() -> None:
-    flip = {
-        "index": 5,
-        "label": 0,
-        "pred_a": 0,
-        "pred_b": 1,
-        "category": "correct_to_wrong",
-        "confidence_a": 0.9,
-        "confidence_b": 0.6,
-        "image_url": None,
-    }
-    (row,) = compare.flip_rows([flip], ["zero", "one"])  # type: ignore[list-item]
-    placeholder = row[0]
-    assert isinstance(placeholder, html.Div) and placeholder.children == "no image"
-    assert row[2:5] == ["zero", "zero (90%)", "one (60%)"]

@@ -272,9 +272,29 @@ def test_hover_names_the_sample_its_classes_and_the_value() -> None:
         hover={"true": ["cat"] * N, "A": ["cat"] * N, "B": ["dog"] * N},
     )
     points = fig.data[0]
-    assert points.hovertemplate.startswith("<b>sample %{customdata}</b><br>%{text}")
+    template = "<b>sample %{customdata}</b><br>true, A, B: %{text}"
+    assert points.hovertemplate.startswith(template)
     assert "margin A: %{marker.color:.4g}" in points.hovertemplate
-    assert points.text[0] == "true: cat · A: cat · B: dog"
+    assert points.text[0] == "cat, cat, dog"  # values only: the names are in the template
+
+
+def test_hover_appends_a_categorical_value_to_the_names() -> None:
+    values = ["flipped" if i % 2 else "unchanged" for i in range(N)]
+    cols = table()
+    fig = embedding_scatter(
+        cols["ax"],
+        cols["ay"],
+        cols["index"],
+        values,
+        "categorical",
+        "A: original",
+        color_label="flip",
+        hover={"true": ["cat"] * N, "A": ["dog"] * N},
+    )
+    points = fig.data[0]
+    assert "true, A, flip: %{text}" in points.hovertemplate
+    # drawn in draw order; every point's text holds its own value
+    assert sorted(points.text) == sorted(f"cat, dog, {v}" for v in values)
 
 
 def test_axes_are_labelled_without_ticks_and_equal_aspect() -> None:
@@ -337,8 +357,10 @@ def test_register_attaches_the_callbacks() -> None:
 
 
 def test_load_fetches_the_needed_columns_once_and_draws_both_sides(api: TableApi) -> None:
-    options, value, fig_a, fig_b, message, style, shown = view.load_embedding(CONTEXT, None)
+    options, value, fig_a, fig_b, message, style, shown, text = view.load_embedding(CONTEXT, None)
     assert message is None and style is None
+    method = fig_a.layout.xaxis.title.text.removesuffix(" 1")
+    assert f"jointly ({method})" in text
     assert value == "class"
     keys = [o["value"] for o in options]
     assert keys == [
@@ -356,7 +378,8 @@ def test_load_fetches_the_needed_columns_once_and_draws_both_sides(api: TableApi
     assert list(fig_b.data[0].x) == pytest.approx(cols["bx"], abs=1e-4)
     assert list(fig_b.data[0].y) == pytest.approx(cols["by"], abs=1e-4)
     assert fig_a.layout.title.text.startswith("A: ") and fig_b.layout.title.text.startswith("B: ")
-    assert "true: airplane" in fig_a.data[0].text[0]
+    assert "true, A, B: %{text}" in fig_a.data[0].hovertemplate
+    assert fig_a.data[0].text[0].startswith("airplane, ")
     assert shown == {"key": None, "source": None}
     requests = table_requests(api)
     assert len(requests) == 2  # a one-row probe for the column names, then the columns
@@ -372,7 +395,7 @@ def test_load_fetches_the_needed_columns_once_and_draws_both_sides(api: TableApi
 def test_load_restores_the_colour_and_selection_of_the_url(api: TableApi) -> None:
     context = {**CONTEXT, "query": {"id": "1", "emb_color": "d_angle"}}
     current = selection([104, 106], "url")
-    options, value, fig_a, fig_b, *_rest, shown = view.load_embedding(context, current)
+    options, value, fig_a, fig_b, *_rest, shown, _text = view.load_embedding(context, current)
     assert value == "d_angle"
     assert fig_a.data[0].marker.cmid == 0
     for fig in (fig_a, fig_b):
@@ -397,7 +420,7 @@ def test_fragility_is_offered_when_the_table_has_it(fake_api: Any) -> None:
 
 def test_no_embedding_columns_is_an_empty_state(fake_api: Any) -> None:
     install(fake_api, table(embedding=False))
-    options, value, fig_a, fig_b, message, style, shown = view.load_embedding(CONTEXT, None)
+    options, value, fig_a, fig_b, message, style, shown, _ = view.load_embedding(CONTEXT, None)
     assert view.NO_EMBEDDING == "No embedding: the compare job ran without one"
     assert view.NO_EMBEDDING in str(message)
     assert style == {"display": "none"}
@@ -412,7 +435,7 @@ def test_no_embedding_columns_is_an_empty_state(fake_api: Any) -> None:
 
 def test_unfinished_compare_job_says_so(fake_api: Any) -> None:
     install(fake_api, table(), status=409)
-    *_figs, message, style, _shown = view.load_embedding(CONTEXT, None)
+    *_figs, message, style, _shown, _text = view.load_embedding(CONTEXT, None)
     assert "not ready" in str(message) and style == {"display": "none"}
 
 
@@ -541,3 +564,22 @@ def test_table_pages_are_fetched_until_every_row_is_there(fake_api: Any) -> None
     assert offsets == [0, 10_000, 20_000]
     with pytest.raises(ValueError, match="limit=0"):
         client_module.get_comparison_table_page(client_module.get_client(), 1, limit=0)
+
+
+def test_the_compare_page_prefetches_the_table_for_this_view(
+    fake_api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from frontend.pages import compare
+
+    api = install(fake_api, table())
+    monkeypatch.setattr(compare, "PREFETCH", True)
+    threads = compare.prefetch_eager_views(dict(CONTEXT))
+    assert len(threads) == 1  # the embedding is the one eager view
+    for t in threads:
+        t.join(10)
+    fetched = len(table_requests(api))
+    assert fetched == 2  # the probe and the columns
+    options, value, fig_a, *_ = view.load_embedding(CONTEXT, None)  # the callback: cached
+    assert len(table_requests(api)) == fetched and len(fig_a.data[0].x) == N
+    monkeypatch.setattr(compare, "PREFETCH", False)
+    assert compare.prefetch_eager_views(dict(CONTEXT)) == []

@@ -9,6 +9,7 @@ from typing import Any
 import dash
 import httpx
 import numpy as np
+import plotly.graph_objects as go
 import pytest
 from dash import dcc, html
 from dash.development.base_component import Component
@@ -134,6 +135,9 @@ def _scatter(d: dict[str, np.ndarray], **kwargs: Any) -> Any:
 def test_overlay_draws_a_and_b_in_their_colours() -> None:
     d = _local()
     fig = _scatter(d)
+    go.Figure(fig.to_dict())  # built unvalidated: it must still be a valid figure
+    go.Figure(_scatter(d, mode="diff", selected=d["index"][:3].tolist()).to_dict())
+    assert fig.layout.template.layout.plot_bgcolor == "white"  # the template itself, not a name
     assert [t.type for t in fig.data] == ["scatter", "scatter"]  # no WebGL
     a, b = fig.data
     assert (a.name, b.name) == ("A: orig", "B: gm 90%")
@@ -235,6 +239,8 @@ def _parallel(d: dict[str, np.ndarray], names: list[str], **kwargs: Any) -> Any:
 def test_parallel_coordinates_one_axis_per_class_up_to_ten() -> None:
     d = _parallel_input(30, 5)
     fig = _parallel(d, NAMES)
+    go.Figure(fig.to_dict())  # built unvalidated: it must still be a valid figure
+    assert fig.layout.template.layout.plot_bgcolor == "white"
     (trace,) = fig.data
     assert trace.type == "parcoords"
     labels = [dim.label for dim in trace.dimensions]

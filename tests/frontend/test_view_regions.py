@@ -578,7 +578,8 @@ def test_callbacks_are_registered_with_the_contract_stores() -> None:
     inputs = [
         i["id"] for cb in app.callback_map.values() for i in cb["inputs"] if isinstance(i, dict)
     ]
-    assert "compare-context" in inputs and view.ID_POLL in inputs and view.ID_COMPUTE in inputs
+    assert view.CTX == "compare-regions-context" and view.CTX in inputs
+    assert view.ID_POLL in inputs and view.ID_COMPUTE in inputs
 
 
 def test_palette_is_qualitative_and_long_enough() -> None:

@@ -360,5 +360,5 @@ def test_callbacks_are_registered_with_the_contract_stores() -> None:
     inputs = [
         i["id"] for cb in app.callback_map.values() for i in cb["inputs"] if isinstance(i, dict)
     ]
-    assert "compare-context" in inputs
+    assert view.CTX == "compare-robustness-context" and view.CTX in inputs
     assert sum(1 for i in inputs if i in view.HEATMAP_IDS) == 3
