@@ -39,8 +39,10 @@ from frontend.views import (
     QUERY,
     SELECTION,
     decode_ids,
+    encode_ids,
     lazy_script,
     lazy_section,
+    selected_ids,
     selection,
 )
 
@@ -115,6 +117,8 @@ def register(app: dash.Dash) -> None:
         Input(ID_CLASS_SELECT, "value"),
         State("url", "search"),
         State(ID_B_SELECT, "options"),
+        State(QUERY, "data"),
+        State(SELECTION, "data"),
         prevent_initial_call=True,
     )(update_url)
     app.callback(
@@ -619,7 +623,12 @@ def render_view(
 
 
 def update_url(
-    b: Any, cls: Any, search: str | None, b_options: Sequence[dict[str, Any]] | None = None
+    b: Any,
+    cls: Any,
+    search: str | None,
+    b_options: Sequence[dict[str, Any]] | None = None,
+    query: dict[str, Any] | None = None,
+    current_selection: dict[str, Any] | None = None,
 ) -> str | dash.NoUpdate:
     """Callback: write the selected B model and class into the URL's query string.
 
@@ -637,6 +646,10 @@ def update_url(
         cls: value of ``compare-class-select`` (a class index, or "all").
         search: the current ``?...`` of Location ``url``.
         b_options: options of ``compare-b-select``; the first is the comparison's default B.
+        query: the QUERY store: the views' settings as they are now. The address bar shows
+            them (``history.replaceState``) but Location ``url`` does not know of them, so
+            they are taken from here, not from ``search``, and survive a change of B or class.
+        current_selection: the SELECTION store, kept as ``sel`` (up to MAX_URL_SELECTION).
 
     Returns:
         The new search string, e.g. ``"?id=1&b=3&cls=4"``; ``dash.no_update`` when the URL
@@ -645,6 +658,11 @@ def update_url(
     current = parse_qsl((search or "").lstrip("?"), keep_blank_values=True)
     current_keys = {k for k, _ in current}
     kept = [(k, v) for k, v in current if k not in ("id", "b", "cls")]
+    if query is not None:
+        kept = [(str(k), str(v)) for k, v in query.items() if k not in ("id", "b", "cls", "sel")]
+        ids_now = selected_ids(current_selection)
+        if ids_now and len(ids_now) <= MAX_URL_SELECTION:
+            kept.append(("sel", encode_ids(ids_now)))
     ids = [v for k, v in current if k == "id"]
     default_b = b_options[0].get("value") if b_options else None
     params: list[tuple[str, str]] = [("id", ids[0])] if ids else []

@@ -111,11 +111,17 @@ def test_update_url_through_the_callback_endpoint(fake_api: FakeApi) -> None:
                     "property": "options",
                     "value": [{"label": "x", "value": 2}, {"label": "y", "value": 3}],
                 },
+                {
+                    "id": "compare-query",
+                    "property": "data",
+                    "value": {"id": "1", "geo_mode": "diff"},
+                },
+                {"id": "compare-selection", "property": "data", "value": None},
             ],
             "changedPropIds": ["compare-class-select.value"],
         },
     )
-    assert response.get_json()["response"] == {"url": {"search": "?id=1&b=3&cls=4"}}
+    assert response.get_json()["response"] == {"url": {"search": "?id=1&b=3&cls=4&geo_mode=diff"}}
 
 
 def test_callback_answers_carry_their_server_time(fake_api: FakeApi) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qs
 
 import dash
 import pytest
@@ -531,3 +532,23 @@ def test_home_unreachable_api(down_api: FakeApi) -> None:
     page = home.layout()
     assert "Cannot reach the PruneScope API" in text(page)
     assert not of_type(page, html.Table)
+
+
+def test_update_url_keeps_the_views_settings_and_selection() -> None:
+    # the views write their settings into QUERY and the address bar (replaceState), which
+    # Location ``url`` never hears of: changing B must not drop them
+    query = {"id": "1", "b": "2", "emb_color": "flip", "smp": "17", "sel": "stale"}
+    sel = {"ids": [3, 4, 5, 9], "source": "embedding-a"}
+    out = compare.update_url(3, 4, "?id=1&b=2", B_OPTIONS, query, sel)
+    assert isinstance(out, str)
+    assert parse_qs(out.lstrip("?")) == {
+        "id": ["1"],
+        "b": ["3"],
+        "cls": ["4"],
+        "emb_color": ["flip"],
+        "smp": ["17"],
+        "sel": ["3-5,9"],
+    }
+    # nothing changed: the render-time call still leaves the URL alone
+    same = {"id": "1", "b": "2"}
+    assert compare.update_url(2, "all", "?id=1&b=2", B_OPTIONS, same, None) is dash.no_update
