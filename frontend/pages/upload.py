@@ -53,8 +53,8 @@ AUTO_FORMAT = "auto"
 DATASET_FORMATS = ("npz", "cifar10", "cifar10c", "mnist", "imagefolder")
 DEFAULT_TEST_FRACTION = 0.2
 SEVERITIES = (1, 2, 3, 4, 5)
-# Used when the API does not list architectures (no GET /api/architectures): the registry's
-# entries as of writing, with what models.registry.model_info says about them.
+# Used when GET /api/architectures cannot be read (an older server): the registry's entries
+# as of writing, with what models.registry.model_info says about them.
 KNOWN_ARCHITECTURES: tuple[ArchitecturePublic, ...] = (
     {
         "name": "digits_cnn",
