@@ -18,6 +18,7 @@ from dash import Input, Output, State, dcc, html
 from frontend.client import (
     ApiError,
     ComparisonView,
+    JobPublic,
     ModelPublic,
     get_client,
 )
@@ -59,6 +60,19 @@ ID_CONF_A = "compare-confusion-a"
 ID_CONF_B = "compare-confusion-b"
 ID_CONF_SHIFT = "compare-confusion-shift"
 ID_MESSAGE = "compare-message"
+ID_PENDING = "compare-pending"
+ID_PENDING_POLL = "compare-pending-poll"
+ID_PENDING_JOB = "compare-pending-job"
+ID_PENDING_DONE = "compare-pending-done"
+PENDING_POLL_MS = 1000
+FINAL_STATUSES = ("succeeded", "failed", "cancelled")
+# the compare job has finished: render the page again with everything it made
+RELOAD_JS = """
+function(status) {
+    if (status === "succeeded") { window.location.reload(); }
+    return window.dash_clientside.no_update;
+}
+"""
 ID_URL_MIRROR = "compare-url-mirror"
 # writes QUERY and SELECTION into the address bar with replaceState: no navigation, no re-render
 MIRROR_URL_JS = """
@@ -127,6 +141,17 @@ def register(app: dash.Dash) -> None:
         State(ID_CLASS_SELECT, "value"),
         prevent_initial_call=True,
     )(select_class_from_click)
+    app.callback(
+        Output(ID_PENDING, "children"),
+        Output(ID_PENDING_POLL, "disabled"),
+        Output(ID_PENDING_DONE, "data"),
+        Input(ID_PENDING_POLL, "n_intervals"),
+        State(ID_PENDING_JOB, "data"),
+        prevent_initial_call=True,
+    )(poll_pending)
+    app.clientside_callback(
+        RELOAD_JS, Output(ID_PENDING_POLL, "max_intervals"), Input(ID_PENDING_DONE, "data")
+    )
     for module in view_modules():
         module.register(app)
     # the views below the fold load when they near the viewport, or once the page is idle
@@ -275,6 +300,74 @@ def _graph(graph_id: str, figure: Any, height: int) -> dcc.Graph:
     )
 
 
+def compare_job(client: Any, comparison_id: int) -> JobPublic | None:
+    """The comparison's compare job (None when it has none or it cannot be read)."""
+    try:
+        job_id = dict(client.get_comparison(comparison_id)).get("job_id")
+        return client.get_job(int(job_id)) if job_id is not None else None
+    except (ApiError, TypeError, ValueError):
+        return None
+
+
+def pending_body(job: JobPublic) -> list[Any]:
+    """What the pending panel says about the compare job: progress while it runs, the error
+    when it failed."""
+    from frontend.views.regions import job_progress
+
+    status = str(job.get("status") or "")
+    if status == "failed":
+        return [
+            notice(
+                "The compare job failed",
+                f"{job.get('error') or 'no error was recorded'}. The views that need its "
+                "results stay empty; submit the comparison again once the cause is fixed.",
+                kind="error",
+            )
+        ]
+    if status == "cancelled":
+        return [notice("The compare job was cancelled", "Its results were never made.")]
+    if status == "succeeded":
+        return [html.P("The compare job has finished; reloading…", className="muted")]
+    return [
+        html.P(
+            "The compare job is still running: what exists is shown below, the rest (the "
+            "embedding, flags, robustness) fills in when it finishes; the page reloads itself.",
+            className="muted",
+        ),
+        job_progress(job),
+    ]
+
+
+def pending_panel(job: JobPublic | None) -> html.Div | None:
+    """A panel following an unfinished or failed compare job (None when it succeeded)."""
+    if job is None or job.get("status") == "succeeded":
+        return None
+    final = job.get("status") in FINAL_STATUSES
+    return html.Div(
+        [
+            html.Div(pending_body(job), id=ID_PENDING),
+            dcc.Interval(id=ID_PENDING_POLL, interval=PENDING_POLL_MS, disabled=final),
+            dcc.Store(id=ID_PENDING_JOB, data=job.get("id")),
+            dcc.Store(id=ID_PENDING_DONE),
+        ],
+        className="section card pending-job",
+    )
+
+
+def poll_pending(_n: Any, job_id: Any) -> tuple[Any, bool, Any]:
+    """Callback: the compare job's progress; stops polling, and reloads the page on success,
+    once it has finished."""
+    if parse_int(job_id) is None:
+        return dash.no_update, True, dash.no_update
+    try:
+        job = get_client().get_job(int(job_id))
+    except ApiError as exc:
+        return [api_error_notice(exc, "the compare job")], False, dash.no_update
+    status = str(job.get("status") or "")
+    final = status in FINAL_STATUSES
+    return pending_body(job), final, status if final else dash.no_update
+
+
 def _message_page(*children: Any) -> html.Div:
     return html.Div(list(children), id=ID_MESSAGE, className="page page-compare")
 
@@ -413,6 +506,12 @@ def layout(
                     link_home=True,
                 )
             )
+        if exc.status == 409:
+            panel = pending_panel(compare_job(client, comparison_id))
+            if panel is not None:
+                return _message_page(
+                    html.H1(f"Comparison {comparison_id} is being computed"), panel
+                )
         return _message_page(api_error_notice(exc, "the comparison", link_home=True))
 
     if not view.get("analysis_a") or not view.get("analysis_b"):
@@ -438,7 +537,8 @@ def layout(
         prefetch_eager_views(
             {"id": comparison_id, "b": view["model_b"]["id"], "cls": selected_class}
         )
-        return render_view(view, models, selected_class, cls, query)
+        pending = pending_panel(compare_job(client, comparison_id))
+        return render_view(view, models, selected_class, cls, query, pending)
     except (KeyError, TypeError, ValueError) as exc:
         # A view that breaks the contract is a backend bug; say so instead of a traceback.
         return _message_page(
@@ -533,6 +633,7 @@ def render_view(
     selected_class: int | None,
     requested_class: Any = None,
     query: dict[str, Any] | None = None,
+    pending: html.Div | None = None,
 ) -> html.Div:
     """The compare page body for one fetched view (no HTTP).
 
@@ -541,6 +642,8 @@ def render_view(
         models: all models, for the B selector's labels (may be empty).
         selected_class: validated class index, or None for all classes.
         requested_class: the raw ``cls`` of the URL, to warn when it named no class.
+        query: the URL query, restored into the views' stores.
+        pending: :func:`pending_panel` of a compare job that has not succeeded, shown on top.
     """
     class_names = view["dataset"]["class_names"]
     model_b = view["model_b"]
@@ -557,6 +660,7 @@ def render_view(
     return html.Div(
         [
             _header(view),
+            pending,
             _selectors(view, models, selected_class),
             warning,
             html.Div(headline_cards(view, selected_class), id=ID_HEADLINE, className="card-row"),

@@ -552,3 +552,62 @@ def test_update_url_keeps_the_views_settings_and_selection() -> None:
     # nothing changed: the render-time call still leaves the URL alone
     same = {"id": "1", "b": "2"}
     assert compare.update_url(2, "all", "?id=1&b=2", B_OPTIONS, same, None) is dash.no_update
+
+
+# an unfinished or failed compare job ---------------------------------------------------------
+
+
+def _ids(node: Any) -> set[Any]:
+    return {getattr(c, "id", None) for c in walk(node) if isinstance(c, Component)}
+
+
+def test_comparison_still_computing_shows_its_job_progress(fake_api: FakeApi) -> None:
+    fake_api.errors["/api/comparisons/1/view"] = (409, "model 1 has no analysis yet")
+    fake_api.comparisons[0]["job_id"] = 2  # running, 30 %, "epoch 3/10"
+    page = compare.layout(id="1")
+    content = text(page)
+    assert "Comparison 1 is being computed" in content
+    assert "Job #2" in content and "30%" in content and "epoch 3/10" in content
+    polls = [c for c in walk(page) if getattr(c, "id", None) == compare.ID_PENDING_POLL]
+    assert len(polls) == 1 and polls[0].disabled is False
+
+
+def test_a_view_with_a_running_compare_job_shows_what_exists_and_the_progress(
+    fake_api: FakeApi,
+) -> None:
+    fake_api.comparisons[0]["job_id"] = 2
+    page = compare.layout(id="1")
+    ids = _ids(page)
+    assert compare.ID_HEADLINE in ids and compare.ID_PENDING in ids  # both: what exists + bar
+    assert "still running" in text(page)
+    fake_api.jobs[1] |= {"status": "succeeded", "progress": 1.0}
+    assert compare.ID_PENDING not in _ids(compare.layout(id="1"))  # done: no panel
+
+
+def test_a_failed_compare_job_shows_its_error(fake_api: FakeApi) -> None:
+    fake_api.comparisons[0]["job_id"] = 2
+    fake_api.jobs[1] |= {"status": "failed", "error": "UMAP ran out of memory"}
+    fake_api.errors["/api/comparisons/1/view"] = (409, "model 1 has no analysis yet")
+    page = compare.layout(id="1")
+    assert "The compare job failed" in text(page) and "UMAP ran out of memory" in text(page)
+    polls = [c for c in walk(page) if getattr(c, "id", None) == compare.ID_PENDING_POLL]
+    assert polls[0].disabled is True  # nothing left to follow
+
+
+def test_without_a_job_a_409_is_said_as_an_api_error(fake_api: FakeApi) -> None:
+    fake_api.errors["/api/comparisons/1/view"] = (409, "model 1 has no analysis yet")
+    page = compare.layout(id="1")
+    assert compare.ID_PENDING not in _ids(page)
+    assert "model 1 has no analysis yet" in text(page)
+
+
+def test_poll_pending_follows_the_job_and_stops_when_it_ends(fake_api: FakeApi) -> None:
+    body, stop, done = compare.poll_pending(1, 2)
+    assert "30%" in text(body) and stop is False and done is dash.no_update
+    fake_api.jobs[1] |= {"status": "succeeded", "progress": 1.0}
+    body, stop, done = compare.poll_pending(2, 2)
+    assert stop is True and done == "succeeded" and "reloading" in text(body)
+    fake_api.jobs[1] |= {"status": "failed", "error": "boom"}
+    body, stop, done = compare.poll_pending(3, 2)
+    assert stop is True and done == "failed" and "boom" in text(body)
+    assert compare.poll_pending(4, None)[1] is True
