@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
@@ -213,3 +213,70 @@ def job_kind_tabs(
     if tabs_id is not None:
         kwargs["id"] = tabs_id
     return html.Nav(job_kind_links(active, model=model, dataset=dataset), **kwargs)
+
+
+def progress_bar(job: Mapping[str, Any], bar_id: str | None = None) -> html.Div:
+    """A job's progress bar with its percentage; full for a succeeded job.
+
+    Args:
+        job: a job (``status``, ``progress`` in [0, 1]).
+        bar_id: id of the ``<progress>`` element (tests and pages find it by it).
+    """
+    progress = float(job.get("progress") or 0.0)
+    if job.get("status") == "succeeded":
+        progress = 1.0
+    progress = min(max(progress, 0.0), 1.0)
+    extra: dict[str, Any] = {} if bar_id is None else {"id": bar_id}
+    bar = html.Progress(
+        value=f"{progress:.3f}", max="1", className=f"progress-{job.get('status')}", **extra
+    )
+    return html.Div(
+        [bar, html.Span(f"{100 * progress:.0f}%", className="progress-text")],
+        className="progress",
+    )
+
+
+def job_line(job: Mapping[str, Any]) -> html.Div:
+    """One line about a job: "Job #n", its status, its progress bar and its stage (or the
+    ``message`` of a job state that carries one, as the attribution state does)."""
+    status = str(job.get("status") or "")
+    return html.Div(
+        [
+            html.Span(f"Job #{job.get('id') or job.get('job_id')} ", className="muted"),
+            html.Span(status, className=f"status status-{status}"),
+            progress_bar(job),
+            html.Span(str(job.get("stage") or job.get("message") or ""), className="muted"),
+        ],
+        className="job-line",
+        style={"display": "flex", "alignItems": "center", "gap": "0.75rem", "flexWrap": "wrap"},
+    )
+
+
+def job_status(job: Mapping[str, Any], title: Any, prefix: str, stopping: Any) -> list[Any]:
+    """The top of a job form's progress panel (prune and new-job pages): "Job #n" and its
+    title, status, progress bar and stage, then the error of a failed job, ``stopping`` while
+    it is being cancelled, or that it was cancelled. What a succeeded job made is the page's.
+
+    Component ids: ``<prefix>-status``, ``-progress-bar``, ``-stage`` and ``-job-error``.
+    """
+    status = str(job.get("status"))
+    children: list[Any] = [
+        html.H2([f"Job #{job['id']} ", html.Span(title, className="muted")]),
+        html.Div(
+            [
+                html.Span(status, id=f"{prefix}-status", className=f"status status-{status}"),
+                progress_bar(job, f"{prefix}-progress-bar"),
+                html.Span(job.get("stage") or "", id=f"{prefix}-stage", className="muted"),
+            ],
+            className="job-line",
+        ),
+    ]
+    error_id = f"{prefix}-job-error"
+    if status == "failed":
+        error = job.get("error") or "no error message"
+        children.append(notice("The job failed", error, kind="error", notice_id=error_id))
+    elif status == "cancelling":
+        children.append(stopping)
+    elif status == "cancelled":
+        children.append(notice("The job was cancelled", kind="warning", notice_id=error_id))
+    return children

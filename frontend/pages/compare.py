@@ -22,7 +22,7 @@ from frontend.client import (
     ModelPublic,
     get_client,
 )
-from frontend.components import api_error_notice, notice, stat_card
+from frontend.components import api_error_notice, job_line, notice, stat_card
 from frontend.figures import (
     confusion_heatmap,
     confusion_shift_heatmap,
@@ -312,8 +312,6 @@ def compare_job(client: Any, comparison_id: int) -> JobPublic | None:
 def pending_body(job: JobPublic) -> list[Any]:
     """What the pending panel says about the compare job: progress while it runs, the error
     when it failed."""
-    from frontend.views.regions import job_progress
-
     status = str(job.get("status") or "")
     if status == "failed":
         return [
@@ -334,7 +332,7 @@ def pending_body(job: JobPublic) -> list[Any]:
             "embedding, flags, robustness) fills in when it finishes; the page reloads itself.",
             className="muted",
         ),
-        job_progress(job),
+        job_line(job),
     ]
 
 

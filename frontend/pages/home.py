@@ -23,7 +23,7 @@ from frontend.client import (
     ModelPublic,
     get_client,
 )
-from frontend.components import api_error_notice, data_table, empty_state, notice
+from frontend.components import api_error_notice, data_table, empty_state, notice, progress_bar
 from frontend.figures.formatting import (
     MISSING,
     format_count,
@@ -31,7 +31,7 @@ from frontend.figures.formatting import (
     format_ratio,
     model_label,
 )
-from frontend.pages.prune import FINAL_STATUSES, can_cancel, job_progress_bar, job_title
+from frontend.pages.prune import FINAL_STATUSES, can_cancel, job_title
 
 PATH = "/"
 TITLE = "PruneScope"
@@ -249,9 +249,7 @@ def is_active(job: JobPublic) -> bool:
 
 def job_progress(job: JobPublic) -> html.Div:
     """The prune page's progress bar (full for a succeeded job), with an id of this job's own."""
-    bar = job_progress_bar(job)
-    bar.children[0].id = f"home-job-progress-{job['id']}"  # one bar per row, ids stay unique
-    return bar
+    return progress_bar(job, f"home-job-progress-{job['id']}")  # one bar per row, unique ids
 
 
 def job_summary(job: JobPublic) -> html.Span | str:

@@ -49,6 +49,7 @@ from frontend.components import (
     job_kind_href,
     job_kind_links,
     job_kind_tabs,
+    job_status,
     notice,
 )
 from frontend.figures.formatting import MISSING, format_count, format_percent
@@ -191,10 +192,11 @@ ID_JOB = "new-job"
 ID_POLL = "new-poll"
 ID_PANEL = "new-panel"
 ID_PROGRESS = "new-progress"
-ID_STATUS = "new-status"
-ID_PROGRESS_BAR = "new-progress-bar"
-ID_STAGE = "new-stage"
-ID_JOB_ERROR = "new-job-error"
+PREFIX = "new"  # of the job panel's ids (components.job_status)
+ID_STATUS = f"{PREFIX}-status"
+ID_PROGRESS_BAR = f"{PREFIX}-progress-bar"
+ID_STAGE = f"{PREFIX}-stage"
+ID_JOB_ERROR = f"{PREFIX}-job-error"
 ID_STOPPING = "new-job-stopping"
 ID_CANCEL = "new-job-cancel"
 ID_CANCEL_NOTICE = "new-job-cancel-notice"
@@ -1010,26 +1012,6 @@ def job_title(job: Mapping[str, Any]) -> str:
     return str(kind)
 
 
-def job_progress_bar(job: Mapping[str, Any]) -> html.Div:
-    """A progress bar with its percentage; full for a succeeded job."""
-    progress = float(job.get("progress") or 0.0)
-    if job.get("status") == "succeeded":
-        progress = 1.0
-    progress = min(max(progress, 0.0), 1.0)
-    return html.Div(
-        [
-            html.Progress(
-                id=ID_PROGRESS_BAR,
-                value=f"{progress:.3f}",
-                max="1",
-                className=f"progress-{job.get('status')}",
-            ),
-            html.Span(f"{100 * progress:.0f}%", className="progress-text"),
-        ],
-        className="progress",
-    )
-
-
 def _card(title: str, value: str, detail: str | None = None, *, card_id: str) -> html.Div:
     children: list[Any] = [
         html.Div(title, className="card-title"),
@@ -1158,31 +1140,9 @@ def job_panel(job: JobPublic, extra: Any = None) -> list[Any]:
         extra: what a succeeded job produced (see :func:`train_result`, :func:`analyze_result`).
     """
     status = str(job.get("status"))
-    children: list[Any] = [
-        html.H2([f"Job #{job['id']} ", html.Span(job_title(job), className="muted")]),
-        html.Div(
-            [
-                html.Span(status, id=ID_STATUS, className=f"status status-{status}"),
-                job_progress_bar(job),
-                html.Span(job.get("stage") or "", id=ID_STAGE, className="muted"),
-            ],
-            className="job-line",
-        ),
-    ]
-    if status == "failed":
-        children.append(
-            notice(
-                "The job failed",
-                job.get("error") or "no error message",
-                kind="error",
-                notice_id=ID_JOB_ERROR,
-            )
-        )
-    elif status == "cancelling":
-        children.append(stopping_notice())
-    elif status == "cancelled":
-        children.append(notice("The job was cancelled", kind="warning", notice_id=ID_JOB_ERROR))
-    elif status == "succeeded" and extra is not None:
+    stopping = stopping_notice() if status == "cancelling" else None
+    children = job_status(job, job_title(job), PREFIX, stopping)
+    if status == "succeeded" and extra is not None:
         children.append(extra)
     return children
 

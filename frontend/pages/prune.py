@@ -40,6 +40,7 @@ from frontend.components import (
     empty_state,
     job_kind_links,
     job_kind_tabs,
+    job_status,
     notice,
 )
 from frontend.figures.formatting import (
@@ -94,10 +95,11 @@ ID_JOB = "prune-job"
 ID_POLL = "prune-poll"
 ID_PANEL = "prune-panel"  # the job's section: the polled panel, then the cancel row
 ID_PROGRESS = "prune-progress"
-ID_STATUS = "prune-status"
-ID_PROGRESS_BAR = "prune-progress-bar"
-ID_STAGE = "prune-stage"
-ID_JOB_ERROR = "prune-job-error"
+PREFIX = "prune"  # of the job panel's ids (components.job_status)
+ID_STATUS = f"{PREFIX}-status"
+ID_PROGRESS_BAR = f"{PREFIX}-progress-bar"
+ID_STAGE = f"{PREFIX}-stage"
+ID_JOB_ERROR = f"{PREFIX}-job-error"
 ID_STOPPING = "prune-job-stopping"
 ID_CANCEL = "prune-job-cancel"
 ID_CANCEL_NOTICE = "prune-job-cancel-notice"
@@ -750,26 +752,6 @@ def training_hint(
     )
 
 
-def job_progress_bar(job: Mapping[str, Any]) -> html.Div:
-    """A progress bar with its percentage; full for a succeeded job."""
-    progress = float(job.get("progress") or 0.0)
-    if job.get("status") == "succeeded":
-        progress = 1.0
-    progress = min(max(progress, 0.0), 1.0)
-    return html.Div(
-        [
-            html.Progress(
-                id=ID_PROGRESS_BAR,
-                value=f"{progress:.3f}",
-                max="1",
-                className=f"progress-{job.get('status')}",
-            ),
-            html.Span(f"{100 * progress:.0f}%", className="progress-text"),
-        ],
-        className="progress",
-    )
-
-
 def result_card(title: str, value: str, detail: str | None = None, *, card_id: str) -> html.Div:
     """A card with one figure of the pruned model."""
     children: list[Any] = [
@@ -941,31 +923,9 @@ def job_panel(
     """
     status = str(job.get("status"))
     kind = str(job.get("kind"))
-    children: list[Any] = [
-        html.H2([f"Job #{job['id']} ", html.Span(job_title(job), className="muted")]),
-        html.Div(
-            [
-                html.Span(status, id=ID_STATUS, className=f"status status-{status}"),
-                job_progress_bar(job),
-                html.Span(job.get("stage") or "", id=ID_STAGE, className="muted"),
-            ],
-            className="job-line",
-        ),
-    ]
-    if status == "failed":
-        children.append(
-            notice(
-                "The job failed",
-                job.get("error") or "no error message",
-                kind="error",
-                notice_id=ID_JOB_ERROR,
-            )
-        )
-    elif status == "cancelling":
-        children.append(stopping_notice(job))
-    elif status == "cancelled":
-        children.append(notice("The job was cancelled", kind="warning", notice_id=ID_JOB_ERROR))
-    elif status == "succeeded":
+    stopping = stopping_notice(job) if status == "cancelling" else None
+    children = job_status(job, job_title(job), PREFIX, stopping)
+    if status == "succeeded":
         result = job.get("result") or {}
         if kind == "sweep":
             children.append(sweep_result(result.get("model_ids") or [], models))

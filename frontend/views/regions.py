@@ -30,7 +30,7 @@ from frontend.client import (
     get_region_map,
     get_region_table_columns,
 )
-from frontend.components import api_error_notice, notice, stat_card
+from frontend.components import api_error_notice, job_line, notice, stat_card
 from frontend.figures._common import empty_figure
 from frontend.figures.formatting import format_percent, model_label
 from frontend.figures.regions import (
@@ -213,30 +213,6 @@ def active_job(jobs: Sequence[Mapping[str, Any]], comparison_id: int) -> Mapping
         and j.get("status") in ACTIVE
     ]
     return max(found, key=lambda j: int(j["id"])) if found else None
-
-
-def job_progress(job: Mapping[str, Any]) -> html.Div:
-    """Job #n, its status and stage, and a progress bar."""
-    status = str(job.get("status") or "")
-    progress = 1.0 if status == "succeeded" else float(job.get("progress") or 0.0)
-    progress = min(max(progress, 0.0), 1.0)
-    stage = job.get("stage") or ""
-    return html.Div(
-        [
-            html.Span(f"Job #{job.get('id')} ", className="muted"),
-            html.Span(status, className=f"status-{status}"),
-            html.Div(
-                [
-                    html.Progress(value=f"{progress:.3f}", max="1"),
-                    html.Span(f"{100 * progress:.0f}%", className="progress-text"),
-                ],
-                className="progress",
-            ),
-            html.Span(stage, className="muted"),
-        ],
-        className="job-line",
-        style={"display": "flex", "alignItems": "center", "gap": "0.75rem", "flexWrap": "wrap"},
-    )
 
 
 def _mean(stats: Mapping[str, Any] | None, key: str = "mean") -> float | None:
@@ -735,7 +711,7 @@ def start_regions_job(
         job = create_regions_job(get_client(), comparison_id, **dict(spec or INTERACTIVE_SPEC))
     except ApiError as exc:
         return dash.no_update, api_error_notice(exc, "the regions job")
-    return {"id": int(job["id"]), "comparison_id": comparison_id}, job_progress(job)
+    return {"id": int(job["id"]), "comparison_id": comparison_id}, job_line(job)
 
 
 def follow_job(job: Mapping[str, Any] | None) -> tuple[bool, bool, Any]:
@@ -764,13 +740,13 @@ def poll_regions_job(n_intervals: int | None, job: Mapping[str, Any] | None) -> 
         return api_error_notice(exc, f"job #{job['id']}"), True, False, dash.no_update
     status = current.get("status")
     if status in ACTIVE:
-        return job_progress(current), False, True, dash.no_update
+        return job_line(current), False, True, dash.no_update
     if status == "succeeded":
-        return job_progress(current), True, True, int(current["id"])
+        return job_line(current), True, True, int(current["id"])
     error = current.get("error") or f"the job ended as {status}"
     panel = html.Div(
         [
-            job_progress(current),
+            job_line(current),
             notice(
                 f"The regions job {status}",
                 error,

@@ -39,7 +39,7 @@ from frontend.client import (
     get_comparison_table_columns,
     get_comparison_table_page,
 )
-from frontend.components import api_error_notice, notice
+from frontend.components import api_error_notice, job_line, notice
 from frontend.figures._common import empty_figure
 from frontend.figures.formatting import format_percent, model_label
 from frontend.figures.samples import attribution_heatmaps, attribution_height, top5_bars
@@ -867,28 +867,6 @@ def corrupted_thumbnails(
     return out
 
 
-def job_progress(job: Mapping[str, Any]) -> html.Div:
-    """Job #n, its status and stage, and a progress bar."""
-    status = str(job.get("status") or "")
-    progress = 1.0 if status == "succeeded" else float(job.get("progress") or 0.0)
-    progress = min(max(progress, 0.0), 1.0)
-    return html.Div(
-        [
-            html.Span(f"Job #{job.get('id') or job.get('job_id')} ", className="muted"),
-            html.Span(status, className=f"status status-{status}"),
-            html.Div(
-                [
-                    html.Progress(value=f"{progress:.3f}", max="1"),
-                    html.Span(f"{100 * progress:.0f}%", className="progress-text"),
-                ],
-                className="progress",
-            ),
-            html.Span(str(job.get("stage") or job.get("message") or ""), className="muted"),
-        ],
-        className="job-line",
-    )
-
-
 # layout -------------------------------------------------------------------------------------
 
 
@@ -1542,7 +1520,7 @@ def render_attribution(
         status = "succeeded"
     if status in ACTIVE:
         job = {"id": as_int(info.get("job_id")), "index": index}
-        progress = job_progress({"id": job["id"], **info})
+        progress = job_line({"id": job["id"], **info})
         return (HIDDEN, None, progress, job, HIDDEN, skip, [], [])
     if status != "succeeded":
         note: Any = html.Span(
@@ -1615,7 +1593,7 @@ def start_attribution(
         job = get_client().submit_attribution(int(context["id"]), index, b=data.b)
     except ApiError as exc:
         return dash.no_update, api_error_notice(exc, "the attribution job")
-    return {"id": int(job["id"]), "index": index}, job_progress(job)
+    return {"id": int(job["id"]), "index": index}, job_line(job)
 
 
 def follow_job(job: Mapping[str, Any] | None) -> tuple[bool, bool]:
@@ -1644,14 +1622,14 @@ def poll_attribution_job(n_intervals: int | None, job: Mapping[str, Any] | None)
         return api_error_notice(exc, f"job #{job['id']}"), True, False, dash.no_update
     status = current.get("status")
     if status in ACTIVE:
-        return job_progress(current), False, True, dash.no_update
+        return job_line(current), False, True, dash.no_update
     if status == "succeeded":
         done = {"index": as_int(job.get("index")), "job_id": int(current["id"])}
         return None, True, True, done
     error = current.get("error") or f"the job ended as {status}"
     panel = html.Div(
         [
-            job_progress(current),
+            job_line(current),
             notice(
                 f"The attribution job {status}",
                 error,
