@@ -45,6 +45,29 @@ def wait_drawn(dash_br) -> int:
     return int(driver.execute_script(JS_N_POINTS, "compare-embedding-a"))
 
 
+def wait_idle(driver, quiet_s: float = 1.0, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    """Until every lazy view of the page has woken and no callback has been pending for
+    ``quiet_s``: a view drawing its figures (the parallel coordinates take seconds in software
+    WebGL) can hold the page's thread past plotly's 300 ms double-click window."""
+    import time
+
+    since, deadline = None, time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        busy = driver.execute_script(
+            "return !!document.querySelector('._dash-loading-callback')"
+            " || Array.from(document.querySelectorAll('.lazy-view'))"
+            ".some((el) => el.dataset.awake !== '1')"
+        )
+        if busy:
+            since = None
+        elif since is None:
+            since = time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"the page was still loading after {timeout:.0f} s")
+
+
 def selected(dash_br, graph: str):  # type: ignore[no-untyped-def]
     return dash_br.driver.execute_script(JS_SELECTED, graph)
 
@@ -116,6 +139,7 @@ def test_box_in_a_selects_the_same_samples_in_b_and_survives_a_reload(dash_br, l
     # a double-click clears it everywhere, the URL included
     area = dash_br.find_element("#compare-embedding-a .nsewdrag")
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", area)
+    wait_idle(driver)
     ActionChains(driver).double_click(area).perform()
     WebDriverWait(driver, 30).until(lambda d: "sel=" not in d.current_url)
     WebDriverWait(driver, 30).until(
