@@ -8,7 +8,14 @@ import io
 import numpy as np
 from PIL import Image
 
-__all__ = ["png_data_url", "sample_png"]
+__all__ = ["MIN_IMAGE_SIDE", "is_image", "png_data_url", "sample_png"]
+
+MIN_IMAGE_SIDE = 8  # the corruptions' filters need at least this many pixels a side
+
+
+def is_image(input_shape: list[int] | tuple[int, ...]) -> bool:
+    """Inputs the corruptions apply to: (C, H, W) with H, W >= MIN_IMAGE_SIDE."""
+    return len(input_shape) == 3 and min(input_shape[1:]) >= MIN_IMAGE_SIDE
 
 
 def sample_png(x: np.ndarray, min_size: int = 64) -> bytes:

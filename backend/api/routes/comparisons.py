@@ -122,7 +122,7 @@ def create_comparison(
         raise HTTPException(status_code=422, detail=f"dataset {dataset_id} does not exist")
     for model in models.values():
         check_classes(model, dataset)
-    check_corruptions(body.corruptions)
+    check_corruptions(body.corruptions, dataset)
     name = body.name or f"{models[body.model_a_id].name} vs {len(body.model_b_ids)} pruned"
     row = ComparisonRow(name=name, dataset_id=dataset.id, model_a_id=body.model_a_id)
     row.members = [

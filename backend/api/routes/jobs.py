@@ -91,7 +91,7 @@ def validate_spec(session: Session, kind: str, raw: dict) -> dict:  # type: igno
         if dataset is None:
             raise _unprocessable(f"spec.dataset_id: dataset {dataset_id} does not exist")
         check_classes(model, dataset)
-        check_corruptions(spec.corruptions)
+        check_corruptions(spec.corruptions, dataset)
     elif isinstance(spec, RegionsSpec):
         comp = session.get(ComparisonRow, spec.comparison_id)
         if comp is None:
@@ -116,7 +116,7 @@ def validate_spec(session: Session, kind: str, raw: dict) -> dict:  # type: igno
             raise _unprocessable(
                 f"spec.comparison_id: comparison {spec.comparison_id} does not exist"
             )
-        check_corruptions(spec.corruptions)
+        check_corruptions(spec.corruptions, session.get(DatasetRow, comp.dataset_id))
     return spec.model_dump(mode="json")
 
 
@@ -166,10 +166,21 @@ def check_classes(model: ModelRow, dataset: DatasetRow) -> None:
         )
 
 
-def check_corruptions(names: list[str] | None) -> None:
+def check_corruptions(names: list[str] | None, dataset: DatasetRow | None = None) -> None:
+    """Refuse unknown corruption names, and corruptions of a dataset that is not images (the
+    corruptions filter (C, H, W) images: a compare or analyze job would fail on the first)."""
     if not names:
         return
     from backend.data.corruptions import list_corruptions
+    from backend.data.images import MIN_IMAGE_SIDE, is_image
+
+    if dataset is not None and not is_image(dataset.input_shape):
+        shape = "(" + ", ".join(str(d) for d in dataset.input_shape) + ")"
+        raise _unprocessable(
+            f"spec.corruptions: corruptions apply to images of shape (C, H, W) with sides of "
+            f"at least {MIN_IMAGE_SIDE} pixels; dataset {dataset.id} ({dataset.name}) has "
+            f"inputs of shape {shape}. Leave corruptions out for this dataset."
+        )
 
     unknown = [n for n in names if n not in list_corruptions()]
     if unknown:

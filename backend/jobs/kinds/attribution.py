@@ -28,7 +28,7 @@ from backend.analysis.attribution import (
     occlusion_attribution,
 )
 from backend.analysis.features import extract_features
-from backend.data.images import png_data_url, sample_png
+from backend.data.images import is_image, png_data_url, sample_png
 from backend.db.tables import AnalysisRow, AttributionResultRow, ComparisonRow, JobRow, utcnow
 from backend.jobs.common import JobInputError, load_dataset, load_model, tensors
 from backend.jobs.context import JobContext
@@ -37,7 +37,6 @@ from backend.jobs.specs import AttributionSpec
 
 SPLIT = "test"
 # corruptions are only defined for images of at least this side (backend.data.corruptions)
-MIN_IMAGE_SIDE = 8
 
 
 def compact(value: float) -> float | None:
@@ -52,11 +51,6 @@ def _grid(values: np.ndarray) -> list[list[float | None]]:
 
 def _side(att: GeometricAttribution) -> dict[str, Any]:
     return {m: _grid(att.deltas[m]) for m in ATTRIBUTION_METRICS}
-
-
-def is_image(input_shape: list[int]) -> bool:
-    """Inputs the corruptions apply to: (C, H, W) with H, W >= 8."""
-    return len(input_shape) == 3 and min(input_shape[1:]) >= MIN_IMAGE_SIDE
 
 
 def corruption_settings(
