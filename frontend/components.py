@@ -280,3 +280,28 @@ def job_status(job: Mapping[str, Any], title: Any, prefix: str, stopping: Any) -
     elif status == "cancelled":
         children.append(notice("The job was cancelled", kind="warning", notice_id=error_id))
     return children
+
+
+def job_follow_section(
+    *, progress_id: str, cancel_id: str, cancel_notice_id: str, cancel_title: str
+) -> list[Any]:
+    """The children of a job form's followed-job section: the panel its poll re-renders, then
+    the "Cancel job" row. The button lives outside the re-rendered panel, so that it exists
+    from the start; the poll shows it while the job can be cancelled."""
+    return [
+        html.Div(id=progress_id),
+        html.Div(
+            [
+                html.Button(
+                    "Cancel job",
+                    id=cancel_id,
+                    n_clicks=0,
+                    hidden=True,
+                    className="btn btn-danger",
+                    title=cancel_title,
+                ),
+                html.Div(id=cancel_notice_id),
+            ],
+            className="actions job-actions",
+        ),
+    ]

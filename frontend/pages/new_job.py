@@ -46,6 +46,7 @@ from frontend.client import (
 from frontend.components import (
     api_error_notice,
     empty_state,
+    job_follow_section,
     job_kind_href,
     job_kind_links,
     job_kind_tabs,
@@ -1358,25 +1359,8 @@ def _train_sections(
         initially_valid = True
     except FormError:
         initially_valid = False
-    submit = html.Section(
-        [
-            html.Div(
-                [
-                    html.Button(
-                        "Train",
-                        id=ID_TRAIN_SUBMIT,
-                        n_clicks=0,
-                        disabled=not initially_valid,
-                        className="btn btn-primary",
-                        title="Submit the train job; this page then follows its progress",
-                    ),
-                    html.Span(id=ID_TRAIN_SUMMARY, className="field-error"),
-                ],
-                className="actions",
-            ),
-            html.Div(id=ID_TRAIN_SUBMIT_ERROR),
-        ],
-        className="section",
+    submit = submit_section(
+        "Train", "train", ID_TRAIN_SUBMIT, ID_TRAIN_SUMMARY, ID_TRAIN_SUBMIT_ERROR, initially_valid
     )
     return [
         dcc.Store(id=ID_TRAIN_DATASETS, data=list(datasets)),
@@ -1526,25 +1510,13 @@ def _analyze_sections(
         initially_valid = True
     except FormError:
         initially_valid = False
-    submit = html.Section(
-        [
-            html.Div(
-                [
-                    html.Button(
-                        "Analyse",
-                        id=ID_ANALYZE_SUBMIT,
-                        n_clicks=0,
-                        disabled=not initially_valid,
-                        className="btn btn-primary",
-                        title="Submit the analyze job; this page then follows its progress",
-                    ),
-                    html.Span(id=ID_ANALYZE_SUMMARY, className="field-error"),
-                ],
-                className="actions",
-            ),
-            html.Div(id=ID_ANALYZE_SUBMIT_ERROR),
-        ],
-        className="section",
+    submit = submit_section(
+        "Analyse",
+        "analyze",
+        ID_ANALYZE_SUBMIT,
+        ID_ANALYZE_SUMMARY,
+        ID_ANALYZE_SUBMIT_ERROR,
+        initially_valid,
     )
     return [
         dcc.Store(id=ID_ANALYZE_MODELS, data=list(models)),
@@ -1554,26 +1526,42 @@ def _analyze_sections(
     ]
 
 
-def job_section() -> html.Section:
-    """The followed job's section: the panel :func:`poll_job` renders, then the cancel row."""
+def submit_section(
+    label: str, kind: str, button_id: str, summary_id: str, error_id: str, valid: bool
+) -> html.Section:
+    """A form's submit button (disabled while the form is invalid), the one-line summary of
+    what is wrong, and where the API's refusal is shown."""
     return html.Section(
         [
-            html.Div(id=ID_PROGRESS),
             html.Div(
                 [
                     html.Button(
-                        "Cancel job",
-                        id=ID_CANCEL,
+                        label,
+                        id=button_id,
                         n_clicks=0,
-                        hidden=True,
-                        className="btn btn-danger",
-                        title="Stop the job",
+                        disabled=not valid,
+                        className="btn btn-primary",
+                        title=f"Submit the {kind} job; this page then follows its progress",
                     ),
-                    html.Div(id=ID_CANCEL_NOTICE),
+                    html.Span(id=summary_id, className="field-error"),
                 ],
-                className="actions job-actions",
+                className="actions",
             ),
+            html.Div(id=error_id),
         ],
+        className="section",
+    )
+
+
+def job_section() -> html.Section:
+    """The followed job's section: the panel :func:`poll_job` renders, then the cancel row."""
+    return html.Section(
+        job_follow_section(
+            progress_id=ID_PROGRESS,
+            cancel_id=ID_CANCEL,
+            cancel_notice_id=ID_CANCEL_NOTICE,
+            cancel_title="Stop the job",
+        ),
         id=ID_PANEL,
         className="section progress-panel new-job-panel",
     )

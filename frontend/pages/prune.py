@@ -38,6 +38,7 @@ from frontend.components import (
     api_error_notice,
     data_table,
     empty_state,
+    job_follow_section,
     job_kind_links,
     job_kind_tabs,
     job_status,
@@ -1170,29 +1171,15 @@ def _submit_section(sweep: bool = False) -> html.Section:
 
 
 def job_section() -> html.Section:
-    """The followed job's section: the panel :func:`poll_job` renders, then the cancel row.
-
-    The "Cancel job" button lives here, outside the re-rendered panel, so that it exists from
-    the start; the poll shows it while the job can be cancelled (see :func:`can_cancel`).
-    """
+    """The followed job's section: the panel :func:`poll_job` renders, then the cancel row
+    (shown by the poll while the job can be cancelled, see :func:`can_cancel`)."""
     return html.Section(
-        [
-            html.Div(id=ID_PROGRESS),
-            html.Div(
-                [
-                    html.Button(
-                        "Cancel job",
-                        id=ID_CANCEL,
-                        n_clicks=0,
-                        hidden=True,
-                        className="btn btn-danger",
-                        title="Stop the job; a sweep stops all its prune jobs",
-                    ),
-                    html.Div(id=ID_CANCEL_NOTICE),
-                ],
-                className="actions job-actions",
-            ),
-        ],
+        job_follow_section(
+            progress_id=ID_PROGRESS,
+            cancel_id=ID_CANCEL,
+            cancel_notice_id=ID_CANCEL_NOTICE,
+            cancel_title="Stop the job; a sweep stops all its prune jobs",
+        ),
         id=ID_PANEL,
         className="section progress-panel",
     )
