@@ -1151,6 +1151,20 @@ def job_panel(job: JobPublic, extra: Any = None) -> list[Any]:
 # layout --------------------------------------------------------------------------------------
 
 
+# the training settings' controls, in form order: label, component id, TrainSettings field,
+# and the choices of a dropdown (empty for a number)
+TRAIN_CONTROLS: tuple[tuple[str, str, str, Sequence[str]], ...] = (
+    ("Epochs", ID_TRAIN_EPOCHS, "epochs", ()),
+    ("Batch size", ID_TRAIN_BATCH_SIZE, "batch_size", ()),
+    ("Learning rate", ID_TRAIN_LR, "lr", ()),
+    ("Learning-rate schedule", ID_TRAIN_LR_SCHEDULE, "lr_schedule", LR_SCHEDULES),
+    ("Optimizer", ID_TRAIN_OPTIMIZER, "optimizer", OPTIMIZERS),
+    ("Momentum", ID_TRAIN_MOMENTUM, "momentum", ()),
+    ("Weight decay", ID_TRAIN_WEIGHT_DECAY, "weight_decay", ()),
+    ("Seed", ID_TRAIN_SEED, "seed", ()),
+)
+
+
 def _number_input(component_id: str, value: Any, help_text: str) -> html.Div:
     # no min/max/step constraints: the browser would blank an out-of-range value, and
     # the validation's messages say more than the browser's
@@ -1274,64 +1288,16 @@ def _train_sections(
             html.Div(
                 [
                     _control(
-                        "Epochs",
-                        _number_input(ID_TRAIN_EPOCHS, d["epochs"], TRAIN_HELP["epochs"]),
-                        help_text=TRAIN_HELP["epochs"],
-                        error=(TRAIN_ERROR_TYPE, "epochs"),
-                    ),
-                    _control(
-                        "Batch size",
-                        _number_input(
-                            ID_TRAIN_BATCH_SIZE, d["batch_size"], TRAIN_HELP["batch_size"]
+                        label,
+                        (
+                            _choice(component_id, choices, d[key], TRAIN_HELP[key])
+                            if choices
+                            else _number_input(component_id, d[key], TRAIN_HELP[key])
                         ),
-                        help_text=TRAIN_HELP["batch_size"],
-                        error=(TRAIN_ERROR_TYPE, "batch_size"),
-                    ),
-                    _control(
-                        "Learning rate",
-                        _number_input(ID_TRAIN_LR, d["lr"], TRAIN_HELP["lr"]),
-                        help_text=TRAIN_HELP["lr"],
-                        error=(TRAIN_ERROR_TYPE, "lr"),
-                    ),
-                    _control(
-                        "Learning-rate schedule",
-                        _choice(
-                            ID_TRAIN_LR_SCHEDULE,
-                            LR_SCHEDULES,
-                            d["lr_schedule"],
-                            TRAIN_HELP["lr_schedule"],
-                        ),
-                        help_text=TRAIN_HELP["lr_schedule"],
-                        error=(TRAIN_ERROR_TYPE, "lr_schedule"),
-                    ),
-                    _control(
-                        "Optimizer",
-                        _choice(
-                            ID_TRAIN_OPTIMIZER, OPTIMIZERS, d["optimizer"], TRAIN_HELP["optimizer"]
-                        ),
-                        help_text=TRAIN_HELP["optimizer"],
-                        error=(TRAIN_ERROR_TYPE, "optimizer"),
-                    ),
-                    _control(
-                        "Momentum",
-                        _number_input(ID_TRAIN_MOMENTUM, d["momentum"], TRAIN_HELP["momentum"]),
-                        help_text=TRAIN_HELP["momentum"],
-                        error=(TRAIN_ERROR_TYPE, "momentum"),
-                    ),
-                    _control(
-                        "Weight decay",
-                        _number_input(
-                            ID_TRAIN_WEIGHT_DECAY, d["weight_decay"], TRAIN_HELP["weight_decay"]
-                        ),
-                        help_text=TRAIN_HELP["weight_decay"],
-                        error=(TRAIN_ERROR_TYPE, "weight_decay"),
-                    ),
-                    _control(
-                        "Seed",
-                        _number_input(ID_TRAIN_SEED, d["seed"], TRAIN_HELP["seed"]),
-                        help_text=TRAIN_HELP["seed"],
-                        error=(TRAIN_ERROR_TYPE, "seed"),
-                    ),
+                        help_text=TRAIN_HELP[key],
+                        error=(TRAIN_ERROR_TYPE, key),
+                    )
+                    for label, component_id, key, choices in TRAIN_CONTROLS
                 ],
                 className="form-grid",
             ),
