@@ -41,10 +41,11 @@ class CliError(Exception):
 class Api:
     """Minimal REST client for the CLI (the dashboard has its own, frontend/client.py)."""
 
-    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
+    def __init__(self, base_url: str, timeout: float = 30.0, token: str = "") -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
-        self.http = httpx.Client(base_url=self.base_url, timeout=timeout)
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        self.http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=headers)
 
     def request(self, method: str, path: str, **kw: Any) -> Any:
         try:
@@ -59,7 +60,10 @@ class Api:
                 detail = resp.json().get("detail")
             except ValueError:
                 detail = resp.text
-            raise CliError(f"{method} {path} failed ({resp.status_code}): {detail}")
+            hint = ""
+            if resp.status_code == 401:
+                hint = " (this server needs a token: --token or PRUNESCOPE_TOKEN)"
+            raise CliError(f"{method} {path} failed ({resp.status_code}): {detail}{hint}")
         return resp.json()
 
     def get(self, path: str, **params: Any) -> Any:
@@ -226,6 +230,12 @@ class BackgroundServer:
 def _settings(args: argparse.Namespace) -> Settings:
     overrides = {k: v for k in ("data_dir", "host", "port") if (v := getattr(args, k, None))}
     return Settings(**overrides)
+
+
+def _api(args: argparse.Namespace) -> Api:
+    """The REST client of a client command: --api and --token, else the settings."""
+    settings = _settings(args)
+    return Api(args.api or settings.api_url, token=getattr(args, "token", None) or settings.token)
 
 
 # ------------------------------------------------------------------------------ commands
@@ -399,11 +409,27 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def _demo_token(settings: Settings) -> str:
+    """With authentication on (a non-loopback --host), the demo drives its server with a write
+    token of its own; otherwise none is needed."""
+    if not settings.auth_enabled:
+        return settings.token
+    if settings.token:
+        return settings.token
+    from backend.api import security
+    from backend.db.session import migrate, session_scope
+
+    migrate(settings.database_url)
+    with session_scope(settings.database_url) as session:
+        _row, secret = security.create_token(session, "demo")
+    return secret
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     _stop_on_sigterm()
     settings = _settings(args)
     server = BackgroundServer(settings)
-    api = Api(settings.api_url)
+    api = Api(settings.api_url, token=_demo_token(settings))
     started = time.monotonic()
     server.start(api)
     try:
@@ -425,7 +451,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    api = Api(args.api or _settings(args).api_url)
+    api = _api(args)
     datasets = {d["name"]: d for d in api.get("/datasets")["data"]}
     if args.dataset not in datasets:
         datasets[args.dataset] = api.post("/datasets", {"builtin": args.dataset})
@@ -454,7 +480,7 @@ def _finetune(args: argparse.Namespace) -> dict[str, Any] | None:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    api = Api(args.api or _settings(args).api_url)
+    api = _api(args)
     spec = {
         "model_id": args.model,
         "method": args.method,
@@ -488,7 +514,7 @@ def _csv(text: str, kind: type) -> list[Any]:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    api = Api(args.api or _settings(args).api_url)
+    api = _api(args)
     spec = {
         "model_id": args.model,
         "methods": _csv(args.methods, str),
@@ -515,7 +541,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    api = Api(args.api or _settings(args).api_url)
+    api = _api(args)
     if args.cancel is not None:
         job = api.post(f"/jobs/{args.cancel}/cancel", {})
         print(f"job {job['id']}: {job['status']}")
@@ -528,6 +554,76 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         line = f"{j['id']:>5}  {j['kind']:<8} {j['status']:<10} {j['progress']:>4.0%}  {j['stage']}"
         print(line + (f"  ERROR: {j['error']}" if j["error"] else ""))
     return 0
+
+
+# ------------------------------------------------------------------------------- access
+def _access_session(args: argparse.Namespace) -> Any:
+    from backend.db.session import DatabaseUnavailable, check_database, migrate, session_scope
+
+    settings = _settings(args)
+    try:
+        check_database(settings.database_url)
+    except DatabaseUnavailable as exc:
+        raise CliError(str(exc)) from exc
+    migrate(settings.database_url)
+    return session_scope(settings.database_url)
+
+
+def _when(moment: Any) -> str:
+    return "-" if moment is None else f"{moment:%Y-%m-%d %H:%M}"
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from backend.api import security
+
+    with _access_session(args) as session:
+        if args.token_command == "create":
+            try:
+                row, secret = security.create_token(session, args.name, read_only=args.read_only)
+            except ValueError as exc:
+                raise CliError(str(exc)) from exc
+            print(f"Token {row.id} ({row.name}, {row.scope}) created. It is shown only now:\n")
+            print(f"    {secret}\n")
+            print(
+                "Send it as 'Authorization: Bearer <token>', set PRUNESCOPE_TOKEN for the CLI, "
+                "or paste it into the dashboard's sign-in page."
+            )
+            return 0
+        if args.token_command == "revoke":
+            try:
+                rows = security.revoke_token(session, args.ident)
+            except LookupError as exc:
+                raise CliError(str(exc)) from exc
+            if not rows:
+                print(f"{args.ident}: already revoked")
+            for row in rows:
+                print(f"Token {row.id} ({row.name}) revoked; it stops working now.")
+            return 0
+        rows = security.list_tokens(session)
+        if not rows:
+            print("No tokens yet. Create one: prunescope token create --name NAME")
+        for row in rows:
+            state = f"revoked {_when(row.revoked_at)}" if row.revoked_at else "live"
+            print(
+                f"{row.id:>4}  {row.name:<20} {row.scope:<5}  {row.prefix}...  "
+                f"created {_when(row.created_at)}  last used {_when(row.last_used_at)}  {state}"
+            )
+        return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from backend.api import security
+
+    with _access_session(args) as session:
+        rows = list(security.recent_events(session, args.limit))
+        if not rows:
+            print("The audit log is empty.")
+        for row in reversed(rows):
+            print(
+                f"{row.at:%Y-%m-%d %H:%M:%S}  {row.status:>3}  {row.action:<10} {row.target:<45} "
+                f"{row.actor}  {row.client}"
+            )
+        return 0
 
 
 # ------------------------------------------------------------------------------- uploads
@@ -686,7 +782,7 @@ def _import_result(api: Api, answer: Mapping[str, Any], what: str) -> dict[str, 
 
 
 def cmd_upload_model(args: argparse.Namespace) -> int:
-    api = Api(args.api or _settings(args).api_url)
+    api = _api(args)
     kwargs = parse_arch_kwargs(args.arch_kw)
     fields = {
         "architecture": args.arch,
@@ -708,7 +804,7 @@ def cmd_upload_model(args: argparse.Namespace) -> int:
 
 
 def cmd_upload_dataset(args: argparse.Namespace) -> int:
-    api = Api(args.api or _settings(args).api_url)
+    api = _api(args)
     fields = {
         "format": None if args.format in (None, "auto") else args.format,
         "name": args.name,
@@ -746,6 +842,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     def client_flags(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--api", help="REST API base URL (default http://127.0.0.1:8050/api)")
+        sp.add_argument(
+            "--token",
+            help="API token for a server with authentication on (default PRUNESCOPE_TOKEN)",
+        )
 
     sp = sub.add_parser(
         "serve",
@@ -986,6 +1086,38 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--status", help="only jobs with this status")
     sp.add_argument("--cancel", type=int, metavar="ID", help="cancel job ID")
     sp.set_defaults(func=cmd_jobs)
+
+    token = sub.add_parser(
+        "token",
+        help="create, list or revoke API tokens",
+        description="API tokens for a server with authentication on (any --host but loopback, "
+        "or PRUNESCOPE_AUTH=on). A read-only token may call every GET route; a write token may "
+        "also submit jobs, upload and share. Only a token's sha256 is stored: the token itself "
+        "is printed once, at creation. Works on the database directly (run it where the "
+        "server's settings are).",
+    )
+    tsub = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    sp = tsub.add_parser("create", help="create a token and print it (once)")
+    sp.add_argument("--name", required=True, help="who or what uses it, e.g. alice or ci")
+    sp.add_argument("--read-only", action="store_true", help="GET routes only")
+    server_flags(sp)
+    sp = tsub.add_parser("list", help="every token: id, name, scope, last use, revoked or live")
+    server_flags(sp)
+    sp = tsub.add_parser("revoke", help="revoke a token by id, or every token of a name")
+    sp.add_argument("ident", metavar="ID_OR_NAME")
+    server_flags(sp)
+    token.set_defaults(func=cmd_token)
+
+    sp = sub.add_parser(
+        "audit",
+        help="show the audit log",
+        description="The newest audit events, oldest first: every write to the API, every "
+        "sign-in and share-link opening, and every refused request (401, 403, 413, 429), with "
+        "who (token or share link), when, what and the answer.",
+    )
+    sp.add_argument("--limit", type=int, default=50, help="how many events (default 50)")
+    server_flags(sp)
+    sp.set_defaults(func=cmd_audit)
     return p
 
 

@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
 
 class Settings(BaseSettings):
     """Runtime configuration (documented in README, section Configuration)."""
@@ -92,6 +94,42 @@ class Settings(BaseSettings):
         ge=1,
         description="Largest accepted upload (checkpoint or dataset) in bytes; larger answer 413.",
     )
+    auth: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="API tokens and share links: 'auto' turns authentication on when the server "
+        "binds to anything but loopback (127.0.0.1, ::1, localhost); 'on' always; 'off' never "
+        "(on a non-loopback address the server then starts with a loud warning).",
+    )
+    cookie_secure: Literal["auto", "always", "never"] = Field(
+        default="auto",
+        description="The Secure flag of the dashboard's sign-in and share cookies: 'auto' sets "
+        "it when the request came over https (directly or as X-Forwarded-Proto from a proxy).",
+    )
+    public_url: str = Field(
+        default="",
+        description="Base URL people reach this server at (e.g. https://prunescope.example.org), "
+        "used to write share links; empty means the address of the request.",
+    )
+    token: str = Field(
+        default="",
+        description="API token the CLI's client commands (jobs, train, prune, upload, ...) send "
+        "to a server with authentication on; same as their --token.",
+    )
+    max_body_bytes: int = Field(
+        default=2**20,
+        ge=1024,
+        description="Largest accepted request body in bytes, uploads apart (those have "
+        "max_upload_bytes); larger answer 413.",
+    )
+    job_rate_limit: int = Field(
+        default=60,
+        ge=0,
+        description="Job submissions (jobs, sweeps, comparisons, uploads) one token may make per "
+        "job_rate_window seconds; more answer 429 with Retry-After. 0 = no limit.",
+    )
+    job_rate_window: float = Field(
+        default=60.0, gt=0, description="The window of job_rate_limit, in seconds."
+    )
     db_pool_size: int = Field(
         default=5, ge=1, le=200, description="Pooled database connections per process."
     )
@@ -110,6 +148,16 @@ class Settings(BaseSettings):
             host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
             self.api_url = f"http://{host}:{self.port}/api"
         return self
+
+    @property
+    def loopback(self) -> bool:
+        """Whether the server binds only to this machine."""
+        return self.host in LOOPBACK_HOSTS
+
+    @property
+    def auth_enabled(self) -> bool:
+        """Whether requests need a token or a share link (see ``auth``)."""
+        return self.auth == "on" or (self.auth == "auto" and not self.loopback)
 
     @property
     def artifacts(self) -> Path:

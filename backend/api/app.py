@@ -8,11 +8,14 @@ same server's REST API, which would deadlock. a2wsgi runs them in a thread pool 
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from backend.api import security, signin
+from backend.api.access import AccessMiddleware
 from backend.api.routes import (
     analyses,
     architectures,
@@ -23,6 +26,8 @@ from backend.api.routes import (
     jobs,
     methods,
     models,
+    session,
+    shares,
     uploads,
 )
 from backend.config import Settings, get_settings
@@ -84,9 +89,16 @@ def create_app(
         jobs,
         analyses,
         comparisons,
+        shares,
+        session,
     )
     for module in routers:
         app.include_router(module.router, prefix="/api")
+    app.include_router(signin.router)
+    app.add_middleware(AccessMiddleware, paths=lambda: app.openapi()["paths"], settings=settings)
+    app.openapi = lambda: document_access(app)  # type: ignore[method-assign]
+    if not settings.loopback and not settings.auth_enabled:
+        warn_open(settings)
 
     if dashboard:
         from a2wsgi import WSGIMiddleware
@@ -96,3 +108,46 @@ def create_app(
         dash_app = create_dash_app(settings.api_url)
         app.mount("/", WSGIMiddleware(dash_app.server))  # type: ignore[arg-type]
     return app
+
+
+OPEN_WARNING = """
+!!! PruneScope: AUTHENTICATION IS OFF on {host}:{port} (PRUNESCOPE_AUTH=off).
+!!! Anyone who can reach this address can read every model and dataset, submit jobs and
+!!! upload files. Unset PRUNESCOPE_AUTH (or bind to 127.0.0.1) unless this network is yours.
+"""
+
+
+def warn_open(settings: Settings) -> None:
+    """The loud warning of a server that binds beyond loopback with authentication off."""
+    text = OPEN_WARNING.format(host=settings.host, port=settings.port)
+    log.warning(text.strip())
+    sys.stderr.write(text)
+
+
+def document_access(app: FastAPI) -> dict:  # type: ignore[type-arg]
+    """The OpenAPI schema, with the bearer scheme and each operation's access (``security``,
+    and ``x-access`` / ``x-share`` saying which token or share link may call it)."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    from fastapi.openapi.utils import get_openapi
+
+    schema = get_openapi(
+        title=app.title, version=app.version, summary=app.summary, routes=app.routes
+    )
+    schema.setdefault("components", {})["securitySchemes"] = {
+        "bearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API token (prunescope token create) or a share link's secret.",
+        }
+    }
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            need = security.route_access(method.upper(), path)
+            operation["x-access"] = str(need)
+            rule = security.share_rule(method.upper(), path)
+            if rule is not None:
+                operation["x-share"] = rule
+            operation["security"] = [] if need is security.Access.PUBLIC else [{"bearer": []}]
+    app.openapi_schema = schema
+    return schema

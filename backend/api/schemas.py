@@ -352,3 +352,62 @@ class Attribution(BaseModel):
     b: AttributionDeltas
     corrupted: list[CorruptedVersion]
     job_id: int | None
+
+
+class SessionPublic(BaseModel):
+    auth: bool = Field(description="whether this server asks for tokens and share links")
+    kind: Literal["local", "token", "share", "anonymous"]
+    scope: Literal["none", "read", "write"]
+    name: str
+    token_id: int | None
+    share_id: int | None
+    comparison_id: int | None = Field(description="the one comparison a share link opens")
+
+
+class ShareCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    label: str = Field(default="", max_length=200, description="who or what the link is for")
+    expires_in_hours: float | None = Field(
+        default=None, gt=0, le=24 * 366 * 10, description="empty: the link never expires"
+    )
+
+
+class SharePublic(_Public):
+    id: int
+    comparison_id: int
+    label: str
+    prefix: str = Field(description="the secret's first characters, to tell links apart")
+    created_by: str
+    created_at: Timestamp
+    expires_at: Timestamp | None
+    revoked_at: Timestamp | None
+    last_used_at: Timestamp | None
+    live: bool
+
+
+class ShareCreated(SharePublic):
+    token: str = Field(description="the secret; shown once, only its sha256 is stored")
+    url: str = Field(description="the link to send: opens this comparison read-only")
+
+
+class SharesPublic(BaseModel):
+    data: list[SharePublic]
+    count: int
+
+
+class AuditEventPublic(_Public):
+    id: int
+    at: Timestamp
+    actor: str
+    token_id: int | None
+    share_id: int | None
+    action: str
+    target: str
+    status: int
+    client: str
+
+
+class AuditEventsPublic(BaseModel):
+    data: list[AuditEventPublic]
+    count: int

@@ -1,0 +1,86 @@
+"""Read-only share links of a comparison (``/s/<token>``; README, Access and sharing)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import APIRouter, HTTPException, Request
+from sqlalchemy import select
+
+from backend.api import security
+from backend.api.deps import SessionDep, SettingsDep, get_or_404
+from backend.api.schemas import ShareCreate, ShareCreated, SharePublic, SharesPublic
+from backend.db.tables import ComparisonRow, ShareLinkRow
+
+router = APIRouter(prefix="/comparisons/{comparison_id}/shares", tags=["shares"])
+
+NOT_FOUND = "Comparison not found"
+SHARE_NOT_FOUND = "Share link not found"
+
+
+def share_public(row: ShareLinkRow) -> SharePublic:
+    return SharePublic.model_validate(
+        {
+            **{k: getattr(row, k) for k in SharePublic.model_fields if k != "live"},
+            "live": security.share_is_live(row),
+        }
+    )
+
+
+def principal_of(request: Request) -> security.Principal:
+    return request.scope.get("state", {}).get("principal", security.LOCAL)  # type: ignore[no-any-return]
+
+
+@router.post("", response_model=ShareCreated, status_code=201)
+def create_share(
+    comparison_id: int,
+    body: ShareCreate,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> ShareCreated:
+    """Create a share link; the answer holds its secret and URL, shown this once."""
+    get_or_404(session, ComparisonRow, comparison_id, NOT_FOUND)
+    expires = (
+        None
+        if body.expires_in_hours is None
+        else security.utcnow() + timedelta(hours=body.expires_in_hours)
+    )
+    row, secret = security.create_share(
+        session,
+        comparison_id,
+        expires_at=expires,
+        label=body.label.strip(),
+        created_by=principal_of(request).actor,
+    )
+    base = settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
+    return ShareCreated(**share_public(row).model_dump(), token=secret, url=f"{base}/s/{secret}")
+
+
+@router.get("", response_model=SharesPublic)
+def list_shares(
+    comparison_id: int, session: SessionDep, include_dead: bool = False
+) -> SharesPublic:
+    """The comparison's share links: the live ones, or all with ``include_dead=true``."""
+    get_or_404(session, ComparisonRow, comparison_id, NOT_FOUND)
+    rows = session.scalars(
+        select(ShareLinkRow)
+        .where(ShareLinkRow.comparison_id == comparison_id)
+        .order_by(ShareLinkRow.id)
+    ).all()
+    data = [share_public(r) for r in rows]
+    if not include_dead:
+        data = [s for s in data if s.live]
+    return SharesPublic(data=data, count=len(data))
+
+
+@router.delete("/{share_id}", response_model=SharePublic)
+def revoke_share(comparison_id: int, share_id: int, session: SessionDep) -> SharePublic:
+    """Revoke a share link; it stops working at its next request. Revoking twice is fine."""
+    row = session.get(ShareLinkRow, share_id) if -(2**63) <= share_id < 2**63 else None
+    if row is None or row.comparison_id != comparison_id:
+        raise HTTPException(status_code=404, detail=SHARE_NOT_FOUND)
+    if row.revoked_at is None:
+        row.revoked_at = security.utcnow()
+        session.commit()
+    return share_public(row)
