@@ -15,7 +15,9 @@ import httpx
 from dash import dcc, html
 
 from frontend import client
+from frontend.client import SessionInfo
 from frontend.pages import compare, home, new_job, overview, prune, similarity, upload
+from frontend.session import LOCAL_USER, cookie_credential, current_user, is_share
 
 ASSETS_FOLDER = Path(__file__).parent / "assets"
 TITLE = "PruneScope"
@@ -23,22 +25,49 @@ URL_ID = "url"
 PAGES = (home, overview, similarity, compare, new_job, prune, upload)
 
 
-def navbar() -> html.Nav:
-    """The top bar: brand and links."""
+NAV_LINKS = (
+    ("Home", "/"),
+    ("Overview", "/overview"),
+    ("Similarity", "/similarity"),
+    ("New job", "/new"),
+    ("Prune", "/prune"),
+    ("Upload", "/upload"),
+)
+
+
+def navbar(user: SessionInfo | None = None) -> html.Nav:
+    """The top bar: brand and links; for a share link's viewer only the shared comparison,
+    for a signed-in user their name and "Sign out"."""
+    user = user or LOCAL_USER
+    if is_share(user):
+        home = f"/compare?id={user['comparison_id']}"
+        return html.Nav(
+            [
+                html.A("PruneScope", href=home, className="brand"),
+                html.Span(
+                    "Shared comparison · read-only", className="nav-user", id="nav-share-badge"
+                ),
+            ],
+            className="navbar",
+        )
+    right = []
+    if user.get("kind") == "token":
+        scope = "" if user.get("scope") == "write" else " (read-only)"
+        right = [
+            html.Span(
+                [f"Signed in as {user.get('name')}{scope} · ", html.A("Sign out", href="/logout")],
+                className="nav-user",
+                id="nav-user",
+            )
+        ]
     return html.Nav(
         [
             dcc.Link("PruneScope", href="/", className="brand"),
             html.Div(
-                [
-                    dcc.Link("Home", href="/", className="nav-link"),
-                    dcc.Link("Overview", href="/overview", className="nav-link"),
-                    dcc.Link("Similarity", href="/similarity", className="nav-link"),
-                    dcc.Link("New job", href="/new", className="nav-link"),
-                    dcc.Link("Prune", href="/prune", className="nav-link"),
-                    dcc.Link("Upload", href="/upload", className="nav-link"),
-                ],
+                [dcc.Link(text, href=href, className="nav-link") for text, href in NAV_LINKS],
                 className="nav-links",
             ),
+            *right,
         ],
         className="navbar",
     )
@@ -49,7 +78,7 @@ def shell() -> html.Div:
     return html.Div(
         [
             dcc.Location(id=URL_ID, refresh="callback-nav"),
-            navbar(),
+            navbar(current_user()),
             html.Main(dash.page_container, className="container"),
         ],
         className="app",
@@ -71,6 +100,7 @@ def create_dash_app(api_url: str, *, transport: httpx.BaseTransport | None = Non
         A Flask-based Dash app; serve ``app.server`` as WSGI.
     """
     client.configure(api_url, transport=transport)
+    client.set_credential_source(cookie_credential)
     app = dash.Dash(
         __name__,
         server=True,

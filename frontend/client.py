@@ -10,6 +10,10 @@ The pages do not build clients themselves: :func:`frontend.app.create_dash_app` 
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, Literal, NotRequired, TypedDict, cast
 
@@ -129,6 +133,40 @@ class ComparisonPublic(TypedDict):
     model_a_id: int
     model_b_ids: list[int]
     created_at: str
+
+
+class SessionInfo(TypedDict):
+    """``GET /api/session``: the current user."""
+
+    auth: bool
+    kind: Literal["local", "token", "share", "anonymous"]
+    scope: Literal["none", "read", "write"]
+    name: str
+    token_id: int | None
+    share_id: int | None
+    comparison_id: int | None
+
+
+class SharePublic(TypedDict):
+    """A share link of a comparison (its secret is never listed)."""
+
+    id: int
+    comparison_id: int
+    label: str
+    prefix: str
+    created_by: str
+    created_at: str
+    expires_at: str | None
+    revoked_at: str | None
+    last_used_at: str | None
+    live: bool
+
+
+class ShareCreated(SharePublic):
+    """A new share link: its secret and URL, shown once."""
+
+    token: str
+    url: str
 
 
 class FlipCounts(TypedDict):
@@ -400,6 +438,54 @@ def _error_detail(response: httpx.Response) -> str:
     return response.text.strip() or response.reason_phrase
 
 
+# The dashboard's user's credential -------------------------------------------------------------
+# The browser holds the user's API token or share link in an http-only cookie (set by /login or
+# /s/<token>); the dashboard's callbacks run on the server and call the API on the user's
+# behalf, so they forward it, as "Authorization: Bearer", on every request. The names must
+# match backend/api/security.py (a test checks).
+TOKEN_COOKIE = "prunescope_token"
+SHARE_COOKIE = "prunescope_share"
+
+_credential: ContextVar[str] = ContextVar("prunescope_credential", default="")
+_credential_source: Callable[[], str | None] | None = None
+
+
+def set_credential_source(source: Callable[[], str | None] | None) -> None:
+    """Where the current user's credential comes from (frontend.app: the Flask request's
+    cookies); ``source`` returns None when it cannot tell (outside a request)."""
+    global _credential_source
+    _credential_source = source
+
+
+def current_credential() -> str:
+    """The credential of the user this thread works for ("" = none)."""
+    if _credential_source is not None:
+        found = _credential_source()
+        if found is not None:
+            return found
+    return _credential.get()
+
+
+@contextmanager
+def acting_as(credential: str) -> Iterator[None]:
+    """Work for the user with ``credential`` (a background thread started by a callback)."""
+    token = _credential.set(credential)
+    try:
+        yield
+    finally:
+        _credential.reset(token)
+
+
+class ForwardCredential(httpx.Auth):
+    """Adds the current user's credential to each request (unless one is set already)."""
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        credential = current_credential()
+        if credential and "authorization" not in request.headers:
+            request.headers["Authorization"] = f"Bearer {credential}"
+        yield request
+
+
 class ApiClient:
     """Synchronous client of the PruneScope REST API.
 
@@ -417,7 +503,18 @@ class ApiClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.base_url = _api_root(base_url)
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            timeout=timeout,
+            transport=transport,
+            auth=ForwardCredential(),
+        )
+
+    @staticmethod
+    def credential_key() -> str:
+        """Tells users apart in caches: a digest of the current credential ("" = none)."""
+        credential = current_credential()
+        return hashlib.sha256(credential.encode()).hexdigest()[:16] if credential else ""
 
     def close(self) -> None:
         """Close the underlying connection pool."""
@@ -457,6 +554,33 @@ class ApiClient:
     def _list(self, path: str, params: dict[str, Any] | None = None) -> list[Any]:
         body = self._request("GET", path, params=params)
         return cast(list[Any], body["data"])
+
+    # access ---------------------------------------------------------------------------------
+
+    def get_session(self) -> SessionInfo:
+        """``GET /api/session``: who the current user is (kind, scope, shared comparison)."""
+        return cast(SessionInfo, self._request("GET", "/api/session"))
+
+    def list_shares(self, comparison_id: int) -> list[SharePublic]:
+        """``GET /api/comparisons/{id}/shares``: its live share links."""
+        return cast(list[SharePublic], self._list(f"/api/comparisons/{comparison_id}/shares"))
+
+    def create_share(
+        self, comparison_id: int, *, label: str = "", expires_in_hours: float | None = None
+    ) -> ShareCreated:
+        """``POST /api/comparisons/{id}/shares``; the answer holds the link (shown once)."""
+        body: dict[str, Any] = {"label": label, "expires_in_hours": expires_in_hours}
+        return cast(
+            ShareCreated,
+            self._request("POST", f"/api/comparisons/{comparison_id}/shares", json=body),
+        )
+
+    def revoke_share(self, comparison_id: int, share_id: int) -> SharePublic:
+        """``DELETE /api/comparisons/{id}/shares/{share_id}``."""
+        return cast(
+            SharePublic,
+            self._request("DELETE", f"/api/comparisons/{comparison_id}/shares/{share_id}"),
+        )
 
     # health ---------------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from frontend.client import (
     ComparisonView,
     JobPublic,
     ModelPublic,
+    SessionInfo,
     get_client,
 )
 from frontend.components import api_error_notice, job_line, notice, stat_card
@@ -34,6 +35,7 @@ from frontend.figures import (
     recall_bars,
 )
 from frontend.figures.confusion import SHIFT_LABEL
+from frontend.session import current_user
 from frontend.views import (
     CONTEXT,
     MAX_URL_SELECTION,
@@ -45,6 +47,7 @@ from frontend.views import (
     lazy_section,
     selected_ids,
     selection,
+    sharing,
 )
 
 PATH = "/compare"
@@ -154,6 +157,7 @@ def register(app: dash.Dash) -> None:
     )
     for module in view_modules():
         module.register(app)
+    sharing.register(app)
     # the views below the fold load when they near the viewport, or once the page is idle
     app.clientside_callback(
         lazy_script(lazy_views()), Output(ID_LAZY, "data"), Input(CONTEXT, "data")
@@ -536,7 +540,7 @@ def layout(
             {"id": comparison_id, "b": view["model_b"]["id"], "cls": selected_class}
         )
         pending = pending_panel(compare_job(client, comparison_id))
-        return render_view(view, models, selected_class, cls, query, pending)
+        return render_view(view, models, selected_class, cls, query, pending, current_user())
     except (KeyError, TypeError, ValueError) as exc:
         # A view that breaks the contract is a backend bug; say so instead of a traceback.
         return _message_page(
@@ -575,9 +579,14 @@ def prefetch_eager_views(context: dict[str, Any]) -> list[Any]:
     are left for the callbacks, which report them. Returns the started threads."""
     import threading
 
+    from frontend.client import acting_as, current_credential
+
+    credential = current_credential()  # the thread works for this page's user
+
     def fetch(load: Any) -> None:
         try:
-            load(context)
+            with acting_as(credential):
+                load(context)
         except Exception:  # noqa: BLE001 - the view's callback fetches again and says why
             pass
 
@@ -632,6 +641,7 @@ def render_view(
     requested_class: Any = None,
     query: dict[str, Any] | None = None,
     pending: html.Div | None = None,
+    user: SessionInfo | None = None,
 ) -> html.Div:
     """The compare page body for one fetched view (no HTTP).
 
@@ -642,6 +652,7 @@ def render_view(
         requested_class: the raw ``cls`` of the URL, to warn when it named no class.
         query: the URL query, restored into the views' stores.
         pending: :func:`pending_panel` of a compare job that has not succeeded, shown on top.
+        user: the current user (``GET /api/session``): who gets the Share panel; None = none.
     """
     class_names = view["dataset"]["class_names"]
     model_b = view["model_b"]
@@ -658,6 +669,7 @@ def render_view(
     return html.Div(
         [
             _header(view),
+            None if user is None else sharing.panel(int(view["comparison"]["id"]), user),
             pending,
             _selectors(view, models, selected_class),
             warning,

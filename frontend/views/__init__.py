@@ -137,7 +137,10 @@ class FetchCache(Generic[T]):
         self._fetching: dict[Hashable, threading.Lock] = {}
 
     def get(self, client: Any, comparison_id: int, b: int | None) -> T:
-        key = (id(client), getattr(client, "base_url", ""), int(comparison_id), b)
+        comparison_id = int(comparison_id)
+        # per user too: another user's cached data must not answer a request they may not make
+        who = getattr(client, "credential_key", None)
+        key = (id(client), getattr(client, "base_url", ""), who() if who else "", comparison_id, b)
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
