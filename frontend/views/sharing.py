@@ -209,10 +209,17 @@ def create_link(
 def revoke_link(clicks: list[Any], comparison_id: Any, refresh: Any) -> tuple[Any, Any]:
     """Callback: revoke the link whose button was clicked."""
     triggered = dash.ctx.triggered_id
-    if not isinstance(triggered, dict) or not any(clicks or []) or comparison_id is None:
+    if not isinstance(triggered, dict) or not any(clicks or []):
+        return dash.no_update, dash.no_update
+    return revoke(triggered.get("index"), comparison_id, refresh)
+
+
+def revoke(share_id: Any, comparison_id: Any, refresh: Any) -> tuple[Any, Any]:
+    """Revoke one link; returns (message, new refresh count)."""
+    if share_id is None or comparison_id is None:
         return dash.no_update, dash.no_update
     try:
-        get_client().revoke_share(int(comparison_id), int(triggered["index"]))
+        get_client().revoke_share(int(comparison_id), int(share_id))
     except ApiError as exc:
         return api_error_notice(exc, "the share link"), dash.no_update
     return None, int(refresh or 0) + 1
