@@ -429,7 +429,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _stop_on_sigterm()
     settings = _settings(args)
     server = BackgroundServer(settings)
-    api = Api(settings.api_url, token=_demo_token(settings))
+    token = _demo_token(settings)
+    api = Api(settings.api_url, token=token)
     started = time.monotonic()
     server.start(api)
     try:
@@ -438,6 +439,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         elapsed = time.monotonic() - started
         url = f"http://{settings.host}:{settings.port}/compare?id={comp_id}"
         print(f"\nDemo ready in {elapsed:.1f} s. Open the comparison:\n\n    {url}\n")
+        if settings.auth_enabled:
+            print(f"This server asks for a token (--host {settings.host}); sign in with:\n")
+            print(f"    {token}\n")
         if args.no_serve:
             return 0
         print("Serving; press Ctrl-C to stop.")
