@@ -17,7 +17,13 @@ from dash import dcc, html
 from frontend import client
 from frontend.client import SessionInfo
 from frontend.pages import compare, home, new_job, overview, prune, similarity, upload
-from frontend.session import LOCAL_USER, cookie_credential, current_user, is_share
+from frontend.session import (
+    LOCAL_USER,
+    browser_origin,
+    cookie_credential,
+    current_user,
+    is_share,
+)
 
 ASSETS_FOLDER = Path(__file__).parent / "assets"
 TITLE = "PruneScope"
@@ -101,6 +107,7 @@ def create_dash_app(api_url: str, *, transport: httpx.BaseTransport | None = Non
     """
     client.configure(api_url, transport=transport)
     client.set_credential_source(cookie_credential)
+    client.set_forwarded_source(browser_origin)
     app = dash.Dash(
         __name__,
         server=True,

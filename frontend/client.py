@@ -448,6 +448,14 @@ SHARE_COOKIE = "prunescope_share"
 
 _credential: ContextVar[str] = ContextVar("prunescope_credential", default="")
 _credential_source: Callable[[], str | None] | None = None
+_forwarded_source: Callable[[], dict[str, str]] | None = None
+
+
+def set_forwarded_source(source: Callable[[], dict[str, str]] | None) -> None:
+    """Where the X-Forwarded-Host/-Proto of the user's browser request come from (frontend.app),
+    so that links the API writes (share links) name the address the user reached."""
+    global _forwarded_source
+    _forwarded_source = source
 
 
 def set_credential_source(source: Callable[[], str | None] | None) -> None:
@@ -483,6 +491,8 @@ class ForwardCredential(httpx.Auth):
         credential = current_credential()
         if credential and "authorization" not in request.headers:
             request.headers["Authorization"] = f"Bearer {credential}"
+        for name, value in (_forwarded_source() if _forwarded_source else {}).items():
+            request.headers.setdefault(name, value)
         yield request
 
 

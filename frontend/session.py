@@ -43,6 +43,20 @@ def cookie_credential() -> str | None:
     return cookies.get(TOKEN_COOKIE) or cookies.get(SHARE_COOKIE) or ""
 
 
+def browser_origin() -> dict[str, str]:
+    """X-Forwarded-Host/-Proto naming the address the user's browser reached (as a proxy in
+    front already said, else this request's host); {} outside a request."""
+    import flask
+
+    if not flask.has_request_context():
+        return {}
+    headers = flask.request.headers
+    return {
+        "X-Forwarded-Host": headers.get("X-Forwarded-Host") or flask.request.host,
+        "X-Forwarded-Proto": headers.get("X-Forwarded-Proto") or flask.request.scheme,
+    }
+
+
 def current_user() -> SessionInfo:
     """``GET /api/session`` for the current request (asked once per request)."""
     import flask

@@ -22,7 +22,7 @@ from starlette.requests import HTTPConnection
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from backend.api import security
+from backend.api import security, signin
 from backend.api.security import (
     ANONYMOUS,
     LOCAL,
@@ -126,17 +126,20 @@ class AccessMiddleware:
         except Exception:  # noqa: BLE001 - the answer is already sent; say so in the log
             log.exception("could not write the audit event %s %s %s", action, target, status)
 
-    async def _principal(self, conn: HTTPConnection) -> tuple[Principal, str | None]:
-        """The request's principal, or ANONYMOUS and why its credential was refused."""
+    async def _principal(self, conn: HTTPConnection) -> tuple[Principal, str | None, str]:
+        """The request's principal, or ANONYMOUS and why its credential was refused; and
+        where the credential came from ("header", "cookie", "share-cookie" or "")."""
         if not self.enabled:
-            return LOCAL, None
+            return LOCAL, None, ""
+        source = ""
         try:
             found = security.credential_from(dict(conn.headers), dict(conn.cookies))
             if found is None:
-                return ANONYMOUS, None
-            return await anyio.to_thread.run_sync(self._resolve, found[0]), None
+                return ANONYMOUS, None, ""
+            source = found[1]
+            return await anyio.to_thread.run_sync(self._resolve, found[0]), None, source
         except CredentialError as exc:
-            return ANONYMOUS, str(exc)
+            return ANONYMOUS, str(exc), source
 
     # ---------------------------------------------------------------------------------- ASGI
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -156,7 +159,7 @@ class AccessMiddleware:
                 return
             receive = _limited(receive, limit)
 
-        principal, refused = await self._principal(conn)
+        principal, refused, source = await self._principal(conn)
         scope.setdefault("state", {})["principal"] = principal
         is_api = path == "/api" or path.startswith("/api/")
 
@@ -173,7 +176,7 @@ class AccessMiddleware:
                 self._after(principal, method, path, code, client, is_api=True)
                 return
         elif self.enabled and not self._dashboard_open(path):
-            if await self._gate_dashboard(principal, refused, conn, send):
+            if await self._gate_dashboard(principal, refused, source, conn, send):
                 return
 
         status_box: dict[str, int] = {}
@@ -255,16 +258,25 @@ class AccessMiddleware:
         )
 
     async def _gate_dashboard(
-        self, principal: Principal, refused: str | None, conn: HTTPConnection, send: Send
+        self,
+        principal: Principal,
+        refused: str | None,
+        source: str,
+        conn: HTTPConnection,
+        send: Send,
     ) -> bool:
         """Keep the dashboard's pages and callbacks behind sign-in; True when answered."""
         path = conn.url.path
         is_page = conn.scope["method"] == "GET" and not path.startswith("/_")
         if principal.kind == "anonymous":
-            if is_page:
+            if is_page and refused is not None and source == "share-cookie":
+                # someone who only ever had a link: say the link is dead, not "sign in"
+                response = signin.dead_link_page(refused)
+                response.delete_cookie(security.SHARE_COOKIE, path="/")
+                await response(conn.scope, _no_body, send)
+            elif is_page:
                 target = path + (f"?{conn.url.query}" if conn.url.query else "")
-                why = "&why=" + quote(refused) if refused else ""
-                await send_redirect(send, f"/login?next={quote(target)}{why}")
+                await send_redirect(send, f"/login?next={quote(target)}")
             else:
                 await send_json(send, 401, refused or "Not signed in.")
             return True
@@ -274,6 +286,10 @@ class AccessMiddleware:
                 await send_redirect(send, f"/compare?id={principal.comparison_id}")
                 return True
         return False
+
+
+async def _no_body() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
 
 
 def _limited(receive: Receive, limit: int) -> Receive:

@@ -78,6 +78,16 @@ of this browser, never in the address bar.</p>
 </form>"""
 
 
+def dead_link_page(why: str) -> HTMLResponse:
+    """What someone holding a revoked, expired or wrong share link sees."""
+    body = (
+        "<h1>This link does not open anything</h1>"
+        f'<div class="notice notice-error" role="alert"><p>{html.escape(why)}</p>'
+        "<p>Ask whoever sent it for a new one.</p></div>"
+    )
+    return page("Share link", body, status=404)
+
+
 def _resolve(settings: Settings, secret: str) -> security.Principal:
     with session_factory(settings.database_url)() as session:
         return security.resolve(session, secret)
@@ -103,10 +113,20 @@ def _client(request: Request) -> str:
 
 
 @router.get("/login")
-def read_login(request: Request, next: str = "/", why: str = "") -> Response:
-    """The sign-in form (or straight on when this server needs no sign-in)."""
-    if not _settings(request).auth_enabled:
+async def read_login(request: Request, next: str = "/") -> Response:
+    """The sign-in form (or straight on when this server needs no sign-in). A token cookie
+    that no longer works is the reason shown (the reason never comes from the URL, so nobody
+    can put words on this page with a link)."""
+    settings = _settings(request)
+    if not settings.auth_enabled:
         return RedirectResponse(safe_next(next), status_code=303)
+    why = ""
+    stale = request.cookies.get(security.TOKEN_COOKIE)
+    if stale:
+        try:
+            await anyio.to_thread.run_sync(_resolve, settings, stale)
+        except security.CredentialError as exc:
+            why = f"{exc} Sign in with another token."
     return page("Sign in", signin_form(safe_next(next), why))
 
 
@@ -169,12 +189,7 @@ async def open_share(request: Request, secret: str) -> Response:
         principal = await anyio.to_thread.run_sync(_resolve, settings, secret)
     except security.CredentialError as exc:
         _audit(settings, security.ANONYMOUS, "share.open", target, 404, _client(request))
-        body = (
-            f"<h1>This link does not open anything</h1>"
-            f'<div class="notice notice-error" role="alert"><p>{html.escape(str(exc))}</p>'
-            "<p>Ask whoever sent it for a new one.</p></div>"
-        )
-        return page("Share link", body, status=404)
+        return dead_link_page(str(exc))
     _audit(settings, principal, "share.open", target, 303, _client(request))
     response = RedirectResponse(f"/compare?id={principal.comparison_id}", status_code=303)
     has_token = bool(request.cookies.get(security.TOKEN_COOKIE))

@@ -732,7 +732,9 @@ def render_view(
             dcc.Store(id=ID_URL_MIRROR),
             dcc.Store(id=ID_LAZY),
         ],
-        className="page page-compare",
+        # a user who may not write (share link, read-only token) gets no buttons that submit
+        className="page page-compare"
+        + ("" if user is None or user.get("scope") == "write" else " read-only"),
     )
 
 

@@ -442,7 +442,12 @@ def section() -> html.Section:
             html.P(WHAT),
             html.Div(
                 [
-                    html.Button(BUTTON, id=ID_COMPUTE, className="btn btn-primary", n_clicks=0),
+                    html.Button(
+                        BUTTON, id=ID_COMPUTE, className="btn btn-primary needs-write", n_clicks=0
+                    ),
+                    html.Span(
+                        "Computing them needs a write token.", className="muted needs-write-note"
+                    ),
                     html.Span(id=ID_JOB_NOTE, className="muted hint"),
                 ],
                 className="actions",

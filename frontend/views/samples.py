@@ -119,6 +119,7 @@ ATTRIBUTION_WHAT = (
     "margin of A and B change: which pixels the two models' geometry depends on."
 )
 BUTTON = "Compute geometric attribution"
+NEEDS_WRITE = "Computing attribution needs a write token."
 PAGE_SIZE = 24
 CACHE_SIZE = 8
 POLL_INTERVAL_MS = 1000
@@ -936,8 +937,13 @@ def section() -> html.Section:
             html.Div(
                 [
                     html.Button(
-                        BUTTON, id=ID_COMPUTE, n_clicks=0, className="btn btn-primary", style=HIDDEN
+                        BUTTON,
+                        id=ID_COMPUTE,
+                        n_clicks=0,
+                        className="btn btn-primary needs-write",
+                        style=HIDDEN,
                     ),
+                    html.Span(NEEDS_WRITE, className="muted needs-write-note"),
                     html.Div(id=ID_ATTR_NOTE),
                 ],
                 className="actions",

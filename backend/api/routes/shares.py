@@ -10,6 +10,7 @@ from sqlalchemy import select
 from backend.api import security
 from backend.api.deps import SessionDep, SettingsDep, get_or_404
 from backend.api.schemas import ShareCreate, ShareCreated, SharePublic, SharesPublic
+from backend.config import Settings
 from backend.db.tables import ComparisonRow, ShareLinkRow
 
 router = APIRouter(prefix="/comparisons/{comparison_id}/shares", tags=["shares"])
@@ -25,6 +26,19 @@ def share_public(row: ShareLinkRow) -> SharePublic:
             "live": security.share_is_live(row),
         }
     )
+
+
+def public_base(request: Request, settings: Settings) -> str:
+    """Where people reach this server: PRUNESCOPE_PUBLIC_URL, else the host the browser used
+    (X-Forwarded-Host/-Proto, which the dashboard and reverse proxies send), else this
+    request's own address."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    host = request.headers.get("x-forwarded-host", "").split(",")[0].strip()
+    if host:
+        proto = request.headers.get("x-forwarded-proto", request.url.scheme)
+        return f"{proto.split(',')[0].strip() or 'http'}://{host}"
+    return str(request.base_url).rstrip("/")
 
 
 def principal_of(request: Request) -> security.Principal:
@@ -53,7 +67,7 @@ def create_share(
         label=body.label.strip(),
         created_by=principal_of(request).actor,
     )
-    base = settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
+    base = public_base(request, settings)
     return ShareCreated(**share_public(row).model_dump(), token=secret, url=f"{base}/s/{secret}")
 
 

@@ -285,7 +285,20 @@ def test_share_link_works_as_cookie_and_revocation_is_immediate(world: World) ->
     created = _ok(
         on.post(f"/api/comparisons/{x.comparison_id}/shares", json={}, headers=bearer(world.write))
     )
-    assert created["url"].endswith(f"/s/{created['token']}")
+    assert created["url"] == f"http://testserver/s/{created['token']}"
+    # the dashboard says which address the browser reached; the link is written for it
+    forwarded = _ok(
+        on.post(
+            f"/api/comparisons/{x.comparison_id}/shares",
+            json={"label": "fwd"},
+            headers={
+                **bearer(world.write),
+                "X-Forwarded-Host": "scope.example.org",
+                "X-Forwarded-Proto": "https",
+            },
+        )
+    )
+    assert forwarded["url"] == f"https://scope.example.org/s/{forwarded['token']}"
     browser = TestClient(on.app)
     opened = browser.get(f"/s/{created['token']}", follow_redirects=False)
     assert opened.status_code == 303
@@ -302,6 +315,10 @@ def test_share_link_works_as_cookie_and_revocation_is_immediate(world: World) ->
     after = browser.get(f"/api/comparisons/{x.comparison_id}")
     assert after.status_code == 401
     assert after.json()["detail"] == "This share link was revoked."
+    # the page says the link is dead (not "sign in") and forgets it
+    page = browser.get(f"/compare?id={x.comparison_id}", follow_redirects=False)
+    assert page.status_code == 404 and "This share link was revoked." in page.text
+    assert page.headers["set-cookie"].startswith(f'{security.SHARE_COOKIE}="";')
     listed = on.get(f"/api/comparisons/{x.comparison_id}/shares", headers=bearer(world.write))
     assert created["id"] not in [s["id"] for s in listed.json()["data"]]
     dead = on.get(
@@ -362,6 +379,13 @@ def test_sign_in_sets_an_http_only_cookie_and_refuses_bad_tokens(world: World) -
         "/login", data={"token": world.read, "next": "//evil.example"}, follow_redirects=False
     )
     assert evil.headers["location"] == "/"
+    # the sign-in page takes its reason from the cookie, never from the URL
+    assert "Nobody" not in browser.get("/login?why=Nobody").text
+    with session_factory(world.settings.database_url)() as session:
+        _row, doomed = security.create_token(session, "doomed", read_only=True)
+        security.revoke_token(session, "doomed")
+    browser.cookies.set(security.TOKEN_COOKIE, doomed)
+    assert "(doomed) was revoked. Sign in with another token." in browser.get("/login").text
     out = browser.get("/logout", follow_redirects=False)
     assert out.status_code == 303 and 'prunescope_token=""' in out.headers["set-cookie"]
 
