@@ -1,4 +1,10 @@
-"""Pure functions from data to plotly figures and display strings; no HTTP, no Dash."""
+"""Pure functions from data to plotly figures and display strings; no HTTP, no Dash.
+
+Every string argument of a figure function (titles, model labels, class and layer names) is
+plain text, as typed: the function escapes it with :func:`frontend.figures._common.plot_text`
+before plotly.js, which reads HTML-like markup and ``%{...}`` placeholders in figure text, sees
+it. Callers never escape (a name would show its entities) and never pass markup.
+"""
 
 from __future__ import annotations
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import html
+from collections.abc import Iterable
+
 import plotly.graph_objects as go
 import plotly.io as pio
 
@@ -33,12 +36,39 @@ BASE_LAYOUT: dict[str, object] = {
 RAW_LAYOUT: dict[str, object] = {**BASE_LAYOUT, "template": TEMPLATE_JSON}
 
 
+def plot_text(value: object) -> str:
+    """``value`` as plotly.js text that shows exactly what was typed, markup and all.
+
+    plotly.js reads a subset of HTML in every string it draws (titles, axis and tick labels,
+    legend names, annotations, hover text: ``<b>``, ``<br>``, ``<a href>``, ...) and ``%{...}``
+    in hover and text templates as a placeholder. Names users type (models, datasets,
+    comparisons, classes, layers) go through this before they reach a figure: ``&``, ``<`` and
+    ``>`` become entities, which plotly.js decodes back to the characters, and the ``%`` of
+    ``%{`` becomes ``&#37;``, so a name embedded in a template is never read as a placeholder.
+    Names without these characters are returned unchanged.
+    """
+    return html.escape(str(value), quote=False).replace("%{", "&#37;{")
+
+
+def plot_texts(values: Iterable[object]) -> list[str]:
+    """:func:`plot_text` of each value; repeated values are escaped once (10^4-point hovers)."""
+    done: dict[object, str] = {}
+    out = []
+    for v in values:
+        text = done.get(v)
+        if text is None:
+            text = done[v] = plot_text(v)
+        out.append(text)
+    return out
+
+
 def empty_figure(message: str, title: str | None = None) -> go.Figure:
     """A blank figure that says why there is nothing to draw.
 
     Args:
-        message: the explanation, shown in the middle of the plot area.
-        title: optional figure title.
+        message: the explanation, shown in the middle of the plot area (plain text: it may
+            quote a name, so it is escaped with :func:`plot_text`).
+        title: optional figure title (plain text, likewise).
 
     Returns:
         A figure without traces, hidden axes and one annotation holding ``message``.
@@ -48,12 +78,12 @@ def empty_figure(message: str, title: str | None = None) -> go.Figure:
     return go.Figure(
         layout={
             **RAW_LAYOUT,
-            "title": {"text": title} if title else None,
+            "title": {"text": plot_text(title)} if title else None,
             "xaxis": {"visible": False},
             "yaxis": {"visible": False},
             "annotations": [
                 {
-                    "text": message,
+                    "text": plot_text(message),
                     "x": 0.5,
                     "y": 0.5,
                     "xref": "paper",

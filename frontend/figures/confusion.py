@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import plotly.graph_objects as go
 
-from frontend.figures._common import BASE_LAYOUT, empty_figure
+from frontend.figures._common import BASE_LAYOUT, empty_figure, plot_text, plot_texts
 
 # Above this many classes the per-cell numbers become unreadable; hover still shows them.
 MAX_ANNOTATED_CLASSES = 20
@@ -80,7 +80,7 @@ def confusion_heatmap(
         return empty_figure("No confusion matrix: the analysis has no classes.", title)
     if annotate is None:
         annotate = n <= MAX_ANNOTATED_CLASSES
-    names = [str(c) for c in class_names]
+    names = plot_texts(class_names)
     z = [list(row) for row in confusion]
     fig = go.Figure(
         go.Heatmap(
@@ -95,7 +95,7 @@ def confusion_heatmap(
             hovertemplate="true %{y}<br>predicted %{x}<br>%{z} samples<extra></extra>",
         )
     )
-    fig.update_layout(**BASE_LAYOUT, title=title)
+    fig.update_layout(**BASE_LAYOUT, title=plot_text(title))
     _style_axes(fig)
     _highlight_row(fig, n, selected_class)
     return fig
@@ -140,7 +140,7 @@ def confusion_shift_heatmap(
         return empty_figure("No confusion shift: the analyses have no classes.", title)
     if annotate is None:
         annotate = n <= MAX_ANNOTATED_CLASSES
-    names = [str(c) for c in class_names]
+    names = plot_texts(class_names)
     z = [list(row) for row in shift]
     m = max((abs(v) for row in z for v in row), default=0) or 1
     fig = go.Figure(
@@ -161,7 +161,7 @@ def confusion_shift_heatmap(
             ),
         )
     )
-    fig.update_layout(**BASE_LAYOUT, title=title)
+    fig.update_layout(**BASE_LAYOUT, title=plot_text(title))
     _style_axes(fig)
     _highlight_row(fig, n, selected_class)
     return fig

@@ -16,7 +16,7 @@ import numpy as np
 import plotly.colors
 import plotly.graph_objects as go
 
-from frontend.figures._common import RAW_LAYOUT, empty_figure
+from frontend.figures._common import RAW_LAYOUT, empty_figure, plot_text, plot_texts
 
 ColorKind = Literal["categorical", "diverging", "sequential"]
 COLOR_KINDS: tuple[ColorKind, ...] = ("categorical", "diverging", "sequential")
@@ -228,7 +228,7 @@ def embedding_scatter(
                     y=[None],
                     mode="markers",
                     marker={"size": 9, "color": colors[c]},
-                    name=c,
+                    name=plot_text(c),
                     showlegend=True,
                     hoverinfo="skip",
                     visible=True if c in present else "legendonly",
@@ -273,10 +273,14 @@ def embedding_scatter(
     # two thirds of the figure's bytes and of the browser's time to take it in. ASCII
     # separators: JSON escapes a "·" into six bytes.
     names = list(hover or {})
-    columns = [np.asarray(texts, dtype=object)[order].tolist() for texts in (hover or {}).values()]
+    # class names are typed by users: escaped (once per distinct value) for plotly's markup
+    columns = [
+        plot_texts(np.asarray(texts, dtype=object)[order].tolist())
+        for texts in (hover or {}).values()
+    ]
     if value_texts is not None and hover_value:
         names.append(color_label or "category")
-        columns.append(value_texts)
+        columns.append(plot_texts(value_texts))
     lines = [", ".join(map(str, row)) for row in zip(*columns, strict=True)] if columns else []
     text = np.asarray(lines, dtype=object)
 
@@ -290,14 +294,14 @@ def embedding_scatter(
         # a list, not a typed array: dcc.Graph copies selected points' customdata from it
         "customdata": idx.tolist(),
         "hovertemplate": "<b>sample %{customdata}</b>"
-        + (f"<br>{', '.join(names)}: %{{text}}" if lines else "")
+        + (f"<br>{', '.join(plot_texts(names))}: %{{text}}" if lines else "")
         + value_line
         + "<extra></extra>",
         "selectedpoints": positions,
         "selected": {"marker": {"opacity": SELECTED_OPACITY}},
         "unselected": {"marker": {"opacity": UNSELECTED_OPACITY}},
         "showlegend": False,
-        "name": title,
+        "name": plot_text(title),
     }
     if lines:
         trace["text"] = text
@@ -306,7 +310,7 @@ def embedding_scatter(
     fig = go.Figure([trace, *legend], _validate=False)
     fig.update_layout(
         **{**RAW_LAYOUT, "margin": {"l": 40, "r": 20, "t": 50, "b": 30}},
-        title={"text": title, "x": 0.02, "xanchor": "left"},
+        title={"text": plot_text(title), "x": 0.02, "xanchor": "left"},
         dragmode="select",
         hovermode="closest",
         uirevision=uirevision,

@@ -24,7 +24,15 @@ from typing import Any, Literal
 import numpy as np
 import plotly.graph_objects as go
 
-from frontend.figures._common import BASE_LAYOUT, COLOR_A, COLOR_B, RAW_LAYOUT, empty_figure
+from frontend.figures._common import (
+    BASE_LAYOUT,
+    COLOR_A,
+    COLOR_B,
+    RAW_LAYOUT,
+    empty_figure,
+    plot_text,
+    plot_texts,
+)
 from frontend.figures.embedding import category_palette
 
 GeometryMode = Literal["overlay", "diff"]
@@ -175,7 +183,7 @@ def balance_scatter(
             x=xs,
             y=ys,
             mode="markers+text",
-            text=[str(class_names[i]) for i, _, _ in points],
+            text=plot_texts(class_names[i] for i, _, _ in points),
             textposition="top center",
             textfont={"size": 11, "color": "#1f2328"},
             customdata=[[i, r] for (i, _, _), r in zip(points, ratios, strict=True)],
@@ -290,13 +298,14 @@ def _hover_custom(
     out: list[list[Any]] = []
     for r in rows:
         m = None if margin is None or not math.isfinite(margin[r]) else round(float(margin[r]), 3)
-        out.append([int(index[r]), m, pred_names[r] if pred_names is not None else "—"])
+        pred = plot_text(pred_names[r]) if pred_names is not None else "—"
+        out.append([int(index[r]), m, pred])
     return out
 
 
 def _point_hover(model: str) -> str:
     return (
-        f"<b>{model}</b> · sample %{{customdata[0]}} · predicted %{{customdata[2]}}<br>"
+        f"<b>{plot_text(model)}</b> · sample %{{customdata[0]}} · predicted %{{customdata[2]}}<br>"
         f"angle %{{x:.1f}}°: {ANGLE_HOVER}<br>"
         f"length %{{y:+.2f}} σ: {LENGTH_HOVER}<br>"
         f"margin %{{customdata[1]:.2f}}: {MARGIN_HOVER}<extra></extra>"
@@ -365,6 +374,7 @@ def local_geometry_scatter(
     title = f"Local geometry of class {class_name}: {what}"
     if n == 0:
         return empty_figure(f"No test samples of class {class_name}.", title)
+    title = plot_text(title)  # from here on plotly markup, the class name escaped
     wanted = set(int(i) for i in (selected or ()))
     is_selected = np.isin(idx, np.asarray(sorted(wanted), dtype=np.int64))
     rows = subsample(n, max_points, keep_first=np.flatnonzero(is_selected).tolist())
@@ -384,7 +394,7 @@ def local_geometry_scatter(
     ) -> dict[str, Any]:
         trace: dict[str, Any] = {
             "type": "scatter",
-            "name": name,
+            "name": plot_text(name),
             "x": np.round(x[rows], 3).tolist(),
             "y": np.round(y[rows], 4).tolist(),
             "mode": "markers",
@@ -440,7 +450,7 @@ def local_geometry_scatter(
             }
 
         chosen = shown_selected if wanted else np.ones(rows.size, dtype=bool)
-        traces.append(arrows(chosen, f"A → {label_b}", COLOR_B, 0.8))
+        traces.append(arrows(chosen, plot_text(f"A → {label_b}"), COLOR_B, 0.8))
         if wanted:
             traces.append(arrows(~chosen, "not selected", FADED_COLOR, 0.5))
     notes = []
@@ -589,7 +599,7 @@ def parallel_geometry(
         for j, name in enumerate(names):
             dims.append(
                 {
-                    "label": f"∠ {name} (°)",
+                    "label": f"∠ {plot_text(name)} (°)",
                     "values": _values(arr[:, j]),
                     "range": angle_range,
                     "tickformat": ".0f",
@@ -622,7 +632,7 @@ def parallel_geometry(
             "colorbar": {
                 "title": {"text": "true class", "side": "right"},
                 "tickvals": list(range(0, c, every)),
-                "ticktext": names[::every],
+                "ticktext": plot_texts(names[::every]),
                 "thickness": 14,
             },
         },
@@ -634,7 +644,7 @@ def parallel_geometry(
     }
     layout = {
         **RAW_LAYOUT,
-        "title": {"text": title},
+        "title": {"text": plot_text(title)},
         "meta": {"note": " · ".join(notes)},
         "margin": {"l": 60, "r": 40, "t": 110, "b": 30},
     }

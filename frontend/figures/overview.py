@@ -14,7 +14,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from frontend.figures._common import BASE_LAYOUT, empty_figure
+from frontend.figures._common import BASE_LAYOUT, empty_figure, plot_text
 from frontend.figures.similarity import CLEAN, ORIGINAL, method_colors
 
 MEAN_CORRUPTED = "corrupted"  # sort key / column of the mean over all corruptions
@@ -177,9 +177,10 @@ def accuracy_vs_sparsity(
     for method in sorted(colors):
         group = sorted((r for r in pruned if r.method == method), key=lambda r: r.sparsity)
         line = ([original] if original is not None else []) + group
-        series = [(CLEAN, "solid", f"{method}")]
+        shown = plot_text(method)
+        series = [(CLEAN, "solid", shown)]
         if corrupted:
-            series.append((MEAN_CORRUPTED, "dash", f"{method} · corrupted"))
+            series.append((MEAN_CORRUPTED, "dash", f"{shown} · corrupted"))
         for column, dash, name in series:
             what = "clean" if column == CLEAN else "mean over corruptions"
             fig.add_trace(
@@ -192,7 +193,8 @@ def accuracy_vs_sparsity(
                     line={"color": colors[method], "dash": dash, "width": 2},
                     marker={"size": 8},
                     customdata=[
-                        f"<b>{r.name}</b> · {r.method} · {100 * r.sparsity:.3g}% sparse · "
+                        f"<b>{plot_text(r.name)}</b> · {plot_text(r.method)} · "
+                        f"{100 * r.sparsity:.3g}% sparse · "
                         f"{what} {_pct(r.accuracy(column))}"
                         for r in line
                     ],
@@ -201,7 +203,7 @@ def accuracy_vs_sparsity(
             )
     fig.update_layout(
         **BASE_LAYOUT,
-        title=title,
+        title=plot_text(title),
         height=380,
         legend={"title": {"text": "Method"}},
         hovermode="closest",

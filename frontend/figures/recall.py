@@ -6,7 +6,14 @@ from collections.abc import Sequence
 
 import plotly.graph_objects as go
 
-from frontend.figures._common import BASE_LAYOUT, COLOR_A, COLOR_B, empty_figure
+from frontend.figures._common import (
+    BASE_LAYOUT,
+    COLOR_A,
+    COLOR_B,
+    empty_figure,
+    plot_text,
+    plot_texts,
+)
 
 SELECTED_OPACITY = 1.0
 FADED_OPACITY = 0.3
@@ -61,7 +68,8 @@ def recall_bars(
     if n == 0:
         return empty_figure("No classes to show: the analyses have no per-class recall.", title)
 
-    names = [str(c) for c in class_names]
+    names = plot_texts(class_names)
+    label_a, label_b = plot_text(label_a), plot_text(label_b)
     deltas = [
         None if a is None or b is None else b - a for a, b in zip(recall_a, recall_b, strict=True)
     ]

@@ -16,7 +16,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
-from frontend.figures._common import BASE_LAYOUT, COLOR_A, COLOR_B, empty_figure
+from frontend.figures._common import BASE_LAYOUT, COLOR_A, COLOR_B, empty_figure, plot_text
 
 KIND_LABELS: dict[str, str] = {
     "within_class": "within a class",
@@ -80,7 +80,8 @@ def _rgba(color: str, alpha: float) -> str:
 
 
 def _class_name(class_names: Sequence[str], k: int) -> str:
-    return str(class_names[k]) if 0 <= k < len(class_names) else f"class {k}"
+    """Class ``k``'s name, escaped for plotly (:func:`plot_text`)."""
+    return plot_text(class_names[k]) if 0 <= k < len(class_names) else f"class {k}"
 
 
 # distributions ------------------------------------------------------------------------------
@@ -123,6 +124,7 @@ def region_count_boxes(
         values = _numbers(table.get(metric))
         if len(kinds) != len(values):
             raise ValueError(f"{name}: {len(kinds)} kinds but {len(values)} values of {metric}")
+        name = plot_text(name)  # a model's name, drawn in the legend and the hover template
         fig.add_trace(
             go.Box(
                 x=[KIND_LABELS.get(k, k) for k in kinds],
@@ -142,7 +144,7 @@ def region_count_boxes(
         )
     fig.update_layout(**BASE_LAYOUT)
     fig.update_layout(
-        title=title,
+        title=plot_text(title),
         boxmode="group",
         legend={"orientation": "h", "y": -0.2, "x": 0},
         margin={"l": 60, "r": 20, "t": 50, "b": 80},
@@ -192,6 +194,7 @@ def distance_boxes(
                 sample = index[i] if i < len(index) else i
                 custom.append([sample, explanation + (" — lower bound" if lower else "")])
         drawn += len(ys)
+        name = plot_text(name)  # a model's name, drawn in the legend and the hover template
         fig.add_trace(
             go.Box(
                 x=xs,
@@ -213,7 +216,7 @@ def distance_boxes(
         return empty_figure("No per-sample distances were measured.", title)
     fig.update_layout(**BASE_LAYOUT)
     fig.update_layout(
-        title=title,
+        title=plot_text(title),
         boxmode="group",
         legend={"orientation": "h", "y": -0.2, "x": 0},
         margin={"l": 60, "r": 20, "t": 50, "b": 80},
@@ -290,7 +293,7 @@ def _sample_marks(
         if key not in points:
             continue
         u, v = (float(c) for c in points[key])
-        name = sample_names[k] if k < len(sample_names) else key
+        name = plot_text(sample_names[k]) if k < len(sample_names) else key
         if u0 - tol <= u <= u1 + tol and v0 - tol <= v <= v1 + tol:
             inside_x.append(u)
             inside_y.append(v)
@@ -409,7 +412,7 @@ def region_map_figure(
     u0, u1, v0, v1 = (float(d) for d in domain)
     fig.update_layout(**BASE_LAYOUT)
     fig.update_layout(
-        title=title,
+        title=plot_text(title),
         legend={"orientation": "h", "y": -0.16, "x": 0, "font": {"size": 11}},
         margin={"l": 60, "r": 20, "t": 50, "b": 110},
         hovermode="closest",

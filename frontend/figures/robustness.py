@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from frontend.figures._common import BASE_LAYOUT, COLOR_A, COLOR_B, empty_figure
+from frontend.figures._common import BASE_LAYOUT, COLOR_A, COLOR_B, empty_figure, plot_text
 
 ACCURACY_SCALE = "Viridis"  # sequential: dark = low accuracy, yellow = high
 DIFF_SCALE = "RdBu"  # B - A: red where B lost accuracy, blue where it gained
@@ -233,7 +233,7 @@ def _outline(fig: go.Figure, grid: RobustnessGrid, selected: tuple[str, int] | N
 
 def _style(fig: go.Figure, title: str, grid: RobustnessGrid) -> None:
     fig.update_layout(**BASE_LAYOUT)
-    fig.update_layout(title=title, margin={"l": 120, "r": 20, "t": 50, "b": 60})
+    fig.update_layout(title=plot_text(title), margin={"l": 120, "r": 20, "t": 50, "b": 60})
     fig.update_xaxes(
         type="category",
         title_text=SEVERITY_AXIS,
@@ -381,6 +381,7 @@ def severity_lines(
     ) -> None:
         ys = ([clean] if with_clean else []) + values
         where = [("clean" if x == 0 else f"severity {x}") for x in xs]
+        name = plot_text(name)  # a model's name, drawn in the legend and the hover template
         fig.add_trace(
             go.Scatter(
                 x=xs,
@@ -407,7 +408,7 @@ def severity_lines(
             add([_finite(v) for v in acc[i]], clean, f"{side}: {highlight}", color, dash="dot")
     fig.update_layout(**BASE_LAYOUT)
     fig.update_layout(
-        title=title,
+        title=plot_text(title),
         legend={"orientation": "h", "y": -0.28, "x": 0},
         margin={"l": 60, "r": 20, "t": 50, "b": 100},
     )

@@ -16,7 +16,14 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from frontend.figures._common import BASE_LAYOUT, COLOR_A, COLOR_B, empty_figure
+from frontend.figures._common import (
+    BASE_LAYOUT,
+    COLOR_A,
+    COLOR_B,
+    empty_figure,
+    plot_text,
+    plot_texts,
+)
 from frontend.figures.embedding import DIVERGING_SCALE
 
 ATTRIBUTION_METRICS: tuple[str, ...] = ("angle", "length", "margin")
@@ -97,28 +104,29 @@ def top5_bars(
     names = sorted(dict.fromkeys([*prob_a, *prob_b]), key=lambda n: -best(n))
     truth = None if true_label is None else _class_name(true_label, class_names)
     fig = go.Figure()
+    shown = plot_texts(names)  # the category values: plotly.js draws them as its markup
     for probs, name, color in ((prob_a, label_a, COLOR_A), (prob_b, label_b, COLOR_B)):
         fig.add_trace(
             go.Bar(
-                y=names,
+                y=shown,
                 x=[_prob(probs.get(n)) for n in names],
-                name=name,
+                name=plot_text(name),
                 orientation="h",
                 marker={"color": color},
                 hovertemplate=TOP5_HOVER,
             )
         )
-    ticks = [f"<b>{n}</b> (true)" if n == truth else n for n in names]
+    ticks = [f"<b>{s}</b> (true)" if n == truth else s for n, s in zip(names, shown, strict=True)]
     fig.update_layout(
         **{**BASE_LAYOUT, "margin": {"l": 110, "r": 20, "t": 50 if title else 30, "b": 45}},
-        title=title,
+        title=None if title is None else plot_text(title),
         barmode="group",
         bargap=0.25,
         legend={"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom"},
     )
     fig.update_xaxes(title=PROB_AXIS, range=[0, 1], tickformat=".0%")
     fig.update_yaxes(
-        autorange="reversed", tickmode="array", tickvals=names, ticktext=ticks, type="category"
+        autorange="reversed", tickmode="array", tickvals=shown, ticktext=ticks, type="category"
     )
     return fig
 
@@ -198,7 +206,7 @@ def attribution_heatmaps(
     fig = make_subplots(
         rows=len(shown),
         cols=3,
-        column_titles=[label_a, label_b, DIFF_TITLE],
+        column_titles=[plot_text(label_a), plot_text(label_b), DIFF_TITLE],
         horizontal_spacing=0.04,
         vertical_spacing=0.06,
     )
@@ -225,7 +233,7 @@ def attribution_heatmaps(
                     colorbar={"title": {"text": unit, "side": "right"}, "thickness": 12},
                     xgap=1,
                     ygap=1,
-                    name=f"{metric}: {(label_a, label_b, DIFF_TITLE)[c - 1]}",
+                    name=plot_text(f"{metric}: {(label_a, label_b, DIFF_TITLE)[c - 1]}"),
                     hovertemplate=(
                         f"{where}<br>{unit}: %{{z:+.3g}}{clean}"
                         f"<br><i>{METRIC_HOVER.get(metric, '')}</i><extra></extra>"

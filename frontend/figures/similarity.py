@@ -15,7 +15,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from frontend.figures._common import BASE_LAYOUT, COLOR_A, empty_figure
+from frontend.figures._common import BASE_LAYOUT, COLOR_A, empty_figure, plot_text
 
 ORIGINAL = "original"  # the "method" of model A
 CLEAN = "clean"
@@ -168,13 +168,13 @@ def mst_pairs(similarity: Mapping[str, Any]) -> list[tuple[int, int]]:
 
 
 def _corruption_text(p: MapPoint) -> str:
-    return CLEAN if p.clean else f"{p.corruption} (severity {p.severity})"
+    return CLEAN if p.clean else f"{plot_text(p.corruption)} (severity {p.severity})"
 
 
 def _hover(p: MapPoint) -> str:
     acc = "—" if p.accuracy is None else f"{100 * p.accuracy:.1f}%"
     return (
-        f"<b>{p.name}</b> · {p.method} · {100 * p.sparsity:.3g}% sparse · "
+        f"<b>{plot_text(p.name)}</b> · {plot_text(p.method)} · {100 * p.sparsity:.3g}% sparse · "
         f"{_corruption_text(p)} · accuracy {acc}"
     )
 
@@ -241,7 +241,7 @@ def similarity_figure(
                 x=[p.x for p in group],
                 y=[p.y for p in group],
                 mode="markers+text",
-                name=method,
+                name=plot_text(method),
                 legendgroup="method",
                 legendgrouptitle={"text": "Pruning method"} if k == 0 else None,
                 text=[_short_label(p) if p.clean else "" for p in group],
@@ -275,7 +275,7 @@ def similarity_figure(
     fig.update_layout(
         **BASE_LAYOUT,
         title={
-            "text": title,
+            "text": plot_text(title),
             "subtitle": {
                 "text": "colour: pruning method · size: sparsity · grey lines: minimum spanning "
                 "tree of the fingerprint distances"

@@ -7,7 +7,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from frontend.figures._common import BASE_LAYOUT, COLOR_A, COLOR_B, empty_figure
+from frontend.figures._common import BASE_LAYOUT, COLOR_A, COLOR_B, empty_figure, plot_texts
 
 ROW_HEIGHT_PX = 22
 MIN_HEIGHT_PX = 260
@@ -32,7 +32,7 @@ def layer_sparsity_bars(layers: Sequence[Mapping[str, Any]]) -> go.Figure:
     title = "Sparsity per layer"
     if not layers:
         return empty_figure("The checkpoint has no prunable (conv or linear) layers.", title)
-    names = [str(layer.get("name") or f"layer {i}") for i, layer in enumerate(layers)]
+    names = plot_texts(layer.get("name") or f"layer {i}" for i, layer in enumerate(layers))
     values = [float(layer.get("sparsity") or 0.0) for layer in layers]
     custom = [
         [_shape_text(layer.get("shape")), layer.get("n_zero", "?"), layer.get("n_params", "?")]
@@ -82,7 +82,7 @@ def class_balance_bars(
         ValueError: when a split's counts are not one per class.
     """
     title = "Samples per class"
-    names = [str(c) for c in class_names]
+    names = plot_texts(class_names)
     fig = go.Figure()
     for split, color in (("train", COLOR_A), ("test", COLOR_B)):
         values = list(counts.get(split) or [])
