@@ -32,7 +32,7 @@ from backend.api.security import (
     RateLimiter,
 )
 from backend.config import Settings
-from backend.db.session import session_factory, session_scope
+from backend.db.session import get_engine, session_factory, session_scope
 
 log = logging.getLogger(__name__)
 
@@ -108,12 +108,21 @@ class AccessMiddleware:
         self.app, self.paths, self.settings = app, paths, settings
         self._routes: RouteTable | None = None
         self.enabled = settings.auth_enabled
+        self.inline_lookup = settings.database_url.startswith("sqlite")
         self.limiter = RateLimiter(settings.job_rate_limit, settings.job_rate_window)
 
     # ------------------------------------------------------------------------------ helpers
     def _resolve(self, secret: str) -> Principal:
         with session_factory(self.settings.database_url)() as session:
             return security.resolve(session, secret)
+
+    def _token(self, secret: str) -> Principal:
+        with get_engine(self.settings.database_url).connect() as conn:
+            return security.resolve_token(conn, secret)
+
+    def _touch(self, token_id: int) -> None:
+        with get_engine(self.settings.database_url).begin() as conn:
+            security.touch_token(conn, token_id)
 
     def _share_allows(self, principal: Principal, rule: str, params: dict[str, Any]) -> bool:
         with session_factory(self.settings.database_url)() as session:
@@ -136,8 +145,19 @@ class AccessMiddleware:
             found = security.credential_from(dict(conn.headers), dict(conn.cookies))
             if found is None:
                 return ANONYMOUS, None, ""
-            source = found[1]
-            return await anyio.to_thread.run_sync(self._resolve, found[0]), None, source
+            secret, source = found
+            if not secret.startswith(security.TOKEN_PREFIX):
+                return await anyio.to_thread.run_sync(self._resolve, secret), None, source
+            # A token: one indexed read. On SQLite (a local file, WAL: readers do not wait for
+            # writers) it runs right here, which costs less than the hop to a thread; a server
+            # database is a network round trip, so that goes to a thread.
+            if self.inline_lookup:
+                principal = self._token(secret)
+            else:
+                principal = await anyio.to_thread.run_sync(self._token, secret)
+            if security.USAGE.due("token", principal.token_id or 0):
+                await anyio.to_thread.run_sync(self._touch, principal.token_id or 0)
+            return principal, None, source
         except CredentialError as exc:
             return ANONYMOUS, str(exc), source
 
