@@ -574,3 +574,31 @@ def test_tokens_on_both_databases(settings: Settings) -> None:
         with pytest.raises(LookupError):
             security.revoke_token(session, "nobody")
         assert session.scalars(select(AnalysisRow)).all() == []
+
+
+# the command line -------------------------------------------------------------------------------
+def test_token_commands_create_list_revoke_and_audit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from backend.cli import main
+
+    data = ["--data-dir", str(tmp_path / "d")]
+    assert main(["token", "create", "--name", "ci", "--read-only", *data]) == 0
+    out = capsys.readouterr().out
+    secret = re.search(r"psk_[\w-]{43}", out)
+    assert secret is not None and "(ci, read)" in out
+    settings = Settings(data_dir=tmp_path / "d")
+    with session_factory(settings.database_url)() as session:
+        row = session.scalars(select(ApiTokenRow)).one()
+        assert row.token_hash == hashlib.sha256(secret[0].encode()).hexdigest()
+        assert security.resolve(session, secret[0]).scope == "read"
+    assert main(["token", "list", *data]) == 0
+    listed = capsys.readouterr().out
+    assert f"{secret[0][:10]}..." in listed and "live" in listed and secret[0] not in listed
+    assert main(["token", "revoke", "ci", *data]) == 0
+    assert "revoked" in capsys.readouterr().out
+    assert main(["token", "revoke", "nobody", *data]) == 1
+    assert "no token with id or name 'nobody'" in capsys.readouterr().err
+    assert main(["token", "create", "--name", "  ", *data]) == 1
+    assert main(["audit", *data]) == 0
+    assert "The audit log is empty." in capsys.readouterr().out
