@@ -14,7 +14,7 @@ import logging
 import math
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 import anyio
 from starlette.exceptions import HTTPException
@@ -190,6 +190,10 @@ class AccessMiddleware:
             # outside the schema (its own document, the docs page): the path is the template
             template = template or path
             status = await self._check_api(principal, refused, method, template, params)
+            if status is None and source.endswith("cookie") and cross_site(conn, method):
+                # a browser's cookie rides along on other sites' requests; SameSite=Lax keeps
+                # it off their POSTs, and this refuses any that still arrive
+                status = 403, "Cross-site request refused: its Origin is not this server.", {}
             if status is not None:
                 code, detail, headers = status
                 await send_json(send, code, detail, headers)
@@ -310,6 +314,15 @@ class AccessMiddleware:
 
 async def _no_body() -> Message:
     return {"type": "http.request", "body": b"", "more_body": False}
+
+
+def cross_site(conn: HTTPConnection, method: str) -> bool:
+    """Whether a write names, in its Origin header, another site than the one it was sent to
+    (no Origin: not a cross-site browser request)."""
+    origin = conn.headers.get("origin")
+    if method in security.READ_METHODS or not origin:
+        return False
+    return urlsplit(origin).netloc != conn.headers.get("host", "")
 
 
 def _limited(receive: Receive, limit: int) -> Receive:

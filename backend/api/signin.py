@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import logging
 from datetime import datetime
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import anyio
 from fastapi import APIRouter, Request
@@ -134,6 +134,9 @@ async def read_login(request: Request, next: str = "/") -> Response:
 async def create_login(request: Request) -> Response:
     """Check the token; on success keep it in an http-only cookie and go on."""
     settings = _settings(request)
+    origin = request.headers.get("origin")
+    if origin and urlsplit(origin).netloc != request.headers.get("host", ""):
+        return page("Sign in", signin_form("/", "Sign in from this server's own page."), 403)
     form = await request.form()
     target = safe_next(str(form.get("next") or "/"))
     secret = str(form.get("token") or "").strip()

@@ -374,6 +374,27 @@ def test_sign_in_sets_an_http_only_cookie_and_refuses_bad_tokens(world: World) -
     browser.cookies.set(security.TOKEN_COOKIE, world.read)
     assert browser.get("/api/models").status_code == 200
     assert browser.post("/api/datasets", json={"builtin": "digits"}).status_code == 403
+    # a cookie-borne write from another site is refused (SameSite=Lax aside)
+    elsewhere = {"Origin": "https://evil.example"}
+    with session_factory(world.settings.database_url)() as session:
+        _row, writer_cookie = security.create_token(session, "cookie-writer")
+    browser.cookies.set(security.TOKEN_COOKIE, writer_cookie)
+    bad = browser.post("/api/datasets", json={"builtin": "blobs"}, headers=elsewhere)
+    assert bad.status_code == 403 and "Cross-site" in bad.json()["detail"]
+    assert browser.post("/login", data={"token": world.read}, headers=elsewhere).status_code == 403
+    same = {"Origin": "http://testserver"}
+    ok = browser.post("/api/datasets", json={"builtin": "blobs", "name": "b2"}, headers=same)
+    assert ok.status_code == 201
+    # ... while a script's bearer header is not a cookie: Origin does not matter
+    assert (
+        world.on.post(
+            "/api/datasets",
+            json={"builtin": "blobs", "name": "b3"},
+            headers={**bearer(world.write), **elsewhere},
+        ).status_code
+        == 201
+    )
+    browser.cookies.set(security.TOKEN_COOKIE, world.read)
     # no open redirect
     evil = browser.post(
         "/login", data={"token": world.read, "next": "//evil.example"}, follow_redirects=False
