@@ -124,6 +124,16 @@ def warn_open(settings: Settings) -> None:
     sys.stderr.write(text)
 
 
+ERROR_REF = "#/components/schemas/ErrorPublic"
+ACCESS_REFUSALS = {
+    401: "No credential, or one that is unknown, revoked or expired (WWW-Authenticate: Bearer)",
+    403: "The credential may not do this (read-only token, share link of another comparison, "
+    "or a cross-site request)",
+    413: "Request body too large (PRUNESCOPE_MAX_BODY_BYTES)",
+    429: "Too many job submissions for this token (Retry-After says when to try again)",
+}
+
+
 def document_access(app: FastAPI) -> dict:  # type: ignore[type-arg]
     """The OpenAPI schema, with the bearer scheme and each operation's access (``security``,
     and ``x-access`` / ``x-share`` saying which token or share link may call it)."""
@@ -149,5 +159,19 @@ def document_access(app: FastAPI) -> dict:  # type: ignore[type-arg]
             if rule is not None:
                 operation["x-share"] = rule
             operation["security"] = [] if need is security.Access.PUBLIC else [{"bearer": []}]
+            answers = operation.setdefault("responses", {})
+            refusals = [] if need is security.Access.PUBLIC else [401, 403]
+            if method.upper() not in security.READ_METHODS:
+                refusals.append(413)
+            if (method.upper(), path) in security.SUBMIT_ROUTES:
+                refusals.append(429)
+            for code in refusals:
+                answers.setdefault(
+                    str(code),
+                    {
+                        "description": ACCESS_REFUSALS[code],
+                        "content": {"application/json": {"schema": {"$ref": ERROR_REF}}},
+                    },
+                )
     app.openapi_schema = schema
     return schema

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+from fastapi import Path, Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from backend.jobs.specs import JobKind, JobStatus
+from backend.jobs.specs import MAX_ID, NO_NUL, JobKind, JobStatus, RowId
 
 
 def _as_utc(ts: datetime) -> datetime:
@@ -20,6 +21,40 @@ Timestamp = Annotated[datetime, AfterValidator(_as_utc)]
 
 class _Public(BaseModel):
     model_config = ConfigDict(from_attributes=True)
+
+
+# Ids and sample indices in paths and queries, in the range the database can hold: beyond it
+# the answer is a 422 naming the limit, which the OpenAPI schema shows too.
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+IndexPath = Annotated[int, Path(ge=0, le=MAX_ID, description="dataset index of a sample")]
+
+
+class ValidationIssue(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorPublic(BaseModel):
+    """Every error answer: a fixed message, or the list of what failed validation (422)."""
+
+    detail: str | list[ValidationIssue]
+
+
+ERROR_DESCRIPTIONS = {
+    400: "The body is not UTF-8 JSON",
+    404: "Not found",
+    409: "Conflicts with the current state (already exists, finished, or not computed yet)",
+    413: "Upload too large",
+    422: "Invalid parameters or body",
+    503: "Job queue unavailable; nothing was submitted",
+}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` of a route that can answer these error statuses."""
+    return {c: {"model": ErrorPublic, "description": ERROR_DESCRIPTIONS[c]} for c in codes}
 
 
 class HealthPublic(BaseModel):
@@ -36,9 +71,13 @@ class HealthPublic(BaseModel):
 class DatasetCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    builtin: str = Field(description="name of a built-in dataset, e.g. 'digits' or 'blobs'")
+    builtin: str = Field(
+        max_length=200,
+        pattern=NO_NUL,
+        description="name of a built-in dataset, e.g. 'digits' or 'blobs'",
+    )
     params: dict[str, Any] = Field(default_factory=dict)
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: str | None = Field(default=None, min_length=1, max_length=200, pattern=NO_NUL)
 
 
 class DatasetPublic(_Public):
@@ -167,10 +206,10 @@ class SamplesPage(BaseModel):
 class ComparisonCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model_a_id: int
-    model_b_ids: list[int] = Field(min_length=1, max_length=100)
-    dataset_id: int | None = Field(default=None, description="default: model A's dataset")
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    model_a_id: RowId
+    model_b_ids: list[RowId] = Field(min_length=1, max_length=100)
+    dataset_id: RowId | None = Field(default=None, description="default: model A's dataset")
+    name: str | None = Field(default=None, min_length=1, max_length=200, pattern=NO_NUL)
     corruptions: list[str] | None = Field(
         default=None, description="corruptions to evaluate (GET /api/corruptions); none: clean only"
     )
@@ -367,7 +406,9 @@ class SessionPublic(BaseModel):
 class ShareCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    label: str = Field(default="", max_length=200, description="who or what the link is for")
+    label: str = Field(
+        default="", max_length=200, pattern=NO_NUL, description="who or what the link is for"
+    )
     expires_in_hours: float | None = Field(
         default=None, gt=0, le=24 * 366 * 10, description="empty: the link never expires"
     )

@@ -47,6 +47,7 @@ from backend.db.tables import (
     ComparisonRow,
     ShareLinkRow,
 )
+from backend.jobs.specs import MAX_ID
 
 TOKEN_PREFIX = "psk_"
 SHARE_PREFIX = "pss_"
@@ -408,7 +409,7 @@ def share_allows(session: Session, principal: Principal, rule: str, params: dict
         return _int(params.get("model_id")) in principal.model_ids
     if rule == "analysis":
         ident = _int(params.get("analysis_id"))
-        if ident is None or not -(2**63) <= ident < 2**63:
+        if ident is None or not 1 <= ident <= MAX_ID:
             return False
         row = session.get(AnalysisRow, ident)
         return (

@@ -49,6 +49,14 @@ KIND_QUEUE = {
 JobStatus = Literal["queued", "running", "cancelling", "succeeded", "failed", "cancelled"]
 FINAL_STATUSES = ("succeeded", "failed", "cancelled")
 
+MAX_ID = 2**31 - 1
+"""Largest row id: ids are INTEGER columns, 32-bit on PostgreSQL. A larger one would make the
+database raise (SQLite only past 2**63) instead of not finding the row, so it is refused here."""
+RowId = Annotated[int, Field(ge=1, le=MAX_ID)]
+# PostgreSQL text cannot hold NUL characters: names with one are refused here, not by the
+# database (a 500, or a job failing at its end).
+NO_NUL = r"^[^\x00]*$"
+
 
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -71,16 +79,16 @@ class TrainSettings(_Spec):
 class TrainSpec(TrainSettings):
     """Train a network from scratch on a registered dataset."""
 
-    dataset_id: int
+    dataset_id: RowId
     architecture: str
     arch_kwargs: dict[str, Any] = Field(default_factory=dict)
-    name: str | None = Field(default=None, max_length=200)
+    name: str | None = Field(default=None, max_length=200, pattern=NO_NUL)
 
 
 class PruneSpec(_Spec):
     """Prune a registered model, then fine-tune it on its dataset's training split."""
 
-    model_id: int
+    model_id: RowId
     method: str = "global_magnitude"
     sparsity: float = Field(ge=0, lt=1, description="fraction of prunable weights set to zero")
     params: dict[str, Any] = Field(default_factory=dict)
@@ -94,7 +102,7 @@ class PruneSpec(_Spec):
         default=None,
         description="overrides the training seed (and the method's own seed, if it has one)",
     )
-    name: str | None = Field(default=None, max_length=200)
+    name: str | None = Field(default=None, max_length=200, pattern=NO_NUL)
 
 
 Severity = Annotated[int, Field(ge=1, le=5)]
@@ -103,8 +111,8 @@ Severity = Annotated[int, Field(ge=1, le=5)]
 class AnalyzeSpec(_Spec):
     """Evaluate a model on a dataset split and store per-sample results."""
 
-    model_id: int
-    dataset_id: int | None = None
+    model_id: RowId
+    dataset_id: RowId | None = None
     split: Literal["train", "test"] = "test"
     corruptions: list[str] | None = Field(
         default=None, description="corruption names (see GET /api/corruptions), or null"
@@ -127,7 +135,7 @@ class SweepSpec(_Spec):
     """Methods x sparsities x seeds prune jobs of one model: the populations that
     recall-distortion statistics and pruning-identified exemplars need."""
 
-    model_id: int
+    model_id: RowId
     methods: list[str | MethodChoice] = Field(min_length=1, max_length=50)
     sparsities: list[Annotated[float, Field(ge=0, lt=1)]] = Field(min_length=1, max_length=50)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, max_length=100)
@@ -159,7 +167,7 @@ class SweepSpec(_Spec):
 class CompareSpec(_Spec):
     """Analyse A and every B of a comparison (with corruptions, if asked) and compare them."""
 
-    comparison_id: int
+    comparison_id: RowId
     corruptions: list[str] | None = None
     severities: list[Severity] = Field(default_factory=lambda: [1, 2, 3, 4, 5], min_length=1)
     embedding: Literal["auto", "aligned_umap", "umap_init", "pca"] = "auto"
@@ -168,7 +176,7 @@ class CompareSpec(_Spec):
 class RegionsSpec(_Spec):
     """Linear-region statistics of A and every B of a comparison, on the same segments."""
 
-    comparison_id: int
+    comparison_id: RowId
     n_pairs: int = Field(default=10, ge=1, le=1000, description="segments of each kind")
     radius: float = Field(
         default=0.05,
@@ -202,8 +210,8 @@ class AttributionSpec(_Spec):
     """Geometric attribution (occlusion of angle, length, margin) of one test sample in A and
     one B of a comparison, with the sample's corrupted versions as the analyses saw them."""
 
-    comparison_id: int
-    model_b_id: int | None = Field(default=None, description="default: the comparison's first B")
+    comparison_id: RowId
+    model_b_id: RowId | None = Field(default=None, description="default: the comparison's first B")
     index: int = Field(description="dataset index of a test sample (the tables' `index`), >= 0")
     patch: int | None = Field(
         default=None,
@@ -257,21 +265,21 @@ class ImportModelSpec(_Spec):
     """Validate an uploaded checkpoint (stored raw under ``upload_sha``) and register it."""
 
     upload_sha: str = Field(pattern="^[0-9a-f]{64}$")
-    filename: str = Field(default="", max_length=500)
+    filename: str = Field(default="", max_length=500, pattern=NO_NUL)
     architecture: str | None = Field(default=None, max_length=100)
     arch_kwargs: dict[str, Any] = Field(default_factory=dict)
-    name: str | None = Field(default=None, max_length=200)
-    parent_id: int | None = None
-    dataset_id: int | None = None
+    name: str | None = Field(default=None, max_length=200, pattern=NO_NUL)
+    parent_id: RowId | None = None
+    dataset_id: RowId | None = None
 
 
 class ImportDatasetSpec(_Spec):
     """Read an uploaded dataset file (stored raw under ``upload_sha``) and register it."""
 
     upload_sha: str = Field(pattern="^[0-9a-f]{64}$")
-    filename: str = Field(default="", max_length=500)
+    filename: str = Field(default="", max_length=500, pattern=NO_NUL)
     format: Literal["npz", "cifar10", "cifar10c", "mnist", "imagefolder"] | None = None
-    name: str | None = Field(default=None, max_length=200)
+    name: str | None = Field(default=None, max_length=200, pattern=NO_NUL)
     test_fraction: float = Field(default=0.2, gt=0, lt=1)
     seed: int = 0
     corruption: str | None = Field(default=None, max_length=100)

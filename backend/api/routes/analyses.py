@@ -8,7 +8,15 @@ from fastapi import APIRouter, HTTPException, Query
 from sqlalchemy import select
 
 from backend.api.deps import SessionDep, StoreDep, get_or_404, load_samples_table, prob_columns
-from backend.api.schemas import AnalysesPublic, AnalysisPublic, SamplePublic, SamplesPage
+from backend.api.schemas import (
+    AnalysesPublic,
+    AnalysisPublic,
+    IdPath,
+    IdQuery,
+    SamplePublic,
+    SamplesPage,
+    errors,
+)
 from backend.api.tables import MAX_LIMIT, TablePage, filter_table, page
 from backend.db.tables import AnalysisRow
 
@@ -34,9 +42,9 @@ def analysis_public(row: AnalysisRow) -> AnalysisPublic:
     )
 
 
-@router.get("", response_model=AnalysesPublic)
+@router.get("", response_model=AnalysesPublic, responses=errors(422))
 def list_analyses(
-    session: SessionDep, model_id: int | None = None, dataset_id: int | None = None
+    session: SessionDep, model_id: IdQuery = None, dataset_id: IdQuery = None
 ) -> AnalysesPublic:
     """Analyses, optionally of one model and/or one dataset."""
     stmt = select(AnalysisRow).order_by(AnalysisRow.id)
@@ -48,15 +56,15 @@ def list_analyses(
     return AnalysesPublic(data=[analysis_public(r) for r in rows], count=len(rows))
 
 
-@router.get("/{analysis_id}", response_model=AnalysisPublic)
-def read_analysis(analysis_id: int, session: SessionDep) -> AnalysisPublic:
+@router.get("/{analysis_id}", response_model=AnalysisPublic, responses=errors(404, 422))
+def read_analysis(analysis_id: IdPath, session: SessionDep) -> AnalysisPublic:
     """One analysis: accuracy, per-class recall and precision, confusion matrix."""
     return analysis_public(get_or_404(session, AnalysisRow, analysis_id, NOT_FOUND))
 
 
-@router.get("/{analysis_id}/samples", response_model=SamplesPage)
+@router.get("/{analysis_id}/samples", response_model=SamplesPage, responses=errors(404, 422))
 def read_analysis_samples(
-    analysis_id: int,
+    analysis_id: IdPath,
     session: SessionDep,
     store: StoreDep,
     offset: int = Query(0, ge=0),
@@ -82,9 +90,9 @@ def read_analysis_samples(
     return SamplesPage(data=data, count=len(table), offset=offset, limit=limit)
 
 
-@router.get("/{analysis_id}/table", response_model=TablePage)
+@router.get("/{analysis_id}/table", response_model=TablePage, responses=errors(404, 422))
 def read_analysis_table(
-    analysis_id: int,
+    analysis_id: IdPath,
     session: SessionDep,
     store: StoreDep,
     label: int | None = Query(None, description="only samples of this true class"),
@@ -104,8 +112,8 @@ def read_analysis_table(
     return page(table, offset, limit, format, columns)
 
 
-@router.get("/{analysis_id}/robustness")
-def read_analysis_robustness(analysis_id: int, session: SessionDep) -> dict[str, Any]:
+@router.get("/{analysis_id}/robustness", responses=errors(404, 422))
+def read_analysis_robustness(analysis_id: IdPath, session: SessionDep) -> dict[str, Any]:
     """Accuracy per corruption x severity (analyses run with corruptions only)."""
     row = get_or_404(session, AnalysisRow, analysis_id, NOT_FOUND)
     robustness = row.summary.get("robustness")
@@ -114,8 +122,8 @@ def read_analysis_robustness(analysis_id: int, session: SessionDep) -> dict[str,
     return dict(robustness)
 
 
-@router.get("/{analysis_id}/classes")
-def read_analysis_classes(analysis_id: int, session: SessionDep) -> dict[str, Any]:
+@router.get("/{analysis_id}/classes", responses=errors(404, 422))
+def read_analysis_classes(analysis_id: IdPath, session: SessionDep) -> dict[str, Any]:
     """Per-class geometry: direction norms and mean/std of angle, length and margin."""
     row = get_or_404(session, AnalysisRow, analysis_id, NOT_FOUND)
     return {"classes": row.summary.get("classes"), "feature_dim": row.summary.get("feature_dim")}

@@ -36,10 +36,14 @@ from backend.api.schemas import (
     FlipCounts,
     FlipPublic,
     FlipsPage,
+    IdPath,
+    IdQuery,
+    IndexPath,
     SampleCorruptions,
     SampleDetail,
     SampleModelDetail,
     TopClass,
+    errors,
 )
 from backend.api.tables import MAX_LIMIT, TablePage, filter_table, page
 from backend.db.tables import (
@@ -102,7 +106,7 @@ def list_comparisons(session: SessionDep) -> ComparisonsPublic:
     return ComparisonsPublic(data=data, count=len(rows))
 
 
-@router.post("", response_model=ComparisonPublic, status_code=201)
+@router.post("", response_model=ComparisonPublic, status_code=201, responses=errors(400, 422, 503))
 def create_comparison(
     body: ComparisonCreate, session: SessionDep, executor: ExecutorDep
 ) -> ComparisonPublic:
@@ -146,8 +150,8 @@ def create_comparison(
     return comparison_public(row, job.id)
 
 
-@router.get("/{comparison_id}", response_model=ComparisonPublic)
-def read_comparison(comparison_id: int, session: SessionDep) -> ComparisonPublic:
+@router.get("/{comparison_id}", response_model=ComparisonPublic, responses=errors(404, 422))
+def read_comparison(comparison_id: IdPath, session: SessionDep) -> ComparisonPublic:
     """One comparison."""
     row = get_or_404(session, ComparisonRow, comparison_id, NOT_FOUND)
     return comparison_public(row, compare_jobs(session).get(row.id))
@@ -179,9 +183,9 @@ def _resolve(session: Session, comparison_id: int, b: int | None):  # type: igno
     return comp, b_id, analyses[0], analyses[1]
 
 
-@router.get("/{comparison_id}/view", response_model=ComparisonView)
+@router.get("/{comparison_id}/view", response_model=ComparisonView, responses=errors(404, 409, 422))
 def read_comparison_view(
-    comparison_id: int, session: SessionDep, store: StoreDep, b: int | None = None
+    comparison_id: IdPath, session: SessionDep, store: StoreDep, b: IdQuery = None
 ) -> ComparisonView:
     """Everything the comparison page shows for A vs the selected B."""
     comp, b_id, an_a, an_b = _resolve(session, comparison_id, b)
@@ -202,13 +206,13 @@ def read_comparison_view(
     )
 
 
-@router.get("/{comparison_id}/flips", response_model=FlipsPage)
+@router.get("/{comparison_id}/flips", response_model=FlipsPage, responses=errors(404, 409, 422))
 def read_comparison_flips(
-    comparison_id: int,
+    comparison_id: IdPath,
     request: Request,
     session: SessionDep,
     store: StoreDep,
-    b: int | None = None,
+    b: IdQuery = None,
     category: str | None = Query(None, description="one of " + ", ".join(FLIP_CATEGORIES)),
     label: int | None = Query(None, ge=0, description="only samples of this true class"),
     offset: int = Query(0, ge=0),
@@ -273,21 +277,21 @@ def _result(session: Session, comparison_id: int, b: int | None) -> ComparisonRe
     return row
 
 
-@router.get("/{comparison_id}/results")
+@router.get("/{comparison_id}/results", responses=errors(404, 409, 422))
 def read_comparison_results(
-    comparison_id: int, session: SessionDep, b: int | None = None
+    comparison_id: IdPath, session: SessionDep, b: IdQuery = None
 ) -> dict[str, Any]:
     """Recall distortion, population statistics, flags, robustness and embedding summary."""
     row = _result(session, comparison_id, b)
     return {"comparison_id": comparison_id, "model_b_id": row.model_b_id, **row.summary}
 
 
-@router.get("/{comparison_id}/table", response_model=TablePage)
+@router.get("/{comparison_id}/table", response_model=TablePage, responses=errors(404, 409, 422))
 def read_comparison_table(
-    comparison_id: int,
+    comparison_id: IdPath,
     session: SessionDep,
     store: StoreDep,
-    b: int | None = None,
+    b: IdQuery = None,
     label: int | None = Query(None, ge=0, description="only samples of this true class"),
     category: str | None = Query(None, description="flip category"),
     pie: bool | None = Query(None, description="pruning-identified exemplars only"),
@@ -306,8 +310,8 @@ def read_comparison_table(
     return page(filter_table(table, equals, range_, sort), offset, limit, format, columns)
 
 
-@router.get("/{comparison_id}/similarity")
-def read_comparison_similarity(comparison_id: int, session: SessionDep) -> dict[str, Any]:
+@router.get("/{comparison_id}/similarity", responses=errors(404, 409, 422))
+def read_comparison_similarity(comparison_id: IdPath, session: SessionDep) -> dict[str, Any]:
     """Geometric similarity map of every (model, corruption) pair, with its spanning tree."""
     comp = get_or_404(session, ComparisonRow, comparison_id, NOT_FOUND)
     if not comp.summary or "similarity" not in comp.summary:
@@ -319,8 +323,8 @@ def read_comparison_similarity(comparison_id: int, session: SessionDep) -> dict[
     return dict(comp.summary["similarity"])
 
 
-@router.get("/{comparison_id}/regions")
-def read_comparison_regions(comparison_id: int, session: SessionDep) -> dict[str, Any]:
+@router.get("/{comparison_id}/regions", responses=errors(404, 409, 422))
+def read_comparison_regions(comparison_id: IdPath, session: SessionDep) -> dict[str, Any]:
     """Linear-region statistics of A and every B (submit a `regions` job first)."""
     get_or_404(session, ComparisonRow, comparison_id, NOT_FOUND)
     rows = session.scalars(
@@ -335,10 +339,14 @@ def read_comparison_regions(comparison_id: int, session: SessionDep) -> dict[str
     return {"data": [{"model_id": r.model_id, **r.summary} for r in rows], "count": len(rows)}
 
 
-@router.get("/{comparison_id}/regions/{model_id}/table", response_model=TablePage)
+@router.get(
+    "/{comparison_id}/regions/{model_id}/table",
+    response_model=TablePage,
+    responses=errors(404, 422),
+)
 def read_comparison_regions_table(
-    comparison_id: int,
-    model_id: int,
+    comparison_id: IdPath,
+    model_id: IdPath,
     session: SessionDep,
     store: StoreDep,
     which: Literal["segments", "samples"] = "samples",
@@ -361,9 +369,9 @@ def read_comparison_regions_table(
     return page(table, offset, limit, format, None)
 
 
-@router.get("/{comparison_id}/regions/{model_id}/slice")
+@router.get("/{comparison_id}/regions/{model_id}/slice", responses=errors(404, 422))
 def read_comparison_region_map(
-    comparison_id: int, model_id: int, session: SessionDep, store: StoreDep
+    comparison_id: IdPath, model_id: IdPath, session: SessionDep, store: StoreDep
 ) -> dict[str, Any]:
     """The exact 2-D region map of one model: polygons in (u, v), their predicted classes and
     the decision boundary, on the plane through the same three samples for A and every B."""
@@ -496,14 +504,16 @@ def _attribution_status(
     return AttributionStatus(status="none")
 
 
-@router.get("/{comparison_id}/samples/{index}", response_model=SampleDetail)
+@router.get(
+    "/{comparison_id}/samples/{index}", response_model=SampleDetail, responses=errors(404, 409, 422)
+)
 def read_comparison_sample(
-    comparison_id: int,
-    index: int,
+    comparison_id: IdPath,
+    index: IndexPath,
     request: Request,
     session: SessionDep,
     store: StoreDep,
-    b: int | None = None,
+    b: IdQuery = None,
 ) -> SampleDetail:
     """One test sample in A and B: predictions, top classes, geometry, flags, corruption
     outcomes and the state of its geometric attribution."""
@@ -542,13 +552,17 @@ def read_comparison_sample(
     )
 
 
-@router.get("/{comparison_id}/samples/{index}/attribution", response_model=Attribution)
+@router.get(
+    "/{comparison_id}/samples/{index}/attribution",
+    response_model=Attribution,
+    responses=errors(404, 409, 422),
+)
 def read_comparison_sample_attribution(
-    comparison_id: int,
-    index: int,
+    comparison_id: IdPath,
+    index: IndexPath,
     session: SessionDep,
     store: StoreDep,
-    b: int | None = None,
+    b: IdQuery = None,
     patch: int | None = Query(
         None, ge=1, le=64, description="patch side in pixels; default: an 8 x 8 grid"
     ),

@@ -9,7 +9,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend.api.deps import SessionDep, StoreDep, get_or_404, load_dataset_arrays
-from backend.api.schemas import DatasetCreate, DatasetPublic, DatasetsPublic
+from backend.api.schemas import (
+    DatasetCreate,
+    DatasetPublic,
+    DatasetsPublic,
+    IdPath,
+    IndexPath,
+    errors,
+)
 from backend.data import ArrayDataset, UnknownDatasetError
 from backend.data import create as create_dataset
 from backend.data.images import sample_png
@@ -28,7 +35,7 @@ def list_datasets(session: SessionDep) -> DatasetsPublic:
     return DatasetsPublic(data=[DatasetPublic.model_validate(r) for r in rows], count=len(rows))
 
 
-@router.post("", response_model=DatasetPublic, status_code=201)
+@router.post("", response_model=DatasetPublic, status_code=201, responses=errors(400, 409, 422))
 def create_dataset_route(body: DatasetCreate, session: SessionDep, store: StoreDep) -> DatasetRow:
     """Register a built-in dataset (stored once as an artifact)."""
     name = body.name or body.builtin
@@ -64,8 +71,8 @@ def register_arrays(
     return row
 
 
-@router.get("/{dataset_id}", response_model=DatasetPublic)
-def read_dataset(dataset_id: int, session: SessionDep) -> DatasetRow:
+@router.get("/{dataset_id}", response_model=DatasetPublic, responses=errors(404, 422))
+def read_dataset(dataset_id: IdPath, session: SessionDep) -> DatasetRow:
     """One dataset."""
     return get_or_404(session, DatasetRow, dataset_id, NOT_FOUND)  # type: ignore[no-any-return]
 
@@ -73,12 +80,12 @@ def read_dataset(dataset_id: int, session: SessionDep) -> DatasetRow:
 @router.get(
     "/{dataset_id}/images/{split}/{index}.png",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}}}},
+    responses={200: {"content": {"image/png": {}}}, **errors(404, 422)},
 )
 def read_sample_image(
-    dataset_id: int,
+    dataset_id: IdPath,
     split: Literal["train", "test"],
-    index: int,
+    index: IndexPath,
     session: SessionDep,
     store: StoreDep,
 ) -> Response:

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend.api.deps import ExecutorDep, SessionDep, get_or_404
-from backend.api.schemas import JobCreate, JobPublic, JobsPublic
+from backend.api.schemas import IdPath, JobCreate, JobPublic, JobsPublic, errors
 from backend.db.tables import AnalysisRow, ComparisonRow, DatasetRow, JobRow, ModelRow, utcnow
 from backend.jobs.executor import ExecutorUnavailable
 from backend.jobs.specs import (
@@ -18,6 +18,7 @@ from backend.jobs.specs import (
     AnalyzeSpec,
     AttributionSpec,
     CompareSpec,
+    JobStatus,
     PruneSpec,
     RegionsSpec,
     SweepSpec,
@@ -279,7 +280,7 @@ def refresh_sweep(session: Session, sweep: JobRow) -> JobRow:
     return sweep
 
 
-@router.post("", response_model=JobPublic, status_code=201)
+@router.post("", response_model=JobPublic, status_code=201, responses=errors(400, 422, 503))
 def create_job(body: JobCreate, session: SessionDep, executor: ExecutorDep) -> JobRow:
     """Submit a job (train, prune, sweep, analyze, compare, regions, attribution, ping); 503
     when the job queue is unreachable, with nothing written."""
@@ -290,8 +291,8 @@ def create_job(body: JobCreate, session: SessionDep, executor: ExecutorDep) -> J
     return submit_job(session, executor, body.kind, body.spec)
 
 
-@router.get("", response_model=JobsPublic)
-def list_jobs(session: SessionDep, status: str | None = None, limit: int = 200) -> JobsPublic:
+@router.get("", response_model=JobsPublic, responses=errors(422))
+def list_jobs(session: SessionDep, status: JobStatus | None = None, limit: int = 200) -> JobsPublic:
     """Jobs, newest first."""
     stmt = select(JobRow).order_by(JobRow.id.desc()).limit(max(1, min(limit, 1000)))
     if status:
@@ -301,14 +302,14 @@ def list_jobs(session: SessionDep, status: str | None = None, limit: int = 200) 
     return JobsPublic(data=[JobPublic.model_validate(r) for r in rows], count=len(rows))
 
 
-@router.get("/{job_id}", response_model=JobPublic)
-def read_job(job_id: int, session: SessionDep) -> JobRow:
+@router.get("/{job_id}", response_model=JobPublic, responses=errors(404, 422))
+def read_job(job_id: IdPath, session: SessionDep) -> JobRow:
     """One job with its progress, stage and error."""
     return refresh_sweep(session, get_or_404(session, JobRow, job_id, NOT_FOUND))
 
 
-@router.post("/{job_id}/cancel", response_model=JobPublic)
-def cancel_job(job_id: int, session: SessionDep) -> JobRow:
+@router.post("/{job_id}/cancel", response_model=JobPublic, responses=errors(404, 409, 422))
+def cancel_job(job_id: IdPath, session: SessionDep) -> JobRow:
     """Cancel a queued job now, or ask a running one to stop."""
     job = get_or_404(session, JobRow, job_id, NOT_FOUND)
     if job.status in FINAL_STATUSES:

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from sqlalchemy import select
 
 from backend.api.deps import SessionDep, get_or_404
-from backend.api.schemas import ModelPublic, ModelsPublic
+from backend.api.schemas import IdPath, IdQuery, ModelPublic, ModelsPublic, errors
 from backend.db.tables import ModelRow
 
 router = APIRouter(prefix="/models", tags=["models"])
@@ -33,8 +33,8 @@ def model_public(row: ModelRow) -> ModelPublic:
     )
 
 
-@router.get("", response_model=ModelsPublic)
-def list_models(session: SessionDep, parent_id: int | None = None) -> ModelsPublic:
+@router.get("", response_model=ModelsPublic, responses=errors(422))
+def list_models(session: SessionDep, parent_id: IdQuery = None) -> ModelsPublic:
     """All models, optionally only the children of one parent."""
     stmt = select(ModelRow).order_by(ModelRow.id)
     if parent_id is not None:
@@ -43,14 +43,14 @@ def list_models(session: SessionDep, parent_id: int | None = None) -> ModelsPubl
     return ModelsPublic(data=[model_public(r) for r in rows], count=len(rows))
 
 
-@router.get("/{model_id}/report")
-def read_model_report(model_id: int, session: SessionDep) -> dict[str, Any]:
+@router.get("/{model_id}/report", responses=errors(404, 422))
+def read_model_report(model_id: IdPath, session: SessionDep) -> dict[str, Any]:
     """The model's compression report: per-layer sparsity, FLOPs, measured latency."""
     row = get_or_404(session, ModelRow, model_id, NOT_FOUND)
     return dict(row.sparsity_report or {})
 
 
-@router.get("/{model_id}", response_model=ModelPublic)
-def read_model(model_id: int, session: SessionDep) -> ModelPublic:
+@router.get("/{model_id}", response_model=ModelPublic, responses=errors(404, 422))
+def read_model(model_id: IdPath, session: SessionDep) -> ModelPublic:
     """One model with its sparsity and accuracy."""
     return model_public(get_or_404(session, ModelRow, model_id, NOT_FOUND))

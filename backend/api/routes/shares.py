@@ -9,7 +9,14 @@ from sqlalchemy import select
 
 from backend.api import security
 from backend.api.deps import SessionDep, SettingsDep, get_or_404
-from backend.api.schemas import ShareCreate, ShareCreated, SharePublic, SharesPublic
+from backend.api.schemas import (
+    IdPath,
+    ShareCreate,
+    ShareCreated,
+    SharePublic,
+    SharesPublic,
+    errors,
+)
 from backend.config import Settings
 from backend.db.tables import ComparisonRow, ShareLinkRow
 
@@ -45,9 +52,9 @@ def principal_of(request: Request) -> security.Principal:
     return request.scope.get("state", {}).get("principal", security.LOCAL)  # type: ignore[no-any-return]
 
 
-@router.post("", response_model=ShareCreated, status_code=201)
+@router.post("", response_model=ShareCreated, status_code=201, responses=errors(400, 404, 422))
 def create_share(
-    comparison_id: int,
+    comparison_id: IdPath,
     body: ShareCreate,
     request: Request,
     session: SessionDep,
@@ -71,9 +78,9 @@ def create_share(
     return ShareCreated(**share_public(row).model_dump(), token=secret, url=f"{base}/s/{secret}")
 
 
-@router.get("", response_model=SharesPublic)
+@router.get("", response_model=SharesPublic, responses=errors(404, 422))
 def list_shares(
-    comparison_id: int, session: SessionDep, include_dead: bool = False
+    comparison_id: IdPath, session: SessionDep, include_dead: bool = False
 ) -> SharesPublic:
     """The comparison's share links: the live ones, or all with ``include_dead=true``."""
     get_or_404(session, ComparisonRow, comparison_id, NOT_FOUND)
@@ -88,10 +95,10 @@ def list_shares(
     return SharesPublic(data=data, count=len(data))
 
 
-@router.delete("/{share_id}", response_model=SharePublic)
-def revoke_share(comparison_id: int, share_id: int, session: SessionDep) -> SharePublic:
+@router.delete("/{share_id}", response_model=SharePublic, responses=errors(404, 422))
+def revoke_share(comparison_id: IdPath, share_id: IdPath, session: SessionDep) -> SharePublic:
     """Revoke a share link; it stops working at its next request. Revoking twice is fine."""
-    row = session.get(ShareLinkRow, share_id) if -(2**63) <= share_id < 2**63 else None
+    row = session.get(ShareLinkRow, share_id)
     if row is None or row.comparison_id != comparison_id:
         raise HTTPException(status_code=404, detail=SHARE_NOT_FOUND)
     if row.revoked_at is None:

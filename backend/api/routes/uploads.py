@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from backend.api.deps import ExecutorDep, SessionDep, SettingsDep, StoreDep
 from backend.api.routes.jobs import submit_job
-from backend.api.schemas import UploadPublic
+from backend.api.schemas import UploadPublic, errors
 from backend.api.uploads import Received, receive_upload
 from backend.db.tables import DatasetRow, ModelRow
 from backend.jobs.specs import ImportDatasetSpec, ImportModelSpec
@@ -34,6 +34,7 @@ BODY_DOC = (
 )
 
 MULTIPART = {"requestBody": {"content": {"multipart/form-data": {}}, "description": BODY_DOC}}
+DEDUPLICATED = "The identical file was already imported with these options: nothing new is stored"
 
 
 def sniff_checkpoint(path: Path) -> str:
@@ -104,6 +105,7 @@ def _form(received: Received, spec_type: type[BaseModel], **extra: Any) -> Any:
     "/models/upload",
     response_model=UploadPublic,
     status_code=201,
+    responses={200: {"model": UploadPublic, "description": DEDUPLICATED}, **errors(413, 422, 503)},
     openapi_extra={
         "requestBody": {"content": {"multipart/form-data": {}}, "description": BODY_DOC}
     },
@@ -149,6 +151,10 @@ async def upload_model(
     "/datasets/upload",
     response_model=UploadPublic,
     status_code=201,
+    responses={
+        200: {"model": UploadPublic, "description": DEDUPLICATED},
+        **errors(409, 413, 422, 503),
+    },
     openapi_extra={
         "requestBody": {"content": {"multipart/form-data": {}}, "description": BODY_DOC}
     },

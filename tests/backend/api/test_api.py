@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
+from backend.api.schemas import ErrorPublic
 from backend.db.session import session_scope
 from backend.db.tables import ComparisonRow, DatasetRow, JobRow, ModelRow
 
@@ -244,3 +245,124 @@ def test_cancel_rules(client, settings):
     assert resp.status_code == 200 and resp.json()["status"] == "cancelled"
     resp = client.post(f"/api/jobs/{jid}/cancel")
     assert resp.status_code == 409 and resp.json()["detail"] == "Job already finished"
+
+
+# Below the first id; past PostgreSQL's INTEGER; past SQLite's INTEGER. The last two made the
+# database raise, a 500, before ids were declared with their range.
+OUT_OF_RANGE = (0, 2**31, 2**63)
+RANGE_MESSAGES = {
+    "Input should be greater than or equal to 1",
+    "Input should be less than or equal to 2147483647",
+}
+
+
+def test_ids_outside_the_database_range_are_422_naming_the_limit(client, settings):
+    reads = [
+        "/api/datasets/{}",
+        "/api/datasets/{}/images/test/0.png",
+        "/api/models/{}",
+        "/api/models/{}/report",
+        "/api/models?parent_id={}",
+        "/api/jobs/{}",
+        "/api/analyses/{}",
+        "/api/analyses/{}/table",
+        "/api/analyses?model_id={}",
+        "/api/comparisons/{}",
+        "/api/comparisons/{}/results",
+        "/api/comparisons/1/view?b={}",
+        "/api/comparisons/1/regions/{}/slice",
+        "/api/comparisons/{}/samples/0",
+        "/api/comparisons/{}/shares",
+    ]
+    for template in reads:
+        for ident in OUT_OF_RANGE:
+            resp = client.get(template.format(ident))
+            assert resp.status_code == 422, (template, ident, resp.text)
+            [issue] = resp.json()["detail"]
+            assert issue["msg"] in RANGE_MESSAGES
+    before = counts(settings)
+    for ident in OUT_OF_RANGE:
+        for resp in (
+            client.post(f"/api/jobs/{ident}/cancel"),
+            client.delete(f"/api/comparisons/1/shares/{ident}"),
+            client.post("/api/comparisons", json={"model_a_id": ident, "model_b_ids": [1]}),
+        ):
+            assert resp.status_code == 422, resp.text
+            assert resp.json()["detail"][0]["msg"] in RANGE_MESSAGES
+        for kind, spec in [
+            ("train", {"dataset_id": ident, "architecture": "digits_cnn"}),
+            ("analyze", {"model_id": ident}),
+            ("compare", {"comparison_id": ident}),
+        ]:
+            resp = client.post("/api/jobs", json={"kind": kind, "spec": spec})
+            assert resp.status_code == 422, resp.text
+            field = next(iter(spec))
+            assert any(resp.json()["detail"] == f"spec.{field}: {m}" for m in RANGE_MESSAGES)
+    # sample indices start at 0 and share the limit
+    for path in ("/api/comparisons/1/samples/{}", "/api/datasets/1/images/test/{}.png"):
+        for index in (-1, 2**31):
+            resp = client.get(path.format(index))
+            assert resp.status_code == 422, resp.text
+    assert counts(settings) == before
+
+
+def test_every_error_answer_is_declared_with_its_body(client):
+    """Routes declare the errors they answer (a client reading the schema sees 404, 409, 503),
+    and the body of each is ``ErrorPublic``, which fixed messages and validation lists fit;
+    before, a fixed-message 422 contradicted FastAPI's list-only schema."""
+    paths = client.get("/api/openapi.json").json()["paths"]
+    error_body = {"$ref": "#/components/schemas/ErrorPublic"}
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            if "{" in path:
+                assert {"404", "422"} <= set(responses), (method, path)
+            for code, answer in responses.items():
+                if code.startswith("4") and "{" in path:
+                    schema = answer["content"]["application/json"]["schema"]
+                    assert schema == error_body, (method, path, code)
+    for path, codes in [
+        ("/api/jobs", {"201", "400", "422", "503"}),
+        ("/api/comparisons", {"201", "400", "422", "503"}),
+        ("/api/datasets", {"201", "400", "409", "422"}),
+        ("/api/models/upload", {"200", "201", "413", "422", "503"}),
+        ("/api/datasets/upload", {"200", "201", "409", "413", "422", "503"}),
+    ]:
+        assert set(paths[path]["post"]["responses"]) == codes, path
+    assert {"404", "409", "422"} <= set(paths["/api/jobs/{job_id}/cancel"]["post"]["responses"])
+    # both shapes of detail fit the declared body
+    resp = client.post("/api/comparisons", json={"model_a_id": 1, "model_b_ids": [1]})
+    assert ErrorPublic.model_validate(resp.json()).detail == "model ids must be distinct"
+    resp = client.post("/api/comparisons", json={"model_a_id": "one", "model_b_ids": [1]})
+    assert resp.status_code == 422
+    assert ErrorPublic.model_validate(resp.json()).detail[0].loc == ["body", "model_a_id"]
+    # a body that is not UTF-8 is FastAPI's 400, declared above
+    resp = client.post(
+        "/api/jobs", content=b'{"kind": "\xff"}', headers={"Content-Type": "application/json"}
+    )
+    assert resp.status_code == 400
+    assert ErrorPublic.model_validate(resp.json()).detail == "There was an error parsing the body"
+
+
+def test_text_with_nul_is_422_not_a_database_error(client, settings):
+    """PostgreSQL text cannot hold NUL: such names and filters raised in the database (500)."""
+    before = counts(settings)
+    for resp in (
+        client.post("/api/datasets", json={"builtin": "blobs", "name": "a\x00b"}),
+        client.post("/api/datasets", json={"builtin": "blo\x00bs"}),
+        client.post("/api/comparisons", json={"model_a_id": 1, "model_b_ids": [2], "name": "\x00"}),
+        client.get("/api/jobs", params={"status": "queued\x00"}),
+    ):
+        assert resp.status_code == 422, resp.text
+        [issue] = resp.json()["detail"]
+        assert issue["loc"][-1] in ("name", "builtin", "status")
+    resp = client.post("/api/jobs", json={"kind": "ping", "spec": {}})
+    assert resp.status_code == 201
+    assert client.get("/api/jobs", params={"status": "succeeded"}).json()["count"] == 1
+    resp = client.post(
+        "/api/jobs",
+        json={"kind": "train", "spec": {"dataset_id": 1, "architecture": "mlp", "name": "n\x00"}},
+    )
+    assert resp.status_code == 422
+    assert resp.json()["detail"].startswith("spec.name: String should match pattern")
+    assert counts(settings) == {**before, "jobs": before["jobs"] + 1}

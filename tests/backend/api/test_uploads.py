@@ -120,6 +120,18 @@ def test_not_a_checkpoint_is_refused_at_once(client, settings):
     assert [p for p in store.root.rglob("*") if p.is_file()] == []  # nothing stored, no temp
 
 
+def test_upload_ids_past_the_database_range_are_refused_not_500(client, settings):
+    data = safetensors_bytes({"w": torch.zeros(2)})
+    for field in ("parent_id", "dataset_id"):
+        resp = upload_model(client, data, architecture="mlp", **{field: 2**31})
+        assert resp.status_code == 422, resp.text
+        assert resp.json()["detail"] == (
+            f"{field}: Input should be less than or equal to 2147483647"
+        )
+    store = ArtifactStore(settings.artifact_location)
+    assert [p for p in store.root.rglob("*") if p.is_file()] == []
+
+
 def test_wrong_shapes_fail_the_job_with_the_mismatched_keys(client):
     c = client
     ds_id, _ = trained(c, epochs=1)
