@@ -197,7 +197,7 @@ class AccessMiddleware:
             if status is not None:
                 code, detail, headers = status
                 await send_json(send, code, detail, headers)
-                self._after(principal, method, path, code, client, is_api=True)
+                await self._after(principal, method, path, code, client, is_api=True)
                 return
         elif self.enabled and not self._dashboard_open(path):
             if await self._gate_dashboard(principal, refused, source, conn, send):
@@ -216,14 +216,15 @@ class AccessMiddleware:
             if "status" in status_box:
                 raise
             await send_json(send_status, 413, str(exc.detail))
-        self._after(principal, method, path, status_box.get("status", 500), client, is_api)
+        await self._after(principal, method, path, status_box.get("status", 500), client, is_api)
 
-    def _after(
+    async def _after(
         self, principal: Principal, method: str, path: str, status: int, client: str, is_api: bool
     ) -> None:
-        """Audit: every write to the API, and every refused API request."""
+        """Audit: every write to the API, and every refused API request (written in a thread:
+        a database write must never hold up the event loop)."""
         if is_api and (method not in security.READ_METHODS or status in REFUSALS):
-            self._audit(principal, method, path, status, client)
+            await anyio.to_thread.run_sync(self._audit, principal, method, path, status, client)
 
     async def _check_api(
         self,

@@ -58,7 +58,7 @@ def page(title: str, body: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(
         text,
         status_code=status,
-        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+        headers={"Cache-Control": "no-store", "Referrer-Policy": "same-origin"},
     )
 
 
@@ -150,9 +150,13 @@ async def create_login(request: Request) -> Response:
             )
         principal = await anyio.to_thread.run_sync(_resolve, settings, secret)
     except security.CredentialError as exc:
-        _audit(settings, security.ANONYMOUS, "login", "/login", 401, _client(request))
+        await anyio.to_thread.run_sync(
+            _audit, settings, security.ANONYMOUS, "login", "/login", 401, _client(request)
+        )
         return page("Sign in", signin_form(target, str(exc)), status=401)
-    _audit(settings, principal, "login", "/login", 303, _client(request))
+    await anyio.to_thread.run_sync(
+        _audit, settings, principal, "login", "/login", 303, _client(request)
+    )
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         security.TOKEN_COOKIE,
@@ -191,9 +195,13 @@ async def open_share(request: Request, secret: str) -> Response:
             raise security.CredentialError("This is not a share link.")
         principal = await anyio.to_thread.run_sync(_resolve, settings, secret)
     except security.CredentialError as exc:
-        _audit(settings, security.ANONYMOUS, "share.open", target, 404, _client(request))
+        await anyio.to_thread.run_sync(
+            _audit, settings, security.ANONYMOUS, "share.open", target, 404, _client(request)
+        )
         return dead_link_page(str(exc))
-    _audit(settings, principal, "share.open", target, 303, _client(request))
+    await anyio.to_thread.run_sync(
+        _audit, settings, principal, "share.open", target, 303, _client(request)
+    )
     response = RedirectResponse(f"/compare?id={principal.comparison_id}", status_code=303)
     has_token = bool(request.cookies.get(security.TOKEN_COOKIE))
     if not has_token:  # someone signed in keeps their own rights
