@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import anyio
+from sqlalchemy.engine import make_url
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
 from starlette.routing import compile_path
@@ -108,7 +109,14 @@ class AccessMiddleware:
         self.app, self.paths, self.settings = app, paths, settings
         self._routes: RouteTable | None = None
         self.enabled = settings.auth_enabled
-        self.inline_lookup = settings.database_url.startswith("sqlite")
+        # a file database: looked up right on the event loop (see _principal)
+        url = make_url(settings.database_url)
+        self.inline_lookup = url.get_backend_name() == "sqlite" and url.database not in (
+            None,
+            "",
+            ":memory:",
+        )
+        self._sqlite: security.SqliteTokenLookup | None = None
         self.limiter = RateLimiter(settings.job_rate_limit, settings.job_rate_window)
 
     # ------------------------------------------------------------------------------ helpers
@@ -152,7 +160,10 @@ class AccessMiddleware:
             # writers) it runs right here, which costs less than the hop to a thread; a server
             # database is a network round trip, so that goes to a thread.
             if self.inline_lookup:
-                principal = self._token(secret)
+                if self._sqlite is None:
+                    database = make_url(self.settings.database_url).database or ""
+                    self._sqlite = security.SqliteTokenLookup(database)
+                principal = self._sqlite.resolve(secret)
             else:
                 principal = await anyio.to_thread.run_sync(self._token, secret)
             if security.USAGE.due("token", principal.token_id or 0):

@@ -231,13 +231,45 @@ def resolve_token(conn: Connection, secret: str) -> Principal:
         CredentialError: unknown or revoked.
     """
     digest = hash_secret(secret)
-    row = conn.execute(_TOKEN_BY_HASH, {"digest": digest}).first()
-    if row is None or not _matches(row.token_hash, digest):
+    return token_principal(conn.execute(_TOKEN_BY_HASH, {"digest": digest}).first(), digest)
+
+
+def token_principal(row: Any, digest: str) -> Principal:
+    """The principal of a looked-up ``(id, name, scope, revoked_at, token_hash)`` row (None:
+    no such token)."""
+    if row is None:
         raise CredentialError("This token is not valid.")
-    if row.revoked_at is not None:
-        raise CredentialError(f"Token {row.id} ({row.name}) was revoked.")
-    scope: Scope = "write" if row.scope == "write" else "read"
-    return Principal(kind="token", scope=scope, name=row.name, token_id=row.id)
+    ident, name, kind, revoked_at, stored = row
+    if not _matches(stored, digest):
+        raise CredentialError("This token is not valid.")
+    if revoked_at is not None:
+        raise CredentialError(f"Token {ident} ({name}) was revoked.")
+    scope: Scope = "write" if kind == "write" else "read"
+    return Principal(kind="token", scope=scope, name=name, token_id=ident)
+
+
+class SqliteTokenLookup:
+    """The token lookup for the embedded (SQLite) database, on one connection of its own.
+
+    The lookup runs on every request with a token; through the engine's pool it spent more on
+    checking a connection out and rolling it back on return than on the query. This keeps one
+    autocommit connection (each SELECT sees the latest committed state: a revocation counts at
+    the next request) used only from the server's event-loop thread.
+    """
+
+    def __init__(self, database: str) -> None:
+        import sqlite3
+
+        from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+        self.sql = str(_TOKEN_BY_HASH.compile(dialect=sqlite_dialect.dialect()))
+        self.conn = sqlite3.connect(
+            database, timeout=30, isolation_level=None, check_same_thread=False
+        )
+
+    def resolve(self, secret: str) -> Principal:
+        digest = hash_secret(secret)
+        return token_principal(self.conn.execute(self.sql, (digest,)).fetchone(), digest)
 
 
 def touch_token(conn: Connection, token_id: int) -> None:
