@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,9 +107,11 @@ class LiveServer:
     data_dir: Path
 
 
-@pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """`prunescope serve` in a real subprocess over a data folder holding a finished pipeline."""
+@contextmanager
+def served(data_dir: Path, log_name: str = "server.log", **env: str) -> Iterator[str]:
+    """`prunescope serve` in a real subprocess over ``data_dir`` on a free port, with ``env``
+    added as PRUNESCOPE_* variables (``{port}`` in a value is the port); yields its URL once
+    /api/health answers, and stops it afterwards."""
     import os
     import subprocess
     import sys
@@ -116,21 +119,18 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
 
     import httpx
 
-    data_dir = tmp_path_factory.mktemp("live") / "data"
     port = free_port()
-    settings = Settings(data_dir=data_dir, port=port)
-    app = create_app(settings, executor=InlineExecutor(settings), dashboard=False)
-    with TestClient(app) as c:
-        pipeline = build_pipeline(c, epochs=3)
-    env = {
+    environ = {
         **os.environ,
         "PRUNESCOPE_DATA_DIR": str(data_dir),
         "PRUNESCOPE_PORT": str(port),
         "PRUNESCOPE_WARM_EMBEDDINGS": "false",
+        **{f"PRUNESCOPE_{k.upper()}": v.format(port=port) for k, v in env.items()},
     }
+    log_path = data_dir / log_name
+    log = open(log_path, "w")  # noqa: SIM115
     cli = [sys.executable, "-m", "backend.cli", "serve"]
-    log = open(data_dir / "server.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen(cli, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cli, env=environ, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -141,9 +141,9 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
             except httpx.TransportError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError((data_dir / "server.log").read_text())
+                raise RuntimeError(log_path.read_text())
             time.sleep(0.2)
-        yield LiveServer(url, pipeline, data_dir)
+        yield url
     finally:
         proc.terminate()
         try:
@@ -151,3 +151,15 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """`prunescope serve` in a real subprocess over a data folder holding a finished pipeline."""
+    data_dir = tmp_path_factory.mktemp("live") / "data"
+    settings = Settings(data_dir=data_dir, port=free_port())
+    app = create_app(settings, executor=InlineExecutor(settings), dashboard=False)
+    with TestClient(app) as c:
+        pipeline = build_pipeline(c, epochs=3)
+    with served(data_dir) as url:
+        yield LiveServer(url, pipeline, data_dir)

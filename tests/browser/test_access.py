@@ -9,10 +9,6 @@ http-only cookie); revoking the link stops it at its next request."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,9 +19,10 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from tests.browser.pageload import settle
+from tests.conftest import served
+
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-SETTLE_S = 1.0  # no callback in flight for this long: the page has finished loading
-TIMEOUT_S = 90
 TOKEN_NAME = "ada"
 
 
@@ -40,51 +37,13 @@ class AuthServer:
 @contextmanager
 def serve(data_dir: Path, log_name: str, **env: str) -> Iterator[str]:
     """`prunescope serve` with authentication on over ``data_dir`` (its SQLite database is in
-    WAL mode, so several servers may share it), ``env`` added as PRUNESCOPE_* variables;
-    yields its URL."""
+    WAL mode, so several servers may share it); yields its URL."""
     import httpx
 
-    from tests.conftest import free_port
-
-    port = free_port()
-    environ = {
-        **os.environ,
-        "PRUNESCOPE_DATA_DIR": str(data_dir),
-        "PRUNESCOPE_PORT": str(port),
-        "PRUNESCOPE_AUTH": "on",
-        "PRUNESCOPE_WARM_EMBEDDINGS": "false",
-        **{f"PRUNESCOPE_{k.upper()}": v.format(port=port) for k, v in env.items()},
-    }
-    log_path = data_dir / log_name
-    log = open(log_path, "w")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "backend.cli", "serve"],
-        env=environ,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(log_path.read_text())
-            time.sleep(0.2)
+    with served(data_dir, log_name, auth="on", **env) as url:
         # authentication is really on: the API refuses a request without a token
         assert httpx.get(f"{url}/api/models", timeout=10).status_code == 401
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def new_token(data_dir: Path) -> str:
@@ -122,25 +81,6 @@ def viewer_br(request, tmp_path):  # type: ignore[no-untyped-def]
 
 
 # helpers ------------------------------------------------------------------------------------
-def settle(driver) -> None:  # type: ignore[no-untyped-def]
-    """Scroll to the bottom repeatedly (lazy views wake near the viewport) until no Dash callback
-    has been pending for SETTLE_S."""
-    quiet_since = None
-    deadline = time.monotonic() + TIMEOUT_S
-    while time.monotonic() < deadline:
-        driver.execute_script("window.scrollTo(0, document.body.scrollHeight)")
-        loading = driver.execute_script(
-            "return !document.querySelector('#react-entry-point')"
-            " || !!document.querySelector('._dash-loading-callback')"
-        )
-        if loading:
-            quiet_since = None
-        elif quiet_since is None:
-            quiet_since = time.monotonic()
-        elif time.monotonic() - quiet_since > SETTLE_S:
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"{driver.current_url} still loading after {TIMEOUT_S} s")
 
 
 def path_and_query(url: str) -> tuple[str, dict[str, list[str]]]:

@@ -5,43 +5,17 @@ mistyped link lands on (an unknown comparison, an unknown path), which must say 
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from selenium.webdriver.support.ui import WebDriverWait
 
 from frontend.app import PAGES
-
-SETTLE_S = 1.0  # no callback in flight for this long: the page has finished loading
-TIMEOUT_S = 90
+from tests.browser.pageload import settle
 
 
 def page_urls(base: str, comparison_id: int, model_id: int) -> dict[str, str]:
     """One URL per registered page, with the query a page needs to show real content."""
     query = {"/compare": f"?id={comparison_id}", "/prune": f"?model={model_id}"}
     return {page.PATH: base + page.PATH + query.get(page.PATH, "") for page in PAGES}
-
-
-def settle(driver) -> None:  # type: ignore[no-untyped-def]
-    """Scroll to the bottom repeatedly (lazy views wake near the viewport) until no Dash callback
-    has been pending for SETTLE_S."""
-    quiet_since = None
-    deadline = time.monotonic() + TIMEOUT_S
-    while time.monotonic() < deadline:
-        driver.execute_script("window.scrollTo(0, document.body.scrollHeight)")
-        # dash-renderer shows this div while any callback is pending
-        loading = driver.execute_script(
-            "return !document.querySelector('#react-entry-point')"
-            " || !!document.querySelector('._dash-loading-callback')"
-        )
-        if loading:
-            quiet_since = None
-        elif quiet_since is None:
-            quiet_since = time.monotonic()
-        elif time.monotonic() - quiet_since > SETTLE_S:
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"{driver.current_url} still loading after {TIMEOUT_S} s")
 
 
 def severe(dash_br) -> list[dict]:  # type: ignore[no-untyped-def]

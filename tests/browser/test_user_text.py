@@ -26,11 +26,10 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.support.ui import WebDriverWait
 
 from frontend.pages import similarity, upload
+from tests.browser.pageload import settle
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 FINAL = ("succeeded", "failed", "cancelled")
-SETTLE_S = 1.0
-TIMEOUT_S = 90
 
 SCRIPT = '<script>window.__xss=2;alert("x")</script>'
 IMG = '<img src=x onerror="window.__xss=1;alert(1)">'
@@ -139,27 +138,6 @@ def named(live_server) -> Iterator[Named]:
         assert api.get(f"/api/datasets/{dataset_id}").json()["class_names"] == CLASS_NAMES
         assert api.get(f"/api/models/{model_id}").json()["name"] == MODEL_NAME
         yield Named(dataset_id, model_id, pruned_id, comparison["id"])
-
-
-def settle(driver) -> None:  # type: ignore[no-untyped-def]
-    """Scroll to the bottom (lazy views wake near the viewport) until no Dash callback has been
-    pending for SETTLE_S (as tests/browser/test_all_pages.py)."""
-    quiet_since = None
-    deadline = time.monotonic() + TIMEOUT_S
-    while time.monotonic() < deadline:
-        driver.execute_script("window.scrollTo(0, document.body.scrollHeight)")
-        loading = driver.execute_script(
-            "return !document.querySelector('#react-entry-point')"
-            " || !!document.querySelector('._dash-loading-callback')"
-        )
-        if loading:
-            quiet_since = None
-        elif quiet_since is None:
-            quiet_since = time.monotonic()
-        elif time.monotonic() - quiet_since > SETTLE_S:
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"{driver.current_url} still loading after {TIMEOUT_S} s")
 
 
 def page_state(dash_br, where: str) -> dict[str, Any]:
