@@ -4,11 +4,15 @@ A and B are laid out jointly (aligned UMAP, or PCA for tiny sets) so one place i
 means the same thing in both figures. Each figure is one ``Scattergl`` trace whose
 ``customdata`` holds the dataset index of every point: a selection made in either figure
 maps back to samples, and a selection made anywhere is shown by ``selectedpoints``.
+
+The dashboard sends :func:`embedding_figure`'s plain dict, its per-point numbers as base64
+typed arrays (:func:`typed_array`); :func:`embedding_scatter` is that dict validated by
+plotly.py, for the tests.
 """
 
 from __future__ import annotations
 
-import math
+import base64
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -21,7 +25,17 @@ from frontend.figures._common import RAW_LAYOUT, empty_figure, plot_text, plot_t
 ColorKind = Literal["categorical", "diverging", "sequential"]
 COLOR_KINDS: tuple[ColorKind, ...] = ("categorical", "diverging", "sequential")
 
-COORD_DECIMALS = 4
+# numpy dtype name -> plotly.js typed-array name (plotly.js has no 64-bit integers)
+TYPED_ARRAY_DTYPES = {
+    "float32": "f4",
+    "float64": "f8",
+    "int8": "i1",
+    "uint8": "u1",
+    "int16": "i2",
+    "uint16": "u2",
+    "int32": "i4",
+    "uint32": "u4",
+}
 MARKER_SIZE = 5
 SELECTED_OPACITY = 1.0
 UNSELECTED_OPACITY = 0.07
@@ -112,13 +126,25 @@ def selected_positions(drawn_index: Sequence[int] | np.ndarray, ids: Sequence[in
     return np.flatnonzero(np.isin(drawn, np.asarray(list(ids), dtype=np.int64))).tolist()
 
 
-def compact(values: np.ndarray, decimals: int = COORD_DECIMALS) -> list[float | None]:
-    """Float array as a JSON-friendly list: rounded, NaN as None (float32 -> short floats)."""
-    arr = np.round(np.asarray(values, dtype=np.float64), decimals)
-    out: list[float | None] = arr.tolist()
-    if np.isnan(arr).any():
-        out = [None if math.isnan(v) else v for v in out]  # type: ignore[arg-type]
-    return out
+def typed_array(values: Sequence[Any] | np.ndarray, dtype: str) -> dict[str, str]:
+    """``values`` as a plotly.js typed-array spec: ``{"dtype": "f4", "bdata": <base64>}``.
+
+    plotly.js (>= 2.28) decodes these into typed arrays; plotly.py writes numpy arrays of a
+    figure this way too, but Dash's JSON encoder writes a numpy array inside a plain dict as a
+    list of numbers: more bytes (float32 is 5.3 a value in base64), and one Python float each
+    to make and encode. NaN stays NaN, which plotly.js draws as a missing point. plotly.js
+    decodes into ``gd._fullData``; ``gd.data`` keeps the spec.
+
+    Args:
+        values: ``[N]`` numbers.
+        dtype: a numpy dtype plotly.js has a typed array for: "float32", "int8", "int16", ...
+
+    Returns:
+        The spec, the values little-endian as plotly.js reads them.
+    """
+    arr = np.ascontiguousarray(values, dtype=np.dtype(dtype).newbyteorder("<"))
+    bdata = base64.b64encode(arr.tobytes()).decode("ascii")
+    return {"dtype": TYPED_ARRAY_DTYPES[arr.dtype.name], "bdata": bdata}
 
 
 def _stepped_scale(colors: Sequence[str]) -> list[list[Any]]:
@@ -130,7 +156,44 @@ def _stepped_scale(colors: Sequence[str]) -> list[list[Any]]:
     return scale
 
 
-def embedding_scatter(
+def _code_dtype(n: int) -> str:
+    """The smallest integer dtype holding codes ``0 .. n - 1``."""
+    return "int8" if n <= 128 else "int16" if n <= 32768 else "int32"
+
+
+def _legend_entry(name: str, color: str, present: bool) -> dict[str, Any]:
+    """An empty trace that only puts ``name`` in the legend, in ``color``."""
+    return {
+        "type": "scatter",
+        "x": [None],
+        "y": [None],
+        "mode": "markers",
+        "marker": {"size": 9, "color": color},
+        "name": plot_text(name),
+        "showlegend": True,
+        "hoverinfo": "skip",
+        "visible": True if present else "legendonly",
+    }
+
+
+def hover_lines(columns: Sequence[Sequence[str]]) -> list[str]:
+    """Per point, its values of the hover ``columns`` joined by ", "; once when all are equal.
+
+    "true, A, B: cat" reads as all three being "cat", as "true, A, B: cat, dog, cat" reads
+    each: most points are classified right by both models, and repeating their class three
+    times was two thirds of the hover bytes.
+    """
+    joined: dict[tuple[str, ...], str] = {}
+    lines = []
+    for row in zip(*columns, strict=True):
+        line = joined.get(row)
+        if line is None:
+            line = joined[row] = row[0] if len(set(row)) == 1 else ", ".join(row)
+        lines.append(line)
+    return lines
+
+
+def embedding_figure(
     x: Sequence[float] | np.ndarray,
     y: Sequence[float] | np.ndarray,
     index: Sequence[int] | np.ndarray,
@@ -148,11 +211,15 @@ def embedding_scatter(
     hover_value: bool = True,
     axis_name: str = DEFAULT_AXIS_NAME,
     uirevision: str | None = None,
-) -> go.Figure:
-    """One model's side of the aligned embedding: a WebGL scatter coloured by a metric.
+) -> dict[str, Any]:
+    """One model's side of the aligned embedding, as the plain figure dict the browser gets.
+
+    Built without plotly.py: with 10^4 points its figure classes (copying every list, then
+    validating the layout on each update) took most of the compare page's embedding
+    callback. :func:`embedding_scatter` is the same figure validated, for the tests.
 
     Args:
-        x: ``[N]`` first embedding coordinate of each test sample (float32 is fine).
+        x: ``[N]`` first embedding coordinate of each test sample; sent as float32.
         y: ``[N]`` second coordinate.
         index: ``[N]`` dataset index of each sample; becomes the trace's ``customdata``.
         color_values: ``[N]`` category names (``categorical``) or numbers (None = missing).
@@ -168,16 +235,19 @@ def embedding_scatter(
         color_range: ``(lo, hi)`` of a continuous scale; share it between A and B. Diverging
             scales are made symmetric around 0.
         hover: per-point text columns shown on hover under the sample index, e.g.
-            ``{"true": [...], "A": [...]}``, in table order: "true, A: cat, dog"; a
-            categorical coloured value is appended the same way, a numeric one on its own line.
+            ``{"true": [...], "A": [...]}``, in table order: "true, A: cat, dog", or
+            "true, A: cat" when every column says "cat" (:func:`hover_lines`). The coloured
+            value has a line of its own.
         hover_value: show the coloured value on hover (off when ``hover`` already says it,
             e.g. the true class when colouring by class).
         axis_name: the axes read "<axis_name> 1" and "<axis_name> 2".
         uirevision: keeps zoom and pan across updates while unchanged.
 
     Returns:
-        A figure whose first trace is the ``Scattergl`` of all N points in drawing order
-        (:func:`draw_order`); categorical colourings add one empty legend trace per category.
+        ``{"data": [...], "layout": {...}}``: the first trace is the ``scattergl`` of all N
+        points in drawing order (:func:`draw_order`), its x, y and colours typed arrays
+        (:func:`typed_array`), its ``customdata`` a list; categorical colourings add one
+        empty legend trace per category.
 
     Raises:
         ValueError: on mismatched lengths or an unknown ``color_kind``.
@@ -190,51 +260,39 @@ def embedding_scatter(
     bad = {k: v for k, v in lengths.items() if v != n}
     if bad:
         raise ValueError(
-            f"embedding_scatter needs one value per sample: index has {n}, "
+            f"embedding_figure needs one value per sample: index has {n}, "
             + ", ".join(f"{k} has {v}" for k, v in bad.items())
         )
     if n == 0:
-        return empty_figure("No samples to embed.", title)
+        return empty_figure("No samples to embed.", title).to_dict()
 
     order = draw_order(color_values, color_kind, background)
     idx = np.asarray(index, dtype=np.int64)[order]
-    xs = compact(np.asarray(x, dtype=np.float64)[order])
-    ys = compact(np.asarray(y, dtype=np.float64)[order])
 
-    legend: list[go.Scatter] = []
+    legend: list[dict[str, Any]] = []
     marker: dict[str, Any] = {"size": MARKER_SIZE, "opacity": POINT_OPACITY}
-    value_line = ""  # the coloured value on hover; categorical ones go into ``text``
-    value_texts: list[str] | None = None
+    value_line = ""  # the coloured value on hover
+    value_texts: list[str] | None = None  # categorical values, sent as ``hovertext``
     if color_kind == "categorical":
         labels = np.asarray([str(v) for v in color_values], dtype=object)
         cats = [str(c) for c in categories] if categories is not None else sorted(set(labels))
         cats += sorted(set(labels) - set(cats))  # a value outside ``categories`` still shows
         colors = category_colors(cats, fixed_colors)
         code_of = {c: i for i, c in enumerate(cats)}
-        codes = np.asarray([code_of[v] for v in labels], dtype=np.int16)[order]
+        codes = np.asarray([code_of[v] for v in labels], dtype=np.int64)[order]
         marker |= {
-            "color": codes,
+            "color": typed_array(codes, _code_dtype(len(cats))),
             "colorscale": _stepped_scale([colors[c] for c in cats]),
             "cmin": -0.5,
             "cmax": len(cats) - 0.5,
             "showscale": False,
         }
-        value_texts = labels[order].tolist()
+        if hover_value:
+            value_texts = plot_texts(labels[order].tolist())
+            value_line = f"<br>{plot_text(color_label or 'category')}: %{{hovertext}}"
         present = set(labels)
         if len(cats) <= MAX_LEGEND_ENTRIES:
-            legend = [
-                go.Scatter(
-                    x=[None],
-                    y=[None],
-                    mode="markers",
-                    marker={"size": 9, "color": colors[c]},
-                    name=plot_text(c),
-                    showlegend=True,
-                    hoverinfo="skip",
-                    visible=True if c in present else "legendonly",
-                )
-                for c in cats
-            ]
+            legend = [_legend_entry(c, colors[c], c in present) for c in cats]
     else:
         values = numeric_values(color_values)
         finite = values[np.isfinite(values)]
@@ -250,13 +308,13 @@ def embedding_scatter(
         elif hi <= lo:
             hi = lo + 1.0
         marker |= {
-            "color": values[order].astype(np.float32),
+            "color": typed_array(values[order], "float32"),
             "colorscale": DIVERGING_SCALE if color_kind == "diverging" else SEQUENTIAL_SCALE,
             "cmin": lo,
             "cmax": hi,
             "showscale": True,
             "colorbar": {
-                "title": {"text": color_label, "side": "right"},
+                "title": {"text": plot_text(color_label), "side": "right"},
                 "thickness": 12,
                 "len": 0.85,
                 "outlinewidth": 0,
@@ -264,11 +322,10 @@ def embedding_scatter(
         }
         if color_kind == "diverging":
             marker["cmid"] = 0.0
-        value_line = (
-            "" if not hover_value else f"<br>{color_label or 'value'}: %{{marker.color:.4g}}"
-        )
+        if hover_value:
+            value_line = f"<br>{plot_text(color_label or 'value')}: %{{marker.color:.4g}}"
 
-    # one string per point holding only the values ("cat, cat, dog"); their names go once
+    # one string per point holding only the values ("cat, dog, cat"); their names go once
     # into the hover template. Names repeat per point otherwise: with 10^4 points they were
     # two thirds of the figure's bytes and of the browser's time to take it in. ASCII
     # separators: JSON escapes a "·" into six bytes.
@@ -278,17 +335,12 @@ def embedding_scatter(
         plot_texts(np.asarray(texts, dtype=object)[order].tolist())
         for texts in (hover or {}).values()
     ]
-    if value_texts is not None and hover_value:
-        names.append(color_label or "category")
-        columns.append(plot_texts(value_texts))
-    lines = [", ".join(map(str, row)) for row in zip(*columns, strict=True)] if columns else []
-    text = np.asarray(lines, dtype=object)
+    lines = hover_lines(columns) if columns else []
 
-    positions = None if selected is None else selected_positions(idx, selected)
     trace: dict[str, Any] = {
         "type": "scattergl",
-        "x": xs,
-        "y": ys,
+        "x": typed_array(np.asarray(x, dtype=np.float32)[order], "float32"),
+        "y": typed_array(np.asarray(y, dtype=np.float32)[order], "float32"),
         "mode": "markers",
         "marker": marker,
         # a list, not a typed array: dcc.Graph copies selected points' customdata from it
@@ -297,36 +349,16 @@ def embedding_scatter(
         + (f"<br>{', '.join(plot_texts(names))}: %{{text}}" if lines else "")
         + value_line
         + "<extra></extra>",
-        "selectedpoints": positions,
+        "selectedpoints": None if selected is None else selected_positions(idx, selected),
         "selected": {"marker": {"opacity": SELECTED_OPACITY}},
         "unselected": {"marker": {"opacity": UNSELECTED_OPACITY}},
         "showlegend": False,
         "name": plot_text(title),
     }
     if lines:
-        trace["text"] = text
-    # 10^4-point arrays: plotly's per-element validation would cost more than the rest of the
-    # callback; the trace's keys are fixed here and the unit tests validate the result
-    fig = go.Figure([trace, *legend], _validate=False)
-    fig.update_layout(
-        **{**RAW_LAYOUT, "margin": {"l": 40, "r": 20, "t": 50, "b": 30}},
-        title={"text": plot_text(title), "x": 0.02, "xanchor": "left"},
-        dragmode="select",
-        hovermode="closest",
-        uirevision=uirevision,
-        legend={
-            "orientation": "h",
-            "yanchor": "top",
-            "y": -0.09,
-            "xanchor": "left",
-            "x": 0,
-            "itemclick": False,
-            "itemdoubleclick": False,
-            "font": {"size": 11},
-        },
-        showlegend=bool(legend),
-        plot_bgcolor="#fbfcfd",
-    )
+        trace["text"] = lines
+    if value_texts is not None:
+        trace["hovertext"] = value_texts
     axis = {
         "showticklabels": False,
         "ticks": "",
@@ -336,9 +368,56 @@ def embedding_scatter(
         "linecolor": "#d8dee4",
         "mirror": True,
     }
-    fig.update_xaxes(title_text=f"{axis_name} 1", title_standoff=6, **axis)
-    # equal aspect: distances in the plane mean the same along both axes
-    fig.update_yaxes(
-        title_text=f"{axis_name} 2", title_standoff=6, scaleanchor="x", scaleratio=1, **axis
+    layout: dict[str, Any] = {
+        **RAW_LAYOUT,
+        "margin": {"l": 40, "r": 20, "t": 50, "b": 30},
+        "title": {"text": plot_text(title), "x": 0.02, "xanchor": "left"},
+        "dragmode": "select",
+        "hovermode": "closest",
+        "uirevision": uirevision,
+        "legend": {
+            "orientation": "h",
+            "yanchor": "top",
+            "y": -0.09,
+            "xanchor": "left",
+            "x": 0,
+            "itemclick": False,
+            "itemdoubleclick": False,
+            "font": {"size": 11},
+        },
+        "showlegend": bool(legend),
+        "plot_bgcolor": "#fbfcfd",
+        "xaxis": {"title": {"text": f"{axis_name} 1", "standoff": 6}, **axis},
+        # equal aspect: distances in the plane mean the same along both axes
+        "yaxis": {
+            "title": {"text": f"{axis_name} 2", "standoff": 6},
+            "scaleanchor": "x",
+            "scaleratio": 1,
+            **axis,
+        },
+    }
+    return {"data": [trace, *legend], "layout": layout}
+
+
+def embedding_scatter(
+    x: Sequence[float] | np.ndarray,
+    y: Sequence[float] | np.ndarray,
+    index: Sequence[int] | np.ndarray,
+    color_values: Sequence[Any] | np.ndarray,
+    color_kind: ColorKind,
+    title: str,
+    selected: Sequence[int] | None = None,
+    **kwargs: Any,
+) -> go.Figure:
+    """:func:`embedding_figure` as a validated plotly figure (same arguments).
+
+    plotly.py checks every property of what the dashboard sends, so a typo in a key fails
+    here, in the unit tests, rather than silently in the browser; the dashboard sends the
+    dict itself, which validation would take ~50 ms per 10^4-point figure to build.
+
+    Raises:
+        ValueError: as :func:`embedding_figure`, or on a property plotly does not know.
+    """
+    return go.Figure(
+        embedding_figure(x, y, index, color_values, color_kind, title, selected, **kwargs)
     )
-    return fig

@@ -32,7 +32,7 @@ from frontend.figures.embedding import (
     DEFAULT_AXIS_NAME,
     ColorKind,
     draw_order,
-    embedding_scatter,
+    embedding_figure,
     numeric_values,
     selected_positions,
 )
@@ -147,6 +147,8 @@ class EmbeddingData:
     method: str | None = None
     titles: dict[str, str] = field(default_factory=lambda: {"a": "A", "b": "B"})
     drawn: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False)
+    # (colour-by key, side) -> figure without a selection; shared: copy before changing it
+    figures: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict, repr=False)
     named: dict[str, list[str]] = field(default_factory=dict, repr=False)
 
     @property
@@ -220,7 +222,16 @@ def fetch_embedding_data(client: ApiClient, comparison_id: int, b: int | None) -
     return EmbeddingData(comparison_id, b, arrays, class_names, method, titles)
 
 
-_cache = FetchCache(fetch_embedding_data, CACHE_SIZE)
+def fetch_and_warm(client: ApiClient, comparison_id: int, b: int | None) -> EmbeddingData:
+    """:func:`fetch_embedding_data`, then :func:`warm`: the page's prefetch thread (which
+    calls :func:`load_data`) so builds the figures the first callback sends, and a callback
+    arriving meanwhile waits for them instead of building them again."""
+    data = fetch_embedding_data(client, comparison_id, b)
+    warm(data)
+    return data
+
+
+_cache = FetchCache(fetch_and_warm, CACHE_SIZE)
 
 
 def clear_cache() -> None:
@@ -229,7 +240,8 @@ def clear_cache() -> None:
 
 
 def load_data(context: Mapping[str, Any]) -> EmbeddingData:
-    """The cached table of the CONTEXT's comparison and B (fetched on first use)."""
+    """The cached table of the CONTEXT's comparison and B (fetched on first use, with the
+    default colouring's figures built: :func:`warm`)."""
     b = context.get("b")
     return _cache.get(get_client(), int(context["id"]), None if b is None else int(b))
 
@@ -247,7 +259,7 @@ def color_choice(key: Any, data: EmbeddingData) -> ColorBy:
 
 @dataclass(frozen=True)
 class Coloring:
-    """How one side is coloured: its values and the arguments of :func:`embedding_scatter`."""
+    """How one side is coloured: its values and the arguments of :func:`embedding_figure`."""
 
     values: np.ndarray
     kwargs: dict[str, Any]
@@ -301,31 +313,59 @@ def explanation(method: str | None) -> str:
     return EXPLANATION.format(method=axis_name(method))
 
 
+def base_figure(data: EmbeddingData, choice: ColorBy, side: str) -> dict[str, Any]:
+    """The figure of side "a" or "b" in colouring ``choice``, without a selection; built once
+    per table (callbacks then only copy it: with 10^4 points, building takes a few ms, the
+    class names of the hover most of it) and shared: never modify it."""
+    key = (choice.key, side)
+    figure = data.figures.get(key)
+    if figure is None:
+        x, y = ("ax", "ay") if side == "a" else ("bx", "by")
+        c = coloring(data, choice, side)
+        hover = {
+            "true": data.names("label"),
+            "A": data.names("pred_a"),
+            "B": data.names("pred_b"),
+        }
+        figure = data.figures[key] = embedding_figure(
+            data.columns[x],
+            data.columns[y],
+            data.index,
+            c.values,
+            choice.kind,
+            data.titles[side],
+            hover=hover,
+            hover_value=choice.key != "class",  # "true: <class>" already says it
+            axis_name=axis_name(data.method),
+            uirevision=f"{data.comparison_id}-{data.b}",
+            **c.kwargs,
+        )
+    return figure
+
+
 def side_figure(
     data: EmbeddingData, choice: ColorBy, side: str, selected: Sequence[int] | None
-) -> Any:
-    """The figure of side "a" or "b" (pure given the data)."""
-    x, y = ("ax", "ay") if side == "a" else ("bx", "by")
-    c = coloring(data, choice, side)
-    hover = {
-        "true": data.names("label"),
-        "A": data.names("pred_a"),
-        "B": data.names("pred_b"),
-    }
-    return embedding_scatter(
-        data.columns[x],
-        data.columns[y],
-        data.index,
-        c.values,
-        choice.kind,
-        data.titles[side],
-        selected,
-        hover=hover,
-        hover_value=choice.key != "class",  # "true: <class>" already says it
-        axis_name=axis_name(data.method),
-        uirevision=f"{data.comparison_id}-{data.b}",
-        **c.kwargs,
-    )
+) -> dict[str, Any]:
+    """The figure of side "a" or "b" (pure given the data): :func:`base_figure` with
+    ``selected`` highlighted, copied only as deep as ``selectedpoints``."""
+    figure = base_figure(data, choice, side)
+    if not figure["data"]:
+        return figure  # no samples: nothing to select
+    points = figure["data"][0]
+    positions = None
+    if selected is not None:
+        positions = selected_positions(drawn_index(data, choice, side), selected)
+    points = {**points, "selectedpoints": positions}
+    return {**figure, "data": [points, *figure["data"][1:]]}
+
+
+def warm(data: EmbeddingData) -> None:
+    """Build (and cache) both sides' figures in the default colouring, the one a page opens
+    with unless its URL says otherwise."""
+    if data.has_embedding:
+        choice = color_choice(DEFAULT_COLOR, data)
+        for side in ("a", "b"):
+            base_figure(data, choice, side)
 
 
 def drawn_index(data: EmbeddingData, choice: ColorBy, side: str) -> np.ndarray:

@@ -23,7 +23,10 @@ return Array.from(t.selectedpoints).map((p) => Number(t.customdata[p])).sort((a,
 """
 JS_N_POINTS = """
 const gd = document.querySelector('#' + arguments[0] + ' .js-plotly-plot');
-return gd && gd.data && gd.data[0] && gd.data[0].x ? gd.data[0].x.length : 0;
+// the trace as plotly.js took it in: x arrives as a float32 typed-array spec, which
+// plotly decodes into _fullData (data[0].x stays the spec)
+const t = gd && gd._fullData && gd._fullData[0];
+return t && t.x ? t.x.length : 0;
 """
 
 
@@ -82,7 +85,9 @@ def test_box_in_a_selects_the_same_samples_in_b_and_survives_a_reload(dash_br, l
     assert selected(dash_br, "compare-embedding-a") is None
     assert dash_br.get_logs() == [], dash_br.get_logs()
 
-    # drag a box over the middle of embedding A (its dragmode is "select")
+    # drag a box over the middle of embedding A (its dragmode is "select"), once the views
+    # above it have arrived and the page no longer moves
+    wait_idle(driver)
     area = dash_br.find_element("#compare-embedding-a .nsewdrag")
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", area)
     w, h = area.size["width"], area.size["height"]

@@ -6,6 +6,8 @@ table and results are answered here, so each test says which columns the table h
 
 from __future__ import annotations
 
+import base64
+import json
 import math
 import re
 import time
@@ -26,8 +28,10 @@ from frontend.figures.embedding import (
     UNSELECTED_OPACITY,
     category_colors,
     draw_order,
+    embedding_figure,
     embedding_scatter,
     selected_positions,
+    typed_array,
 )
 from frontend.views import embedding as view
 from frontend.views import merge_settings, selection
@@ -147,6 +151,19 @@ def ops(patch: Any) -> dict[tuple[Any, ...], Any]:
     return out
 
 
+def decoded(array: Any) -> np.ndarray:
+    """A trace's per-point array as numbers; typed-array specs (what is sent) decoded."""
+    if isinstance(array, dict):
+        dtype = {"f4": "<f4", "i1": "i1", "i2": "<i2"}[array["dtype"]]
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=dtype)
+    return np.asarray(array)
+
+
+def validated(figure: dict[str, Any]) -> go.Figure:
+    """A callback's figure dict through plotly.py's validation (a bad key raises)."""
+    return go.Figure(figure)
+
+
 # figures -------------------------------------------------------------------------------------
 
 
@@ -174,20 +191,47 @@ def test_one_webgl_trace_carries_every_sample_and_its_index() -> None:
     points = fig.data[0]
     assert points.type == "scattergl"
     assert sorted(points.customdata) == table()["index"]
-    assert len(points.x) == len(points.y) == N
+    assert len(decoded(points.x)) == len(decoded(points.y)) == N
     assert all(t.type == "scatter" and t.x == (None,) for t in fig.data[1:])  # legend only
     assert points.selectedpoints is None
     assert fig.layout.dragmode == "select"
 
 
-def test_coordinates_are_compact_rounded_lists() -> None:
+def test_coordinates_are_sent_as_float32_typed_arrays() -> None:
     cols = table()
     fig = scatter()
-    xs = fig.data[0].x
-    assert all(isinstance(v, float) for v in xs)
-    assert all(v == round(v, 4) for v in xs)
+    points = fig.data[0]
+    assert points.x["dtype"] == points.y["dtype"] == "f4"
     # class colouring keeps table order
-    assert list(xs) == pytest.approx(cols["ax"], abs=1e-4)
+    assert decoded(points.x).tolist() == np.asarray(cols["ax"], dtype=np.float32).tolist()
+    assert decoded(points.y).tolist() == np.asarray(cols["ay"], dtype=np.float32).tolist()
+    # a missing coordinate stays NaN, which plotly.js leaves out
+    xs = np.asarray(cols["ax"], dtype=np.float64)
+    xs[2] = np.nan
+    sent = embedding_figure(xs, cols["ay"], cols["index"], [0.0] * N, "sequential", "A")
+    assert math.isnan(decoded(sent["data"][0]["x"])[2])
+
+
+def test_typed_arrays_survive_dashs_json_and_customdata_stays_a_list() -> None:
+    cols = table()
+    figure = embedding_figure(
+        cols["ax"], cols["ay"], cols["index"], cols["label"], "categorical", "A"
+    )
+    sent = json.loads(dash._utils.to_json(figure))["data"][0]
+    assert sent["x"]["dtype"] == "f4" and isinstance(sent["x"]["bdata"], str)
+    assert sent["marker"]["color"]["dtype"] == "i1"  # category codes
+    # dcc.Graph copies a selected point's customdata from this list
+    assert sent["customdata"] == cols["index"]
+    assert typed_array([1.5, -2.0], "float32") == {
+        "dtype": "f4",
+        "bdata": base64.b64encode(np.asarray([1.5, -2.0], "<f4").tobytes()).decode(),
+    }
+    assert typed_array(range(300), "int16")["dtype"] == "i2"
+    many = [f"c{i}" for i in range(200)]  # more codes than int8 holds
+    wide = embedding_figure(range(200), range(200), range(200), many, "categorical", "A")
+    codes = wide["data"][0]["marker"]["color"]
+    assert codes["dtype"] == "i2"
+    assert decoded(codes).tolist() == [sorted(many).index(c) for c in many]
 
 
 def test_categorical_colours_are_consistent_and_have_a_legend() -> None:
@@ -200,7 +244,7 @@ def test_categorical_colours_are_consistent_and_have_a_legend() -> None:
     # each point's code maps through the stepped scale to its class's colour
     scale = points.marker.colorscale
     labels = table()["label"]
-    for code, label in zip(points.marker.color, labels, strict=True):
+    for code, label in zip(decoded(points.marker.color), labels, strict=True):
         assert code == label
         lo = scale[2 * code]
         assert lo[1] == legend[CLASSES[label]]
@@ -240,9 +284,11 @@ def test_diverging_scale_is_centred_on_zero_and_draws_big_changes_on_top() -> No
     assert marker.cmin == -marker.cmax
     finite = [abs(v) for v in table()["d_margin"] if v is not None]
     assert marker.cmax == pytest.approx(max(finite))
-    drawn = [abs(v) for v in marker.color if not math.isnan(v)]
+    colors = decoded(marker.color)
+    assert marker.color["dtype"] == "f4"
+    drawn = [abs(v) for v in colors if not math.isnan(v)]
     assert drawn == sorted(drawn)  # missing first, then by |change|
-    assert math.isnan(marker.color[0])
+    assert math.isnan(colors[0])
     assert "Δmargin: %{marker.color" in fig.data[0].hovertemplate
 
 
@@ -276,9 +322,20 @@ def test_hover_names_the_sample_its_classes_and_the_value() -> None:
     assert points.hovertemplate.startswith(template)
     assert "margin A: %{marker.color:.4g}" in points.hovertemplate
     assert points.text[0] == "cat, cat, dog"  # values only: the names are in the template
+    assert points.hovertext is None
 
 
-def test_hover_appends_a_categorical_value_to_the_names() -> None:
+def test_hover_says_a_value_all_columns_agree_on_once() -> None:
+    fig = scatter(
+        "sequential",
+        hover={"true": ["cat"] * N, "A": ["cat"] * (N - 1) + ["dog"], "B": ["cat"] * N},
+    )
+    text = fig.data[0].text  # sequential colouring keeps table order
+    assert list(text[:-1]) == ["cat"] * (N - 1)  # "true, A, B: cat"
+    assert text[-1] == "cat, dog, cat"
+
+
+def test_hover_shows_a_categorical_value_on_a_line_of_its_own() -> None:
     values = ["flipped" if i % 2 else "unchanged" for i in range(N)]
     cols = table()
     fig = embedding_scatter(
@@ -292,9 +349,10 @@ def test_hover_appends_a_categorical_value_to_the_names() -> None:
         hover={"true": ["cat"] * N, "A": ["dog"] * N},
     )
     points = fig.data[0]
-    assert "true, A, flip: %{text}" in points.hovertemplate
-    # drawn in draw order; every point's text holds its own value
-    assert sorted(points.text) == sorted(f"cat, dog, {v}" for v in values)
+    assert "<br>true, A: %{text}<br>flip: %{hovertext}<extra>" in points.hovertemplate
+    # drawn in draw order; every point's hover text holds its own value
+    assert list(points.text) == ["cat, dog"] * N
+    assert sorted(points.hovertext) == sorted(values)
 
 
 def test_axes_are_labelled_without_ticks_and_equal_aspect() -> None:
@@ -359,6 +417,7 @@ def test_register_attaches_the_callbacks() -> None:
 def test_load_fetches_the_needed_columns_once_and_draws_both_sides(api: TableApi) -> None:
     options, value, fig_a, fig_b, message, style, shown, text = view.load_embedding(CONTEXT, None)
     assert message is None and style is None
+    fig_a, fig_b = validated(fig_a), validated(fig_b)
     method = fig_a.layout.xaxis.title.text.removesuffix(" 1")
     assert f"jointly ({method})" in text
     assert value == "class"
@@ -374,9 +433,9 @@ def test_load_fetches_the_needed_columns_once_and_draws_both_sides(api: TableApi
         "d_length_z",
     ]  # no fragile: the compare job ran without corruptions
     cols = table()
-    assert list(fig_a.data[0].x) == pytest.approx(cols["ax"], abs=1e-4)
-    assert list(fig_b.data[0].x) == pytest.approx(cols["bx"], abs=1e-4)
-    assert list(fig_b.data[0].y) == pytest.approx(cols["by"], abs=1e-4)
+    assert list(decoded(fig_a.data[0].x)) == pytest.approx(cols["ax"], abs=1e-6)
+    assert list(decoded(fig_b.data[0].x)) == pytest.approx(cols["bx"], abs=1e-6)
+    assert list(decoded(fig_b.data[0].y)) == pytest.approx(cols["by"], abs=1e-6)
     assert fig_a.layout.title.text.startswith("A: ") and fig_b.layout.title.text.startswith("B: ")
     assert "true, A, B: %{text}" in fig_a.data[0].hovertemplate
     assert fig_a.data[0].text[0].startswith("airplane, ")
@@ -397,6 +456,7 @@ def test_load_restores_the_colour_and_selection_of_the_url(api: TableApi) -> Non
     current = selection([104, 106], "url")
     options, value, fig_a, fig_b, *_rest, shown, _text = view.load_embedding(context, current)
     assert value == "d_angle"
+    fig_a, fig_b = validated(fig_a), validated(fig_b)
     assert fig_a.data[0].marker.cmid == 0
     for fig in (fig_a, fig_b):
         points = fig.data[0]
@@ -412,9 +472,10 @@ def test_fragility_is_offered_when_the_table_has_it(fake_api: Any) -> None:
     context = {**CONTEXT, "query": {"emb_color": "fragile"}}
     options, value, fig_a, fig_b, *_ = view.load_embedding(context, None)
     assert "fragile" in [o["value"] for o in options] and value == "fragile"
+    fig_a, fig_b = validated(fig_a), validated(fig_b)
     # A coloured by fragile_a, B by fragile_b, on one scale
-    assert sorted(fig_a.data[0].marker.color) == sorted(table(fragile=True)["fragile_a"])
-    assert sorted(fig_b.data[0].marker.color) == sorted(table(fragile=True)["fragile_b"])
+    assert sorted(decoded(fig_a.data[0].marker.color)) == sorted(table(fragile=True)["fragile_a"])
+    assert sorted(decoded(fig_b.data[0].marker.color)) == sorted(table(fragile=True)["fragile_b"])
     assert fig_a.data[0].marker.cmax == fig_b.data[0].marker.cmax == 3
 
 
@@ -424,7 +485,7 @@ def test_no_embedding_columns_is_an_empty_state(fake_api: Any) -> None:
     assert view.NO_EMBEDDING == "No embedding: the compare job ran without one"
     assert view.NO_EMBEDDING in str(message)
     assert style == {"display": "none"}
-    assert not fig_a.data and not fig_b.data
+    assert not validated(fig_a).data and not validated(fig_b).data
     # the other callbacks leave the (empty) figures alone
     patch_a, patch_b, _shown = view.highlight_selection(
         selection([100], "geometry"), CONTEXT, None, None
@@ -483,7 +544,7 @@ def test_highlight_follows_the_drawing_order_of_the_colouring(api: TableApi) -> 
     )
     for fig, patch in ((fig_a, patch_a), (fig_b, patch_b)):
         positions = ops(patch)[("data", 0, "selectedpoints")]
-        assert sorted(fig.data[0].customdata[p] for p in positions) == [102, 106]
+        assert sorted(fig["data"][0]["customdata"][p] for p in positions) == [102, 106]
 
 
 def test_a_selection_removes_the_boxes_that_made_it(api: TableApi) -> None:
@@ -513,6 +574,7 @@ def test_colour_change_redraws_and_merges_into_the_query(api: TableApi) -> None:
     )
     assert new_query == merge_settings(query, emb_color="d_margin")
     assert new_query["geo_mode"] == "diff" and new_query["emb_color"] == "d_margin"
+    fig_a, fig_b = validated(fig_a), validated(fig_b)
     assert fig_a.data[0].marker.cmid == 0 and fig_b.data[0].marker.cmid == 0
     assert [fig_a.data[0].customdata[p] for p in fig_a.data[0].selectedpoints] == [100]
     assert shown["key"] == view.shown_key([100])
@@ -540,6 +602,54 @@ def test_highlight_of_ten_thousand_points_is_fast(fake_api: Any) -> None:
         times.append(time.perf_counter() - t0)
         assert len(ops(patch_b)[("data", 0, "selectedpoints")]) == len(ids)
     assert sorted(times)[len(times) // 2] < 0.3, times
+
+
+def test_figures_are_built_once_per_colouring_and_shared_unchanged(
+    api: TableApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[str] = []
+
+    def counting(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        built.append(args[5])  # the title: which side
+        return embedding_figure(*args, **kwargs)
+
+    monkeypatch.setattr(view, "embedding_figure", counting)
+    view.load_embedding(CONTEXT, None)
+    assert len(built) == 2  # A and B in the default colouring (load_data warms them)
+    data = view.load_data(CONTEXT)
+    cached = data.figures[("class", "a")]
+    sent_before = dash._utils.to_json(cached)
+    _o, _v, fig_a, fig_b, *_ = view.load_embedding(CONTEXT, selection([104, 100], "url"))
+    assert len(built) == 2  # from the cache
+    points = fig_a["data"][0]
+    assert sorted(points["customdata"][p] for p in points["selectedpoints"]) == [100, 104]
+    # a shallow copy down to the trace: the cached figure shows no selection
+    assert points is not cached["data"][0] and points["x"] is cached["data"][0]["x"]
+    assert fig_a["layout"] is cached["layout"]
+    assert dash._utils.to_json(cached) == sent_before
+    # another colouring is built once, then cached too
+    view.change_color("d_margin", CONTEXT, None, {})
+    view.change_color("d_margin", CONTEXT, None, {})
+    assert len(built) == 4
+    assert {("d_margin", "a"), ("d_margin", "b")} <= set(data.figures)
+
+
+def test_load_of_ten_thousand_points_is_fast_and_compact(fake_api: Any) -> None:
+    n = 10_000
+    install(fake_api, table(n))
+    data = view.load_data(CONTEXT)
+    times = []
+    for _ in range(3):
+        data.figures.clear()
+        t0 = time.perf_counter()
+        result = view.load_embedding(CONTEXT, None)
+        times.append(time.perf_counter() - t0)
+    # plotly.py's figure classes took ~150 ms here; plain dicts take a few
+    assert sorted(times)[1] < 0.1, times
+    sent = dash._utils.to_json(list(result))
+    # per point: x, y and the colour code in base64 (~12 bytes), the index as a list (~7) and
+    # the hover text (~13 here, where a quarter of B's predictions differ from the class)
+    assert len(sent) < 2 * 35 * n, len(sent)
 
 
 def test_status_line_says_how_many_and_where_from() -> None:
@@ -579,7 +689,10 @@ def test_the_compare_page_prefetches_the_table_for_this_view(
         t.join(10)
     fetched = len(table_requests(api))
     assert fetched == 2  # the probe and the columns
+    data = view.load_data(CONTEXT)
+    assert set(data.figures) == {("class", "a"), ("class", "b")}  # built by the prefetch
     options, value, fig_a, *_ = view.load_embedding(CONTEXT, None)  # the callback: cached
-    assert len(table_requests(api)) == fetched and len(fig_a.data[0].x) == N
+    assert len(table_requests(api)) == fetched and len(decoded(fig_a["data"][0]["x"])) == N
+    assert fig_a["data"][0]["x"] is data.figures[("class", "a")]["data"][0]["x"]
     monkeypatch.setattr(compare, "PREFETCH", False)
     assert compare.prefetch_eager_views(dict(CONTEXT)) == []

@@ -202,8 +202,22 @@ def test_embedding_scatter_escapes_title_categories_and_hover_columns() -> None:
     points = fig.data[0]
     assert fig.layout.title.text == f"A: {ESC}" and points.name == f"A: {ESC}"
     assert [t.name for t in fig.data[1:]] == [ESC, OTHER]
-    assert list(points.text) == [f"{ESC}, {ESC}, {ESC}", "cat, cat, cat", f"{ESC}, {ESC}, {ESC}"]
+    # true and A agree on every point: said once; the coloured value on a line of its own
+    assert list(points.text) == [ESC, "cat", ESC]
+    assert list(points.hovertext) == [ESC, "cat", ESC]
+    assert "<br>true class: %{hovertext}" in points.hovertemplate
+    disagree = embedding_scatter(
+        [0.0, 1.0],
+        [0.0, 1.0],
+        [10, 11],
+        labels[:2],
+        "categorical",
+        "A",
+        hover={"true": labels[:2], "A": labels[1::-1]},
+    )
+    assert list(disagree.data[0].text) == [f"{ESC}, cat", f"cat, {ESC}"]
     assert_no_raw_markup(fig)
+    assert_no_raw_markup(disagree)
 
 
 def test_robustness_figures_escape_titles_and_model_names() -> None:
