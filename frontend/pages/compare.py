@@ -40,14 +40,20 @@ from frontend.views import (
     CONTEXT,
     MAX_URL_SELECTION,
     QUERY,
+    READY_JS,
     SELECTION,
     decode_ids,
     encode_ids,
+    lazy_body,
+    lazy_ready,
     lazy_script,
     lazy_section,
+    lazy_wake,
     selected_ids,
     selection,
     sharing,
+    view_context,
+    woken_section,
 )
 
 PATH = "/compare"
@@ -105,6 +111,9 @@ function(query, sel) {
 VIEW_ORDER = ("samples", "embedding", "geometry", "robustness", "regions")
 # views loaded with the page; the others wait until they near the viewport or the page is idle
 EAGER_VIEWS = ("embedding",)
+# about each lazy view's height once drawn on an image dataset (px, docs/screenshots): what its
+# placeholder takes until then, so the page moves little when the view arrives
+LAZY_HEIGHTS = {"samples": 1060, "geometry": 1520, "robustness": 1250, "regions": 1540}
 ID_LAZY = "compare-lazy"
 
 GRAPH_CONFIG: dcc.Graph.Config = {
@@ -157,6 +166,19 @@ def register(app: dash.Dash) -> None:
     )
     for module in view_modules():
         module.register(app)
+        name = view_name(module)
+        if name not in EAGER_VIEWS:
+            app.callback(
+                Output(lazy_body(name), "children"),
+                Input(lazy_wake(name), "data"),
+                prevent_initial_call=True,
+            )(section_when_woken(module))
+            app.clientside_callback(
+                READY_JS,
+                Output(view_context(name), "data"),
+                Input(lazy_ready(name), "data"),
+                State(lazy_wake(name), "data"),
+            )
     sharing.register(app)
     # the views below the fold load when they near the viewport, or once the page is idle
     app.clientside_callback(
@@ -610,9 +632,27 @@ def lazy_views() -> list[str]:
 
 
 def view_section(module: Any) -> Any:
-    """A view's section as laid out: lazy ones wrapped with their own context store."""
+    """A view's section as laid out: eager ones whole, lazy ones as their placeholder with
+    their stores (:func:`frontend.views.lazy_section`)."""
     name = view_name(module)
-    return module.section() if name in EAGER_VIEWS else lazy_section(name, module.section())
+    if name in EAGER_VIEWS:
+        return module.section()
+    return lazy_section(name, str(module.TITLE), LAZY_HEIGHTS.get(name, 400))
+
+
+def section_when_woken(module: Any) -> Any:
+    """The callback that answers lazy view ``module``'s wake store with its section."""
+    name = view_name(module)
+
+    def render_section(wake: Any) -> Any:
+        """Callback: once the view is woken (its wake store set), its section and ready
+        store replace the placeholder; the ready store then hands the context on."""
+        if not wake:
+            return dash.no_update
+        return woken_section(module.section(), name)
+
+    render_section.__name__ = f"render_{name}_section"
+    return render_section
 
 
 def view_stores(view: ComparisonView, selected_class: int | None, query: dict[str, Any]) -> list:

@@ -22,9 +22,12 @@ The contract every view module follows, so the compare page composes them and th
   the URL without re-rendering the page: never write ``url.search`` for view settings (that
   navigates and rebuilds every view).
 - Every view but the embedding is lazy: its callbacks take ``Input(view_context(name), "data")``
-  instead of CONTEXT. That store holds the same value, written by the browser once the view
-  nears the viewport or the page has had time to load its top (see :data:`LAZY_JS`), so the
-  views on screen get the CPU first. A callback may be called with None there: render empty.
+  instead of CONTEXT. Until the view nears the viewport or the page has had time to load its
+  top (see :data:`LAZY_JS`), the page holds only a placeholder of the view's size: its
+  ``section()`` is not in the page at all, so none of its graphs is plotted while the
+  embeddings load. Woken, the section is inserted, then the store gets the same value as
+  CONTEXT, so the view's callbacks run exactly as if the section had been there all along.
+  A callback may be called with None there: render empty.
 - Figures are pure functions in ``frontend/figures/`` (data in, plotly Figure out), unit tested
   without a browser; callbacks only fetch and route. At most 4 WebGL (``Scattergl``) traces'
   figures on the page in total: the embeddings own two.
@@ -167,11 +170,15 @@ class FetchCache(Generic[T]):
 
 
 # lazy views ---------------------------------------------------------------------------------
-# The views below the embedding take their comparison from a context store of their own,
-# ``view_context(name)``, which the browser fills (a clientside callback, ``LAZY_JS``) when the
-# view scrolls near the viewport or, failing that, in the background once the top of the page
-# has had LAZY_IDLE_MS to load, one view every LAZY_STAGGER_MS in page order. On 2 cores,
-# rendering every view at once made the embeddings (what the page is for) wait ~5 s for CPU.
+# A lazy view's section is not in the page until the view is woken: the browser (a clientside
+# callback, ``LAZY_JS``) wakes it when its placeholder scrolls near the viewport or, failing
+# that, in the background once the top of the page has had LAZY_IDLE_MS to load, one view every
+# LAZY_STAGGER_MS in page order. Waking writes the view's *wake* store; the server answers with
+# the section (:func:`lazy_body`'s children, see frontend/pages/compare.py); the section carries
+# a *ready* store whose arrival copies the wake store into the view's context store, which is
+# what the view's callbacks listen to. On 2 cores, rendering every view at once made the
+# embeddings (what the page is for) wait ~5 s for CPU, and even the lazy views' empty
+# "Loading" graphs cost ~0.3 s of plotting on load, so they are not in the page either.
 LAZY_IDLE_MS = 2500
 LAZY_STAGGER_MS = 400
 LAZY_MARGIN_PX = 300
@@ -187,6 +194,21 @@ def lazy_holder(name: str) -> str:
     return f"compare-{name}-lazy"
 
 
+def lazy_body(name: str) -> str:
+    """Id of the element that holds lazy view ``name``'s placeholder, then its section."""
+    return f"compare-{name}-lazy-body"
+
+
+def lazy_wake(name: str) -> str:
+    """Id of the store the browser writes (CONTEXT's value) to wake lazy view ``name``."""
+    return f"compare-{name}-wake"
+
+
+def lazy_ready(name: str) -> str:
+    """Id of the store that arrives with lazy view ``name``'s section (see :data:`READY_JS`)."""
+    return f"compare-{name}-ready"
+
+
 LAZY_JS = """
 function(ctx) {
     const views = VIEWS;
@@ -200,7 +222,7 @@ function(ctx) {
         if (el.dataset.awake === "1") { return; }
         el.dataset.awake = "1";
         if (L.observer) { L.observer.unobserve(el); }
-        window.dash_clientside.set_props(el.dataset.context, {data: L.ctx});
+        window.dash_clientside.set_props(el.dataset.wake, {data: L.ctx});
     };
     const holders = () => views.map((v) => document.getElementById("compare-" + v + "-lazy"))
         .filter((el) => el);
@@ -211,7 +233,10 @@ function(ctx) {
             L.timers.push(setTimeout(start, 20));
             return;
         }
-        els.forEach((el) => { el.dataset.context = "compare-" + el.dataset.view + "-context"; });
+        els.forEach((el) => {
+            el.dataset.context = "compare-" + el.dataset.view + "-context";
+            el.dataset.wake = "compare-" + el.dataset.view + "-wake";
+        });
         els.filter((el) => el.dataset.awake === "1").forEach((el) => {
             window.dash_clientside.set_props(el.dataset.context, {data: L.ctx});
         });
@@ -238,6 +263,16 @@ function(ctx) {
 }
 """
 
+# Input: the ready store (it arrives with the section); State: the wake store. Writing the
+# context only now, once the section is in the page, runs the view's callbacks (they take the
+# context store as Input with prevent_initial_call) against components that exist.
+READY_JS = """
+function(ready, ctx) {
+    if (!ready || !ctx) { return window.dash_clientside.no_update; }
+    return ctx;
+}
+"""
+
 
 def lazy_script(names: Sequence[str]) -> str:
     """The clientside callback (Input CONTEXT) that wakes the lazy views ``names``."""
@@ -251,15 +286,41 @@ def lazy_script(names: Sequence[str]) -> str:
     )
 
 
-def lazy_section(name: str, section: Any) -> Any:
-    """``section`` of lazy view ``name`` wrapped with its context store, as the page lays it
-    out: the wrapper is what :data:`LAZY_JS` watches and marks ``data-awake`` once woken."""
+def lazy_placeholder(title: str, height_px: int) -> Any:
+    """What a lazy view shows until it is woken: its title and a note, at about the section's
+    height (so the page does not jump when it arrives, and the views further down stay out of
+    the viewport, asleep)."""
+    from dash import html
+
+    return html.Section(
+        [html.H2(title), html.P("Loading this view…", className="muted hint")],
+        className="section card lazy-placeholder",
+        style={"minHeight": f"{int(height_px)}px"},
+    )
+
+
+def lazy_section(name: str, title: str, height_px: int) -> Any:
+    """Lazy view ``name`` as the page lays it out before it is woken: the wrapper that
+    :data:`LAZY_JS` watches (and marks ``data-awake``), the placeholder in :func:`lazy_body`,
+    and the view's wake and context stores."""
     from dash import dcc, html
 
     data_attributes: dict[str, Any] = {"data-view": name}  # Dash passes data-* through
     return html.Div(
-        [section, dcc.Store(id=view_context(name))],
+        [
+            html.Div(lazy_placeholder(title, height_px), id=lazy_body(name)),
+            dcc.Store(id=lazy_wake(name)),
+            dcc.Store(id=view_context(name)),
+        ],
         id=lazy_holder(name),
         className="lazy-view",
         **data_attributes,
     )
+
+
+def woken_section(section: Any, name: str) -> list[Any]:
+    """The children of :func:`lazy_body` once view ``name`` is woken: its section and the
+    ready store that hands the context on (:data:`READY_JS`)."""
+    from dash import dcc
+
+    return [section, dcc.Store(id=lazy_ready(name), data=True)]

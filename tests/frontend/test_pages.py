@@ -153,14 +153,44 @@ def test_flagged_samples_follow_the_confusion_matrices(fake_api: FakeApi) -> Non
         for c in walk(page)
         if isinstance(c, Component)
         and getattr(c, "id", None)
-        in ("compare-confusion-shift", "compare-samples", "compare-embedding")
+        in ("compare-confusion-shift", "compare-samples-lazy", "compare-embedding")
     ]
-    assert order == ["compare-confusion-shift", "compare-samples", "compare-embedding"]
+    assert order == ["compare-confusion-shift", "compare-samples-lazy", "compare-embedding"]
     assert compare.VIEW_ORDER[0] == "samples"
     # the old flips table is gone, and the page itself fetches no samples (the view does)
     ids = {getattr(c, "id", None) for c in walk(page) if isinstance(c, Component)}
     assert not [i for i in ids if isinstance(i, str) and i.startswith("compare-flips")]
     assert not [r for r in fake_api.requests if r.url.path.endswith(("/flips", "/table"))]
+
+
+def test_lazy_views_are_placeholders_until_woken(fake_api: FakeApi) -> None:
+    """The lazy views' sections (and their graphs) are not in the page as it loads: each
+    holder has a titled placeholder and its wake and context stores; waking answers the
+    section with the ready store that hands the context on."""
+    from frontend.views import samples
+
+    page = compare.layout(id="1")
+    graphs = {c.id for c in walk(page) if isinstance(c, dcc.Graph)}
+    assert "compare-embedding-a" in graphs  # the eager view is whole
+    for name in compare.lazy_views():
+        holder = by_id(page, f"compare-{name}-lazy")
+        inside = {getattr(c, "id", None) for c in walk(holder) if isinstance(c, Component)}
+        assert {f"compare-{name}-lazy-body", f"compare-{name}-wake", f"compare-{name}-context"} <= (
+            inside
+        )
+        assert not [c for c in walk(holder) if isinstance(c, dcc.Graph)]
+        module = next(m for m in compare.view_modules() if compare.view_name(m) == name)
+        assert module.TITLE in text(holder)
+        # the holder's own ids never clash with the section's (they share the page once woken)
+        own = {getattr(c, "id", None) for c in walk(module.section()) if isinstance(c, Component)}
+        assert not (inside - {None}) & own
+    assert not [g for g in graphs if g.startswith(("compare-samples", "compare-geometry"))]
+
+    render = compare.section_when_woken(samples)
+    assert render(None) is dash.no_update
+    section, ready = render({"id": 1, "b": 3, "cls": None, "query": {}})
+    assert section.id == samples.section().id
+    assert ready.id == "compare-samples-ready" and ready.data is True
 
 
 def test_selected_class_reaches_the_views_and_highlights(fake_api: FakeApi) -> None:
