@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,6 +17,7 @@ from fastapi import FastAPI
 
 from backend.api import security, signin
 from backend.api.access import AccessMiddleware
+from backend.api.deps import warm_imports
 from backend.api.routes import (
     analyses,
     architectures,
@@ -61,6 +63,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        threading.Thread(target=warm_imports, name="warm-imports", daemon=True).start()
         executor.start()
         try:
             yield

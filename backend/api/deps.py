@@ -64,6 +64,14 @@ def _table_cached(url: str, sha: str) -> pd.DataFrame:
     return pd.read_parquet(io.BytesIO(ArtifactStore(url).get_bytes(sha)))
 
 
+def warm_imports() -> None:
+    """Import what the first read of a per-sample table needs (pandas' parquet reader loads
+    ``pyarrow.dataset`` lazily, ~0.1 s): the app calls this in a thread as it starts, so the
+    first comparison page someone opens does not wait for it."""
+    import pyarrow.dataset  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
+
+
 def load_dataset_arrays(store: ArtifactStore, sha: str) -> ArrayDataset:
     return _dataset_cached(store.url, sha)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sqlalchemy import func, select
@@ -368,3 +370,31 @@ def test_text_with_nul_is_422_not_a_database_error(client, settings):
     assert resp.status_code == 422
     assert resp.json()["detail"].startswith("spec.name: String should match pattern")
     assert counts(settings) == {**before, "jobs": before["jobs"] + 1}
+
+
+def test_app_start_imports_the_parquet_reader_ahead_of_the_first_page(tmp_path: Path) -> None:
+    """pandas loads ``pyarrow.dataset`` on the first parquet read (~0.1 s); the app's start-up
+    imports it in a thread, so the first comparison someone opens does not pay for it."""
+    import subprocess
+    import sys
+
+    script = f"""
+import sys, time
+from fastapi.testclient import TestClient
+from backend.api.app import create_app
+from backend.config import Settings
+from backend.jobs.executor import InlineExecutor
+settings = Settings(data_dir={str(tmp_path)!r})
+app = create_app(settings, executor=InlineExecutor(settings), dashboard=False)
+assert "pyarrow.dataset" not in sys.modules, "already imported: the test proves nothing"
+with TestClient(app):
+    deadline = time.monotonic() + 30
+    while "pyarrow.dataset" not in sys.modules and time.monotonic() < deadline:
+        time.sleep(0.05)
+assert "pyarrow.dataset" in sys.modules
+"""
+    root = Path(__file__).resolve().parents[3]
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
