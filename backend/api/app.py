@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI
 
@@ -61,9 +62,12 @@ def create_app(
     store.clean_temp()
     executor = executor or make_executor(settings)
 
+    # what the first visitor would otherwise wait for, done in a thread as the server starts
+    warmers: list[Callable[[], None]] = [warm_imports]
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        threading.Thread(target=warm_imports, name="warm-imports", daemon=True).start()
+        threading.Thread(target=warm_up, args=(warmers,), name="warm-up", daemon=True).start()
         executor.start()
         try:
             yield
@@ -107,10 +111,22 @@ def create_app(
         from a2wsgi import WSGIMiddleware
 
         from frontend.app import create_dash_app
+        from frontend.app import warm_up as warm_dashboard
 
         dash_app = create_dash_app(settings.api_url)
         app.mount("/", WSGIMiddleware(dash_app.server))  # type: ignore[arg-type]
+        warmers.append(partial(warm_dashboard, dash_app))
     return app
+
+
+def warm_up(warmers: Sequence[Callable[[], None]]) -> None:
+    """Run each warm-up; one that fails is logged and skipped (it only costs the first
+    visitor some time, it must never stop the server)."""
+    for warm in warmers:
+        try:
+            warm()
+        except Exception:  # noqa: BLE001
+            log.warning("warm-up %r failed; the first request will do it", warm, exc_info=True)
 
 
 OPEN_WARNING = """

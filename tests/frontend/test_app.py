@@ -150,3 +150,29 @@ def test_callback_answers_carry_their_server_time(fake_api: FakeApi) -> None:
     assert response.status_code == 200 and "got 3" in response.get_data(as_text=True)
     name, _, dur = response.headers["Server-Timing"].partition(";dur=")
     assert name == "callback" and 50 <= float(dur) < 5000
+
+
+def test_warm_up_loads_what_the_first_compare_page_needs() -> None:
+    """In a fresh interpreter: plotly.py loads the heatmap's colour bar and the legend on first
+    use, and Dash builds its index on the first request; warm_up does both ahead."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = """
+import sys
+from frontend.app import create_dash_app, warm_up
+app = create_dash_app("http://127.0.0.1:9")
+lazy = ("plotly.graph_objs.heatmap.colorbar", "plotly.graph_objs.layout._legend")
+assert not [m for m in lazy if m in sys.modules], "already loaded: the test proves nothing"
+seen = []
+app.server.before_request(lambda: seen.append(__import__("flask").request.path))
+warm_up(app)
+assert [m for m in lazy if m in sys.modules] == list(lazy), [m for m in lazy if m in sys.modules]
+assert seen == ["/"], seen
+"""
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -398,3 +398,17 @@ assert "pyarrow.dataset" in sys.modules
         [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_failing_warm_up_is_logged_and_the_others_still_run(caplog) -> None:
+    from backend.api.app import warm_up
+
+    ran = []
+
+    def broken() -> None:
+        raise RuntimeError("no plotly today")
+
+    with caplog.at_level("WARNING", logger="backend.api.app"):
+        warm_up([broken, lambda: ran.append("second")])
+    assert ran == ["second"]
+    assert "warm-up" in caplog.text and "no plotly today" in caplog.text
