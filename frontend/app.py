@@ -92,6 +92,45 @@ def shell() -> html.Div:
     )
 
 
+# pages that open with plots: their index asks the browser for plotly.js at once (it is 4.8 MB;
+# dcc.Graph would only ask once the page's layout has arrived from its callback)
+PLOT_PAGES = ("/compare", "/overview", "/similarity")
+PLOTLY_JS = "/_dash-component-suites/plotly/package_data/plotly.min.js"
+
+
+class Dashboard(dash.Dash):
+    """Dash with a ``<link rel="preload">`` of plotly.js in the index of :data:`PLOT_PAGES`, so
+    the browser fetches (and compiles, off its main thread) plotly.js while the page's layout
+    and first callbacks are on their way, instead of after them."""
+
+    def interpolate_index(
+        self,
+        metas: Any = "",
+        title: Any = "",
+        css: Any = "",
+        config: Any = "",
+        scripts: Any = "",
+        app_entry: Any = "",
+        favicon: Any = "",
+        renderer: Any = "",
+    ) -> Any:
+        import flask
+
+        if flask.has_request_context() and flask.request.path.rstrip("/") in PLOT_PAGES:
+            href = self.get_relative_path(PLOTLY_JS)
+            css = f'<link rel="preload" href="{href}" as="script">\n{css}'
+        return super().interpolate_index(
+            metas=metas,
+            title=title,
+            css=css,
+            config=config,
+            scripts=scripts,
+            app_entry=app_entry,
+            favicon=favicon,
+            renderer=renderer,
+        )
+
+
 def create_dash_app(api_url: str, *, transport: httpx.BaseTransport | None = None) -> dash.Dash:
     """Build the dashboard; callable several times in one process (tests build several).
 
@@ -109,7 +148,7 @@ def create_dash_app(api_url: str, *, transport: httpx.BaseTransport | None = Non
     client.configure(api_url, transport=transport)
     client.set_credential_source(cookie_credential)
     client.set_forwarded_source(browser_origin)
-    app = dash.Dash(
+    app = Dashboard(
         __name__,
         server=True,
         use_pages=True,

@@ -39,6 +39,12 @@ def test_compare_page_renders_and_keeps_view_state_in_the_url(dash_br, live_serv
     dash_br.wait_for_element("#compare-recall-bars .main-svg")
     dash_br.wait_for_element("#compare-samples-gallery .sample-tile", timeout=30)
     assert dash_br.get_logs() == [], dash_br.get_logs()
+    # plotly.js came once: the index's preload is the script dcc.Graph asked for
+    fetched = dash_br.driver.execute_script(
+        "return performance.getEntriesByType('resource').map((r) => r.name)"
+        ".filter((n) => n.endsWith('/plotly.min.js'))"
+    )
+    assert len(fetched) == 1, fetched
 
     # choose a class: the URL records it (b is kept)
     dash_br.select_dcc_dropdown("#compare-class-select", index=4)

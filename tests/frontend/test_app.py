@@ -176,3 +176,17 @@ assert seen == ["/"], seen
         [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_pages_with_plots_preload_plotly_and_the_script_is_served(fake_api: FakeApi) -> None:
+    from frontend.app import PLOT_PAGES, PLOTLY_JS
+
+    client = _app(fake_api).server.test_client()
+    link = f'<link rel="preload" href="{PLOTLY_JS}" as="script">'
+    for path in PLOT_PAGES:
+        assert link in client.get(f"{path}?id=1").get_data(as_text=True), path
+    for path in ("/", "/new", "/upload"):
+        assert 'rel="preload"' not in client.get(path).get_data(as_text=True), path
+    # the preloaded URL is the one dcc.Graph loads (else the browser would fetch it twice)
+    served = client.get(PLOTLY_JS)
+    assert served.status_code == 200 and b"plotly" in served.get_data()[:2000].lower()
