@@ -1,8 +1,11 @@
-"""Waiting for a dashboard page to finish loading, shared by the browser tests."""
+"""Waiting for a dashboard page to finish loading, and for jobs, shared by the browser tests."""
 
 from __future__ import annotations
 
 import time
+from typing import Any
+
+import httpx
 
 SETTLE_S = 1.0  # no callback in flight for this long: the page has finished loading
 TIMEOUT_S = 90
@@ -28,3 +31,26 @@ def settle(driver) -> None:  # type: ignore[no-untyped-def]
             return
         time.sleep(0.1)
     raise TimeoutError(f"{driver.current_url} still loading after {TIMEOUT_S} s")
+
+
+FINAL = ("succeeded", "failed", "cancelled")
+
+
+def wait_job(api: httpx.Client, job_id: int, timeout: float) -> dict[str, Any]:
+    """Poll ``GET /api/jobs/{job_id}`` until the job has ended; its last state."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job = api.get(f"/api/jobs/{job_id}").json()
+        if job["status"] in FINAL:
+            return dict(job)
+        assert time.monotonic() < deadline, f"job {job_id} still {job['status']}: {job}"
+        time.sleep(0.5)
+
+
+def submit(api: httpx.Client, kind: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """Submit a job and wait for it to succeed; the finished job."""
+    r = api.post("/api/jobs", json={"kind": kind, "spec": spec})
+    assert r.status_code == 201, r.text
+    job = wait_job(api, r.json()["id"], 480)
+    assert job["status"] == "succeeded", job
+    return job

@@ -19,9 +19,10 @@ import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.support.ui import WebDriverWait
 
+from tests.browser.pageload import submit, wait_job
+
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 CORRUPTIONS = ["gaussian_noise", "fog"]
-FINAL = ("succeeded", "failed", "cancelled")
 HEAT_A = "#compare-robustness-a"
 HEAT_B = "#compare-robustness-b"
 HEAT_DIFF = "#compare-robustness-diff"
@@ -43,24 +44,6 @@ return {
     ytitle: (el.layout.yaxis && el.layout.yaxis.title && el.layout.yaxis.title.text) || '',
 };
 """
-
-
-def wait_job(api: httpx.Client, job_id: int, timeout: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        job = api.get(f"/api/jobs/{job_id}").json()
-        if job["status"] in FINAL:
-            return job
-        assert time.monotonic() < deadline, f"job {job_id} still {job['status']}: {job}"
-        time.sleep(0.5)
-
-
-def submit(api: httpx.Client, kind: str, spec: dict[str, Any]) -> dict[str, Any]:
-    r = api.post("/api/jobs", json={"kind": kind, "spec": spec})
-    assert r.status_code == 201, r.text
-    job = wait_job(api, r.json()["id"], 480)
-    assert job["status"] == "succeeded", job
-    return job
 
 
 def has_corruptions(api: httpx.Client, comparison_id: int) -> bool:

@@ -18,9 +18,10 @@ import httpx
 import pytest
 from selenium.webdriver.support.ui import WebDriverWait
 
+from tests.browser.pageload import submit, wait_job
+
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 CORRUPTIONS = ["gaussian_noise", "fog"]
-FINAL = ("succeeded", "failed", "cancelled")
 SECTION = "#compare-samples"
 GALLERY = "#compare-samples-gallery"
 DETAIL = "#compare-samples-detail"
@@ -41,24 +42,6 @@ TILES_JS = """
 return Array.from(document.querySelectorAll(arguments[0] + ' .sample-tile'))
     .map(el => JSON.parse(el.id).index);
 """
-
-
-def wait_job(api: httpx.Client, job_id: int, timeout: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        job = api.get(f"/api/jobs/{job_id}").json()
-        if job["status"] in FINAL:
-            return job
-        assert time.monotonic() < deadline, f"job {job_id} still {job['status']}: {job}"
-        time.sleep(0.5)
-
-
-def submit(api: httpx.Client, kind: str, spec: dict[str, Any]) -> dict[str, Any]:
-    r = api.post("/api/jobs", json={"kind": kind, "spec": spec})
-    assert r.status_code == 201, r.text
-    job = wait_job(api, r.json()["id"], 480)
-    assert job["status"] == "succeeded", job
-    return job
 
 
 @pytest.fixture(scope="module")

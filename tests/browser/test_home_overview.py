@@ -19,10 +19,10 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.support.ui import WebDriverWait
 
 from frontend.pages import home, overview, similarity
+from tests.browser.pageload import wait_job
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 CORRUPTIONS = ["gaussian_noise", "defocus_blur", "contrast", "pixelate"]
-FINAL = ("succeeded", "failed", "cancelled")
 
 
 @dataclass
@@ -30,16 +30,6 @@ class Rich:
     comparison_id: int
     model_a_id: int
     model_b_ids: list[int]
-
-
-def wait_job(api: httpx.Client, job_id: int, timeout: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        job = api.get(f"/api/jobs/{job_id}").json()
-        if job["status"] in FINAL:
-            return job
-        assert time.monotonic() < deadline, f"job {job_id} still {job['status']}: {job}"
-        time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")

@@ -26,10 +26,9 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.support.ui import WebDriverWait
 
 from frontend.pages import similarity, upload
-from tests.browser.pageload import settle
+from tests.browser.pageload import settle, wait_job
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-FINAL = ("succeeded", "failed", "cancelled")
 
 SCRIPT = '<script>window.__xss=2;alert("x")</script>'
 IMG = '<img src=x onerror="window.__xss=1;alert(1)">'
@@ -70,16 +69,6 @@ class Named:
     model_id: int
     pruned_id: int
     comparison_id: int
-
-
-def wait_job(api: httpx.Client, job_id: int, timeout: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        job = api.get(f"/api/jobs/{job_id}").json()
-        if job["status"] in FINAL:
-            return job
-        assert time.monotonic() < deadline, f"job {job_id} still {job['status']}: {job}"
-        time.sleep(0.5)
 
 
 def npz_bytes(class_names: list[str], seed: int) -> bytes:
