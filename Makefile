@@ -3,8 +3,10 @@ SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# The CPU build of torch is installed first: an unpinned torch would pull GBs of CUDA wheels.
-TORCH_PIN ?= torch==2.13.0
+# torch and torchvision are pinned and installed first: on these machines pip takes both from local
+# disk (a CUDA build that also runs on the CPU, ~5.5 GB in the venv). PyPI's torchvision does not
+# import beside the older torch 2.13.0 CPU file, which is why the pin is 2.14.1 / 0.29.1.
+TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.installed
 
 .PHONY: setup demo serve test test-fast lint bench browser-deps clean help

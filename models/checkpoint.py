@@ -35,7 +35,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from torch.nn.utils import prune
 
-from models.registry import UnknownNameError, create, list_models
+from models.registry import UnknownNameError, create, is_known, list_models
 from models.structured import STRUCTURE_ATTR, rebuild_structure
 
 __all__ = [
@@ -135,7 +135,7 @@ def save_checkpoint(
         UnknownNameError: If ``architecture`` is not registered.
         ValueError: If ``kwargs`` or ``extra`` are not JSON-serialisable.
     """
-    if architecture not in list_models():
+    if not is_known(architecture):
         raise UnknownNameError("architecture", architecture, list_models())
     extra = dict(extra or {})
     structure = getattr(model, STRUCTURE_ATTR, None)

@@ -6,7 +6,8 @@ of Li et al., "Understanding Robustness Lottery" (IEEE TVCG 2024, arXiv 2206.079
 from these three (see :mod:`backend.analysis.geometry`).
 
 The feature is captured with a forward pre-hook on the classifier, so any model whose logits come
-from one ``nn.Linear`` works, whether or not it has a ``forward_features`` method.
+from one ``nn.Linear`` works, whether or not it has a ``forward_features`` method; the classifier
+is found by :func:`models.heads.find_classifier` (built-ins, timm, torchvision, ONNX graphs).
 """
 
 from __future__ import annotations
@@ -19,70 +20,9 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from backend.pruning.masks import effective_weight
+from models.heads import find_classifier
 
 __all__ = ["FeatureOutputs", "extract_features", "find_classifier"]
-
-
-def _has_own_parameters(module: nn.Module) -> bool:
-    # weight_orig of a pruned module is a parameter, so pruned layers count as well.
-    return any(True for _ in module.parameters(recurse=False))
-
-
-def find_classifier(model: nn.Module, layer: str | None = None) -> tuple[str, nn.Linear]:
-    """The final linear classifier of ``model``, whose input is the penultimate feature f.
-
-    Resolution order:
-
-    1. ``layer`` given: the module of that qualified name (``model.named_modules()``), which must
-       be an ``nn.Linear``.
-    2. ``model.classifier`` when it is an ``nn.Linear`` (the convention of every built-in
-       architecture, see ``models/architectures.py``).
-    3. The last ``nn.Linear`` registered in the model, but only if it is also the last module
-       with parameters of its own; otherwise the choice would be a guess and ValueError is
-       raised. Registration order is used as a proxy for execution order: a model that
-       registers its classifier before other layers must name it with ``layer``.
-
-    Args:
-        model: The network.
-        layer: Qualified module name (``"classifier"``, ``"head.fc"``), or None to search.
-            The analysis job exposes it as the option ``feature_layer``.
-
-    Returns:
-        ``(qualified name, module)``.
-
-    Raises:
-        ValueError: If ``layer`` names no module or a module that is not ``nn.Linear``, or if no
-            classifier can be found without it (the message names the offending type and the
-            ``feature_layer`` option).
-    """
-    model_name = type(model).__name__
-    if layer is not None:
-        modules = dict(model.named_modules())
-        if layer not in modules:
-            raise ValueError(f"feature_layer={layer!r}: {model_name} has no module of that name")
-        module = modules[layer]
-        if not isinstance(module, nn.Linear):
-            raise ValueError(
-                f"feature_layer={layer!r} is {type(module).__name__}, not Linear; "
-                "the classifier must be an nn.Linear"
-            )
-        return layer, module
-    classifier = getattr(model, "classifier", None)
-    if isinstance(classifier, nn.Linear):
-        return "classifier", classifier
-    with_params = [(n, m) for n, m in model.named_modules() if _has_own_parameters(m)]
-    if not with_params:
-        raise ValueError(
-            f"{model_name} has no layer with parameters; pass feature_layer='name' to choose "
-            "the classifier"
-        )
-    name, last = with_params[-1]
-    if not isinstance(last, nn.Linear):
-        raise ValueError(
-            f"the last layer of {model_name} is {type(last).__name__}, not Linear; "
-            "pass feature_layer='name' to choose the classifier"
-        )
-    return name, last
 
 
 @dataclass

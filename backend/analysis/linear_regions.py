@@ -238,11 +238,59 @@ def _checked_graph(model: nn.Module) -> tuple[torch.fx.GraphModule, list[tuple[A
     return gm, nodes
 
 
+# Modules that make a network not piecewise linear: no finite set of linear regions exists.
+_SMOOTH_TYPES: tuple[type[nn.Module], ...] = (
+    nn.GELU,
+    nn.SiLU,
+    nn.Mish,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.Softmax,
+    nn.Softplus,
+    nn.ELU,
+    nn.SELU,
+    nn.CELU,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.LayerNorm,
+    nn.GroupNorm,
+    nn.MultiheadAttention,
+)
+
+
+def not_piecewise_linear(model: nn.Module) -> str | None:
+    """A sentence saying why ``model`` is not piecewise linear, or None if nothing says so.
+
+    Linear regions (SCIENCE.md sect. 5) exist only for piecewise-linear networks: ReLU /
+    LeakyReLU, max-pooling, BatchNorm in eval, residual additions, flatten, dropout in eval.
+    Smooth activations (GELU, SiLU, ...), normalisation over features computed from the input
+    (LayerNorm, GroupNorm) and attention (softmax of products of the input) are not: such a
+    network has no finite set of linear regions to count.
+    """
+    found: dict[str, str] = {}
+    for name, module in model.named_modules():
+        kind = type(module).__name__
+        if isinstance(module, _SMOOTH_TYPES) or "attention" in kind.lower():
+            found.setdefault(kind, name)
+    if not found:
+        return None
+    uses = ", ".join(f"{kind} {name!r}" for kind, name in list(found.items())[:4])
+    return (
+        f"linear-region statistics are defined for piecewise-linear networks (ReLU, LeakyReLU, "
+        f"max-pooling, BatchNorm, residual additions); this network uses {uses}, which are not "
+        "piecewise linear, so it has no linear regions to count"
+    )
+
+
 def check_supported(model: nn.Module) -> None:
     """Raise UnsupportedModuleError (naming module type and name) unless every operation of
     ``model``'s fx graph is supported: Linear, Conv2d, BatchNorm1d/2d (eval), ReLU, LeakyReLU,
     MaxPool2d (no padding), AvgPool2d, AdaptiveAvgPool2d, Flatten / view / reshape, Dropout
-    (eval), Identity, residual adds, relu calls."""
+    (eval), Identity, residual adds, relu calls. A network that is not piecewise linear at all
+    (:func:`not_piecewise_linear`) is refused with that sentence first."""
+    reason = not_piecewise_linear(model)
+    if reason is not None:
+        raise UnsupportedModuleError(reason)
     _checked_graph(model)
 
 

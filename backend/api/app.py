@@ -33,6 +33,7 @@ from backend.api.routes import (
     shares,
     uploads,
 )
+from backend.api.routes.architectures import catalogue as architecture_catalogue
 from backend.config import Settings, get_settings
 from backend.db.session import check_database, configure_pool, migrate
 from backend.jobs.executor import Executor, make_executor
@@ -63,7 +64,7 @@ def create_app(
     executor = executor or make_executor(settings)
 
     # what the first visitor would otherwise wait for, done in a thread as the server starts
-    warmers: list[Callable[[], None]] = [warm_imports]
+    warmers: list[Callable[[], object]] = [warm_imports, partial(architecture_catalogue, settings)]
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -119,7 +120,7 @@ def create_app(
     return app
 
 
-def warm_up(warmers: Sequence[Callable[[], None]]) -> None:
+def warm_up(warmers: Sequence[Callable[[], object]]) -> None:
     """Run each warm-up; one that fails is logged and skipped (it only costs the first
     visitor some time, it must never stop the server)."""
     for warm in warmers:

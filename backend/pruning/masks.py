@@ -2,52 +2,106 @@
 
 Masks live where ``torch.nn.utils.prune`` puts them: a pruned module has a parameter
 ``weight_orig``, a buffer ``weight_mask`` and a plain attribute ``weight = weight_orig *
-weight_mask`` recomputed by a forward pre-hook. Only the weights of ``nn.Conv2d`` and
+weight_mask`` recomputed by a forward pre-hook. Only the weights of ``nn.Conv1d/2d/3d`` and
 ``nn.Linear`` are prunable; biases are not pruned.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from fnmatch import fnmatchcase
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils import prune
 
+from models.heads import try_find_classifier
+
 __all__ = [
     "PRUNABLE_TYPES",
     "apply_masks",
     "current_mask",
     "effective_weight",
+    "in_layer_scope",
     "is_pruned",
+    "layer_scope",
     "masks_from_scores",
     "prunable_layers",
     "refresh_pruned_weights",
     "sparsity_report",
 ]
 
-PRUNABLE_TYPES: tuple[type[nn.Module], ...] = (nn.Conv2d, nn.Linear)
+PRUNABLE_TYPES: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+
+# The prune job's include / exclude patterns (fnmatch on qualified module names), in force for
+# every method while the job prunes and fine-tunes; see :func:`layer_scope`.
+_SCOPE: ContextVar[tuple[tuple[str, ...], tuple[str, ...]]] = ContextVar(
+    "prunescope_layer_scope", default=((), ())
+)
+
+
+@contextmanager
+def layer_scope(include: Sequence[str] = (), exclude: Sequence[str] = ()) -> Iterator[None]:
+    """Restrict every pruning method to the layers whose qualified names match.
+
+    Patterns are shell-style (``fnmatch``): ``"layer4.*"``, ``"*.attn.qkv"``, ``"fc"``. A layer is
+    prunable when it matches one of ``include`` (or ``include`` is empty) and none of
+    ``exclude``. The scope holds in this thread (a context variable) until the block ends.
+
+    Raises:
+        ValueError: If a pattern is not a non-empty string.
+    """
+    for pattern in [*include, *exclude]:
+        if not isinstance(pattern, str) or not pattern:
+            raise ValueError(f"layer pattern {pattern!r} should be a non-empty string")
+    token = _SCOPE.set((tuple(include), tuple(exclude)))
+    try:
+        yield
+    finally:
+        _SCOPE.reset(token)
+
+
+def _in_scope(name: str, include: Sequence[str], exclude: Sequence[str]) -> bool:
+    if include and not any(fnmatchcase(name, p) for p in include):
+        return False
+    return not any(fnmatchcase(name, p) for p in exclude)
+
+
+def in_layer_scope(name: str) -> bool:
+    """Whether the layer ``name`` may be pruned under the :func:`layer_scope` in force."""
+    include, exclude = _SCOPE.get()
+    return _in_scope(name, include, exclude)
 
 
 def prunable_layers(
-    model: nn.Module, include_classifier: bool = True
+    model: nn.Module, include_classifier: bool = True, *, scoped: bool = True
 ) -> list[tuple[str, nn.Module]]:
-    """Every ``nn.Conv2d`` and ``nn.Linear`` of ``model``, in ``named_modules()`` order.
+    """Every ``nn.Conv1d/2d/3d`` and ``nn.Linear`` of ``model``, in ``named_modules()`` order.
+
+    Attention projections, MLP blocks and 1x1 convolutions count wherever they sit.
 
     Args:
         model: The model.
-        include_classifier: If False, ``model.classifier`` (the final linear layer) is left out.
+        include_classifier: If False, the classifier (:func:`models.heads.find_classifier`: the
+            final linear layer) is left out.
+        scoped: Apply the :func:`layer_scope` in force (pruning); reports pass False so they
+            always describe every layer.
 
     Returns:
         ``[(qualified name, module), ...]``.
     """
-    classifier = getattr(model, "classifier", None)
+    classifier = None if include_classifier else try_find_classifier(model)
+    include, exclude = _SCOPE.get() if scoped else ((), ())
     return [
         (name, module)
         for name, module in model.named_modules()
-        if isinstance(module, PRUNABLE_TYPES) and (include_classifier or module is not classifier)
+        if isinstance(module, PRUNABLE_TYPES)
+        and module is not classifier
+        and _in_scope(name, include, exclude)
     ]
 
 
@@ -197,7 +251,7 @@ def sparsity_report(model: nn.Module) -> dict[str, Any]:
     layers = []
     prunable_numel = prunable_nonzero = 0
     with torch.no_grad():
-        for name, module in prunable_layers(model):
+        for name, module in prunable_layers(model, scoped=False):
             w = effective_weight(module)
             numel, nonzero = w.numel(), int(torch.count_nonzero(w))
             layers.append(

@@ -159,7 +159,9 @@ def measure_latency_ms(
 
 def _same_architecture(original: nn.Module, pruned: nn.Module) -> bool:
     def shapes(model: nn.Module) -> list[tuple[str, tuple[int, ...]]]:
-        return [(n, tuple(effective_weight(m).shape)) for n, m in prunable_layers(model)]
+        return [
+            (n, tuple(effective_weight(m).shape)) for n, m in prunable_layers(model, scoped=False)
+        ]
 
     return shapes(original) == shapes(pruned)
 
@@ -212,9 +214,9 @@ def compression_report(
     )
     measured = _ratio(latency_dense, latency_pruned)
 
-    pruned_layers = dict(prunable_layers(pruned))
+    pruned_layers = dict(prunable_layers(pruned, scoped=False))
     channels = []
-    for name, module in prunable_layers(original):
+    for name, module in prunable_layers(original, scoped=False):
         other = pruned_layers.get(name)
         if other is None:
             continue

@@ -40,10 +40,12 @@ from backend.pruning.masks import (
     apply_masks,
     current_mask,
     effective_weight,
+    in_layer_scope,
     is_pruned,
     prunable_layers,
 )
 from backend.pruning.registry import PruningMethod, check_bool, check_number, register_method
+from models.heads import try_find_classifier
 from models.structured import (
     STRUCTURE_ATTR,
     apply_structure_ops,
@@ -145,7 +147,7 @@ def plan_filter_pruning(
     original: dict[str, int] = (
         dict(structure.get("original_out_channels", {})) if isinstance(structure, dict) else {}
     )
-    classifier = getattr(work, "classifier", None)
+    classifier: nn.Module | None = try_find_classifier(work)
     layers = [m for m in work.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     if not isinstance(classifier, (nn.Conv2d, nn.Linear)):
         # Without the architecture convention, the last layer is taken to produce the logits.
@@ -181,7 +183,12 @@ def plan_filter_pruning(
             scores.index_add_(0, torch.tensor(root_idxs), _l1_rows(module)[idxs])
             members.append((names[module], idxs, root_idxs))
         root = names[root_module]
-        k = _n_remove(sparsity, channels, original.get(root, channels))
+        # the prune job's include / exclude patterns choose the groups by their root layer
+        k = (
+            _n_remove(sparsity, channels, original.get(root, channels))
+            if in_layer_scope(root)
+            else 0
+        )
         # Stable sort: among equal norms (e.g. filters zeroed earlier) the first goes first.
         remove = sorted(torch.sort(scores, stable=True).indices[:k].tolist())
         removed = set(remove)

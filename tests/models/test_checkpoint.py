@@ -49,7 +49,11 @@ def _make(name: str) -> tuple[nn.Module, dict[str, Any], torch.Tensor]:
     return model, kwargs, torch.randn(5, *shape)
 
 
-@pytest.mark.parametrize("name", list_models())
+# "onnx" rebuilds a stored graph: its checkpoint round trip is in tests/models/test_onnx.py
+LOCAL = [name for name in list_models() if name != "onnx"]
+
+
+@pytest.mark.parametrize("name", LOCAL)
 def test_round_trip_identical_outputs(name: str, tmp_path: Path) -> None:
     model, kwargs, x = _make(name)
     path = tmp_path / "m.safetensors"
@@ -81,7 +85,7 @@ def _prune_some(model: nn.Module) -> dict[str, torch.Tensor]:
     return masks
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", LOCAL)
 def test_pruned_round_trip(name: str, tmp_path: Path) -> None:
     model, kwargs, x = _make(name)
     masks = _prune_some(model)
