@@ -115,6 +115,17 @@ class ModelPublic(_Public):
     measured_speedup: float | None = None
     report_note: str | None = None
     accuracy: float | None
+    input_shape: list[int] | None = Field(
+        default=None, description="one sample's shape the model was proven to accept"
+    )
+    num_classes: int | None = Field(
+        default=None, description="number of logits the model was proven to produce"
+    )
+    regions_unsupported: str | None = Field(
+        default=None,
+        description="why linear-region statistics cannot be computed for this network "
+        "(not piecewise linear, or an operation the exact counter cannot follow); null if they can",
+    )
     job_id: int | None
     created_at: Timestamp
 

@@ -88,6 +88,12 @@ class ModelRow(Base):
     checkpoint_sha: Mapped[str] = mapped_column(String(64))
     # sha256 of the uploaded checkpoint file this model was imported from
     upload_sha: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    # what one forward pass at registration proved the model accepts: one sample's shape and
+    # the number of logits (null: registered without a dataset, nothing proven yet)
+    input_shape: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)
+    num_classes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # why the exact linear-region counter cannot take this network (null: it can, or unknown)
+    regions_unsupported: Mapped[str | None] = mapped_column(String(1000), nullable=True)
     job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

@@ -17,7 +17,7 @@ from backend.jobs.specs import TrainSettings
 from backend.pruning import sparsity_report
 from backend.pruning.finetune import TrainConfig, predict, train
 from models.checkpoint import load_checkpoint, save_checkpoint
-from models.registry import model_info
+from models.registry import fill_kwargs
 
 
 class JobInputError(ValueError):
@@ -56,17 +56,59 @@ def forget_upload(ctx: JobContext, upload_sha: str) -> None:
 
 
 def fill_arch_kwargs(architecture: str, kwargs: dict[str, Any], ds: ArrayDataset) -> dict[str, Any]:
-    """Complete an architecture's kwargs from the dataset (classes, input shape, channels)."""
-    info = model_info(architecture)
-    params = set(info["defaults"]) | set(info["required"])
-    out = dict(kwargs)
-    if "num_classes" in params:
-        out.setdefault("num_classes", ds.num_classes)
-    if "input_shape" in params:
-        out.setdefault("input_shape", ds.input_shape)
-    if "in_channels" in params and len(ds.input_shape) == 3:
-        out.setdefault("in_channels", ds.input_shape[0])
-    return out
+    """Complete an architecture's kwargs from the dataset (classes, input shape, channels,
+    image size for timm/torchvision ViTs): :func:`models.registry.fill_kwargs`."""
+    return fill_kwargs(architecture, kwargs, list(ds.input_shape), ds.num_classes)
+
+
+def regions_unsupported(model: torch.nn.Module) -> str | None:
+    """Why the exact linear-region counter cannot take ``model`` (shown by the dashboard's
+    regions view instead of a button that would fail), or None."""
+    from backend.analysis.linear_regions import UnsupportedModuleError, check_supported
+
+    try:
+        check_supported(model)
+    except UnsupportedModuleError as exc:
+        return str(exc)[:1000]
+    except Exception:  # tracing failed for another reason: the job will say, not the row
+        return None
+    return None
+
+
+def shape_text(shape: Any) -> str:
+    """``(3, 32, 32)``, ``(32,)``: a shape as Python and torch print it."""
+    return str(tuple(int(d) for d in shape))
+
+
+@torch.no_grad()
+def prove_input(model: torch.nn.Module, input_shape: list[int], device: str) -> int:
+    """One forward of a zero sample of ``input_shape``; returns the number of logits.
+
+    The result is recorded on the model row, so that a dataset of another shape or class count
+    is refused when a job is submitted (backend/api/routes/jobs.py), not inside the job.
+
+    Raises:
+        JobInputError: The model does not accept such a sample, or does not return (1, C)
+            logits; the message names the shape.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        out = model(torch.zeros(1, *input_shape, device=device))
+    except (RuntimeError, ValueError, AssertionError, IndexError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise JobInputError(
+            f"the model does not accept inputs of shape {shape_text(input_shape)}: {first}"
+        ) from None
+    finally:
+        model.train(was_training)
+    if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != 1:
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise JobInputError(
+            f"the model should return logits of shape (N, C) for inputs of shape "
+            f"{shape_text(input_shape)}; it returned {got}"
+        )
+    return int(out.shape[1])
 
 
 def store_checkpoint(
@@ -156,6 +198,17 @@ def save_model(
     if report is None:
         assert model is not None
         report = own_report(model)
+    input_shape: list[int] | None = None
+    num_classes: int | None = None
+    if dataset_id is not None:
+        with ctx.session() as s:
+            ds_row = s.get(DatasetRow, dataset_id)
+            input_shape = [int(d) for d in ds_row.input_shape] if ds_row is not None else None
+            classes = ds_row.num_classes if ds_row is not None else None
+        if input_shape is not None:
+            num_classes = (
+                prove_input(model, input_shape, ctx.device) if model is not None else classes
+            )
     values = dict(
         name=name,
         architecture=architecture,
@@ -170,6 +223,9 @@ def save_model(
         accuracy=accuracy,
         sparsity_report=report,
         checkpoint_sha=checkpoint_sha,
+        input_shape=input_shape,
+        num_classes=num_classes,
+        regions_unsupported=regions_unsupported(model) if model is not None else None,
         job_id=job.id,
     )
     with ctx.session() as s:

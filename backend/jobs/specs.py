@@ -102,6 +102,17 @@ class PruneSpec(_Spec):
         default=None,
         description="overrides the training seed (and the method's own seed, if it has one)",
     )
+    include: list[Annotated[str, Field(max_length=200, pattern=NO_NUL)]] = Field(
+        default_factory=list,
+        max_length=100,
+        description="prune only layers whose qualified names match one of these shell-style "
+        "patterns ('layer4.*', '*.attn.qkv'); empty: every Conv1d/2d/3d and Linear",
+    )
+    exclude: list[Annotated[str, Field(max_length=200, pattern=NO_NUL)]] = Field(
+        default_factory=list,
+        max_length=100,
+        description="never prune layers whose qualified names match one of these patterns",
+    )
     name: str | None = Field(default=None, max_length=200, pattern=NO_NUL)
 
 

@@ -375,6 +375,19 @@ def fetch_regions(context: Mapping[str, Any]) -> dict[str, Any]:
     dataset = view.get("dataset") or {}
     spec = interactive_spec(dataset.get("input_shape"))
     a_id, b_id = int(view["model_a"]["id"]), int(view["model_b"]["id"])
+    for side, model in (("A", view["model_a"]), ("B", view["model_b"])):
+        reason = str(model.get("regions_unsupported") or "")
+        if reason:  # say why instead of offering a job that the server would refuse
+            return {
+                "state": "error",
+                "message": notice(
+                    f"No linear regions for {side}: {model.get('architecture', '')}",
+                    f"{reason[0].upper()}{reason[1:]}. Linear-region statistics need a "
+                    "piecewise-linear network the exact counter can follow (README, Linear "
+                    "regions).",
+                    kind="info",
+                ),
+            }
     labels = {
         "label_a": f"A: {view['model_a']['name']}",
         "label_b": f"B: {model_label(view['model_b'])}",

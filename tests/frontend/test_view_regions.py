@@ -421,6 +421,18 @@ def test_without_results_the_empty_state_explains_and_offers_the_button(api: Reg
     assert "linear regions" in view.WHAT and view.WHAT.count(".") == 1  # one sentence
 
 
+def test_a_network_without_linear_regions_says_why_instead_of_offering_the_button(
+    api: RegionsApi,
+) -> None:
+    reason = "linear-region statistics are defined for piecewise-linear networks; this uses GELU"
+    api.base.models[0]["regions_unsupported"] = reason  # A, as the server records it
+    out = load(context())
+    assert out["intro"] == view.HIDDEN and out["body"] == view.HIDDEN  # no button
+    said = text(out["message"])
+    assert "No linear regions for A" in said and "Linear-region statistics are defined" in said
+    assert not api.submitted
+
+
 def test_slice_samples_prefer_a_flip_near_both_boundaries() -> None:
     table = comparison_table()
     assert view.pick_slice_samples(table) == [7, 4, 0]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, HTTPException
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -45,15 +47,10 @@ def validate_spec(session: Session, kind: str, raw: dict) -> dict:  # type: igno
         loc = ".".join(str(p) for p in first["loc"])
         raise _unprocessable(f"spec.{loc}: {first['msg']}") from exc
     if isinstance(spec, TrainSpec):
-        from models.registry import list_models
-
-        if session.get(DatasetRow, spec.dataset_id) is None:
+        dataset = session.get(DatasetRow, spec.dataset_id)
+        if dataset is None:
             raise _unprocessable(f"spec.dataset_id: dataset {spec.dataset_id} does not exist")
-        if spec.architecture not in list_models():
-            raise _unprocessable(
-                f"spec.architecture: unknown architecture {spec.architecture!r}; "
-                f"known: {', '.join(list_models())}"
-            )
+        check_trainable(spec.architecture, spec.arch_kwargs, dataset)
     elif isinstance(spec, PruneSpec):
         from backend.jobs.kinds.prune import training_settings
         from backend.pruning import create as create_method
@@ -61,6 +58,7 @@ def validate_spec(session: Session, kind: str, raw: dict) -> dict:  # type: igno
         model = session.get(ModelRow, spec.model_id)
         if model is None:
             raise _unprocessable(f"spec.model_id: model {spec.model_id} does not exist")
+        check_layer_patterns(spec.include, spec.exclude)
         try:
             method = create_method(spec.method, sparsity=spec.sparsity, **spec.params)
         except (TypeError, ValueError) as exc:
@@ -105,10 +103,16 @@ def validate_spec(session: Session, kind: str, raw: dict) -> dict:  # type: igno
         for model_id in [comp.model_a_id, *comp.model_b_ids]:
             model = session.get(ModelRow, model_id)
             assert model is not None
+            if model.regions_unsupported:  # found when the model was registered
+                raise _unprocessable(
+                    f"model {model_id} ({model.architecture}): {model.regions_unsupported}"
+                )
+            if model.architecture == "onnx":
+                continue  # its graph is in the artifact store: checked at registration
             try:
                 check_supported(create_model(model.architecture, **model.arch_kwargs))
             except ValueError as exc:
-                raise _unprocessable(f"model {model_id}: {exc}") from exc
+                raise _unprocessable(f"model {model_id} ({model.architecture}): {exc}") from exc
     elif isinstance(spec, AttributionSpec):
         check_attribution(session, spec)
     elif isinstance(spec, CompareSpec):
@@ -157,13 +161,70 @@ def check_attribution(session: Session, spec: AttributionSpec) -> None:
             )
 
 
+def _shape(shape: list[int] | tuple[int, ...]) -> str:
+    """``(3, 32, 32)``, ``(32,)``: a shape as Python and torch print it."""
+    return str(tuple(int(d) for d in shape))
+
+
 def check_classes(model: ModelRow, dataset: DatasetRow) -> None:
-    """Refuse, before any work, a dataset whose classes the model cannot predict."""
-    classes = (model.arch_kwargs or {}).get("num_classes")
+    """Refuse, before any work, a dataset whose inputs the model was not proven to accept
+    (``model.input_shape``, recorded at registration) or whose classes it cannot predict."""
+    if model.input_shape is not None and list(model.input_shape) != list(dataset.input_shape):
+        raise _unprocessable(
+            f"model {model.id} ({model.architecture}) accepts inputs of shape "
+            f"{_shape(model.input_shape)} but dataset {dataset.id} ({dataset.name!r}) has inputs "
+            f"of shape {_shape(dataset.input_shape)}"
+        )
+    classes = model.num_classes
+    if classes is None:
+        classes = (model.arch_kwargs or {}).get("num_classes")
     if classes is not None and int(classes) != dataset.num_classes:
         raise _unprocessable(
             f"dataset {dataset.id} ({dataset.name!r}) has {dataset.num_classes} classes but "
             f"model {model.id} predicts {classes}"
+        )
+
+
+def check_layer_patterns(include: list[str], exclude: list[str]) -> None:
+    """Refuse empty layer patterns (spec.include / spec.exclude of a prune job)."""
+    for field, patterns in (("include", include), ("exclude", exclude)):
+        for pattern in patterns:
+            if not pattern.strip():
+                raise _unprocessable(f"spec.{field}: layer patterns should not be empty")
+
+
+def check_trainable(architecture: str, arch_kwargs: dict[str, Any], dataset: DatasetRow) -> None:
+    """Build the architecture with the kwargs the train job will use and run one sample of the
+    dataset's shape through it: an unknown name, bad or downloading kwargs, an input it cannot
+    take or a wrong number of logits is a 422 now, never a torch error inside the job."""
+    import torch
+
+    from models.registry import UnknownNameError, create, fill_kwargs
+
+    try:
+        kwargs = fill_kwargs(
+            architecture, arch_kwargs, list(dataset.input_shape), dataset.num_classes
+        )
+        model = create(architecture, **kwargs).eval()
+    except UnknownNameError as exc:
+        raise _unprocessable(f"spec.architecture: {exc}") from exc
+    except (TypeError, ValueError) as exc:
+        raise _unprocessable(f"spec.arch_kwargs: {exc}") from exc
+    shape = [int(d) for d in dataset.input_shape]
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros(1, *shape))
+    except (RuntimeError, ValueError, AssertionError, IndexError, TypeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise _unprocessable(
+            f"spec.architecture: {architecture} does not accept inputs of shape {_shape(shape)} "
+            f"(dataset {dataset.id}, {dataset.name!r}): {first}"
+        ) from exc
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (1, dataset.num_classes):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise _unprocessable(
+            f"spec.arch_kwargs: {architecture} returns {got} for one sample but dataset "
+            f"{dataset.id} ({dataset.name!r}) needs logits of shape (1, {dataset.num_classes})"
         )
 
 

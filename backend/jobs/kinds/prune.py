@@ -28,6 +28,7 @@ from backend.jobs.kinds.analyze import analyze_model
 from backend.jobs.specs import PruneSpec, TrainSettings
 from backend.pruning import create as create_method
 from backend.pruning.finetune import TrainConfig
+from backend.pruning.masks import layer_scope
 from backend.pruning.report import compression_report
 from backend.pruning.session import PruneSession
 from models.registry import create as create_model
@@ -106,7 +107,8 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
         should_stop=ctx.should_stop,
         record_round=record_round,
     )
-    pruned = method.run(model, session)
+    with layer_scope(spec.include, spec.exclude):
+        pruned = method.run(model, session)
     ctx.check_cancelled()
     ctx.report(0.92, "measuring: accuracy, FLOPs and latency", force=True)
     _, original = load_model(ctx, parent.id)
