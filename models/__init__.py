@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from models import architectures as architectures
+from models import onnx_graph as onnx_graph
 from models.checkpoint import (
     CheckpointError,
     load_checkpoint,

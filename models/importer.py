@@ -6,7 +6,8 @@ The file may come from anyone, so it is treated as hostile until proven otherwis
   8-byte little-endian header length followed by a JSON header), PruneScope's own safetensors
   layout (:mod:`models.checkpoint`, recognised by its ``"prunescope"`` metadata), and
   ``torch.save`` files (zip-based, magic ``PK\\x03\\x04``, or the legacy pickle stream that starts
-  with torch's magic number);
+  with torch's magic number), and ONNX models (a serialised ``onnx.ModelProto``, or a zip holding
+  one ``*.onnx`` file and its external data instead of torch's ``data.pkl``);
 * safetensors headers are checked by this module before ``safetensors`` maps the file (length
   within the file and at most 100 MB, JSON object, known dtypes, byte ranges that match the
   shapes and lie inside the file), so an absurd length never allocates memory;
@@ -14,7 +15,11 @@ The file may come from anyone, so it is treated as hostile until proven otherwis
   unpickler refuses every global outside torch's allowlist; any other pickle stream is refused
   without being unpickled at all;
 * the tensors are validated against the registered architecture (keys, shapes, dtypes, finite
-  values) before a model is returned.
+  values) before a model is returned;
+* ONNX models are parsed as protobuf (no code runs), checked and converted by
+  :mod:`models.onnx_graph`; they become the architecture ``"onnx"`` whose only argument is the
+  sha256 of the weight-stripped graph (:attr:`ImportedCheckpoint.graph`, which the caller
+  stores).
 
 Any problem raises :class:`CheckpointError` (the class of :mod:`models.checkpoint`, re-exported
 here so callers catch one type) whose message says what is wrong and what to do.
@@ -22,6 +27,7 @@ here so callers catch one type) whose message says what is wrong and what to do.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -39,7 +45,14 @@ from torch import Tensor, nn
 from torch.nn.utils import prune
 
 from models.checkpoint import META_KEY, CheckpointError, read_checkpoint_meta
-from models.registry import UnknownNameError, create, list_models
+from models.onnx_graph import (
+    is_onnx_zip,
+    looks_like_onnx,
+    read_onnx,
+    strip_weights,
+    to_torch_with_sources,
+)
+from models.registry import UnknownNameError, _factory, create, list_models
 from models.structured import rebuild_structure
 
 __all__ = [
@@ -51,7 +64,7 @@ __all__ = [
     "read_checkpoint",
 ]
 
-FORMATS = ("safetensors", "prunescope", "torch_state_dict")
+FORMATS = ("safetensors", "prunescope", "torch_state_dict", "onnx")
 MASK_KINDS = ("none", "explicit", "zeros")
 # Keys under which training scripts commonly nest the state_dict, tried in this order.
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "net")
@@ -106,8 +119,8 @@ class ImportedCheckpoint:
             masks (``masks == "explicit"``) or exact zeros (``masks == "zeros"``).
         architecture: Registered architecture name.
         arch_kwargs: Its keyword arguments.
-        format: ``"safetensors"``, ``"prunescope"`` (safetensors with PruneScope metadata) or
-            ``"torch_state_dict"`` (a ``torch.save`` file).
+        format: ``"safetensors"``, ``"prunescope"`` (safetensors with PruneScope metadata),
+            ``"torch_state_dict"`` (a ``torch.save`` file) or ``"onnx"``.
         masks: ``"none"``, ``"explicit"`` (``*_mask`` tensors in the file) or ``"zeros"``
             (masks ``weight != 0`` built from exact zeros of prunable weights).
         layers: One dict per prunable layer (``nn.Conv2d``/``nn.Linear``), in module order:
@@ -120,6 +133,10 @@ class ImportedCheckpoint:
         n_nonzero: Non-zero entries among those ``n_params``.
         warnings: Things the user should know that did not prevent the import (ignored
             entries, dtype conversions, defaulted buffers, overridden metadata).
+        graph: For ``format == "onnx"``: the graph without its weights
+            (:func:`models.onnx_graph.strip_weights`), whose sha256 is
+            ``arch_kwargs["graph_sha"]``; store it before the model can be rebuilt. None
+            otherwise.
     """
 
     model: nn.Module
@@ -132,6 +149,7 @@ class ImportedCheckpoint:
     n_params: int
     n_nonzero: int
     warnings: list[str] = field(default_factory=list)
+    graph: bytes | None = None
 
 
 def read_checkpoint(
@@ -144,7 +162,9 @@ def read_checkpoint(
     """Read a checkpoint file and return a validated model of a registered architecture.
 
     Accepted content (detected from the bytes): safetensors; PruneScope's own safetensors
-    checkpoints; ``torch.save`` files holding a ``state_dict``, possibly wrapped as
+    checkpoints; ONNX models (a ``.onnx`` file, or a zip of one ``*.onnx`` and its external
+    data; see :func:`models.onnx_graph.read_onnx`), which need no architecture; ``torch.save``
+    files holding a ``state_dict``, possibly wrapped as
     ``{"state_dict" | "model_state_dict" | "model" | "net": {...}, "epoch": ...}`` (non-tensor
     entries are ignored) and possibly with ``module.`` prefixes (DataParallel/DDP).
 
@@ -169,7 +189,8 @@ def read_checkpoint(
     Args:
         path: The file.
         architecture: Registered architecture name, or None to take it (and its kwargs) from
-            PruneScope metadata; required for any other file.
+            PruneScope metadata; required for any other file except ONNX, for which it must be
+            None or ``"onnx"``.
         arch_kwargs: Arguments of the architecture. For a PruneScope file they update the
             stored kwargs; otherwise they are the kwargs.
         max_tensor_bytes: If given, refuse files whose tensor data exceeds this many bytes
@@ -192,6 +213,9 @@ def read_checkpoint(
         _check_registered(architecture)
     if max_tensor_bytes is not None and max_tensor_bytes < 0:
         raise ValueError(f"max_tensor_bytes={max_tensor_bytes!r} should be >= 0")
+
+    if _is_onnx(path):
+        return _read_onnx_checkpoint(path, architecture, kwargs, max_tensor_bytes)
 
     notes: list[str] = []
     structure: object = None
@@ -258,7 +282,60 @@ def read_checkpoint(
     )
 
 
+def _read_onnx_checkpoint(
+    path: Path,
+    architecture: str | None,
+    kwargs: Mapping[str, Any],
+    max_tensor_bytes: int | None,
+) -> ImportedCheckpoint:
+    """An ONNX model as the architecture ``"onnx"`` (see :mod:`models.onnx_graph`)."""
+    if architecture not in (None, "onnx"):
+        raise CheckpointError(
+            f"{_name(path)} is an ONNX model, which carries its own architecture: leave the "
+            f"architecture empty (or 'onnx') instead of {architecture!r}"
+        )
+    proto, notes = read_onnx(path, max_tensor_bytes=max_tensor_bytes)
+    if kwargs:
+        notes.append(f"ignored arch_kwargs {sorted(kwargs)}: an ONNX model carries its own")
+    model, sources = to_torch_with_sources(proto)
+    graph = strip_weights(proto, sources)
+    del proto
+    _check_finite(model.state_dict())
+    masks = _masks_from_zeros(model)
+    for target, mask in masks.items():
+        _attach_mask(model, target, mask)
+    layers = _layer_stats(model)
+    n_weights = sum(layer["n_params"] for layer in layers)
+    n_zero = sum(layer["n_zero"] for layer in layers)
+    n_params, n_nonzero = _param_counts(model)
+    return ImportedCheckpoint(
+        model=model.eval(),
+        architecture="onnx",
+        arch_kwargs={"graph_sha": hashlib.sha256(graph).hexdigest()},
+        format="onnx",
+        masks="zeros" if masks else "none",
+        layers=layers,
+        sparsity=n_zero / n_weights if n_weights else 0.0,
+        n_params=n_params,
+        n_nonzero=n_nonzero,
+        warnings=notes,
+        graph=graph,
+    )
+
+
 # --- reading ---------------------------------------------------------------------------------
+
+
+def _is_onnx(path: Path) -> bool:
+    """Whether the file holds an ONNX model (a ModelProto, or a zip with an ``*.onnx``)."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(_HEAD_BYTES)
+    except OSError:
+        return False  # reported by the usual reading path
+    if head.startswith(_ZIP_MAGIC):
+        return is_onnx_zip(path)
+    return looks_like_onnx(head)
 
 
 def _name(path: Path) -> str:
@@ -285,7 +362,8 @@ def _read_tensors(
     is_zip = head.startswith(_ZIP_MAGIC)
     if not is_zip and not (head[:1] == b"\x80" and _TORCH_LEGACY_MAGIC in head):
         raise CheckpointError(
-            f"{_name(path)} is neither safetensors nor a torch.save file: its first bytes "
+            f"{_name(path)} is neither safetensors nor a torch.save file nor an ONNX model: its "
+            "first bytes "
             f"{head[:16]!r} look like {_describe(head)}"
         )
     # torch.load hands any path ending in ".safetensors" to safetensors, whatever it holds: such
@@ -325,7 +403,7 @@ def _describe(head: bytes) -> str:
         (b"\xfd7zXZ\x00", "an xz archive; decompress it first"),
         (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive; extract the checkpoint first"),
         (b"GGUF", "a GGUF file (llama.cpp)"),
-        (b"\x08", "possibly a protobuf file (ONNX/TensorFlow); export PyTorch weights"),
+        (b"\x08", "possibly a protobuf file (TensorFlow?) but not an ONNX model"),
     ]
     for magic, what in known:
         if head.startswith(magic):
@@ -523,10 +601,10 @@ def _listing(items: list[str], limit: int = _MAX_LISTED) -> str:
 
 
 def _check_registered(architecture: str) -> None:
-    if architecture not in list_models():
-        raise CheckpointError(
-            f"unknown architecture {architecture!r}; known: {', '.join(list_models())}"
-        )
+    try:
+        _factory(architecture)
+    except UnknownNameError as exc:
+        raise CheckpointError(str(exc)) from None
 
 
 def _build(architecture: str, kwargs: dict[str, Any], structure: object) -> nn.Module:
@@ -676,8 +754,8 @@ def _check_dtypes(
 def _check_finite(tensors: Mapping[str, Tensor]) -> None:
     bad: list[str] = []
     for key, value in tensors.items():
-        if not value.is_floating_point():
-            continue
+        if not value.is_floating_point() or bool(torch.isfinite(value).all()):
+            continue  # one pass for the usual case; counted only when something is wrong
         n_nan = int(torch.isnan(value).sum())
         n_inf = int(torch.isinf(value).sum())
         if n_nan or n_inf:

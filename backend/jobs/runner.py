@@ -125,8 +125,11 @@ def run_job(job_id: int, settings: Settings) -> str:
     if not attempt:
         return ""
     from backend.jobs.kinds import get_kind  # imports torch lazily
+    from models.onnx_graph import set_graph_loader
 
     store = ArtifactStore(settings.artifact_location)
+    # imported ONNX models (architecture "onnx") read their stored graph from this store
+    set_graph_loader(store.get_bytes)
     ctx = JobContext(job_id, settings, store, settings.torch_device())
     beat = _Heartbeat(settings, job_id, attempt)
     beat.start()

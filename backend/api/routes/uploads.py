@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import struct
+import zipfile
 from pathlib import Path, PurePath
 from typing import Any, Literal
 
@@ -47,15 +48,35 @@ def sniff_checkpoint(path: Path) -> str:
         if n <= size - 8:
             return "safetensors"
     if head.startswith(b"PK\x03\x04"):
-        return "torch zip"
+        return "onnx zip" if _zip_holds_onnx(path) else "torch zip"
     if head[:1] == b"\x80":  # a pickle stream: torch's legacy format (read weights-only)
         return "torch legacy"
+    # an onnx.ModelProto: field 1 (ir_version, a small varint), then another ModelProto field
+    # (the test of models.onnx_graph.looks_like_onnx, which this torch-free module cannot import)
+    if len(head) >= 3 and head[0] == 0x08 and 1 <= head[1] <= 0x7F and head[2] in _ONNX_TAGS:
+        return "onnx"
     shown = head[:8].hex(" ")
     raise HTTPException(
         status_code=422,
         detail=f"Not a checkpoint: the file starts with bytes {shown}; upload a safetensors "
-        "file or a state_dict saved with torch.save",
+        "file, a state_dict saved with torch.save, or an ONNX model (.onnx, or a .zip of it "
+        "and its external data)",
     )
+
+
+_ONNX_TAGS = frozenset({0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42, 0x72, 0xA2, 0xAA})
+
+
+def _zip_holds_onnx(path: Path) -> bool:
+    """A zip with an ``*.onnx`` file (and its external data) rather than torch's data.pkl."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False  # the import job says what is wrong with it
+    if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
+        return False
+    return any(n.lower().endswith(".onnx") for n in names)
 
 
 def sniff_dataset(path: Path) -> str:
@@ -118,9 +139,10 @@ async def upload_model(
     executor: ExecutorDep,
     settings: SettingsDep,
 ) -> UploadPublic:
-    """Upload a checkpoint: fields `architecture` (registry name; optional for PruneScope's own
-    files), `arch_kwargs` (JSON object), `name`, `parent_id` (the original it was pruned from),
-    `dataset_id`. Answers once stored; the import job validates and registers it."""
+    """Upload a checkpoint (or an ONNX model): fields `architecture` (registry name; optional
+    for PruneScope's own files and ONNX), `arch_kwargs` (JSON object), `name`, `parent_id` (the
+    original it was pruned from), `dataset_id`. Answers once stored; the import job validates
+    and registers it."""
     received = await receive_upload(request, settings.max_upload_bytes, store.spool_dir())
     try:
         fmt = sniff_checkpoint(received.path)

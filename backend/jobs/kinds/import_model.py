@@ -7,13 +7,18 @@ refused), evaluated on its dataset when one is named, and stored in PruneScope's
 checkpoint format with its masks, so jobs and comparisons use it like any other model. An
 upload named as the pruned child of another model (``parent_id``) gets the same compression
 report a prune job writes, so it compares with its original as if it had been pruned here.
+An ONNX upload (:mod:`models.onnx_graph`) also stores its graph without weights, from which the
+architecture ``"onnx"`` rebuilds it, and must run on a few of its dataset's samples.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from backend.db.tables import JobRow, ModelRow
+import torch
+
+from backend.data.registry import ArrayDataset
+from backend.db.tables import DatasetRow, JobRow, ModelRow
 from backend.jobs.common import (
     JobInputError,
     accuracy,
@@ -27,6 +32,50 @@ from backend.jobs.context import JobContext
 from backend.jobs.specs import ImportModelSpec
 from backend.pruning.report import compression_report
 from models.importer import CheckpointError, read_checkpoint
+from models.registry import fill_kwargs, is_known
+
+
+def import_kwargs(
+    ctx: JobContext, spec: ImportModelSpec, parent: ModelRow | None, dataset_id: int | None
+) -> dict[str, Any]:
+    """The architecture's kwargs: the user's, over the parent's (a pruned child keeps its
+    original's architecture), completed from the dataset (classes, channels, image size for
+    ViTs) as a train job would, so that a timm/torchvision checkpoint needs no arguments."""
+    kwargs = dict(spec.arch_kwargs)
+    if spec.architecture is None or not is_known(spec.architecture):
+        return kwargs  # PruneScope's own files carry theirs; unknown names fail in the reader
+    if parent is not None and parent.architecture == spec.architecture:
+        kwargs = {**parent.arch_kwargs, **kwargs}
+    if dataset_id is not None:
+        with ctx.session() as s:
+            ds = s.get(DatasetRow, dataset_id)
+            if ds is not None:
+                kwargs = fill_kwargs(spec.architecture, kwargs, ds.input_shape, ds.num_classes)
+    return kwargs
+
+
+def onnx_classes(model: torch.nn.Module, ds: ArrayDataset, device: str, dataset_id: int) -> int:
+    """The number of logits an imported ONNX graph gives on a few of the dataset's samples;
+    a graph that does not run on them (fixed batch size, other input shape) is refused."""
+    x, _ = tensors(ds, "test")
+    batch = x[:3].to(device)  # 3: not the 1 or 2 a fixed-batch export was traced with
+    try:
+        with torch.no_grad():
+            logits = model(batch)
+    except Exception as exc:  # whatever the converted graph raises, the user gets one reason
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise JobInputError(
+            f"the ONNX graph does not run on a batch of {tuple(batch.shape)} from dataset "
+            f"{dataset_id}: {first}. Export it with a dynamic batch dimension and the "
+            "dataset's input shape (see README, ONNX)"
+        ) from None
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or len(logits) != len(batch):
+        shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise JobInputError(
+            f"the ONNX graph gives {shape} for a batch of {len(batch)}; PruneScope needs logits "
+            "of shape (N, classes)"
+        )
+    return int(logits.shape[1])
 
 
 def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
@@ -36,9 +85,10 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
     if spec.parent_id is not None:
         parent_row, parent = load_model(ctx, spec.parent_id)
     dataset_id = spec.dataset_id or (parent_row.dataset_id if parent_row else None)
+    arch_kwargs = import_kwargs(ctx, spec, parent_row, dataset_id)
     try:
         with ctx.store.local_path(spec.upload_sha) as path:
-            imported = read_checkpoint(path, spec.architecture, spec.arch_kwargs)
+            imported = read_checkpoint(path, spec.architecture, arch_kwargs)
     except CheckpointError as exc:
         forget_upload(ctx, spec.upload_sha)
         # the stored copy is named by its sha256: say the user's file name instead
@@ -54,6 +104,8 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
         ctx.report(0.4, "evaluating on the dataset", force=True)
         ds_row, ds = load_dataset(ctx, dataset_id)
         classes = imported.arch_kwargs.get("num_classes")
+        if imported.format == "onnx":
+            classes = onnx_classes(model, ds, ctx.device, ds_row.id)
         if classes is not None and int(classes) != ds.num_classes:
             raise JobInputError(
                 f"dataset {ds_row.id} ({ds_row.name!r}) has {ds.num_classes} classes but the "
@@ -71,6 +123,10 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
             report = compression_report(parent, model, x[:64].to(ctx.device), device=ctx.device)
     ctx.check_cancelled()
     ctx.report(0.9, "storing the model", force=True)
+    if imported.graph is not None:
+        # an imported ONNX model is rebuilt from its stored graph (the "onnx" architecture)
+        stored = ctx.store.put_bytes(imported.graph)
+        assert stored == imported.arch_kwargs["graph_sha"]
     name = spec.name or spec.filename or f"uploaded {imported.architecture}"
     model_id = save_model(
         ctx,
