@@ -5,8 +5,8 @@ Credentials (README, Access and sharing):
 - API tokens ``psk_...`` (``prunescope token create --name NAME [--read-only]``): a *read* token
   may call every GET route; a *write* token may also call every other route.
 - Share links ``/s/pss_...`` (``POST /api/comparisons/{id}/shares``): open one comparison
-  read-only: its GET routes, the models and analyses it is made of, its dataset's description
-  and test images; nothing else.
+  read-only: its GET routes, the models and analyses it is made of (the models' downloads
+  too), its dataset's description and test images; nothing else.
 
 Both are 256-bit random strings (``secrets.token_urlsafe(32)``); only their sha256 is stored,
 and the stored digest is compared with :func:`hmac.compare_digest`. A plain sha256 (not a slow
@@ -381,6 +381,7 @@ SHARE_ROUTES: dict[str, str] = {
     "/api/datasets/{dataset_id}": "dataset",
     "/api/datasets/{dataset_id}/images/{split}/{index}.png": "dataset-test-image",
     "/api/models/{model_id}": "model",
+    "/api/models/{model_id}/download": "model",  # the comparison's models, as files
     "/api/analyses/{analysis_id}": "analysis",
 }
 SHARE_PREFIXES: dict[str, str] = {

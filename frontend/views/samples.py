@@ -39,7 +39,7 @@ from frontend.client import (
     get_comparison_table_columns,
     get_comparison_table_page,
 )
-from frontend.components import api_error_notice, job_line, notice
+from frontend.components import api_error_notice, download_link, job_line, notice
 from frontend.figures._common import empty_figure
 from frontend.figures.formatting import format_percent, model_label
 from frontend.figures.samples import attribution_heatmaps, attribution_height, top5_bars
@@ -224,6 +224,7 @@ class SamplesData:
     flip_counts: dict[str, int]
     table: dict[str, np.ndarray] | None = field(default=None, repr=False)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    a: int | None = None  # model A's id (for its download link)
 
     def class_name(self, value: Any) -> str:
         i = as_int(value)
@@ -261,6 +262,7 @@ def fetch_samples_data(client: ApiClient, comparison_id: int, b: int | None) -> 
         label_a=f"A: {view['model_a']['name']}",
         label_b=f"B: {model_label(view['model_b'])}",
         flip_counts={c: int((view.get("flip_counts") or {}).get(c, 0)) for c in FLIP_CATEGORIES},
+        a=as_int(view["model_a"].get("id")),
     )
 
 
@@ -821,6 +823,17 @@ def detail_head(data: SamplesData, detail: Mapping[str, Any]) -> list[Any]:
                 html.P(["True label ", html.Strong(data.class_name(label))]),
                 html.Div(tags, className="sample-tags"),
                 html.Div(preds, className="sample-detail-preds"),
+                html.P(
+                    [
+                        html.Span("Models ", className="muted"),
+                        None if data.a is None else html.Span("A", className="tag tag-a"),
+                        None if data.a is None else download_link(data.a),
+                        " ",
+                        html.Span("B", className="tag tag-b"),
+                        download_link(data.b),
+                    ],
+                    className="sample-detail-downloads",
+                ),
             ],
             className="sample-head-text",
         ),

@@ -595,6 +595,10 @@ def test_detail_shows_image_labels_top5_metrics_and_corruptions(api: SamplesApi)
     assert "correct → wrong" in head and "PIE" in head
     (img,) = [c for c in walk(out["head"]) if isinstance(c, html.Img)]
     assert img.src == "/api/datasets/1/images/test/42.png" and "sample-large" in img.className
+    downloads = [
+        a.href for a in walk(out["head"]) if isinstance(a, html.A) and a.children == "Download"
+    ]
+    assert downloads == [f"/api/models/{i}/download?format=safetensors" for i in (1, 2)]
     a, b = out["top5"].data
     assert (a.orientation, b.orientation) == ("h", "h")
     assert a.name.startswith("A: ") and b.name.startswith("B: ")

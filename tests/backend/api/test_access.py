@@ -51,6 +51,7 @@ def share_may_read(method: str, template: str, ids: Ids) -> bool:
         template == "/api/comparisons/{comparison_id}"
         or template.startswith("/api/comparisons/{comparison_id}/")
         or template in ("/api/datasets/{dataset_id}", "/api/models/{model_id}")
+        or template == "/api/models/{model_id}/download"  # model A's and the Bs' files
         or template == "/api/datasets/{dataset_id}/images/{split}/{index}.png"
         or template == "/api/analyses/{analysis_id}"
         or template.startswith("/api/analyses/{analysis_id}/")
@@ -405,6 +406,8 @@ def test_sign_in_sets_an_http_only_cookie_and_refuses_bad_tokens(world: World) -
     with session_factory(world.settings.database_url)() as session:
         _row, doomed = security.create_token(session, "doomed", read_only=True)
         security.revoke_token(session, "doomed")
+    # one cookie of that name: the jar also holds the one the sign-in set for its own domain
+    browser.cookies.clear()
     browser.cookies.set(security.TOKEN_COOKIE, doomed)
     assert "(doomed) was revoked. Sign in with another token." in browser.get("/login").text
     out = browser.get("/logout", follow_redirects=False)
