@@ -5,6 +5,7 @@
     prunescope train / prune         submit a job to a running server and follow its progress
     prunescope jobs                  list jobs (or cancel one)
     prunescope upload model|dataset  upload a checkpoint or a dataset file and follow its import
+    prunescope download MODEL_ID     download a model (safetensors, pt, onnx, prunescope)
     prunescope worker --gpu N        run jobs from the Celery broker on GPU N (executor=celery)
 
 Settings come from PRUNESCOPE_* environment variables (see README, Configuration); the flags
@@ -15,185 +16,82 @@ from __future__ import annotations
 
 import argparse
 import json
-import secrets
 import sys
+import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from backend.config import Settings
+from frontend.client import ApiError, ApiUnreachableError
+from frontend.rest import DOWNLOAD_FORMATS, ClientError, RestClient
+from frontend.rest import MultipartFile as MultipartFile  # re-exported for scripts and tests
 
 DEMO_COMPARISON = "demo: digits_cnn, global magnitude 50% and 90%"
-UPLOAD_CHUNK_BYTES = 1 << 20
-UPLOAD_READ_TIMEOUT_S = 600.0
 DATASET_FORMATS = ("npz", "cifar10", "cifar10c", "mnist", "imagefolder")
 
 
-class CliError(Exception):
-    """A failure to report in one line, without a traceback."""
+# One-line failures: a missing file, a job that failed, ... (frontend.rest raises them for the
+# notebook client too); main() prints them without a traceback.
+CliError = ClientError
 
 
 # ---------------------------------------------------------------------------- API access
-class Api:
-    """Minimal REST client for the CLI (the dashboard has its own, frontend/client.py)."""
-
-    def __init__(self, base_url: str, timeout: float = 30.0, token: str = "") -> None:
-        self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
-        headers = {"Authorization": f"Bearer {token}"} if token else None
-        self.http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=headers)
-
-    def request(self, method: str, path: str, **kw: Any) -> Any:
-        try:
-            resp = self.http.request(method, path, **kw)
-        except httpx.TransportError as exc:
-            raise CliError(
-                f"cannot reach the PruneScope server at {self.base_url} ({exc}); "
-                "start it with `prunescope serve` or pass --api"
-            ) from exc
-        if resp.status_code >= 400:
-            try:
-                detail = resp.json().get("detail")
-            except ValueError:
-                detail = resp.text
-            hint = ""
-            if resp.status_code == 401:
-                hint = " (this server needs a token: --token or PRUNESCOPE_TOKEN)"
-            raise CliError(f"{method} {path} failed ({resp.status_code}): {detail}{hint}")
-        return resp.json()
-
-    def get(self, path: str, **params: Any) -> Any:
-        return self.request("GET", path, params=params)
-
-    def post(self, path: str, body: dict[str, Any]) -> Any:
-        return self.request("POST", path, json=body)
-
-    def upload(
-        self, path: str, body: MultipartFile, progress: Callable[[int], None] | None = None
-    ) -> Any:
-        """POST ``body`` streamed from its file; ``progress`` gets each sent file chunk's size."""
-        # the answer comes once the server has stored and hashed the whole file
-        timeout = httpx.Timeout(self.timeout, read=UPLOAD_READ_TIMEOUT_S)
-        return self.request(
-            "POST", path, content=body.chunks(progress), headers=body.headers, timeout=timeout
-        )
-
-
-def _header_value(text: str) -> str:
-    """A quoted Content-Disposition parameter, escaped as browsers do (WHATWG form encoding)."""
-    return text.replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
-
-
-class MultipartFile:
-    """A multipart/form-data body streamed from a file, never read into memory whole.
-
-    The text fields come first, then the file part in ``chunk_size`` pieces, then the closing
-    boundary. Everything but the file's bytes is built up front, so the exact Content-Length is
-    known before the first byte is sent (no chunked transfer encoding).
-
-    Args:
-        path: the file to send.
-        fields: text fields; None values are left out.
-        file_field: the name of the file part.
-        boundary: the multipart boundary (random when None).
-        chunk_size: bytes read from the file at a time.
-    """
+class Api(RestClient):
+    """The CLI's REST client: :class:`frontend.rest.RestClient` (the notebook client's base, built
+    on the dashboard's ApiClient) with paths relative to ``/api`` and every failure a
+    :class:`CliError` that says in one line what went wrong and what to do."""
 
     def __init__(
         self,
-        path: str | Path,
-        fields: Mapping[str, str | None],
-        *,
-        file_field: str = "file",
-        boundary: str | None = None,
-        chunk_size: int = UPLOAD_CHUNK_BYTES,
+        base_url: str,
+        timeout: float = 30.0,
+        token: str = "",
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise CliError(f"{self.path}: no such file")
-        self.boundary = boundary or f"prunescope-{secrets.token_hex(16)}"
-        self.chunk_size = chunk_size
-        self.file_size = self.path.stat().st_size
-        dash = f"--{self.boundary}\r\n"
-        parts = []
-        for name, value in fields.items():
-            if value is None:
-                continue
-            parts.append(
-                f'{dash}Content-Disposition: form-data; name="{_header_value(name)}"\r\n\r\n'
-                f"{value}\r\n"
-            )
-        parts.append(
-            f'{dash}Content-Disposition: form-data; name="{_header_value(file_field)}"; '
-            f'filename="{_header_value(self.path.name)}"\r\n'
-            "Content-Type: application/octet-stream\r\n\r\n"
-        )
-        self.head = "".join(parts).encode("utf-8")
-        self.tail = f"\r\n--{self.boundary}--\r\n".encode("ascii")
-        self.length = len(self.head) + self.file_size + len(self.tail)
+        super().__init__(base_url, token=token, timeout=timeout, transport=transport)
+        self.shown_url = base_url.rstrip("/")
 
-    @property
-    def headers(self) -> dict[str, str]:
-        """Content-Type (with the boundary) and the exact Content-Length."""
-        return {
-            "Content-Type": f"multipart/form-data; boundary={self.boundary}",
-            "Content-Length": str(self.length),
-        }
+    @contextmanager
+    def _one_line(self, method: str, path: str) -> Iterator[None]:
+        """Turn the client's exceptions into CliErrors that say what to do."""
+        try:
+            yield
+        except ApiUnreachableError as exc:
+            raise CliError(
+                f"cannot reach the PruneScope server at {self.shown_url} ({exc.__cause__}); "
+                "start it with `prunescope serve` or pass --api"
+            ) from exc
+        except ApiError as exc:
+            hint = ""
+            if exc.status == 401:
+                hint = " (this server needs a token: --token or PRUNESCOPE_TOKEN)"
+            shown = path.removeprefix("/api")
+            raise CliError(f"{method} {shown} failed ({exc.status}): {exc.detail}{hint}") from exc
 
-    def chunks(self, progress: Callable[[int], None] | None = None) -> Iterator[bytes]:
-        """The body, piece by piece; ``progress(n)`` follows each file chunk once it is sent.
+    def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        with self._one_line(method, path):
+            return super().send(method, path, **kwargs)
 
-        Raises:
-            CliError: when the file changed size since the body was measured.
-        """
-        yield self.head
-        sent = 0
-        with open(self.path, "rb") as fh:
-            while chunk := fh.read(self.chunk_size):
-                sent += len(chunk)
-                if sent > self.file_size:
-                    break
-                yield chunk
-                if progress is not None:
-                    progress(len(chunk))
-        if sent != self.file_size:
-            raise CliError(f"{self.path} changed while it was being uploaded; try again")
-        yield self.tail
+    def stream_to_file(self, path: str, dest: str | Path | None = None, **kwargs: Any) -> Any:
+        with self._one_line("GET", path):
+            return super().stream_to_file(path, dest, **kwargs)
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self._request("GET", f"/api{path}", params=params)
+
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        return self._request("POST", f"/api{path}", json=body)
 
 
 def follow_jobs(api: Api, job_ids: list[int], labels: list[str]) -> list[dict[str, Any]]:
     """Show a progress bar per job until all have finished; raise if one did not succeed."""
-    from tqdm import tqdm
-
-    bars = [
-        tqdm(total=100, desc=label, position=i, leave=True, bar_format="{l_bar}{bar}| {postfix}")
-        for i, label in enumerate(labels)
-    ]
-    done: dict[int, dict[str, Any]] = {}
-    try:
-        while len(done) < len(job_ids):
-            for job_id, bar in zip(job_ids, bars, strict=True):
-                if job_id in done:
-                    continue
-                job = api.get(f"/jobs/{job_id}")
-                bar.n = round(100 * job["progress"])
-                bar.set_postfix_str(f"{job['status']}: {job['stage']}"[:60], refresh=False)
-                bar.refresh()
-                if job["status"] in ("succeeded", "failed", "cancelled"):
-                    done[job_id] = job
-            time.sleep(0.25)
-    finally:
-        for bar in bars:
-            bar.close()
-    failed = [j for j in done.values() if j["status"] != "succeeded"]
-    if failed:
-        j = failed[0]
-        raise CliError(f"job {j['id']} ({j['kind']}) {j['status']}: {j['error']}")
-    return [done[i] for i in job_ids]
+    return [dict(job) for job in api.follow(job_ids, labels)]
 
 
 # ------------------------------------------------------------------------------- server
@@ -462,6 +360,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     spec = {
         "dataset_id": datasets[args.dataset]["id"],
         "architecture": args.arch,
+        "arch_kwargs": parse_arch_kwargs(args.arch_kw),
         "epochs": args.epochs,
         "lr": args.lr,
         "seed": args.seed,
@@ -492,6 +391,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
         "params": _json_arg(args.params, "--params"),
         "finetune": _finetune(args),
         "analyze": args.analyze,
+        "include": args.include or [],
+        "exclude": args.exclude or [],
     }
     job = api.post("/jobs", {"kind": "prune", "spec": spec})
     (job,) = follow_jobs(api, [job["id"]], [f"prune {args.method} {args.sparsity:.0%}"])
@@ -507,6 +408,22 @@ def cmd_methods(args: argparse.Namespace) -> int:
         defaults = ", ".join(f"{k}={v}" for k, v in info["defaults"].items()) or "-"
         print(f"{name:<24} {info['schedule']:<16} {info['scope']:<10} {info['doc']}")
         print(f"{'':<24} params: {defaults}")
+    return 0
+
+
+def cmd_architectures(args: argparse.Namespace) -> int:
+    from models.registry import model_info, search
+
+    names, total = search(" ".join(args.query), limit=args.limit, offset=args.offset)
+    for name in names:
+        info = model_info(name)
+        print(f"{name:<44} {info['source']:<12} {info['doc'][:70]}")
+    shown = f"{args.offset + 1}-{args.offset + len(names)}" if names else "none"
+    print(
+        f"({shown} of {total}; --offset {args.offset + args.limit} for more)"
+        if (args.offset + len(names) < total)
+        else f"({shown} of {total})"
+    )
     return 0
 
 
@@ -655,18 +572,7 @@ def parse_arch_kwargs(items: Sequence[str] | None) -> dict[str, Any]:
 
 def _send_file(api: Api, endpoint: str, path: str, fields: Mapping[str, str | None]) -> Any:
     """Upload ``path`` with a byte progress bar; returns the API's answer."""
-    from tqdm import tqdm
-
-    body = MultipartFile(path, fields)
-    with tqdm(
-        total=body.file_size,
-        unit="B",
-        unit_scale=True,
-        unit_divisor=1024,
-        desc=f"upload {body.path.name}"[:40],
-        leave=True,
-    ) as bar:
-        return api.upload(endpoint, body, bar.update)
+    return api.upload_file(f"/api{endpoint}", path, fields)
 
 
 def _percent(value: Any) -> str:
@@ -825,6 +731,28 @@ def cmd_upload_dataset(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- downloads
+DOWNLOAD_HELP = {
+    "safetensors": "the weights as a plain state_dict, masks folded into them (a structurally "
+    "pruned model: the smaller network's); in your own code: "
+    "model.load_state_dict(safetensors.torch.load_file(PATH))",
+    "pt": "the same state_dict written by torch.save; torch.load(PATH, weights_only=True)",
+    "onnx": "the pruned network as an ONNX graph, for onnxruntime, TensorRT and other runtimes; "
+    "no Python class needed",
+    "prunescope": "PruneScope's own checkpoint: safetensors with the masks, the architecture's "
+    "name and arguments and the model's lineage; models.checkpoint.load_checkpoint(PATH) "
+    "rebuilds the pruned model, `prunescope upload model PATH` takes it to another server",
+}
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    api = _api(args)
+    got = api.download_model(args.model, args.output, format=args.format)
+    print(f"model #{args.model} ({args.format}): {got.path}")
+    print(f"  {got.size} bytes, sha256 {got.sha256} (checked against the server's)")
+    return 0
+
+
 # -------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -927,7 +855,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     client_flags(sp)
     sp.add_argument("--dataset", default="digits", help="built-in dataset: digits, blobs")
-    sp.add_argument("--arch", default="digits_cnn", help="architecture: digits_cnn, mlp, resnet20")
+    sp.add_argument(
+        "--arch",
+        default="digits_cnn",
+        help="architecture: digits_cnn, mlp, resnet20, timm/<name> or torchvision/<name> "
+        "(`prunescope architectures QUERY` searches them); num_classes, channels and ViT image "
+        "sizes come from the dataset",
+    )
+    sp.add_argument(
+        "--arch-kw",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a keyword argument of the architecture, repeatable, read as JSON when it is JSON "
+        "(patch_size=4 for a ViT on 32x32 images)",
+    )
     sp.add_argument("--epochs", type=int, default=15)
     sp.add_argument("--lr", type=float, default=1e-3)
     sp.add_argument("--seed", type=int, default=0)
@@ -961,6 +902,19 @@ def build_parser() -> argparse.ArgumentParser:
         "parent's training for methods that train from scratch or in rounds)",
     )
     sp.add_argument("--analyze", action="store_true", help="analyse the pruned model afterwards")
+    sp.add_argument(
+        "--include",
+        action="append",
+        metavar="PATTERN",
+        help="prune only layers whose names match this shell-style pattern ('layer4.*'), "
+        "repeatable; default: every Conv1d/2d/3d and Linear",
+    )
+    sp.add_argument(
+        "--exclude",
+        action="append",
+        metavar="PATTERN",
+        help="never prune layers whose names match this pattern ('*.attn.qkv'), repeatable",
+    )
     sp.set_defaults(func=cmd_prune)
 
     sp = sub.add_parser(
@@ -987,6 +941,19 @@ def build_parser() -> argparse.ArgumentParser:
         "sparsity counts (scope), its paper, and its parameters with defaults.",
     )
     sp.set_defaults(func=cmd_methods)
+
+    sp = sub.add_parser(
+        "architectures",
+        help="search the architectures a model can name (built-ins, plug-ins, torchvision, timm)",
+        description="Architectures by name, as GET /api/architectures lists them: built-ins "
+        "and plug-ins first, then torchvision/<name> and timm/<name>. Every word of QUERY must "
+        "occur in the name. Nothing is downloaded: weights come from your checkpoints.",
+        epilog="example: prunescope architectures resnet 18",
+    )
+    sp.add_argument("query", nargs="*", metavar="QUERY", help="words to search for")
+    sp.add_argument("--limit", type=int, default=50, help="names per page (50)")
+    sp.add_argument("--offset", type=int, default=0, help="names to skip (0)")
+    sp.set_defaults(func=cmd_architectures)
 
     sp = sub.add_parser(
         "upload",
@@ -1080,6 +1047,43 @@ def build_parser() -> argparse.ArgumentParser:
         help="CIFAR-10-C: severity 1-5 (default: all five)",
     )
     sp.set_defaults(func=cmd_upload_dataset)
+
+    sp = sub.add_parser(
+        "download",
+        help="download a model: safetensors, pt, onnx or PruneScope's checkpoint",
+        description=textwrap.fill(
+            "Download a model from a running server (GET /api/models/ID/download) with a "
+            "progress bar. The file is checked against the sha256 the server sends "
+            "(X-Content-SHA256) and its length before it is moved into place; a download that "
+            "does not match leaves nothing behind.",
+            width=88,
+        ),
+        epilog="formats:\n"
+        + "\n".join(
+            textwrap.fill(
+                text, width=88, initial_indent=f"  {name:<12} ", subsequent_indent=" " * 15
+            )
+            for name, text in DOWNLOAD_HELP.items()
+        )
+        + "\n\nexample: prunescope download 7 --format onnx -o pruned.onnx",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    client_flags(sp)
+    sp.add_argument("model", type=int, metavar="MODEL_ID", help="id of the model")
+    sp.add_argument(
+        "--format",
+        choices=tuple(DOWNLOAD_FORMATS),
+        default="safetensors",
+        help="file format, see below (default: safetensors)",
+    )
+    sp.add_argument(
+        "-o",
+        "--output",
+        metavar="PATH",
+        help="the file to write (replaced if it exists), or a folder to write the server's file "
+        "name into (default: that name in the current folder)",
+    )
+    sp.set_defaults(func=cmd_download)
 
     sp = sub.add_parser(
         "jobs",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import io
+import json
 import os
 import socket
 import subprocess
@@ -31,7 +32,19 @@ from backend.cli import (
 from backend.config import Settings
 from backend.jobs.executor import InlineExecutor
 
-COMMANDS = ["serve", "worker", "demo", "train", "prune", "sweep", "methods", "jobs", "upload"]
+COMMANDS = [
+    "serve",
+    "worker",
+    "demo",
+    "train",
+    "prune",
+    "sweep",
+    "methods",
+    "architectures",
+    "jobs",
+    "upload",
+    "download",
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -58,6 +71,60 @@ def test_methods_lists_every_registered_method(capsys):
     for name in list_methods():
         assert f"{name} " in out
         assert method_info(name)["schedule"] in out
+
+
+def test_architectures_searches_every_library(capsys):
+    from models.registry import search
+
+    assert main(["architectures", "resnet", "18", "--limit", "200"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    names, total = search("resnet 18", limit=200)
+    assert [line.split()[0] for line in out[:-1]] == names
+    assert "timm/resnet18" in names and "torchvision/resnet18" in names
+    assert out[-1] == f"(1-{total} of {total})"
+    assert main(["architectures", "--limit", "2", "--offset", "1"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in out[:-1]] == search("", limit=2, offset=1)[0]
+    assert "--offset 3 for more" in out[-1]
+
+
+def test_prune_sends_layer_patterns_and_train_sends_arch_kwargs(monkeypatch):
+    sent = []
+
+    class FakeApi:
+        def get(self, path, **params):
+            return {"data": [{"name": "digits", "id": 1}]}
+
+        def post(self, path, body):
+            sent.append(body)
+            return {"id": 9}
+
+    monkeypatch.setattr("backend.cli._api", lambda args: FakeApi())
+    done = {"id": 9, "result": {"model_id": 2, "accuracy": 0.5}}
+    monkeypatch.setattr("backend.cli.follow_jobs", lambda api, ids, labels: [done])
+    assert (
+        main(
+            [
+                "prune",
+                "--model",
+                "1",
+                "--sparsity",
+                "0.5",
+                "--include",
+                "layer4.*",
+                "--include",
+                "fc",
+                "--exclude",
+                "*.downsample.*",
+            ]
+        )
+        == 0
+    )
+    assert sent[-1]["spec"]["include"] == ["layer4.*", "fc"]
+    assert sent[-1]["spec"]["exclude"] == ["*.downsample.*"]
+    assert main(["train", "--arch", "timm/vit_tiny_patch16_224", "--arch-kw", "patch_size=4"]) == 0
+    assert sent[-1]["spec"]["architecture"] == "timm/vit_tiny_patch16_224"
+    assert sent[-1]["spec"]["arch_kwargs"] == {"patch_size": 4}
 
 
 def test_bad_json_params_are_named(capsys):
@@ -483,3 +550,154 @@ def test_upload_end_to_end(upload_server, tmp_path, capsys):
     assert code == 1
     assert "prunescope: error: POST /models/upload failed (413): Upload too large" in err
     assert out == ""
+
+
+# ---------------------------------------------------------------------------------- download
+def test_download_explains_each_format(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["download", "--help"])
+    assert exc.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "usage: prunescope download" in out and "MODEL_ID" in out and "-o PATH" in out
+    assert "X-Content-SHA256" in out and "(default: safetensors)" in out
+    for fmt, words in {
+        "safetensors": "load_state_dict",
+        "pt": "weights_only=True",
+        "onnx": "onnxruntime",
+        "prunescope": "load_checkpoint",
+    }.items():
+        assert f" {fmt} " in out and words in out
+
+
+def _fake_download(monkeypatch, body: bytes, sha: str | None = None) -> list[httpx.Request]:
+    """The CLI's client answered by a fake GET /api/models/3/download (the route's contract)."""
+    import hashlib
+
+    import backend.cli as cli
+
+    seen: list[httpx.Request] = []
+
+    def route(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.path != "/api/models/3/download":
+            return httpx.Response(404, json={"detail": "Model not found"})
+        fmt = request.url.params["format"]
+        return httpx.Response(
+            200,
+            content=body,
+            headers={
+                "Content-Disposition": f'attachment; filename="tiny-mlp-3.{fmt}"',
+                "X-Content-SHA256": sha or hashlib.sha256(body).hexdigest(),
+            },
+        )
+
+    def api(args):  # type: ignore[no-untyped-def]
+        return cli.Api(args.api, token=args.token or "", transport=httpx.MockTransport(route))
+
+    monkeypatch.setattr(cli, "_api", api)
+    return seen
+
+
+def test_download_writes_the_checked_file(monkeypatch, tmp_path, capsys):
+    import hashlib
+
+    body = os.urandom(3000)
+    seen = _fake_download(monkeypatch, body)
+    api = ["--api", "http://fake:1/api", "--token", "psk_t"]
+    assert main(["download", "3", "--format", "onnx", "-o", str(tmp_path), *api]) == 0
+    out, err = capsys.readouterr()
+    assert (tmp_path / "tiny-mlp-3.onnx").read_bytes() == body
+    assert f"model #3 (onnx): {tmp_path / 'tiny-mlp-3.onnx'}" in out
+    assert f"3000 bytes, sha256 {hashlib.sha256(body).hexdigest()}" in out
+    assert "download tiny-mlp-3.onnx" in err and "B/s" in err  # the progress bar
+    assert seen[0].url.params["format"] == "onnx"
+    assert seen[0].headers["authorization"] == "Bearer psk_t"
+    # -o names the file; the default format is safetensors
+    assert main(["download", "3", "-o", str(tmp_path / "w.safetensors"), *api]) == 0
+    assert (tmp_path / "w.safetensors").read_bytes() == body
+    assert seen[1].url.params["format"] == "safetensors"
+
+
+def test_download_errors_are_one_line(monkeypatch, tmp_path, capsys):
+    _fake_download(monkeypatch, b"w" * 100, sha="0" * 64)
+    api = ["--api", "http://fake:1/api"]
+    assert main(["download", "3", "-o", str(tmp_path / "w.pt"), *api]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()[-1:]
+    assert line.startswith("prunescope: error: download of w.pt is corrupt: its sha256 is ")
+    assert list(tmp_path.iterdir()) == []  # nothing is left behind
+    assert main(["download", "4", "-o", str(tmp_path), *api]) == 1
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .endswith("prunescope: error: GET /models/4/download failed (404): Model not found")
+    )
+    assert main(["download", "3", "-o", str(tmp_path / "no" / "w.pt"), *api]) == 1
+    assert "no such folder to write w.pt into" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["download", "3", "--format", "zip"])
+    assert "invalid choice: 'zip'" in capsys.readouterr().err
+
+
+def test_download_says_when_no_server_runs(tmp_path, capsys):
+    assert main(["download", "1", "-o", str(tmp_path), "--api", "http://127.0.0.1:9/api"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot reach the PruneScope server at http://127.0.0.1:9/api" in err
+
+
+@pytest.mark.slow
+def test_download_end_to_end_in_every_format(upload_server, tmp_path, capsys):
+    """Upload a checkpoint, download it back in each format, load each as its users would."""
+    import re
+
+    import torch
+    from safetensors.torch import load_file
+
+    from models.checkpoint import load_checkpoint
+    from models.registry import create
+
+    checkpoint = _mlp_checkpoint(tmp_path / "to-download.safetensors", zero_columns=32, seed=3)
+    kwargs = {"input_shape": [64], "num_classes": 4, "hidden": [16]}
+    code, out, err = _upload(
+        capsys,
+        "model",
+        str(checkpoint),
+        "--arch",
+        "mlp",
+        *[f"--arch-kw={k}={json.dumps(v)}" for k, v in kwargs.items()],
+        "--name",
+        "to download",
+        "--api",
+        upload_server,
+    )
+    assert code == 0, err
+    model_id = re.search(r"model #(\d+) 'to download'", out)[1]  # type: ignore[index]
+    reference = create("mlp", **kwargs).eval()
+    reference.load_state_dict(load_file(str(checkpoint)))
+    x = torch.rand(5, 64)
+    with torch.no_grad():
+        expected = reference(x)
+
+    def download(fmt: str) -> Path:
+        args = ["download", model_id, "--format", fmt, "-o", str(tmp_path), "--api", upload_server]
+        assert main(args) == 0
+        out, err = capsys.readouterr()
+        assert "(checked against the server's)" in out and "download " in err
+        return Path(out.split(": ", 1)[1].splitlines()[0])
+
+    plain = create("mlp", **kwargs).eval()
+    plain.load_state_dict(load_file(str(download("safetensors"))))
+    pickled = create("mlp", **kwargs).eval()
+    pickled.load_state_dict(torch.load(download("pt"), weights_only=True))
+    own, meta = load_checkpoint(download("prunescope"))
+    assert meta["architecture"] == "mlp" and meta["kwargs"] == kwargs
+    with torch.no_grad():
+        for model in (plain, pickled, own):
+            torch.testing.assert_close(model(x), expected)
+    assert torch.count_nonzero(own.features[1].weight_mask) == 16 * 32  # the zeros became masks
+    onnx_file = download("onnx")
+    assert onnx_file.suffix == ".onnx"
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+    (logits,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    torch.testing.assert_close(torch.from_numpy(logits), expected, rtol=1e-4, atol=1e-5)
