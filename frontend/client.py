@@ -68,6 +68,8 @@ class ModelPublic(TypedDict):
     accuracy: float | None
     job_id: int | None
     created_at: str
+    input_shape: NotRequired[list[int] | None]  # one sample's shape it was proven to accept
+    num_classes: NotRequired[int | None]
 
 
 class JobPublic(TypedDict):
@@ -353,13 +355,27 @@ class MethodPublic(TypedDict):
     revives: bool
 
 
+ArchitectureSource = Literal["builtin", "plugin", "onnx", "torchvision", "timm"]
+
+
 class ArchitecturePublic(TypedDict):
-    """A registered architecture: its name, a one-line doc and its keyword arguments."""
+    """An architecture the registry resolves: its name (``resnet20``, ``timm/resnet18``,
+    ``torchvision/mobilenet_v2``), a one-line doc, its keyword arguments and where it comes
+    from."""
 
     name: str
     doc: NotRequired[str]
     defaults: NotRequired[dict[str, Any]]  # keyword arguments with defaults
     required: NotRequired[list[str]]  # keyword arguments without a default
+    source: NotRequired[ArchitectureSource]
+
+
+class ArchitecturesPage(TypedDict):
+    """A page of :class:`ArchitecturePublic`: ``count`` entries of the ``total`` matching."""
+
+    data: list[ArchitecturePublic]
+    count: int
+    total: int
 
 
 class UploadPublic(TypedDict):
@@ -672,12 +688,29 @@ class ApiClient:
             raise ValueError(f"kind={kind!r} should be one of {UPLOAD_KINDS}")
         return f"/api/{kind}s/upload"
 
-    def list_architectures(self) -> list[ArchitecturePublic]:
-        """``GET /api/architectures``: the ``data`` list (an entry may be a bare name)."""
-        return [
-            cast(ArchitecturePublic, {"name": a} if isinstance(a, str) else a)
-            for a in self._list("/api/architectures")
+    def list_architectures(
+        self, q: str = "", limit: int = 50, offset: int = 0
+    ) -> ArchitecturesPage:
+        """``GET /api/architectures?q=&limit=&offset=``: one page of the architectures whose
+        name holds every word of ``q`` (case-insensitive), built-ins and plug-ins first, then
+        torchvision's and timm's.
+
+        ``list_architectures()["data"]`` is the first page. An older API that lists every
+        entry and knows no ``q`` (its answer has no ``total``) is searched and paged here the
+        same way; a bare name in its list becomes ``{"name": name}``.
+        """
+        body = self._request(
+            "GET", "/api/architectures", params={"q": q or None, "limit": limit, "offset": offset}
+        )
+        data = [
+            cast(ArchitecturePublic, {"name": a} if isinstance(a, str) else a) for a in body["data"]
         ]
+        if "total" in body:
+            return {"data": data, "count": len(data), "total": int(body["total"])}
+        words = q.lower().split()
+        hits = [a for a in data if all(w in str(a["name"]).lower() for w in words)]
+        page = hits[offset : offset + limit]
+        return {"data": page, "count": len(page), "total": len(hits)}
 
     def list_corruptions(self) -> list[str]:
         """``GET /api/corruptions``: names of the corruptions (CIFAR-10-C's fifteen)."""

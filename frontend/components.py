@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
-from typing import Any
-from urllib.parse import urlencode
+from typing import Any, NamedTuple, cast
+from urllib.parse import parse_qsl, urlencode
 
-from dash import dcc, html
+import dash
+import httpx
+from dash import Input, Output, State, dcc, html
 
-from frontend.client import ApiError, ApiUnreachableError
+from frontend.client import (
+    ApiClient,
+    ApiError,
+    ApiUnreachableError,
+    ArchitecturePublic,
+    get_client,
+)
+from frontend.figures.formatting import MISSING
 
 
 def notice(
@@ -305,3 +315,370 @@ def job_follow_section(
             className="actions job-actions",
         ),
     ]
+
+
+# the architecture picker (train form, checkpoint upload) --------------------------------------
+# About 1,450 architectures resolve by name (built-ins, plug-ins, torchvision/<name> and
+# timm/<name>): too many to send to the browser. The dropdown offers the registered ones until
+# something is typed, then the server's matches for what is typed (GET /api/architectures?q=).
+# A page places it with architecture_picker(prefix, ...) and attaches its callbacks with
+# register_architecture_picker(app, prefix) from its own register(app).
+
+ARCHITECTURE_SEARCH_LIMIT = 50  # matches shown at once; the API allows up to 200
+ARCHITECTURE_LOOKUP_LIMIT = 200  # names searched for the exact one a URL names
+LIBRARY_SOURCES = ("torchvision", "timm")  # listed only when searched for
+ARCHITECTURE_NOTE = "\u2026"  # value of a disabled note among the options: never a name
+MAX_SHOWN_DEFAULTS = 6
+# Offered when GET /api/architectures cannot be read (an older server): the built-ins as
+# models.registry.model_info describes them.
+FALLBACK_ARCHITECTURES: tuple[ArchitecturePublic, ...] = (
+    {
+        "name": "digits_cnn",
+        "doc": "Small 3-conv CNN for 8x8 inputs (sklearn digits), no BatchNorm.",
+        "defaults": {"num_classes": 10, "in_channels": 1},
+        "required": [],
+        "source": "builtin",
+    },
+    {
+        "name": "mlp",
+        "doc": "Fully connected ReLU network on the flattened input.",
+        "defaults": {"hidden": [128, 64]},
+        "required": ["input_shape", "num_classes"],
+        "source": "builtin",
+    },
+    {
+        "name": "resnet20",
+        "doc": "ResNet-20 for 32x32 images (He et al., CVPR 2016).",
+        "defaults": {"num_classes": 10, "in_channels": 3},
+        "required": [],
+        "source": "builtin",
+    },
+)
+
+
+class ArchitecturePickerIds(NamedTuple):
+    """The component ids of one architecture picker."""
+
+    dropdown: str  # the dcc.Dropdown; its value is the chosen name
+    entries: str  # dcc.Store: the API's entries behind the options (the chosen one included)
+    about: str  # the line under the dropdown: doc, required and default arguments
+
+
+def architecture_picker_ids(id_prefix: str) -> ArchitecturePickerIds:
+    """``<prefix>`` (the dropdown), ``<prefix>-entries`` and ``<prefix>-about``."""
+    return ArchitecturePickerIds(id_prefix, f"{id_prefix}-entries", f"{id_prefix}-about")
+
+
+def architecture_source(entry: Mapping[str, Any]) -> str:
+    """Where an architecture comes from ("builtin", "plugin", "timm", ...); an older API
+    names none: then the ``timm/`` or ``torchvision/`` prefix says it, else ""."""
+    source = entry.get("source")
+    if source:
+        return str(source)
+    name = str(entry.get("name") or "")
+    return next((lib for lib in LIBRARY_SOURCES if name.startswith(f"{lib}/")), "")
+
+
+def architecture_option(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """One option: labelled ``"timm/resnet18 · timm"``, the doc as its tooltip, and found by
+    the dropdown's own filter by its name, source or doc."""
+    name, source, doc = (
+        str(entry["name"]),
+        architecture_source(entry),
+        str(entry.get("doc") or ""),
+    )
+    return {
+        "label": f"{name} · {source}" if source else name,
+        "value": name,
+        "title": doc,
+        "search": " ".join(part for part in (name, source, doc) if part),
+    }
+
+
+def _note_option(label: str, search_value: str) -> dict[str, Any]:
+    # disabled, and found by whatever was typed so that the dropdown's filter keeps it
+    return {"label": label, "value": ARCHITECTURE_NOTE, "disabled": True, "search": search_value}
+
+
+def architecture_options(
+    entries: Sequence[Mapping[str, Any]], *, more: int = 0, search_value: str = ""
+) -> list[dict[str, Any]]:
+    """The dropdown's options for ``entries``, in their order; ``more`` > 0 (the server matched
+    that many more than it sent) adds a last, disabled option saying so."""
+    options = [architecture_option(e) for e in entries]
+    if more > 0:
+        options.append(
+            _note_option(
+                f"… {more:,} more match {search_value!r}: type more of the name", search_value
+            )
+        )
+    return options
+
+
+def _shown_defaults(defaults: Mapping[str, Any]) -> str:
+    items = [f"{k}={json.dumps(v)}" for k, v in defaults.items()]
+    if len(items) > MAX_SHOWN_DEFAULTS:
+        items = [*items[:MAX_SHOWN_DEFAULTS], f"… ({len(items)} in all)"]
+    return ", ".join(items)
+
+
+def architecture_about(value: Any, entries: Sequence[Mapping[str, Any]] | None) -> list[Any]:
+    """The line under the picker: the chosen architecture's source and doc, the arguments it
+    needs and its defaults (for a timm or torchvision model: the arguments set from the
+    dataset unless given). Empty when none is chosen."""
+    if value is None or not str(value).strip():
+        return []
+    name = str(value).strip()
+    entry = next((e for e in entries or [] if e.get("name") == name), None)
+    if entry is None:
+        return [f"{name!r} is not a listed architecture; the server will check it."]
+    source = architecture_source(entry)
+    parts: list[Any] = [html.Strong(name)]
+    if source:
+        parts.append(f" ({source})")
+    if entry.get("doc"):
+        parts.append(f" — {entry['doc']}")
+    required = [str(r) for r in entry.get("required") or []]
+    if required:
+        parts.append(f" Needs {', '.join(required)} in the arguments.")
+    defaults = dict(entry.get("defaults") or {})
+    if defaults and source in LIBRARY_SOURCES:
+        parts.append(f" Set from the dataset unless given: {', '.join(defaults)}.")
+    elif defaults:
+        parts.append(f" Defaults: {_shown_defaults(defaults)}.")
+    return parts
+
+
+def registered_architectures(client: ApiClient) -> list[ArchitecturePublic]:
+    """What the picker offers before anything is typed: the built-in and plug-in architectures
+    (not torchvision's and timm's, which are searched for); the built-ins of
+    :data:`FALLBACK_ARCHITECTURES` when the API does not list architectures or does not
+    answer in time.
+
+    Raises:
+        ApiUnreachableError: when the API cannot be reached at all.
+    """
+    try:
+        listed = client.list_architectures(limit=ARCHITECTURE_SEARCH_LIMIT)["data"]
+    except ApiUnreachableError as exc:
+        if not isinstance(exc.__cause__, httpx.TimeoutException):
+            raise
+        # a registry still loading (its first use imports timm and torchvision) must not
+        # keep the form from showing: the built-ins for now, the search once it has loaded
+        listed = []
+    except ApiError:
+        # an API without the listing: 404, or the dashboard's own page for an unknown path
+        listed = []
+    own = [a for a in listed if architecture_source(a) not in LIBRARY_SOURCES]
+    return own or listed or [cast(ArchitecturePublic, dict(a)) for a in FALLBACK_ARCHITECTURES]
+
+
+def find_architecture_entry(client: ApiClient, name: Any) -> ArchitecturePublic | None:
+    """The API's entry named exactly ``name`` (a URL may name any of them), or None when
+    no architecture has that name or the API does not list them.
+
+    Raises:
+        ApiUnreachableError: when the API cannot be reached at all.
+    """
+    wanted = str(name or "").strip()
+    if not wanted:
+        return None
+    try:
+        page = client.list_architectures(q=wanted, limit=ARCHITECTURE_LOOKUP_LIMIT)
+    except ApiUnreachableError:
+        raise
+    except ApiError:
+        return None
+    return next((a for a in page["data"] if a.get("name") == wanted), None)
+
+
+def architecture_picker(
+    id_prefix: str,
+    value: str | None = None,
+    entries: Sequence[ArchitecturePublic] = (),
+    *,
+    clearable: bool = False,
+    placeholder: str = "Choose or search: resnet, vit, mobilenet…",
+) -> html.Div:
+    """A searchable architecture dropdown over the whole registry, with an about line.
+
+    Args:
+        id_prefix: page-prefixed id of the dropdown; see :func:`architecture_picker_ids`.
+        value: the chosen name, or None.
+        entries: what is offered before anything is typed (see
+            :func:`registered_architectures`), the chosen one's entry included.
+        clearable: whether the choice may be cleared (a blank architecture).
+        placeholder: shown while nothing is chosen.
+    """
+    ids = architecture_picker_ids(id_prefix)
+    offered = list(entries)
+    return html.Div(
+        [
+            dcc.Dropdown(
+                id=ids.dropdown,
+                options=architecture_options(offered),
+                value=value,
+                clearable=clearable,
+                searchable=True,
+                search_order="original",  # the server's order: built-ins first
+                placeholder=placeholder,
+                maxHeight=320,
+                labels={
+                    "search": "Search built-ins, plug-ins, torchvision and timm",
+                    "no_options_found": "No architecture name holds every word typed",
+                },
+            ),
+            dcc.Store(id=ids.entries, data=offered),
+            html.Div(architecture_about(value, offered), id=ids.about, className="muted hint"),
+        ],
+        className="architecture-picker",
+    )
+
+
+def search_architectures(
+    search_value: str | None,
+    value: Any,
+    entries: Sequence[Mapping[str, Any]] | None,
+) -> tuple[list[dict[str, Any]], list[Mapping[str, Any]]]:
+    """Callback (text typed into a picker's search box): its options and the entries behind
+    them.
+
+    Nothing typed: the registered architectures; else the server's first
+    :data:`ARCHITECTURE_SEARCH_LIMIT` matches and, when it has more, a disabled last option
+    saying how many. The chosen architecture always stays among the options (the dropdown
+    drops a value its options lack); a failed search says why in a disabled option.
+    """
+    text = (search_value or "").strip()
+    chosen = [e for e in entries or [] if value is not None and e.get("name") == value][:1]
+    more = 0
+    try:
+        if text:
+            page = get_client().list_architectures(q=text, limit=ARCHITECTURE_SEARCH_LIMIT)
+            found: list[Mapping[str, Any]] = list(page["data"])
+            more = int(page["total"]) - len(found)
+        else:
+            found = list(registered_architectures(get_client()))
+    except ApiError as exc:
+        return [
+            *architecture_options(chosen),
+            _note_option(f"Search failed: {exc.detail}", text),
+        ], chosen
+    names = {a.get("name") for a in found}
+    offered = found + [e for e in chosen if e.get("name") not in names]
+    return architecture_options(offered, more=more, search_value=text), offered
+
+
+def describe_architecture_choice(
+    value: Any, entries: Sequence[Mapping[str, Any]] | None
+) -> list[Any]:
+    """Callback (a picker's value changed): its about line."""
+    return architecture_about(value, entries)
+
+
+def register_architecture_picker(app: dash.Dash, id_prefix: str) -> None:
+    """Attach the callbacks of the picker ``id_prefix`` to ``app``; the page that places the
+    picker calls this from its ``register(app)``."""
+    ids = architecture_picker_ids(id_prefix)
+    app.callback(
+        Output(ids.dropdown, "options"),
+        Output(ids.entries, "data"),
+        Input(ids.dropdown, "search_value"),
+        State(ids.dropdown, "value"),
+        State(ids.entries, "data"),
+        prevent_initial_call=True,
+    )(search_architectures)
+    app.callback(
+        Output(ids.about, "children"),
+        Input(ids.dropdown, "value"),
+        State(ids.entries, "data"),
+        prevent_initial_call=True,
+    )(describe_architecture_choice)
+
+
+def search_with(search: str | None, wanted: Mapping[str, Any]) -> str | None:
+    """A Location's ``search`` with the ``wanted`` keys set (None or "" removes one) and the
+    other keys kept after them; None when it already says so (writing it again would add a
+    history entry)."""
+    current = parse_qsl((search or "").lstrip("?"), keep_blank_values=True)
+    first: dict[str, str] = {}
+    for key, value in current:
+        first.setdefault(key, value)
+    text = {k: None if v is None or v == "" else str(v) for k, v in wanted.items()}
+    if all(first.get(k) == v for k, v in text.items()):
+        return None
+    params = [(k, v) for k, v in text.items() if v is not None]
+    params += [(k, v) for k, v in current if k not in wanted]
+    return f"?{urlencode(params)}" if params else ""
+
+
+def _compact_count(n: int) -> str:
+    for threshold, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= threshold:
+            return f"{n / threshold:.3g}{suffix}"
+    return str(n)
+
+
+def model_architecture_summary(model: Mapping[str, Any]) -> str:
+    """``"timm/resnet18 · 11.2M params · 3×32×32"``: a model's architecture, its parameter
+    count and the input shape it was proven to accept; what is not known is left out."""
+    parts = [str(model.get("architecture") or MISSING)]
+    n_params = model.get("n_params")
+    if isinstance(n_params, int | float) and not isinstance(n_params, bool):
+        parts.append(f"{_compact_count(int(n_params))} params")
+    shape = model.get("input_shape")
+    if shape:
+        parts.append("×".join(str(s) for s in shape))
+    return " · ".join(parts)
+
+
+# downloading a model (GET /api/models/{id}/download) -----------------------------------------
+
+DOWNLOAD_FORMATS: tuple[tuple[str, str, str], ...] = (
+    ("safetensors", ".safetensors", "plain state_dict, masks folded in: load_state_dict() it"),
+    ("pt", ".pt", "the same state_dict, written with torch.save"),
+    ("onnx", ".onnx", "the pruned network, for onnxruntime and other runtimes"),
+    ("prunescope", "PruneScope checkpoint", "masks and lineage: upload it to another PruneScope"),
+)
+
+
+def download_href(model_id: Any, fmt: str = "safetensors") -> str:
+    """The API route of a model's file (relative: the dashboard and the API share an origin,
+    so the browser sends its sign-in or share-link cookie along)."""
+    return f"/api/models/{int(model_id)}/download?{urlencode({'format': fmt})}"
+
+
+def download_link(model_id: Any, fmt: str = "safetensors") -> html.Span:
+    """A "Download" link to a model's file in ``fmt``, with a small menu of the other formats.
+
+    Plain links with the ``download`` attribute (the API names the file): no callback, and
+    nothing a read-only user or a share link's viewer could not use for the comparison's
+    models.
+    """
+    formats = {name: (label, doc) for name, label, doc in DOWNLOAD_FORMATS}
+    if fmt not in formats:
+        raise ValueError(f"fmt={fmt!r} should be one of {', '.join(formats)}")
+    others = [
+        html.Li(html.A(label, href=download_href(model_id, name), download="", title=doc))
+        for name, (label, doc) in formats.items()
+        if name != fmt
+    ]
+    return html.Span(
+        [
+            html.A(
+                "Download",
+                href=download_href(model_id, fmt),
+                download="",
+                title=f"{formats[fmt][0]}: {formats[fmt][1]}",
+                className="download-link",
+            ),
+            html.Details(
+                [
+                    html.Summary("▾", title="other formats"),
+                    html.Ul(others, style={"listStyle": "none", "margin": 0, "padding": 0}),
+                ],
+                className="download-formats",
+                style={"display": "inline-block", "marginLeft": "0.25em"},
+            ),
+        ],
+        className="download",
+    )

@@ -23,7 +23,14 @@ from frontend.client import (
     SessionInfo,
     get_client,
 )
-from frontend.components import api_error_notice, job_line, notice, stat_card
+from frontend.components import (
+    api_error_notice,
+    download_link,
+    job_line,
+    model_architecture_summary,
+    notice,
+    stat_card,
+)
 from frontend.figures import (
     confusion_heatmap,
     confusion_shift_heatmap,
@@ -463,10 +470,12 @@ def _header(view: ComparisonView) -> html.Div:
                     else f" ({split} split, {dataset['num_classes']} classes)",
                     html.Span(" · ", className="muted"),
                     html.Span("A", className="tag tag-a"),
-                    f"{a['name']} ({a['architecture']})",
+                    f"{a['name']} ({model_architecture_summary(a)}) ",
+                    download_link(a["id"]),
                     html.Span(" · ", className="muted"),
                     html.Span("B", className="tag tag-b"),
-                    f"{b['name']} ({model_label(b)})",
+                    f"{b['name']} ({model_label(b)}) ",
+                    download_link(b["id"]),
                 ],
                 className="subtitle",
             ),

@@ -23,7 +23,15 @@ from frontend.client import (
     ModelPublic,
     get_client,
 )
-from frontend.components import api_error_notice, data_table, empty_state, notice, progress_bar
+from frontend.components import (
+    api_error_notice,
+    data_table,
+    download_link,
+    empty_state,
+    model_architecture_summary,
+    notice,
+    progress_bar,
+)
 from frontend.figures.formatting import (
     MISSING,
     format_count,
@@ -178,7 +186,7 @@ def models_section(
         rows.append(
             [
                 html.Span(name, style={"paddingLeft": f"{1.25 * depth}em"}, className="lineage"),
-                m["architecture"],
+                model_architecture_summary(m),
                 _dataset_name(dataset_names, m.get("dataset_id")),
                 m.get("pruning_method") or "original",
                 format_percent(m.get("sparsity")),
@@ -191,11 +199,17 @@ def models_section(
                         for cid in in_comparisons.get(m["id"], [])
                     ]
                 ),
-                dcc.Link(
-                    "Prune →",
-                    href=f"/prune?model={m['id']}",
-                    className="row-action",
-                    title=f"prune {m['name']} with any method",
+                html.Span(
+                    [
+                        dcc.Link(
+                            "Prune →",
+                            href=f"/prune?model={m['id']}",
+                            className="row-action",
+                            title=f"prune {m['name']} with any method",
+                        ),
+                        " ",
+                        download_link(m["id"]),
+                    ]
                 ),
             ]
         )

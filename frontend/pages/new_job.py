@@ -4,11 +4,14 @@ The "New job" pages are this one and the prune page, joined by the job-kind stri
 "Train | Prune | Sweep | Analyze" (:func:`frontend.components.job_kind_tabs`): train and analyze
 are set up here, prune and sweep on ``/prune``.
 
-- Train: a dataset, an architecture from ``GET /api/architectures`` (its keyword arguments, each
-  with its default; the number of classes, the input shape and the channels come from the
-  dataset unless set), every training setting of the API's ``TrainSettings`` with its default
-  filled in, and an optional name.
-- Analyze: a model (listed by lineage, with its method, sparsity and accuracy), a dataset (the
+- Train: a dataset, an architecture chosen with the searchable picker of
+  :func:`frontend.components.architecture_picker` (the built-ins and plug-ins, and any
+  ``timm/<name>`` or ``torchvision/<name>`` that ``GET /api/architectures?q=`` finds for what is
+  typed), its keyword arguments (each with its default; the number of classes, the input shape,
+  the channels and a fixed image size come from the dataset unless set), every training
+  setting of the API's ``TrainSettings`` with its default filled in, and an optional name.
+- Analyze: a model (listed by lineage, with its architecture, parameter count and input
+  shape, its method, sparsity and accuracy), a dataset (the
   model's own by default), the split, corruptions from ``GET /api/corruptions`` (or all of them)
   and their severities.
 
@@ -20,7 +23,7 @@ on success links to what the job produced: a trained model to prune, an analysis
 
 The kind, the chosen dataset, architecture or model and the followed job live in the URL
 (written to a page-level Location with ``refresh=False``, as on the prune page), so a link such as
-``/new?kind=train&dataset=1&architecture=mlp`` reopens the form filled in.
+``/new?kind=train&dataset=1&architecture=timm/resnet18`` reopens the form filled in.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 import dash
 from dash import ALL, Input, Output, State, dcc, html
@@ -37,6 +40,7 @@ from frontend.client import (
     ApiClient,
     ApiError,
     ApiUnreachableError,
+    ArchitecturePublic,
     DatasetPublic,
     JobKind,
     JobPublic,
@@ -45,13 +49,20 @@ from frontend.client import (
 )
 from frontend.components import (
     api_error_notice,
+    architecture_picker,
+    architecture_picker_ids,
     empty_state,
+    find_architecture_entry,
     job_follow_section,
     job_kind_href,
     job_kind_links,
     job_kind_tabs,
     job_status,
+    model_architecture_summary,
     notice,
+    register_architecture_picker,
+    registered_architectures,
+    search_with,
 )
 from frontend.figures.formatting import MISSING, format_count, format_percent
 from frontend.pages.home import lineage_order
@@ -68,7 +79,6 @@ from frontend.pages.prune import (
     parse_param,
     parse_whole,
 )
-from frontend.pages.upload import load_architectures
 
 PATH = "/new"
 TITLE = "New job · PruneScope"
@@ -98,8 +108,11 @@ SPLITS = ("test", "train")
 DEFAULT_SPLIT = "test"
 SEVERITIES = (1, 2, 3, 4, 5)
 # Keyword arguments a train job fills from the dataset when they are not given
-# (backend.jobs.common.fill_arch_kwargs).
-DATASET_KWARGS = ("num_classes", "input_shape", "in_channels")
+# (models.registry.fill_kwargs): timm's in_chans and img_size (a ViT's fixed input size) and
+# torchvision's image_size too.
+DATASET_KWARGS = ("num_classes", "input_shape", "in_channels", "in_chans", "img_size", "image_size")
+IMAGE_SIZE_KWARGS = ("img_size", "image_size")
+MAX_KNOWN_SHOWN = 12  # names an "unknown architecture" message lists
 # Preferred architecture for a dataset's input shape when the URL names none.
 PREFERRED_ARCHITECTURES: tuple[tuple[tuple[int, ...], str], ...] = (
     ((8, 8), "digits_cnn"),
@@ -112,7 +125,8 @@ BUILTIN_DATASET = "digits"
 TRAIN_HELP: dict[str, str] = {
     "dataset_id": "The registered dataset whose train split the network learns; its test "
     "split measures the accuracy.",
-    "architecture": "The network to build, from the architecture registry.",
+    "architecture": "The network to build: a built-in or plug-in, or any timm/… or "
+    "torchvision/… model (type part of its name to search).",
     "name": f"Shown in the model lists; at most {MAX_NAME_LENGTH} characters. Blank: "
     "'<architecture> on <dataset>'.",
     "epochs": f"Passes over the training split, 0 to {MAX_EPOCHS}; 0 keeps the random "
@@ -150,11 +164,12 @@ ID_BUILTIN_RESULT = "new-builtin-result"
 # train form
 ID_TRAIN_FORM = "new-train-form"
 ID_TRAIN_DATASETS = "new-train-datasets"
-ID_TRAIN_ARCHS = "new-train-archs"
 ID_TRAIN_DATASET = "new-train-dataset"
 ID_TRAIN_DATASET_INFO = "new-train-dataset-info"
-ID_TRAIN_ARCH = "new-train-architecture"
-ID_TRAIN_ARCH_INFO = "new-train-architecture-info"
+ARCH_PICKER = architecture_picker_ids("new-train-architecture")
+ID_TRAIN_ARCH = ARCH_PICKER.dropdown  # the searchable dropdown
+ID_TRAIN_ARCHS = ARCH_PICKER.entries  # the API's entries behind its options
+ID_TRAIN_ARCH_INFO = ARCH_PICKER.about  # its doc and arguments
 ID_TRAIN_KWARGS = "new-train-kwargs"
 ID_TRAIN_NAME = "new-train-name"
 ID_TRAIN_EPOCHS = "new-train-epochs"
@@ -254,8 +269,8 @@ def register(app: dash.Dash) -> None:
         State(ID_TRAIN_DATASETS, "data"),
         prevent_initial_call=True,
     )(describe_train_dataset)
+    register_architecture_picker(app, ID_TRAIN_ARCH)
     app.callback(
-        Output(ID_TRAIN_ARCH_INFO, "children"),
         Output(ID_TRAIN_KWARGS, "children"),
         Input(ID_TRAIN_ARCH, "value"),
         State(ID_TRAIN_ARCHS, "data"),
@@ -441,6 +456,15 @@ def find_architecture(
     return None
 
 
+def known_names(architectures: Sequence[Mapping[str, Any]]) -> str:
+    """``"digits_cnn, mlp, resnet20"``: the first :data:`MAX_KNOWN_SHOWN` names, and how
+    many there are when there are more."""
+    names = [str(a.get("name")) for a in architectures]
+    if len(names) <= MAX_KNOWN_SHOWN:
+        return ", ".join(names)
+    return f"{', '.join(names[:MAX_KNOWN_SHOWN])}, … ({len(names)} listed)"
+
+
 def architecture_kwargs(arch: Mapping[str, Any] | None) -> list[tuple[str, Any, bool]]:
     """``(name, default, required)`` of each keyword argument, required ones first.
 
@@ -488,10 +512,17 @@ def _check_dataset_kwarg(name: str, value: Any, dataset: Mapping[str, Any] | Non
     shape = list(dataset.get("input_shape") or [])
     if name == "input_shape" and value != shape:
         raise ValueError(f"should be {json.dumps(shape)}, the dataset's input shape, got {value!r}")
-    if name == "in_channels" and len(shape) == 3 and value != shape[0]:
+    if name in ("in_channels", "in_chans") and len(shape) == 3 and value != shape[0]:
         raise ValueError(
             f"should be {shape[0]}, the dataset's channels (blank: taken from it), got {value!r}"
         )
+    if name in IMAGE_SIZE_KWARGS and len(shape) == 3:
+        size: Any = shape[1] if shape[1] == shape[2] else shape[1:]
+        if value != size:
+            raise ValueError(
+                f"should be {json.dumps(size)}, the dataset's image size (blank: taken from it), "
+                f"got {value!r}"
+            )
 
 
 def build_train_spec(
@@ -571,9 +602,9 @@ def build_train_spec(
         spec["architecture"] = str(architecture).strip()
         arch = find_architecture(architectures, spec["architecture"])
         if architectures is not None and arch is None:
-            known = ", ".join(str(a.get("name")) for a in architectures)
             errors["architecture"] = (
-                f"unknown architecture {spec['architecture']!r}; known: {known}"
+                f"unknown architecture {spec['architecture']!r}; known: "
+                f"{known_names(architectures)}"
             )
 
     kwargs: dict[str, Any] = {}
@@ -824,18 +855,6 @@ def dataset_info(dataset: Mapping[str, Any] | None) -> list[Any]:
     ]
 
 
-def architecture_options(architectures: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One dropdown option per architecture, in the API's order (the doc shows below)."""
-    return [{"label": str(a["name"]), "value": a["name"]} for a in architectures]
-
-
-def architecture_info(arch: Mapping[str, Any] | None) -> list[Any]:
-    """The architecture's one-line doc."""
-    if arch is None:
-        return [html.P("Choose an architecture.", className="muted")]
-    return [html.P([html.Strong(str(arch["name"])), " — ", str(arch.get("doc") or "")])]
-
-
 def default_architecture(
     dataset: Mapping[str, Any] | None, architectures: Sequence[Mapping[str, Any]]
 ) -> str | None:
@@ -932,15 +951,16 @@ def kwargs_editor(arch: Mapping[str, Any] | None) -> list[Any]:
 
 
 def model_option_label(model: Mapping[str, Any], depth: int = 0) -> str:
-    """``"#1 digits_cnn on digits · original · acc 97.2%"``, a pruned child indented:
-    ``"  ↳ #3 … · global_magnitude 90% sparse · acc 95.1%"``."""
+    """``"#1 cnn on digits · digits_cnn · 27.4k params · 1×8×8 · original · acc 97.2%"``, a
+    pruned child indented: ``"  ↳ #3 … · global_magnitude 90% sparse · acc 95.1%"``."""
     acc = f"acc {format_percent(model.get('accuracy'))}"
     indent = "\u2003" * max(depth - 1, 0) + ("↳ " if depth else "")
+    head = f"{indent}#{model['id']} {model.get('name')} · {model_architecture_summary(model)}"
     if model.get("parent_id") is None and not model.get("pruning_method"):
-        return f"{indent}#{model['id']} {model.get('name')} · original · {acc}"
+        return f"{head} · original · {acc}"
     method = model.get("pruning_method") or "pruned"
     sparse = f"{format_percent(model.get('sparsity'), 0)} sparse"
-    return f"{indent}#{model['id']} {model.get('name')} · {method} {sparse} · {acc}"
+    return f"{head} · {method} {sparse} · {acc}"
 
 
 def model_options(models: Sequence[ModelPublic]) -> list[dict[str, Any]]:
@@ -959,7 +979,7 @@ def model_info(
     """The model's lineage, dataset and accuracy, in one line."""
     if model is None:
         return [html.P("Choose a model.", className="muted")]
-    parts = [f"{model.get('architecture')}"]
+    parts = [model_architecture_summary(model)]
     if model.get("pruning_method"):
         parts.append(
             f"pruned with {model.get('pruning_method')} to "
@@ -1038,7 +1058,7 @@ def train_result(result: Mapping[str, Any], model: Mapping[str, Any] | None) -> 
             _card(
                 "Parameters",
                 format_count((model or {}).get("n_params")),
-                (model or {}).get("architecture"),
+                None if model is None else model_architecture_summary(model),
                 card_id=f"{ID_RESULT}-params",
             ),
         ],
@@ -1218,7 +1238,7 @@ def _summary(errors: Mapping[str, str]) -> str:
 
 def _train_sections(
     datasets: Sequence[DatasetPublic],
-    architectures: Sequence[Mapping[str, Any]],
+    architectures: Sequence[ArchitecturePublic],
     dataset_id: int | None,
     arch: Mapping[str, Any] | None,
 ) -> list[Any]:
@@ -1245,12 +1265,11 @@ def _train_sections(
                     ),
                     _control(
                         "Architecture",
-                        dcc.Dropdown(
-                            id=ID_TRAIN_ARCH,
-                            options=architecture_options(architectures),
-                            value=None if arch is None else arch["name"],
+                        architecture_picker(
+                            ID_TRAIN_ARCH,
+                            None if arch is None else str(arch["name"]),
+                            architectures,
                             clearable=False,
-                            placeholder="Choose an architecture",
                         ),
                         help_text=TRAIN_HELP["architecture"],
                         error=(TRAIN_ERROR_TYPE, "architecture"),
@@ -1270,7 +1289,6 @@ def _train_sections(
                 ],
                 className="form-grid",
             ),
-            html.Div(architecture_info(arch), id=ID_TRAIN_ARCH_INFO, className="method-info"),
         ],
         className="section",
     )
@@ -1330,7 +1348,6 @@ def _train_sections(
     )
     return [
         dcc.Store(id=ID_TRAIN_DATASETS, data=list(datasets)),
-        dcc.Store(id=ID_TRAIN_ARCHS, data=list(architectures)),
         html.Div([target, kwargs, training, submit], id=ID_TRAIN_FORM),
     ]
 
@@ -1624,7 +1641,12 @@ def layout(
     try:
         datasets = client.list_datasets()
         models = client.list_models() if chosen_kind == "analyze" else []
-        architectures = load_architectures(client) if chosen_kind == "train" else []
+        architectures = registered_architectures(client) if chosen_kind == "train" else []
+        if chosen_kind == "train" and architecture is not None:
+            # any timm/torchvision name: its entry joins the picker's
+            if find_architecture(architectures, architecture) is None:
+                entry = find_architecture_entry(client, architecture)
+                architectures += [] if entry is None else [entry]
         corruption_names = _corruptions(client) if chosen_kind == "analyze" else []
     except ApiError as exc:
         return _message_page(chosen_kind, *warnings, api_error_notice(exc, "the form's choices"))
@@ -1646,11 +1668,11 @@ def layout(
                 dataset_id = datasets[0]["id"]
             name = architecture
             if name is not None and find_architecture(architectures, name) is None:
-                known = ", ".join(str(a["name"]) for a in architectures)
                 warnings.append(
                     notice(
                         f"Unknown architecture '{name}'",
-                        f"Known architectures: {known}.",
+                        f"No architecture has that name. Registered: {known_names(architectures)}"
+                        "; search the Architecture field for timm/… and torchvision/… models.",
                         kind="warning",
                     )
                 )
@@ -1733,10 +1755,10 @@ def describe_train_dataset(dataset: Any, datasets: Sequence[Mapping[str, Any]] |
 
 def describe_train_architecture(
     architecture: Any, architectures: Sequence[Mapping[str, Any]] | None
-) -> tuple[list[Any], list[Any]]:
-    """Callback: the chosen architecture's doc and an editor of its keyword arguments."""
-    arch = find_architecture(architectures, architecture)
-    return architecture_info(arch), kwargs_editor(arch)
+) -> list[Any]:
+    """Callback: an editor of the chosen architecture's keyword arguments (the picker's own
+    callback describes it)."""
+    return kwargs_editor(find_architecture(architectures, architecture))
 
 
 def toggle_momentum(optimizer: Any) -> bool:
@@ -1836,20 +1858,6 @@ def submit_analyze(**form: Any) -> dict[str, Any]:
     return _submit("analyze", analyze_spec_of, form)
 
 
-def _with_params(search: str | None, wanted: Mapping[str, Any]) -> str | None:
-    """``search`` with the ``wanted`` keys set (None removes one); None when nothing changes."""
-    current = parse_qsl((search or "").lstrip("?"), keep_blank_values=True)
-    first: dict[str, str] = {}
-    for key, value in current:
-        first.setdefault(key, value)
-    text = {k: None if v is None or v == "" else str(v) for k, v in wanted.items()}
-    if all(first.get(k) == v for k, v in text.items()):
-        return None
-    params = [(k, v) for k, v in text.items() if v is not None]
-    params += [(k, v) for k, v in current if k not in wanted]
-    return f"?{urlencode(params)}" if params else ""
-
-
 def update_train_url(dataset: Any, architecture: Any, search: str | None) -> tuple[Any, Any]:
     """Callback: write the kind, dataset and architecture into the URL (other keys kept), and
     let the job-kind strip carry the dataset.
@@ -1858,7 +1866,7 @@ def update_train_url(dataset: Any, architecture: Any, search: str | None) -> tup
         The new search string and the strip's tabs, or ``no_update`` for both when the URL
         already says so.
     """
-    new = _with_params(search, {"kind": "train", "dataset": dataset, "architecture": architecture})
+    new = search_with(search, {"kind": "train", "dataset": dataset, "architecture": architecture})
     if new is None:
         return dash.no_update, dash.no_update
     return new, job_kind_links("train", dataset=dataset)
@@ -1867,7 +1875,7 @@ def update_train_url(dataset: Any, architecture: Any, search: str | None) -> tup
 def update_analyze_url(model: Any, dataset: Any, search: str | None) -> tuple[Any, Any]:
     """Callback: write the kind, model and dataset (none: the model's own) into the URL, and
     let the job-kind strip carry the model (see :func:`update_train_url`)."""
-    new = _with_params(search, {"kind": "analyze", "model": model, "dataset": dataset})
+    new = search_with(search, {"kind": "analyze", "model": model, "dataset": dataset})
     if new is None:
         return dash.no_update, dash.no_update
     return new, job_kind_links("analyze", model=model)
@@ -1881,7 +1889,7 @@ def update_job_url(
     """Callback: write the followed job into the URL (``job=<id>``), other keys kept."""
     if search is None:
         search = str((view or {}).get("search") or "")
-    new = _with_params(search, {"job": (job_state or {}).get("id")})
+    new = search_with(search, {"job": (job_state or {}).get("id")})
     return dash.no_update if new is None else new
 
 

@@ -37,11 +37,13 @@ from frontend.client import (
 from frontend.components import (
     api_error_notice,
     data_table,
+    download_link,
     empty_state,
     job_follow_section,
     job_kind_links,
     job_kind_tabs,
     job_status,
+    model_architecture_summary,
     notice,
 )
 from frontend.figures.formatting import (
@@ -612,12 +614,14 @@ def sparsity_text(sparsity: Any, scope: str | None = None) -> str:
 
 
 def model_option_label(model: ModelPublic) -> str:
-    """``"#1 digits_cnn · original · acc 97.2%"``, ``"#3 … · 90% sparse · acc 95.1%"``."""
+    """``"#1 cnn · digits_cnn · 27.4k params · 1×8×8 · original · acc 97.2%"``,
+    ``"#3 … · 90% sparse · acc 95.1%"``."""
     acc = f"acc {format_percent(model.get('accuracy'))}"
+    what = model_architecture_summary(model)
     if model.get("parent_id") is None and not model.get("pruning_method"):
-        return f"#{model['id']} {model['name']} · original · {acc}"
+        return f"#{model['id']} {model['name']} · {what} · original · {acc}"
     sparse = f"{format_percent(model.get('sparsity'), 0)} sparse"
-    return f"#{model['id']} {model['name']} · {sparse} · {acc}"
+    return f"#{model['id']} {model['name']} · {what} · {sparse} · {acc}"
 
 
 def model_options(models: Sequence[ModelPublic]) -> list[dict[str, Any]]:
@@ -817,7 +821,15 @@ def prune_result(
         className="card-row",
     )
     note = (model or {}).get("report_note")
-    return html.Div([cards, html.P(note, className="muted hint") if note else None], id=ID_RESULT)
+    model_id = (model or {}).get("id") or result.get("model_id")
+    return html.Div(
+        [
+            cards,
+            html.P(note, className="muted hint") if note else None,
+            None if model_id is None else html.P(["Pruned model: ", download_link(model_id)]),
+        ],
+        id=ID_RESULT,
+    )
 
 
 def _training_seed(model: Mapping[str, Any]) -> str:
@@ -829,7 +841,7 @@ def _training_seed(model: Mapping[str, Any]) -> str:
 def sweep_result(model_ids: Sequence[int], models: Sequence[ModelPublic]) -> html.Div:
     """The models a sweep produced, with their seed and figures."""
     by_id = {m["id"]: m for m in models}
-    rows = []
+    rows: list[list[Any]] = []
     for mid in model_ids:
         m = by_id.get(mid)
         if m is None:
@@ -837,7 +849,7 @@ def sweep_result(model_ids: Sequence[int], models: Sequence[ModelPublic]) -> htm
             continue
         rows.append(
             [
-                f"#{mid} {m['name']}",
+                html.Span([f"#{mid} {m['name']} ", download_link(mid)]),
                 _training_seed(m),
                 format_percent(m.get("sparsity")),
                 format_percent(m.get("accuracy")),

@@ -1,4 +1,4 @@
-"""Upload page ("/upload?parent=&dataset="): bring a checkpoint or a dataset file.
+"""Upload page ("/upload?architecture=&parent=&dataset="): bring a checkpoint or a dataset.
 
 Two panels, "Model checkpoint" and "Dataset", each with a drop zone, a file picker and the
 upload's form fields. The file itself never passes through Dash (``dcc.Upload`` would
@@ -18,6 +18,12 @@ bytes sent. The path of one upload:
 4. :func:`poll_model_upload` / :func:`poll_dataset_upload` follow the import job that validates
    and registers the file, then show what was registered (per-layer sparsity of a checkpoint,
    class balance of a dataset) or the job's error verbatim.
+
+The checkpoint's architecture is chosen with the searchable picker of
+:func:`frontend.components.architecture_picker` (built-ins and plug-ins, and any
+``timm/<name>`` or ``torchvision/<name>`` the server finds for what is typed). The panel's
+architecture, parent and dataset live in the URL (a page-level Location with ``refresh=False``),
+so a copied link reopens the form filled in.
 """
 
 from __future__ import annotations
@@ -33,14 +39,23 @@ from dash import ClientsideFunction, Input, Output, State, dcc, html
 from frontend.client import (
     ApiClient,
     ApiError,
-    ApiUnreachableError,
     ArchitecturePublic,
     DatasetPublic,
     ModelPublic,
     UploadKind,
     get_client,
 )
-from frontend.components import api_error_notice, notice
+from frontend.components import (
+    api_error_notice,
+    architecture_picker,
+    architecture_picker_ids,
+    find_architecture_entry,
+    model_architecture_summary,
+    notice,
+    register_architecture_picker,
+    registered_architectures,
+    search_with,
+)
 from frontend.figures.formatting import MISSING, format_count, format_percent
 from frontend.figures.upload import class_balance_bars, layer_sparsity_bars
 
@@ -53,27 +68,9 @@ AUTO_FORMAT = "auto"
 DATASET_FORMATS = ("npz", "cifar10", "cifar10c", "mnist", "imagefolder")
 DEFAULT_TEST_FRACTION = 0.2
 SEVERITIES = (1, 2, 3, 4, 5)
-# Used when GET /api/architectures cannot be read (an older server): the registry's entries
-# as of writing, with what models.registry.model_info says about them.
-KNOWN_ARCHITECTURES: tuple[ArchitecturePublic, ...] = (
-    {
-        "name": "digits_cnn",
-        "doc": "Small 3-conv CNN for 8x8 inputs (sklearn digits), no BatchNorm.",
-        "defaults": {"num_classes": 10, "in_channels": 1},
-        "required": [],
-    },
-    {
-        "name": "mlp",
-        "doc": "Fully connected ReLU network on the flattened input.",
-        "defaults": {"hidden": [128, 64]},
-        "required": ["input_shape", "num_classes"],
-    },
-    {
-        "name": "resnet20",
-        "doc": "ResNet-20 for 32x32 images (He et al., CVPR 2016).",
-        "defaults": {"num_classes": 10, "in_channels": 3},
-        "required": [],
-    },
+ARCH_HINT = (
+    "Blank: the file must be a PruneScope checkpoint, which names its own architecture. Type "
+    "to search timm/… and torchvision/… models too."
 )
 MASK_TEXT: dict[str, str] = {
     "none": "dense: no zeros to keep",
@@ -102,10 +99,10 @@ ID_MODEL_FILE = _id("model", "file")  # the <input type=file> upload.js adds to 
 ID_MODEL_FILE_SLOT = _id("model", "file-slot")
 ID_MODEL_FILE_NAME = _id("model", "file-name")
 ID_MODEL_SELECTED = _id("model", "selected")
-ID_MODEL_ARCH = _id("model", "arch")
-ID_MODEL_ARCH_LIST = _id("model", "arch-list")
-ID_MODEL_ARCH_INFO = _id("model", "arch-info")
-ID_MODEL_ARCHS = _id("model", "archs")
+ARCH_PICKER = architecture_picker_ids(_id("model", "arch"))
+ID_MODEL_ARCH = ARCH_PICKER.dropdown  # the searchable dropdown
+ID_MODEL_ARCH_INFO = ARCH_PICKER.about
+ID_MODEL_ARCHS = ARCH_PICKER.entries  # the API's entries behind its options
 ID_MODEL_KWARGS = _id("model", "kwargs")
 ID_MODEL_KWARGS_ERROR = _id("model", "kwargs-error")
 ID_MODEL_NAME = _id("model", "name")
@@ -157,6 +154,7 @@ ID_DATASET_ERROR = _id("dataset", "error")
 ID_DATASET_DEDUP = _id("dataset", "dedup")
 ID_DATASET_SUCCESS = _id("dataset", "success")
 ID_DATASET_BALANCE = _id("dataset", "balance")
+ID_URL = "upload-url"  # this page's Location (refresh=False): the panel's choices go there
 
 
 def register(app: dash.Dash) -> None:
@@ -173,11 +171,15 @@ def register(app: dash.Dash) -> None:
             Input(_id(kind, "request"), "data"),
             prevent_initial_call=True,
         )
+    register_architecture_picker(app, ID_MODEL_ARCH)
     app.callback(
-        Output(ID_MODEL_ARCH_INFO, "children"),
+        Output(ID_URL, "search"),
         Input(ID_MODEL_ARCH, "value"),
-        State(ID_MODEL_ARCHS, "data"),
-    )(describe_architecture)
+        Input(ID_MODEL_PARENT, "value"),
+        Input(ID_MODEL_DATASET, "value"),
+        State(ID_URL, "search"),
+        prevent_initial_call=True,
+    )(update_model_url)
     app.callback(
         output={
             "request": Output(ID_MODEL_REQUEST, "data"),
@@ -419,32 +421,10 @@ def selected_text(selected: Mapping[str, Any] | None) -> list[Any]:
     ]
 
 
-def architecture_info(name: Any, architectures: Sequence[Mapping[str, Any]] | None) -> list[Any]:
-    """What an architecture name means: its doc and the keyword arguments it needs."""
-    if _blank(name):
-        return [
-            "Blank: the file must be a PruneScope checkpoint, which names its own architecture."
-        ]
-    wanted = str(name).strip()
-    for arch in architectures or []:
-        if arch.get("name") != wanted:
-            continue
-        parts: list[Any] = [html.Strong(wanted), f" — {arch.get('doc') or ''}"]
-        required = list(arch.get("required") or [])
-        defaults = dict(arch.get("defaults") or {})
-        if required:
-            parts.append(f" Needs {', '.join(required)} in the arguments.")
-        if defaults:
-            shown = ", ".join(f"{k}={json.dumps(v)}" for k, v in defaults.items())
-            parts.append(f" Defaults: {shown}.")
-        return parts
-    known = ", ".join(str(a.get("name")) for a in architectures or [])
-    return [f"{wanted!r} is not a listed architecture (listed: {known}); the server will check."]
-
-
 def model_option_label(model: Mapping[str, Any]) -> str:
-    """``"#1 digits_cnn (digits_cnn) · original"``, ``"#3 … · 90% sparse"``."""
-    label = f"#{model['id']} {model.get('name')} ({model.get('architecture')})"
+    """``"#1 cnn-digits · digits_cnn · 27.4k params · 1×8×8 · original"``,
+    ``"#3 … · 90% sparse"``: its architecture, size and the input shape it accepts."""
+    label = f"#{model['id']} {model.get('name')} · {model_architecture_summary(model)}"
     if model.get("parent_id") is None and not model.get("pruning_method"):
         return f"{label} · original"
     return f"{label} · {format_percent(model.get('sparsity'), 0)} sparse"
@@ -514,7 +494,9 @@ def model_result(
     masks = result.get("masks")
     accuracy = result.get("accuracy", model.get("accuracy"))
     cards = [
-        _card("Model", f"#{model_id}", f"{model.get('name')} · {model.get('architecture')}"),
+        _card(
+            "Model", f"#{model_id}", f"{model.get('name')} · {model_architecture_summary(model)}"
+        ),
         _card("Format", str(result.get("format") or MISSING)),
         _card("Masks", str(masks or MISSING), MASK_TEXT.get(str(masks))),
         _card(
@@ -774,13 +756,24 @@ def _state(kind: UploadKind) -> list[Any]:
 
 
 def model_panel(
-    architectures: Sequence[Mapping[str, Any]],
+    architectures: Sequence[ArchitecturePublic],
     models: Sequence[ModelPublic],
     datasets: Sequence[DatasetPublic],
     parent_id: int | None = None,
     dataset_id: int | None = None,
+    architecture: str | None = None,
 ) -> html.Section:
-    """The "Model checkpoint" panel: drop zone, fields, upload button, progress and result."""
+    """The "Model checkpoint" panel: drop zone, fields, upload button, progress and result.
+
+    Args:
+        architectures: the picker's entries before anything is typed (``architecture``'s
+            entry included when it is chosen).
+        models: the possible parents.
+        datasets: the possible datasets.
+        parent_id: the preselected parent, or None.
+        dataset_id: the preselected dataset, or None.
+        architecture: the preselected architecture name, or None (blank).
+    """
     kind: UploadKind = "model"
     formats = [
         html.Code(".safetensors"),
@@ -799,34 +792,29 @@ def model_panel(
         html.Code("model.state_dict()"),
         " instead. Masks (",
         html.Code("*_mask"),
-        " tensors) or exact zeros become the model's pruning masks.",
+        " tensors) or exact zeros become the model's pruning masks. Any other network: an ",
+        html.Code(".onnx"),
+        " export (or a ",
+        html.Code(".zip"),
+        " of model.onnx with its external data), converted without running your code; leave "
+        "the architecture blank.",
     ]
     return html.Section(
         [
             html.H2("Model checkpoint"),
             _drop_zone(kind, "Drop a checkpoint here, or click to choose a file", formats),
-            html.Datalist(
-                [html.Option(value=str(a["name"])) for a in architectures],
-                id=ID_MODEL_ARCH_LIST,
-            ),
-            dcc.Store(id=ID_MODEL_ARCHS, data=list(architectures)),
             html.Div(
                 [
                     _field(
                         "Architecture",
-                        dcc.Input(
-                            id=ID_MODEL_ARCH,
-                            type="text",
-                            list=ID_MODEL_ARCH_LIST,
-                            placeholder=", ".join(str(a["name"]) for a in architectures),
-                            autoComplete="off",
-                            className="input",
+                        architecture_picker(
+                            ID_MODEL_ARCH,
+                            architecture,
+                            architectures,
+                            clearable=True,
+                            placeholder="blank, or search: resnet, vit, mobilenet…",
                         ),
-                        html.Div(
-                            architecture_info(None, architectures),
-                            id=ID_MODEL_ARCH_INFO,
-                            className="muted hint",
-                        ),
+                        hint=ARCH_HINT,
                     ),
                     _field(
                         "Architecture arguments (JSON)",
@@ -1008,35 +996,42 @@ def _query_id(value: Any) -> int | None:
         return None
 
 
-def load_architectures(client: ApiClient) -> list[ArchitecturePublic]:
-    """The API's architectures; the known built-in ones when it does not list them.
+def chosen_architecture(
+    client: ApiClient, name: Any, architectures: list[ArchitecturePublic]
+) -> tuple[str | None, list[ArchitecturePublic]]:
+    """The architecture a URL names, and the picker's entries with it: one not among
+    ``architectures`` (any timm or torchvision model) is asked of the server. A name no
+    architecture has is not preselected."""
+    wanted = None if _blank(name) else str(name).strip()
+    if wanted is None or any(a["name"] == wanted for a in architectures):
+        return wanted, architectures
+    entry = find_architecture_entry(client, wanted)
+    if entry is None:
+        return None, architectures
+    return wanted, [*architectures, entry]
 
-    Raises:
-        ApiUnreachableError: when the API cannot be reached at all.
-    """
-    try:
-        listed = client.list_architectures()
-    except ApiUnreachableError:
-        raise
-    except ApiError:
-        # an API without the listing: 404, or the dashboard's own page for an unknown path
-        listed = []
-    return listed or [dict(a) for a in KNOWN_ARCHITECTURES]  # type: ignore[misc]
 
-
-def layout(parent: str | None = None, dataset: str | None = None, **query: Any) -> html.Div:
-    """The upload page for ``?parent=<model id>&dataset=<dataset id>`` (both optional).
+def layout(
+    parent: str | None = None,
+    dataset: str | None = None,
+    architecture: str | None = None,
+    **query: Any,
+) -> html.Div:
+    """The upload page for ``?architecture=<name>&parent=<model id>&dataset=<dataset id>``
+    (all optional).
 
     Args:
         parent: id of the original model to preselect as the checkpoint's parent.
         dataset: id of the dataset to preselect as the checkpoint's dataset.
+        architecture: name of the checkpoint's architecture to preselect, e.g. timm/resnet18.
         **query: other query parameters, ignored.
     """
     client = get_client()
     try:
         models = client.list_models()
         datasets = client.list_datasets()
-        architectures = load_architectures(client)
+        architectures = registered_architectures(client)
+        arch_name, architectures = chosen_architecture(client, architecture, architectures)
     except ApiError as exc:
         return html.Div(
             [html.H1("Upload"), api_error_notice(exc, "the models and datasets")],
@@ -1053,6 +1048,7 @@ def layout(parent: str | None = None, dataset: str | None = None, **query: Any) 
         dataset_id = None
     return html.Div(
         [
+            dcc.Location(id=ID_URL, refresh=False),
             html.H1("Upload"),
             html.P(
                 "Bring your own trained or pruned checkpoint, or a dataset. Files are streamed "
@@ -1062,7 +1058,7 @@ def layout(parent: str | None = None, dataset: str | None = None, **query: Any) 
             ),
             html.Div(
                 [
-                    model_panel(architectures, models, datasets, parent_id, dataset_id),
+                    model_panel(architectures, models, datasets, parent_id, dataset_id, arch_name),
                     dataset_panel(corruptions),
                 ],
                 className="grid-2 upload-grid",
@@ -1080,11 +1076,15 @@ def show_selected(selected: Mapping[str, Any] | None) -> list[Any]:
     return selected_text(selected)
 
 
-def describe_architecture(
-    architecture: Any, architectures: Sequence[Mapping[str, Any]] | None
-) -> list[Any]:
-    """Callback: what the typed architecture name means."""
-    return architecture_info(architecture, architectures)
+def update_model_url(
+    architecture: Any, parent_id: Any, dataset_id: Any, search: str | None
+) -> str | dash.NoUpdate:
+    """Callback: write the checkpoint's architecture, parent and dataset into the URL (other
+    keys kept); ``no_update`` when it already says so."""
+    new = search_with(
+        search, {"architecture": architecture, "parent": parent_id, "dataset": dataset_id}
+    )
+    return dash.no_update if new is None else new
 
 
 def _no_file() -> html.Div:

@@ -1,11 +1,13 @@
-"""The new-job page in a real headless Chromium against a real `prunescope serve`: fill in the
-train form (a bad field first), submit it and follow the job to the trained model, then submit
-an analysis under a corruption and follow it to its comparison."""
+"""The new-job page in a real headless Chromium against a real `prunescope serve`: search the
+architecture picker for a timm model and pick it, fill in the train form (a bad field first),
+submit it and follow the job to the trained model, then submit an analysis under a corruption
+and follow it to its comparison."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import httpx
@@ -66,6 +68,39 @@ def wait_final(dash_br, timeout: float) -> str:
     return js_text(dash_br.driver, new_job.ID_STATUS)
 
 
+def shown_options(driver) -> list[str]:
+    """The names the open picker shows (the text of a note as a whole)."""
+    return [
+        o.text.split(" · ")[0]
+        for o in driver.find_elements(
+            "css selector", ".dash-dropdown-content .dash-dropdown-option"
+        )
+    ]
+
+
+def search_architecture(
+    dash_br, picker_id: str, typed: str, name: str, open_menu: bool = True
+) -> Any:
+    """Open the picker, type ``typed`` into its search box as a user does, and return the
+    option of ``name`` once the server's matches show it (the menu is left open)."""
+    driver = dash_br.driver
+    if open_menu:
+        dash_br.find_element(f"#{picker_id}").click()
+    if typed:
+        search = dash_br.wait_for_element(".dash-dropdown-content .dash-dropdown-search", 10)
+        search.send_keys(typed)
+
+    def option(d: Any) -> Any:
+        for element in d.find_elements(
+            "css selector", ".dash-dropdown-content .dash-dropdown-option"
+        ):
+            if element.text.split(" · ")[0] == name:
+                return element
+        return False
+
+    return WebDriverWait(driver, 30).until(option)
+
+
 def screenshot(dash_br, name: str, max_height: int = 2400) -> None:
     """The whole page (up to ``max_height`` px) into docs/screenshots/<name>."""
     driver = dash_br.driver
@@ -81,6 +116,9 @@ def screenshot(dash_br, name: str, max_height: int = 2400) -> None:
 def test_train_then_analyze_from_the_new_job_page(dash_br, live_server):
     p = live_server.pipeline
     driver = dash_br.driver
+    # the registry's first use imports timm and torchvision (seconds on a busy machine): let
+    # the server do it before the page asks, as a user who types finds it done
+    httpx.get(f"{live_server.url}/api/architectures", params={"q": "resnet"}, timeout=180)
     open_page(dash_br, live_server.url, f"/new?kind=train&dataset={p.dataset_id}")
     dash_br.wait_for_element(f"#{new_job.ID_TRAIN_ARCH}", timeout=30)
     # digits are 8×8 images: the digits CNN is preselected, the dataset's sizes are shown
@@ -94,12 +132,50 @@ def test_train_then_analyze_from_the_new_job_page(dash_br, live_server):
         "Analyze",
     ]
 
+    # the picker offers the built-ins; typing asks the server, which finds timm's and
+    # torchvision's models among ~1,450 names
+    picker = dash_br.find_element(f"#{new_job.ID_TRAIN_ARCH}")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'start'})", picker)
+    driver.execute_script("window.scrollBy(0, -80)")
+    option = search_architecture(dash_br, new_job.ID_TRAIN_ARCH, "resnet", "timm/resnet18")
+    assert option.text == "timm/resnet18 · timm"
+    shown = shown_options(driver)
+    assert "resnet20" in shown and "torchvision/resnet18" in shown
+    # the first 50 of the matches, then how many more there are
+    assert len(shown) == 51 and all("resnet" in n for n in shown[:-1])
+    assert "more match 'resnet'" in shown[-1]
+    # every word typed must occur in the name
+    search = dash_br.find_element(".dash-dropdown-content .dash-dropdown-search")
+    search.send_keys(" 18")
+    WebDriverWait(driver, 30).until(
+        lambda d: (
+            shown_options(d)[:3]
+            == ["torchvision/resnet18", "timm/legacy_seresnet18", "timm/resnet18"]
+        )
+    )
+    assert all("resnet" in n and "18" in n for n in shown_options(driver))
+    time.sleep(0.3)  # the menu's last layout pass
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    assert driver.save_screenshot(str(SCREENSHOTS / "architecture-picker.png"))
+    search_architecture(
+        dash_br, new_job.ID_TRAIN_ARCH, "", "timm/resnet18", open_menu=False
+    ).click()
+    WebDriverWait(driver, 20).until(lambda d: "architecture=timm%2Fresnet18" in d.current_url)
+    WebDriverWait(driver, 20).until(
+        lambda d: "Constructs a ResNet-18 model." in js_text(d, new_job.ID_TRAIN_ARCH_INFO)
+    )
+    assert "timm/resnet18" in dash_br.find_element(f"#{new_job.ID_TRAIN_ARCH}").text
+    # its arguments: those the dataset sets are blank, and the form is valid as it is
+    WebDriverWait(driver, 20).until(lambda d: "in_chans" in js_text(d, new_job.ID_TRAIN_KWARGS))
+    WebDriverWait(driver, 20).until(lambda d: not submit_disabled(d, new_job.ID_TRAIN_SUBMIT))
+
     # switch to the MLP: its arguments editor follows, and the choice goes into the URL
-    dash_br.select_dcc_dropdown(f"#{new_job.ID_TRAIN_ARCH}", index=1)
+    dash_br.select_dcc_dropdown(f"#{new_job.ID_TRAIN_ARCH}", value="mlp · builtin")
     WebDriverWait(driver, 20).until(lambda d: "architecture=mlp" in d.current_url)
     WebDriverWait(driver, 20).until(
         lambda d: "Fully connected" in js_text(d, new_job.ID_TRAIN_ARCH_INFO)
     )
+    WebDriverWait(driver, 20).until(lambda d: "hidden" in js_text(d, new_job.ID_TRAIN_KWARGS))
     query = parse_qs(urlparse(driver.current_url).query)
     assert query["kind"] == ["train"] and query["dataset"] == [str(p.dataset_id)]
 

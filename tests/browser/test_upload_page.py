@@ -43,6 +43,27 @@ def choose_file(dash_br, kind: str, path: Path) -> None:
     )
 
 
+def pick_architecture(dash_br, typed: str, name: str) -> None:
+    """Type ``typed`` into the architecture picker's search box, then pick ``name`` among the
+    server's matches."""
+    dash_br.find_element(f"#{upload.ID_MODEL_ARCH}").click()
+    search = dash_br.wait_for_element(".dash-dropdown-content .dash-dropdown-search", timeout=10)
+    search.send_keys(typed)
+
+    def option(d):  # type: ignore[no-untyped-def]
+        for element in d.find_elements(
+            "css selector", ".dash-dropdown-content .dash-dropdown-option"
+        ):
+            if element.text.split(" · ")[0] == name:
+                return element
+        return False
+
+    WebDriverWait(dash_br.driver, 30).until(option).click()
+    WebDriverWait(dash_br.driver, 10).until(
+        lambda d: f"architecture={name}" in d.current_url.replace("%2F", "/")
+    )
+
+
 def wait_for_verdict(dash_br, kind: str, timeout: float = 120) -> None:
     """Until the panel shows the registered row or an error."""
     WebDriverWait(dash_br.driver, timeout, poll_frequency=0.5).until(
@@ -81,7 +102,7 @@ def test_upload_a_pruned_checkpoint_and_compare_it(dash_br, live_server, tmp_pat
         open_upload_page(dash_br, live_server.url)
 
         choose_file(dash_br, "model", checkpoint)
-        dash_br.find_element(f"#{upload.ID_MODEL_ARCH}").send_keys("digits_cnn")
+        pick_architecture(dash_br, "digits", "digits_cnn")
         WebDriverWait(dash_br.driver, 10).until(
             lambda d: "3-conv CNN" in d.find_element("id", upload.ID_MODEL_ARCH_INFO).text
         )
@@ -178,7 +199,10 @@ def test_upload_a_dataset_then_a_checkpoint_that_does_not_fit(dash_br, live_serv
         # a digits_cnn checkpoint named as an mlp: the import job's error, verbatim
         checkpoint = pruned_digits_cnn(tmp_path / "not-an-mlp.safetensors", {})
         choose_file(dash_br, "model", checkpoint)
-        dash_br.find_element(f"#{upload.ID_MODEL_ARCH}").send_keys("mlp")
+        dash_br.select_dcc_dropdown(f"#{upload.ID_MODEL_ARCH}", value="mlp · builtin")
+        WebDriverWait(dash_br.driver, 10).until(
+            lambda d: "Fully connected" in d.find_element("id", upload.ID_MODEL_ARCH_INFO).text
+        )
         dash_br.find_element(f"#{upload.ID_MODEL_KWARGS}").send_keys(
             '{"input_shape": [8], "num_classes": 3}'
         )

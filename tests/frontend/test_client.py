@@ -188,3 +188,35 @@ def test_configure_and_get_client() -> None:
     assert client_module.get_client() is second is not first
     assert second.base_url == "http://b"
     client_module.reset()
+
+
+def _keys(typed: type) -> set[str]:
+    return set(typed.__required_keys__) | set(typed.__optional_keys__)  # type: ignore[attr-defined]
+
+
+def test_architecture_and_model_types_are_the_apis(client) -> None:
+    """The TypedDicts the picker and the model lists read, against /api/openapi.json."""
+    from frontend.client import ArchitecturePublic, ArchitecturesPage, ModelPublic
+
+    schemas = client.get("/api/openapi.json").json()["components"]["schemas"]
+    assert _keys(ArchitecturePublic) == set(schemas["ArchitecturePublic"]["properties"])
+    assert _keys(ArchitecturesPage) == set(schemas["ArchitecturesPublic"]["properties"])
+    assert {"input_shape", "num_classes", "n_params"} <= _keys(ModelPublic)
+    assert {"input_shape", "num_classes", "n_params"} <= set(schemas["ModelPublic"]["properties"])
+
+
+def test_list_architectures_searches_the_real_registry(client) -> None:
+    api = ApiClient("http://testserver")
+    api._http.close()
+    api._http = client  # the TestClient is an httpx.Client bound to the app
+    page = api.list_architectures(q="ResNet 18", limit=3)
+    assert page["count"] == len(page["data"]) == 3 and page["total"] > 3
+    names = [a["name"] for a in page["data"]]
+    assert names[0] == "torchvision/resnet18"  # torchvision's before timm's
+    assert all("resnet" in n and "18" in n for n in names)
+    first = api.list_architectures()
+    assert [a["name"] for a in first["data"][:3]] == ["digits_cnn", "mlp", "resnet20"]
+    assert first["data"][0]["source"] == "builtin" and first["count"] == 50
+    timm = api.list_architectures(q="timm/resnet18", limit=200)["data"]
+    entry = next(a for a in timm if a["name"] == "timm/resnet18")
+    assert entry["source"] == "timm" and entry["doc"]

@@ -2,7 +2,8 @@
 against a fake API; the specs it builds are checked with the API's own pydantic spec classes.
 
 The fake API of conftest.py is extended here with what only this page uses:
-``GET /api/architectures``, ``GET /api/corruptions``, ``POST /api/jobs``, ``POST /api/datasets``
+``GET /api/architectures?q=&limit=&offset=`` (searched by name as the API does),
+``GET /api/corruptions``, ``POST /api/jobs``, ``POST /api/datasets``
 and ``GET /api/analyses/{id}``; every request is still recorded in ``FakeApi.requests``.
 """
 
@@ -25,7 +26,13 @@ from pydantic import ValidationError
 from backend.jobs.specs import AnalyzeSpec, TrainSettings, TrainSpec
 from frontend import client as client_module
 from frontend.app import create_dash_app
-from frontend.components import JOB_KIND_TABS, job_kind_href, job_kind_tabs
+from frontend.components import (
+    JOB_KIND_TABS,
+    describe_architecture_choice,
+    job_kind_href,
+    job_kind_tabs,
+    search_architectures,
+)
 from frontend.pages import new_job, prune
 
 FakeApi = Any  # the fake_api / empty_api fixtures of conftest.py
@@ -39,18 +46,46 @@ ARCHITECTURES: list[dict[str, Any]] = [
         "doc": "Small 3-conv CNN for 8x8 inputs (sklearn digits), no BatchNorm.",
         "defaults": {"num_classes": 10, "in_channels": 1},
         "required": [],
+        "source": "builtin",
     },
     {
         "name": "mlp",
         "doc": "Fully connected ReLU network on the flattened input.",
         "defaults": {"hidden": [128, 64]},
         "required": ["input_shape", "num_classes"],
+        "source": "builtin",
     },
     {
         "name": "resnet20",
         "doc": 'ResNet-20 for 32x32 images (He et al., "Deep Residual Learning", CVPR 2016).',
         "defaults": {"num_classes": 10, "in_channels": 3},
         "required": [],
+        "source": "builtin",
+    },
+]
+# ... and after them, found only by a search, torchvision's and timm's (for those, "defaults"
+# are the arguments PruneScope sets from the dataset)
+LIBRARY: list[dict[str, Any]] = [
+    {
+        "name": "torchvision/resnet18",
+        "doc": "ResNet-18 from Deep Residual Learning for Image Recognition.",
+        "defaults": {"num_classes": 1000},
+        "required": [],
+        "source": "torchvision",
+    },
+    {
+        "name": "timm/resnet18",
+        "doc": "Constructs a ResNet-18 model.",
+        "defaults": {"num_classes": 1000, "in_chans": 3},
+        "required": [],
+        "source": "timm",
+    },
+    {
+        "name": "timm/vit_tiny_patch16_224",
+        "doc": "ViT-Tiny (Vit-Ti/16)",
+        "defaults": {"num_classes": 1000, "in_chans": 3, "img_size": 224},
+        "required": [],
+        "source": "timm",
     },
 ]
 METHOD = {
@@ -82,7 +117,7 @@ class NewJobApi:
 
     fake: FakeApi
     architectures: list[dict[str, Any]] = field(
-        default_factory=lambda: [dict(a) for a in ARCHITECTURES]
+        default_factory=lambda: [dict(a) for a in ARCHITECTURES + LIBRARY]
     )
     corruptions: list[str] = field(default_factory=lambda: list(CORRUPTIONS))
 
@@ -93,7 +128,12 @@ class NewJobApi:
         method = request.method
         if method == "GET" and path == "/api/architectures":
             self.fake.requests.append(request)
-            body = {"data": self.architectures, "count": len(self.architectures)}
+            params = request.url.params
+            words = params.get("q", "").lower().split()
+            hits = [a for a in self.architectures if all(w in a["name"].lower() for w in words)]
+            offset, limit = int(params.get("offset", 0)), int(params.get("limit", 50))
+            data = hits[offset : offset + limit]
+            body = {"data": data, "count": len(data), "total": len(hits)}
             return httpx.Response(200, json=body)
         if method == "GET" and path == "/api/methods":  # for the prune page's strip
             self.fake.requests.append(request)
@@ -652,9 +692,13 @@ def test_analyze_layout_lists_models_by_lineage_and_the_corruptions(api: NewJobA
     model = by_id(page, new_job.ID_ANALYZE_MODEL)
     assert [o["value"] for o in model.options] == [1, 2, 3, 4]
     labels = [o["label"] for o in model.options]
-    assert labels[0] == "#1 resnet8-cifar5 · original · acc 85.0%"
-    assert labels[2] == "↳ #3 resnet8-gm90 · global_magnitude 90% sparse · acc 67.0%"
-    assert labels[3].startswith("\u2003↳ #4 resnet8-gm90-ft · lottery_ticket 95% sparse")
+    assert labels[0] == "#1 resnet8-cifar5 · resnet8 · 1M params · original · acc 85.0%"
+    assert labels[2] == (
+        "↳ #3 resnet8-gm90 · resnet8 · 1M params · global_magnitude 90% sparse · acc 67.0%"
+    )
+    assert labels[3].startswith(
+        "\u2003↳ #4 resnet8-gm90-ft · resnet8 · 1M params · lottery_ticket 95% sparse"
+    )
     assert model.value == 1
     info = text(by_id(page, new_job.ID_ANALYZE_MODEL_INFO))
     assert "original" in info and "trained on #1 cifar5-mini" in info
@@ -822,8 +866,8 @@ def test_submit_before_any_click_does_nothing(api: NewJobApi) -> None:
 
 
 def test_describe_callbacks_follow_the_choice(api: NewJobApi) -> None:
-    info, editor = new_job.describe_train_architecture("mlp", ARCHITECTURES)
-    assert "Fully connected" in text(info)
+    editor = new_job.describe_train_architecture("mlp", ARCHITECTURES)
+    assert "Fully connected" in text(describe_architecture_choice("mlp", ARCHITECTURES))
     assert [k["name"] for k in ids_of_type(editor, new_job.KWARG_TYPE)] == [
         "input_shape",
         "num_classes",
@@ -849,6 +893,124 @@ def test_add_the_builtin_dataset_reopens_the_form_with_it(bare_api: NewJobApi) -
     assert new_job.add_builtin_dataset(0) == (dash.no_update, dash.no_update)
 
 
+# the architecture picker: the registry's ~1,450 names, searched on the server ---------------------
+
+
+def test_the_train_picker_offers_the_builtins_and_searches_the_rest(api: NewJobApi) -> None:
+    page = new_job.layout()
+    picker = by_id(page, new_job.ID_TRAIN_ARCH)
+    assert picker.searchable is True and picker.clearable is False
+    assert [o["label"] for o in picker.options] == [
+        "digits_cnn · builtin",
+        "mlp · builtin",
+        "resnet20 · builtin",
+    ]
+    entries = by_id(page, new_job.ID_TRAIN_ARCHS).data
+    assert entries == ARCHITECTURES
+    assert "ResNet-20 for 32x32 images" in text(by_id(page, new_job.ID_TRAIN_ARCH_INFO))
+    options, shown = search_architectures("resnet", picker.value, entries)
+    # the server's matches in its order; resnet20, the choice, is among them
+    assert [o["value"] for o in options] == ["resnet20", "torchvision/resnet18", "timm/resnet18"]
+    assert options[2]["label"] == "timm/resnet18 · timm"
+    options, shown = search_architectures("vit", picker.value, shown)
+    assert [o["value"] for o in options] == ["timm/vit_tiny_patch16_224", "resnet20"]
+    # the picked model's entry is what the form checks and edits the arguments of
+    options, shown = search_architectures("resnet18", "resnet20", entries)
+    editor = new_job.describe_train_architecture("timm/resnet18", shown)
+    assert [k["name"] for k in ids_of_type(editor, new_job.KWARG_TYPE)] == [
+        "num_classes",
+        "in_chans",
+    ]
+    assert text(editor).count("Blank: taken from the dataset.") == 2
+    kids = ids_of_type(editor, new_job.KWARG_TYPE)
+    form = train_form(
+        page,
+        n_clicks=1,
+        dataset=2,
+        architecture="timm/resnet18",
+        architectures=shown,
+        kwarg_ids=kids,
+        kwarg_values=["", ""],
+        epochs=1,
+    )
+    error_ids = ids_of_type(page, new_job.TRAIN_ERROR_TYPE)
+    assert new_job.validate_train(error_ids=error_ids, **form)["disabled"] is False
+    new_job.submit_train(**form)
+    (body,) = api.posted("/api/jobs")
+    assert body["spec"]["architecture"] == "timm/resnet18"
+    assert body["spec"]["arch_kwargs"] == {}  # the job sets num_classes and in_chans
+    TrainSpec.model_validate(body["spec"])
+
+
+def test_a_timm_architecture_in_the_url_is_preselected(api: NewJobApi) -> None:
+    page = new_job.layout(kind="train", dataset="2", architecture="timm/vit_tiny_patch16_224")
+    picker = by_id(page, new_job.ID_TRAIN_ARCH)
+    assert picker.value == "timm/vit_tiny_patch16_224"
+    assert [o["value"] for o in picker.options] == [
+        "digits_cnn",
+        "mlp",
+        "resnet20",
+        "timm/vit_tiny_patch16_224",
+    ]
+    assert "ViT-Tiny" in text(by_id(page, new_job.ID_TRAIN_ARCH_INFO))
+    kids = [k["name"] for k in ids_of_type(page, new_job.KWARG_TYPE)]
+    assert kids == ["num_classes", "in_chans", "img_size"]
+    assert by_id(page, new_job.ID_TRAIN_SUBMIT).disabled is False
+    searched = [r.url.params.get("q") for r in api.fake.requests if "architectures" in str(r.url)]
+    assert searched == [None, "timm/vit_tiny_patch16_224"]
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "field", "words"),
+    [
+        ("timm/resnet18", {"in_chans": "3"}, "in_chans", "should be 1, the dataset's channels"),
+        ("timm/vit_tiny_patch16_224", {"img_size": 224}, "img_size", "should be 8, the dataset's"),
+        ("torchvision/resnet18", {"num_classes": 1000}, "num_classes", "should be 10"),
+    ],
+)
+def test_library_arguments_set_from_the_dataset_must_agree_with_it(
+    name: str, kwargs: dict[str, Any], field: str, words: str
+) -> None:
+    with pytest.raises(prune.FormError) as info:
+        train_spec(architecture=name, architectures=ARCHITECTURES + LIBRARY, arch_kwargs=kwargs)
+    assert set(info.value.errors) == {f"arch_kwargs.{field}"}
+    assert words in info.value.errors[f"arch_kwargs.{field}"]
+    spec = train_spec(
+        architecture="timm/vit_tiny_patch16_224",
+        architectures=ARCHITECTURES + LIBRARY,
+        arch_kwargs={"img_size": "8", "in_chans": "1", "num_classes": ""},
+    )
+    assert spec["arch_kwargs"] == {"img_size": 8, "in_chans": 1}
+
+
+def test_an_unknown_architecture_lists_a_few_known_names() -> None:
+    many = [{"name": f"arch{i}"} for i in range(30)]
+    with pytest.raises(prune.FormError) as info:
+        train_spec(architecture="vgg", architectures=many)
+    message = info.value.errors["architecture"]
+    assert message.startswith("unknown architecture 'vgg'; known: arch0, arch1,")
+    assert message.endswith("arch11, … (30 listed)")
+
+
+def test_the_trained_and_listed_models_show_architecture_size_and_input_shape(
+    api: NewJobApi,
+) -> None:
+    api.fake.models[0].update(
+        architecture="timm/resnet18", n_params=11_181_642, input_shape=[3, 32, 32]
+    )
+    page = new_job.layout(kind="analyze")
+    label = by_id(page, new_job.ID_ANALYZE_MODEL).options[0]["label"]
+    assert (
+        label == "#1 resnet8-cifar5 · timm/resnet18 · 11.2M params · 3×32×32 · original · acc 85.0%"
+    )
+    assert "timm/resnet18 · 11.2M params · 3×32×32, original" in text(
+        by_id(page, new_job.ID_ANALYZE_MODEL_INFO)
+    )
+    result = new_job.train_result({"model_id": 1, "accuracy": 0.8}, api.fake.models[0])
+    params = text(by_id(result, f"{new_job.ID_RESULT}-params"))
+    assert "11.18M" in params and "timm/resnet18 · 11.2M params · 3×32×32" in params
+
+
 # URL state ----------------------------------------------------------------------------------------
 
 
@@ -863,6 +1025,14 @@ def test_train_url_round_trip(api: NewJobApi) -> None:
     assert by_id(page, new_job.ID_JOB).data == {"id": 5}
     # a URL that already says so is left alone: rendering never adds a history entry
     assert new_job.update_train_url(2, "mlp", search) == (dash.no_update, dash.no_update)
+
+
+def test_a_timm_architecture_round_trips_through_the_url(api: NewJobApi) -> None:
+    search, _ = new_job.update_train_url(2, "timm/resnet18", "")
+    assert search == "?kind=train&dataset=2&architecture=timm%2Fresnet18"
+    page = new_job.layout(**dict(parse_qsl(search.lstrip("?"))))
+    assert by_id(page, new_job.ID_TRAIN_ARCH).value == "timm/resnet18"
+    assert new_job.update_train_url(2, "timm/resnet18", search) == (dash.no_update, dash.no_update)
 
 
 def test_analyze_url_round_trip(api: NewJobApi) -> None:
@@ -992,4 +1162,12 @@ def test_new_job_page_is_routed_and_linked_from_the_navbar(api: NewJobApi) -> No
     assert any(f"{prune.ID_KIND_TABS}.children" in o for o in outputs)
     inputs = [i for d in dependencies for i in d["inputs"]]
     assert {"id": new_job.ID_CANCEL, "property": "n_clicks"} in inputs
+    # the picker's search and about line: one callback each
+    for out in (
+        f"{new_job.ID_TRAIN_ARCH}.options",
+        f"{new_job.ID_TRAIN_ARCH_INFO}.children",
+        f"{new_job.ID_TRAIN_KWARGS}.children",
+    ):
+        assert sum(out in o for o in outputs) == 1, out
+    assert {"id": new_job.ID_TRAIN_ARCH, "property": "search_value"} in inputs
     assert {"id": new_job.ID_TRAIN_SUBMIT, "property": "n_clicks"} in inputs

@@ -350,9 +350,18 @@ def test_home_models_show_lineage(fake_api: FakeApi) -> None:
     indents = [cells(r)[0].style["paddingLeft"] for r in rows]
     assert indents == ["0.0em", "1.25em", "1.25em", "2.5em"]
     first = cells(rows[2])
-    assert first[1] == "resnet8" and first[3] == "global_magnitude"
+    # the real architecture name, its parameter count, the input shape it was proven on
+    assert first[1] == "resnet8 · 1M params" and first[3] == "global_magnitude"
     assert first[4] == "90.0%" and first[5] == "67.0%"
     assert cells(rows[0])[3] == "original"
+
+
+def test_home_models_show_the_input_shape_they_were_proven_on(fake_api: FakeApi) -> None:
+    fake_api.models[0]["architecture"] = "timm/resnet18"
+    fake_api.models[0]["n_params"] = 11_181_642
+    fake_api.models[0]["input_shape"] = [3, 32, 32]
+    rows = body_rows(by_id(home.layout(), "home-models").children)
+    assert cells(rows[0])[1] == "timm/resnet18 · 11.2M params · 3×32×32"
 
 
 def test_lineage_order_survives_orphans_and_cycles() -> None:
@@ -641,3 +650,37 @@ def test_poll_pending_follows_the_job_and_stops_when_it_ends(fake_api: FakeApi) 
     body, stop, done = compare.poll_pending(3, 2)
     assert stop is True and done == "failed" and "boom" in text(body)
     assert compare.poll_pending(4, None)[1] is True
+
+
+# downloads ----------------------------------------------------------------------------------------
+
+
+def download_hrefs(node: Any) -> list[str]:
+    """The main "Download" link of every download_link under ``node``."""
+    return [a.href for a in of_type(node, html.A) if a.children == "Download"]
+
+
+def test_download_link_offers_every_format_from_the_api_route() -> None:
+    from frontend.components import DOWNLOAD_FORMATS, download_link
+
+    link = download_link(7)
+    anchors = of_type(link, html.A)
+    assert [a.href for a in anchors] == [
+        f"/api/models/7/download?format={fmt}" for fmt, _, _ in DOWNLOAD_FORMATS
+    ]
+    assert all(a.download == "" for a in anchors)  # the API's Content-Disposition names it
+    assert download_hrefs(download_link(7, "onnx")) == ["/api/models/7/download?format=onnx"]
+    with pytest.raises(ValueError, match="fmt='h5' should be one of safetensors, pt"):
+        download_link(7, "h5")
+
+
+def test_models_can_be_downloaded_from_home_and_compare(fake_api: FakeApi) -> None:
+    rows = body_rows(by_id(home.layout(), "home-models").children)
+    assert [download_hrefs(r) for r in rows] == [
+        [f"/api/models/{i}/download?format=safetensors"] for i in (1, 2, 3, 4)
+    ]
+    header = by_id(compare.layout(id="1", b="3"), "compare-header")
+    assert download_hrefs(header) == [
+        "/api/models/1/download?format=safetensors",
+        "/api/models/3/download?format=safetensors",
+    ]

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import dash
 import httpx
@@ -21,6 +22,7 @@ from dash import dcc
 from dash.development.base_component import Component
 
 from frontend import client as client_module
+from frontend import components
 from frontend.app import ASSETS_FOLDER, create_dash_app
 from frontend.client import ApiClient, ApiError
 from frontend.figures.upload import class_balance_bars, layer_sparsity_bars
@@ -48,6 +50,33 @@ SUMMARY = {
     "normalisation": {"mean": [0.49, 0.48, 0.45], "std": [0.25, 0.24, 0.26], "split": "train"},
     "warnings": ["1 classes have no test samples: deer"],
 }
+# GET /api/architectures?q= of the API: the built-ins first, then torchvision's and timm's
+SEARCHABLE = [
+    {"name": "digits_cnn", "doc": "Small CNN.", "defaults": {"num_classes": 10},
+     "required": [], "source": "builtin"},
+    {"name": "mlp", "doc": "Fully connected ReLU network.", "defaults": {"hidden": [128, 64]},
+     "required": ["input_shape", "num_classes"], "source": "builtin"},
+    {"name": "resnet20", "doc": "ResNet-20 for 32x32 images.", "defaults": {"num_classes": 10},
+     "required": [], "source": "builtin"},
+    {"name": "torchvision/resnet18", "doc": "ResNet-18 from Deep Residual Learning.",
+     "defaults": {"num_classes": 1000}, "required": [], "source": "torchvision"},
+    {"name": "timm/resnet18", "doc": "Constructs a ResNet-18 model.",
+     "defaults": {"num_classes": 1000, "in_chans": 3}, "required": [], "source": "timm"},
+    {"name": "timm/resnet50", "doc": "Constructs a ResNet-50 model.",
+     "defaults": {"num_classes": 1000, "in_chans": 3}, "required": [], "source": "timm"},
+    {"name": "timm/vit_tiny_patch16_224", "doc": "ViT-Tiny (Vit-Ti/16)",
+     "defaults": {"num_classes": 1000, "in_chans": 3, "img_size": 224}, "required": [],
+     "source": "timm"},
+]  # fmt: skip
+
+
+def architectures_page(entries: list[dict[str, Any]], params: httpx.QueryParams) -> dict[str, Any]:
+    """The API's answer: every word of ``q`` in the name, a page of ``limit`` from ``offset``."""
+    words = params.get("q", "").lower().split()
+    hits = [a for a in entries if all(w in a["name"].lower() for w in words)]
+    offset, limit = int(params.get("offset", 0)), int(params.get("limit", 50))
+    data = hits[offset : offset + limit]
+    return {"data": data, "count": len(data), "total": len(hits)}
 
 
 def _job(job_id: int, kind: str, status: str, **values: Any) -> dict[str, Any]:
@@ -75,6 +104,8 @@ class UploadApi:
 
     fake: FakeApi
     architectures: Any = None  # None: the API has no /api/architectures (404)
+    searchable: bool = False  # whether it answers ?q=&limit=&offset= (else: the whole list)
+    slow: bool = False  # whether its architectures take longer than the client waits
     comparisons_created: list[dict[str, Any]] = field(default_factory=list)
 
     def handle(self, request: httpx.Request) -> httpx.Response:
@@ -86,10 +117,15 @@ class UploadApi:
             return httpx.Response(200, json={"data": CORRUPTIONS, "severities": [1, 2, 3, 4, 5]})
         if request.method == "GET" and path == "/api/architectures":
             self.fake.requests.append(request)
+            if self.slow:
+                raise httpx.ReadTimeout("timed out", request=request)
             if self.architectures is None:
                 return httpx.Response(404, json={"detail": "Not Found"})
             if isinstance(self.architectures, str):  # the dashboard's HTML for unknown paths
                 return httpx.Response(200, text=self.architectures)
+            if self.searchable:
+                page = architectures_page(self.architectures, request.url.params)
+                return httpx.Response(200, json=page)
             return httpx.Response(200, json={"data": self.architectures})
         if request.method == "POST" and path == "/api/comparisons":
             self.fake.requests.append(request)
@@ -171,6 +207,14 @@ def _install(api: UploadApi) -> Iterator[UploadApi]:
 def api(fake_api: FakeApi) -> Iterator[UploadApi]:
     """The populated fake API with this page's endpoints (no architectures listing)."""
     yield from _install(UploadApi(fake_api))
+
+
+@pytest.fixture
+def search_api(fake_api: FakeApi) -> Iterator[UploadApi]:
+    """The populated fake API whose architectures are searched by name (``?q=``)."""
+    yield from _install(
+        UploadApi(fake_api, architectures=[dict(a) for a in SEARCHABLE], searchable=True)
+    )
 
 
 def answer(kind: str, **body: Any) -> dict[str, Any]:
@@ -286,37 +330,134 @@ def test_empty_state_explains_formats_and_refuses_pickled_models(api: UploadApi)
         assert words in dataset_words
 
 
+def option_values(page: Any) -> list[Any]:
+    return [o["value"] for o in by_id(page, upload.ID_MODEL_ARCH).options]
+
+
 def test_without_an_architectures_listing_the_known_names_are_offered(api: UploadApi) -> None:
     page = upload.layout()
-    names = [o.value for o in by_id(page, upload.ID_MODEL_ARCH_LIST).children]
-    assert names == ["digits_cnn", "mlp", "resnet20"]
-    assert by_id(page, upload.ID_MODEL_ARCH).list == upload.ID_MODEL_ARCH_LIST
+    picker = by_id(page, upload.ID_MODEL_ARCH)
+    assert isinstance(picker, dcc.Dropdown) and picker.searchable and picker.clearable
+    assert picker.value is None  # blank: the checkpoint names its own architecture
+    assert option_values(page) == ["digits_cnn", "mlp", "resnet20"]
+    assert picker.options[1]["label"] == "mlp · builtin"
+    assert by_id(page, upload.ID_MODEL_ARCHS).data == list(components.FALLBACK_ARCHITECTURES)
+    assert by_id(page, upload.ID_MODEL_ARCH_INFO).children == []
+    assert "PruneScope checkpoint" in text(page)
     assert "/api/architectures" in api.fake.paths()
 
 
 def test_a_dashboard_page_instead_of_a_listing_also_falls_back(api: UploadApi) -> None:
     api.architectures = "<!DOCTYPE html><html>dash</html>"
-    names = [o.value for o in by_id(upload.layout(), upload.ID_MODEL_ARCH_LIST).children]
-    assert names == ["digits_cnn", "mlp", "resnet20"]
+    assert option_values(upload.layout()) == ["digits_cnn", "mlp", "resnet20"]
 
 
 def test_an_architectures_listing_is_used_when_the_api_has_one(api: UploadApi) -> None:
     api.architectures = ["resnet8", {"name": "vit", "doc": "ViT", "required": ["patch"]}]
     page = upload.layout()
-    assert [o.value for o in by_id(page, upload.ID_MODEL_ARCH_LIST).children] == [
-        "resnet8",
-        "vit",
-    ]
+    assert option_values(page) == ["resnet8", "vit"]
     archs = by_id(page, upload.ID_MODEL_ARCHS).data
-    assert "Needs patch" in text(upload.describe_architecture("vit", archs))
+    assert "Needs patch" in text(components.describe_architecture_choice("vit", archs))
+
+
+def test_a_registry_still_loading_does_not_keep_the_form_from_showing(
+    search_api: UploadApi,
+) -> None:
+    search_api.slow = True  # its first use imports timm and torchvision
+    page = upload.layout()
+    assert option_values(page) == ["digits_cnn", "mlp", "resnet20"]
+    options, _ = components.search_architectures("resnet", None, [])
+    assert options[0]["label"] == (
+        "Search failed: cannot reach the PruneScope API at http://testserver: timed out"
+    )
+
+
+def test_the_picker_offers_the_builtins_then_the_servers_matches(search_api: UploadApi) -> None:
+    page = upload.layout()
+    # nothing typed: the registered architectures only, not the ~1,400 of timm and torchvision
+    assert option_values(page) == ["digits_cnn", "mlp", "resnet20"]
+    entries = by_id(page, upload.ID_MODEL_ARCHS).data
+    options, shown = components.search_architectures("ResNet 18", None, entries)
+    # the server's matches, in its order, each labelled with its source
+    assert [o["value"] for o in options] == ["torchvision/resnet18", "timm/resnet18"]
+    assert [o["label"] for o in options] == [
+        "torchvision/resnet18 · torchvision",
+        "timm/resnet18 · timm",
+    ]
+    assert options[1]["title"] == "Constructs a ResNet-18 model."
+    assert shown == [
+        a for a in SEARCHABLE if a["name"] in ("torchvision/resnet18", "timm/resnet18")
+    ]
+    searched = [r.url.params for r in search_api.fake.requests if r.url.path.endswith("tures")]
+    assert searched[-1]["q"] == "ResNet 18" and searched[-1]["limit"] == "50"
+    # once chosen, it is described and stays offered whatever is typed next, else the
+    # dropdown would clear it
+    about = text(components.describe_architecture_choice("timm/resnet18", shown))
+    assert about.startswith("timm/resnet18  (timm)  — Constructs a ResNet-18 model.")
+    assert "Set from the dataset unless given: num_classes, in_chans." in about
+    options, kept = components.search_architectures("mlp", "timm/resnet18", shown)
+    assert [o["value"] for o in options] == ["mlp", "timm/resnet18"]
+    assert [a["name"] for a in kept] == ["mlp", "timm/resnet18"]
+    options, kept = components.search_architectures(None, "timm/resnet18", kept)
+    assert [o["value"] for o in options] == ["digits_cnn", "mlp", "resnet20", "timm/resnet18"]
+
+
+def test_the_picker_says_when_there_are_more_matches_than_shown(search_api: UploadApi) -> None:
+    search_api.architectures += [
+        {"name": f"timm/resnet{i}x", "doc": "", "source": "timm"} for i in range(60)
+    ]
+    options, shown = components.search_architectures("resnet", None, [])
+    assert len(shown) == components.ARCHITECTURE_SEARCH_LIMIT
+    last = options[-1]
+    assert last["disabled"] is True and last["value"] == components.ARCHITECTURE_NOTE
+    assert last["label"] == "… 14 more match 'resnet': type more of the name"
+    assert last["search"] == "resnet"  # the dropdown's own filter keeps the note
+    assert not any(o.get("disabled") for o in options[:-1])
+
+
+def test_a_failed_search_keeps_the_choice_and_says_why(search_api: UploadApi) -> None:
+    entries = [dict(SEARCHABLE[1])]
+    search_api.fake.errors["/api/architectures"] = (422, "q: NUL is not allowed")
+    options, kept = components.search_architectures("x", "mlp", entries)
+    assert [o["value"] for o in options] == ["mlp", components.ARCHITECTURE_NOTE]
+    assert options[1]["label"] == "Search failed: q: NUL is not allowed"
+    assert options[1]["disabled"] is True and kept == entries
+    search_api.fake.down = True
+    options, _ = components.search_architectures("x", None, entries)
+    assert options[0]["label"].startswith("Search failed: cannot reach the PruneScope API")
+
+
+def test_an_architecture_in_the_url_is_preselected(search_api: UploadApi) -> None:
+    page = upload.layout(architecture="timm/resnet18", parent="1")
+    assert by_id(page, upload.ID_MODEL_ARCH).value == "timm/resnet18"
+    assert option_values(page) == ["digits_cnn", "mlp", "resnet20", "timm/resnet18"]
+    assert [a["name"] for a in by_id(page, upload.ID_MODEL_ARCHS).data][-1] == "timm/resnet18"
+    assert "Constructs a ResNet-18 model." in text(by_id(page, upload.ID_MODEL_ARCH_INFO))
+    # a name no architecture has is not preselected
+    page = upload.layout(architecture="timm/resnet")
+    assert by_id(page, upload.ID_MODEL_ARCH).value is None
+    assert option_values(page) == ["digits_cnn", "mlp", "resnet20"]
+    assert by_id(upload.layout(architecture="mlp"), upload.ID_MODEL_ARCH).value == "mlp"
+
+
+def test_the_model_panels_choices_go_into_the_url(search_api: UploadApi) -> None:
+    search = upload.update_model_url("timm/resnet18", 1, None, "?dataset=1&x=y")
+    assert search == "?architecture=timm%2Fresnet18&parent=1&x=y"
+    query = dict(parse_qsl(search.lstrip("?")))
+    page = upload.layout(**query)
+    assert by_id(page, upload.ID_MODEL_ARCH).value == "timm/resnet18"
+    assert by_id(page, upload.ID_MODEL_PARENT).value == 1
+    # a URL that already says so is left alone: no history entry per render
+    assert upload.update_model_url("timm/resnet18", 1, None, search) is dash.no_update
+    assert upload.update_model_url(None, None, None, search) == "?x=y"
 
 
 def test_parent_and_dataset_choices_come_from_the_api(api: UploadApi) -> None:
     page = upload.layout(parent="1", dataset="1")
     parent = by_id(page, upload.ID_MODEL_PARENT)
     assert [o["value"] for o in parent.options] == [1, 2, 3, 4]
-    assert parent.options[0]["label"] == "#1 resnet8-cifar5 (resnet8) · original"
-    assert parent.options[2]["label"] == "#3 resnet8-gm90 (resnet8) · 90% sparse"
+    assert parent.options[0]["label"] == "#1 resnet8-cifar5 · resnet8 · 1M params · original"
+    assert parent.options[2]["label"] == "#3 resnet8-gm90 · resnet8 · 1M params · 90% sparse"
     assert parent.value == 1
     dataset = by_id(page, upload.ID_MODEL_DATASET)
     assert dataset.options == [{"label": "#1 cifar5-mini · 5 classes, 3×32×32", "value": 1}]
@@ -324,6 +465,21 @@ def test_parent_and_dataset_choices_come_from_the_api(api: UploadApi) -> None:
     assert by_id(page, upload.ID_DATASET_CORRUPTION).options == CORRUPTIONS
     formats = [o["value"] for o in by_id(page, upload.ID_DATASET_FORMAT).options]
     assert formats == ["auto", "npz", "cifar10", "cifar10c", "mnist", "imagefolder"]
+
+
+def test_models_are_listed_with_architecture_size_and_input_shape(api: UploadApi) -> None:
+    api.fake.models[0].update(
+        architecture="timm/resnet18", n_params=11_181_642, input_shape=[3, 32, 32], num_classes=5
+    )
+    label = by_id(upload.layout(), upload.ID_MODEL_PARENT).options[0]["label"]
+    assert label == "#1 resnet8-cifar5 · timm/resnet18 · 11.2M params · 3×32×32 · original"
+    card = upload.model_result(None, api.fake.models[0])
+    assert "resnet8-cifar5 · timm/resnet18 · 11.2M params · 3×32×32" in text(card)
+    # a row of an older API, or a model whose input is not known, says what it knows
+    assert components.model_architecture_summary({"architecture": "mlp"}) == "mlp"
+    assert components.model_architecture_summary({"n_params": 950, "input_shape": None}) == (
+        "— · 950 params"
+    )
 
 
 def test_unknown_query_ids_are_not_preselected(api: UploadApi) -> None:
@@ -462,11 +618,14 @@ def test_selected_file_shows_name_and_size() -> None:
 
 
 def test_architecture_info() -> None:
-    known = [dict(a) for a in upload.KNOWN_ARCHITECTURES]
-    words = text(upload.describe_architecture("mlp", known))
+    known = [dict(a) for a in components.FALLBACK_ARCHITECTURES]
+    words = text(components.describe_architecture_choice("mlp", known))
     assert "Needs input_shape, num_classes" in words and "hidden=[128, 64]" in words
-    assert "PruneScope checkpoint" in text(upload.describe_architecture("", known))
-    assert "not a listed architecture" in text(upload.describe_architecture("vgg", known))
+    assert components.describe_architecture_choice("", known) == []
+    assert components.describe_architecture_choice(None, known) == []
+    assert "not a listed architecture" in text(
+        components.describe_architecture_choice("vgg", known)
+    )
 
 
 def test_layer_sparsity_figure_values_equal_the_input() -> None:
@@ -670,8 +829,27 @@ def test_client_upload_helpers(api: UploadApi) -> None:
     with pytest.raises(ApiError) as exc:
         client.list_architectures()
     assert exc.value.status == 404
-    api.architectures = ["mlp", {"name": "vit", "doc": "ViT"}]
-    assert client.list_architectures() == [{"name": "mlp"}, {"name": "vit", "doc": "ViT"}]
+    # an older API lists them all, some as bare names: searched and paged here
+    api.architectures = ["mlp", {"name": "vit", "doc": "ViT"}, "vit_small"]
+    assert client.list_architectures() == {
+        "data": [{"name": "mlp"}, {"name": "vit", "doc": "ViT"}, {"name": "vit_small"}],
+        "count": 3,
+        "total": 3,
+    }
+    assert client.list_architectures(q="VIT", limit=1, offset=1) == {
+        "data": [{"name": "vit_small"}],
+        "count": 1,
+        "total": 2,
+    }
+    # the API's own search and paging, asked with q, limit and offset
+    api.architectures, api.searchable = [dict(a) for a in SEARCHABLE], True
+    page = client.list_architectures(q="resnet", limit=2, offset=1)
+    assert [a["name"] for a in page["data"]] == ["torchvision/resnet18", "timm/resnet18"]
+    assert (page["count"], page["total"]) == (2, 4)
+    params = api.fake.requests[-1].url.params
+    assert dict(params) == {"q": "resnet", "limit": "2", "offset": "1"}
+    assert client.list_architectures()["total"] == len(SEARCHABLE)
+    assert "q" not in api.fake.requests[-1].url.params  # nothing typed: no q at all
 
 
 # through the app ---------------------------------------------------------------------------------
@@ -697,6 +875,16 @@ def test_upload_page_is_routed_linked_and_wired(api: UploadApi) -> None:
     outputs = " ".join(d["output"] for d in deps)
     for out in (upload.ID_MODEL_RESULT, upload.ID_DATASET_RESULT, upload.ID_MODEL_REQUEST):
         assert out in outputs
+    # the picker's search and about line, and the URL, each written by one callback
+    for out in (
+        f"{upload.ID_MODEL_ARCH}.options",
+        f"{upload.ID_MODEL_ARCHS}.data",
+        f"{upload.ID_MODEL_ARCH_INFO}.children",
+        f"{upload.ID_URL}.search",
+    ):
+        assert outputs.count(out) == 1, out
+    inputs = [i for d in deps for i in d["inputs"]]
+    assert {"id": upload.ID_MODEL_ARCH, "property": "search_value"} in inputs
     # the script that sends the files is served with the page
     script = client.get("/assets/upload.js")
     assert script.status_code == 200
