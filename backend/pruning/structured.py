@@ -58,7 +58,13 @@ from models.structured import (
 if TYPE_CHECKING:
     from backend.pruning.session import PruneSession
 
-__all__ = ["FilterGroup", "L1FilterPruning", "plan_filter_pruning", "prune_filters"]
+__all__ = [
+    "FilterGroup",
+    "L1FilterPruning",
+    "plan_filter_pruning",
+    "prune_filters",
+    "structured_unsupported",
+]
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,24 @@ def _permanent_copy(model: nn.Module) -> nn.Module:
         if is_pruned(module):
             prune.remove(module, "weight")
     return work
+
+
+def structured_unsupported(model: nn.Module) -> str | None:
+    """Why filter pruning cannot take ``model`` (a sentence), or None.
+
+    Attention couples every projection's output channels to the number of heads and the head
+    dimension (``qkv`` is reshaped to (3, heads, head_dim)); removing single channels breaks
+    that reshape, so attention networks (ViT, DeiT, Swin, ...) are refused before a job runs.
+    """
+    for name, module in model.named_modules():
+        kind = type(module).__name__
+        if isinstance(module, nn.MultiheadAttention) or "attention" in kind.lower():
+            return (
+                f"structured filter pruning cannot remove channels of attention layers "
+                f"({kind} {name!r}: its projections are reshaped into heads); prune this "
+                "network with an unstructured method, e.g. global_magnitude"
+            )
+    return None
 
 
 def _n_remove(sparsity: float, channels: int, original: int) -> int:
@@ -141,6 +165,9 @@ def plan_filter_pruning(
 
     sparsity = check_number("sparsity", sparsity, 0.0, 1.0, high_closed=False)
     include_linear = check_bool("include_linear", include_linear)
+    reason = structured_unsupported(model)
+    if reason is not None:
+        raise ValueError(reason)
     work = _permanent_copy(model).eval()
     names = {m: n for n, m in work.named_modules()}
     structure = getattr(model, STRUCTURE_ATTR, None)

@@ -180,3 +180,34 @@ def test_regions_refuse_a_vit_with_a_sentence() -> None:
     with pytest.raises(UnsupportedModuleError, match="not piecewise linear") as excinfo:
         check_supported(build("timm/vit_tiny_patch16_224"))
     assert "GELU" in str(excinfo.value)
+
+
+@pytest.mark.parametrize(
+    "name", ["timm/resnet18", "torchvision/mobilenet_v2", "torchvision/vgg11_bn"]
+)
+def test_filter_pruning_shrinks_library_networks_that_still_run(name: str) -> None:
+    from backend.pruning.structured import prune_filters, structured_unsupported
+
+    model = build(name)
+    assert structured_unsupported(model) is None
+    before = sum(p.numel() for p in model.parameters())
+    convs_before = {n: m.out_channels for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+    x = torch.randn(2, *SHAPE)
+    prune_filters(model, 0.5, x)
+    with torch.no_grad():
+        assert model(x).shape == (2, NUM_CLASSES)
+    assert sum(p.numel() for p in model.parameters()) < 0.5 * before
+    convs_after = {n: m.out_channels for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+    shrunk = [n for n in convs_before if convs_after[n] < convs_before[n]]
+    assert len(shrunk) >= len(convs_before) // 2
+    assert find_classifier(model)[1].out_features == NUM_CLASSES  # the classifier keeps its outputs
+
+
+def test_filter_pruning_refuses_attention_with_a_sentence() -> None:
+    from backend.pruning.structured import prune_filters, structured_unsupported
+
+    vit = build("timm/vit_tiny_patch16_224")
+    reason = structured_unsupported(vit)
+    assert reason is not None and "attention" in reason and "blocks.0.attn" in reason
+    with pytest.raises(ValueError, match="attention layers"):
+        prune_filters(vit, 0.5, torch.randn(2, *SHAPE))

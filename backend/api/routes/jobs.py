@@ -63,6 +63,15 @@ def validate_spec(session: Session, kind: str, raw: dict) -> dict:  # type: igno
             method = create_method(spec.method, sparsity=spec.sparsity, **spec.params)
         except (TypeError, ValueError) as exc:
             raise _unprocessable(f"spec.method: {exc}".replace('"', "")) from exc
+        if method.scope == "structured" and model.architecture != "onnx":
+            from backend.pruning.structured import structured_unsupported
+            from models.registry import create as create_model
+
+            reason = structured_unsupported(create_model(model.architecture, **model.arch_kwargs))
+            if reason is not None:
+                raise _unprocessable(
+                    f"spec.method: model {model.id} ({model.architecture}): {reason}"
+                )
         dataset = session.get(DatasetRow, model.dataset_id) if model.dataset_id else None
         validate_schedule = getattr(method, "validate_schedule", None)
         if dataset is not None and validate_schedule is not None:

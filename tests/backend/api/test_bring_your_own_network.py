@@ -249,7 +249,7 @@ def test_shape_mismatches_are_a_422_naming_both_shapes(client):
 
 
 @pytest.mark.slow
-def test_regions_job_on_a_vit_is_refused_at_submission_with_a_sentence(client):
+def test_regions_and_filter_pruning_of_a_vit_are_refused_at_submission_with_a_sentence(client):
     c = client
     ds_id = image_dataset(c)
     vit = upload(
@@ -276,6 +276,11 @@ def test_regions_job_on_a_vit_is_refused_at_submission_with_a_sentence(client):
     assert resp.status_code == 422
     detail = resp.json()["detail"]
     assert "not piecewise linear" in detail and "GELU" in detail and "timm/vit" in detail
+    # filter pruning cannot cut attention heads: refused before a job is queued, with the reason
+    body = {"model_id": vit, "method": "l1_filter", "sparsity": 0.5}
+    resp = c.post("/api/jobs", json={"kind": "prune", "spec": body})
+    assert resp.status_code == 422
+    assert "attention" in resp.json()["detail"] and "global_magnitude" in resp.json()["detail"]
 
 
 def test_include_and_exclude_patterns_choose_the_pruned_layers(client):
