@@ -1,12 +1,13 @@
 # PruneScope image: the same image runs the server (`prunescope serve`, the default CMD) and the
 # Celery job workers (`prunescope worker ...`, see docker-compose.yml and docs/scaling.md).
-# torch is installed first so its wheel is chosen explicitly: the default PyPI wheel on Linux
-# x86_64 is CUDA-enabled, which the GPU workers need. Override TORCH_SPEC to pin another build,
-# e.g. --build-arg TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
-# for a smaller CPU-only image.
+# torch and torchvision are installed first, pinned together (torchvision must match torch
+# exactly), so their wheels are chosen explicitly: the default PyPI wheels on Linux x86_64 are
+# CUDA-enabled, which the GPU workers need (the image is ~6 GB). Override TORCH_SPEC to pin another
+# matching pair. timm, onnx and onnx2torch come with PruneScope itself (`pip install .`); timm
+# never downloads weights (HF_HUB_OFFLINE is set by PruneScope's registry).
 FROM python:3.11-slim
 
-ARG TORCH_SPEC=torch==2.13.0
+ARG TORCH_SPEC="torch==2.14.1 torchvision==0.29.1"
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONUNBUFFERED=1

@@ -312,7 +312,11 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
 def test_dockerfile_installs_torch_before_the_package() -> None:
     instr = dockerfile_instructions()
     assert instr[0] == ("FROM", "python:3.11-slim")
-    assert ("ARG", "TORCH_SPEC=torch==2.13.0") in instr
+    # torch and torchvision pinned together, exactly as the Makefile pins them
+    makefile = (DOCKERFILE.parent / "Makefile").read_text()
+    pin = re.search(r"^TORCH_PIN \?= (.+)$", makefile, re.M)
+    assert pin is not None and "torchvision==" in pin[1]
+    assert ("ARG", f'TORCH_SPEC="{pin[1]}"') in instr
     runs = [i for i, (word, args) in enumerate(instr) if word == "RUN" and "pip install" in args]
     torch_at = next(i for i in runs if "TORCH_SPEC" in instr[i][1])
     package_at = next(i for i in runs if re.search(r"pip install (\S+ )*\.$", instr[i][1]))

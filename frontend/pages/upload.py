@@ -69,8 +69,8 @@ DATASET_FORMATS = ("npz", "cifar10", "cifar10c", "mnist", "imagefolder")
 DEFAULT_TEST_FRACTION = 0.2
 SEVERITIES = (1, 2, 3, 4, 5)
 ARCH_HINT = (
-    "Blank: the file must be a PruneScope checkpoint, which names its own architecture. Type "
-    "to search timm/… and torchvision/… models too."
+    "Blank: the file is a PruneScope checkpoint, which names its own architecture, or an ONNX "
+    "graph. Type to search timm/… and torchvision/… models too."
 )
 MASK_TEXT: dict[str, str] = {
     "none": "dense: no zeros to keep",
@@ -825,7 +825,9 @@ def model_panel(
                             className="input",
                         ),
                         hint="Must match how the checkpoint was built, e.g. "
-                        '{"input_shape": [64], "num_classes": 10} for an mlp.',
+                        '{"input_shape": [64], "num_classes": 10} for an mlp; what you leave out '
+                        "(classes, channels, a ViT's image size) comes from the dataset or the "
+                        "original.",
                         error_id=ID_MODEL_KWARGS_ERROR,
                     ),
                     _field(
