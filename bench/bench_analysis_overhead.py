@@ -1,11 +1,12 @@
-"""Issue 4 figure: the cost of the full per-sample analysis against plain inference.
+"""Issue 4 and 16 figures: the cost of the full per-sample analysis against plain inference.
 
-Full analysis of 10,000 CIFAR-size samples with ResNet-20: penultimate features through the
-classifier hook, logits, per-sample geometry (angles to every class, length, margins),
-summary (accuracy, recall, confusion), flips against a second model's predictions, and the
-per-sample Parquet table, exactly as the analyze job computes them. Baseline, same run: a
-plain inference pass (model(x) under inference_mode, argmax) over the same samples. One CPU
-thread for both; the median of two runs each, in alternating order.
+Full analysis of 10,000 CIFAR-size samples with ResNet-20 (issue 4) and with timm's ResNet-18
+(``timm/resnet18``, an architecture nobody here wrote, issue 16; target ratio <= 1.1):
+penultimate features through the classifier hook, logits, per-sample geometry (angles to
+every class, length, margins), summary (accuracy, recall, confusion), flips against a second
+model's predictions, and the per-sample Parquet table, exactly as the analyze job computes
+them. Baseline, same run: a plain inference pass (model(x) under inference_mode, argmax) over
+the same samples. One CPU thread for both; the median of two runs each, in alternating order.
 """
 
 from __future__ import annotations
@@ -55,10 +56,9 @@ def full_analysis(model: torch.nn.Module, x: torch.Tensor, y: np.ndarray, other:
     return int(summary.confusion.sum())
 
 
-def main() -> None:
-    torch.set_num_threads(1)
+def measure(figure: str, architecture: str, **kwargs: object) -> None:
     torch.manual_seed(0)
-    model = create("resnet20", num_classes=10, in_channels=3).eval()
+    model = create(architecture, num_classes=10, **kwargs).eval()
     x = torch.rand(N, 3, 32, 32)
     y = np.random.default_rng(0).integers(0, 10, N)
     other = np.random.default_rng(1).integers(0, 10, N)
@@ -82,13 +82,20 @@ def main() -> None:
         for step in (time_plain, time_full) if r % 2 == 0 else (time_full, time_plain):
             step()
     plain, full = statistics.median(plain_t), statistics.median(full_t)
+    short = architecture.replace("/", "_")
     bench_line(
-        "analysis_overhead",
+        figure,
         full / plain,
         "x",
         1.0,
-        f"plain_inference_resnet20_10k({plain:.2f}s;full_analysis={full:.2f}s,cpu,1_thread)",
+        f"plain_inference_{short}_10k({plain:.2f}s;full_analysis={full:.2f}s,cpu,1_thread)",
     )
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    measure("analysis_overhead", "resnet20", in_channels=3)
+    measure("analysis_overhead_timm_resnet18", "timm/resnet18")
 
 
 if __name__ == "__main__":
