@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing as mp
-import os
 import signal
 import socket
 import statistics
@@ -40,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx  # noqa: E402
 import psutil  # noqa: E402
-from _common import bench_line  # noqa: E402
+from _common import bench_line, start_server, stop_server, wait_ready  # noqa: E402
 
 PAIRS = 20
 SLICE_S = 0.5
@@ -125,60 +124,6 @@ def client_main(jobs: mp.Queue, results: mp.Queue) -> None:  # type: ignore[type
 
 
 # ------------------------------------------------------------------------------ servers
-def start_server(data: Path, port: int, auth: str, log: Path) -> subprocess.Popen[bytes]:
-    """`prunescope serve` on 127.0.0.1:port with this auth setting, idle workers; its output
-    goes to ``log``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PRUNESCOPE_")}
-    env |= {
-        "PRUNESCOPE_DATA_DIR": str(data),
-        "PRUNESCOPE_PORT": str(port),
-        "PRUNESCOPE_AUTH": auth,
-        "PRUNESCOPE_WORKERS": "1",
-        "PRUNESCOPE_WARM_EMBEDDINGS": "false",
-    }
-    with open(log, "wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "backend.cli", "serve"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-
-def wait_ready(server: subprocess.Popen[bytes], url: str, log: Path, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            tail = log.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"the server at {url} did not start:\n{tail}")
-        time.sleep(0.2)
-
-
-def stop_server(server: subprocess.Popen[bytes]) -> None:
-    """SIGTERM (uvicorn shuts its job workers down), then kill what is left of its tree."""
-    try:
-        children = psutil.Process(server.pid).children(recursive=True)
-    except psutil.Error:
-        children = []
-    if server.poll() is None:
-        server.terminate()
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(5)
-    for child in children:
-        try:
-            child.kill()
-        except psutil.Error:
-            pass
-
-
 def create_token(data: Path) -> str:
     """Migrate the data folder's (new) database and add an API token to it."""
     from backend.api.security import create_token as make
@@ -220,14 +165,14 @@ def main() -> None:
             client.start()
             secret = create_token(data)  # the schema first, so both servers can start at once
             for auth, port in ports.items():
-                servers[auth] = start_server(data, port, auth, logs[auth])
+                servers[auth] = start_server(data, port, logs[auth], auth=auth)
             # each server registers a copy of digits, so both did the same work (imports,
             # heap) before the load; both then read the first one
             bearer = {"Authorization": f"Bearer {secret}"}
             ids = []
             for auth, port in ports.items():
                 url = f"http://127.0.0.1:{port}/api"
-                wait_ready(servers[auth], url, logs[auth])
+                wait_ready(servers[auth], port, logs[auth])
                 created = httpx.post(
                     f"{url}/datasets",
                     json={"builtin": "digits", "name": f"digits-auth-{auth}"},

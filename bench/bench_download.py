@@ -19,11 +19,9 @@ body is checked against its X-Content-SHA256.
 from __future__ import annotations
 
 import hashlib
-import os
 import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,8 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx  # noqa: E402
-from _common import bench_line  # noqa: E402
+from _common import bench_line, start_server, stop_server, wait_ready  # noqa: E402
 
 ROUNDS = 10  # counted downloads (and disk reads), alternating
 CHUNK = 1 << 20
@@ -94,48 +91,6 @@ def register_model(data: Path) -> tuple[int, int]:
     return ident, n_params
 
 
-def start_server(data: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PRUNESCOPE_")}
-    env |= {
-        "PRUNESCOPE_DATA_DIR": str(data),
-        "PRUNESCOPE_PORT": str(port),
-        "PRUNESCOPE_AUTH": "off",
-        "PRUNESCOPE_WORKERS": "1",
-        "PRUNESCOPE_WARM_EMBEDDINGS": "false",
-    }
-    with open(log, "wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "backend.cli", "serve"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-
-def wait_ready(server: subprocess.Popen[bytes], url: str, log: Path, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            tail = log.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"the server at {url} did not start:\n{tail}")
-        time.sleep(0.2)
-
-
-def stop_server(server: subprocess.Popen[bytes]) -> None:
-    if server.poll() is None:
-        server.terminate()
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(5)
-
-
 def download(port: int, path: str, buffer: bytearray) -> tuple[int, dict[str, str]]:
     """One GET over a fresh connection, the body read into ``buffer``; (bytes, headers)."""
     with socket.create_connection(("127.0.0.1", port)) as sock:
@@ -189,7 +144,7 @@ def main() -> None:
         port, log = free_port(), Path(tmp) / "server.log"
         server = start_server(data, port, log)
         try:
-            wait_ready(server, f"http://127.0.0.1:{port}", log)
+            wait_ready(server, port, log)
             route = f"/api/models/{model_id}/download?format=safetensors"
             buffer = bytearray()
             t0 = time.perf_counter()

@@ -348,7 +348,7 @@ FALLBACK_ARCHITECTURES: tuple[ArchitecturePublic, ...] = (
     },
     {
         "name": "resnet20",
-        "doc": "ResNet-20 for 32x32 images (He et al., CVPR 2016).",
+        "doc": 'ResNet-20 for 32x32 images (He et al., "Deep Residual Learning", CVPR 2016).',
         "defaults": {"num_classes": 10, "in_channels": 3},
         "required": [],
         "source": "builtin",

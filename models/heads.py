@@ -17,9 +17,52 @@ differently:
 
 from __future__ import annotations
 
+import torch
 from torch import fx, nn
 
-__all__ = ["find_classifier", "try_find_classifier"]
+__all__ = ["ProbeError", "find_classifier", "probe_input", "shape_text", "try_find_classifier"]
+
+
+class ProbeError(ValueError):
+    """A model does not take a sample of a shape, or does not answer with (1, C) logits."""
+
+
+def shape_text(shape: object) -> str:
+    """``(3, 32, 32)``, ``(32,)``: a shape as Python and torch print it."""
+    return str(tuple(int(d) for d in shape))  # type: ignore[attr-defined]
+
+
+@torch.no_grad()
+def probe_input(model: nn.Module, input_shape: list[int], device: str = "cpu") -> int:
+    """One forward pass of a zero sample of ``input_shape`` in eval mode (the mode is restored);
+    returns the number of logits C.
+
+    What a model was proven to accept is recorded when it is registered, and a train job's
+    architecture is probed before the job is queued, so that a dataset of another shape is
+    refused at submission rather than failing inside a job.
+
+    Raises:
+        ProbeError: The sample is refused (the message names its shape and the first line of
+            the model's error), or the output is not (1, C) logits.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        out = model(torch.zeros(1, *input_shape, device=device))
+    except (RuntimeError, ValueError, AssertionError, IndexError, TypeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ProbeError(
+            f"does not accept inputs of shape {shape_text(input_shape)}: {first}"
+        ) from None
+    finally:
+        model.train(was_training)
+    if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != 1:
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ProbeError(
+            f"should return logits of shape (N, C) for inputs of shape "
+            f"{shape_text(input_shape)}; it returned {got}"
+        )
+    return int(out.shape[1])
 
 
 def _has_own_parameters(module: nn.Module) -> bool:

@@ -17,6 +17,7 @@ from backend.jobs.specs import TrainSettings
 from backend.pruning import sparsity_report
 from backend.pruning.finetune import TrainConfig, predict, train
 from models.checkpoint import load_checkpoint, save_checkpoint
+from models.heads import ProbeError, probe_input
 from models.registry import fill_kwargs
 
 
@@ -75,40 +76,18 @@ def regions_unsupported(model: torch.nn.Module) -> str | None:
     return None
 
 
-def shape_text(shape: Any) -> str:
-    """``(3, 32, 32)``, ``(32,)``: a shape as Python and torch print it."""
-    return str(tuple(int(d) for d in shape))
-
-
-@torch.no_grad()
 def prove_input(model: torch.nn.Module, input_shape: list[int], device: str) -> int:
-    """One forward of a zero sample of ``input_shape``; returns the number of logits.
-
-    The result is recorded on the model row, so that a dataset of another shape or class count
-    is refused when a job is submitted (backend/api/routes/jobs.py), not inside the job.
+    """The number of logits one sample of ``input_shape`` gives (:func:`models.heads.probe_input`),
+    recorded on the model row so that a dataset of another shape or class count is refused when a
+    job is submitted (backend/api/routes/jobs.py), not inside the job.
 
     Raises:
-        JobInputError: The model does not accept such a sample, or does not return (1, C)
-            logits; the message names the shape.
+        JobInputError: The model does not take such a sample or answers with no (1, C) logits.
     """
-    was_training = model.training
-    model.eval()
     try:
-        out = model(torch.zeros(1, *input_shape, device=device))
-    except (RuntimeError, ValueError, AssertionError, IndexError, TypeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise JobInputError(
-            f"the model does not accept inputs of shape {shape_text(input_shape)}: {first}"
-        ) from None
-    finally:
-        model.train(was_training)
-    if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != 1:
-        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise JobInputError(
-            f"the model should return logits of shape (N, C) for inputs of shape "
-            f"{shape_text(input_shape)}; it returned {got}"
-        )
-    return int(out.shape[1])
+        return probe_input(model, input_shape, device)
+    except ProbeError as exc:
+        raise JobInputError(f"the model {exc}") from None
 
 
 def store_checkpoint(

@@ -900,3 +900,11 @@ def test_upload_js_implements_the_names_the_page_relies_on() -> None:
         assert f'idOf(kind, "{part}")' in source or f'"{part}"' in source, part
     assert "xhr.upload.onprogress" in source and "new FormData()" in source
     assert "dcc.Upload" not in source and "readAsDataURL" not in source
+
+
+def test_the_fallback_architectures_are_the_registrys_own_description() -> None:
+    # offered when the listing cannot be read: it must say what the registry says
+    from models.registry import model_info
+
+    for entry in components.FALLBACK_ARCHITECTURES:
+        assert dict(entry) == model_info(entry["name"])

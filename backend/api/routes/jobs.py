@@ -171,7 +171,8 @@ def check_attribution(session: Session, spec: AttributionSpec) -> None:
 
 
 def _shape(shape: list[int] | tuple[int, ...]) -> str:
-    """``(3, 32, 32)``, ``(32,)``: a shape as Python and torch print it."""
+    """``(3, 32, 32)``, ``(32,)``: a shape as Python and torch print it (as
+    ``models.heads.shape_text``, which this module does not import: it would load torch)."""
     return str(tuple(int(d) for d in shape))
 
 
@@ -206,8 +207,7 @@ def check_trainable(architecture: str, arch_kwargs: dict[str, Any], dataset: Dat
     """Build the architecture with the kwargs the train job will use and run one sample of the
     dataset's shape through it: an unknown name, bad or downloading kwargs, an input it cannot
     take or a wrong number of logits is a 422 now, never a torch error inside the job."""
-    import torch
-
+    from models.heads import ProbeError, probe_input
     from models.registry import UnknownNameError, create, fill_kwargs
 
     try:
@@ -221,19 +221,15 @@ def check_trainable(architecture: str, arch_kwargs: dict[str, Any], dataset: Dat
         raise _unprocessable(f"spec.arch_kwargs: {exc}") from exc
     shape = [int(d) for d in dataset.input_shape]
     try:
-        with torch.no_grad():
-            out = model(torch.zeros(1, *shape))
-    except (RuntimeError, ValueError, AssertionError, IndexError, TypeError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        classes = probe_input(model, shape)
+    except ProbeError as exc:
         raise _unprocessable(
-            f"spec.architecture: {architecture} does not accept inputs of shape {_shape(shape)} "
-            f"(dataset {dataset.id}, {dataset.name!r}): {first}"
+            f"spec.architecture: {architecture} (dataset {dataset.id}, {dataset.name!r}) {exc}"
         ) from exc
-    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (1, dataset.num_classes):
-        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+    if classes != dataset.num_classes:
         raise _unprocessable(
-            f"spec.arch_kwargs: {architecture} returns {got} for one sample but dataset "
-            f"{dataset.id} ({dataset.name!r}) needs logits of shape (1, {dataset.num_classes})"
+            f"spec.arch_kwargs: {architecture} returns {classes} logits for one sample but "
+            f"dataset {dataset.id} ({dataset.name!r}) has {dataset.num_classes} classes"
         )
 
 
