@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     artifact_dir: Path | None = Field(
         default=None, description="Artifact store folder; empty means <data_dir>/artifacts."
     )
+    cache_dir: Path | None = Field(
+        default=None,
+        description="Caches shared by every data folder on this machine (the architecture "
+        "listing, built once per installed timm/torchvision/plug-ins); empty means "
+        "~/.cache/prunescope.",
+    )
     artifact_url: str = Field(
         default="",
         description="fsspec URL of the artifact store (e.g. file:///shared/artifacts, "
@@ -144,6 +150,9 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite:///{self.data_dir / 'prunescope.db'}"
         if self.artifact_dir is None:
             self.artifact_dir = self.data_dir / "artifacts"
+        if self.cache_dir is None:
+            self.cache_dir = Path.home() / ".cache" / "prunescope"
+        self.cache_dir = self.cache_dir.expanduser().resolve()
         if not self.api_url:
             host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
             self.api_url = f"http://{host}:{self.port}/api"

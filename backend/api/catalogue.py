@@ -10,6 +10,7 @@ kept as a JSON file; :func:`catalogue_key` names that set without importing any 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -24,10 +25,23 @@ __all__ = ["catalogue_key", "load_or_build", "search_entries"]
 _LIBRARIES = ("timm", "torchvision", "torch")
 
 
+def _own_source_digest() -> str:
+    """sha256 of PruneScope's own architecture code (models/*.py), read as text: the built-ins'
+    descriptions change with it. Found without importing the package (that would load torch)."""
+    spec = importlib.util.find_spec("models")
+    folder = Path(spec.origin).parent if spec is not None and spec.origin else None
+    digest = hashlib.sha256()
+    for path in sorted(folder.glob("*.py")) if folder is not None else []:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def catalogue_key() -> str:
-    """A short hash of what the catalogue depends on: the libraries' versions and the
-    plug-ins' entry points with their distributions' versions (no import of any of them)."""
-    parts = []
+    """A short hash of what the catalogue depends on: PruneScope's architecture code, the
+    libraries' versions and the plug-ins' entry points with their distributions' versions (no
+    import of any of them)."""
+    parts = [_own_source_digest()]
     for lib in _LIBRARIES:
         try:
             parts.append(f"{lib}={metadata.version(lib)}")

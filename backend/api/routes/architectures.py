@@ -49,8 +49,18 @@ def catalogue(settings: Settings) -> list[dict[str, Any]]:
         return found
     with _lock:  # one build, however many requests arrive meanwhile
         if key not in _cache:
-            _cache[key] = load_or_build(settings.data_dir / "cache")
+            _cache[key] = _load(settings)
         return _cache[key]
+
+
+def _load(settings: Settings) -> list[dict[str, Any]]:
+    """From the machine-wide cache (one build per installation, whatever the data folder), or
+    the data folder's when that one cannot be written."""
+    assert settings.cache_dir is not None
+    try:
+        return load_or_build(settings.cache_dir)
+    except OSError:
+        return load_or_build(settings.data_dir / "cache")
 
 
 @router.get(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -80,15 +81,19 @@ def test_importing_the_router_does_not_import_torch():
 
 
 def test_the_listing_is_built_outside_the_api_process_and_cached_on_disk(client, settings):
-    client.get("/api/architectures")
     from backend.api.catalogue import catalogue_key
-
-    cached = list((settings.data_dir / "cache").glob("architectures-*.json"))
-    # this process may have built it for an earlier test's data folder: then it is in memory
     from backend.api.routes import architectures as route
 
+    client.get("/api/architectures")
     assert catalogue_key() in route._cache
-    assert all(p.name == f"architectures-{catalogue_key()}.json" for p in cached)
+    # one file per installation, shared by every data folder of this machine
+    cached = settings.cache_dir / f"architectures-{catalogue_key()}.json"
+    assert cached.is_file()
+    assert [e["name"] for e in json.loads(cached.read_text())][:3] == [
+        "digits_cnn",
+        "mlp",
+        "resnet20",
+    ]
 
 
 def test_a_listing_that_cannot_be_built_is_a_503_not_a_500(client, monkeypatch):
