@@ -13,17 +13,29 @@ positive multiple of 5), images of any H x W with 3 channels, and ``labels.npy``
 entries (one per row, as distributed) or N / 5 (one block's labels, shared by all severities).
 Files are memory-mapped (``np.load(mmap_mode='r', allow_pickle=False)``), so only the requested
 blocks are read; pickled (object) arrays are refused.
+
+As an upload (:func:`read_upload`, the ``cifar10c`` format of :mod:`backend.data.formats`):
+the folder as a tar, zip or folder, read through :mod:`backend.data.archives` (an archive's
+``labels.npy`` and the one chosen ``NAME.npy`` are copied, size-checked, to a temporary folder
+first). A chosen corruption and severity (default all five) becomes the *test* split; the
+train split is empty (:class:`~backend.data.registry.ArrayDataset` accepts an empty split of
+the right trailing shape), and the normalisation statistics are then taken over the test split.
 """
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
+from backend.data.archives import DirSource, Source, basename
+from backend.data.arrays import Loaded, ReadOptions, check_sample_count, int_labels
+from backend.data.cifar10 import standard_class_names
 from backend.data.corruptions import CORRUPTIONS
+from backend.data.limits import DatasetFormatError
 
 LABELS_FILE = "labels.npy"
 NUM_SEVERITIES = 5
@@ -173,3 +185,74 @@ def _open_labels(path: Path, total: int) -> np.ndarray:
     if len(labels) and labels.min() < 0:
         raise CifarCFormatError(f"{path.name}: negative label {labels.min()}")
     return labels
+
+
+# --------------------------------------------------------------------------------------------
+# Upload reader (the ``cifar10c`` format of backend.data.formats)
+
+
+def looks_like(names: list[str]) -> bool:
+    """A CIFAR-10-C upload holds ``labels.npy`` and at least one other .npy file."""
+    bases = {basename(n) for n in names}
+    return LABELS_FILE in bases and sum(n.endswith(".npy") for n in names) >= 2
+
+
+def read_upload(src: Source, opts: ReadOptions) -> Loaded:
+    """The chosen corruption of a CIFAR-10-C upload as the test split; the train split is
+    empty (CIFAR-10-C is an evaluation set)."""
+    labels = [m for m in src.members if basename(m.name) == LABELS_FILE]
+    if not labels:
+        raise DatasetFormatError("no labels.npy: CIFAR-10-C has <corruption>.npy + labels.npy")
+    if len(labels) > 1:
+        raise DatasetFormatError(
+            f"several labels.npy files ({', '.join(m.name for m in labels)}); upload one "
+            "CIFAR-10-C folder"
+        )
+    label_member = labels[0]
+    folder = label_member.name.rpartition("/")[0]
+    files = {
+        basename(m.name)[:-4]: m
+        for m in src.members
+        if m.name.endswith(".npy") and m is not label_member and m.name.rpartition("/")[0] == folder
+    }
+    if not files:
+        raise DatasetFormatError(f"no <corruption>.npy next to {label_member.name}")
+    if opts.corruption is not None:
+        if opts.corruption not in files:
+            raise DatasetFormatError(
+                f"corruption {opts.corruption!r} is not in the upload; it has "
+                f"{', '.join(sorted(files))}"
+            )
+        name = opts.corruption
+    elif len(files) == 1:
+        name = next(iter(files))
+    else:
+        raise DatasetFormatError(
+            f"the upload holds {len(files)} corruptions; choose one with corruption=: "
+            f"{', '.join(sorted(files))}"
+        )
+    severities = [opts.severity] if opts.severity is not None else [1, 2, 3, 4, 5]
+
+    def load(folder_path: Path) -> list[CorruptedBlock]:
+        try:
+            return list(load_cifar10c(folder_path, corruptions=[name], severities=severities))
+        except (CifarCFormatError, FileNotFoundError, ValueError) as exc:
+            raise DatasetFormatError(str(exc)) from exc
+
+    if isinstance(src, DirSource):
+        blocks = load(src.root / folder)
+    else:
+        with tempfile.TemporaryDirectory(prefix="prunescope-cifar10c-") as tmp:
+            src.copy_to(label_member, Path(tmp) / LABELS_FILE)
+            src.copy_to(files[name], Path(tmp) / f"{name}.npy")
+            blocks = load(Path(tmp))
+    x = np.concatenate([b.x for b in blocks])
+    y = np.concatenate([b.y for b in blocks])
+    check_sample_count(len(y), opts.limits)
+    y = int_labels(y, "labels.npy", opts.warnings, opts.limits)
+    names = standard_class_names(int(y.max()) if len(y) else 0)
+    opts.warnings.append(
+        "CIFAR-10-C is an evaluation set: the selection is the test split, the train split is empty"
+    )
+    extra = {"corruption": name, "severity": opts.severity}
+    return Loaded("uint8", names, test=(x, y), extra=extra)
