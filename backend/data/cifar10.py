@@ -267,7 +267,10 @@ def read_upload(src: Source, opts: ReadOptions) -> Loaded:
             raise DatasetFormatError("batches.meta: label_names is not a list of strings")
         names = [n.decode("utf-8", "replace") if isinstance(n, bytes) else n for n in raw_names]
     else:
-        top = max(int(s[1].max()) for s in (train, test) if s is not None and len(s[1]))
+        tops = [int(s[1].max()) for s in (train, test) if s is not None and len(s[1])]
+        if not tops:
+            raise DatasetFormatError("the upload holds no samples")
+        top = max(tops)
         names = standard_class_names(top)
         if names is not None:
             opts.warnings.append("no batches.meta; using the standard CIFAR-10 class names")

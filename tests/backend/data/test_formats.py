@@ -683,3 +683,13 @@ def test_check_classes():
     check_classes(ds, 10)
     with pytest.raises(DatasetFormatError, match="dataset has 10 classes but the model predicts 3"):
         check_classes(ds, 3)
+
+
+def test_cifar10_archive_with_only_empty_batches_is_a_format_error(tmp_path):
+    """Found by the formats split: batches with zero rows and no batches.meta used to end in a
+    bare ``ValueError: max() arg is an empty sequence`` instead of saying what was wrong."""
+    empty = (np.zeros((0, 3072), np.uint8), [])
+    files = {f"cifar-10-batches-py/{k}": _py2_batch(*empty) for k in ("data_batch_1", "test_batch")}
+    path = _tar(tmp_path / "cifar-10-python.tar.gz", files)
+    with pytest.raises(DatasetFormatError, match="no samples"):
+        read_dataset(path)
