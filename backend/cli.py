@@ -22,29 +22,27 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from backend.config import Settings
-from frontend.client import ApiError, ApiUnreachableError
-from frontend.rest import DOWNLOAD_FORMATS, ClientError, RestClient
-from frontend.rest import MultipartFile as MultipartFile  # re-exported for scripts and tests
+from frontend.client import DOWNLOAD_FORMATS, ApiError, ApiUnreachableError, ClientError, RestClient
+from frontend.client import MultipartFile as MultipartFile  # re-exported for scripts and tests
 
 DEMO_COMPARISON = "demo: digits_cnn, global magnitude 50% and 90%"
 DATASET_FORMATS = ("npz", "cifar10", "cifar10c", "mnist", "imagefolder")
 
 
-# One-line failures: a missing file, a job that failed, ... (frontend.rest raises them for the
+# One-line failures: a missing file, a job that failed, ... (frontend.client raises them for the
 # notebook client too); main() prints them without a traceback.
 CliError = ClientError
 
 
 # ---------------------------------------------------------------------------- API access
 class Api(RestClient):
-    """The CLI's REST client: :class:`frontend.rest.RestClient` (the notebook client's base, built
-    on the dashboard's ApiClient) with paths relative to ``/api`` and every failure a
+    """The CLI's REST client: :class:`frontend.client.RestClient` (the notebook client's base,
+    built on the dashboard's ApiClient) with paths relative to ``/api`` and every failure a
     :class:`CliError` that says in one line what went wrong and what to do."""
 
     def __init__(
@@ -77,10 +75,6 @@ class Api(RestClient):
     def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         with self._one_line(method, path):
             return super().send(method, path, **kwargs)
-
-    def stream_to_file(self, path: str, dest: str | Path | None = None, **kwargs: Any) -> Any:
-        with self._one_line("GET", path):
-            return super().stream_to_file(path, dest, **kwargs)
 
     def get(self, path: str, **params: Any) -> Any:
         return self._request("GET", f"/api{path}", params=params)
@@ -570,11 +564,6 @@ def parse_arch_kwargs(items: Sequence[str] | None) -> dict[str, Any]:
     return out
 
 
-def _send_file(api: Api, endpoint: str, path: str, fields: Mapping[str, str | None]) -> Any:
-    """Upload ``path`` with a byte progress bar; returns the API's answer."""
-    return api.upload_file(f"/api{endpoint}", path, fields)
-
-
 def _percent(value: Any) -> str:
     return "-" if value is None else f"{100 * float(value):.1f}%"
 
@@ -682,26 +671,24 @@ def dataset_summary(dataset: Mapping[str, Any], summary: Mapping[str, Any] | Non
 
 
 def _import_result(api: Api, answer: Mapping[str, Any], what: str) -> dict[str, Any] | None:
-    """Follow the import job of an upload; for a duplicate, the earlier import's result."""
-    if answer.get("job_id") is not None:
-        (job,) = follow_jobs(api, [int(answer["job_id"])], [f"validate {answer['filename']}"[:40]])
-        return dict(job["result"] or {})
-    row_id = answer.get(f"{what}_id")
-    print(f"{answer['filename']} was already uploaded as {what} #{row_id} (identical file).")
-    return None
+    """Follow the import job of an upload; None for a duplicate (said so)."""
+    result = api.follow_import(answer)
+    if result is None:
+        row_id = answer.get(f"{what}_id")
+        print(f"{answer['filename']} was already uploaded as {what} #{row_id} (identical file).")
+    return result
 
 
 def cmd_upload_model(args: argparse.Namespace) -> int:
     api = _api(args)
-    kwargs = parse_arch_kwargs(args.arch_kw)
-    fields = {
-        "architecture": args.arch,
-        "arch_kwargs": json.dumps(kwargs) if kwargs else None,
-        "name": args.name,
-        "parent_id": None if args.parent is None else str(args.parent),
-        "dataset_id": None if args.dataset is None else str(args.dataset),
-    }
-    answer = _send_file(api, "/models/upload", args.path, fields)
+    answer = api.upload_model_file(
+        args.path,
+        architecture=args.arch,
+        arch_kwargs=parse_arch_kwargs(args.arch_kw),
+        parent_id=args.parent,
+        dataset_id=args.dataset,
+        name=args.name,
+    )
     result = _import_result(api, answer, "model")
     model_id = (result or {}).get("model_id", answer.get("model_id"))
     model = api.get(f"/models/{model_id}")
@@ -715,15 +702,15 @@ def cmd_upload_model(args: argparse.Namespace) -> int:
 
 def cmd_upload_dataset(args: argparse.Namespace) -> int:
     api = _api(args)
-    fields = {
-        "format": None if args.format in (None, "auto") else args.format,
-        "name": args.name,
-        "test_fraction": None if args.test_fraction is None else repr(args.test_fraction),
-        "seed": None if args.seed is None else str(args.seed),
-        "corruption": args.corruption,
-        "severity": None if args.severity is None else str(args.severity),
-    }
-    answer = _send_file(api, "/datasets/upload", args.path, fields)
+    answer = api.upload_dataset_file(
+        args.path,
+        format=None if args.format in (None, "auto") else args.format,
+        name=args.name,
+        test_fraction=args.test_fraction,
+        seed=args.seed,
+        corruption=args.corruption,
+        severity=args.severity,
+    )
     result = _import_result(api, answer, "dataset")
     dataset_id = (result or {}).get("dataset_id", answer.get("dataset_id"))
     dataset = api.get(f"/datasets/{dataset_id}")

@@ -1,10 +1,11 @@
-"""Small Dash component builders shared by the pages (notices, tables, cards)."""
+"""Dash component builders shared by the pages: notices, tables, cards, the job-kind tabs,
+the architecture picker, download links and the blocks of the comparison pages."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple, cast
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlencode
 
 import dash
@@ -16,9 +17,16 @@ from frontend.client import (
     ApiError,
     ApiUnreachableError,
     ArchitecturePublic,
+    ComparisonPublic,
+    JobPublic,
+    RobustnessTable,
+    get_analysis_robustness,
     get_client,
 )
-from frontend.figures.formatting import MISSING
+from frontend.figures.overview import MEAN_CORRUPTED
+from frontend.figures.similarity import CLEAN
+from frontend.forms import model_architecture_summary as model_architecture_summary
+from frontend.forms import query_int
 
 
 def notice(
@@ -150,6 +158,38 @@ def stat_card(
     return html.Div(children, **kwargs)
 
 
+def result_card(
+    title: str, value: str, detail: str | None = None, *, card_id: str | None = None
+) -> html.Div:
+    """A card with one figure of what a job made: its title, the number and a detail line."""
+    children: list[Any] = [
+        html.Div(title, className="card-title"),
+        html.Div(value, className="card-number"),
+    ]
+    if detail:
+        children.append(html.Div(detail, className="card-delta"))
+    kwargs: dict[str, Any] = {} if card_id is None else {"id": card_id}
+    return html.Div(children, className="card result-card", **kwargs)
+
+
+def comparison_link(comparison_id: int, link_id: str) -> html.P:
+    """ "Open comparison #N →", after a page has created one."""
+    return html.P(
+        [
+            dcc.Link(
+                f"Open comparison #{comparison_id} →",
+                href=f"/compare?id={comparison_id}",
+                id=link_id,
+            ),
+            html.Span(
+                " Models without an analysis are analysed first; until then the comparison "
+                "page says so.",
+                className="muted",
+            ),
+        ]
+    )
+
+
 # the job-kind tab strip of the "New job" pages (/new and /prune) ------------------------------
 
 JOB_KIND_TABS: tuple[tuple[str, str, str], ...] = (
@@ -246,75 +286,24 @@ def progress_bar(job: Mapping[str, Any], bar_id: str | None = None) -> html.Div:
     )
 
 
-def job_line(job: Mapping[str, Any]) -> html.Div:
-    """One line about a job: "Job #n", its status, its progress bar and its stage (or the
-    ``message`` of a job state that carries one, as the attribution state does)."""
+def job_line(
+    job: Mapping[str, Any], *, label: str | None = None, status_id: str | None = None
+) -> html.Div:
+    """One line about a job: ``label`` ("Job #n" by default), its status (with ``status_id``),
+    its progress bar and its stage (or the ``message`` of a job state that carries one, as the
+    attribution state does)."""
     status = str(job.get("status") or "")
+    extra: dict[str, Any] = {} if status_id is None else {"id": status_id}
     return html.Div(
         [
-            html.Span(f"Job #{job.get('id') or job.get('job_id')} ", className="muted"),
-            html.Span(status, className=f"status status-{status}"),
+            html.Span(label or f"Job #{job.get('id') or job.get('job_id')} ", className="muted"),
+            html.Span(status, className=f"status status-{status}", **extra),
             progress_bar(job),
             html.Span(str(job.get("stage") or job.get("message") or ""), className="muted"),
         ],
         className="job-line",
         style={"display": "flex", "alignItems": "center", "gap": "0.75rem", "flexWrap": "wrap"},
     )
-
-
-def job_status(job: Mapping[str, Any], title: Any, prefix: str, stopping: Any) -> list[Any]:
-    """The top of a job form's progress panel (prune and new-job pages): "Job #n" and its
-    title, status, progress bar and stage, then the error of a failed job, ``stopping`` while
-    it is being cancelled, or that it was cancelled. What a succeeded job made is the page's.
-
-    Component ids: ``<prefix>-status``, ``-progress-bar``, ``-stage`` and ``-job-error``.
-    """
-    status = str(job.get("status"))
-    children: list[Any] = [
-        html.H2([f"Job #{job['id']} ", html.Span(title, className="muted")]),
-        html.Div(
-            [
-                html.Span(status, id=f"{prefix}-status", className=f"status status-{status}"),
-                progress_bar(job, f"{prefix}-progress-bar"),
-                html.Span(job.get("stage") or "", id=f"{prefix}-stage", className="muted"),
-            ],
-            className="job-line",
-        ),
-    ]
-    error_id = f"{prefix}-job-error"
-    if status == "failed":
-        error = job.get("error") or "no error message"
-        children.append(notice("The job failed", error, kind="error", notice_id=error_id))
-    elif status == "cancelling":
-        children.append(stopping)
-    elif status == "cancelled":
-        children.append(notice("The job was cancelled", kind="warning", notice_id=error_id))
-    return children
-
-
-def job_follow_section(
-    *, progress_id: str, cancel_id: str, cancel_notice_id: str, cancel_title: str
-) -> list[Any]:
-    """The children of a job form's followed-job section: the panel its poll re-renders, then
-    the "Cancel job" row. The button lives outside the re-rendered panel, so that it exists
-    from the start; the poll shows it while the job can be cancelled."""
-    return [
-        html.Div(id=progress_id),
-        html.Div(
-            [
-                html.Button(
-                    "Cancel job",
-                    id=cancel_id,
-                    n_clicks=0,
-                    hidden=True,
-                    className="btn btn-danger",
-                    title=cancel_title,
-                ),
-                html.Div(id=cancel_notice_id),
-            ],
-            className="actions job-actions",
-        ),
-    ]
 
 
 # the architecture picker (train form, checkpoint upload) --------------------------------------
@@ -329,31 +318,6 @@ ARCHITECTURE_LOOKUP_LIMIT = 200  # names searched for the exact one a URL names
 LIBRARY_SOURCES = ("torchvision", "timm")  # listed only when searched for
 ARCHITECTURE_NOTE = "\u2026"  # value of a disabled note among the options: never a name
 MAX_SHOWN_DEFAULTS = 6
-# Offered when GET /api/architectures cannot be read (an older server): the built-ins as
-# models.registry.model_info describes them.
-FALLBACK_ARCHITECTURES: tuple[ArchitecturePublic, ...] = (
-    {
-        "name": "digits_cnn",
-        "doc": "Small 3-conv CNN for 8x8 inputs (sklearn digits), no BatchNorm.",
-        "defaults": {"num_classes": 10, "in_channels": 1},
-        "required": [],
-        "source": "builtin",
-    },
-    {
-        "name": "mlp",
-        "doc": "Fully connected ReLU network on the flattened input.",
-        "defaults": {"hidden": [128, 64]},
-        "required": ["input_shape", "num_classes"],
-        "source": "builtin",
-    },
-    {
-        "name": "resnet20",
-        "doc": 'ResNet-20 for 32x32 images (He et al., "Deep Residual Learning", CVPR 2016).',
-        "defaults": {"num_classes": 10, "in_channels": 3},
-        "required": [],
-        "source": "builtin",
-    },
-)
 
 
 class ArchitecturePickerIds(NamedTuple):
@@ -451,9 +415,8 @@ def architecture_about(value: Any, entries: Sequence[Mapping[str, Any]] | None) 
 
 def registered_architectures(client: ApiClient) -> list[ArchitecturePublic]:
     """What the picker offers before anything is typed: the built-in and plug-in architectures
-    (not torchvision's and timm's, which are searched for); the built-ins of
-    :data:`FALLBACK_ARCHITECTURES` when the API does not list architectures or does not
-    answer in time.
+    (not torchvision's and timm's, which are searched for); none when the API does not list
+    architectures or does not answer in time (the search, or the server, then checks a name).
 
     Raises:
         ApiUnreachableError: when the API cannot be reached at all.
@@ -464,13 +427,12 @@ def registered_architectures(client: ApiClient) -> list[ArchitecturePublic]:
         if not isinstance(exc.__cause__, httpx.TimeoutException):
             raise
         # a registry still loading (its first use imports timm and torchvision) must not
-        # keep the form from showing: the built-ins for now, the search once it has loaded
-        listed = []
+        # keep the form from showing: the search works once it has loaded
+        return []
     except ApiError:
-        # an API without the listing: 404, or the dashboard's own page for an unknown path
-        listed = []
+        return []  # an API without the listing
     own = [a for a in listed if architecture_source(a) not in LIBRARY_SOURCES]
-    return own or listed or [cast(ArchitecturePublic, dict(a)) for a in FALLBACK_ARCHITECTURES]
+    return own or list(listed)
 
 
 def find_architecture_entry(client: ApiClient, name: Any) -> ArchitecturePublic | None:
@@ -611,26 +573,6 @@ def search_with(search: str | None, wanted: Mapping[str, Any]) -> str | None:
     return f"?{urlencode(params)}" if params else ""
 
 
-def _compact_count(n: int) -> str:
-    for threshold, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(n) >= threshold:
-            return f"{n / threshold:.3g}{suffix}"
-    return str(n)
-
-
-def model_architecture_summary(model: Mapping[str, Any]) -> str:
-    """``"timm/resnet18 · 11.2M params · 3×32×32"``: a model's architecture, its parameter
-    count and the input shape it was proven to accept; what is not known is left out."""
-    parts = [str(model.get("architecture") or MISSING)]
-    n_params = model.get("n_params")
-    if isinstance(n_params, int | float) and not isinstance(n_params, bool):
-        parts.append(f"{_compact_count(int(n_params))} params")
-    shape = model.get("input_shape")
-    if shape:
-        parts.append("×".join(str(s) for s in shape))
-    return " · ".join(parts)
-
-
 # downloading a model (GET /api/models/{id}/download) -----------------------------------------
 
 DOWNLOAD_FORMATS: tuple[tuple[str, str, str], ...] = (
@@ -682,3 +624,240 @@ def download_link(model_id: Any, fmt: str = "safetensors") -> html.Span:
         ],
         className="download",
     )
+
+
+# the comparison pages (compare, overview, similarity) ------------------------------------------
+
+SPLIT = "test"  # comparisons are evaluated on the test split
+
+
+def compare_href(comparison_id: int, b: int | None = None, corruption: str | None = None) -> str:
+    """``/compare?id=&b=&rob_c=``: the comparison with B and a corruption selected (the clean
+    set and the corruptions' mean select none)."""
+    params: list[tuple[str, Any]] = [("id", comparison_id)]
+    if b is not None:
+        params.append(("b", b))
+    if corruption and corruption not in (CLEAN, MEAN_CORRUPTED):
+        params.append(("rob_c", corruption))
+    return f"/compare?{urlencode(params)}"
+
+
+def comparison_job(client: ApiClient, comparison: Mapping[str, Any]) -> JobPublic | None:
+    """The comparison's latest compare job, None when it has none or it cannot be read."""
+    try:
+        job_id = comparison.get("job_id")
+        return client.get_job(int(job_id)) if job_id is not None else None
+    except (ApiError, TypeError, ValueError):
+        return None
+
+
+def load_accuracies(
+    client: ApiClient, comparison: Mapping[str, Any]
+) -> tuple[dict[int, float | None], dict[int, RobustnessTable | None]]:
+    """Clean test accuracy and robustness table of every model of a comparison.
+
+    The latest test-split analysis of each model on the comparison's dataset is used; a model
+    without one is absent from both maps, and an analysis run without corruptions maps to None.
+
+    Raises:
+        ApiError: when the analyses cannot be listed.
+    """
+    ids = {int(comparison["model_a_id"]), *(int(b) for b in comparison.get("model_b_ids") or [])}
+    latest: dict[int, Mapping[str, Any]] = {}
+    for analysis in client.list_analyses(dataset_id=int(comparison["dataset_id"])):
+        mid = int(analysis["model_id"])
+        if mid in ids and analysis.get("split", SPLIT) == SPLIT:
+            if mid not in latest or int(analysis["id"]) > int(latest[mid]["id"]):
+                latest[mid] = analysis
+    clean: dict[int, float | None] = {}
+    robustness: dict[int, RobustnessTable | None] = {}
+    for mid, chosen in latest.items():
+        clean[mid] = chosen.get("accuracy")
+        try:
+            robustness[mid] = get_analysis_robustness(client, int(chosen["id"]))
+        except ApiError as exc:
+            if exc.status != 404:  # 404: analysed without corruptions
+                raise
+            robustness[mid] = None
+    return clean, robustness
+
+
+def comparison_picker(page_path: str, what: str, picker_id: str) -> html.Div | html.Section:
+    """Every comparison with a link to ``page_path?id=N``, or what to do when there is none."""
+    try:
+        comparisons = get_client().list_comparisons()
+    except ApiError as exc:
+        return html.Div(api_error_notice(exc, "the comparisons", link_home=True), id=picker_id)
+    if not comparisons:
+        return html.Div(
+            notice(
+                "No comparisons yet",
+                [
+                    f"The {what} needs a comparison of an original model with pruned ones. Run ",
+                    html.Code("prunescope demo"),
+                    ", or prune a model on the ",
+                    dcc.Link("Prune page", href="/prune"),
+                    " and choose “Compare with the original”.",
+                ],
+                link_home=True,
+            ),
+            id=picker_id,
+        )
+    rows = [
+        [
+            dcc.Link(c["name"] or f"comparison {c['id']}", href=f"{page_path}?id={c['id']}"),
+            str(len(c.get("model_b_ids") or [])),
+            str(c.get("created_at") or "")[:16].replace("T", " "),
+        ]
+        for c in sorted(comparisons, key=lambda c: c["id"], reverse=True)
+    ]
+    return html.Section(
+        [
+            html.H2("Pick a comparison"),
+            data_table(["Comparison", "Pruned models", "Created"], rows),
+        ],
+        id=picker_id,
+        className="section",
+    )
+
+
+def job_pending(job: JobPublic | None, what: str, pending_id: str) -> html.Div:
+    """What a page says while (or because) the comparison's compare job has not finished.
+
+    Args:
+        job: the compare job, or None when the comparison has none.
+        what: what appears when it has finished, e.g. "The similarity map".
+        pending_id: the component id of the notice.
+    """
+    if job is None:
+        return notice(
+            f"{what} is not ready",
+            "This comparison has no compare job; create the comparison again (POST "
+            "/api/comparisons) to compute it.",
+            kind="warning",
+            notice_id=pending_id,
+        )
+    if job["status"] == "failed":
+        return notice(
+            f"{what} could not be computed",
+            [f"Compare job #{job['id']} failed: ", html.Code(job.get("error") or "no message")],
+            kind="error",
+            notice_id=pending_id,
+        )
+    if job["status"] in ("cancelled", "cancelling"):
+        return notice(
+            f"{what} is not ready",
+            f"Compare job #{job['id']} was cancelled; create the comparison again to compute it.",
+            kind="warning",
+            notice_id=pending_id,
+        )
+    return html.Div(
+        [
+            html.Strong(f"{what} appears when the compare job has finished"),
+            job_line(job),
+            html.P("This page updates itself; no need to reload.", className="muted"),
+        ],
+        id=pending_id,
+        className="notice notice-info",
+    )
+
+
+def comparison_header(comparison: Mapping[str, Any], here: str) -> list[Any]:
+    """The comparison's name and links to its other views (``here``, a path, is left out)."""
+    cid = comparison["id"]
+    links = [
+        ("Comparison", f"/compare?id={cid}"),
+        ("Evaluation overview", f"/overview?id={cid}"),
+        ("Similarity map", f"/similarity?id={cid}"),
+    ]
+    parts: list[Any] = []
+    for label, href in links:
+        if href.split("?")[0] == here:
+            continue
+        if parts:
+            parts.append(html.Span(" · ", className="muted"))
+        parts.append(dcc.Link(f"{label} →", href=href))
+    return [
+        html.P(
+            [html.Strong(comparison.get("name") or f"comparison {cid}"), f" (#{cid})"],
+            className="subtitle",
+        ),
+        html.P(parts, className="view-links"),
+    ]
+
+
+def comparison_not_found(comparison_id: int, exc: ApiError, picker_path: str) -> html.Div:
+    """The notice for a comparison the API could not give; a 404 links to the page's picker."""
+    if exc.status == 404:
+        return notice(
+            f"Comparison {comparison_id} not found",
+            [f"{exc.detail}. ", dcc.Link("Pick another one", href=picker_path), "."],
+            kind="warning",
+            link_home=True,
+        )
+    return api_error_notice(exc, "the comparison", link_home=True)
+
+
+PageBody = Callable[[ComparisonPublic], tuple[list[Any], bool, dict[str, Any]]]
+
+
+def comparison_body(prefix: str, comparison_id: int, body: PageBody) -> tuple[list[Any], bool, Any]:
+    """What a :func:`comparison_page` shows below its title: the comparison's header (or why
+    it could not be read) and ``body(comparison)`` = ``(children, compare job active, state)``."""
+    try:
+        comparison = get_client().get_comparison(comparison_id)
+    except ApiError as exc:
+        return [comparison_not_found(comparison_id, exc, f"/{prefix}")], False, {}
+    children, active, state = body(comparison)
+    return [*comparison_header(comparison, f"/{prefix}"), *children], active, state
+
+
+def comparison_page(
+    prefix: str, title: str, raw_id: Any, body: PageBody, *, intro: str, what: str
+) -> html.Div:
+    """A page about one comparison (``/<prefix>?id=``), e.g. the overview: without a valid id,
+    an intro and the comparisons to pick from (``<prefix>-picker``); else its header and
+    ``body(comparison)`` (see :func:`comparison_body`) in ``<prefix>-body``, re-rendered every
+    second by ``<prefix>-poll`` while the compare job is active (see
+    :func:`register_comparison_page`), and ``{"id", **state}`` in ``<prefix>-state``."""
+    comparison_id = query_int(raw_id)
+    page = f"page page-{prefix}"
+    if comparison_id is None:
+        if raw_id is not None:
+            intro = f"'{raw_id}' is not a comparison id. {intro}"
+        picker = comparison_picker(f"/{prefix}", what, f"{prefix}-picker")
+        return html.Div([html.H1(title), html.P(intro, className="lead"), picker], className=page)
+    children, active, state = comparison_body(prefix, comparison_id, body)
+    return html.Div(
+        [
+            html.H1(title),
+            html.Div(children, id=f"{prefix}-body"),
+            dcc.Interval(id=f"{prefix}-poll", interval=1000, disabled=not active),
+            dcc.Store(id=f"{prefix}-state", data={"id": comparison_id, **state}),
+        ],
+        className=page,
+    )
+
+
+def refresh_comparison_page(
+    prefix: str, state: Mapping[str, Any] | None, body: PageBody
+) -> tuple[Any, bool]:
+    """The poll of a :func:`comparison_page`: its body again, and whether polling stops (the
+    compare job has ended)."""
+    comparison_id = query_int((state or {}).get("id"))
+    if comparison_id is None:
+        return dash.no_update, True
+    children, active, _ = comparison_body(prefix, comparison_id, body)
+    return children, not active
+
+
+def register_comparison_page(app: dash.Dash, prefix: str, refresh: Callable[..., Any]) -> None:
+    """Attach the poll of the :func:`comparison_page` ``prefix``: ``refresh(n_intervals,
+    state)`` re-renders its body (see :func:`refresh_comparison_page`)."""
+    app.callback(
+        Output(f"{prefix}-body", "children"),
+        Output(f"{prefix}-poll", "disabled"),
+        Input(f"{prefix}-poll", "n_intervals"),
+        State(f"{prefix}-state", "data"),
+        prevent_initial_call=True,
+    )(refresh)

@@ -29,8 +29,7 @@ from torch import nn
 from backend.api.app import create_app
 from backend.config import Settings
 from backend.jobs.executor import InlineExecutor
-from frontend.client import get_analysis_table_columns
-from frontend.rest import RestClient, attachment_filename
+from frontend.client import RestClient, attachment_filename, get_analysis_table_columns
 
 CLASSES = 4
 

@@ -193,6 +193,7 @@ class AccessMiddleware:
         principal, refused, source = await self._principal(conn)
         scope.setdefault("state", {})["principal"] = principal
         is_api = path == "/api" or path.startswith("/api/")
+        dry_run = is_api and is_dry_run(conn)
 
         if is_api:
             if self._routes is None:
@@ -200,7 +201,7 @@ class AccessMiddleware:
             template, params = self._routes.match(method, path)
             # outside the schema (its own document, the docs page): the path is the template
             template = template or path
-            status = await self._check_api(principal, refused, method, template, params)
+            status = await self._check_api(principal, refused, method, template, params, dry_run)
             if status is None and source.endswith("cookie") and cross_site(conn, method):
                 # a browser's cookie rides along on other sites' requests; SameSite=Lax keeps
                 # it off their POSTs, and this refuses any that still arrive
@@ -227,7 +228,10 @@ class AccessMiddleware:
             if "status" in status_box:
                 raise
             await send_json(send_status, 413, str(exc.detail))
-        await self._after(principal, method, path, status_box.get("status", 500), client, is_api)
+        answered = status_box.get("status", 500)
+        if dry_run and answered not in REFUSALS:
+            return  # a dry run changes nothing: no audit event (refusals are still recorded)
+        await self._after(principal, method, path, answered, client, is_api)
 
     async def _after(
         self, principal: Principal, method: str, path: str, status: int, client: str, is_api: bool
@@ -244,8 +248,10 @@ class AccessMiddleware:
         method: str,
         template: str | None,
         params: dict[str, Any],
+        dry_run: bool = False,
     ) -> tuple[int, str, dict[str, str]] | None:
-        """None when the request may go on, else (status, detail, headers)."""
+        """None when the request may go on, else (status, detail, headers). A dry run of a
+        submission needs the same access but does not count against the rate limit."""
         need = security.route_access(method, template)
         if self.enabled and need is not Access.PUBLIC:
             challenge = {"WWW-Authenticate": 'Bearer realm="prunescope"'}
@@ -273,7 +279,7 @@ class AccessMiddleware:
                     f"Token {principal.token_id} is read-only; this needs a write token.",
                     {},
                 )
-        if self.enabled and (method, template) in security.SUBMIT_ROUTES:
+        if self.enabled and not dry_run and (method, template) in security.SUBMIT_ROUTES:
             wait = self.limiter.hit(f"{principal.kind}:{principal.token_id}")
             if wait > 0:
                 return (
@@ -322,6 +328,12 @@ class AccessMiddleware:
                 await send_redirect(send, f"/compare?id={principal.comparison_id}")
                 return True
         return False
+
+
+def is_dry_run(conn: HTTPConnection) -> bool:
+    """A request with ``dry_run=true`` (as FastAPI reads a bool: true/1/yes/on): it validates
+    and writes nothing."""
+    return conn.query_params.get("dry_run", "").lower() in ("1", "true", "yes", "on")
 
 
 async def _no_body() -> Message:

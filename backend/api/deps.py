@@ -9,13 +9,14 @@ from typing import Annotated
 
 import numpy as np
 import pandas as pd
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Query, Request
 from sqlalchemy.orm import Session
 
 from backend.config import Settings
 from backend.data import ArrayDataset
 from backend.db.session import session_factory
 from backend.jobs.executor import Executor
+from backend.jobs.submit import QueueUnavailable, SpecInvalid
 from backend.storage import ArtifactStore
 
 
@@ -44,6 +45,30 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionDep = Annotated[Session, Depends(get_session)]
 StoreDep = Annotated[ArtifactStore, Depends(get_store)]
 ExecutorDep = Annotated[Executor, Depends(get_executor)]
+
+
+DryRunQuery = Annotated[
+    bool,
+    Query(
+        description="validate only: answer 200 with the normalised request, or 422 with every "
+        "problem as a list of {loc, msg, type}; nothing is written or queued"
+    ),
+]
+
+
+def refused(
+    exc: SpecInvalid | QueueUnavailable,
+    dry_run: bool = False,
+    root: str = "spec",
+    prefix: str = "spec",
+) -> HTTPException:
+    """The answer to a refused submission: 503 for the job queue; 422 with every problem as
+    FastAPI's validation-error list (``loc`` starting with ``root``) for a dry run, else with
+    the first as one line (``"<prefix>.<loc>: <msg>"``)."""
+    if isinstance(exc, QueueUnavailable):
+        return HTTPException(status_code=503, detail=str(exc))
+    detail = exc.issues(root) if dry_run else exc.detail(prefix)
+    return HTTPException(status_code=422, detail=detail)
 
 
 def get_or_404(session: Session, table: type, ident: int, detail: str):  # type: ignore[no-untyped-def]

@@ -157,6 +157,17 @@ class JobCreate(BaseModel):
     spec: dict[str, Any]
 
 
+class JobDryRun(BaseModel):
+    """What ``POST /api/jobs?dry_run=true`` answers for a spec the server would accept."""
+
+    kind: JobKind
+    spec: dict[str, Any] = Field(
+        description="the spec as it would be stored: normalised, every default filled in (for "
+        "import_model / import_dataset: the upload form's fields)"
+    )
+    jobs: int = Field(description="jobs the submission would run (a sweep: its child jobs)")
+
+
 class JobPublic(_Public):
     id: int
     kind: str

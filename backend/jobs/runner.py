@@ -19,6 +19,7 @@ from backend.config import Settings
 from backend.db.session import session_scope
 from backend.db.tables import JobRow, utcnow
 from backend.jobs.context import JobCancelled, JobContext
+from backend.jobs.lifecycle import settle_parent
 from backend.storage import ArtifactStore
 
 log = logging.getLogger(__name__)
@@ -67,15 +68,19 @@ def _explain_unclaimable(s: Session, job_id: int) -> None:
 
 
 def finish(settings: Settings, job_id: int, attempt: int, **values: Any) -> bool:
-    """Record how attempt ``attempt`` ended; ignored when the job has moved on (a worker that
-    was declared lost and retried elsewhere must not overwrite the newer attempt)."""
+    """Record how attempt ``attempt`` ended (a final status); ignored when the job has moved on
+    (a worker that was declared lost and retried elsewhere must not overwrite the newer
+    attempt)."""
     with session_scope(settings.database_url) as s:
         res = s.execute(
             update(JobRow)
             .where(JobRow.id == job_id, JobRow.attempts == attempt)
             .values(finished_at=utcnow(), **values)
         )
-        return res.rowcount == 1  # type: ignore[attr-defined]
+        if res.rowcount != 1:  # type: ignore[attr-defined]
+            return False
+        settle_parent(s, job_id)  # a sweep's child: the sweep's state follows, same transaction
+        return True
 
 
 def check_spec(job: JobRow) -> None:

@@ -53,6 +53,8 @@ MAX_ID = 2**31 - 1
 """Largest row id: ids are INTEGER columns, 32-bit on PostgreSQL. A larger one would make the
 database raise (SQLite only past 2**63) instead of not finding the row, so it is refused here."""
 RowId = Annotated[int, Field(ge=1, le=MAX_ID)]
+# what numpy's default_rng and the training loop's TrainConfig accept
+Seed = Annotated[int, Field(ge=0, le=2**63 - 1)]
 # PostgreSQL text cannot hold NUL characters: names with one are refused here, not by the
 # database (a 500, or a job failing at its end).
 NO_NUL = r"^[^\x00]*$"
@@ -73,7 +75,7 @@ class TrainSettings(_Spec):
     momentum: float = Field(default=0.9, ge=0, lt=1)
     lr_schedule: Literal["constant", "cosine", "step"] = "constant"
     amp: bool = Field(default=False, description="bfloat16 autocast on CUDA; ignored on CPU")
-    seed: int = 0
+    seed: Seed = 0
 
 
 class TrainSpec(TrainSettings):
@@ -98,7 +100,7 @@ class PruneSpec(_Spec):
         "the parent's training settings for methods that train from scratch or in rounds",
     )
     analyze: bool = Field(default=False, description="analyse the pruned model afterwards")
-    seed: int | None = Field(
+    seed: Seed | None = Field(
         default=None,
         description="overrides the training seed (and the method's own seed, if it has one)",
     )
@@ -149,7 +151,7 @@ class SweepSpec(_Spec):
     model_id: RowId
     methods: list[str | MethodChoice] = Field(min_length=1, max_length=50)
     sparsities: list[Annotated[float, Field(ge=0, lt=1)]] = Field(min_length=1, max_length=50)
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, max_length=100)
+    seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1, max_length=100)
     finetune: TrainSettings | None = None
     analyze: bool = True
 
@@ -272,11 +274,9 @@ def queue_for(kind: str, spec: dict[str, Any]) -> str:
     return KIND_QUEUE[kind]
 
 
-class ImportModelSpec(_Spec):
-    """Validate an uploaded checkpoint (stored raw under ``upload_sha``) and register it."""
+class ImportModelFields(_Spec):
+    """What the upload form of a checkpoint says about it (a dry run validates only these)."""
 
-    upload_sha: str = Field(pattern="^[0-9a-f]{64}$")
-    filename: str = Field(default="", max_length=500, pattern=NO_NUL)
     architecture: str | None = Field(default=None, max_length=100)
     arch_kwargs: dict[str, Any] = Field(default_factory=dict)
     name: str | None = Field(default=None, max_length=200, pattern=NO_NUL)
@@ -284,18 +284,36 @@ class ImportModelSpec(_Spec):
     dataset_id: RowId | None = None
 
 
-class ImportDatasetSpec(_Spec):
-    """Read an uploaded dataset file (stored raw under ``upload_sha``) and register it."""
-
+class _Uploaded(_Spec):
     upload_sha: str = Field(pattern="^[0-9a-f]{64}$")
     filename: str = Field(default="", max_length=500, pattern=NO_NUL)
+
+
+class ImportModelSpec(_Uploaded, ImportModelFields):
+    """Validate an uploaded checkpoint (stored raw under ``upload_sha``) and register it."""
+
+
+class ImportDatasetFields(_Spec):
+    """What the upload form of a dataset says about it (a dry run validates only these)."""
+
     format: Literal["npz", "cifar10", "cifar10c", "mnist", "imagefolder"] | None = None
     name: str | None = Field(default=None, max_length=200, pattern=NO_NUL)
     test_fraction: float = Field(default=0.2, gt=0, lt=1)
-    seed: int = 0
+    seed: Seed = 0
     corruption: str | None = Field(default=None, max_length=100)
     severity: int | None = Field(default=None, ge=1, le=5)
 
+
+class ImportDatasetSpec(_Uploaded, ImportDatasetFields):
+    """Read an uploaded dataset file (stored raw under ``upload_sha``) and register it."""
+
+
+UPLOAD_FIELDS: dict[str, type[_Spec]] = {
+    "import_model": ImportModelFields,
+    "import_dataset": ImportDatasetFields,
+}
+"""The form fields of an upload, by import kind: what ``POST /api/jobs?dry_run=true`` checks
+for these kinds (the file itself, ``upload_sha`` and ``filename``, comes with the upload)."""
 
 SPEC_TYPES: dict[str, type[_Spec]] = {
     "import_model": ImportModelSpec,

@@ -16,6 +16,7 @@ import dash
 from dash import Input, Output, State, dcc, html
 
 from frontend.client import (
+    ApiClient,
     ApiError,
     ComparisonView,
     JobPublic,
@@ -25,6 +26,7 @@ from frontend.client import (
 )
 from frontend.components import (
     api_error_notice,
+    comparison_job,
     download_link,
     job_line,
     model_architecture_summary,
@@ -42,6 +44,8 @@ from frontend.figures import (
     recall_bars,
 )
 from frontend.figures.confusion import SHIFT_LABEL
+from frontend.forms import query_int
+from frontend.jobs import is_active
 from frontend.session import current_user
 from frontend.views import (
     CONTEXT,
@@ -81,7 +85,6 @@ ID_PENDING_POLL = "compare-pending-poll"
 ID_PENDING_JOB = "compare-pending-job"
 ID_PENDING_DONE = "compare-pending-done"
 PENDING_POLL_MS = 1000
-FINAL_STATUSES = ("succeeded", "failed", "cancelled")
 # the compare job has finished: render the page again with everything it made
 RELOAD_JS = """
 function(status) {
@@ -203,26 +206,9 @@ def register(app: dash.Dash) -> None:
 # parsing ------------------------------------------------------------------------------------
 
 
-def parse_int(value: Any) -> int | None:
-    """A query-string value as an int; None when absent or not an integer.
-
-    Dash passes a repeated parameter as a list; its first value is used.
-    """
-    if isinstance(value, list):
-        value = value[0] if value else None
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        return None
-
-
 def parse_class(value: Any, num_classes: int) -> int | None:
     """The selected class index, or None for "all classes" and anything out of range."""
-    idx = parse_int(value)
+    idx = query_int(value)
     if idx is None or not 0 <= idx < num_classes:
         return None
     return idx
@@ -333,12 +319,11 @@ def _graph(graph_id: str, figure: Any, height: int) -> dcc.Graph:
     )
 
 
-def compare_job(client: Any, comparison_id: int) -> JobPublic | None:
+def compare_job(client: ApiClient, comparison_id: int) -> JobPublic | None:
     """The comparison's compare job (None when it has none or it cannot be read)."""
     try:
-        job_id = dict(client.get_comparison(comparison_id)).get("job_id")
-        return client.get_job(int(job_id)) if job_id is not None else None
-    except (ApiError, TypeError, ValueError):
+        return comparison_job(client, client.get_comparison(comparison_id))
+    except ApiError:
         return None
 
 
@@ -373,7 +358,7 @@ def pending_panel(job: JobPublic | None) -> html.Div | None:
     """A panel following an unfinished or failed compare job (None when it succeeded)."""
     if job is None or job.get("status") == "succeeded":
         return None
-    final = job.get("status") in FINAL_STATUSES
+    final = not is_active(job)
     return html.Div(
         [
             html.Div(pending_body(job), id=ID_PENDING),
@@ -388,14 +373,14 @@ def pending_panel(job: JobPublic | None) -> html.Div | None:
 def poll_pending(_n: Any, job_id: Any) -> tuple[Any, bool, Any]:
     """Callback: the compare job's progress; stops polling, and reloads the page on success,
     once it has finished."""
-    if parse_int(job_id) is None:
+    if query_int(job_id) is None:
         return dash.no_update, True, dash.no_update
     try:
         job = get_client().get_job(int(job_id))
     except ApiError as exc:
         return [api_error_notice(exc, "the compare job")], False, dash.no_update
     status = str(job.get("status") or "")
-    final = status in FINAL_STATUSES
+    final = not is_active(job)
     return pending_body(job), final, status if final else dash.no_update
 
 
@@ -501,7 +486,7 @@ def layout(
         cls: selected true class index; all classes when absent or "all".
         **_query: other query parameters, ignored.
     """
-    comparison_id = parse_int(id)
+    comparison_id = query_int(id)
     if comparison_id is None:
         return _message_page(
             notice(
@@ -512,7 +497,7 @@ def layout(
                 link_home=True,
             )
         )
-    b_id = parse_int(b)
+    b_id = query_int(b)
     client = get_client()
     try:
         view = client.get_comparison_view(comparison_id, b=b_id)
@@ -854,9 +839,9 @@ def select_class_from_click(click_data: dict[str, Any] | None, current: Any) -> 
     points = (click_data or {}).get("points") or []
     if not points:
         return dash.no_update
-    idx = parse_int(points[0].get("pointIndex", points[0].get("pointNumber")))
+    idx = query_int(points[0].get("pointIndex", points[0].get("pointNumber")))
     if idx is None:
         return dash.no_update
-    if parse_int(current) == idx:
+    if query_int(current) == idx:
         return ALL_CLASSES
     return idx

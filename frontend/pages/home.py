@@ -39,7 +39,8 @@ from frontend.figures.formatting import (
     format_ratio,
     model_label,
 )
-from frontend.pages.prune import FINAL_STATUSES, can_cancel, job_title
+from frontend.forms import lineage_order, query_int
+from frontend.jobs import can_cancel, is_active, job_title
 
 PATH = "/"
 TITLE = "PruneScope"
@@ -88,45 +89,8 @@ def register(app: dash.Dash) -> None:
 # pure renderers ------------------------------------------------------------------------------
 
 
-def lineage_order(models: Sequence[ModelPublic]) -> list[tuple[int, ModelPublic]]:
-    """Order models as a forest: each original followed by its pruned descendants.
-
-    Args:
-        models: models in any order.
-
-    Returns:
-        ``(depth, model)`` pairs; depth 0 for originals (and for models whose parent is not in
-        the list), depth d + 1 for a child of a depth-d model. Siblings are sorted by sparsity
-        then id.
-    """
-    by_id = {m["id"]: m for m in models}
-    children: dict[int, list[ModelPublic]] = {}
-    roots: list[ModelPublic] = []
-    for m in models:
-        parent = m.get("parent_id")
-        if parent is not None and parent in by_id and parent != m["id"]:
-            children.setdefault(parent, []).append(m)
-        else:
-            roots.append(m)
-
-    def sibling_key(m: ModelPublic) -> tuple[float, int]:
-        return (float(m.get("sparsity") or 0.0), m["id"])
-
-    out: list[tuple[int, ModelPublic]] = []
-    seen: set[int] = set()
-    stack: list[tuple[int, ModelPublic]] = [(0, m) for m in sorted(roots, key=lambda m: m["id"])]
-    stack.reverse()
-    while stack:
-        depth, m = stack.pop()
-        if m["id"] in seen:  # a parent cycle in bad data must not loop forever
-            continue
-        seen.add(m["id"])
-        out.append((depth, m))
-        kids = sorted(children.get(m["id"], []), key=sibling_key)
-        stack.extend((depth + 1, k) for k in reversed(kids))
-    # Models caught in a parent cycle have no root; show them flat rather than hide them.
-    out.extend((0, m) for m in models if m["id"] not in seen)
-    return out
+def _nothing_yet(what: str, *how: Any) -> html.P:
+    return empty_state(f"No {what} yet — run ", html.Code("prunescope demo"), *how)
 
 
 def _dataset_name(names: dict[int, str], dataset_id: int | None) -> str:
@@ -165,9 +129,8 @@ def models_section(
     Each row links to the Prune page for that model and to the comparisons it is part of.
     """
     if not models:
-        return empty_state(
-            "No models yet — run ",
-            html.Code("prunescope demo"),
+        return _nothing_yet(
+            "models",
             ", submit a train job (",
             html.Code("prunescope train --dataset digits --arch digits_cnn"),
             ") or ",
@@ -233,13 +196,9 @@ def models_section(
 def datasets_section(datasets: Sequence[DatasetPublic]) -> html.Table | html.P:
     """The datasets table, or an empty state."""
     if not datasets:
-        return empty_state(
-            "No datasets yet — run ",
-            html.Code("prunescope demo"),
-            " to register the built-in digits, or ",
-            dcc.Link("upload one", href="/upload"),
-            " (npz, CIFAR-10, MNIST, an image folder).",
-        )
+        upload = dcc.Link("upload one", href="/upload")
+        formats = " (npz, CIFAR-10, MNIST, an image folder)."
+        return _nothing_yet("datasets", " to register the built-in digits, or ", upload, formats)
     rows = [
         [
             d["name"],
@@ -256,11 +215,6 @@ def datasets_section(datasets: Sequence[DatasetPublic]) -> html.Table | html.P:
     return data_table(["Dataset", "Source", "Classes", "Input", "Train", "Test"], rows)
 
 
-def is_active(job: JobPublic) -> bool:
-    """Whether a job may still change: queued, running or cancelling."""
-    return job.get("status") not in FINAL_STATUSES
-
-
 def job_progress(job: JobPublic) -> html.Div:
     """The prune page's progress bar (full for a succeeded job), with an id of this job's own."""
     return progress_bar(job, f"home-job-progress-{job['id']}")  # one bar per row, unique ids
@@ -270,7 +224,7 @@ def job_summary(job: JobPublic) -> html.Span | str:
     """The job's kind, with what it works on when the spec says (method and sparsity...)."""
     kind = str(job["kind"])
     spec = job.get("spec") or {}
-    detail = job_title(job)
+    detail = job_title(job) if kind in ("prune", "sweep") else kind
     if kind == "compare" and spec.get("comparison_id") is not None:
         detail = f"comparison #{spec['comparison_id']}"
     elif kind == "train" and spec.get("architecture"):
@@ -399,7 +353,7 @@ def jobs_section(
 
 
 def _compare_status(comparison: ComparisonPublic, jobs_by_id: dict[int, JobPublic]) -> Any:
-    job_id = cast_int(dict(comparison).get("job_id"))
+    job_id = query_int(dict(comparison).get("job_id"))
     job = jobs_by_id.get(job_id) if job_id is not None else None
     if job is None:
         return MISSING
@@ -412,14 +366,6 @@ def _compare_status(comparison: ComparisonPublic, jobs_by_id: dict[int, JobPubli
     return badge
 
 
-def cast_int(value: Any) -> int | None:
-    """``value`` as an int, None when it is not one."""
-    try:
-        return None if value is None or isinstance(value, bool) else int(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def comparisons_section(
     comparisons: Sequence[ComparisonPublic],
     models: Sequence[ModelPublic] = (),
@@ -429,9 +375,8 @@ def comparisons_section(
     """Links to every comparison (``/compare?id=N``) and its overview and similarity map, the
     state of its compare job, or an empty state."""
     if not comparisons:
-        return empty_state(
-            "No comparisons yet — run ",
-            html.Code("prunescope demo"),
+        return _nothing_yet(
+            "comparisons",
             " to train, prune and compare a small model, or prune one on the ",
             dcc.Link("Prune page", href="/prune"),
             " and choose “Compare with the original”.",

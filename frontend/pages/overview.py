@@ -19,18 +19,19 @@ from typing import Any
 from urllib.parse import urlencode
 
 import dash
-from dash import Input, Output, State, dcc, html
+from dash import dcc, html
 
-from frontend.client import (
-    ApiClient,
-    ApiError,
-    ComparisonPublic,
-    JobPublic,
-    RobustnessTable,
-    get_analysis_robustness,
-    get_client,
+from frontend.client import ApiError, ComparisonPublic, RobustnessTable, get_client
+from frontend.components import (
+    api_error_notice,
+    compare_href,
+    comparison_page,
+    job_pending,
+    load_accuracies,
+    notice,
+    refresh_comparison_page,
+    register_comparison_page,
 )
-from frontend.components import api_error_notice, data_table, notice
 from frontend.figures.formatting import format_delta_pp, format_percent
 from frontend.figures.overview import (
     MEAN_CORRUPTED,
@@ -41,12 +42,11 @@ from frontend.figures.overview import (
     sort_rows,
 )
 from frontend.figures.similarity import CLEAN, method_colors
-from frontend.pages.home import is_active, job_progress
+from frontend.jobs import compare_job_pending
 
 PATH = "/overview"
+PREFIX = "overview"  # of the ids of the comparison page (components.comparison_page)
 TITLE = "Overview · PruneScope"
-POLL_INTERVAL_MS = 1000
-SPLIT = "test"  # comparisons are evaluated on the test split
 BAR_ALPHA = "40"  # hex alpha appended to a method's colour for the cell bars
 
 ID_BODY = "overview-body"
@@ -64,28 +64,10 @@ TEXT_SORT_KEYS = ("model", "method", "sparsity")
 def register(app: dash.Dash) -> None:
     """Register this page in ``dash.page_registry`` and attach its callbacks to ``app``."""
     dash.register_page(__name__, path=PATH, title=TITLE, name="Overview", layout=layout)
-    app.callback(
-        Output(ID_BODY, "children"),
-        Output(ID_POLL, "disabled"),
-        Input(ID_POLL, "n_intervals"),
-        State(ID_STATE, "data"),
-        prevent_initial_call=True,
-    )(refresh_overview)
+    register_comparison_page(app, PREFIX, refresh_overview)
 
 
 # parsing and links ----------------------------------------------------------------------------
-
-
-def parse_int(value: Any) -> int | None:
-    """A query-string value as an int (first of a repeated one); None when not an integer."""
-    if isinstance(value, list):
-        value = value[0] if value else None
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        return None
 
 
 def parse_sort(value: Any) -> tuple[str | None, bool]:
@@ -96,16 +78,6 @@ def parse_sort(value: Any) -> tuple[str | None, bool]:
     if not text or text == "-":
         return None, False
     return (text[1:], True) if text.startswith("-") else (text, False)
-
-
-def compare_href(comparison_id: int, b: int | None = None, corruption: str | None = None) -> str:
-    """``/compare?id=&b=&rob_c=``: the comparison with B and a corruption selected."""
-    params: list[tuple[str, Any]] = [("id", comparison_id)]
-    if b is not None:
-        params.append(("b", b))
-    if corruption and corruption not in (CLEAN, MEAN_CORRUPTED):
-        params.append(("rob_c", corruption))
-    return f"/compare?{urlencode(params)}"
 
 
 def sort_href(comparison_id: int, key: str, current: str | None, descending: bool) -> str:
@@ -127,184 +99,6 @@ def column_label(column: str) -> str:
     if column == MEAN_CORRUPTED:
         return "Corrupted (mean)"
     return column.replace("_", " ")
-
-
-# data ----------------------------------------------------------------------------------------
-
-
-def load_accuracies(
-    client: ApiClient, comparison: Mapping[str, Any]
-) -> tuple[dict[int, float | None], dict[int, RobustnessTable | None]]:
-    """Clean test accuracy and robustness table of every model of a comparison.
-
-    The latest test-split analysis of each model on the comparison's dataset is used; a model
-    without one is absent from both maps, and an analysis run without corruptions maps to None.
-
-    Raises:
-        ApiError: when the analyses cannot be listed.
-    """
-    ids = {int(comparison["model_a_id"]), *(int(b) for b in comparison.get("model_b_ids") or [])}
-    latest: dict[int, Mapping[str, Any]] = {}
-    analyses: list[Mapping[str, Any]] = list(
-        client.list_analyses(dataset_id=int(comparison["dataset_id"]))
-    )
-    for analysis in analyses:
-        mid = int(analysis["model_id"])
-        if mid in ids and analysis.get("split", SPLIT) == SPLIT:
-            if mid not in latest or int(analysis["id"]) > int(latest[mid]["id"]):
-                latest[mid] = analysis
-    clean: dict[int, float | None] = {}
-    robustness: dict[int, RobustnessTable | None] = {}
-    for mid, analysis in latest.items():
-        clean[mid] = analysis.get("accuracy")
-        try:
-            robustness[mid] = get_analysis_robustness(client, int(analysis["id"]))
-        except ApiError as exc:
-            if exc.status != 404:  # 404: analysed without corruptions
-                raise
-            robustness[mid] = None
-    return clean, robustness
-
-
-def compare_job(client: ApiClient, comparison: Mapping[str, Any]) -> JobPublic | None:
-    """The comparison's latest compare job, None when it has none or it cannot be read."""
-    job_id = parse_int(comparison.get("job_id"))
-    if job_id is None:
-        return None
-    try:
-        return client.get_job(job_id)
-    except ApiError:
-        return None
-
-
-# shared blocks (the similarity page uses them too) --------------------------------------------
-
-
-def comparison_picker(page_path: str, what: str, picker_id: str) -> html.Div | html.Section:
-    """Every comparison with a link to ``page_path?id=N``, or what to do when there is none."""
-    try:
-        comparisons = get_client().list_comparisons()
-    except ApiError as exc:
-        return html.Div(api_error_notice(exc, "the comparisons", link_home=True), id=picker_id)
-    if not comparisons:
-        return html.Div(
-            notice(
-                "No comparisons yet",
-                [
-                    f"The {what} needs a comparison of an original model with pruned ones. Run ",
-                    html.Code("prunescope demo"),
-                    ", or prune a model on the ",
-                    dcc.Link("Prune page", href="/prune"),
-                    " and choose “Compare with the original”.",
-                ],
-                link_home=True,
-            ),
-            id=picker_id,
-        )
-    rows = [
-        [
-            dcc.Link(c["name"] or f"comparison {c['id']}", href=f"{page_path}?id={c['id']}"),
-            str(len(c.get("model_b_ids") or [])),
-            str(c.get("created_at") or "")[:16].replace("T", " "),
-        ]
-        for c in sorted(comparisons, key=lambda c: c["id"], reverse=True)
-    ]
-    return html.Section(
-        [
-            html.H2("Pick a comparison"),
-            data_table(["Comparison", "Pruned models", "Created"], rows),
-        ],
-        id=picker_id,
-        className="section",
-    )
-
-
-def job_pending(job: JobPublic | None, what: str, pending_id: str) -> html.Div:
-    """What a page says while (or because) the comparison's compare job has not finished.
-
-    Args:
-        job: the compare job, or None when the comparison has none.
-        what: what appears when it has finished, e.g. "The similarity map".
-        pending_id: the component id of the notice.
-    """
-    if job is None:
-        return notice(
-            f"{what} is not ready",
-            "This comparison has no compare job; create the comparison again (POST "
-            "/api/comparisons) to compute it.",
-            kind="warning",
-            notice_id=pending_id,
-        )
-    if job["status"] == "failed":
-        return notice(
-            f"{what} could not be computed",
-            [f"Compare job #{job['id']} failed: ", html.Code(job.get("error") or "no message")],
-            kind="error",
-            notice_id=pending_id,
-        )
-    if job["status"] in ("cancelled", "cancelling"):
-        return notice(
-            f"{what} is not ready",
-            f"Compare job #{job['id']} was cancelled; create the comparison again to compute it.",
-            kind="warning",
-            notice_id=pending_id,
-        )
-    return html.Div(
-        [
-            html.Strong(f"{what} appears when the compare job has finished"),
-            html.Div(
-                [
-                    html.Span(f"Job #{job['id']}", className="muted"),
-                    html.Span(job["status"], className=f"status status-{job['status']}"),
-                    job_progress(job),
-                    html.Span(job.get("stage") or "", className="muted"),
-                ],
-                className="job-line",
-            ),
-            html.P("This page updates itself; no need to reload.", className="muted"),
-        ],
-        id=pending_id,
-        className="notice notice-info",
-    )
-
-
-def header(comparison: ComparisonPublic, here: str) -> list[Any]:
-    """The comparison's name and links to its other views (``here`` is left out)."""
-    cid = comparison["id"]
-    links = [
-        ("Comparison", f"/compare?id={cid}"),
-        ("Evaluation overview", f"/overview?id={cid}"),
-        ("Similarity map", f"/similarity?id={cid}"),
-    ]
-    parts: list[Any] = []
-    for label, href in links:
-        if href.split("?")[0] == here:
-            continue
-        if parts:
-            parts.append(html.Span(" · ", className="muted"))
-        parts.append(dcc.Link(f"{label} →", href=href))
-    return [
-        html.P(
-            [html.Strong(comparison.get("name") or f"comparison {cid}"), f" (#{cid})"],
-            className="subtitle",
-        ),
-        html.P(parts, className="view-links"),
-    ]
-
-
-def not_found(comparison_id: int, exc: ApiError, what: str) -> html.Div:
-    """The notice for a comparison the API could not give."""
-    if exc.status == 404:
-        return notice(
-            f"Comparison {comparison_id} not found",
-            [f"{exc.detail}. ", dcc.Link("Pick another one", href=PATH_OF[what]), "."],
-            kind="warning",
-            link_home=True,
-        )
-    return api_error_notice(exc, "the comparison", link_home=True)
-
-
-PATH_OF = {"overview": PATH, "similarity": "/similarity"}
 
 
 # rendering ------------------------------------------------------------------------------------
@@ -412,25 +206,22 @@ def _severities(robustness: Mapping[int, RobustnessTable | None]) -> list[int]:
     return sorted(found)
 
 
-def overview_body(comparison_id: int, sort: Any = None) -> tuple[list[Any], bool]:
-    """The page below its title, and whether it should be fetched again (compare job active)."""
+def overview_body(comparison: ComparisonPublic, sort: Any = None) -> tuple[list[Any], bool]:
+    """The page below the comparison's header, and whether it should be fetched again (the
+    compare job is active)."""
     client = get_client()
-    try:
-        comparison = client.get_comparison(comparison_id)
-    except ApiError as exc:
-        return [not_found(comparison_id, exc, "overview")], False
     try:
         models = {m["id"]: dict(m) for m in client.list_models()}
         clean, robustness = load_accuracies(client, comparison)
     except ApiError as exc:
-        return [*header(comparison, PATH), api_error_notice(exc, "the evaluation")], False
-    ids = [comparison["model_a_id"], *comparison["model_b_ids"]]
-    missing = [mid for mid in ids if mid not in clean]
-    job = compare_job(client, comparison)
-    active = job is not None and is_active(job)
-    children: list[Any] = header(comparison, PATH)
+        return [api_error_notice(exc, "the evaluation")], False
+    missing = [m for m in [comparison["model_a_id"], *comparison["model_b_ids"]] if m not in clean]
+    job, pending, active = compare_job_pending(
+        client, comparison, "The evaluation table", ID_PENDING
+    )
+    children: list[Any] = []
     if missing and (active or job is None or job["status"] != "succeeded"):
-        children.append(job_pending(job, "The evaluation table", ID_PENDING))
+        children.append(pending)
         if not active:
             return children, False
     elif active:
@@ -505,32 +296,14 @@ def layout(
     **_query: Any,
 ) -> html.Div:
     """The overview of ``?id=<comparison>`` sorted by ``sort``; without id, a list to pick from."""
-    title = html.H1("Evaluation overview")
-    comparison_id = parse_int(id)
-    if comparison_id is None:
-        intro = (
-            "Accuracy of an original model and its pruned versions, clean and under every "
-            "corruption, side by side."
-        )
-        if id is not None:
-            intro = f"'{id}' is not a comparison id. " + intro
-        return html.Div(
-            [
-                title,
-                html.P(intro, className="lead"),
-                comparison_picker(PATH, "overview", ID_PICKER),
-            ],
-            className="page page-overview",
-        )
-    body, active = overview_body(comparison_id, sort)
-    return html.Div(
-        [
-            title,
-            html.Div(body, id=ID_BODY),
-            dcc.Interval(id=ID_POLL, interval=POLL_INTERVAL_MS, disabled=not active),
-            dcc.Store(id=ID_STATE, data={"id": comparison_id, "sort": sort}),
-        ],
-        className="page page-overview",
+    return comparison_page(
+        PREFIX,
+        "Evaluation overview",
+        id,
+        lambda comparison: (*overview_body(comparison, sort), {"sort": sort}),
+        intro="Accuracy of an original model and its pruned versions, clean and under every "
+        "corruption, side by side.",
+        what="overview",
     )
 
 
@@ -540,8 +313,5 @@ def refresh_overview(n_intervals: int | None, state: Mapping[str, Any] | None) -
     Returns:
         The body's children and whether polling stops (``overview-poll`` disabled).
     """
-    comparison_id = parse_int((state or {}).get("id"))
-    if comparison_id is None:
-        return dash.no_update, True
-    body, active = overview_body(comparison_id, (state or {}).get("sort"))
-    return body, not active
+    sort = (state or {}).get("sort")
+    return refresh_comparison_page(PREFIX, state, lambda c: (*overview_body(c, sort), {}))

@@ -17,28 +17,22 @@ import dash
 from dash import Input, Output, State, dcc, html
 
 from frontend.client import ApiError, ComparisonPublic, get_client, get_comparison_similarity
-from frontend.components import api_error_notice, notice
-from frontend.figures.similarity import (
-    CLEAN,
-    map_points,
-    mst_pairs,
-    similarity_figure,
-)
-from frontend.pages.home import is_active
-from frontend.pages.overview import (
+from frontend.components import (
+    api_error_notice,
     compare_href,
-    compare_job,
-    comparison_picker,
-    header,
-    job_pending,
+    comparison_page,
     load_accuracies,
-    not_found,
-    parse_int,
+    notice,
+    refresh_comparison_page,
+    register_comparison_page,
 )
+from frontend.figures.similarity import CLEAN, map_points, mst_pairs, similarity_figure
+from frontend.forms import query_int
+from frontend.jobs import compare_job_pending
 
-PATH = "/similarity"
+PREFIX = "similarity"  # of the ids of the comparison page (components.comparison_page)
+PATH = f"/{PREFIX}"
 TITLE = "Similarity map · PruneScope"
-POLL_INTERVAL_MS = 1000
 URL_ID = "url"  # the shell's one dcc.Location (frontend/app.py); clicks navigate through it
 
 ID_BODY = "similarity-body"
@@ -53,18 +47,11 @@ ID_PENDING = "similarity-pending"
 def register(app: dash.Dash) -> None:
     """Register this page in ``dash.page_registry`` and attach its callbacks to ``app``."""
     dash.register_page(__name__, path=PATH, title=TITLE, name="Similarity", layout=layout)
+    register_comparison_page(app, PREFIX, refresh_similarity)
+    # a click on a point navigates through the shell's Location
+    navigate = Output(URL_ID, "href", allow_duplicate=True)
     app.callback(
-        Output(ID_BODY, "children"),
-        Output(ID_POLL, "disabled"),
-        Input(ID_POLL, "n_intervals"),
-        State(ID_STATE, "data"),
-        prevent_initial_call=True,
-    )(refresh_similarity)
-    app.callback(
-        Output(URL_ID, "href", allow_duplicate=True),
-        Input(ID_MAP, "clickData"),
-        State(ID_STATE, "data"),
-        prevent_initial_call=True,
+        navigate, [Input(ID_MAP, "clickData"), State(ID_STATE, "data")], prevent_initial_call=True
     )(open_point)
 
 
@@ -110,30 +97,20 @@ def _summary(similarity: Mapping[str, Any], n_models: int) -> html.P:
     return html.P(" · ".join(parts), id=ID_SUMMARY, className="muted")
 
 
-def similarity_body(comparison_id: int) -> tuple[list[Any], bool, int | None]:
-    """The page below its title, whether to fetch it again (the map is still computed), and
-    the comparison's original model (None when the comparison could not be read)."""
+def similarity_body(comparison: ComparisonPublic) -> tuple[list[Any], bool, dict[str, Any]]:
+    """The map below the comparison's header, whether to fetch it again (it is still being
+    computed), and the page's state: the comparison's original model."""
     client = get_client()
+    state = {"model_a_id": int(comparison["model_a_id"])}
     try:
-        comparison = client.get_comparison(comparison_id)
-    except ApiError as exc:
-        return [not_found(comparison_id, exc, "similarity")], False, None
-    children, active = _map_section(comparison)
-    return children, active, int(comparison["model_a_id"])
-
-
-def _map_section(comparison: ComparisonPublic) -> tuple[list[Any], bool]:
-    client = get_client()
-    comparison_id = int(comparison["id"])
-    children: list[Any] = header(comparison, PATH)
-    try:
-        similarity = get_comparison_similarity(client, comparison_id)
+        similarity = get_comparison_similarity(client, int(comparison["id"]))
     except ApiError as exc:
         if exc.status != 409:
-            return [*children, api_error_notice(exc, "the similarity map")], False
-        job = compare_job(client, comparison)
-        active = job is not None and is_active(job)
-        return [*children, job_pending(job, "The similarity map", ID_PENDING)], active
+            return [api_error_notice(exc, "the similarity map")], False, state
+        _, pending, active = compare_job_pending(
+            client, comparison, "The similarity map", ID_PENDING
+        )
+        return [pending], active, state
     try:
         models = {m["id"]: dict(m) for m in client.list_models()}
         clean, robustness = load_accuracies(client, comparison)
@@ -143,40 +120,41 @@ def _map_section(comparison: ComparisonPublic) -> tuple[list[Any], bool]:
         points = map_points(similarity, models, clean, dict(robustness))
         figure = similarity_figure(points, mst_pairs(similarity), str(similarity.get("method")))
     except (KeyError, TypeError, ValueError) as exc:
-        return [
-            *children,
-            notice(
-                "The similarity map could not be drawn",
-                f"The API returned data this page does not understand ({type(exc).__name__}: "
-                f"{exc}).",
-                kind="error",
-            ),
-        ], False
-    n_models = len({p.model_id for p in points})
-    children.append(
-        html.Section(
+        return (
             [
-                _summary(similarity, n_models),
-                dcc.Graph(
-                    id=ID_MAP,
-                    figure=figure,
-                    config={"displaylogo": False, "responsive": True},
-                    clear_on_unhover=True,
-                ),
-                html.P(
-                    "Each point is one model on the clean test set (circle) or under one "
-                    "corruption (diamond), placed by its geometric fingerprint: the angle, length "
-                    "and margin of every test sample's penultimate features. Nearby points and "
-                    "tree edges mean the pairs behave alike; the tree is computed on the "
-                    "fingerprints themselves, so an edge holds even where the 2-D projection "
-                    "tears neighbours apart. Click a point to open that model's comparison.",
-                    className="hint muted",
+                notice(
+                    "The similarity map could not be drawn",
+                    f"The API returned data this page does not understand ({type(exc).__name__}: "
+                    f"{exc}).",
+                    kind="error",
                 ),
             ],
-            className="section",
+            False,
+            state,
         )
+    n_models = len({p.model_id for p in points})
+    section = html.Section(
+        [
+            _summary(similarity, n_models),
+            dcc.Graph(
+                id=ID_MAP,
+                figure=figure,
+                config={"displaylogo": False, "responsive": True},
+                clear_on_unhover=True,
+            ),
+            html.P(
+                "Each point is one model on the clean test set (circle) or under one "
+                "corruption (diamond), placed by its geometric fingerprint: the angle, length "
+                "and margin of every test sample's penultimate features. Nearby points and "
+                "tree edges mean the pairs behave alike; the tree is computed on the "
+                "fingerprints themselves, so an edge holds even where the 2-D projection "
+                "tears neighbours apart. Click a point to open that model's comparison.",
+                className="hint muted",
+            ),
+        ],
+        className="section",
     )
-    return children, False
+    return [section], False, state
 
 
 # layout and callbacks -------------------------------------------------------------------------
@@ -187,32 +165,14 @@ def layout(
     **_query: Any,
 ) -> html.Div:
     """The similarity map of ``?id=<comparison>``; without id, a list to pick from."""
-    title = html.H1("Similarity map")
-    comparison_id = parse_int(id)
-    if comparison_id is None:
-        intro = (
-            "Which pruning methods and which corruptions behave alike: every (model, corruption) "
-            "pair of a comparison placed by its geometric fingerprint."
-        )
-        if id is not None:
-            intro = f"'{id}' is not a comparison id. " + intro
-        return html.Div(
-            [
-                title,
-                html.P(intro, className="lead"),
-                comparison_picker(PATH, "similarity map", ID_PICKER),
-            ],
-            className="page page-similarity",
-        )
-    body, active, model_a = similarity_body(comparison_id)
-    return html.Div(
-        [
-            title,
-            html.Div(body, id=ID_BODY),
-            dcc.Interval(id=ID_POLL, interval=POLL_INTERVAL_MS, disabled=not active),
-            dcc.Store(id=ID_STATE, data={"id": comparison_id, "model_a_id": model_a}),
-        ],
-        className="page page-similarity",
+    return comparison_page(
+        PREFIX,
+        "Similarity map",
+        id,
+        similarity_body,
+        intro="Which pruning methods and which corruptions behave alike: every (model, "
+        "corruption) pair of a comparison placed by its geometric fingerprint.",
+        what="similarity map",
     )
 
 
@@ -224,17 +184,13 @@ def refresh_similarity(
     Returns:
         The body's children and whether polling stops (``similarity-poll`` disabled).
     """
-    comparison_id = parse_int((state or {}).get("id"))
-    if comparison_id is None:
-        return dash.no_update, True
-    body, active, _model_a = similarity_body(comparison_id)
-    return body, not active
+    return refresh_comparison_page(PREFIX, state, similarity_body)
 
 
 def open_point(click_data: Any, state: Mapping[str, Any] | None) -> Any:
     """Callback: a click on a point navigates to that model's comparison view."""
-    comparison_id = parse_int((state or {}).get("id"))
+    comparison_id = query_int((state or {}).get("id"))
     if comparison_id is None or not click_data:
         return dash.no_update
-    href = point_href(comparison_id, parse_int((state or {}).get("model_a_id")), click_data)
+    href = point_href(comparison_id, query_int((state or {}).get("model_a_id")), click_data)
     return dash.no_update if href is None else href

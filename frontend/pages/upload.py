@@ -29,7 +29,6 @@ so a copied link reopens the form filled in.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -49,23 +48,35 @@ from frontend.components import (
     api_error_notice,
     architecture_picker,
     architecture_picker_ids,
+    comparison_link,
     find_architecture_entry,
+    job_line,
     model_architecture_summary,
     notice,
     register_architecture_picker,
     registered_architectures,
+    result_card,
     search_with,
 )
 from frontend.figures.formatting import MISSING, format_count, format_percent
 from frontend.figures.upload import class_balance_bars, layer_sparsity_bars
+from frontend.forms import (
+    blank,
+    choice,
+    control,
+    dataset_options,
+    dry_run,
+    model_options,
+    number_input,
+    query_int,
+    text_input,
+)
+from frontend.jobs import POLL_INTERVAL_MS, is_active, read_job
 
 PATH = "/upload"
 TITLE = "Upload · PruneScope"
-POLL_INTERVAL_MS = 1000
-FINAL_STATUSES = ("succeeded", "failed", "cancelled")
 CLIENTSIDE_NAMESPACE = "prunescope_upload"  # window.dash_clientside.<namespace>.<kind> in upload.js
 AUTO_FORMAT = "auto"
-DATASET_FORMATS = ("npz", "cifar10", "cifar10c", "mnist", "imagefolder")
 DEFAULT_TEST_FRACTION = 0.2
 SEVERITIES = (1, 2, 3, 4, 5)
 ARCH_HINT = (
@@ -154,6 +165,22 @@ ID_DATASET_ERROR = _id("dataset", "error")
 ID_DATASET_DEDUP = _id("dataset", "dedup")
 ID_DATASET_SUCCESS = _id("dataset", "success")
 ID_DATASET_BALANCE = _id("dataset", "balance")
+# form keyword -> component id of each panel's fields
+MODEL_INPUTS = {
+    "architecture": ID_MODEL_ARCH,
+    "arch_kwargs": ID_MODEL_KWARGS,
+    "name": ID_MODEL_NAME,
+    "parent_id": ID_MODEL_PARENT,
+    "dataset_id": ID_MODEL_DATASET,
+}
+DATASET_INPUTS = {
+    "fmt": ID_DATASET_FORMAT,
+    "name": ID_DATASET_NAME,
+    "test_fraction": ID_DATASET_TEST_FRACTION,
+    "seed": ID_DATASET_SEED,
+    "corruption": ID_DATASET_CORRUPTION,
+    "severity": ID_DATASET_SEVERITY,
+}
 ID_URL = "upload-url"  # this page's Location (refresh=False): the panel's choices go there
 
 
@@ -180,42 +207,29 @@ def register(app: dash.Dash) -> None:
         State(ID_URL, "search"),
         prevent_initial_call=True,
     )(update_model_url)
-    app.callback(
-        output={
-            "request": Output(ID_MODEL_REQUEST, "data"),
-            "form_error": Output(ID_MODEL_FORM_ERROR, "children"),
-            "kwargs_error": Output(ID_MODEL_KWARGS_ERROR, "children"),
-        },
-        inputs={
-            "n_clicks": Input(ID_MODEL_SUBMIT, "n_clicks"),
-            "selected": State(ID_MODEL_SELECTED, "data"),
-            "architecture": State(ID_MODEL_ARCH, "value"),
-            "arch_kwargs": State(ID_MODEL_KWARGS, "value"),
-            "name": State(ID_MODEL_NAME, "value"),
-            "parent_id": State(ID_MODEL_PARENT, "value"),
-            "dataset_id": State(ID_MODEL_DATASET, "value"),
-        },
-        prevent_initial_call=True,
-    )(prepare_model_upload)
-    app.callback(
-        output={
-            "request": Output(ID_DATASET_REQUEST, "data"),
-            "form_error": Output(ID_DATASET_FORM_ERROR, "children"),
-            "test_fraction_error": Output(ID_DATASET_TEST_FRACTION_ERROR, "children"),
-            "seed_error": Output(ID_DATASET_SEED_ERROR, "children"),
-        },
-        inputs={
-            "n_clicks": Input(ID_DATASET_SUBMIT, "n_clicks"),
-            "selected": State(ID_DATASET_SELECTED, "data"),
-            "fmt": State(ID_DATASET_FORMAT, "value"),
-            "name": State(ID_DATASET_NAME, "value"),
-            "test_fraction": State(ID_DATASET_TEST_FRACTION, "value"),
-            "seed": State(ID_DATASET_SEED, "value"),
-            "corruption": State(ID_DATASET_CORRUPTION, "value"),
-            "severity": State(ID_DATASET_SEVERITY, "value"),
-        },
-        prevent_initial_call=True,
-    )(prepare_dataset_upload)
+    for kind, prepare, check, fields in (
+        ("model", prepare_model_upload, check_model_form, MODEL_INPUTS),
+        ("dataset", prepare_dataset_upload, check_dataset_form, DATASET_INPUTS),
+    ):
+        messages = {"form_error": Output(_id(kind, "form-error"), "children", allow_duplicate=True)}
+        messages |= {
+            key: Output(slot, "children", allow_duplicate=True)
+            for key, (_, slot) in SLOTS[kind].items()
+        }
+        app.callback(
+            output={"request": Output(_id(kind, "request"), "data"), **messages},
+            inputs={
+                "n_clicks": Input(_id(kind, "submit"), "n_clicks"),
+                "selected": State(_id(kind, "selected"), "data"),
+                **{key: State(cid, "value") for key, cid in fields.items()},
+            },
+            prevent_initial_call=True,
+        )(prepare)
+        app.callback(
+            output=messages,
+            inputs={key: Input(cid, "value") for key, cid in fields.items()},
+            prevent_initial_call=True,
+        )(check)
     # a registered model becomes a possible parent, a registered dataset a model's dataset
     app.callback(
         Output(ID_MODEL_RESULT, "children"),
@@ -242,158 +256,66 @@ def register(app: dash.Dash) -> None:
     )(compare_with_parent)
 
 
-# form values -> upload fields -----------------------------------------------------------------
+# form values -> upload fields, checked by the server ------------------------------------------
 
 
-class UploadFormError(ValueError):
-    """The form cannot be turned into an upload's fields.
-
-    Attributes:
-        errors: API field name (``"arch_kwargs"``, ``"test_fraction"``) -> what is wrong with it.
-    """
-
-    def __init__(self, errors: Mapping[str, str]) -> None:
-        self.errors = dict(errors)
-        super().__init__("; ".join(f"{field}: {msg}" for field, msg in self.errors.items()))
+def _text(value: Any) -> str | None:
+    """A field as the upload's form text: None when blank; a whole float without its ".0"."""
+    if blank(value):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip()
 
 
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
-
-
-def _number(value: Any) -> float:
-    if isinstance(value, bool):
-        raise ValueError(f"should be a number, got {value!r}")
-    try:
-        number = float(value if isinstance(value, int | float) else str(value).strip())
-    except ValueError:
-        raise ValueError(f"should be a number, got {value!r}") from None
-    if not math.isfinite(number):
-        raise ValueError(f"should be a finite number, got {value!r}")
-    return number
-
-
-def _whole(value: Any, low: int, high: int | None = None) -> int:
-    what = f"a whole number >= {low}" if high is None else f"a whole number in {low}..{high}"
-    try:
-        number = _number(value)
-    except ValueError:
-        raise ValueError(f"should be {what}, got {value!r}") from None
-    if not number.is_integer() or number < low or (high is not None and number > high):
-        raise ValueError(f"should be {what}, got {value!r}")
-    return int(number)
-
-
-def parse_arch_kwargs(text: Any) -> dict[str, Any]:
-    """The architecture's keyword arguments from the JSON field; ``{}`` when blank.
-
-    Raises:
-        ValueError: when the text is not JSON or not a JSON object, saying which.
-    """
-    if _blank(text):
-        return {}
+def _kwargs_text(text: Any) -> str | None:
+    # JSON is sent normalised ("{}" is no arguments); what is not JSON goes as typed, for the
+    # server to say why
     try:
         value = json.loads(str(text))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"not JSON ({exc.msg} at character {exc.pos}): {text!r}") from None
-    if not isinstance(value, dict):
-        raise ValueError(
-            f'should be a JSON object like {{"num_classes": 10}}, got {type(value).__name__} '
-            f"{text!r}"
-        )
-    return value
+    except ValueError:
+        return _text(text)
+    return None if value == {} else json.dumps(value)
 
 
-def model_fields(
-    *,
-    architecture: Any = None,
-    arch_kwargs: Any = None,
-    name: Any = None,
-    parent_id: Any = None,
-    dataset_id: Any = None,
-) -> dict[str, str]:
-    """The text fields of ``POST /api/models/upload`` for the form's values.
-
-    Blank fields are left out (the API's defaults apply); ``arch_kwargs`` is sent as a JSON
-    object string, ids as decimal strings.
-
-    Raises:
-        UploadFormError: naming each bad field, e.g. ``arch_kwargs``.
-    """
-    errors: dict[str, str] = {}
-    fields: dict[str, str] = {}
-    if not _blank(architecture):
-        fields["architecture"] = str(architecture).strip()
-    try:
-        kwargs = parse_arch_kwargs(arch_kwargs)
-    except ValueError as exc:
-        errors["arch_kwargs"] = str(exc)
-    else:
-        if kwargs:
-            fields["arch_kwargs"] = json.dumps(kwargs)
-    if not _blank(name):
-        fields["name"] = str(name).strip()
-    for key, value in (("parent_id", parent_id), ("dataset_id", dataset_id)):
-        if _blank(value):
-            continue
-        try:
-            fields[key] = str(_whole(value, 1))
-        except ValueError as exc:
-            errors[key] = str(exc)
-    if errors:
-        raise UploadFormError(errors)
-    return fields
+def model_fields(**form: Any) -> dict[str, str]:
+    """The text fields of ``POST /api/models/upload`` for the form's values (keywords of
+    :data:`MODEL_INPUTS`); blank fields are left out (the API's defaults apply)."""
+    fields = {key: _text(form.get(key)) for key in MODEL_INPUTS}
+    fields["arch_kwargs"] = (
+        None if blank(form.get("arch_kwargs")) else _kwargs_text(form["arch_kwargs"])
+    )
+    return {k: v for k, v in fields.items() if v is not None}
 
 
-def dataset_fields(
-    *,
-    fmt: Any = AUTO_FORMAT,
-    name: Any = None,
-    test_fraction: Any = None,
-    seed: Any = None,
-    corruption: Any = None,
-    severity: Any = None,
-) -> dict[str, str]:
-    """The text fields of ``POST /api/datasets/upload`` for the form's values.
+def dataset_fields(**form: Any) -> dict[str, str]:
+    """The text fields of ``POST /api/datasets/upload`` for the form's values (keywords of
+    :data:`DATASET_INPUTS`); ``fmt`` "auto" leaves the format to detection, other blank fields
+    are left out."""
+    fields = {key: _text(form.get(key)) for key in DATASET_INPUTS}
+    fmt = fields.pop("fmt")
+    fields["format"] = None if fmt == AUTO_FORMAT else fmt
+    return {k: v for k, v in fields.items() if v is not None}
 
-    ``fmt`` "auto" (or blank) leaves the format to detection; other blank fields are left out.
 
-    Raises:
-        UploadFormError: naming each bad field: ``format``, ``test_fraction``, ``seed``,
-            ``severity``.
-    """
-    errors: dict[str, str] = {}
-    fields: dict[str, str] = {}
-    if not _blank(fmt) and fmt != AUTO_FORMAT:
-        if fmt in DATASET_FORMATS:
-            fields["format"] = str(fmt)
-        else:
-            errors["format"] = f"should be one of {', '.join(DATASET_FORMATS)}, got {fmt!r}"
-    if not _blank(name):
-        fields["name"] = str(name).strip()
-    if not _blank(test_fraction):
-        try:
-            fraction = _number(test_fraction)
-            if not 0 < fraction < 1:
-                raise ValueError(f"should be in (0, 1), got {test_fraction!r}")
-            fields["test_fraction"] = repr(fraction)
-        except ValueError as exc:
-            errors["test_fraction"] = str(exc)
-    if not _blank(seed):
-        try:
-            fields["seed"] = str(_whole(seed, 0))
-        except ValueError as exc:
-            errors["seed"] = str(exc)
-    if not _blank(corruption):
-        fields["corruption"] = str(corruption).strip()
-    if not _blank(severity):
-        try:
-            fields["severity"] = str(_whole(severity, 1, 5))
-        except ValueError as exc:
-            errors["severity"] = str(exc)
-    if errors:
-        raise UploadFormError(errors)
-    return fields
+# the message slots next to a field: output key -> (the field it is about, its id)
+SLOTS: dict[str, dict[str, tuple[str, str]]] = {
+    "model": {"kwargs_error": ("arch_kwargs", ID_MODEL_KWARGS_ERROR)},
+    "dataset": {
+        "test_fraction_error": ("test_fraction", ID_DATASET_TEST_FRACTION_ERROR),
+        "seed_error": ("seed", ID_DATASET_SEED_ERROR),
+    },
+}
+
+
+def check_fields(kind: UploadKind, fields: Mapping[str, str]) -> tuple[bool, dict[str, Any]]:
+    """The server's dry run of an upload's fields (kind ``import_<kind>``): whether it accepts
+    them, and the panel's messages: one per slot of :data:`SLOTS`, the rest in ``form_error``."""
+    errors = dry_run(f"import_{kind}", fields).errors
+    slots = {key: field for key, (field, _) in SLOTS[kind].items()}
+    others = [m if not f else f"{f}: {m}" for f, m in errors.items() if f not in slots.values()]
+    box = notice("Check the form", "; ".join(others), kind="warning") if others else None
+    return not errors, {"form_error": box, **{k: errors.get(f, "") for k, f in slots.items()}}
 
 
 # pure renderers -------------------------------------------------------------------------------
@@ -419,41 +341,6 @@ def selected_text(selected: Mapping[str, Any] | None) -> list[Any]:
         html.Strong(str(selected["name"])),
         html.Span(f" · {format_bytes(selected.get('size'))}", className="muted"),
     ]
-
-
-def model_option_label(model: Mapping[str, Any]) -> str:
-    """``"#1 cnn-digits · digits_cnn · 27.4k params · 1×8×8 · original"``,
-    ``"#3 … · 90% sparse"``: its architecture, size and the input shape it accepts."""
-    label = f"#{model['id']} {model.get('name')} · {model_architecture_summary(model)}"
-    if model.get("parent_id") is None and not model.get("pruning_method"):
-        return f"{label} · original"
-    return f"{label} · {format_percent(model.get('sparsity'), 0)} sparse"
-
-
-def model_options(models: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Parent dropdown options: every model by id."""
-    ordered = sorted(models, key=lambda m: m["id"])
-    return [{"label": model_option_label(m), "value": m["id"]} for m in ordered]
-
-
-def dataset_options(datasets: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Dataset dropdown options: ``"#1 digits · 10 classes, 1×8×8"``."""
-    out = []
-    for d in sorted(datasets, key=lambda d: d["id"]):
-        shape = "×".join(str(s) for s in d.get("input_shape") or []) or MISSING
-        label = f"#{d['id']} {d.get('name')} · {d.get('num_classes')} classes, {shape}"
-        out.append({"label": label, "value": d["id"]})
-    return out
-
-
-def _card(title: str, value: str, detail: str | None = None) -> html.Div:
-    children: list[Any] = [
-        html.Div(title, className="card-title"),
-        html.Div(value, className="card-number"),
-    ]
-    if detail:
-        children.append(html.Div(detail, className="card-delta"))
-    return html.Div(children, className="card result-card")
 
 
 def _warnings(warnings: Sequence[Any] | None) -> html.Div | None:
@@ -494,17 +381,17 @@ def model_result(
     masks = result.get("masks")
     accuracy = result.get("accuracy", model.get("accuracy"))
     cards = [
-        _card(
+        result_card(
             "Model", f"#{model_id}", f"{model.get('name')} · {model_architecture_summary(model)}"
         ),
-        _card("Format", str(result.get("format") or MISSING)),
-        _card("Masks", str(masks or MISSING), MASK_TEXT.get(str(masks))),
-        _card(
+        result_card("Format", str(result.get("format") or MISSING)),
+        result_card("Masks", str(masks or MISSING), MASK_TEXT.get(str(masks))),
+        result_card(
             "Sparsity",
             format_percent(sparsity),
             f"{format_count(n_nonzero)} of {format_count(n_params)} parameters nonzero",
         ),
-        _card(
+        result_card(
             "Test accuracy",
             format_percent(accuracy),
             "on its dataset" if accuracy is not None else "no dataset given",
@@ -570,15 +457,15 @@ def dataset_result(summary: Mapping[str, Any] | None, dataset: Mapping[str, Any]
     names = list(dataset.get("class_names") or summary.get("class_names") or [])
     shape = "×".join(str(s) for s in dataset.get("input_shape") or []) or MISSING
     cards = [
-        _card("Dataset", f"#{dataset_id}", str(dataset.get("name"))),
-        _card("Format", str(summary.get("format") or dataset.get("source") or MISSING)),
-        _card(
+        result_card("Dataset", f"#{dataset_id}", str(dataset.get("name"))),
+        result_card("Format", str(summary.get("format") or dataset.get("source") or MISSING)),
+        result_card(
             "Samples",
             f"{dataset.get('n_train', 0):,} / {dataset.get('n_test', 0):,}",
             "train / test",
         ),
-        _card("Input shape", shape),
-        _card("Classes", str(dataset.get("num_classes", len(names)))),
+        result_card("Input shape", shape),
+        result_card("Classes", str(dataset.get("num_classes", len(names)))),
     ]
     counts = summary.get("class_counts")
     balance: Any
@@ -621,31 +508,10 @@ def dataset_result(summary: Mapping[str, Any] | None, dataset: Mapping[str, Any]
     )
 
 
-def job_line(kind: UploadKind, job: Mapping[str, Any]) -> html.Div:
-    """The import job's status badge, progress bar and stage."""
-    status = str(job.get("status"))
-    progress = 1.0 if status == "succeeded" else float(job.get("progress") or 0.0)
-    progress = min(max(progress, 0.0), 1.0)
-    return html.Div(
-        [
-            html.Span(
-                f"Validating: job #{job.get('id')}"
-                if status not in FINAL_STATUSES
-                else f"Job #{job.get('id')}",
-                className="muted",
-            ),
-            html.Span(status, id=_id(kind, "status"), className=f"status status-{status}"),
-            html.Div(
-                [
-                    html.Progress(value=f"{progress:.3f}", max="1"),
-                    html.Span(f"{100 * progress:.0f}%", className="progress-text"),
-                ],
-                className="progress",
-            ),
-            html.Span(job.get("stage") or "", className="muted"),
-        ],
-        className="job-line",
-    )
+def import_line(kind: UploadKind, job: Mapping[str, Any]) -> html.Div:
+    """The import job's status badge (id ``upload-<kind>-status``), progress bar and stage."""
+    label = f"{'Validating: job' if is_active(job) else 'Job'} #{job.get('id')}"
+    return job_line(job, label=label, status_id=_id(kind, "status"))
 
 
 UPLOAD_ERROR_TITLES: dict[int, str] = {
@@ -698,15 +564,6 @@ def dedup_notice(kind: UploadKind, row_id: Any) -> html.Div:
 # layout ---------------------------------------------------------------------------------------
 
 
-def _field(label: str, *children: Any, hint: Any = None, error_id: str | None = None) -> html.Div:
-    parts: list[Any] = [html.Span(label, className="control-label"), *children]
-    if hint is not None:
-        parts.append(html.Div(hint, className="muted hint"))
-    if error_id is not None:
-        parts.append(html.Div(id=error_id, className="field-error"))
-    return html.Div(parts, className="field")
-
-
 def _data_attrs(kind: UploadKind, url: str | None = None) -> dict[str, Any]:
     """The ``data-`` attributes upload.js reads: which panel this is and where to post."""
     attrs: dict[str, Any] = {"data-upload-kind": kind}
@@ -715,11 +572,14 @@ def _data_attrs(kind: UploadKind, url: str | None = None) -> dict[str, Any]:
     return attrs
 
 
-def _drop_zone(kind: UploadKind, title: str, formats: list[Any]) -> html.Div:
-    """The drop target; upload.js puts the hidden ``<input type=file>`` in its slot."""
-    return html.Div(
+def _panel(kind: UploadKind, title: str, formats: list[Any], fields: list[Any]) -> html.Section:
+    """An upload panel: the drop target (upload.js puts the hidden ``<input type=file>`` in
+    its slot), the fields, the button with the bytes-sent bar (upload.js shows and fills it),
+    what the form or the API said, the result, and the panel's stores."""
+    what = "a checkpoint" if kind == "model" else "a dataset file"
+    drop = html.Div(
         [
-            html.Div(title, className="upload-drop-title"),
+            html.Div(f"Drop {what} here, or click to choose a file", className="upload-drop-title"),
             html.Div(formats, className="upload-drop-formats"),
             html.Div(selected_text(None), id=_id(kind, "file-name"), className="upload-file-name"),
             html.Div(id=_id(kind, "file-slot"), className="upload-file-slot"),
@@ -731,11 +591,7 @@ def _drop_zone(kind: UploadKind, title: str, formats: list[Any]) -> html.Div:
         title="Drop a file here, or click to choose one",
         **_data_attrs(kind),
     )
-
-
-def _progress_row(kind: UploadKind) -> html.Div:
-    """The bytes-sent bar; upload.js shows it and fills it while the file is sent."""
-    return html.Div(
+    progress = html.Div(
         [
             html.Progress(id=_id(kind, "progress"), value="0", max="1"),
             html.Span(id=_id(kind, "progress-text"), className="progress-text"),
@@ -744,15 +600,23 @@ def _progress_row(kind: UploadKind) -> html.Div:
         className="progress upload-progress",
         hidden=True,
     )
-
-
-def _state(kind: UploadKind) -> list[Any]:
-    return [
-        dcc.Store(id=_id(kind, "selected")),
-        dcc.Store(id=_id(kind, "request")),
-        dcc.Store(id=_id(kind, "response")),
-        dcc.Interval(id=_id(kind, "poll"), interval=POLL_INTERVAL_MS, disabled=True),
-    ]
+    label = "Upload checkpoint" if kind == "model" else "Upload dataset"
+    button = html.Button(label, id=_id(kind, "submit"), n_clicks=0, className="btn btn-primary")
+    return html.Section(
+        [
+            html.H2(title),
+            drop,
+            html.Div(fields, className="form-grid"),
+            html.Div([button, progress], className="actions"),
+            html.Div(id=_id(kind, "form-error")),
+            html.Div(id=_id(kind, "result"), className="upload-result-slot"),
+            *[dcc.Store(id=_id(kind, part)) for part in ("selected", "request", "response")],
+            dcc.Interval(id=_id(kind, "poll"), interval=POLL_INTERVAL_MS, disabled=True),
+        ],
+        id=_id(kind, "panel"),
+        className="section upload-panel",
+        **_data_attrs(kind, ApiClient.upload_path(kind)),
+    )
 
 
 def model_panel(
@@ -774,7 +638,6 @@ def model_panel(
         dataset_id: the preselected dataset, or None.
         architecture: the preselected architecture name, or None (blank).
     """
-    kind: UploadKind = "model"
     formats = [
         html.Code(".safetensors"),
         ", or a ",
@@ -799,94 +662,61 @@ def model_panel(
         " of model.onnx with its external data), converted without running your code; leave "
         "the architecture blank.",
     ]
-    return html.Section(
+    return _panel(
+        "model",
+        "Model checkpoint",
+        formats,
         [
-            html.H2("Model checkpoint"),
-            _drop_zone(kind, "Drop a checkpoint here, or click to choose a file", formats),
-            html.Div(
-                [
-                    _field(
-                        "Architecture",
-                        architecture_picker(
-                            ID_MODEL_ARCH,
-                            architecture,
-                            architectures,
-                            clearable=True,
-                            placeholder="blank, or search: resnet, vit, mobilenet…",
-                        ),
-                        hint=ARCH_HINT,
-                    ),
-                    _field(
-                        "Architecture arguments (JSON)",
-                        dcc.Input(
-                            id=ID_MODEL_KWARGS,
-                            type="text",
-                            placeholder='{"num_classes": 10}',
-                            className="input",
-                        ),
-                        hint="Must match how the checkpoint was built, e.g. "
-                        '{"input_shape": [64], "num_classes": 10} for an mlp; what you leave out '
-                        "(classes, channels, a ViT's image size) comes from the dataset or the "
-                        "original.",
-                        error_id=ID_MODEL_KWARGS_ERROR,
-                    ),
-                    _field(
-                        "Name",
-                        dcc.Input(
-                            id=ID_MODEL_NAME,
-                            type="text",
-                            placeholder="default: the file name",
-                            className="input",
-                        ),
-                    ),
-                    _field(
-                        "Pruned from (original model)",
-                        dcc.Dropdown(
-                            id=ID_MODEL_PARENT,
-                            options=model_options(models),
-                            value=parent_id,
-                            placeholder="none: this is an original",
-                        ),
-                        hint="Naming the original lets you compare the two.",
-                    ),
-                    _field(
-                        "Trained on (dataset)",
-                        dcc.Dropdown(
-                            id=ID_MODEL_DATASET,
-                            options=dataset_options(datasets),
-                            value=dataset_id,
-                            placeholder="none (default: the original's dataset)",
-                        ),
-                        hint="Its test accuracy is measured when the checkpoint is imported.",
-                    ),
-                ],
-                className="form-grid",
+            control(
+                "Architecture",
+                architecture_picker(
+                    ID_MODEL_ARCH,
+                    architecture,
+                    architectures,
+                    clearable=True,
+                    placeholder="blank, or search: resnet, vit, mobilenet…",
+                ),
+                hint=ARCH_HINT,
             ),
-            html.Div(
-                [
-                    html.Button(
-                        "Upload checkpoint",
-                        id=ID_MODEL_SUBMIT,
-                        n_clicks=0,
-                        className="btn btn-primary",
-                    ),
-                    _progress_row(kind),
-                ],
-                className="actions",
+            control(
+                "Architecture arguments (JSON)",
+                text_input(ID_MODEL_KWARGS, '{"num_classes": 10}'),
+                hint="Must match how the checkpoint was built, e.g. "
+                '{"input_shape": [64], "num_classes": 10} for an mlp; what you leave out '
+                "(classes, channels, a ViT's image size) comes from the dataset or the "
+                "original.",
+                error=ID_MODEL_KWARGS_ERROR,
             ),
-            html.Div(id=ID_MODEL_FORM_ERROR),
-            html.Div(id=ID_MODEL_RESULT, className="upload-result-slot"),
-            *_state(kind),
+            control(
+                "Name",
+                text_input(ID_MODEL_NAME, "default: the file name"),
+            ),
+            control(
+                "Pruned from (original model)",
+                dcc.Dropdown(
+                    id=ID_MODEL_PARENT,
+                    options=model_options(models, lineage=False, accuracy=False),
+                    value=parent_id,
+                    placeholder="none: this is an original",
+                ),
+                hint="Naming the original lets you compare the two.",
+            ),
+            control(
+                "Trained on (dataset)",
+                dcc.Dropdown(
+                    id=ID_MODEL_DATASET,
+                    options=dataset_options(datasets, sizes=False),
+                    value=dataset_id,
+                    placeholder="none (default: the original's dataset)",
+                ),
+                hint="Its test accuracy is measured when the checkpoint is imported.",
+            ),
         ],
-        id=ID_MODEL_PANEL,
-        className="section upload-panel",
-        **_data_attrs(kind, ApiClient.upload_path(kind)),
     )
 
 
 def dataset_panel(corruptions: Sequence[str]) -> html.Section:
     """The "Dataset" panel: drop zone, fields, upload button, progress and result."""
-    kind: UploadKind = "dataset"
     formats = [
         html.Code(".npz"),
         " (arrays X and y, or x_train, y_train [, x_test, y_test], optional class_names), "
@@ -896,106 +726,53 @@ def dataset_panel(corruptions: Sequence[str]) -> html.Section:
         html.Code("<class>/<image>.png"),
         ") in a zip or tar. Archives are checked before anything is extracted.",
     ]
-    return html.Section(
+    return _panel(
+        "dataset",
+        "Dataset",
+        formats,
         [
-            html.H2("Dataset"),
-            _drop_zone(kind, "Drop a dataset file here, or click to choose a file", formats),
-            html.Div(
-                [
-                    _field(
-                        "Format",
-                        dcc.Dropdown(
-                            id=ID_DATASET_FORMAT,
-                            options=[
-                                {"label": FORMAT_LABELS[f], "value": f}
-                                for f in (AUTO_FORMAT, *DATASET_FORMATS)
-                            ],
-                            value=AUTO_FORMAT,
-                            clearable=False,
-                            searchable=False,
-                        ),
-                    ),
-                    _field(
-                        "Name",
-                        dcc.Input(
-                            id=ID_DATASET_NAME,
-                            type="text",
-                            placeholder="default: the file name",
-                            className="input",
-                        ),
-                        hint="Dataset names are unique.",
-                    ),
-                    _field(
-                        "Test fraction",
-                        dcc.Input(
-                            id=ID_DATASET_TEST_FRACTION,
-                            type="number",
-                            step="any",
-                            placeholder=f"{DEFAULT_TEST_FRACTION}",
-                            className="input",
-                        ),
-                        hint="Held out for testing when the file has no test split.",
-                        error_id=ID_DATASET_TEST_FRACTION_ERROR,
-                    ),
-                    _field(
-                        "Split seed",
-                        dcc.Input(
-                            id=ID_DATASET_SEED,
-                            type="number",
-                            step=1,
-                            placeholder="0",
-                            className="input",
-                        ),
-                        error_id=ID_DATASET_SEED_ERROR,
-                    ),
-                    _field(
-                        "Corruption (CIFAR-10-C)",
-                        dcc.Dropdown(
-                            id=ID_DATASET_CORRUPTION,
-                            options=list(corruptions),
-                            placeholder="all in the archive",
-                        ),
-                    ),
-                    _field(
-                        "Severity (CIFAR-10-C)",
-                        dcc.Dropdown(
-                            id=ID_DATASET_SEVERITY,
-                            options=list(SEVERITIES),
-                            placeholder="all five",
-                        ),
-                    ),
-                ],
-                className="form-grid",
+            control(
+                "Format",
+                choice(
+                    ID_DATASET_FORMAT,
+                    [{"label": v, "value": k} for k, v in FORMAT_LABELS.items()],
+                    AUTO_FORMAT,
+                ),
             ),
-            html.Div(
-                [
-                    html.Button(
-                        "Upload dataset",
-                        id=ID_DATASET_SUBMIT,
-                        n_clicks=0,
-                        className="btn btn-primary",
-                    ),
-                    _progress_row(kind),
-                ],
-                className="actions",
+            control(
+                "Name",
+                text_input(ID_DATASET_NAME, "default: the file name"),
+                hint="Dataset names are unique.",
             ),
-            html.Div(id=ID_DATASET_FORM_ERROR),
-            html.Div(id=ID_DATASET_RESULT, className="upload-result-slot"),
-            *_state(kind),
+            control(
+                "Test fraction",
+                number_input(ID_DATASET_TEST_FRACTION, f"{DEFAULT_TEST_FRACTION}"),
+                hint="Held out for testing when the file has no test split.",
+                error=ID_DATASET_TEST_FRACTION_ERROR,
+            ),
+            control(
+                "Split seed",
+                number_input(ID_DATASET_SEED, "0", step=1),
+                error=ID_DATASET_SEED_ERROR,
+            ),
+            control(
+                "Corruption (CIFAR-10-C)",
+                dcc.Dropdown(
+                    id=ID_DATASET_CORRUPTION,
+                    options=list(corruptions),
+                    placeholder="all in the archive",
+                ),
+            ),
+            control(
+                "Severity (CIFAR-10-C)",
+                dcc.Dropdown(
+                    id=ID_DATASET_SEVERITY,
+                    options=list(SEVERITIES),
+                    placeholder="all five",
+                ),
+            ),
         ],
-        id=ID_DATASET_PANEL,
-        className="section upload-panel",
-        **_data_attrs(kind, ApiClient.upload_path(kind)),
     )
-
-
-def _query_id(value: Any) -> int | None:
-    if isinstance(value, list):
-        value = value[0] if value else None
-    try:
-        return None if value is None else int(str(value).strip())
-    except ValueError:
-        return None
 
 
 def chosen_architecture(
@@ -1004,7 +781,7 @@ def chosen_architecture(
     """The architecture a URL names, and the picker's entries with it: one not among
     ``architectures`` (any timm or torchvision model) is asked of the server. A name no
     architecture has is not preselected."""
-    wanted = None if _blank(name) else str(name).strip()
+    wanted = _text(name)
     if wanted is None or any(a["name"] == wanted for a in architectures):
         return wanted, architectures
     entry = find_architecture_entry(client, wanted)
@@ -1043,7 +820,7 @@ def layout(
         corruptions = client.list_corruptions()
     except ApiError:
         corruptions = []  # the field then takes no choice; the archive's are all imported
-    parent_id, dataset_id = _query_id(parent), _query_id(dataset)
+    parent_id, dataset_id = query_int(parent), query_int(dataset)
     if parent_id not in {m["id"] for m in models}:
         parent_id = None
     if dataset_id not in {d["id"] for d in datasets}:
@@ -1104,90 +881,58 @@ def _request(
     return {"fields": dict(fields), "filename": selected.get("name"), "nonce": n_clicks}
 
 
+def _prepare(kind: UploadKind, n_clicks: Any, selected: Any, fields: dict[str, str]) -> dict:
+    if not n_clicks:
+        return {"request": dash.no_update, "form_error": None, **dict.fromkeys(SLOTS[kind], "")}
+    ok, messages = check_fields(kind, fields)
+    if not ok:
+        return {"request": dash.no_update, **messages}
+    if not selected or not selected.get("name"):
+        return {"request": dash.no_update, **messages, "form_error": _no_file()}
+    return {"request": _request(n_clicks, selected, fields), **messages}
+
+
 def prepare_model_upload(
-    n_clicks: int | None,
-    selected: Mapping[str, Any] | None = None,
-    architecture: Any = None,
-    arch_kwargs: Any = None,
-    name: Any = None,
-    parent_id: Any = None,
-    dataset_id: Any = None,
+    n_clicks: int | None, selected: Mapping[str, Any] | None = None, *values: Any, **form: Any
 ) -> dict[str, Any]:
-    """Callback ("Upload checkpoint"): validate the form; the request upload.js then sends.
+    """Callback ("Upload checkpoint"): the server checks the form; then the request upload.js
+    sends.
+
+    Args:
+        n_clicks: clicks on the button.
+        selected: the chosen file (upload.js writes ``upload-model-selected``).
+        *values, **form: the fields of :data:`MODEL_INPUTS`, in that order or by keyword.
 
     Returns:
         ``{"request": {"fields", "filename", "nonce"} or no_update, "form_error": <box> or None,
         "kwargs_error": message or ""}``.
     """
-    if not n_clicks:
-        return {"request": dash.no_update, "form_error": None, "kwargs_error": ""}
-    try:
-        fields = model_fields(
-            architecture=architecture,
-            arch_kwargs=arch_kwargs,
-            name=name,
-            parent_id=parent_id,
-            dataset_id=dataset_id,
-        )
-    except UploadFormError as exc:
-        others = [f"{k}: {m}" for k, m in exc.errors.items() if k != "arch_kwargs"]
-        box = notice("Check the form", "; ".join(others), kind="warning") if others else None
-        return {
-            "request": dash.no_update,
-            "form_error": box,
-            "kwargs_error": exc.errors.get("arch_kwargs", ""),
-        }
-    if not selected or not selected.get("name"):
-        return {"request": dash.no_update, "form_error": _no_file(), "kwargs_error": ""}
-    return {
-        "request": _request(n_clicks, selected, fields),
-        "form_error": None,
-        "kwargs_error": "",
-    }
+    form |= dict(zip(MODEL_INPUTS, values, strict=False))
+    return _prepare("model", n_clicks, selected, model_fields(**form))
 
 
 def prepare_dataset_upload(
-    n_clicks: int | None,
-    selected: Mapping[str, Any] | None = None,
-    fmt: Any = AUTO_FORMAT,
-    name: Any = None,
-    test_fraction: Any = None,
-    seed: Any = None,
-    corruption: Any = None,
-    severity: Any = None,
+    n_clicks: int | None, selected: Mapping[str, Any] | None = None, *values: Any, **form: Any
 ) -> dict[str, Any]:
-    """Callback ("Upload dataset"): validate the form; the request upload.js then sends.
+    """Callback ("Upload dataset"), see :func:`prepare_model_upload` (fields of
+    :data:`DATASET_INPUTS`).
 
     Returns:
         ``{"request": ... or no_update, "form_error": <box> or None, "test_fraction_error":
         message or "", "seed_error": message or ""}``.
     """
-    clear = {"form_error": None, "test_fraction_error": "", "seed_error": ""}
-    if not n_clicks:
-        return {"request": dash.no_update, **clear}
-    try:
-        fields = dataset_fields(
-            fmt=fmt,
-            name=name,
-            test_fraction=test_fraction,
-            seed=seed,
-            corruption=corruption,
-            severity=severity,
-        )
-    except UploadFormError as exc:
-        placed = ("test_fraction", "seed")
-        others = [f"{k}: {m}" for k, m in exc.errors.items() if k not in placed]
-        return {
-            "request": dash.no_update,
-            "form_error": notice("Check the form", "; ".join(others), kind="warning")
-            if others
-            else None,
-            "test_fraction_error": exc.errors.get("test_fraction", ""),
-            "seed_error": exc.errors.get("seed", ""),
-        }
-    if not selected or not selected.get("name"):
-        return {"request": dash.no_update, **clear, "form_error": _no_file()}
-    return {"request": _request(n_clicks, selected, fields), **clear}
+    form |= dict(zip(DATASET_INPUTS, values, strict=False))
+    return _prepare("dataset", n_clicks, selected, dataset_fields(**form))
+
+
+def check_model_form(**form: Any) -> dict[str, Any]:
+    """Callback: the server's check of the checkpoint's fields as they are filled in."""
+    return check_fields("model", model_fields(**form))[1]
+
+
+def check_dataset_form(**form: Any) -> dict[str, Any]:
+    """Callback: the server's check of the dataset's fields as they are filled in."""
+    return check_fields("dataset", dataset_fields(**form))[1]
 
 
 def _earlier_import(client: ApiClient, job_id: Any, kind: str) -> dict[str, Any] | None:
@@ -1222,21 +967,17 @@ def _follow(
             True,
             {"row_id": body.get(f"{kind}_id")},
         )
-    job_id = body.get("job_id")
+    job_id = query_int(body.get("job_id"))
     if job_id is None:
         return [notice("The API started no import job", json.dumps(body), kind="error")], True, None
-    try:
-        job = get_client().get_job(int(job_id))
-    except ApiError as exc:
-        if exc.status == 404:
-            return [notice(f"Job {job_id} not found", exc.detail, kind="warning")], True, None
-        # a restarting server is not the job's end: keep polling
-        return [api_error_notice(exc, f"job {job_id}")], False, None
-    if job.get("status") not in FINAL_STATUSES:
-        return [job_line(kind, job)], False, None
+    job, panel, stop = read_job(job_id)
+    if job is None:
+        return panel, stop, None
+    if is_active(job):
+        return [import_line(kind, job)], False, None
     if job.get("status") != "succeeded":
-        return [job_line(kind, job), job_error(kind, job)], True, None
-    return [job_line(kind, job)], True, dict(job)
+        return [import_line(kind, job), job_error(kind, job)], True, None
+    return [import_line(kind, job)], True, dict(job)
 
 
 def poll_model_upload(
@@ -1265,7 +1006,7 @@ def poll_model_upload(
         model = client.get_model(int(model_id))
         if result is None:
             result = _earlier_import(client, model.get("job_id"), "model")
-        options = model_options(client.list_models())
+        options = model_options(client.list_models(), lineage=False, accuracy=False)
     except (ApiError, TypeError, ValueError) as exc:
         detail = exc.detail if isinstance(exc, ApiError) else str(exc)
         panel.append(notice(f"Could not load model {model_id}", detail, kind="error"))
@@ -1294,7 +1035,7 @@ def poll_dataset_upload(
         dataset_id, summary = result.get("dataset_id"), result.get("summary")
     try:
         dataset = client.get_dataset(int(dataset_id))
-        options = dataset_options(client.list_datasets())
+        options = dataset_options(client.list_datasets(), sizes=False)
     except (ApiError, TypeError, ValueError) as exc:
         detail = exc.detail if isinstance(exc, ApiError) else str(exc)
         panel.append(notice(f"Could not load dataset {dataset_id}", detail, kind="error"))
@@ -1344,21 +1085,4 @@ def compare_with_parent(
         comparison = client.create_comparison(int(parent_id), [model_id])
     except ApiError as exc:
         return notice("Could not create the comparison", exc.detail, kind="error"), False
-    href = f"/compare?id={comparison['id']}"
-    return (
-        html.P(
-            [
-                dcc.Link(
-                    f"Open comparison #{comparison['id']} →",
-                    href=href,
-                    id=f"{ID_MODEL_COMPARE}-link",
-                ),
-                html.Span(
-                    " Models without an analysis are analysed first; until then the comparison "
-                    "page says so.",
-                    className="muted",
-                ),
-            ]
-        ),
-        True,
-    )
+    return comparison_link(comparison["id"], f"{ID_MODEL_COMPARE}-link"), True

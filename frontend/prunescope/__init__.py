@@ -10,14 +10,19 @@
     net_pruned = ps.download(pruned["id"])   # an nn.Module, pruned as the server holds it
 
 The client speaks the same REST API as the dashboard and the ``prunescope`` command line, through
-the same client code (:mod:`frontend.rest`). Installed, this package is ``prunescope``; in the
+the same client code (:mod:`frontend.client`). Installed, this package is ``prunescope``; in the
 source tree it lives in ``frontend/prunescope`` (pyproject.toml maps it).
 """
 
 from __future__ import annotations
 
-from frontend.client import ApiError, ApiUnreachableError
-from frontend.rest import ChecksumError, ClientError, JobFailedError
+from frontend.client import (
+    ApiError,
+    ApiUnreachableError,
+    ChecksumError,
+    ClientError,
+    JobFailedError,
+)
 
 from .client import TABLE_KINDS, Client
 

@@ -2,25 +2,31 @@
 
 Every method is one or two REST calls (the routes are named in each docstring) followed, when the
 call starts a job, by :meth:`Client.wait`, which shows the job's progress and raises
-:class:`~frontend.rest.JobFailedError` with the job's error when it fails. Rows come back as the
-plain dictionaries the API sends (``frontend.client`` types them); :meth:`Client.table` turns
-a listing into a pandas DataFrame.
+:class:`~frontend.client.rest.JobFailedError` with the job's error when it fails. Rows come back
+as the plain dictionaries the API sends (:mod:`frontend.client.types` types them);
+:meth:`Client.table` turns a listing into a pandas DataFrame.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import tempfile
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 import httpx
 
-from frontend.client import ComparisonPublic, DatasetPublic, JobPublic, ModelPublic
-from frontend.rest import DEFAULT_TIMEOUT_S, RestClient
+from frontend.client import (
+    ComparisonPublic,
+    DatasetPublic,
+    JobKind,
+    JobPublic,
+    ModelPublic,
+    RestClient,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,63 +41,15 @@ TableKind = Literal["models", "comparisons", "jobs", "datasets"]
 # the leading columns of each table, in this order (the API's other fields follow them), so a
 # table has the same columns whether or not it has rows
 TABLE_KINDS: dict[str, tuple[str, ...]] = {
-    "models": (
-        "id",
-        "name",
-        "architecture",
-        "arch_kwargs",
-        "dataset_id",
-        "parent_id",
-        "pruning_method",
-        "pruning_params",
-        "sparsity",
-        "n_params",
-        "n_nonzero",
-        "compression_ratio",
-        "accuracy",
-        "job_id",
-        "created_at",
-    ),
-    "comparisons": (
-        "id",
-        "name",
-        "dataset_id",
-        "model_a_id",
-        "model_b_ids",
-        "job_id",
-        "created_at",
-    ),
-    "jobs": (
-        "id",
-        "kind",
-        "status",
-        "progress",
-        "stage",
-        "error",
-        "spec",
-        "result",
-        "parent_job_id",
-        "created_at",
-        "started_at",
-        "finished_at",
-    ),
-    "datasets": (
-        "id",
-        "name",
-        "source",
-        "num_classes",
-        "class_names",
-        "input_shape",
-        "n_train",
-        "n_test",
-        "created_at",
-    ),
-}
-_LIST_PATHS = {
-    "models": ("/api/models", {}),
-    "comparisons": ("/api/comparisons", {}),
-    "jobs": ("/api/jobs", {"limit": 1000}),  # the API's largest page
-    "datasets": ("/api/datasets", {}),
+    kind: tuple(columns.split())
+    for kind, columns in {
+        "models": "id name architecture arch_kwargs dataset_id parent_id pruning_method "
+        "pruning_params sparsity n_params n_nonzero compression_ratio accuracy job_id created_at",
+        "comparisons": "id name dataset_id model_a_id model_b_ids job_id created_at",
+        "jobs": "id kind status progress stage error spec result parent_job_id created_at "
+        "started_at finished_at",
+        "datasets": "id name source num_classes class_names input_shape n_train n_test created_at",
+    }.items()
 }
 
 
@@ -126,7 +84,7 @@ class Client(RestClient):
 
     Failures raise :class:`~frontend.client.ApiError` (the server refused: ``status``,
     ``detail``), :class:`~frontend.client.ApiUnreachableError`, or a
-    :class:`~frontend.rest.ClientError` (a failed job, a corrupt download, a missing file).
+    :class:`~frontend.client.ClientError` (a failed job, a corrupt download, a missing file).
     """
 
     def __init__(
@@ -134,7 +92,7 @@ class Client(RestClient):
         url: str | None = None,
         token: str | None = None,
         *,
-        timeout: float = DEFAULT_TIMEOUT_S,
+        timeout: float | None = None,
         progress: bool = True,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
@@ -170,15 +128,11 @@ class Client(RestClient):
             TimeoutError: ``timeout`` seconds passed first.
         """
         job_id = cast(int, _id(job, "job"))
-        if label is None:
-            first = self.get_job(job_id)
-            label = f"{first['kind']} (job {job_id})"
-        (done,) = self.follow([job_id], [label], timeout_s=timeout)
-        return done
+        label = label or f"{self.get_job(job_id)['kind']} (job {job_id})"
+        return self.follow([job_id], [label], timeout_s=timeout)[0]
 
-    def _submit(self, kind: str, spec: dict[str, Any], label: str) -> JobPublic:
-        job = cast(JobPublic, self._request("POST", "/api/jobs", json={"kind": kind, "spec": spec}))
-        return self.wait(job["id"], label=label)
+    def _submit(self, kind: JobKind, spec: dict[str, Any], label: str) -> JobPublic:
+        return self.wait(self.create_job(kind, spec)["id"], label=label)
 
     # uploads --------------------------------------------------------------------------------
     def upload_model(
@@ -212,16 +166,16 @@ class Client(RestClient):
             The registered model (the existing one for a file uploaded before with the same
             options).
         """
-        fields = {
-            "architecture": architecture,
-            "arch_kwargs": json.dumps(dict(arch_kwargs)) if arch_kwargs else None,
-            "name": name,
-            "parent_id": None if parent is None else str(_id(parent, "parent")),
-            "dataset_id": None if dataset is None else str(_id(dataset, "dataset")),
-        }
+        send = partial(
+            self.upload_model_file,
+            architecture=architecture,
+            arch_kwargs=arch_kwargs,
+            parent_id=_id(parent, "parent"),
+            dataset_id=_id(dataset, "dataset"),
+            name=name,
+        )
         if isinstance(module_or_path, str | os.PathLike):
-            answer = self.upload_file("/api/models/upload", module_or_path, fields)
-            return cast(ModelPublic, self._imported(answer, "model"))
+            return self._imported(send(module_or_path), "model")
         from safetensors.torch import save_file
         from torch import nn
 
@@ -240,8 +194,8 @@ class Client(RestClient):
         with tempfile.TemporaryDirectory(prefix="prunescope-upload-") as tmp:
             path = Path(tmp) / f"{_slug(name or architecture)}.safetensors"
             save_file(state_dict_for_save(module_or_path), str(path))
-            answer = self.upload_file("/api/models/upload", path, fields)
-        return cast(ModelPublic, self._imported(answer, "model"))
+            answer = send(path)
+        return self._imported(answer, "model")
 
     def upload_dataset(
         self,
@@ -255,22 +209,15 @@ class Client(RestClient):
         """Register a dataset file (npz, CIFAR-10(-C), MNIST idx, image folder): ``POST
         /api/datasets/upload``, then its import job. See ``prunescope upload dataset --help``
         for the formats."""
-        fields = {
-            "format": format,
-            "name": name,
-            "test_fraction": None if test_fraction is None else repr(float(test_fraction)),
-            "seed": None if seed is None else str(int(seed)),
-        }
-        answer = self.upload_file("/api/datasets/upload", path, fields)
-        return cast(DatasetPublic, self._imported(answer, "dataset"))
+        answer = self.upload_dataset_file(
+            path, format=format, name=name, test_fraction=test_fraction, seed=seed
+        )
+        return self._imported(answer, "dataset")
 
     def _imported(self, answer: Mapping[str, Any], what: str) -> Any:
         """The row an upload registered: its import job's, or the identical earlier one's."""
-        row_id = answer.get(f"{what}_id")
-        if answer.get("job_id") is not None:
-            job = self.wait(answer["job_id"], label=f"validate {answer['filename']}"[:40])
-            row_id = (job["result"] or {})[f"{what}_id"]
-        return self._request("GET", f"/api/{what}s/{int(cast(int, row_id))}")
+        row_id = (self.follow_import(answer) or answer)[f"{what}_id"]
+        return self._request("GET", f"/api/{what}s/{int(row_id)}")
 
     # train, prune, compare ------------------------------------------------------------------
     def train(
@@ -385,17 +332,14 @@ class Client(RestClient):
             The comparison; open ``<server>/compare?id=<id>`` to see it.
         """
         bs = [model_b] if isinstance(model_b, int | Mapping) else list(cast(Sequence[Ref], model_b))
-        body: dict[str, Any] = {
-            "model_a_id": _id(model_a, "model_a"),
-            "model_b_ids": [_id(b, "model_b") for b in bs],
+        comparison = self.create_comparison(
+            cast(int, _id(model_a, "model_a")),
+            [cast(int, _id(b, "model_b")) for b in bs],
+            _id(dataset, "dataset"),
+            name=name,
             **options,
-        }
-        if dataset is not None:
-            body["dataset_id"] = _id(dataset, "dataset")
-        if name is not None:
-            body["name"] = name
-        comparison = cast(ComparisonPublic, self._request("POST", "/api/comparisons", json=body))
-        job_id = cast(Mapping[str, Any], comparison).get("job_id")
+        )
+        job_id = comparison.get("job_id")
         if job_id is not None:
             self.wait(job_id, label=f"compare (comparison {comparison['id']})")
         return self.get_comparison(comparison["id"])
@@ -423,9 +367,7 @@ class Client(RestClient):
         Raises:
             ChecksumError: the bytes did not match (nothing is written).
         """
-        model_id = cast(int, _id(model, "model"))
-        dest = None if path is None else Path(path)
-        return self.download_model(model_id, dest, format=format).path
+        return self.download_model(cast(int, _id(model, "model")), path, format=format).path
 
     def download(self, model: Ref, format: str = "prunescope") -> nn.Module:
         """The model as an ``nn.Module``, pruned exactly as the server holds it (masks
@@ -459,8 +401,8 @@ class Client(RestClient):
 
         if kind not in TABLE_KINDS:
             raise ValueError(f"kind={kind!r} should be one of {', '.join(TABLE_KINDS)}")
-        path, params = _LIST_PATHS[kind]
-        rows = self._request("GET", path, params=params)["data"]
+        limit = 1000 if kind == "jobs" else None  # the API's largest page of jobs
+        rows = self._list(f"/api/{kind}", {"limit": limit})
         leading = list(TABLE_KINDS[kind])
         extra = [k for row in rows for k in row if k not in leading]
         columns = leading + list(dict.fromkeys(extra))

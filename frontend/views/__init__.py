@@ -31,6 +31,9 @@ The contract every view module follows, so the compare page composes them and th
 - Figures are pure functions in ``frontend/figures/`` (data in, plotly Figure out), unit tested
   without a browser; callbacks only fetch and route. At most 4 WebGL (``Scattergl``) traces'
   figures on the page in total: the embeddings own two.
+
+What every view is built from (section frame, graphs, controls, a job run on demand) is in
+``frontend/views/parts.py``; a view too big for one module is a package (``samples/``).
 """
 
 from __future__ import annotations
@@ -39,7 +42,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
-from urllib.parse import parse_qsl, urlencode
 
 T = TypeVar("T")
 
@@ -73,17 +75,6 @@ def merge_settings(query: Mapping[str, Any] | None, **updates: Any) -> dict[str,
     return out
 
 
-def merge_query(search: str | None, **updates: Any) -> str:
-    """``search`` ("?a=1&b=2") with keys set (None removes a key); keeps the others' order."""
-    pairs = dict(parse_qsl((search or "").lstrip("?"), keep_blank_values=True))
-    for key, value in updates.items():
-        if value is None or value == "":
-            pairs.pop(key, None)
-        else:
-            pairs[key] = str(value)
-    return f"?{urlencode(pairs)}" if pairs else ""
-
-
 def encode_ids(ids: Sequence[int]) -> str:
     """Compact URL form of sample indices: runs as ranges, "3-7,12,20-21"."""
     out: list[str] = []
@@ -112,16 +103,6 @@ def decode_ids(text: str | None, limit: int = 1_000_000) -> list[int]:
         if len(ids) > limit:
             break
     return sorted(set(ids))[:limit]
-
-
-def as_int(value: Any) -> int | None:
-    """A store or query value as an int; None when absent, a bool, or not an integer."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        return None
 
 
 class FetchCache(Generic[T]):
@@ -164,7 +145,15 @@ class FetchCache(Generic[T]):
                     self._items.popitem(last=False)
         return data
 
+    def load(self, context: Mapping[str, Any]) -> T:
+        """The data of a CONTEXT's comparison and B, for this request's user."""
+        from frontend.client import get_client
+        from frontend.forms import query_int
+
+        return self.get(get_client(), int(context["id"]), query_int(context.get("b")))
+
     def clear(self) -> None:
+        """Forget everything fetched (tests isolate themselves with this)."""
         with self._lock:
             self._items.clear()
 

@@ -20,12 +20,11 @@ from dash import Input, Output, Patch, State, dcc, html
 from frontend.client import (
     ApiClient,
     ApiError,
-    get_client,
     get_comparison_results,
     get_comparison_table_columns,
     get_comparison_table_page,
 )
-from frontend.components import api_error_notice, notice
+from frontend.components import notice
 from frontend.figures import model_label
 from frontend.figures._common import empty_figure
 from frontend.figures.embedding import (
@@ -44,6 +43,18 @@ from frontend.views import (
     merge_settings,
     selected_ids,
     selection,
+)
+from frontend.views.parts import (
+    FLIP_WORDS,
+    SELECTABLE,
+    class_label,
+    control,
+    customdata_ids,
+    graph,
+    has_context,
+    not_ready_notice,
+    selected_count,
+    view_section,
 )
 
 NAME = "embedding"
@@ -73,36 +84,16 @@ BASE_COLUMNS = ("index", "label", "pred_a", "pred_b")
 CACHE_SIZE = 8
 
 FLIP_UNCHANGED = "unchanged"
-FLIP_LABELS = {
-    "": FLIP_UNCHANGED,
-    "correct_to_wrong": "correct → wrong",
-    "wrong_to_correct": "wrong → correct",
-    "wrong_to_other_wrong": "wrong → other wrong",
-}
+FLIP_LABELS = {"": FLIP_UNCHANGED, **FLIP_WORDS}
 # the flips table's colours (frontend/assets/style.css), so a flip reads the same everywhere
 FLIP_COLORS = {
     FLIP_UNCHANGED: "#c8ced6",
-    "correct → wrong": "#cf222e",
-    "wrong → correct": "#1a7f37",
-    "wrong → other wrong": "#d4a72c",
+    FLIP_WORDS["correct_to_wrong"]: "#cf222e",
+    FLIP_WORDS["wrong_to_correct"]: "#1a7f37",
+    FLIP_WORDS["wrong_to_other_wrong"]: "#d4a72c",
 }
 PIE_LABELS = {True: "PIE", False: "not PIE"}
 PIE_COLORS = {"not PIE": "#c8ced6", "PIE": "#8250df"}
-
-GRAPH_CONFIG: dcc.Graph.Config = {
-    "displaylogo": False,
-    "responsive": True,
-    "scrollZoom": False,
-    "modeBarButtonsToRemove": [
-        "zoomIn2d",
-        "zoomOut2d",
-        "autoScale2d",
-        "hoverClosestCartesian",
-        "hoverCompareCartesian",
-        "toggleSpikelines",
-        "sendDataToCloud",
-    ],
-}
 
 
 @dataclass(frozen=True)
@@ -171,11 +162,7 @@ class EmbeddingData:
         return self.named[column]
 
     def class_name(self, value: Any) -> str:
-        try:
-            i = int(value)
-        except (TypeError, ValueError):
-            return "—"
-        return self.class_names[i] if 0 <= i < len(self.class_names) else str(i)
+        return class_label(self.class_names, value)
 
 
 def wanted_columns(available: Sequence[str]) -> list[str]:
@@ -232,18 +219,9 @@ def fetch_and_warm(client: ApiClient, comparison_id: int, b: int | None) -> Embe
 
 
 _cache = FetchCache(fetch_and_warm, CACHE_SIZE)
-
-
-def clear_cache() -> None:
-    """Forget every cached table (tests isolate themselves with this)."""
-    _cache.clear()
-
-
-def load_data(context: Mapping[str, Any]) -> EmbeddingData:
-    """The cached table of the CONTEXT's comparison and B (fetched on first use, with the
-    default colouring's figures built: :func:`warm`)."""
-    b = context.get("b")
-    return _cache.get(get_client(), int(context["id"]), None if b is None else int(b))
+# the cached table of a CONTEXT's comparison and B, fetched on first use with the default
+# colouring's figures built (:func:`warm`); clear_cache forgets every table
+load_data, clear_cache = _cache.load, _cache.clear
 
 
 # figures ------------------------------------------------------------------------------------
@@ -392,10 +370,9 @@ def status_text(value: Mapping[str, Any] | None) -> str:
         return "No samples selected: drag a box or a lasso over either plot."
     source = (value or {}).get("source") or ""
     where = {SOURCE_A: "in embedding A", SOURCE_B: "in embedding B", "url": "from the link"}
-    n = len(ids)
     return (
-        f"{n:,} sample{'s' if n != 1 else ''} selected "
-        f"{where.get(source, f'in the {source} view')}; double-click a plot to clear."
+        f"{selected_count(len(ids))} {where.get(source, f'in the {source} view')}; "
+        "double-click a plot to clear."
     )
 
 
@@ -403,50 +380,33 @@ def status_text(value: Mapping[str, Any] | None) -> str:
 
 
 def _graph(graph_id: str, title: str) -> dcc.Graph:
-    return dcc.Graph(
-        id=graph_id,
-        figure=empty_figure("Loading the embedding…", title),
-        config=GRAPH_CONFIG,
-        style={"height": f"{GRAPH_HEIGHT_PX}px"},
-        className="embedding-graph",
-    )
+    loading = "Loading the embedding…"
+    return graph(graph_id, title, GRAPH_HEIGHT_PX, SELECTABLE, loading, className="embedding-graph")
 
 
 def section() -> html.Section:
     """The view's skeleton: title, colour-by, two empty graphs, explanation."""
-    return html.Section(
-        [
-            html.H2(TITLE),
-            html.P(explanation(None), className="muted hint", id=ID_EXPLANATION),
-            html.Div(
-                html.Label(
-                    [
-                        html.Span("Colour by", className="control-label"),
-                        dcc.Dropdown(
-                            id=ID_COLOR,
-                            options=[
-                                {"label": COLOR_BY_KEY[DEFAULT_COLOR].label, "value": "class"}
-                            ],
-                            value=None,
-                            clearable=False,
-                            searchable=False,
-                        ),
-                    ],
-                    className="control",
-                ),
-                className="controls",
-            ),
-            html.Div(id=ID_MESSAGE),
-            html.Div(
-                [_graph(ID_GRAPH_A, "A: original"), _graph(ID_GRAPH_B, "B: pruned")],
-                id=ID_GRAPHS,
-                className="grid-2",
-            ),
-            html.P(status_text(None), id=ID_STATUS, className="muted hint"),
-            dcc.Store(id=ID_SHOWN),
-        ],
-        id=ID_SECTION,
-        className="section card",
+    color = dcc.Dropdown(
+        id=ID_COLOR,
+        options=[{"label": COLOR_BY_KEY[DEFAULT_COLOR].label, "value": "class"}],
+        value=None,
+        clearable=False,
+        searchable=False,
+    )
+    return view_section(
+        ID_SECTION,
+        TITLE,
+        explanation(None),
+        html.Div(control("Colour by", color), className="controls"),
+        html.Div(id=ID_MESSAGE),
+        html.Div(
+            [_graph(ID_GRAPH_A, "A: original"), _graph(ID_GRAPH_B, "B: pruned")],
+            id=ID_GRAPHS,
+            className="grid-2",
+        ),
+        html.P(status_text(None), id=ID_STATUS, className="muted hint"),
+        dcc.Store(id=ID_SHOWN),
+        lead_id=ID_EXPLANATION,
     )
 
 
@@ -455,6 +415,8 @@ def section() -> html.Section:
 
 def register(app: dash.Dash) -> None:
     """Attach the view's callbacks to ``app``."""
+    figures = [Output(g, "figure", allow_duplicate=True) for g in (ID_GRAPH_A, ID_GRAPH_B)]
+    shown_store = Output(ID_SHOWN, "data", allow_duplicate=True)
     app.callback(
         Output(ID_COLOR, "options"),
         Output(ID_COLOR, "value"),
@@ -468,30 +430,24 @@ def register(app: dash.Dash) -> None:
         State(SELECTION, "data"),
     )(load_embedding)
     app.callback(
-        Output(ID_GRAPH_A, "figure", allow_duplicate=True),
-        Output(ID_GRAPH_B, "figure", allow_duplicate=True),
+        *figures,
         Output(QUERY, "data", allow_duplicate=True),
-        Output(ID_SHOWN, "data", allow_duplicate=True),
+        shown_store,
         Input(ID_COLOR, "value"),
         State(CONTEXT, "data"),
         State(SELECTION, "data"),
         State(QUERY, "data"),
         prevent_initial_call=True,
     )(change_color)
+    for graph_id, select in ((ID_GRAPH_A, select_in_a), (ID_GRAPH_B, select_in_b)):
+        app.callback(
+            Output(SELECTION, "data", allow_duplicate=True),
+            Input(graph_id, "selectedData"),
+            prevent_initial_call=True,
+        )(select)
     app.callback(
-        Output(SELECTION, "data", allow_duplicate=True),
-        Input(ID_GRAPH_A, "selectedData"),
-        prevent_initial_call=True,
-    )(select_in_a)
-    app.callback(
-        Output(SELECTION, "data", allow_duplicate=True),
-        Input(ID_GRAPH_B, "selectedData"),
-        prevent_initial_call=True,
-    )(select_in_b)
-    app.callback(
-        Output(ID_GRAPH_A, "figure", allow_duplicate=True),
-        Output(ID_GRAPH_B, "figure", allow_duplicate=True),
-        Output(ID_SHOWN, "data", allow_duplicate=True),
+        *figures,
+        shown_store,
         Input(SELECTION, "data"),
         State(CONTEXT, "data"),
         State(ID_COLOR, "value"),
@@ -529,19 +485,17 @@ def load_embedding(
         shown selection's key, and the explanation naming the embedding method.
     """
     hidden = {"display": "none"}
-    if not context or context.get("id") is None:
+    if not has_context(context):
         return [], None, *_empty("No comparison."), None, hidden, None, explanation(None)
     try:
         data = load_data(context)
     except ApiError as exc:
-        if exc.status == 409:
-            message = notice(
-                "The embedding is not ready",
-                "The comparison's compare job has not finished; reload when it has.",
-                kind="warning",
-            )
-        else:
-            message = api_error_notice(exc, "the comparison table")
+        message = not_ready_notice(
+            exc,
+            "the comparison table",
+            "The embedding is not ready",
+            "The comparison's compare job has not finished; reload when it has.",
+        )
         return [], None, *_empty("Not available."), message, hidden, None, explanation(None)
     options = [{"label": c.label, "value": c.key} for c in data.options()]
     if not data.has_embedding:
@@ -568,6 +522,17 @@ def load_embedding(
     )
 
 
+def _drawable(context: Mapping[str, Any] | None) -> EmbeddingData | None:
+    """The CONTEXT's table when it has an embedding to redraw (else nothing to do)."""
+    if not has_context(context):
+        return None
+    try:
+        data = load_data(context)
+    except ApiError:
+        return None
+    return data if data.has_embedding else None
+
+
 def change_color(
     color: Any,
     context: Mapping[str, Any] | None,
@@ -577,18 +542,10 @@ def change_color(
     """Callback: redraw both sides in the new colouring and record it in QUERY (``emb_color``,
     absent for the default). Nothing happens when the plots already show ``color`` (the load
     callback setting the dropdown)."""
-    nothing = (dash.no_update,) * 4
-    if not color or not context or context.get("id") is None:
-        return nothing
     showing = (query or {}).get(QUERY_KEY) or DEFAULT_COLOR
-    if color == showing:
-        return nothing
-    try:
-        data = load_data(context)
-    except ApiError:
-        return nothing
-    if not data.has_embedding:
-        return nothing
+    data = _drawable(context) if color and color != showing else None
+    if data is None:
+        return (dash.no_update,) * 4
     choice = color_choice(color, data)
     selected = _selected(current)
     new_query = merge_settings(
@@ -607,19 +564,9 @@ def ids_from_selected_data(selected_data: Mapping[str, Any] | None) -> list[int]
     None when the selection was cleared (double-click: ``selectedData`` None)."""
     if selected_data is None:
         return None
-    ids: list[int] = []
-    for point in selected_data.get("points") or []:
-        if point.get("curveNumber", 0) != 0:
-            continue  # legend-only traces have no samples
-        custom = point.get("customdata")
-        value = custom[0] if isinstance(custom, list | tuple) and custom else custom
-        if value is None:
-            continue
-        try:
-            ids.append(int(value))
-        except (TypeError, ValueError):
-            continue
-    return ids
+    # legend-only traces have no samples
+    points = [p for p in selected_data.get("points") or [] if p.get("curveNumber", 0) == 0]
+    return customdata_ids(points)
 
 
 def _select(selected_data: Mapping[str, Any] | None, source: str) -> Any:
@@ -662,15 +609,9 @@ def highlight_selection(
     """
     new = shown(value)
     before = current or {}
-    nothing = (dash.no_update, dash.no_update, dash.no_update)
-    if new["key"] == before.get("key") or not context or context.get("id") is None:
-        return nothing
-    try:
-        data = load_data(context)
-    except ApiError:
-        return nothing
-    if not data.has_embedding:
-        return nothing
+    data = _drawable(context) if new["key"] != before.get("key") else None
+    if data is None:
+        return dash.no_update, dash.no_update, dash.no_update
     ids = _selected(value)
     choice = color_choice(color, data)
     patches = []

@@ -35,7 +35,6 @@ from frontend.client import (
     get_client,
     get_comparison_results,
 )
-from frontend.components import api_error_notice, notice
 from frontend.figures._common import empty_figure
 from frontend.figures.formatting import model_label
 from frontend.figures.geometry import (
@@ -48,15 +47,28 @@ from frontend.figures.geometry import (
     local_geometry_scatter,
     parallel_geometry,
 )
+from frontend.forms import query_int
 from frontend.views import (
-    QUERY,
     SELECTION,
     FetchCache,
-    as_int,
-    merge_settings,
     selected_ids,
     selection,
     view_context,
+)
+from frontend.views.parts import (
+    SELECTABLE,
+    class_index,
+    class_label,
+    control,
+    customdata_ids,
+    graph,
+    has_context,
+    not_ready_notice,
+    radio,
+    register_settings,
+    selected_count,
+    view_section,
+    write_settings,
 )
 
 NAME = "geometry"
@@ -67,7 +79,7 @@ KEY_PARALLEL = "geo_par"
 DEFAULT_MODE: GeometryMode = "overlay"
 DEFAULT_PARALLEL = "a"
 
-CTX = view_context("geometry")  # this lazy view's copy of CONTEXT
+CTX = view_context(NAME)
 
 ID_SECTION = "compare-geometry"
 ID_MESSAGE = "compare-geometry-message"
@@ -115,28 +127,6 @@ PARALLEL_OPTIONS = [
     {"label": "B: pruned", "value": "b"},
 ]
 
-REMOVED_BUTTONS = [
-    "zoomIn2d",
-    "zoomOut2d",
-    "autoScale2d",
-    "hoverClosestCartesian",
-    "hoverCompareCartesian",
-    "toggleSpikelines",
-    "sendDataToCloud",
-]
-# the local scatter keeps box and lasso select (they write the linked selection)
-GRAPH_CONFIG: dcc.Graph.Config = {
-    "displaylogo": False,
-    "responsive": True,
-    "scrollZoom": False,
-    "modeBarButtonsToRemove": REMOVED_BUTTONS,
-}
-STATIC_CONFIG: dcc.Graph.Config = {
-    "displaylogo": False,
-    "responsive": True,
-    "scrollZoom": False,
-    "modeBarButtonsToRemove": ["select2d", "lasso2d", *REMOVED_BUTTONS],
-}
 PARALLEL_NOTE = (
     "One line per test sample, coloured by its true class; drag along an axis to keep only the "
     "lines crossing that range."
@@ -164,11 +154,7 @@ class GeometryData:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def class_name(self, value: Any) -> str:
-        try:
-            i = int(value)
-        except (TypeError, ValueError):
-            return "—"
-        return self.class_names[i] if 0 <= i < len(self.class_names) else f"class {i}"
+        return class_label(self.class_names, value)
 
     def columns(self) -> list[str]:
         """The analysis-table columns drawn: base metrics and the angle to every class."""
@@ -236,17 +222,7 @@ def fetch_geometry_data(client: ApiClient, comparison_id: int, b: int | None) ->
 
 
 _cache = FetchCache(fetch_geometry_data, CACHE_SIZE)
-
-
-def clear_cache() -> None:
-    """Forget everything fetched (tests isolate themselves with this)."""
-    _cache.clear()
-
-
-def load_data(context: Mapping[str, Any]) -> GeometryData:
-    """The cached data of the CONTEXT's comparison and B (the view fetched on first use)."""
-    b = context.get("b")
-    return _cache.get(get_client(), int(context["id"]), None if b is None else int(b))
+load_data, clear_cache = _cache.load, _cache.clear  # fetched on first use
 
 
 # pure helpers -------------------------------------------------------------------------------
@@ -257,8 +233,8 @@ def default_class(
 ) -> int:
     """The class shown first: the page's selected class, else the one whose recall fell most
     from A to B, else 0."""
-    cls = as_int(context_class)
-    if cls is not None and 0 <= cls < n:
+    cls = class_index(context_class, n)
+    if cls is not None:
         return cls
     worst: tuple[int, float] | None = None
     for i, (a, b) in enumerate(zip(recall_a, recall_b, strict=False)):
@@ -268,12 +244,6 @@ def default_class(
         if delta < 0 and (worst is None or delta < worst[1]):
             worst = (i, delta)
     return worst[0] if worst is not None else 0
-
-
-def parse_class(value: Any, n: int) -> int | None:
-    """A class index in [0, n), or None."""
-    cls = as_int(value)
-    return cls if cls is not None and 0 <= cls < n else None
 
 
 def parse_mode(value: Any) -> GeometryMode:
@@ -294,10 +264,6 @@ def align(index_a: np.ndarray, index_b: np.ndarray) -> tuple[np.ndarray, np.ndar
     pos = np.clip(pos, 0, max(sorted_b.size - 1, 0))
     found = sorted_b[pos] == index_a if sorted_b.size else np.zeros(index_a.size, dtype=bool)
     return np.flatnonzero(found), order[pos[found]]
-
-
-def _selected(value: Mapping[str, Any] | None) -> list[int]:
-    return selected_ids(value)
 
 
 def local_figure(
@@ -366,30 +332,10 @@ def ids_from_selected_data(selected_data: Mapping[str, Any] | None) -> list[int]
     selection was cleared or holds no sample."""
     if not selected_data:
         return None
-    ids: list[int] = []
-    for point in selected_data.get("points") or []:
-        custom = point.get("customdata")
-        value = custom[0] if isinstance(custom, list | tuple) and custom else custom
-        i = as_int(value)
-        if i is not None:
-            ids.append(i)
-    return ids or None
+    return customdata_ids(selected_data.get("points") or []) or None
 
 
 # layout -------------------------------------------------------------------------------------
-
-
-def _graph(graph_id: str, title: str, height: int, config: dcc.Graph.Config) -> dcc.Graph:
-    return dcc.Graph(
-        id=graph_id,
-        figure=empty_figure("Loading…", title),
-        config=config,
-        style={"height": f"{height}px"},
-    )
-
-
-def _control(label: str, component: Any) -> html.Label:
-    return html.Label([html.Span(label, className="control-label"), component], className="control")
 
 
 def section() -> html.Section:
@@ -402,84 +348,51 @@ def section() -> html.Section:
         ],
         className="muted geometry-metrics",
     )
-    return html.Section(
-        [
-            html.H2(TITLE),
-            html.P(EXPLANATION, className="muted hint"),
-            html.Div(id=ID_MESSAGE),
-            html.Div(
-                [
+    class_choice = dcc.Dropdown(id=ID_CLASS, options=[], value=None, clearable=False)
+    body = [
+        html.Div(
+            [
+                _panel(
+                    "recall",
+                    "Recall distortion",
+                    html.P(BN_HOVER + ".", className="muted hint"),
+                    graph(ID_BALANCE, "Recall distortion", GRAPH_HEIGHT_PX),
+                    html.P(BALANCE_NOTE, id=ID_BALANCE_NOTE, className="muted hint"),
+                ),
+                _panel(
+                    "local",
+                    "Local geometry",
                     html.Div(
                         [
-                            html.H3("Recall distortion"),
-                            html.P(BN_HOVER + ".", className="muted hint"),
-                            _graph(ID_BALANCE, "Recall distortion", GRAPH_HEIGHT_PX, STATIC_CONFIG),
-                            html.P(BALANCE_NOTE, id=ID_BALANCE_NOTE, className="muted hint"),
+                            control("Class", class_choice),
+                            control("Show", radio(ID_MODE, MODE_OPTIONS, DEFAULT_MODE)),
                         ],
-                        id=f"{ID_SECTION}-recall",
-                    ),
-                    html.Div(
-                        [
-                            html.H3("Local geometry"),
-                            html.Div(
-                                [
-                                    _control(
-                                        "Class",
-                                        dcc.Dropdown(
-                                            id=ID_CLASS,
-                                            options=[],
-                                            value=None,
-                                            clearable=False,
-                                        ),
-                                    ),
-                                    _control(
-                                        "Show",
-                                        dcc.RadioItems(
-                                            id=ID_MODE,
-                                            options=MODE_OPTIONS,
-                                            value=DEFAULT_MODE,
-                                            inline=True,
-                                            className="radio-row",
-                                        ),
-                                    ),
-                                ],
-                                className="controls",
-                            ),
-                            _graph(ID_LOCAL, "Local geometry", GRAPH_HEIGHT_PX, GRAPH_CONFIG),
-                            html.P(SELECT_HINT, id=ID_LOCAL_NOTE, className="muted hint"),
-                        ],
-                        id=f"{ID_SECTION}-local",
-                    ),
-                ],
-                className="grid-2",
-            ),
-            html.Div(
-                [
-                    html.H3("Global geometry"),
-                    html.Div(
-                        _control(
-                            "Model",
-                            dcc.RadioItems(
-                                id=ID_PAR_MODEL,
-                                options=PARALLEL_OPTIONS,
-                                value=DEFAULT_PARALLEL,
-                                inline=True,
-                                className="radio-row",
-                            ),
-                        ),
                         className="controls",
                     ),
-                    _graph(ID_PARALLEL, "Global geometry", PARALLEL_HEIGHT_PX, STATIC_CONFIG),
-                    html.P(PARALLEL_NOTE, id=ID_PARALLEL_NOTE, className="muted hint"),
-                    metrics,
-                ],
-                id=f"{ID_SECTION}-global",
+                    graph(ID_LOCAL, "Local geometry", GRAPH_HEIGHT_PX, SELECTABLE),
+                    html.P(SELECT_HINT, id=ID_LOCAL_NOTE, className="muted hint"),
+                ),
+            ],
+            className="grid-2",
+        ),
+        _panel(
+            "global",
+            "Global geometry",
+            html.Div(
+                control("Model", radio(ID_PAR_MODEL, PARALLEL_OPTIONS, DEFAULT_PARALLEL)),
+                className="controls",
             ),
-            dcc.Store(id=ID_DEFAULTS),
-        ],
-        id=ID_SECTION,
-        className="section card",
-    )
+            graph(ID_PARALLEL, "Global geometry", PARALLEL_HEIGHT_PX),
+            html.P(PARALLEL_NOTE, id=ID_PARALLEL_NOTE, className="muted hint"),
+            metrics,
+        ),
+        dcc.Store(id=ID_DEFAULTS),
+    ]
+    return view_section(ID_SECTION, TITLE, EXPLANATION, html.Div(id=ID_MESSAGE), *body)
+
+
+def _panel(name: str, title: str, *children: Any) -> html.Div:
+    return html.Div([html.H3(title), *children], id=f"{ID_SECTION}-{name}")
 
 
 # callbacks ----------------------------------------------------------------------------------
@@ -529,31 +442,18 @@ def register(app: dash.Dash) -> None:
         State(CTX, "data"),
         prevent_initial_call=True,  # lazy: runs once woken (CTX)
     )(render_parallel)
-    app.callback(
-        Output(QUERY, "data", allow_duplicate=True),
-        Input(ID_CLASS, "value"),
-        Input(ID_MODE, "value"),
-        Input(ID_PAR_MODEL, "value"),
-        State(QUERY, "data"),
-        State(ID_DEFAULTS, "data"),
-        prevent_initial_call=True,
-    )(write_geometry_query)
+    register_settings(
+        app,
+        write_geometry_query,
+        *(Input(i, "value") for i in (ID_CLASS, ID_MODE, ID_PAR_MODEL)),
+        extra=[State(ID_DEFAULTS, "data")],
+    )
     app.callback(
         Output(SELECTION, "data", allow_duplicate=True),
         Input(ID_LOCAL, "selectedData"),
         State(SELECTION, "data"),
         prevent_initial_call=True,
     )(select_geometry)
-
-
-def _has_context(context: Mapping[str, Any] | None) -> bool:
-    return bool(context) and as_int((context or {}).get("id")) is not None
-
-
-def _not_ready_notice(exc: ApiError) -> Any:
-    if exc.status in (404, 409):
-        return notice(NOT_READY, "Reload the page once the analyze jobs are done.", kind="warning")
-    return api_error_notice(exc, "the geometry")
 
 
 def init_geometry(context: Mapping[str, Any] | None) -> tuple[Any, ...]:
@@ -563,28 +463,28 @@ def init_geometry(context: Mapping[str, Any] | None) -> tuple[Any, ...]:
         class options, class, mode, parallel model, defaults (``{"cls": default class}``, so
         the class is written to the URL only when it differs), message.
     """
-    if not _has_context(context):
+    if not has_context(context):
         return [], None, DEFAULT_MODE, DEFAULT_PARALLEL, None, None
-    assert context is not None
     query = context.get("query") or {}
     mode, par = parse_mode(query.get(KEY_MODE)), parse_parallel(query.get(KEY_PARALLEL))
     try:
         data = load_data(context)
     except ApiError as exc:
-        return [], None, mode, par, None, _not_ready_notice(exc)
+        hint = "Reload the page once the analyze jobs are done."
+        message = not_ready_notice(exc, "the geometry", NOT_READY, hint, statuses=(404, 409))
+        return [], None, mode, par, None, message
     n = len(data.class_names)
     options = [{"label": f"{i}: {name}", "value": i} for i, name in enumerate(data.class_names)]
     default = default_class(context.get("cls"), data.recall_a, data.recall_b, n)
-    cls = parse_class(query.get(KEY_CLASS), n)
+    cls = class_index(query.get(KEY_CLASS), n)
     return options, default if cls is None else cls, mode, par, {"cls": default}, None
 
 
 def render_balance(context: Mapping[str, Any] | None) -> tuple[Any, Any]:
     """Callback: the recall-distortion scatter from the comparison's results."""
     title = "Recall distortion"
-    if not _has_context(context):
+    if not has_context(context):
         return empty_figure("No comparison.", title), dash.no_update
-    assert context is not None
     try:
         data = load_data(context)
         results = fetch_results(get_client(), data)
@@ -606,7 +506,7 @@ def render_balance(context: Mapping[str, Any] | None) -> tuple[Any, Any]:
         rd.get("alpha"),
         t=rd.get("t"),
         sparsity=rd.get("sparsity"),
-        selected_class=parse_class(context.get("cls"), n),
+        selected_class=class_index(context.get("cls"), n),
     )
     return fig, BALANCE_NOTE
 
@@ -630,19 +530,18 @@ def render_local(
     """Callback: the local-geometry scatter of the chosen class in the chosen mode, the
     SELECTION highlighted."""
     title = "Local geometry"
-    if not _has_context(context):
+    if not has_context(context):
         return empty_figure("No comparison.", title), SELECT_HINT
-    assert context is not None
     try:
         data = load_data(context)
         table_a, table_b = _tables(data, ("a", "b"))
     except ApiError as exc:
         return empty_figure(_table_error(exc), title), SELECT_HINT
     n = len(data.class_names)
-    chosen = parse_class(cls, n)
+    chosen = class_index(cls, n)
     if chosen is None:
         chosen = default_class(context.get("cls"), data.recall_a, data.recall_b, n)
-    ids = _selected(current)
+    ids = selected_ids(current)
     source = (current or {}).get("source") if ids else None
     fig = local_figure(data, table_a, table_b, chosen, parse_mode(mode), ids, source)
     return fig, selection_note(current)
@@ -650,15 +549,14 @@ def render_local(
 
 def selection_note(current: Mapping[str, Any] | None) -> str:
     """The line under the local scatter: how to select, or what is selected and where."""
-    ids = _selected(current)
+    ids = selected_ids(current)
     if not ids:
         return SELECT_HINT
     source = (current or {}).get("source") or ""
     where = " here" if source == SOURCE else f" in {source}" if source else ""
-    n = len(ids)
     return (
-        f"{n:,} sample{'s' if n != 1 else ''} selected{where}; double-click the plot that "
-        "made the selection to clear it."
+        f"{selected_count(len(ids))}{where}; double-click the plot that made the selection "
+        "to clear it."
     )
 
 
@@ -687,16 +585,15 @@ def render_parallel(
     """Callback: parallel coordinates of A or B, narrowed to the SELECTION when there is one."""
     title = "Global geometry"
     default_note = PARALLEL_NOTE
-    if not _has_context(context):
+    if not has_context(context):
         return empty_figure("No comparison.", title), default_note
-    assert context is not None
     side = parse_parallel(par)
     try:
         data = load_data(context)
         (table,) = _tables(data, (side,))
     except ApiError as exc:
         return empty_figure(_table_error(exc), title), default_note
-    fig = parallel_figure(data, table, side, _selected(current))
+    fig = parallel_figure(data, table, side, selected_ids(current))
     note = (fig.layout.meta or {}).get("note") if isinstance(fig.layout.meta, dict) else None
     return fig, f"{default_note} Showing {note}." if note else default_note
 
@@ -713,9 +610,9 @@ def write_geometry_query(
 
     Returns ``dash.no_update`` when QUERY already says so (the init callback filling the
     controls)."""
-    default_cls = as_int((defaults or {}).get("cls"))
-    chosen = as_int(cls)
-    new = merge_settings(
+    default_cls = query_int((defaults or {}).get("cls"))
+    chosen = query_int(cls)
+    return write_settings(
         query,
         **{
             KEY_CLASS: None if chosen is None or chosen == default_cls else chosen,
@@ -723,9 +620,6 @@ def write_geometry_query(
             KEY_PARALLEL: None if parse_parallel(par) == DEFAULT_PARALLEL else parse_parallel(par),
         },
     )
-    if new == merge_settings(query):
-        return dash.no_update
-    return new
 
 
 def select_geometry(

@@ -21,7 +21,6 @@ from dash import Input, Output, State, dcc, html
 from frontend.client import (
     ApiClient,
     ApiError,
-    JobPublic,
     RegionResult,
     create_regions_job,
     get_client,
@@ -31,7 +30,6 @@ from frontend.client import (
     get_region_table_columns,
 )
 from frontend.components import api_error_notice, job_line, notice, stat_card
-from frontend.figures._common import empty_figure
 from frontend.figures.formatting import format_percent, model_label
 from frontend.figures.regions import (
     COUNT_METRICS,
@@ -39,23 +37,42 @@ from frontend.figures.regions import (
     region_count_boxes,
     region_map_figure,
 )
-from frontend.views import QUERY, as_int, merge_settings, view_context
+from frontend.forms import query_int
+from frontend.jobs import ACTIVE_STATUSES
+from frontend.views import merge_settings, view_context
+from frontend.views.parts import (
+    HIDDEN,
+    SELECT_BUTTONS,
+    SHOWN,
+    ViewJob,
+    graph,
+    graph_config,
+    has_context,
+    not_ready_notice,
+    radio,
+    register_settings,
+    sample_image,
+    view_section,
+)
 
 NAME = "regions"
 KEY_COUNT = "reg_count"
 DEFAULT_COUNT = "linear_pieces"
 
-CTX = view_context("regions")  # this lazy view's copy of CONTEXT
+CTX = view_context(NAME)
 
 ID_SECTION = "compare-regions"
 ID_MESSAGE = "compare-regions-message"
 ID_INTRO = "compare-regions-intro"
-ID_COMPUTE = "compare-regions-compute"
 ID_JOB_NOTE = "compare-regions-job-note"
-ID_PROGRESS = "compare-regions-progress"
-ID_POLL = "compare-regions-poll"
-ID_JOB = "compare-regions-job"
-ID_DONE = "compare-regions-done"
+# the regions job the button submits, followed until it ends; once it has succeeded, its id
+# (in ID_DONE) reloads the view
+JOB = ViewJob(
+    "compare-regions", "regions", lambda _, job: (job_line(job), int(job["id"])), announce=True
+)
+ID_COMPUTE, ID_JOB, ID_POLL = JOB.compute, JOB.job, JOB.poll_id
+ID_PROGRESS, ID_DONE = JOB.progress, JOB.done
+follow_job, poll_regions_job = JOB.follow, JOB.poll  # the callbacks
 ID_SPEC = "compare-regions-spec"
 ID_BODY = "compare-regions-body"
 ID_CARDS = "compare-regions-cards"
@@ -80,8 +97,6 @@ LEAD = (
 )
 EMPTY_TITLE = "No linear-region results yet"
 BUTTON = "Compute linear regions"
-POLL_INTERVAL_MS = 1000
-ACTIVE = ("queued", "running", "cancelling")
 # small enough for an interactive wait (digits models: a minute or two); big inputs get less
 INTERACTIVE_SPEC: dict[str, Any] = {
     "n_pairs": 2,
@@ -100,8 +115,6 @@ SLICE_COLUMNS = ["index", "label", "pred_a", "pred_b", "margin_a", "margin_b"]
 MAP_HEIGHT_PX = 560
 DIST_HEIGHT_PX = 420
 CONTROL_ROW: dict[str, str] = {"margin": "0.75rem 0", "minHeight": "1.6rem"}
-HIDDEN: dict[str, str] = {"display": "none"}
-SHOWN: dict[str, str] = {}
 COUNT_OPTIONS = [
     {"label": "Linear regions", "value": "linear_pieces"},
     {"label": "Activation regions", "value": "activation_pieces"},
@@ -112,19 +125,7 @@ MAP_NOTE = (
     "thin grey lines are region boundaries, colours the predicted class, the black line the "
     "decision boundary. Same plane for A and B."
 )
-GRAPH_CONFIG: dcc.Graph.Config = {
-    "displaylogo": False,
-    "responsive": True,
-    "scrollZoom": False,
-    "modeBarButtonsToRemove": [
-        "select2d",
-        "lasso2d",
-        "autoScale2d",
-        "hoverCompareCartesian",
-        "toggleSpikelines",
-        "sendDataToCloud",
-    ],
-}
+GRAPH_CONFIG = graph_config(*SELECT_BUTTONS)  # zoom in to the maps' small regions
 
 
 # pure helpers -------------------------------------------------------------------------------
@@ -210,7 +211,7 @@ def active_job(jobs: Sequence[Mapping[str, Any]], comparison_id: int) -> Mapping
         for j in jobs
         if j.get("kind") == "regions"
         and (j.get("spec") or {}).get("comparison_id") == comparison_id
-        and j.get("status") in ACTIVE
+        and j.get("status") in ACTIVE_STATUSES
     ]
     return max(found, key=lambda j: int(j["id"])) if found else None
 
@@ -309,12 +310,11 @@ def map_note(
             figures.append(
                 html.Figure(
                     [
-                        html.Img(
-                            src=ApiClient.dataset_image_path(int(dataset["id"]), "test", i),
-                            alt=f"test sample {i}",
-                            width="56",
-                            height="56",
-                            className="sample-img",
+                        sample_image(
+                            ApiClient.dataset_image_path(int(dataset["id"]), "test", i),
+                            f"test sample {i}",
+                            56,
+                            "sample-img",
                             style={"imageRendering": "pixelated"},
                         ),
                         html.Figcaption(f"p{k}: test #{i}", className="muted hint"),
@@ -362,16 +362,13 @@ def fetch_regions(context: Mapping[str, Any]) -> dict[str, Any]:
     """
     client = get_client()
     comparison_id = int(context["id"])
-    b = as_int(context.get("b"))
+    b = query_int(context.get("b"))
     try:
         view = client.get_comparison_view(comparison_id, b=b)
     except ApiError as exc:
-        if exc.status == 409:
-            return {
-                "state": "error",
-                "message": notice("Regions appear once A and B are analysed."),
-            }
-        return {"state": "error", "message": api_error_notice(exc, "the comparison")}
+        title = "Regions appear once A and B are analysed."
+        message = not_ready_notice(exc, "the comparison", title, kind="info")
+        return {"state": "error", "message": message}
     dataset = view.get("dataset") or {}
     spec = interactive_spec(dataset.get("input_shape"))
     a_id, b_id = int(view["model_a"]["id"]), int(view["model_b"]["id"])
@@ -439,12 +436,7 @@ def fetch_regions(context: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _graph(graph_id: str, title: str, height: int) -> dcc.Graph:
-    return dcc.Graph(
-        id=graph_id,
-        figure=empty_figure("Loading…", title),
-        config=GRAPH_CONFIG,
-        style={"height": f"{height}px"},
-    )
+    return graph(graph_id, title, height, GRAPH_CONFIG)
 
 
 def section() -> html.Section:
@@ -455,9 +447,7 @@ def section() -> html.Section:
             html.P(WHAT),
             html.Div(
                 [
-                    html.Button(
-                        BUTTON, id=ID_COMPUTE, className="btn btn-primary needs-write", n_clicks=0
-                    ),
+                    JOB.button(BUTTON),
                     html.Span(
                         "Computing them needs a write token.", className="muted needs-write-note"
                     ),
@@ -471,7 +461,8 @@ def section() -> html.Section:
         className="notice notice-info",
         style=HIDDEN,
     )
-    body = html.Div(
+    hover = html.Span("Each point a test sample; hover for what it measures.", className="muted")
+    results = html.Div(
         [
             html.Div(id=ID_CARDS, className="card-row"),
             html.Div(
@@ -479,27 +470,14 @@ def section() -> html.Section:
                     html.Div(
                         [
                             html.Div(
-                                dcc.RadioItems(
-                                    id=ID_METRIC,
-                                    options=COUNT_OPTIONS,
-                                    value=DEFAULT_COUNT,
-                                    inline=True,
-                                    className="radio-row",
-                                ),
-                                style=CONTROL_ROW,
+                                radio(ID_METRIC, COUNT_OPTIONS, DEFAULT_COUNT), style=CONTROL_ROW
                             ),
                             _graph(ID_COUNTS, "Regions along segments", DIST_HEIGHT_PX),
                         ]
                     ),
                     html.Div(
                         [
-                            html.Div(
-                                html.Span(
-                                    "Each point a test sample; hover for what it measures.",
-                                    className="muted",
-                                ),
-                                style=CONTROL_ROW,
-                            ),
+                            html.Div(hover, style=CONTROL_ROW),
                             _graph(
                                 ID_DISTANCES, "Distance to the nearest boundary", DIST_HEIGHT_PX
                             ),
@@ -521,22 +499,8 @@ def section() -> html.Section:
         id=ID_BODY,
         style=HIDDEN,
     )
-    return html.Section(
-        [
-            html.H2(TITLE),
-            html.P(LEAD, className="muted hint"),
-            html.Div(id=ID_MESSAGE),
-            intro,
-            body,
-            dcc.Interval(id=ID_POLL, interval=POLL_INTERVAL_MS, disabled=True),
-            dcc.Store(id=ID_JOB),
-            dcc.Store(id=ID_DONE),
-            dcc.Store(id=ID_SPEC),
-            dcc.Store(id=ID_DATA),
-        ],
-        id=ID_SECTION,
-        className="section card",
-    )
+    stores = [*JOB.stores(), dcc.Store(id=ID_SPEC), dcc.Store(id=ID_DATA)]
+    return view_section(ID_SECTION, TITLE, LEAD, html.Div(id=ID_MESSAGE), intro, results, *stores)
 
 
 # callbacks ----------------------------------------------------------------------------------
@@ -568,35 +532,29 @@ def register(app: dash.Dash) -> None:
         Input(ID_METRIC, "value"),
         prevent_initial_call=True,  # lazy: runs once woken (CTX)
     )(render_counts)
-    app.callback(
-        Output(QUERY, "data", allow_duplicate=True),
-        Input(ID_METRIC, "value"),
-        State(QUERY, "data"),
-        prevent_initial_call=True,
-    )(store_count)
-    app.callback(
-        Output(ID_JOB, "data", allow_duplicate=True),
-        Output(ID_PROGRESS, "children", allow_duplicate=True),
-        Input(ID_COMPUTE, "n_clicks"),
-        State(CTX, "data"),
-        State(ID_SPEC, "data"),
-        prevent_initial_call=True,
-    )(start_regions_job)
-    app.callback(
-        Output(ID_POLL, "disabled"),
-        Output(ID_COMPUTE, "disabled"),
-        Output(ID_PROGRESS, "children"),
-        Input(ID_JOB, "data"),
-    )(follow_job)
-    app.callback(
-        Output(ID_PROGRESS, "children", allow_duplicate=True),
-        Output(ID_POLL, "disabled", allow_duplicate=True),
-        Output(ID_COMPUTE, "disabled", allow_duplicate=True),
-        Output(ID_DONE, "data"),
-        Input(ID_POLL, "n_intervals"),
-        State(ID_JOB, "data"),
-        prevent_initial_call=True,
-    )(poll_regions_job)
+    register_settings(app, store_count, Input(ID_METRIC, "value"))
+    JOB.register(app, start_regions_job, State(CTX, "data"), State(ID_SPEC, "data"))
+
+
+def _loaded(**values: Any) -> tuple[Any, ...]:
+    """:func:`load_regions`' answer: ``values`` over those of a view that shows nothing."""
+    skip = dash.no_update
+    out: dict[str, Any] = {
+        "message": None,
+        "intro": HIDDEN,
+        "body": HIDDEN,
+        "spec": None,
+        "note": None,
+        "job": None,
+        "data": None,
+        "cards": [],
+        "distances": skip,
+        "map_a": skip,
+        "map_b": skip,
+        "map_note": [],
+        "metric": skip,
+    }
+    return tuple({**out, **values}.values())
 
 
 def load_regions(context: Mapping[str, Any] | None, done: Any = None) -> tuple[Any, ...]:
@@ -608,27 +566,12 @@ def load_regions(context: Mapping[str, Any] | None, done: Any = None) -> tuple[A
         message, intro style, body style, job spec, spec note, followed job, segment data (for
         the count chart), cards, distance figure, map of A, map of B, map note, count setting.
     """
-    skip = dash.no_update
-    if not context or context.get("id") is None:
-        return (None, HIDDEN, HIDDEN, None, None, None, None, [], skip, skip, skip, [], skip)
+    if not has_context(context):
+        return _loaded()
     found = fetch_regions(context)
     metric = parse_count((context.get("query") or {}).get(KEY_COUNT))
     if found["state"] == "error":
-        return (
-            found["message"],
-            HIDDEN,
-            HIDDEN,
-            None,
-            None,
-            None,
-            None,
-            [],
-            skip,
-            skip,
-            skip,
-            [],
-            skip,
-        )
+        return _loaded(message=found["message"])
     spec = found["spec"]
     note = [
         spec_text(spec),
@@ -647,20 +590,8 @@ def load_regions(context: Mapping[str, Any] | None, done: Any = None) -> tuple[A
         job_store = (
             None if job is None else {"id": int(job["id"]), "comparison_id": int(context["id"])}
         )
-        return (
-            message,
-            SHOWN,
-            HIDDEN,
-            spec,
-            note,
-            job_store,
-            None,
-            [],
-            skip,
-            skip,
-            skip,
-            [],
-            metric,
+        return _loaded(
+            message=message, intro=SHOWN, spec=spec, note=note, job=job_store, metric=metric
         )
     class_names = list((found.get("dataset") or {}).get("class_names") or [])
     label_a, label_b = found["label_a"], found["label_b"]
@@ -674,20 +605,17 @@ def load_regions(context: Mapping[str, Any] | None, done: Any = None) -> tuple[A
         "label_a": label_a,
         "label_b": label_b,
     }
-    return (
-        None,
-        HIDDEN,
-        SHOWN,
-        spec,
-        note,
-        None,
-        data,
-        region_cards(found["result_a"], found["result_b"]),
-        distance_boxes(found["samples_a"], found["samples_b"], label_a, label_b),
-        region_map_figure(map_a, class_names, f"{label_a}: region map", names),
-        region_map_figure(map_b, class_names, f"{label_b}: region map", names),
-        map_note(map_a, found.get("dataset"), found["result_a"]),
-        metric,
+    return _loaded(
+        body=SHOWN,
+        spec=spec,
+        note=note,
+        data=data,
+        cards=region_cards(found["result_a"], found["result_b"]),
+        distances=distance_boxes(found["samples_a"], found["samples_b"], label_a, label_b),
+        map_a=region_map_figure(map_a, class_names, f"{label_a}: region map", names),
+        map_b=region_map_figure(map_b, class_names, f"{label_b}: region map", names),
+        map_note=map_note(map_a, found.get("dataset"), found["result_a"]),
+        metric=metric,
     )
 
 
@@ -722,54 +650,11 @@ def start_regions_job(
         The followed job (``{"id", "comparison_id"}``) and the progress panel (the API's refusal
         when it did not accept the job).
     """
-    if not n_clicks or not context or context.get("id") is None:
+    if not n_clicks or not has_context(context):
         return dash.no_update, dash.no_update
     comparison_id = int(context["id"])
-    try:
-        job = create_regions_job(get_client(), comparison_id, **dict(spec or INTERACTIVE_SPEC))
-    except ApiError as exc:
-        return dash.no_update, api_error_notice(exc, "the regions job")
-    return {"id": int(job["id"]), "comparison_id": comparison_id}, job_line(job)
-
-
-def follow_job(job: Mapping[str, Any] | None) -> tuple[bool, bool, Any]:
-    """Callback: poll while a job is followed; the button waits for it.
-
-    Returns:
-        Interval disabled, button disabled, progress panel.
-    """
-    if not job or job.get("id") is None:
-        return True, False, dash.no_update
-    return False, True, html.Span(f"Job #{job['id']} submitted…", className="muted")
-
-
-def poll_regions_job(n_intervals: int | None, job: Mapping[str, Any] | None) -> tuple[Any, ...]:
-    """Callback: the followed job's progress; when it succeeds the results are loaded.
-
-    Returns:
-        Progress panel, interval disabled, button disabled, and ``done`` (the finished job's id,
-        which reloads the view) or no update.
-    """
-    if not job or job.get("id") is None:
-        return dash.no_update, True, False, dash.no_update
-    try:
-        current: JobPublic = get_client().get_job(int(job["id"]))
-    except ApiError as exc:
-        return api_error_notice(exc, f"job #{job['id']}"), True, False, dash.no_update
-    status = current.get("status")
-    if status in ACTIVE:
-        return job_line(current), False, True, dash.no_update
-    if status == "succeeded":
-        return job_line(current), True, True, int(current["id"])
-    error = current.get("error") or f"the job ended as {status}"
-    panel = html.Div(
-        [
-            job_line(current),
-            notice(
-                f"The regions job {status}",
-                error,
-                kind="error" if status == "failed" else "warning",
-            ),
-        ]
+    job_spec = dict(spec or INTERACTIVE_SPEC)
+    return JOB.start(
+        lambda: create_regions_job(get_client(), comparison_id, **job_spec),
+        comparison_id=comparison_id,
     )
-    return panel, True, False, dash.no_update

@@ -29,7 +29,6 @@ from frontend.client import (
     get_comparison_results,
 )
 from frontend.components import api_error_notice, notice, stat_card
-from frontend.figures._common import empty_figure
 from frontend.figures.formatting import format_delta_pp, format_percent, model_label
 from frontend.figures.robustness import (
     RobustnessGrid,
@@ -42,13 +41,24 @@ from frontend.figures.robustness import (
     robustness_grid,
     severity_lines,
 )
-from frontend.views import QUERY, as_int, merge_settings, view_context
+from frontend.forms import query_int
+from frontend.views import QUERY, merge_settings, view_context
+from frontend.views.parts import (
+    HIDDEN,
+    SHOWN,
+    graph,
+    has_context,
+    not_ready_notice,
+    number_card,
+    register_settings,
+    view_section,
+)
 
 NAME = "robustness"
 KEY_CORRUPTION = "rob_c"
 KEY_SEVERITY = "rob_s"
 
-CTX = view_context("robustness")  # this lazy view's copy of CONTEXT
+CTX = view_context(NAME)
 
 ID_SECTION = "compare-robustness"
 ID_MESSAGE = "compare-robustness-message"
@@ -90,26 +100,12 @@ FRAGILE_HELP = (
 )
 MEAN_HELP = "mean over every corruption and severity measured"
 # the 15 corruptions of CIFAR-10-C (SCIENCE.md section 6), for the empty state's example
-ALL_CORRUPTIONS = (
-    "gaussian_noise",
-    "shot_noise",
-    "impulse_noise",
-    "defocus_blur",
-    "glass_blur",
-    "motion_blur",
-    "zoom_blur",
-    "snow",
-    "frost",
-    "fog",
-    "brightness",
-    "contrast",
-    "elastic_transform",
-    "pixelate",
-    "jpeg_compression",
+ALL_CORRUPTIONS = tuple(
+    "gaussian_noise shot_noise impulse_noise defocus_blur glass_blur motion_blur zoom_blur snow "
+    "frost fog brightness contrast elastic_transform pixelate jpeg_compression".split()
 )
 HEATMAP_HEIGHT_PX = 480
 LINES_HEIGHT_PX = 400
-HIDDEN: dict[str, str] = {"display": "none"}
 CODE_STYLE: dict[str, str] = {
     "whiteSpace": "pre-wrap",
     "wordBreak": "break-word",
@@ -120,23 +116,6 @@ CODE_STYLE: dict[str, str] = {
     "fontSize": "0.85rem",
     "margin": "0.5rem 0 0",
 }
-SHOWN: dict[str, str] = {}
-GRAPH_CONFIG: dcc.Graph.Config = {
-    "displaylogo": False,
-    "responsive": True,
-    "scrollZoom": False,
-    "modeBarButtonsToRemove": [
-        "select2d",
-        "lasso2d",
-        "zoomIn2d",
-        "zoomOut2d",
-        "autoScale2d",
-        "hoverClosestCartesian",
-        "hoverCompareCartesian",
-        "toggleSpikelines",
-        "sendDataToCloud",
-    ],
-}
 
 
 # pure helpers -------------------------------------------------------------------------------
@@ -145,7 +124,7 @@ GRAPH_CONFIG: dcc.Graph.Config = {
 def parse_cell(query: Mapping[str, Any] | None) -> tuple[str, int] | None:
     """The selected ``(corruption, severity)`` of the URL query (``rob_c``, ``rob_s``)."""
     query = query or {}
-    corruption, severity = query.get(KEY_CORRUPTION), as_int(query.get(KEY_SEVERITY))
+    corruption, severity = query.get(KEY_CORRUPTION), query_int(query.get(KEY_SEVERITY))
     if not corruption or severity is None:
         return None
     return str(corruption), severity
@@ -156,7 +135,7 @@ def cell_from_click(click_data: Mapping[str, Any] | None) -> tuple[str, int] | N
     points = (click_data or {}).get("points") or []
     if not points:
         return None
-    corruption, severity = points[0].get("y"), as_int(points[0].get("x"))
+    corruption, severity = points[0].get("y"), query_int(points[0].get("x"))
     if corruption is None or severity is None:
         return None
     return str(corruption), severity
@@ -192,16 +171,7 @@ def empty_state(model_a_id: int | None, model_b_id: int | None, missing: str) ->
 
 
 def _card(title: str, value: str, help_text: str, card_id: str) -> html.Div:
-    return html.Div(
-        [
-            html.Div(title, className="card-title"),
-            html.Div(value, className="card-number"),
-            html.Div(help_text, className="card-delta"),
-        ],
-        id=card_id,
-        className="card",
-        title=help_text,
-    )
+    return number_card(title, value, help_text, note=help_text, card_id=card_id)
 
 
 def _ratio_pct(value: float | None) -> str:
@@ -320,13 +290,11 @@ def fetch_robustness(context: Mapping[str, Any]) -> tuple[dict[str, Any] | None,
         there is nothing to draw.
     """
     client = get_client()
-    b = as_int(context.get("b"))
+    b = query_int(context.get("b"))
     try:
         view = client.get_comparison_view(int(context["id"]), b=b)
     except ApiError as exc:
-        if exc.status == 409:
-            return None, notice(NOT_READY, exc.detail)
-        return None, api_error_notice(exc, "the comparison")
+        return None, not_ready_notice(exc, "the comparison", NOT_READY, exc.detail, kind="info")
     an_a, an_b = view.get("analysis_a"), view.get("analysis_b")
     model_a, model_b = view["model_a"], view["model_b"]
     if not an_a or not an_b:
@@ -378,51 +346,30 @@ def grid_of(data: Mapping[str, Any]) -> RobustnessGrid:
 # layout -------------------------------------------------------------------------------------
 
 
-def _graph(graph_id: str, title: str, height: int) -> dcc.Graph:
-    return dcc.Graph(
-        id=graph_id,
-        figure=empty_figure("Loading…", title),
-        config=GRAPH_CONFIG,
-        style={"height": f"{height}px"},
-    )
-
-
 def section() -> html.Section:
     """The view's skeleton: headline cards, three heatmaps, the severity chart, the detail."""
-    return html.Section(
-        [
-            html.H2(TITLE),
-            html.P(EXPLANATION, className="muted hint"),
-            html.Div(id=ID_MESSAGE),
-            html.Div(
-                [
-                    html.Div(id=ID_CARDS, className="card-row"),
-                    html.Div(
-                        [
-                            _graph(ID_HEAT_A, "A: accuracy", HEATMAP_HEIGHT_PX),
-                            _graph(ID_HEAT_B, "B: accuracy", HEATMAP_HEIGHT_PX),
-                            _graph(ID_HEAT_DIFF, "B − A", HEATMAP_HEIGHT_PX),
-                        ],
-                        className="grid-3",
-                    ),
-                    html.P(CLICK_HINT, className="muted hint"),
-                    html.Div(
-                        [
-                            _graph(ID_LINES, "Mean accuracy vs severity", LINES_HEIGHT_PX),
-                            html.Div(id=ID_DETAIL, className="card"),
-                        ],
-                        className="grid-2",
-                        style={"marginTop": "1rem"},
-                    ),
-                ],
-                id=ID_BODY,
-            ),
-            dcc.Store(id=ID_DATA),
-            dcc.Store(id=ID_CELL),
-        ],
-        id=ID_SECTION,
-        className="section card",
-    )
+    heatmaps = zip(HEATMAP_IDS, ("A: accuracy", "B: accuracy", "B − A"), strict=True)
+    body = [
+        html.Div(
+            [
+                html.Div(id=ID_CARDS, className="card-row"),
+                html.Div([graph(i, t, HEATMAP_HEIGHT_PX) for i, t in heatmaps], className="grid-3"),
+                html.P(CLICK_HINT, className="muted hint"),
+                html.Div(
+                    [
+                        graph(ID_LINES, "Mean accuracy vs severity", LINES_HEIGHT_PX),
+                        html.Div(id=ID_DETAIL, className="card"),
+                    ],
+                    className="grid-2",
+                    style={"marginTop": "1rem"},
+                ),
+            ],
+            id=ID_BODY,
+        ),
+        dcc.Store(id=ID_DATA),
+        dcc.Store(id=ID_CELL),
+    ]
+    return view_section(ID_SECTION, TITLE, EXPLANATION, html.Div(id=ID_MESSAGE), *body)
 
 
 # callbacks ----------------------------------------------------------------------------------
@@ -454,12 +401,7 @@ def register(app: dash.Dash) -> None:
         prevent_initial_call=True,  # lazy: runs once woken (CTX)
     )(render_robustness)
     for graph_id in HEATMAP_IDS:
-        app.callback(
-            Output(QUERY, "data", allow_duplicate=True),
-            Input(graph_id, "clickData"),
-            State(QUERY, "data"),
-            prevent_initial_call=True,
-        )(select_cell)
+        register_settings(app, select_cell, Input(graph_id, "clickData"))
 
 
 def load_robustness(context: Mapping[str, Any] | None) -> tuple[Any, Any, Any, Any]:
@@ -469,7 +411,7 @@ def load_robustness(context: Mapping[str, Any] | None) -> tuple[Any, Any, Any, A
         The data store, the message (empty state or error; None when there is data), the
         body's style (hidden without data) and the headline cards.
     """
-    if not context or context.get("id") is None:
+    if not has_context(context):
         return None, None, HIDDEN, []
     data, message = fetch_robustness(context)
     if data is None:
@@ -493,7 +435,7 @@ def render_robustness(data: Mapping[str, Any] | None, cell: Any) -> tuple[Any, .
         return (dash.no_update,) * 5
     grid = grid_of(data)
     selected: tuple[str, int] | None = None
-    if isinstance(cell, list | tuple) and len(cell) == 2 and as_int(cell[1]) is not None:
+    if isinstance(cell, list | tuple) and len(cell) == 2 and query_int(cell[1]) is not None:
         selected = (str(cell[0]), int(cell[1]))
     label_a, label_b = str(data.get("label_a", "A")), str(data.get("label_b", "B"))
     highlight = selected[0] if selected is not None else None

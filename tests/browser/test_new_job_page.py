@@ -15,6 +15,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 from frontend.pages import new_job
+from frontend.pages.new_job import analyze, common, train
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 FINAL = ("succeeded", "failed", "cancelled")
@@ -63,9 +64,9 @@ def submit_disabled(driver, button_id: str) -> bool:
 
 def wait_final(dash_br, timeout: float) -> str:
     WebDriverWait(dash_br.driver, timeout, poll_frequency=0.5).until(
-        lambda d: js_text(d, new_job.ID_STATUS) in FINAL
+        lambda d: js_text(d, new_job.FOLLOW.ids.status) in FINAL
     )
-    return js_text(dash_br.driver, new_job.ID_STATUS)
+    return js_text(dash_br.driver, new_job.FOLLOW.ids.status)
 
 
 def shown_options(driver) -> list[str]:
@@ -120,11 +121,11 @@ def test_train_then_analyze_from_the_new_job_page(dash_br, live_server):
     # the server do it before the page asks, as a user who types finds it done
     httpx.get(f"{live_server.url}/api/architectures", params={"q": "resnet"}, timeout=180)
     open_page(dash_br, live_server.url, f"/new?kind=train&dataset={p.dataset_id}")
-    dash_br.wait_for_element(f"#{new_job.ID_TRAIN_ARCH}", timeout=30)
+    dash_br.wait_for_element(f"#{train.ID_TRAIN_ARCH}", timeout=30)
     # digits are 8×8 images: the digits CNN is preselected, the dataset's sizes are shown
-    assert "digits_cnn" in dash_br.find_element(f"#{new_job.ID_TRAIN_ARCH}").text
-    assert "train /" in dash_br.find_element(f"#{new_job.ID_TRAIN_DATASET}").text
-    tabs = dash_br.find_element(f"#{new_job.ID_KIND_TABS}")
+    assert "digits_cnn" in dash_br.find_element(f"#{train.ID_TRAIN_ARCH}").text
+    assert "train /" in dash_br.find_element(f"#{train.ID_TRAIN_DATASET}").text
+    tabs = dash_br.find_element(f"#{common.ID_KIND_TABS}")
     assert [a.text for a in tabs.find_elements("css selector", "a")] == [
         "Train",
         "Prune",
@@ -134,10 +135,10 @@ def test_train_then_analyze_from_the_new_job_page(dash_br, live_server):
 
     # the picker offers the built-ins; typing asks the server, which finds timm's and
     # torchvision's models among ~1,450 names
-    picker = dash_br.find_element(f"#{new_job.ID_TRAIN_ARCH}")
+    picker = dash_br.find_element(f"#{train.ID_TRAIN_ARCH}")
     driver.execute_script("arguments[0].scrollIntoView({block: 'start'})", picker)
     driver.execute_script("window.scrollBy(0, -80)")
-    option = search_architecture(dash_br, new_job.ID_TRAIN_ARCH, "resnet", "timm/resnet18")
+    option = search_architecture(dash_br, train.ID_TRAIN_ARCH, "resnet", "timm/resnet18")
     assert option.text == "timm/resnet18 · timm"
     shown = shown_options(driver)
     assert "resnet20" in shown and "torchvision/resnet18" in shown
@@ -157,47 +158,53 @@ def test_train_then_analyze_from_the_new_job_page(dash_br, live_server):
     time.sleep(0.3)  # the menu's last layout pass
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     assert driver.save_screenshot(str(SCREENSHOTS / "architecture-picker.png"))
-    search_architecture(
-        dash_br, new_job.ID_TRAIN_ARCH, "", "timm/resnet18", open_menu=False
-    ).click()
+    search_architecture(dash_br, train.ID_TRAIN_ARCH, "", "timm/resnet18", open_menu=False).click()
     WebDriverWait(driver, 20).until(lambda d: "architecture=timm%2Fresnet18" in d.current_url)
     WebDriverWait(driver, 20).until(
-        lambda d: "Constructs a ResNet-18 model." in js_text(d, new_job.ID_TRAIN_ARCH_INFO)
+        lambda d: "Constructs a ResNet-18 model." in js_text(d, train.ID_TRAIN_ARCH_INFO)
     )
-    assert "timm/resnet18" in dash_br.find_element(f"#{new_job.ID_TRAIN_ARCH}").text
+    assert "timm/resnet18" in dash_br.find_element(f"#{train.ID_TRAIN_ARCH}").text
     # its arguments: those the dataset sets are blank, and the form is valid as it is
-    WebDriverWait(driver, 20).until(lambda d: "in_chans" in js_text(d, new_job.ID_TRAIN_KWARGS))
-    WebDriverWait(driver, 20).until(lambda d: not submit_disabled(d, new_job.ID_TRAIN_SUBMIT))
+    WebDriverWait(driver, 20).until(lambda d: "in_chans" in js_text(d, train.ID_TRAIN_KWARGS))
+    WebDriverWait(driver, 20).until(lambda d: not submit_disabled(d, train.ID_TRAIN_SUBMIT))
 
     # switch to the MLP: its arguments editor follows, and the choice goes into the URL
-    dash_br.select_dcc_dropdown(f"#{new_job.ID_TRAIN_ARCH}", value="mlp · builtin")
+    dash_br.select_dcc_dropdown(f"#{train.ID_TRAIN_ARCH}", value="mlp · builtin")
     WebDriverWait(driver, 20).until(lambda d: "architecture=mlp" in d.current_url)
     WebDriverWait(driver, 20).until(
-        lambda d: "Fully connected" in js_text(d, new_job.ID_TRAIN_ARCH_INFO)
+        lambda d: "Fully connected" in js_text(d, train.ID_TRAIN_ARCH_INFO)
     )
-    WebDriverWait(driver, 20).until(lambda d: "hidden" in js_text(d, new_job.ID_TRAIN_KWARGS))
+    WebDriverWait(driver, 20).until(lambda d: "hidden" in js_text(d, train.ID_TRAIN_KWARGS))
     query = parse_qs(urlparse(driver.current_url).query)
     assert query["kind"] == ["train"] and query["dataset"] == [str(p.dataset_id)]
 
-    # a bad field is named with its rule and the submit button is disabled until it is fixed
-    type_into(dash_br, f"#{new_job.ID_TRAIN_EPOCHS}", "-1")
+    # a bad field is named with the server's rule (its dry run, asked as the user types) and
+    # the submit button is disabled until it is fixed
+    type_into(dash_br, f"#{train.ID_TRAIN_EPOCHS}", "-1")
     WebDriverWait(driver, 20).until(
-        lambda d: "[0, 10000]" in (field_message(d, new_job.TRAIN_ERROR_TYPE, "epochs") or "")
+        lambda d: (
+            "greater than or equal to 0"
+            in (field_message(d, train.TRAIN_ERROR_TYPE, "epochs") or "")
+        )
     )
-    assert submit_disabled(driver, new_job.ID_TRAIN_SUBMIT)
-    type_into(dash_br, f"#{new_job.ID_TRAIN_EPOCHS}", "1")
-    type_into(dash_br, f"#{new_job.ID_TRAIN_NAME}", "browser <b>mlp</b>")
-    WebDriverWait(driver, 20).until(lambda d: not submit_disabled(d, new_job.ID_TRAIN_SUBMIT))
-    assert field_message(driver, new_job.TRAIN_ERROR_TYPE, "epochs") == ""
+    assert submit_disabled(driver, train.ID_TRAIN_SUBMIT)
+    type_into(dash_br, f"#{train.ID_TRAIN_EPOCHS}", "1")
+    type_into(dash_br, f"#{train.ID_TRAIN_NAME}", "browser <b>mlp</b>")
+    WebDriverWait(driver, 20).until(lambda d: not submit_disabled(d, train.ID_TRAIN_SUBMIT))
+    assert field_message(driver, train.TRAIN_ERROR_TYPE, "epochs") == ""
+    # what will run: the server's normalised spec, its defaults filled in, the name as typed
+    plan = train.ID_TRAIN_PLAN
+    WebDriverWait(driver, 20).until(lambda d: "name browser <b>mlp</b>" in js_text(d, plan))
+    assert "epochs 1 · " in js_text(driver, plan) and "batch_size 64" in js_text(driver, plan)
 
     # no job followed yet: its section does not show
-    assert not dash_br.find_element(f"#{new_job.ID_PANEL}").is_displayed()
-    dash_br.find_element(f"#{new_job.ID_TRAIN_SUBMIT}").click()
-    dash_br.wait_for_element(f"#{new_job.ID_STATUS}", timeout=30)
+    assert not dash_br.find_element(f"#{new_job.FOLLOW.ids.panel}").is_displayed()
+    dash_br.find_element(f"#{train.ID_TRAIN_SUBMIT}").click()
+    dash_br.wait_for_element(f"#{new_job.FOLLOW.ids.status}", timeout=30)
     status = wait_final(dash_br, 180)
-    assert status == "succeeded", js_text(driver, new_job.ID_PROGRESS)
+    assert status == "succeeded", js_text(driver, new_job.FOLLOW.ids.progress)
     assert "job=" in driver.current_url
-    link = dash_br.wait_for_element(f"#{new_job.ID_RESULT_LINK}", timeout=10)
+    link = dash_br.wait_for_element(f"#{common.ID_RESULT_LINK}", timeout=10)
     href = link.get_attribute("href")
     assert "/prune?model=" in href
     model_id = int(parse_qs(urlparse(href).query)["model"][0])
@@ -205,33 +212,33 @@ def test_train_then_analyze_from_the_new_job_page(dash_br, live_server):
     with httpx.Client(base_url=live_server.url, timeout=10) as api:
         model = api.get(f"/api/models/{model_id}").json()
     assert model["name"] == "browser <b>mlp</b>" and model["architecture"] == "mlp"
-    assert "browser <b>mlp</b>" in js_text(driver, f"{new_job.ID_RESULT}-model")
+    assert "browser <b>mlp</b>" in js_text(driver, f"{common.ID_RESULT}-model")
     assert dash_br.get_logs() == [], dash_br.get_logs()
     screenshot(dash_br, "new-job.png")
 
     # analyse the pipeline's original under one corruption; it is model A of a comparison
     open_page(dash_br, live_server.url, f"/new?kind=analyze&model={p.original_id}")
-    dash_br.wait_for_element(f"#{new_job.ID_ANALYZE_CORRUPTIONS}", timeout=30)
-    assert f"#{p.original_id} " in dash_br.find_element(f"#{new_job.ID_ANALYZE_MODEL}").text
-    dash_br.select_dcc_dropdown(f"#{new_job.ID_ANALYZE_CORRUPTIONS}", value="gaussian noise")
+    dash_br.wait_for_element(f"#{analyze.ID_ANALYZE_CORRUPTIONS}", timeout=30)
+    assert f"#{p.original_id} " in dash_br.find_element(f"#{analyze.ID_ANALYZE_MODEL}").text
+    dash_br.select_dcc_dropdown(f"#{analyze.ID_ANALYZE_CORRUPTIONS}", value="gaussian noise")
     WebDriverWait(driver, 20).until(
-        lambda d: "gaussian noise" in js_text(d, new_job.ID_ANALYZE_CORRUPTIONS)
+        lambda d: "gaussian noise" in js_text(d, analyze.ID_ANALYZE_CORRUPTIONS)
     )
     driver.find_element("css selector", "body").send_keys(Keys.ESCAPE)  # close the menu
     # severities 1, 2 only: untick 3, 4 and 5
     boxes = driver.find_elements(
-        "css selector", f"#{new_job.ID_ANALYZE_SEVERITIES} input[type=checkbox]"
+        "css selector", f"#{analyze.ID_ANALYZE_SEVERITIES} input[type=checkbox]"
     )
     for box in boxes[2:]:
         box.click()
-    WebDriverWait(driver, 20).until(lambda d: not submit_disabled(d, new_job.ID_ANALYZE_SUBMIT))
-    dash_br.find_element(f"#{new_job.ID_ANALYZE_SUBMIT}").click()
-    dash_br.wait_for_element(f"#{new_job.ID_STATUS}", timeout=30)
+    WebDriverWait(driver, 20).until(lambda d: not submit_disabled(d, analyze.ID_ANALYZE_SUBMIT))
+    dash_br.find_element(f"#{analyze.ID_ANALYZE_SUBMIT}").click()
+    dash_br.wait_for_element(f"#{new_job.FOLLOW.ids.status}", timeout=30)
     status = wait_final(dash_br, 240)
-    assert status == "succeeded", js_text(driver, new_job.ID_PROGRESS)
-    panel = js_text(driver, new_job.ID_PROGRESS)
+    assert status == "succeeded", js_text(driver, new_job.FOLLOW.ids.progress)
+    panel = js_text(driver, new_job.FOLLOW.ids.progress)
     assert "1 corruption × 2 severities" in panel
-    link = dash_br.wait_for_element(f"#{new_job.ID_RESULT_LINK}", timeout=10)
+    link = dash_br.wait_for_element(f"#{common.ID_RESULT_LINK}", timeout=10)
     assert f"/compare?id={p.comparison_id}" in link.get_attribute("href")
     with httpx.Client(base_url=live_server.url, timeout=10) as api:
         job_id = int(parse_qs(urlparse(driver.current_url).query)["job"][0])
@@ -248,7 +255,7 @@ def test_the_kind_strip_joins_the_prune_page(dash_br, live_server, tmp_path):
     p = live_server.pipeline
     driver = dash_br.driver
     open_page(dash_br, live_server.url, f"/new?kind=analyze&model={p.original_id}")
-    dash_br.wait_for_element(f"#{new_job.ID_ANALYZE_MODEL}", timeout=30)
+    dash_br.wait_for_element(f"#{analyze.ID_ANALYZE_MODEL}", timeout=30)
     # the Sweep tab opens the prune page with the Sweep box ticked, for the same model
     dash_br.find_element("#job-tab-sweep").click()
     dash_br.wait_for_element(f"#{prune.ID_SWEEP_SPARSITIES}", timeout=30)
@@ -275,6 +282,6 @@ def test_the_kind_strip_joins_the_prune_page(dash_br, live_server, tmp_path):
 
     # and the Train tab leads back here
     dash_br.find_element("#job-tab-train").click()
-    dash_br.wait_for_element(f"#{new_job.ID_TRAIN_SUBMIT}", timeout=30)
+    dash_br.wait_for_element(f"#{train.ID_TRAIN_SUBMIT}", timeout=30)
     assert urlparse(driver.current_url).path == "/new"
     assert dash_br.get_logs() == [], dash_br.get_logs()

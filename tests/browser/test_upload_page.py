@@ -11,6 +11,7 @@ import httpx
 import numpy as np
 from selenium.webdriver.support.ui import WebDriverWait
 
+from frontend import forms
 from frontend.pages import upload
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -110,7 +111,8 @@ def test_upload_a_pruned_checkpoint_and_compare_it(dash_br, live_server, tmp_pat
             json.dumps(parent["arch_kwargs"])
         )
         dash_br.select_dcc_dropdown(
-            f"#{upload.ID_MODEL_PARENT}", value=upload.model_option_label(parent)
+            f"#{upload.ID_MODEL_PARENT}",
+            value=forms.model_option_label(parent, lineage=False, accuracy=False),
         )
         dash_br.find_element(f"#{upload.ID_MODEL_SUBMIT}").click()
 

@@ -220,3 +220,168 @@ def test_list_architectures_searches_the_real_registry(client) -> None:
     timm = api.list_architectures(q="timm/resnet18", limit=200)["data"]
     entry = next(a for a in timm if a["name"] == "timm/resnet18")
     assert entry["source"] == "timm" and entry["doc"]
+
+
+# dry runs and field errors ----------------------------------------------------------------
+DRY_RUN_422 = {
+    "detail": [
+        {"loc": ["body", "spec", "sparsity"], "msg": "should be in [0, 1)", "type": "value_error"},
+        {"loc": ["body", "spec", "sparsity"], "msg": "a second message", "type": "value_error"},
+        {"loc": ["body", "spec", "finetune", "epochs"], "msg": "too many", "type": "value_error"},
+        {"loc": ["body", "spec"], "msg": "unknown method 'x'", "type": "value_error"},
+        {"loc": ["body", "model_b_ids", 0], "msg": "not a pruned model", "type": "value_error"},
+        "not a dict",
+    ]
+}
+
+
+def test_field_errors_map_each_spec_path_to_its_first_message() -> None:
+    response = httpx.Response(422, json=DRY_RUN_422)
+    assert client_module.field_errors(response) == {
+        "sparsity": "should be in [0, 1)",
+        "finetune.epochs": "too many",
+        "": "unknown method 'x'",
+        "model_b_ids.0": "not a pruned model",
+    }
+    assert client_module.field_errors(httpx.Response(404, json={"detail": "Not found"})) == {}
+    assert client_module.field_errors(httpx.Response(500, text="oops")) == {}
+    assert client_module.field_errors(httpx.Response(422, json=["a", "list"])) == {}
+
+
+def test_validate_job_posts_a_dry_run_and_a_refusal_carries_field_errors() -> None:
+    normalised = {"kind": "prune", "spec": {"model_id": 1, "sparsity": 0.5, "seed": 0}}
+    api, seen = make(ok(normalised))
+    assert api.validate_job("prune", {"model_id": 1, "sparsity": 0.5}) == normalised
+    assert (seen[0].method, seen[0].url.path) == ("POST", "/api/jobs")
+    assert dict(seen[0].url.params) == {"dry_run": "true"}
+    assert json.loads(seen[0].content) == {
+        "kind": "prune",
+        "spec": {"model_id": 1, "sparsity": 0.5},
+    }
+    api, _ = make(ok(DRY_RUN_422, 422))
+    with pytest.raises(ApiError) as info:
+        api.validate_job("prune", {"model_id": 1, "sparsity": 2})
+    assert info.value.status == 422
+    assert info.value.field_errors["sparsity"] == "should be in [0, 1)"
+    assert info.value.detail.startswith("body.spec.sparsity: should be in [0, 1)")
+
+
+def test_validate_comparison_sends_the_body_create_comparison_sends() -> None:
+    api, seen = make(ok({"id": 4, "model_a_id": 1, "model_b_ids": [2, 3]}))
+    options = {"name": "n", "corruptions": ["fog"], "embedding": "pca", "severities": None}
+    api.create_comparison(1, [2, 3], 7, **options)
+    api.validate_comparison(1, [2, 3], 7, **options)
+    api.validate_comparison(1, [2])
+    create, dry, bare = seen
+    assert create.url.params.get("dry_run") is None and dict(dry.url.params) == {"dry_run": "true"}
+    assert dry.url.path == create.url.path == "/api/comparisons"
+    assert (
+        json.loads(dry.content)
+        == json.loads(create.content)
+        == {
+            "model_a_id": 1,
+            "model_b_ids": [2, 3],
+            "dataset_id": 7,
+            "name": "n",
+            "corruptions": ["fog"],
+            "embedding": "pca",
+        }
+    )
+    assert json.loads(bare.content) == {"model_a_id": 1, "model_b_ids": [2]}
+    api, _ = make(ok(DRY_RUN_422, 422))
+    with pytest.raises(ApiError) as info:
+        api.validate_comparison(1, [1])
+    assert info.value.field_errors["model_b_ids.0"] == "not a pruned model"
+
+
+def test_scripts_clients_carry_field_errors_too() -> None:
+    from frontend.client import RestClient
+
+    api = RestClient("http://t", transport=httpx.MockTransport(ok(DRY_RUN_422, 422)))
+    with pytest.raises(ApiError) as info:
+        api.validate_job("train", {})
+    assert info.value.field_errors[""] == "unknown method 'x'"
+
+
+# paging ----------------------------------------------------------------------------------------
+def test_pages_follow_offset_until_the_count_or_an_empty_page() -> None:
+    rows = list(range(5))
+
+    def serve(request: httpx.Request) -> httpx.Response:
+        offset, limit = int(request.url.params["offset"]), int(request.url.params["limit"])
+        short = request.url.params.get("short") == "1"  # a page short of the count, then none
+        data = [] if short and offset else rows[offset : offset + limit]
+        return httpx.Response(200, json={"data": data, "count": len(rows) + 10 * short})
+
+    api, seen = make(serve)
+    got = [r for page in api.pages("/api/x", {"label": 1}, limit=2) for r in page["data"]]
+    assert got == rows
+    assert [(r.url.params["offset"], r.url.params["label"]) for r in seen] == [
+        ("0", "1"),
+        ("2", "1"),
+        ("4", "1"),
+    ]
+    seen.clear()
+    assert [len(p["data"]) for p in api.pages("/api/x", {"short": 1}, limit=2)] == [2, 0]
+    assert len(seen) == 2
+
+
+def test_pages_of_architectures_stop_at_their_total() -> None:
+    def serve(request: httpx.Request) -> httpx.Response:
+        offset = int(request.url.params["offset"])
+        names = [{"name": f"a{i}"} for i in range(offset, min(offset + 2, 3))]
+        return httpx.Response(200, json={"data": names, "count": len(names), "total": 3})
+
+    api, seen = make(serve)
+    pages = list(api.pages("/api/architectures", {"q": "a"}, limit=2))
+    assert [a["name"] for p in pages for a in p["data"]] == ["a0", "a1", "a2"] and len(seen) == 2
+
+
+def test_table_columns_are_merged_over_pages_and_the_functions_are_the_methods() -> None:
+    n = 25_000
+
+    def serve(request: httpx.Request) -> httpx.Response:
+        offset, limit = int(request.url.params["offset"]), int(request.url.params["limit"])
+        assert request.url.params["format"] == "columns"
+        part = list(range(n))[offset : offset + limit]
+        names = request.url.params.get_list("columns") or ["index", "label"]
+        return httpx.Response(
+            200,
+            json={
+                "count": n,
+                "offset": offset,
+                "limit": limit,
+                "column_names": names,
+                "columns": {c: part for c in names},
+            },
+        )
+
+    api, seen = make(serve)
+    table = client_module.get_analysis_table_columns(api, 3, columns=["index"], label=2)
+    assert table == api.get_analysis_table_columns(3, columns=["index"], label=2)
+    assert table == {"index": list(range(n))}
+    assert [r.url.params["offset"] for r in seen[:3]] == ["0", "10000", "20000"]
+    assert seen[0].url.params["label"] == "2" and seen[0].url.path == "/api/analyses/3/table"
+    regions = api.get_region_table_columns(1, 2, "segments")
+    assert set(regions) == {"index", "label"} and len(regions["label"]) == n
+    assert seen[-1].url.path == "/api/comparisons/1/regions/2/table"
+    assert seen[-1].url.params["which"] == "segments"
+    with pytest.raises(ValueError, match="which='x'"):
+        api.get_region_table_columns(1, 2, "x")  # type: ignore[arg-type]
+
+
+def test_dry_runs_against_the_real_api(client) -> None:
+    api = ApiClient("http://testserver")
+    api._http.close()
+    api._http = client  # the TestClient is an httpx.Client bound to the app
+    with pytest.raises(ApiError) as refused:
+        api.validate_comparison(999, [998], name="x")
+    assert refused.value.status == 422
+    assert refused.value.field_errors == {
+        "model_a_id": "model 999 does not exist",
+        "model_b_ids.0": "model 998 does not exist",
+    }
+    ds = client.post("/api/datasets", json={"builtin": "blobs"}).json()
+    answer = api.validate_job("train", {"dataset_id": ds["id"], "architecture": "mlp"})
+    assert (answer["kind"], answer["jobs"], answer["spec"]["dataset_id"]) == ("train", 1, ds["id"])
+    assert api.list_jobs() == []  # nothing was written

@@ -1,5 +1,5 @@
 """The dashboard forwards its user's credential to the API, and never serves one user's cached
-data to another (frontend/client.py, frontend/views FetchCache)."""
+data to another (frontend.client, frontend/views FetchCache)."""
 
 from __future__ import annotations
 

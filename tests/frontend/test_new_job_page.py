@@ -1,10 +1,13 @@
-"""The new-job page (train and analyze): the spec builders, the layout and the named callbacks,
-against a fake API; the specs it builds are checked with the API's own pydantic spec classes.
+"""The new-job page (train and analyze): the form-to-JSON conversions, the layout and the named
+callbacks, against a fake API; what the forms refuse is asked of the real API's dry run.
 
 The fake API of conftest.py is extended here with what only this page uses:
 ``GET /api/architectures?q=&limit=&offset=`` (searched by name as the API does),
-``GET /api/corruptions``, ``POST /api/jobs``, ``POST /api/datasets``
-and ``GET /api/analyses/{id}``; every request is still recorded in ``FakeApi.requests``.
+``GET /api/corruptions``, ``POST /api/jobs`` (with ``?dry_run=true``: the API's own pydantic
+spec classes and that the dataset or model exists, in the API's 422 shape),
+``POST /api/datasets`` and ``GET /api/analyses/{id}``; every request is still recorded in
+``FakeApi.requests``. The refusals themselves (ranges, names, what the architecture or the
+model accepts) are checked against the real API in-process (the ``real_api`` fixture).
 """
 
 from __future__ import annotations
@@ -21,8 +24,12 @@ import httpx
 import pytest
 from dash import dcc, html
 from dash.development.base_component import Component
+from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
+from backend.api.app import create_app
+from backend.config import Settings
+from backend.jobs.executor import InlineExecutor
 from backend.jobs.specs import AnalyzeSpec, TrainSettings, TrainSpec
 from frontend import client as client_module
 from frontend.app import create_dash_app
@@ -33,11 +40,15 @@ from frontend.components import (
     job_kind_tabs,
     search_architectures,
 )
+from frontend.forms import ON as TICKED
+from frontend.forms import dry_run
+from frontend.jobs import FINAL_STATUSES
 from frontend.pages import new_job, prune
+from frontend.pages.new_job import analyze, common, train
 
 FakeApi = Any  # the fake_api / empty_api fixtures of conftest.py
 CREATED = "2024-05-01T12:00:00Z"
-ON = [new_job.ON]
+ON = [TICKED]
 
 # What GET /api/architectures answers (models.registry.model_info of the built-ins).
 ARCHITECTURES: list[dict[str, Any]] = [
@@ -111,6 +122,9 @@ DIGITS = {
 }
 
 
+SPECS = {"train": TrainSpec, "analyze": AnalyzeSpec}
+
+
 @dataclass
 class NewJobApi:
     """The conftest fake plus architectures, corruptions, job submission and datasets."""
@@ -141,6 +155,9 @@ class NewJobApi:
         if method == "GET" and path == "/api/corruptions":
             self.fake.requests.append(request)
             return httpx.Response(200, json={"data": self.corruptions, "severities": [1, 2, 3]})
+        if method == "POST" and path == "/api/jobs" and request.url.params.get("dry_run"):
+            self.fake.requests.append(request)
+            return self.dry_run(json.loads(request.content))
         if method == "POST" and path == "/api/jobs":
             self.fake.requests.append(request)
             body = json.loads(request.content)
@@ -177,23 +194,47 @@ class NewJobApi:
             return httpx.Response(404, json={"detail": "Analysis not found"})
         return self.fake.handle(request)
 
+    def dry_run(self, body: dict[str, Any]) -> httpx.Response:
+        """``POST /api/jobs?dry_run=true`` of a train or analyze spec: the API's spec class,
+        then that its dataset (train) or model (analyze) exists."""
+        kind = body["kind"]
+        try:
+            spec = SPECS[kind].model_validate(body["spec"])
+        except ValidationError as exc:
+            detail = [
+                {"loc": ["spec", *e["loc"]], "msg": e["msg"], "type": e["type"]}
+                for e in exc.errors()
+            ]
+            return httpx.Response(422, json={"detail": detail})
+        rows, key = (
+            (self.fake.datasets, "dataset_id")
+            if kind == "train"
+            else (self.fake.models, "model_id")
+        )
+        wanted = getattr(spec, key)
+        if wanted not in [row["id"] for row in rows]:
+            msg = f"{key.removesuffix('_id')} {wanted} does not exist"
+            detail = [{"loc": ["spec", key], "msg": msg, "type": "not_found"}]
+            return httpx.Response(422, json={"detail": detail})
+        return httpx.Response(200, json={"kind": kind, "spec": spec.model_dump(mode="json")})
+
     def cancel(self, job_id: int) -> httpx.Response:
         matches = [j for j in self.fake.jobs if j["id"] == job_id]
         if not matches:
             return httpx.Response(404, json={"detail": "Job not found"})
         job = matches[0]
-        if job["status"] in new_job.FINAL_STATUSES:
+        if job["status"] in FINAL_STATUSES:
             return httpx.Response(409, json={"detail": "Job already finished"})
         status = "cancelled" if job["status"] == "queued" else "cancelling"
         job.update(status=status, stage=status)
         return httpx.Response(200, json=job)
 
     def posted(self, path: str) -> list[Any]:
-        """JSON bodies of the POSTs to ``path``, in order."""
+        """JSON bodies of the POSTs to ``path`` (dry runs left out), in order."""
         return [
             json.loads(r.content)
             for r in self.fake.requests
-            if r.method == "POST" and r.url.path == path
+            if r.method == "POST" and r.url.path == path and "dry_run" not in r.url.params
         ]
 
 
@@ -217,6 +258,70 @@ def api(fake_api: FakeApi) -> Iterator[NewJobApi]:
 def bare_api(empty_api: FakeApi) -> Iterator[NewJobApi]:
     """Architectures and corruptions are listed, but there are no datasets nor models."""
     yield from _install(NewJobApi(empty_api))
+
+
+@dataclass
+class Server:
+    """The real API in-process, with the rows the refusals below are about."""
+
+    http: TestClient
+    digits: int  # the built-in digits: 10 classes of 1×8×8 images
+    blobs5: int  # 5-class vectors of 32 numbers
+    blobs3: int  # 3-class vectors of 32 numbers
+    cnn: int  # digits_cnn trained on digits (no epochs)
+    mlp: int  # an MLP trained on blobs5 (no epochs)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    settings = Settings(data_dir=tmp_path_factory.mktemp("dry-run") / "data", warm_embeddings=False)
+    app = create_app(settings, executor=InlineExecutor(settings), dashboard=False)
+    with TestClient(app) as http:
+
+        def ok(response: httpx.Response) -> Any:
+            assert response.status_code in (200, 201), response.text
+            return response.json()
+
+        def dataset(**body: Any) -> int:
+            return int(ok(http.post("/api/datasets", json=body))["id"])
+
+        def trained(dataset_id: int, architecture: str) -> int:
+            spec = {"dataset_id": dataset_id, "architecture": architecture, "epochs": 0}
+            job = ok(http.post("/api/jobs", json={"kind": "train", "spec": spec}))
+            return int(ok(http.get(f"/api/jobs/{job['id']}"))["result"]["model_id"])
+
+        digits = dataset(builtin="digits")
+        blobs5 = dataset(builtin="blobs", name="blobs5", params={"num_classes": 5})
+        blobs3 = dataset(builtin="blobs", name="blobs3", params={"num_classes": 3})
+        yield Server(
+            http, digits, blobs5, blobs3, trained(digits, "digits_cnn"), trained(blobs5, "mlp")
+        )
+
+
+class Through(httpx.BaseTransport):
+    """An httpx transport that hands each request to the in-process API's test client."""
+
+    def __init__(self, http: TestClient) -> None:
+        self.http = http
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        r = self.http.request(
+            request.method, str(request.url), content=request.read(), headers=request.headers
+        )
+        headers = {
+            k: v for k, v in r.headers.items() if k not in ("content-encoding", "content-length")
+        }
+        return httpx.Response(r.status_code, headers=headers, content=r.content)
+
+
+@pytest.fixture
+def real_api(server: Server) -> Iterator[Server]:
+    """The shared page client pointed at the real API (see :func:`server`)."""
+    client_module.configure("http://testserver", transport=Through(server.http))
+    try:
+        yield server
+    finally:
+        client_module.reset()
 
 
 # component-tree helpers ------------------------------------------------------------------------
@@ -256,15 +361,14 @@ def ids_of_type(node: Any, kind: str) -> list[dict[str, str]]:
 
 def train_form(page: Any, **changes: Any) -> dict[str, Any]:
     """validate_train / submit_train arguments as Dash would pass them for ``page``."""
-    kids = ids_of_type(page, new_job.KWARG_TYPE)
+    kids = ids_of_type(page, train.KWARG_TYPE)
     values: dict[str, Any] = {
-        key: getattr(by_id(page, cid), "value", None) for key, cid in new_job.TRAIN_INPUTS.items()
+        key: getattr(by_id(page, cid), "value", None) for key, cid in train.TRAIN_INPUTS.items()
     }
     values.update(
         kwarg_values=[by_id(page, kid).value for kid in kids],
         kwarg_ids=kids,
-        datasets=by_id(page, new_job.ID_TRAIN_DATASETS).data,
-        architectures=by_id(page, new_job.ID_TRAIN_ARCHS).data,
+        architectures=by_id(page, train.ID_TRAIN_ARCHS).data,
     )
     values.update(changes)
     return values
@@ -273,92 +377,223 @@ def train_form(page: Any, **changes: Any) -> dict[str, Any]:
 def analyze_form(page: Any, **changes: Any) -> dict[str, Any]:
     """validate_analyze / submit_analyze arguments as Dash would pass them for ``page``."""
     values: dict[str, Any] = {
-        key: getattr(by_id(page, cid), "value", None) for key, cid in new_job.ANALYZE_INPUTS.items()
+        key: getattr(by_id(page, cid), "value", None) for key, cid in analyze.ANALYZE_INPUTS.items()
     }
-    values.update(
-        models=by_id(page, new_job.ID_ANALYZE_MODELS).data,
-        datasets=by_id(page, new_job.ID_ANALYZE_DATASETS).data,
-        corruption_names=by_id(page, new_job.ID_ANALYZE_CORRUPTION_NAMES).data,
-    )
+    values.update(corruption_names=by_id(page, analyze.ID_ANALYZE_CORRUPTION_NAMES).data)
     values.update(changes)
     return values
 
 
-def messages(page: Any, kind: str, errors: list[str]) -> dict[str, str]:
-    fields = [e["field"] for e in ids_of_type(page, kind)]
+def messages(error_ids: list[dict[str, str]], errors: list[str]) -> dict[str, str]:
+    fields = [e["field"] for e in error_ids]
     return dict(zip(fields, errors, strict=True))
 
 
-DATASETS = [
-    {"id": 1, "num_classes": 5, "input_shape": [3, 32, 32], "name": "cifar5-mini"},
-    DIGITS,
-]
+def slots(error_type: str, fields: Any) -> list[dict[str, str]]:
+    """The ids of the message slots of ``fields``, as the validation callback gets them."""
+    return [{"type": error_type, "field": f} for f in fields]
 
 
-def train_spec(**form: Any) -> dict[str, Any]:
-    """build_train_spec with the form's defaults: digits_cnn on the digits dataset."""
+TRAIN_SLOTS = slots(
+    train.TRAIN_ERROR_TYPE, [*train.TRAIN_FIELDS, "arch_kwargs.num_classes", "arch_kwargs.hidden"]
+)
+ANALYZE_SLOTS = slots(analyze.ANALYZE_ERROR_TYPE, analyze.ANALYZE_FIELDS)
+
+
+def train_spec(arch_kwargs: dict[str, Any] | None = None, **form: Any) -> dict[str, Any]:
+    """train_spec_of a form of digits_cnn on the digits dataset (#2) with these fields."""
+    kwargs = arch_kwargs or {}
     values: dict[str, Any] = {
-        "dataset_id": 2,
+        "dataset": 2,
         "architecture": "digits_cnn",
-        "datasets": DATASETS,
-        "architectures": ARCHITECTURES,
+        "architectures": ARCHITECTURES + LIBRARY,
+        "kwarg_ids": [{"name": k} for k in kwargs],
+        "kwarg_values": list(kwargs.values()),
     }
     values.update(form)
-    return new_job.build_train_spec(**values)
-
-
-MODELS = [
-    {"id": 1, "dataset_id": 1, "arch_kwargs": {"num_classes": 5}},
-    {"id": 7, "dataset_id": None, "arch_kwargs": {}},
-]
+    return train.train_spec_of(values)
 
 
 def analyze_spec(**form: Any) -> dict[str, Any]:
+    """analyze_spec_of a form of model #1 on the test split with these fields."""
     values: dict[str, Any] = {
-        "model_id": 1,
-        "models": MODELS,
-        "datasets": DATASETS,
+        "model": 1,
+        "split": "test",
+        "severities": [1, 2, 3, 4, 5],
         "corruption_names": CORRUPTIONS,
     }
     values.update(form)
-    return new_job.build_analyze_spec(**values)
+    return analyze.analyze_spec_of(values)
 
 
-# the mirrors of the API's schema ----------------------------------------------------------------
+def refusals(server: Server, kind: str, **form: Any) -> dict[str, str]:
+    """What the real API's dry run says of a form, by message slot (only the slots with one)."""
+    if kind == "train":
+        form = {"dataset": server.digits, "architecture": "digits_cnn", **form}
+        out = train.validate_train(error_ids=TRAIN_SLOTS, **form)
+        marked = messages(TRAIN_SLOTS, out["errors"])
+    else:
+        form = {
+            "model": server.cnn,
+            "split": "test",
+            "severities": [1, 2, 3, 4, 5],
+            "corruption_names": CORRUPTIONS,
+            **form,
+        }
+        out = analyze.validate_analyze(error_ids=ANALYZE_SLOTS, **form)
+        marked = messages(ANALYZE_SLOTS, out["errors"])
+    assert out["disabled"] is bool([m for m in marked.values() if m])
+    return {f: m for f, m in marked.items() if m}
 
 
-def test_train_defaults_are_the_apis() -> None:
+# the help and the choices -------------------------------------------------------------------
+
+
+def test_every_training_setting_has_its_help_and_no_mirrored_rule() -> None:
     fields = TrainSettings.model_fields
-    assert new_job.TRAIN_DEFAULTS == {name: fields[name].default for name in fields}
-    assert set(new_job.TRAIN_HELP) >= set(fields) | {"dataset_id", "architecture", "name"}
+    assert set(train.TRAIN_HELP) >= set(fields) | {"dataset_id", "architecture", "name"}
+    assert set(train.TRAIN_INPUTS) - {"dataset", "architecture"} == set(fields) | {"name"}
+    # the rules live on the server: the page keeps no defaults, limits or validators of its own
+    for module in (new_job, train, analyze, common):
+        mirrors = ("TRAIN_DEFAULTS", "MAX_EPOCHS", "MAX_BATCH_SIZE", "MAX_LR", "MAX_SEED")
+        assert not [name for name in mirrors if hasattr(module, name)]
+        assert not hasattr(module, "build_train_spec") and not hasattr(module, "FormError")
+
+
+# what the server refuses, next to its field ----------------------------------------------------
 
 
 @pytest.mark.parametrize(
     ("name", "inside", "outside"),
     [
-        ("epochs", new_job.MAX_EPOCHS, new_job.MAX_EPOCHS + 1),
+        ("epochs", 10_000, 10_001),
         ("epochs", 0, -1),
-        ("batch_size", new_job.MAX_BATCH_SIZE, new_job.MAX_BATCH_SIZE + 1),
+        ("batch_size", 65_536, 65_537),
         ("batch_size", 1, 0),
-        ("lr", new_job.MAX_LR, new_job.MAX_LR * 1.01),
+        ("lr", 10.0, 10.1),
         ("momentum", 0.0, 1.0),
     ],
 )
-def test_train_limits_are_the_apis(name: str, inside: Any, outside: Any) -> None:
-    TrainSettings(**{name: inside})
-    with pytest.raises(ValidationError):
-        TrainSettings(**{name: outside})
-    train_spec(**{name: inside})
-    with pytest.raises(prune.FormError) as info:
-        train_spec(**{name: outside})
-    assert set(info.value.errors) == {name}
+def test_the_servers_limits_are_the_forms(
+    real_api: Server, name: str, inside: Any, outside: Any
+) -> None:
+    assert refusals(real_api, "train", **{name: inside}) == {}
+    assert set(refusals(real_api, "train", **{name: outside})) == {name}
 
 
-# build_train_spec -------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("form", "field", "words"),
+    [
+        ({"dataset": None}, "dataset_id", "Field required"),
+        ({"dataset": 99}, "dataset_id", "dataset 99 does not exist"),
+        ({"architecture": None}, "architecture", "Field required"),
+        ({"architecture": "vgg16"}, "architecture", "vgg16"),
+        ({"epochs": -1}, "epochs", "greater than or equal to 0"),
+        ({"epochs": 1.5}, "epochs", "fractional part"),
+        ({"epochs": "ten"}, "epochs", "valid integer"),
+        ({"batch_size": 0}, "batch_size", "greater than or equal to 1"),
+        ({"lr": 0}, "lr", "greater than 0"),
+        ({"lr": "fast"}, "lr", "valid number"),
+        ({"momentum": 1}, "momentum", "less than 1"),
+        ({"weight_decay": -0.1}, "weight_decay", "greater than or equal to 0"),
+        ({"seed": "x"}, "seed", "valid integer"),
+        ({"optimizer": "rmsprop"}, "optimizer", "'adam' or 'sgd'"),
+        ({"lr_schedule": "linear"}, "lr_schedule", "'constant', 'cosine' or 'step'"),
+        ({"name": "n" * 201}, "name", "at most 200 characters"),
+        (
+            {"architecture": "mlp", "kwarg_ids": [{"name": "hidden"}], "kwarg_values": ["128"]},
+            "arch_kwargs",
+            "not iterable",
+        ),
+        (
+            {"kwarg_ids": [{"name": "num_classes"}], "kwarg_values": ["5"]},
+            "arch_kwargs",
+            "dataset 1 ('digits') has 10 classes",
+        ),
+        (
+            {"kwarg_ids": [{"name": "in_channels"}], "kwarg_values": [3]},
+            "architecture",
+            "digits_cnn (dataset 1, 'digits')",
+        ),
+        ({"kwarg_ids": [{"name": "depth"}], "kwarg_values": ["3"]}, "arch_kwargs", "'depth'"),
+    ],
+)
+def test_train_refusals_name_the_field_and_its_rule(
+    real_api: Server, form: dict[str, Any], field: str, words: str
+) -> None:
+    form = {"architectures": ARCHITECTURES, **form}
+    marked = refusals(real_api, "train", **form)
+    assert set(marked) == {field}
+    assert words in marked[field]
 
 
-def test_train_spec_with_the_form_defaults_is_a_valid_train_spec() -> None:
-    spec = train_spec()
+def test_every_bad_train_field_is_reported_at_once(real_api: Server) -> None:
+    bad = {"dataset": None, "epochs": -2, "lr": "x", "seed": "s"}
+    assert set(refusals(real_api, "train", **bad)) == {"dataset_id", "epochs", "lr", "seed"}
+    out = train.validate_train(error_ids=TRAIN_SLOTS, architecture="digits_cnn", **bad)
+    assert out["summary"] == "4 fields to fix before submitting." and out["plan"] == ""
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "field", "words"),
+    [
+        ("timm/resnet18", {"in_chans": "3"}, "architecture", "timm/resnet18 (dataset 1"),
+        ("timm/vit_tiny_patch16_224", {"img_size": 224}, "architecture", "(dataset 1"),
+        # torchvision's ResNet takes 3 channels whatever the classes
+        ("torchvision/resnet18", {"num_classes": 1000}, "architecture", "shape (1, 8, 8)"),
+    ],
+)
+def test_library_arguments_set_from_the_dataset_must_agree_with_it(
+    real_api: Server, name: str, kwargs: dict[str, Any], field: str, words: str
+) -> None:
+    form = {"kwarg_ids": [{"name": k} for k in kwargs], "kwarg_values": list(kwargs.values())}
+    marked = refusals(real_api, "train", architecture=name, architectures=LIBRARY, **form)
+    assert set(marked) == {field} and words in marked[field]
+    spec = train_spec(
+        architecture="timm/vit_tiny_patch16_224",
+        arch_kwargs={"img_size": "8", "in_chans": "1", "num_classes": ""},
+    )
+    assert spec["arch_kwargs"] == {"img_size": 8, "in_chans": 1}
+
+
+@pytest.mark.parametrize(
+    ("form", "field", "words"),
+    [
+        ({"model": None}, "model_id", "Field required"),
+        ({"model": 99}, "model_id", "model 99 does not exist"),
+        ({"dataset": 99}, "dataset_id", "dataset 99 does not exist"),
+        ({"dataset": "blobs3", "model": "mlp"}, "dataset_id", "has 3 classes but model"),
+        ({"dataset": "blobs5"}, "dataset_id", "accepts inputs of shape (1, 8, 8)"),
+        ({"split": "val"}, "split", "'train' or 'test'"),
+        ({"corruptions": ["frost2"]}, "corruptions", "unknown corruption 'frost2'"),
+        ({"corruptions": ["fog"], "severities": []}, "severities", "at least 1 item"),
+        ({"corruptions": ["fog"], "severities": [6]}, "severities", "less than or equal to 5"),
+    ],
+)
+def test_analyze_refusals_name_the_field_and_its_rule(
+    real_api: Server, form: dict[str, Any], field: str, words: str
+) -> None:
+    rows = {"blobs3": real_api.blobs3, "blobs5": real_api.blobs5, "mlp": real_api.mlp}
+    form = {
+        key: rows.get(value, value) if isinstance(value, str) else value
+        for key, value in form.items()
+    }
+    marked = refusals(real_api, "analyze", **form)
+    assert set(marked) == {field}
+    assert words in marked[field]
+
+
+def test_a_refusal_without_a_slot_is_shown_with_the_whole_spec() -> None:
+    errors = {"severities.0": "too strong", "arch_kwargs.depth": "no depth", "jobs": "too many"}
+    placed = common.nearest_slots(errors, ["severities", "arch_kwargs", ""])
+    assert placed == {"severities": "too strong", "arch_kwargs": "no depth", "jobs": "too many"}
+
+
+# the form as JSON ------------------------------------------------------------------------------
+
+
+def test_the_train_form_as_first_shown_is_a_valid_train_spec(api: NewJobApi) -> None:
+    spec = train.train_spec_of(train_form(new_job.layout(dataset="2")))
     assert spec == {
         "dataset_id": 2,
         "architecture": "digits_cnn",
@@ -377,7 +612,7 @@ def test_train_spec_with_the_form_defaults_is_a_valid_train_spec() -> None:
     assert validated.model_dump(include=set(spec)) == spec
 
 
-def test_train_spec_as_the_browser_sends_it() -> None:
+def test_train_spec_as_the_browser_sends_it(api: NewJobApi) -> None:
     spec = train_spec(
         architecture="mlp",
         arch_kwargs={"input_shape": "", "num_classes": None, "hidden": "[32]"},
@@ -389,7 +624,7 @@ def test_train_spec_as_the_browser_sends_it() -> None:
         momentum=0.5,
         weight_decay="1e-4",
         seed=7,
-        amp=ON,
+        amp=[TICKED],
         name="  tiny mlp  ",
     )
     assert spec == {
@@ -407,101 +642,29 @@ def test_train_spec_as_the_browser_sends_it() -> None:
         "amp": True,
         "name": "tiny mlp",
     }
-    assert type(spec["batch_size"]) is int and type(spec["epochs"]) is int
+    # the server's normalised spec, as the form's plan shows it, has whole numbers
+    normalised = dry_run("train", spec).spec
+    assert normalised is not None
+    assert type(normalised["batch_size"]) is int and type(normalised["epochs"]) is int
     assert TrainSpec.model_validate(spec).model_dump(include=set(spec)) == spec
 
 
 def test_blank_training_fields_are_left_to_the_apis_defaults() -> None:
     spec = train_spec(epochs=None, lr="", seed="  ", optimizer=None, name="")
     assert not {"epochs", "lr", "seed", "optimizer", "name"} & set(spec)
-    assert TrainSpec.model_validate(spec).epochs == new_job.TRAIN_DEFAULTS["epochs"]
+    assert TrainSpec.model_validate(spec).epochs == TrainSettings.model_fields["epochs"].default
 
 
-def test_architecture_arguments_keep_only_changes_and_agreeing_dataset_values() -> None:
-    # the arguments the dataset fills are sent only when set, and must agree with it
+def test_architecture_arguments_keep_only_changes_and_the_dataset_values_set() -> None:
+    # the arguments the dataset fills are sent only when set
     spec = train_spec(arch_kwargs={"num_classes": "10", "in_channels": ""})
     assert spec["arch_kwargs"] == {"num_classes": 10}
     assert train_spec(architecture="mlp", arch_kwargs={"hidden": "[128, 64]"})["arch_kwargs"] == {}
+    # a field the architecture lacks is sent as typed: the server names it
+    assert train_spec(arch_kwargs={"depth": "3"})["arch_kwargs"] == {"depth": 3}
 
 
-@pytest.mark.parametrize(
-    ("form", "field", "words"),
-    [
-        ({"dataset_id": None}, "dataset_id", "choose a dataset"),
-        ({"dataset_id": 99}, "dataset_id", "dataset 99 does not exist"),
-        ({"architecture": None}, "architecture", "choose an architecture"),
-        ({"architecture": "vgg16"}, "architecture", "unknown architecture 'vgg16'; known: "),
-        ({"epochs": -1}, "epochs", "[0, 10000]"),
-        ({"epochs": 1.5}, "epochs", "whole number"),
-        ({"epochs": "ten"}, "epochs", "'ten'"),
-        ({"batch_size": 0}, "batch_size", "[1, 65536]"),
-        ({"lr": 0}, "lr", "> 0 and at most 10"),
-        ({"lr": "fast"}, "lr", "'fast'"),
-        ({"momentum": 1}, "momentum", "in [0, 1)"),
-        ({"weight_decay": -0.1}, "weight_decay", ">= 0"),
-        ({"seed": -1}, "seed", "whole number in [0, "),
-        ({"seed": "x"}, "seed", "'x'"),
-        ({"optimizer": "rmsprop"}, "optimizer", "adam, sgd"),
-        ({"lr_schedule": "linear"}, "lr_schedule", "constant, cosine, step"),
-        ({"name": "n" * 201}, "name", "at most 200 characters, got 201"),
-        (
-            {"architecture": "mlp", "arch_kwargs": {"hidden": "128"}},
-            "arch_kwargs.hidden",
-            "JSON list",
-        ),
-        (
-            {"arch_kwargs": {"num_classes": "5"}},
-            "arch_kwargs.num_classes",
-            "should be 10, the number of classes of the dataset",
-        ),
-        (
-            {"arch_kwargs": {"in_channels": 3}},
-            "arch_kwargs.in_channels",
-            "should be 1, the dataset's channels",
-        ),
-        ({"arch_kwargs": {"depth": "3"}}, "arch_kwargs.depth", "digits_cnn takes no 'depth'"),
-    ],
-)
-def test_train_validation_names_the_field_and_its_rule(
-    form: dict[str, Any], field: str, words: str
-) -> None:
-    with pytest.raises(ValueError, match=re.escape(field)) as info:
-        train_spec(**form)
-    assert isinstance(info.value, prune.FormError)
-    assert set(info.value.errors) == {field}
-    assert words in info.value.errors[field]
-
-
-@pytest.mark.parametrize(
-    ("name", "bad"),
-    [
-        ("epochs", -1),
-        ("batch_size", 0),
-        ("lr", 0.0),
-        ("lr", 11.0),
-        ("momentum", 1.0),
-        ("weight_decay", -0.1),
-        ("optimizer", "rmsprop"),
-        ("lr_schedule", "linear"),
-        ("name", "n" * 201),
-    ],
-)
-def test_what_the_form_refuses_the_api_refuses_too(name: str, bad: Any) -> None:
-    spec = train_spec()
-    with pytest.raises(ValidationError):
-        TrainSpec.model_validate({**spec, name: bad})
-
-
-def test_every_bad_train_field_is_reported_at_once() -> None:
-    with pytest.raises(prune.FormError) as info:
-        train_spec(dataset_id=None, epochs=-2, lr="x", seed="s")
-    assert set(info.value.errors) == {"dataset_id", "epochs", "lr", "seed"}
-
-
-# build_analyze_spec ---------------------------------------------------------------------------
-
-
-def test_analyze_spec_with_the_form_defaults_is_a_valid_analyze_spec() -> None:
+def test_analyze_spec_of_the_form_as_first_shown() -> None:
     spec = analyze_spec()
     assert spec == {"model_id": 1, "split": "test"}
     assert AnalyzeSpec.model_validate(spec).model_dump(include=set(spec)) == spec
@@ -509,7 +672,7 @@ def test_analyze_spec_with_the_form_defaults_is_a_valid_analyze_spec() -> None:
 
 def test_analyze_spec_with_corruptions_and_an_explicit_dataset() -> None:
     spec = analyze_spec(
-        dataset_id="1",
+        dataset="1",
         split="train",
         corruptions=["fog", "gaussian_noise", "fog"],
         severities=[5, 1, 3],
@@ -527,7 +690,7 @@ def test_analyze_spec_with_corruptions_and_an_explicit_dataset() -> None:
 
 
 def test_all_corruptions_takes_every_listed_name() -> None:
-    spec = analyze_spec(all_corruptions=ON, corruptions=["fog"])
+    spec = analyze_spec(all_corruptions=[TICKED], corruptions=["fog"])
     assert spec["corruptions"] == CORRUPTIONS
     assert spec["severities"] == [1, 2, 3, 4, 5]
     AnalyzeSpec.model_validate(spec)
@@ -535,29 +698,6 @@ def test_all_corruptions_takes_every_listed_name() -> None:
 
 def test_severities_are_only_sent_with_corruptions() -> None:
     assert "severities" not in analyze_spec(severities=[])
-
-
-@pytest.mark.parametrize(
-    ("form", "field", "words"),
-    [
-        ({"model_id": None}, "model_id", "choose a model"),
-        ({"model_id": 99}, "model_id", "model 99 does not exist"),
-        ({"dataset_id": 99}, "dataset_id", "dataset 99 does not exist"),
-        ({"dataset_id": 2}, "dataset_id", "model's 5 classes; dataset 2 (digits) has 10"),
-        ({"model_id": 7}, "dataset_id", "no dataset of its own"),
-        ({"split": "val"}, "split", "test, train"),
-        ({"corruptions": ["frost2"]}, "corruptions", "unknown corruption 'frost2'"),
-        ({"corruptions": ["fog"], "severities": []}, "severities", "at least one severity"),
-        ({"corruptions": ["fog"], "severities": [6]}, "severities", "[1, 5]"),
-    ],
-)
-def test_analyze_validation_names_the_field_and_its_rule(
-    form: dict[str, Any], field: str, words: str
-) -> None:
-    with pytest.raises(prune.FormError) as info:
-        analyze_spec(**form)
-    assert set(info.value.errors) == {field}
-    assert words in info.value.errors[field]
 
 
 # the job-kind strip ---------------------------------------------------------------------------
@@ -591,19 +731,19 @@ def test_the_prune_page_has_the_strip_and_opens_in_sweep_mode_from_the_url(
     assert by_id(page, prune.ID_SWEEP).value == []
 
     page = prune.layout(model="1", kind="sweep")
-    assert by_id(page, prune.ID_SWEEP).value == [prune.ON]
+    assert by_id(page, prune.ID_SWEEP).value == [TICKED]
     strip = by_id(page, prune.ID_KIND_TABS)
     assert by_id(strip, "job-tab-sweep").className.endswith("job-tab-active")
     assert prune.toggle_sweep(by_id(page, prune.ID_SWEEP).value)[1] == "Run sweep"
     # ticking the box moves the highlight and writes kind=sweep; unticking removes it
-    tabs = prune.follow_kind([prune.ON], 3)
+    tabs = prune.follow_kind([TICKED], 3)
     assert [t.className for t in tabs if t.className.endswith("active")] == [
         "job-tab job-tab-active"
     ]
     assert tabs[2].id == "job-tab-sweep" and tabs[2].className.endswith("active")
-    assert prune.update_kind_url([prune.ON], "?model=3") == "?model=3&kind=sweep"
+    assert prune.update_kind_url([TICKED], "?model=3") == "?model=3&kind=sweep"
     assert prune.update_kind_url([], "?model=3&kind=sweep") == "?model=3"
-    assert prune.update_kind_url([prune.ON], "?kind=sweep") is dash.no_update
+    assert prune.update_kind_url([TICKED], "?kind=sweep") is dash.no_update
     assert prune.update_kind_url([], "?model=3") is dash.no_update
 
 
@@ -612,60 +752,58 @@ def test_the_prune_page_has_the_strip_and_opens_in_sweep_mode_from_the_url(
 
 def test_train_layout_fills_every_setting_with_its_default(api: NewJobApi) -> None:
     page = new_job.layout()
-    assert by_id(page, new_job.ID_TRAIN_DATASET).value == 1
-    dataset_labels = [o["label"] for o in by_id(page, new_job.ID_TRAIN_DATASET).options]
+    assert by_id(page, train.ID_TRAIN_DATASET).value == 1
+    dataset_labels = [o["label"] for o in by_id(page, train.ID_TRAIN_DATASET).options]
     assert dataset_labels == [
         "#1 cifar5-mini · 5 classes, 3×32×32 · 5,000 train / 1,000 test",
         "#2 digits · 10 classes, 1×8×8 · 1,347 train / 450 test",
     ]
     # the architecture built for 32×32 images, with every listed one offered
-    arch = by_id(page, new_job.ID_TRAIN_ARCH)
+    arch = by_id(page, train.ID_TRAIN_ARCH)
     assert arch.value == "resnet20"
     assert [o["value"] for o in arch.options] == [a["name"] for a in ARCHITECTURES]
     assert "/api/architectures" in api.fake.paths()
-    for key, cid in new_job.TRAIN_INPUTS.items():
+    for key, cid in train.TRAIN_INPUTS.items():
         if key in ("dataset", "architecture", "name"):
             continue
         value = by_id(page, cid).value
-        expected = new_job.TRAIN_DEFAULTS[key]
-        assert value == (
-            [new_job.ON] if expected is True else [] if expected is False else expected
-        )
+        expected = TrainSettings.model_fields[key].default  # the server's, by its dry run
+        assert value == ([TICKED] if expected is True else [] if expected is False else expected)
     # one input per architecture argument; those the dataset fills are blank
-    kids = [k["name"] for k in ids_of_type(page, new_job.KWARG_TYPE)]
+    kids = [k["name"] for k in ids_of_type(page, train.KWARG_TYPE)]
     assert kids == ["num_classes", "in_channels"]
-    assert by_id(page, {"type": new_job.KWARG_TYPE, "name": "num_classes"}).value == ""
+    assert by_id(page, {"type": train.KWARG_TYPE, "name": "num_classes"}).value == ""
     # a message slot per field, a one-line hint per setting, and a valid form to start with
-    fields = {e["field"] for e in ids_of_type(page, new_job.TRAIN_ERROR_TYPE)}
-    assert set(new_job.TRAIN_FIELDS) | {"arch_kwargs.num_classes", "arch_kwargs.in_channels"} == (
+    fields = {e["field"] for e in ids_of_type(page, train.TRAIN_ERROR_TYPE)}
+    assert set(train.TRAIN_FIELDS) | {"arch_kwargs.num_classes", "arch_kwargs.in_channels"} == (
         fields
     )
     words = text(page)
-    for help_text in new_job.TRAIN_HELP.values():
+    for help_text in train.TRAIN_HELP.values():
         assert help_text in words
-    assert by_id(page, new_job.ID_TRAIN_SUBMIT).disabled is False
-    assert by_id(page, new_job.ID_POLL).disabled is True
-    strip = by_id(page, new_job.ID_KIND_TABS)
+    assert by_id(page, train.ID_TRAIN_SUBMIT).disabled is False
+    assert by_id(page, new_job.FOLLOW.ids.poll).disabled is True
+    strip = by_id(page, common.ID_KIND_TABS)
     assert by_id(strip, "job-tab-train").className.endswith("job-tab-active")
     assert by_id(strip, "job-tab-prune").href == "/prune"
 
 
 def test_train_query_params_preselect_the_form(api: NewJobApi) -> None:
     page = new_job.layout(kind="train", dataset="2", architecture="mlp", job="2")
-    assert by_id(page, new_job.ID_TRAIN_DATASET).value == 2
-    assert by_id(page, new_job.ID_TRAIN_ARCH).value == "mlp"
-    kids = [k["name"] for k in ids_of_type(page, new_job.KWARG_TYPE)]
+    assert by_id(page, train.ID_TRAIN_DATASET).value == 2
+    assert by_id(page, train.ID_TRAIN_ARCH).value == "mlp"
+    kids = [k["name"] for k in ids_of_type(page, train.KWARG_TYPE)]
     assert kids == ["input_shape", "num_classes", "hidden"]
-    assert by_id(page, {"type": new_job.KWARG_TYPE, "name": "hidden"}).value == "[128, 64]"
-    assert by_id(page, new_job.ID_JOB).data == {"id": 2}
-    assert by_id(page, new_job.ID_POLL).disabled is False
-    assert by_id(by_id(page, new_job.ID_KIND_TABS), "job-tab-train").href == (
+    assert by_id(page, {"type": train.KWARG_TYPE, "name": "hidden"}).value == "[128, 64]"
+    assert by_id(page, new_job.FOLLOW.ids.job).data == {"id": 2}
+    assert by_id(page, new_job.FOLLOW.ids.poll).disabled is False
+    assert by_id(by_id(page, common.ID_KIND_TABS), "job-tab-train").href == (
         "/new?kind=train&dataset=2"
     )
 
 
 def test_the_digits_dataset_preselects_the_digits_cnn(api: NewJobApi) -> None:
-    assert by_id(new_job.layout(dataset="2"), new_job.ID_TRAIN_ARCH).value == "digits_cnn"
+    assert by_id(new_job.layout(dataset="2"), train.ID_TRAIN_ARCH).value == "digits_cnn"
 
 
 def test_unknown_things_in_the_url_are_reported(api: NewJobApi) -> None:
@@ -673,11 +811,11 @@ def test_unknown_things_in_the_url_are_reported(api: NewJobApi) -> None:
     words = text(page)
     assert "Dataset '99' not found" in words
     assert "Unknown architecture 'vgg'" in words and "digits_cnn, mlp, resnet20" in words
-    assert by_id(page, new_job.ID_TRAIN_SUBMIT).disabled is True
+    assert by_id(page, train.ID_TRAIN_SUBMIT).disabled is True
     assert "Unknown job kind 'magic'" in text(new_job.layout(kind="magic"))
     page = new_job.layout(kind="analyze", model="99")
     assert "Model '99' not found" in text(page)
-    assert by_id(page, new_job.ID_ANALYZE_MODEL).value is None
+    assert by_id(page, analyze.ID_ANALYZE_MODEL).value is None
 
 
 @pytest.mark.parametrize("kind", ["prune", "sweep"])
@@ -689,7 +827,7 @@ def test_prune_and_sweep_point_to_the_prune_page(api: NewJobApi, kind: str) -> N
 
 def test_analyze_layout_lists_models_by_lineage_and_the_corruptions(api: NewJobApi) -> None:
     page = new_job.layout(kind="analyze")
-    model = by_id(page, new_job.ID_ANALYZE_MODEL)
+    model = by_id(page, analyze.ID_ANALYZE_MODEL)
     assert [o["value"] for o in model.options] == [1, 2, 3, 4]
     labels = [o["label"] for o in model.options]
     assert labels[0] == "#1 resnet8-cifar5 · resnet8 · 1M params · original · acc 85.0%"
@@ -700,43 +838,43 @@ def test_analyze_layout_lists_models_by_lineage_and_the_corruptions(api: NewJobA
         "\u2003↳ #4 resnet8-gm90-ft · resnet8 · 1M params · lottery_ticket 95% sparse"
     )
     assert model.value == 1
-    info = text(by_id(page, new_job.ID_ANALYZE_MODEL_INFO))
+    info = text(by_id(page, analyze.ID_ANALYZE_MODEL_INFO))
     assert "original" in info and "trained on #1 cifar5-mini" in info
-    dataset = by_id(page, new_job.ID_ANALYZE_DATASET)
+    dataset = by_id(page, analyze.ID_ANALYZE_DATASET)
     assert dataset.value is None
     assert dataset.placeholder == "the model's own: #1 cifar5-mini"
-    options = by_id(page, new_job.ID_ANALYZE_CORRUPTIONS).options
+    options = by_id(page, analyze.ID_ANALYZE_CORRUPTIONS).options
     assert [o["value"] for o in options] == CORRUPTIONS
-    assert "All 4 corruptions" in text(by_id(page, new_job.ID_ANALYZE_ALL).options[0]["label"])
-    assert by_id(page, new_job.ID_ANALYZE_SEVERITIES).value == [1, 2, 3, 4, 5]
-    assert by_id(page, new_job.ID_ANALYZE_SPLIT).value == "test"
-    assert by_id(page, new_job.ID_ANALYZE_SUBMIT).disabled is False
-    fields = {e["field"] for e in ids_of_type(page, new_job.ANALYZE_ERROR_TYPE)}
-    assert fields == set(new_job.ANALYZE_FIELDS)
-    strip = by_id(page, new_job.ID_KIND_TABS)
+    assert "All 4 corruptions" in text(by_id(page, analyze.ID_ANALYZE_ALL).options[0]["label"])
+    assert by_id(page, analyze.ID_ANALYZE_SEVERITIES).value == [1, 2, 3, 4, 5]
+    assert by_id(page, analyze.ID_ANALYZE_SPLIT).value == "test"
+    assert by_id(page, analyze.ID_ANALYZE_SUBMIT).disabled is False
+    fields = {e["field"] for e in ids_of_type(page, analyze.ANALYZE_ERROR_TYPE)}
+    assert fields == set(analyze.ANALYZE_FIELDS)
+    strip = by_id(page, common.ID_KIND_TABS)
     assert by_id(strip, "job-tab-analyze").className.endswith("job-tab-active")
     assert by_id(strip, "job-tab-prune").href == "/prune?model=1"
 
 
 def test_analyze_query_params_preselect_the_form(api: NewJobApi) -> None:
     page = new_job.layout(kind="analyze", model="3", dataset="1")
-    assert by_id(page, new_job.ID_ANALYZE_MODEL).value == 3
-    assert by_id(page, new_job.ID_ANALYZE_DATASET).value == 1
+    assert by_id(page, analyze.ID_ANALYZE_MODEL).value == 3
+    assert by_id(page, analyze.ID_ANALYZE_DATASET).value == 1
     assert "pruned with global_magnitude to 90.0% sparsity, from #1 resnet8-cifar5" in text(
-        by_id(page, new_job.ID_ANALYZE_MODEL_INFO)
+        by_id(page, analyze.ID_ANALYZE_MODEL_INFO)
     )
 
 
 def test_no_datasets_says_how_to_get_one(bare_api: NewJobApi) -> None:
     page = new_job.layout()
-    empty = by_id(page, new_job.ID_EMPTY)
+    empty = by_id(page, common.ID_EMPTY)
     assert "No datasets yet" in text(empty)
     assert "/upload" in [c.href for c in walk(empty) if isinstance(c, dcc.Link)]
-    assert by_id(empty, new_job.ID_BUILTIN).children == "Add the built-in digits dataset"
+    assert by_id(empty, train.ID_BUILTIN).children == "Add the built-in digits dataset"
 
 
 def test_no_models_says_how_to_get_one(bare_api: NewJobApi) -> None:
-    empty = by_id(new_job.layout(kind="analyze"), new_job.ID_EMPTY)
+    empty = by_id(new_job.layout(kind="analyze"), common.ID_EMPTY)
     assert "No models yet" in text(empty) and "prunescope demo" in text(empty)
     hrefs = [c.href for c in walk(empty) if isinstance(c, dcc.Link)]
     assert hrefs == ["/new?kind=train", "/upload"]
@@ -753,54 +891,62 @@ def test_user_text_is_shown_as_text(api: NewJobApi) -> None:
     api.fake.datasets[0]["class_names"] = ["<b>cat</b>", "dog", "x", "y", "z"]
     page = new_job.layout()
     assert not [c for c in walk(page) if isinstance(c, dcc.Markdown)]
-    labels = [o["label"] for o in by_id(page, new_job.ID_TRAIN_DATASET).options]
+    labels = [o["label"] for o in by_id(page, train.ID_TRAIN_DATASET).options]
     assert labels[0].startswith("#1 <img src=x onerror=alert(1)> ·")  # a plain string label
-    assert "<b>cat</b>" in text(by_id(page, new_job.ID_TRAIN_DATASET_INFO))
+    assert "<b>cat</b>" in text(by_id(page, train.ID_TRAIN_DATASET_INFO))
 
 
 # callbacks: validation and submission -------------------------------------------------------------
 
 
-def test_validate_train_marks_each_bad_field_and_disables_submit(api: NewJobApi) -> None:
-    page = new_job.layout()
-    error_ids = ids_of_type(page, new_job.TRAIN_ERROR_TYPE)
-    ok = new_job.validate_train(error_ids=error_ids, **train_form(page))
-    assert ok == {"errors": [""] * len(error_ids), "disabled": False, "summary": ""}
-    bad = new_job.validate_train(
-        error_ids=error_ids,
-        **train_form(page, epochs=-1, lr=0, kwarg_values=["7", ""]),
-    )
-    assert bad["disabled"] is True
-    assert bad["summary"] == "3 fields to fix before submitting."
-    marked = messages(page, new_job.TRAIN_ERROR_TYPE, bad["errors"])
-    assert "[0, 10000]" in marked["epochs"]
-    assert "> 0" in marked["lr"]
-    assert "should be 5" in marked["arch_kwargs.num_classes"]
+def test_validate_train_marks_each_bad_field_and_disables_submit(real_api: Server) -> None:
+    form = {
+        "dataset": real_api.digits,
+        "architecture": "digits_cnn",
+        "architectures": ARCHITECTURES,
+    }
+    ok = train.validate_train(error_ids=TRAIN_SLOTS, **form)
+    assert ok["errors"] == [""] * len(TRAIN_SLOTS)
+    assert ok["disabled"] is False and ok["summary"] == ""
+    # what will run: the server's normalised spec, defaults filled in
+    assert ok["plan"].startswith("Will run with: epochs 15 · lr 0.001 · batch_size 64")
+    assert "architecture digits_cnn" in ok["plan"]
+    bad = train.validate_train(error_ids=TRAIN_SLOTS, **form, epochs=-1, lr=0)
+    assert bad["disabled"] is True and bad["plan"] == ""
+    assert bad["summary"] == "2 fields to fix before submitting."
+    marked = messages(TRAIN_SLOTS, bad["errors"])
+    assert "greater than or equal to 0" in marked["epochs"]
+    assert "greater than 0" in marked["lr"]
     assert marked["batch_size"] == "" and marked["dataset_id"] == ""
+    # the checks of what the architecture makes of the dataset come once the fields are right
+    kwargs = {"kwarg_ids": [{"name": "num_classes"}], "kwarg_values": ["7"]}
+    bad = train.validate_train(error_ids=TRAIN_SLOTS, **form, **kwargs)
+    assert bad["disabled"] is True and bad["summary"] == "1 field to fix before submitting."
+    assert "returns 7 logits" in messages(TRAIN_SLOTS, bad["errors"])["arch_kwargs"]
 
 
-def test_validate_analyze_marks_each_bad_field_and_disables_submit(api: NewJobApi) -> None:
-    page = new_job.layout(kind="analyze")
-    error_ids = ids_of_type(page, new_job.ANALYZE_ERROR_TYPE)
-    ok = new_job.validate_analyze(error_ids=error_ids, **analyze_form(page))
+def test_validate_analyze_marks_each_bad_field_and_disables_submit(real_api: Server) -> None:
+    form = {"model": real_api.cnn, "split": "test", "corruption_names": CORRUPTIONS}
+    ok = analyze.validate_analyze(error_ids=ANALYZE_SLOTS, **form)
     assert ok["disabled"] is False and set(ok["errors"]) == {""}
-    bad = new_job.validate_analyze(
-        error_ids=error_ids,
-        **analyze_form(page, dataset=2, corruptions=["fog"], severities=[]),
+    assert "severities [1, 2, 3, 4, 5]" in ok["plan"]
+    bad = analyze.validate_analyze(
+        error_ids=ANALYZE_SLOTS, **form, corruptions=["fog"], severities=[]
     )
     assert bad["disabled"] is True
-    marked = messages(page, new_job.ANALYZE_ERROR_TYPE, bad["errors"])
-    assert "has 10" in marked["dataset_id"]
-    assert "at least one severity" in marked["severities"]
+    marked = messages(ANALYZE_SLOTS, bad["errors"])
+    assert "at least 1 item" in marked["severities"]
     assert marked["model_id"] == ""
+    bad = analyze.validate_analyze(error_ids=ANALYZE_SLOTS, **form, dataset=real_api.blobs5)
+    assert "has inputs of shape (32,)" in messages(ANALYZE_SLOTS, bad["errors"])["dataset_id"]
 
 
 def test_submit_train_posts_exactly_a_valid_train_spec(api: NewJobApi) -> None:
     page = new_job.layout(dataset="2", architecture="mlp")
-    kids = ids_of_type(page, new_job.KWARG_TYPE)
+    kids = ids_of_type(page, train.KWARG_TYPE)
     kwargs = ["", "", "[64]"]  # input_shape and num_classes from the dataset
     form = train_form(page, n_clicks=1, epochs=2, name="small", kwarg_values=kwargs)
-    out = new_job.submit_train(**form)
+    out = train.submit_train(**form)
     (body,) = api.posted("/api/jobs")
     assert body["kind"] == "train"
     assert body["spec"] == {
@@ -829,8 +975,8 @@ def test_submit_train_posts_exactly_a_valid_train_spec(api: NewJobApi) -> None:
 
 def test_submit_analyze_posts_exactly_a_valid_analyze_spec(api: NewJobApi) -> None:
     page = new_job.layout(kind="analyze", model="3")
-    form = analyze_form(page, n_clicks=1, all_corruptions=ON, severities=[2, 4])
-    out = new_job.submit_analyze(**form)
+    form = analyze_form(page, n_clicks=1, all_corruptions=[TICKED], severities=[2, 4])
+    out = analyze.submit_analyze(**form)
     (body,) = api.posted("/api/jobs")
     assert body == {
         "kind": "analyze",
@@ -848,49 +994,49 @@ def test_submit_analyze_posts_exactly_a_valid_analyze_spec(api: NewJobApi) -> No
 def test_submit_renders_the_apis_refusal_verbatim(api: NewJobApi) -> None:
     detail = "spec.architecture: unknown architecture 'mlp'; known: digits_cnn"
     api.fake.errors["/api/jobs"] = (422, detail)
-    out = new_job.submit_train(**train_form(new_job.layout(), n_clicks=1))
+    out = train.submit_train(**train_form(new_job.layout(), n_clicks=1))
     assert detail in text(out["submit_error"]) and "refused" in text(out["submit_error"])
     assert out["job"] is dash.no_update and out["cancel_notice"] is dash.no_update
 
 
 def test_submit_with_bad_fields_posts_nothing(api: NewJobApi) -> None:
-    out = new_job.submit_train(**train_form(new_job.layout(), n_clicks=1, epochs=-5))
+    out = train.submit_train(**train_form(new_job.layout(), n_clicks=1, epochs=-5))
     assert api.posted("/api/jobs") == []
     assert "Check the form" in text(out["submit_error"]) and "epochs" in text(out["submit_error"])
     assert out["job"] is dash.no_update
 
 
 def test_submit_before_any_click_does_nothing(api: NewJobApi) -> None:
-    out = new_job.submit_train(**train_form(new_job.layout(), n_clicks=0))
+    out = train.submit_train(**train_form(new_job.layout(), n_clicks=0))
     assert api.posted("/api/jobs") == [] and out["job"] is dash.no_update
 
 
 def test_describe_callbacks_follow_the_choice(api: NewJobApi) -> None:
-    editor = new_job.describe_train_architecture("mlp", ARCHITECTURES)
+    editor = train.describe_train_architecture("mlp", ARCHITECTURES)
     assert "Fully connected" in text(describe_architecture_choice("mlp", ARCHITECTURES))
-    assert [k["name"] for k in ids_of_type(editor, new_job.KWARG_TYPE)] == [
+    assert [k["name"] for k in ids_of_type(editor, train.KWARG_TYPE)] == [
         "input_shape",
         "num_classes",
         "hidden",
     ]
     assert "Required" not in text(editor)  # both required ones come from the dataset
-    info = text(new_job.describe_train_dataset(2, [DIGITS]))
+    info = text(train.describe_train_dataset(2, [DIGITS]))
     assert "1,347 training and 450 test samples of shape 1×8×8" in info
     assert "classes: 0, 1, 2" in info and "(source: builtin:digits)" in info
-    info, placeholder = new_job.describe_analyze_model(3, api.fake.models, api.fake.datasets)
+    info, placeholder = analyze.describe_analyze_model(3, api.fake.models, api.fake.datasets)
     assert "from #1 resnet8-cifar5" in text(info)
     assert placeholder == "the model's own: #1 cifar5-mini"
-    assert new_job.toggle_momentum("adam") is True and new_job.toggle_momentum("sgd") is False
-    assert new_job.toggle_all_corruptions(ON) is True
-    assert new_job.toggle_all_corruptions([]) is False
+    assert train.toggle_momentum("adam") is True and train.toggle_momentum("sgd") is False
+    assert analyze.toggle_all_corruptions([TICKED]) is True
+    assert analyze.toggle_all_corruptions([]) is False
 
 
 def test_add_the_builtin_dataset_reopens_the_form_with_it(bare_api: NewJobApi) -> None:
-    search, box = new_job.add_builtin_dataset(1)
+    search, box = train.add_builtin_dataset(1)
     assert bare_api.posted("/api/datasets") == [{"builtin": "digits"}]
     assert search == "?kind=train&dataset=1"
     assert "/new?kind=train&dataset=1" in [c.href for c in walk(box) if isinstance(c, dcc.Link)]
-    assert new_job.add_builtin_dataset(0) == (dash.no_update, dash.no_update)
+    assert train.add_builtin_dataset(0) == (dash.no_update, dash.no_update)
 
 
 # the architecture picker: the registry's ~1,450 names, searched on the server ---------------------
@@ -898,16 +1044,16 @@ def test_add_the_builtin_dataset_reopens_the_form_with_it(bare_api: NewJobApi) -
 
 def test_the_train_picker_offers_the_builtins_and_searches_the_rest(api: NewJobApi) -> None:
     page = new_job.layout()
-    picker = by_id(page, new_job.ID_TRAIN_ARCH)
+    picker = by_id(page, train.ID_TRAIN_ARCH)
     assert picker.searchable is True and picker.clearable is False
     assert [o["label"] for o in picker.options] == [
         "digits_cnn · builtin",
         "mlp · builtin",
         "resnet20 · builtin",
     ]
-    entries = by_id(page, new_job.ID_TRAIN_ARCHS).data
+    entries = by_id(page, train.ID_TRAIN_ARCHS).data
     assert entries == ARCHITECTURES
-    assert "ResNet-20 for 32x32 images" in text(by_id(page, new_job.ID_TRAIN_ARCH_INFO))
+    assert "ResNet-20 for 32x32 images" in text(by_id(page, train.ID_TRAIN_ARCH_INFO))
     options, shown = search_architectures("resnet", picker.value, entries)
     # the server's matches in its order; resnet20, the choice, is among them
     assert [o["value"] for o in options] == ["resnet20", "torchvision/resnet18", "timm/resnet18"]
@@ -916,13 +1062,13 @@ def test_the_train_picker_offers_the_builtins_and_searches_the_rest(api: NewJobA
     assert [o["value"] for o in options] == ["timm/vit_tiny_patch16_224", "resnet20"]
     # the picked model's entry is what the form checks and edits the arguments of
     options, shown = search_architectures("resnet18", "resnet20", entries)
-    editor = new_job.describe_train_architecture("timm/resnet18", shown)
-    assert [k["name"] for k in ids_of_type(editor, new_job.KWARG_TYPE)] == [
+    editor = train.describe_train_architecture("timm/resnet18", shown)
+    assert [k["name"] for k in ids_of_type(editor, train.KWARG_TYPE)] == [
         "num_classes",
         "in_chans",
     ]
     assert text(editor).count("Blank: taken from the dataset.") == 2
-    kids = ids_of_type(editor, new_job.KWARG_TYPE)
+    kids = ids_of_type(editor, train.KWARG_TYPE)
     form = train_form(
         page,
         n_clicks=1,
@@ -933,9 +1079,9 @@ def test_the_train_picker_offers_the_builtins_and_searches_the_rest(api: NewJobA
         kwarg_values=["", ""],
         epochs=1,
     )
-    error_ids = ids_of_type(page, new_job.TRAIN_ERROR_TYPE)
-    assert new_job.validate_train(error_ids=error_ids, **form)["disabled"] is False
-    new_job.submit_train(**form)
+    error_ids = ids_of_type(page, train.TRAIN_ERROR_TYPE)
+    assert train.validate_train(error_ids=error_ids, **form)["disabled"] is False
+    train.submit_train(**form)
     (body,) = api.posted("/api/jobs")
     assert body["spec"]["architecture"] == "timm/resnet18"
     assert body["spec"]["arch_kwargs"] == {}  # the job sets num_classes and in_chans
@@ -944,7 +1090,7 @@ def test_the_train_picker_offers_the_builtins_and_searches_the_rest(api: NewJobA
 
 def test_a_timm_architecture_in_the_url_is_preselected(api: NewJobApi) -> None:
     page = new_job.layout(kind="train", dataset="2", architecture="timm/vit_tiny_patch16_224")
-    picker = by_id(page, new_job.ID_TRAIN_ARCH)
+    picker = by_id(page, train.ID_TRAIN_ARCH)
     assert picker.value == "timm/vit_tiny_patch16_224"
     assert [o["value"] for o in picker.options] == [
         "digits_cnn",
@@ -952,43 +1098,18 @@ def test_a_timm_architecture_in_the_url_is_preselected(api: NewJobApi) -> None:
         "resnet20",
         "timm/vit_tiny_patch16_224",
     ]
-    assert "ViT-Tiny" in text(by_id(page, new_job.ID_TRAIN_ARCH_INFO))
-    kids = [k["name"] for k in ids_of_type(page, new_job.KWARG_TYPE)]
+    assert "ViT-Tiny" in text(by_id(page, train.ID_TRAIN_ARCH_INFO))
+    kids = [k["name"] for k in ids_of_type(page, train.KWARG_TYPE)]
     assert kids == ["num_classes", "in_chans", "img_size"]
-    assert by_id(page, new_job.ID_TRAIN_SUBMIT).disabled is False
+    assert by_id(page, train.ID_TRAIN_SUBMIT).disabled is False
     searched = [r.url.params.get("q") for r in api.fake.requests if "architectures" in str(r.url)]
     assert searched == [None, "timm/vit_tiny_patch16_224"]
 
 
-@pytest.mark.parametrize(
-    ("name", "kwargs", "field", "words"),
-    [
-        ("timm/resnet18", {"in_chans": "3"}, "in_chans", "should be 1, the dataset's channels"),
-        ("timm/vit_tiny_patch16_224", {"img_size": 224}, "img_size", "should be 8, the dataset's"),
-        ("torchvision/resnet18", {"num_classes": 1000}, "num_classes", "should be 10"),
-    ],
-)
-def test_library_arguments_set_from_the_dataset_must_agree_with_it(
-    name: str, kwargs: dict[str, Any], field: str, words: str
-) -> None:
-    with pytest.raises(prune.FormError) as info:
-        train_spec(architecture=name, architectures=ARCHITECTURES + LIBRARY, arch_kwargs=kwargs)
-    assert set(info.value.errors) == {f"arch_kwargs.{field}"}
-    assert words in info.value.errors[f"arch_kwargs.{field}"]
-    spec = train_spec(
-        architecture="timm/vit_tiny_patch16_224",
-        architectures=ARCHITECTURES + LIBRARY,
-        arch_kwargs={"img_size": "8", "in_chans": "1", "num_classes": ""},
-    )
-    assert spec["arch_kwargs"] == {"img_size": 8, "in_chans": 1}
-
-
-def test_an_unknown_architecture_lists_a_few_known_names() -> None:
+def test_an_unknown_architecture_in_the_url_lists_a_few_known_names() -> None:
     many = [{"name": f"arch{i}"} for i in range(30)]
-    with pytest.raises(prune.FormError) as info:
-        train_spec(architecture="vgg", architectures=many)
-    message = info.value.errors["architecture"]
-    assert message.startswith("unknown architecture 'vgg'; known: arch0, arch1,")
+    message = train.known_names(many)
+    assert message.startswith("arch0, arch1,")
     assert message.endswith("arch11, … (30 listed)")
 
 
@@ -999,15 +1120,15 @@ def test_the_trained_and_listed_models_show_architecture_size_and_input_shape(
         architecture="timm/resnet18", n_params=11_181_642, input_shape=[3, 32, 32]
     )
     page = new_job.layout(kind="analyze")
-    label = by_id(page, new_job.ID_ANALYZE_MODEL).options[0]["label"]
+    label = by_id(page, analyze.ID_ANALYZE_MODEL).options[0]["label"]
     assert (
         label == "#1 resnet8-cifar5 · timm/resnet18 · 11.2M params · 3×32×32 · original · acc 85.0%"
     )
     assert "timm/resnet18 · 11.2M params · 3×32×32, original" in text(
-        by_id(page, new_job.ID_ANALYZE_MODEL_INFO)
+        by_id(page, analyze.ID_ANALYZE_MODEL_INFO)
     )
-    result = new_job.train_result({"model_id": 1, "accuracy": 0.8}, api.fake.models[0])
-    params = text(by_id(result, f"{new_job.ID_RESULT}-params"))
+    result = train.train_result({"model_id": 1, "accuracy": 0.8}, api.fake.models[0])
+    params = text(by_id(result, f"{common.ID_RESULT}-params"))
     assert "11.18M" in params and "timm/resnet18 · 11.2M params · 3×32×32" in params
 
 
@@ -1015,35 +1136,35 @@ def test_the_trained_and_listed_models_show_architecture_size_and_input_shape(
 
 
 def test_train_url_round_trip(api: NewJobApi) -> None:
-    search, tabs = new_job.update_train_url(2, "mlp", "?job=5")
+    search, tabs = train.update_train_url(2, "mlp", "?job=5")
     assert search == "?kind=train&dataset=2&architecture=mlp&job=5"
     assert tabs[0].href == "/new?kind=train&dataset=2"
     query = dict(parse_qsl(search.lstrip("?")))
     page = new_job.layout(**query)
-    assert by_id(page, new_job.ID_TRAIN_DATASET).value == 2
-    assert by_id(page, new_job.ID_TRAIN_ARCH).value == "mlp"
-    assert by_id(page, new_job.ID_JOB).data == {"id": 5}
+    assert by_id(page, train.ID_TRAIN_DATASET).value == 2
+    assert by_id(page, train.ID_TRAIN_ARCH).value == "mlp"
+    assert by_id(page, new_job.FOLLOW.ids.job).data == {"id": 5}
     # a URL that already says so is left alone: rendering never adds a history entry
-    assert new_job.update_train_url(2, "mlp", search) == (dash.no_update, dash.no_update)
+    assert train.update_train_url(2, "mlp", search) == (dash.no_update, dash.no_update)
 
 
 def test_a_timm_architecture_round_trips_through_the_url(api: NewJobApi) -> None:
-    search, _ = new_job.update_train_url(2, "timm/resnet18", "")
+    search, _ = train.update_train_url(2, "timm/resnet18", "")
     assert search == "?kind=train&dataset=2&architecture=timm%2Fresnet18"
     page = new_job.layout(**dict(parse_qsl(search.lstrip("?"))))
-    assert by_id(page, new_job.ID_TRAIN_ARCH).value == "timm/resnet18"
-    assert new_job.update_train_url(2, "timm/resnet18", search) == (dash.no_update, dash.no_update)
+    assert by_id(page, train.ID_TRAIN_ARCH).value == "timm/resnet18"
+    assert train.update_train_url(2, "timm/resnet18", search) == (dash.no_update, dash.no_update)
 
 
 def test_analyze_url_round_trip(api: NewJobApi) -> None:
-    search, tabs = new_job.update_analyze_url(3, 1, "?kind=train&architecture=mlp")
+    search, tabs = analyze.update_analyze_url(3, 1, "?kind=train&architecture=mlp")
     assert search == "?kind=analyze&model=3&dataset=1&architecture=mlp"
     assert by_id(html.Div(tabs), "job-tab-sweep").href == "/prune?kind=sweep&model=3"
     page = new_job.layout(**dict(parse_qsl(search.lstrip("?"))))
-    assert by_id(page, new_job.ID_ANALYZE_MODEL).value == 3
-    assert by_id(page, new_job.ID_ANALYZE_DATASET).value == 1
+    assert by_id(page, analyze.ID_ANALYZE_MODEL).value == 3
+    assert by_id(page, analyze.ID_ANALYZE_DATASET).value == 1
     # clearing the dataset (the model's own) removes it from the URL
-    search, _ = new_job.update_analyze_url(3, None, search)
+    search, _ = analyze.update_analyze_url(3, None, search)
     assert search == "?kind=analyze&model=3&architecture=mlp"
 
 
@@ -1073,12 +1194,12 @@ def test_poll_a_succeeded_train_job_links_to_pruning_the_new_model(api: NewJobAp
     panel, stop, cancel_hidden = new_job.poll_job(5, {"id": 1})
     assert stop is True and cancel_hidden is True
     assert "resnet20 on dataset #1, 4 epochs" in text(panel)
-    assert text(by_id(panel, new_job.ID_STATUS)) == "succeeded"
-    assert "80.0%" in text(by_id(panel, f"{new_job.ID_RESULT}-accuracy"))
-    assert "1.00M" in text(by_id(panel, f"{new_job.ID_RESULT}-params"))
-    link = by_id(panel, new_job.ID_RESULT_LINK)
+    assert text(by_id(panel, new_job.FOLLOW.ids.status)) == "succeeded"
+    assert "80.0%" in text(by_id(panel, f"{common.ID_RESULT}-accuracy"))
+    assert "1.00M" in text(by_id(panel, f"{common.ID_RESULT}-params"))
+    link = by_id(panel, common.ID_RESULT_LINK)
     assert link.href == "/prune?model=1" and "Prune this model" in link.children
-    assert by_id(panel, new_job.ID_PROGRESS_BAR).value == "1.000"
+    assert by_id(panel, new_job.FOLLOW.ids.progress_bar).value == "1.000"
 
 
 def test_poll_a_succeeded_analysis_links_to_its_comparison(api: NewJobApi) -> None:
@@ -1093,12 +1214,12 @@ def test_poll_a_succeeded_analysis_links_to_its_comparison(api: NewJobApi) -> No
     panel, stop, _ = new_job.poll_job(2, {"id": 3})
     assert stop is True
     assert "model #3 on the test split, 1 corruption × 2 severities" in text(panel)
-    assert "67.0%" in text(by_id(panel, f"{new_job.ID_RESULT}-accuracy"))
-    assert by_id(panel, new_job.ID_RESULT_LINK).href == "/compare?id=1&b=3"
+    assert "67.0%" in text(by_id(panel, f"{common.ID_RESULT}-accuracy"))
+    assert by_id(panel, common.ID_RESULT_LINK).href == "/compare?id=1&b=3"
     # a model in no comparison: the home page
     api.fake.comparisons.clear()
     panel, _, _ = new_job.poll_job(3, {"id": 3})
-    assert by_id(panel, new_job.ID_RESULT_LINK).href == "/"
+    assert by_id(panel, common.ID_RESULT_LINK).href == "/"
     hrefs = [c.href for c in walk(panel) if isinstance(c, dcc.Link)]
     assert "/prune?model=3" in hrefs
 
@@ -1106,7 +1227,7 @@ def test_poll_a_succeeded_analysis_links_to_its_comparison(api: NewJobApi) -> No
 def test_poll_a_failed_job_shows_the_error(api: NewJobApi) -> None:
     panel, stop, cancel_hidden = new_job.poll_job(1, {"id": 3})
     assert stop is True and cancel_hidden is True
-    assert "CUDA out of memory" in text(by_id(panel, new_job.ID_JOB_ERROR))
+    assert "CUDA out of memory" in text(by_id(panel, new_job.FOLLOW.ids.job_error))
 
 
 def test_poll_without_a_job_is_idle(api: NewJobApi) -> None:
@@ -1154,20 +1275,20 @@ def test_new_job_page_is_routed_and_linked_from_the_navbar(api: NewJobApi) -> No
     )
     body = response.get_json()["response"]
     assert body["_pages_store"]["data"]["title"] == new_job.TITLE == "New job · PruneScope"
-    assert new_job.ID_TRAIN_SUBMIT in str(body["_pages_content"]["children"])
+    assert train.ID_TRAIN_SUBMIT in str(body["_pages_content"]["children"])
     dependencies = client.get("/_dash-dependencies").get_json()
     outputs = [d["output"] for d in dependencies]
-    assert any(f"{new_job.ID_PROGRESS}.children" in o for o in outputs)
-    assert any(o.startswith(f"{new_job.ID_URL}.search") for o in outputs)
+    assert any(f"{new_job.FOLLOW.ids.progress}.children" in o for o in outputs)
+    assert any(o.startswith(f"{common.ID_URL}.search") for o in outputs)
     assert any(f"{prune.ID_KIND_TABS}.children" in o for o in outputs)
     inputs = [i for d in dependencies for i in d["inputs"]]
-    assert {"id": new_job.ID_CANCEL, "property": "n_clicks"} in inputs
+    assert {"id": new_job.FOLLOW.ids.cancel, "property": "n_clicks"} in inputs
     # the picker's search and about line: one callback each
     for out in (
-        f"{new_job.ID_TRAIN_ARCH}.options",
-        f"{new_job.ID_TRAIN_ARCH_INFO}.children",
-        f"{new_job.ID_TRAIN_KWARGS}.children",
+        f"{train.ID_TRAIN_ARCH}.options",
+        f"{train.ID_TRAIN_ARCH_INFO}.children",
+        f"{train.ID_TRAIN_KWARGS}.children",
     ):
         assert sum(out in o for o in outputs) == 1, out
-    assert {"id": new_job.ID_TRAIN_ARCH, "property": "search_value"} in inputs
-    assert {"id": new_job.ID_TRAIN_SUBMIT, "property": "n_clicks"} in inputs
+    assert {"id": train.ID_TRAIN_ARCH, "property": "search_value"} in inputs
+    assert {"id": train.ID_TRAIN_SUBMIT, "property": "n_clicks"} in inputs

@@ -12,6 +12,7 @@ from dash import dcc, html
 from dash.development.base_component import Component
 
 from frontend import client as client_module
+from frontend import components
 from frontend.figures.overview import (
     EvaluationRow,
     accuracy_vs_sparsity,
@@ -242,9 +243,9 @@ def test_accuracy_figure_without_corruptions_or_pruned_models() -> None:
 
 
 def test_links_and_sort_parameters() -> None:
-    assert overview.compare_href(1, 3, "contrast") == "/compare?id=1&b=3&rob_c=contrast"
-    assert overview.compare_href(1, 3, "clean") == "/compare?id=1&b=3"
-    assert overview.compare_href(1, 3, "corrupted") == "/compare?id=1&b=3"
+    assert components.compare_href(1, 3, "contrast") == "/compare?id=1&b=3&rob_c=contrast"
+    assert components.compare_href(1, 3, "clean") == "/compare?id=1&b=3"
+    assert components.compare_href(1, 3, "corrupted") == "/compare?id=1&b=3"
     assert overview.parse_sort("-clean") == ("clean", True)
     assert overview.parse_sort(["method"]) == ("method", False)
     assert overview.parse_sort(None) == (None, False)

@@ -11,6 +11,7 @@ import pytest
 from dash import dcc, html
 from dash.development.base_component import Component
 
+from frontend import forms
 from frontend.client import ApiError
 from frontend.pages import compare, home
 from frontend.views import CONTEXT
@@ -370,7 +371,7 @@ def test_lineage_order_survives_orphans_and_cycles() -> None:
         {"id": 6, "parent_id": 7, "sparsity": 0.5},  # 6 <-> 7 cycle
         {"id": 7, "parent_id": 6, "sparsity": 0.5},
     ]
-    order = home.lineage_order(models)  # type: ignore[arg-type]
+    order = forms.lineage_order(models)  # type: ignore[arg-type]
     assert sorted(m["id"] for _, m in order) == [5, 6, 7]
 
 

@@ -20,6 +20,7 @@ from dash import dcc
 from dash.development.base_component import Component
 
 from frontend import client as client_module
+from frontend import forms, jobs
 from frontend.app import create_dash_app
 from frontend.pages import prune
 
@@ -93,7 +94,7 @@ METHODS: list[dict[str, Any]] = [
 RIGL = METHODS[2]["defaults"]
 DNS = METHODS[3]["defaults"]
 GMP = METHODS[4]["defaults"]
-ON = [prune.ON]
+ON = [forms.ON]
 
 
 @dataclass
@@ -114,6 +115,8 @@ class PruneApi:
         if request.method == "POST" and path == "/api/jobs":
             self.fake.requests.append(request)
             body = json.loads(request.content)
+            if request.url.params.get("dry_run") == "true":
+                return httpx.Response(200, json={**body, "jobs": 1})
             job = {
                 "id": max(j["id"] for j in self.fake.jobs) + 1,
                 "kind": body["kind"],
@@ -154,12 +157,12 @@ class PruneApi:
         if not matches:
             return httpx.Response(404, json={"detail": "Job not found"})
         job = matches[0]
-        if job["status"] in prune.FINAL_STATUSES:
+        if job["status"] in jobs.FINAL_STATUSES:
             return httpx.Response(409, json={"detail": "Job already finished"})
         targets = [job] + [
             j
             for j in self.fake.jobs
-            if j.get("parent_job_id") == job_id and j["status"] not in prune.FINAL_STATUSES
+            if j.get("parent_job_id") == job_id and j["status"] not in jobs.FINAL_STATUSES
         ]
         for target in targets:
             status = "cancelled" if target["status"] == "queued" else "cancelling"
@@ -171,7 +174,7 @@ class PruneApi:
         return [
             json.loads(r.content)
             for r in self.fake.requests
-            if r.method == "POST" and r.url.path == path
+            if r.method == "POST" and r.url.path == path and "dry_run" not in r.url.params
         ]
 
     def job(self, job_id: int) -> dict[str, Any]:
@@ -323,7 +326,7 @@ def test_at_init_spec_types_params_from_defaults_and_keeps_only_changes() -> Non
     ],
 )
 def test_params_are_typed_from_their_defaults(default: Any, raw: Any, expected: Any) -> None:
-    value = prune.parse_param(raw, default)
+    value = forms.parse_param(raw, default)
     assert value == expected and type(value) is type(expected)
 
 
@@ -388,49 +391,85 @@ def test_sweep_with_params_names_the_method_with_them_and_falls_back_to_the_form
     assert "seed" not in out and "sparsity" not in out
 
 
+@pytest.fixture
+def server(client: Any) -> Iterator[Any]:
+    """The real REST API (``client`` of tests/conftest.py: a fresh database, jobs inline) with
+    one registered model, behind the pages' client: the form's checks are the server's."""
+    dataset = client.post("/api/datasets", json={"builtin": "digits"}).json()
+    spec = {"dataset_id": dataset["id"], "architecture": "digits_cnn", "epochs": 0}
+    assert client.post("/api/jobs", json={"kind": "train", "spec": spec}).status_code == 201
+
+    def forward(request: httpx.Request) -> httpx.Response:
+        headers = {k: v for k, v in request.headers.items() if k.lower() != "host"}
+        answer = client.request(
+            request.method, str(request.url), content=request.content, headers=headers
+        )
+        return httpx.Response(
+            answer.status_code,
+            content=answer.content,
+            headers={"content-type": answer.headers.get("content-type", "application/json")},
+        )
+
+    client_module.configure("http://testserver", transport=httpx.MockTransport(forward))
+    try:
+        yield client
+    finally:
+        client_module.reset()
+
+
+def dry_run_errors(**form: Any) -> dict[str, str]:
+    """The server's verdict on the spec of :func:`spec`'s form, by the form's field."""
+    kind = prune.job_kind(form.get("sweep"))
+    return prune.form_errors(kind, forms.dry_run(kind, spec(**form)).errors)
+
+
 @pytest.mark.parametrize(
     ("form", "field", "words"),
     [
-        ({"sparsity": 1.2}, "sparsity", "[0, 1)"),
-        ({"sparsity": 1}, "sparsity", "[0, 1)"),
-        ({"sparsity": -0.1}, "sparsity", "[0, 1)"),
+        ({"sparsity": 1.2}, "sparsity", "less than 1"),
+        ({"sparsity": 1}, "sparsity", "less than 1"),
+        ({"sparsity": -0.1}, "sparsity", "greater than or equal to 0"),
         ({"sparsity": None}, "sparsity", "required"),
-        ({"sparsity": "most"}, "sparsity", "'most'"),
-        ({"epochs": -1}, "finetune.epochs", ">= 0"),
-        ({"epochs": 1.5}, "finetune.epochs", "whole number"),
-        ({"epochs": "ten"}, "finetune.epochs", "'ten'"),
-        ({"epochs": 1, "lr": "fast"}, "finetune.lr", "'fast'"),
-        ({"epochs": 1, "lr": 0}, "finetune.lr", "> 0"),
-        ({"epochs": 1, "optimizer": "rmsprop"}, "finetune.optimizer", "adam, sgd"),
-        ({"seed": "x"}, "seed", "'x'"),
-        ({"model_id": None}, "model_id", "choose a model"),
-        ({"method": None}, "method", "choose a pruning method"),
+        ({"sparsity": "most"}, "sparsity", "valid number"),
+        ({"epochs": -1}, "finetune.epochs", "greater than or equal to 0"),
+        ({"epochs": 1.5}, "finetune.epochs", "integer"),
+        ({"epochs": "ten"}, "finetune.epochs", "integer"),
+        ({"epochs": 1, "lr": "fast"}, "finetune.lr", "valid number"),
+        ({"epochs": 1, "lr": 0}, "finetune.lr", "greater than 0"),
+        ({"epochs": 1, "optimizer": "rmsprop"}, "finetune.optimizer", "'adam' or 'sgd'"),
+        ({"seed": "x"}, "seed", "integer"),
+        ({"model_id": None}, "model_id", "required"),
+        ({"model_id": 99}, "model_id", "model 99 does not exist"),
+        ({"method": "magic"}, "method", "unknown pruning method 'magic'"),
         (
             {"method": "rigl", "defaults": RIGL, "params": {"delta_t": "2.5"}},
             "params.delta_t",
-            "whole number",
+            "delta_t=2.5 should be an integer",
         ),
         (
             {"method": "rigl", "defaults": RIGL, "params": {"alpha": "lots"}},
             "params.alpha",
-            "number",
+            "alpha='lots'",
         ),
-        ({"sweep": ON, "sweep_sparsities": "0.5, 2"}, "sweep.sparsities", "'2'"),
-        ({"sweep": ON, "sweep_seeds": "1, a"}, "sweep.seeds", "'a'"),
+        ({"sweep": ON, "sweep_sparsities": "0.5, 2"}, "sweep.sparsities", "less than 1"),
+        ({"sweep": ON, "sweep_seeds": "1, a"}, "sweep.seeds", "integer"),
     ],
 )
-def test_validation_errors_name_the_field(form: dict[str, Any], field: str, words: str) -> None:
-    with pytest.raises(ValueError, match=field.replace(".", r"\.")) as info:
-        spec(**form)
-    assert isinstance(info.value, prune.FormError)
-    assert field in info.value.errors
-    assert words in info.value.errors[field]
+def test_the_servers_dry_run_names_the_bad_field(
+    server: Any, form: dict[str, Any], field: str, words: str
+) -> None:
+    errors = dry_run_errors(**form)
+    assert field in errors, errors
+    assert words in errors[field]
 
 
-def test_every_bad_field_is_reported_at_once() -> None:
-    with pytest.raises(prune.FormError) as info:
-        spec(sparsity=1.5, epochs=-2, seed="s")
-    assert set(info.value.errors) == {"sparsity", "finetune.epochs", "seed"}
+def test_every_bad_field_is_reported_at_once(server: Any) -> None:
+    assert set(dry_run_errors(sparsity=1.5, epochs=-2, seed="s")) == {
+        "sparsity",
+        "finetune.epochs",
+        "seed",
+    }
+    assert dry_run_errors() == {}  # the form's defaults are a valid job
 
 
 @pytest.mark.parametrize(
@@ -617,19 +656,39 @@ def test_submit_renders_the_422_detail_verbatim(api: PruneApi) -> None:
     assert out["cancel_notice"] is dash.no_update  # still following the same job
 
 
-def test_submit_with_bad_fields_posts_nothing_and_marks_the_fields(api: PruneApi) -> None:
+def test_the_form_is_checked_by_the_server_as_it_is_filled_in(server: Any) -> None:
     page = prune.layout(method="rigl")
     pids = param_ids(page)
     values = [("soon" if pid["name"] == "delta_t" else by_id(page, pid).value) for pid in pids]
-    out = prune.submit_job(**form(page, sparsity=1.0, epochs=-1, param_values=values))
-    assert api.posted("/api/jobs") == []
+    bad = form(page, sparsity=1.0, epochs=-1, param_values=values)
+    del bad["n_clicks"]
+    out = prune.validate_form(**bad)
     messages = dict(zip([e["field"] for e in error_ids(page)], out["errors"], strict=True))
-    assert "[0, 1)" in messages["sparsity"]
-    assert ">= 0" in messages["finetune.epochs"]
-    assert "whole number" in messages["params.delta_t"]
+    assert "less than 1" in messages["sparsity"]
+    assert "greater than or equal to 0" in messages["finetune.epochs"]
     assert messages["finetune.lr"] == ""
+    # the parameters are checked once the spec's own fields are valid
+    bad.update(sparsity=0.5, epochs=None)
+    out = prune.validate_form(**bad)
+    messages = dict(zip([e["field"] for e in error_ids(page)], out["errors"], strict=True))
+    assert "delta_t='soon'" in messages["params.delta_t"]
+    assert [m for m in messages.values() if m] == [messages["params.delta_t"]]
+
+
+def test_submit_with_bad_fields_writes_nothing_and_says_why(server: Any) -> None:
+    page = prune.layout()
+    out = prune.submit_job(**form(page, sparsity=1.0, epochs=-1))
+    assert server.get("/api/jobs").json()["count"] == 1  # only the fixture's train job
     assert out["job"] is dash.no_update
-    assert "Check the form" in text(out["submit_error"])
+    assert "refused" in text(out["submit_error"]) and "less than 1" in text(out["submit_error"])
+
+
+def test_a_message_without_a_field_of_its_own_goes_under_the_form() -> None:
+    ids = [{"field": "sparsity"}, {"field": ""}]
+    assert forms.slot_messages(ids, {"sparsity": "bad", "params": "no such", "": "too many"}) == [
+        "bad",
+        "too many; params: no such",
+    ]
 
 
 def test_submit_before_any_click_does_nothing(api: PruneApi) -> None:
@@ -725,11 +784,11 @@ def test_the_cancel_button_is_in_the_layout_from_the_start_hidden(api: PruneApi)
 def test_cancel_is_offered_only_while_the_job_is_queued_or_running(
     api: PruneApi, status: str, offered: bool
 ) -> None:
-    assert prune.can_cancel({"id": 2, "status": status}) is offered
+    assert jobs.can_cancel({"id": 2, "status": status}) is offered
     api.job(2).update(status=status)
     panel, stop, cancel_hidden = prune.poll_job(1, {"id": 2})
     assert cancel_hidden is (not offered)
-    assert stop is (status in prune.FINAL_STATUSES)
+    assert stop is (status in jobs.FINAL_STATUSES)
     assert text(by_id(panel, prune.ID_STATUS)) == status
     # "Stopping…" only while the job is being cancelled
     stopping = [c for c in walk(panel) if getattr(c, "id", None) == prune.ID_STOPPING]
@@ -928,11 +987,11 @@ def test_prune_page_is_routed_and_linked_from_the_navbar(api: PruneApi) -> None:
 
 
 def test_job_title_names_what_runs() -> None:
-    assert prune.job_title({"kind": "prune", "spec": {"method": "rigl", "sparsity": 0.9}}) == (
+    assert jobs.job_title({"kind": "prune", "spec": {"method": "rigl", "sparsity": 0.9}}) == (
         "rigl at 90%"
     )
     sweep = {"methods": ["random"], "sparsities": [0.5, 0.8], "seeds": [1]}
-    assert prune.job_title({"kind": "sweep", "spec": sweep}) == (
+    assert jobs.job_title({"kind": "sweep", "spec": sweep}) == (
         "sweep of random: 2 sparsities × 1 seed"
     )
 

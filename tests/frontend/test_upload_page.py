@@ -22,7 +22,7 @@ from dash import dcc
 from dash.development.base_component import Component
 
 from frontend import client as client_module
-from frontend import components
+from frontend import components, forms
 from frontend.app import ASSETS_FOLDER, create_dash_app
 from frontend.client import ApiClient, ApiError
 from frontend.figures.upload import class_balance_bars, layer_sparsity_bars
@@ -127,6 +127,9 @@ class UploadApi:
                 page = architectures_page(self.architectures, request.url.params)
                 return httpx.Response(200, json=page)
             return httpx.Response(200, json={"data": self.architectures})
+        if request.method == "POST" and path == "/api/jobs" and request.url.params.get("dry_run"):
+            self.fake.requests.append(request)
+            return httpx.Response(200, json={**json.loads(request.content), "jobs": 1})
         if request.method == "POST" and path == "/api/comparisons":
             self.fake.requests.append(request)
             body = json.loads(request.content)
@@ -334,22 +337,23 @@ def option_values(page: Any) -> list[Any]:
     return [o["value"] for o in by_id(page, upload.ID_MODEL_ARCH).options]
 
 
-def test_without_an_architectures_listing_the_known_names_are_offered(api: UploadApi) -> None:
+def test_without_an_architectures_listing_nothing_is_offered_until_searched(
+    api: UploadApi,
+) -> None:
     page = upload.layout()
     picker = by_id(page, upload.ID_MODEL_ARCH)
     assert isinstance(picker, dcc.Dropdown) and picker.searchable and picker.clearable
     assert picker.value is None  # blank: the checkpoint names its own architecture
-    assert option_values(page) == ["digits_cnn", "mlp", "resnet20"]
-    assert picker.options[1]["label"] == "mlp · builtin"
-    assert by_id(page, upload.ID_MODEL_ARCHS).data == list(components.FALLBACK_ARCHITECTURES)
+    assert option_values(page) == []
+    assert by_id(page, upload.ID_MODEL_ARCHS).data == []
     assert by_id(page, upload.ID_MODEL_ARCH_INFO).children == []
     assert "PruneScope checkpoint" in text(page)
     assert "/api/architectures" in api.fake.paths()
 
 
-def test_a_dashboard_page_instead_of_a_listing_also_falls_back(api: UploadApi) -> None:
+def test_a_dashboard_page_instead_of_a_listing_also_offers_nothing(api: UploadApi) -> None:
     api.architectures = "<!DOCTYPE html><html>dash</html>"
-    assert option_values(upload.layout()) == ["digits_cnn", "mlp", "resnet20"]
+    assert option_values(upload.layout()) == []
 
 
 def test_an_architectures_listing_is_used_when_the_api_has_one(api: UploadApi) -> None:
@@ -365,7 +369,7 @@ def test_a_registry_still_loading_does_not_keep_the_form_from_showing(
 ) -> None:
     search_api.slow = True  # its first use imports timm and torchvision
     page = upload.layout()
-    assert option_values(page) == ["digits_cnn", "mlp", "resnet20"]
+    assert option_values(page) == []  # the form shows; the search works once it has loaded
     options, _ = components.search_architectures("resnet", None, [])
     assert options[0]["label"] == (
         "Search failed: cannot reach the PruneScope API at http://testserver: timed out"
@@ -514,20 +518,45 @@ def test_model_fields_leave_blanks_out_and_send_kwargs_as_a_json_object() -> Non
     assert upload.model_fields(arch_kwargs=" {} ", name="  ") == {}
 
 
+@pytest.fixture
+def server(client: Any) -> Iterator[Any]:
+    """The real REST API (``client`` of tests/conftest.py: a fresh database) behind the pages'
+    client: the upload form's checks are the server's dry run."""
+
+    def forward(request: httpx.Request) -> httpx.Response:
+        headers = {k: v for k, v in request.headers.items() if k.lower() != "host"}
+        answer = client.request(
+            request.method, str(request.url), content=request.content, headers=headers
+        )
+        return httpx.Response(
+            answer.status_code,
+            content=answer.content,
+            headers={"content-type": answer.headers.get("content-type", "application/json")},
+        )
+
+    client_module.configure("http://testserver", transport=httpx.MockTransport(forward))
+    try:
+        yield client
+    finally:
+        client_module.reset()
+
+
 @pytest.mark.parametrize(
     ("form", "field", "words"),
     [
         ({"arch_kwargs": "{num_classes: 10}"}, "arch_kwargs", "not JSON"),
-        ({"arch_kwargs": "[10]"}, "arch_kwargs", "JSON object"),
-        ({"parent_id": "abc"}, "parent_id", "'abc'"),
-        ({"dataset_id": 0}, "dataset_id", ">= 1"),
+        ({"arch_kwargs": "[10]"}, "arch_kwargs", "dictionary"),
+        ({"parent_id": "abc"}, "parent_id", "integer"),
+        ({"dataset_id": 0}, "dataset_id", "greater than or equal to 1"),
+        ({"parent_id": 7}, "parent_id", "parent model 7 does not exist"),
     ],
 )
-def test_model_fields_name_what_is_wrong(form: dict[str, Any], field: str, words: str) -> None:
-    with pytest.raises(upload.UploadFormError) as exc:
-        upload.model_fields(**form)
-    assert list(exc.value.errors) == [field]
-    assert words in exc.value.errors[field]
+def test_the_server_names_what_is_wrong_with_a_checkpoints_fields(
+    server: Any, form: dict[str, Any], field: str, words: str
+) -> None:
+    errors = forms.dry_run("import_model", upload.model_fields(**form)).errors
+    assert list(errors) == [field]
+    assert words in errors[field]
 
 
 def test_dataset_fields_leave_auto_and_blanks_out() -> None:
@@ -553,52 +582,61 @@ def test_dataset_fields_leave_auto_and_blanks_out() -> None:
 @pytest.mark.parametrize(
     ("form", "field", "words"),
     [
-        ({"fmt": "hdf5"}, "format", "npz, cifar10"),
-        ({"test_fraction": 1}, "test_fraction", "(0, 1)"),
-        ({"test_fraction": "half"}, "test_fraction", "'half'"),
-        ({"seed": -1}, "seed", ">= 0"),
-        ({"seed": 1.5}, "seed", "whole number"),
-        ({"severity": 6}, "severity", "1..5"),
+        ({"fmt": "hdf5"}, "format", "'npz', 'cifar10'"),
+        ({"test_fraction": 1}, "test_fraction", "less than 1"),
+        ({"test_fraction": "half"}, "test_fraction", "valid number"),
+        ({"seed": -1}, "seed", "greater than or equal to 0"),
+        ({"seed": 1.5}, "seed", "integer"),
+        ({"severity": 6}, "severity", "less than or equal to 5"),
     ],
 )
-def test_dataset_fields_name_what_is_wrong(form: dict[str, Any], field: str, words: str) -> None:
-    with pytest.raises(upload.UploadFormError) as exc:
-        upload.dataset_fields(**form)
-    assert list(exc.value.errors) == [field]
-    assert words in exc.value.errors[field]
+def test_the_server_names_what_is_wrong_with_a_datasets_fields(
+    server: Any, form: dict[str, Any], field: str, words: str
+) -> None:
+    errors = forms.dry_run("import_dataset", upload.dataset_fields(**form)).errors
+    assert list(errors) == [field]
+    assert words in errors[field]
 
 
-def test_prepare_model_upload_writes_the_request_upload_js_sends() -> None:
+def test_prepare_model_upload_writes_the_request_upload_js_sends(server: Any) -> None:
+    server.post("/api/datasets", json={"builtin": "digits"})
     selected = {"name": "net.safetensors", "size": 4620}
-    out = upload.prepare_model_upload(2, selected, "mlp", '{"num_classes": 4}', None, 1, None)
+    out = upload.prepare_model_upload(2, selected, "mlp", '{"num_classes": 4}', None, None, 1)
     assert out["request"] == {
-        "fields": {"architecture": "mlp", "arch_kwargs": '{"num_classes": 4}', "parent_id": "1"},
+        "fields": {"architecture": "mlp", "arch_kwargs": '{"num_classes": 4}', "dataset_id": "1"},
         "filename": "net.safetensors",
         "nonce": 2,
     }
     assert out["form_error"] is None and out["kwargs_error"] == ""
 
 
-def test_prepare_model_upload_puts_errors_next_to_their_field() -> None:
+def test_prepare_model_upload_puts_errors_next_to_their_field(server: Any) -> None:
     out = upload.prepare_model_upload(1, {"name": "a.pt"}, "mlp", "[1]")
     assert out["request"] is dash.no_update
-    assert "JSON object" in out["kwargs_error"]
+    assert "dictionary" in out["kwargs_error"]
     out = upload.prepare_model_upload(1, None, "mlp", "")
     assert out["request"] is dash.no_update
     assert "No file chosen" in text(out["form_error"])
     assert upload.prepare_model_upload(0)["request"] is dash.no_update
+    # as the form is filled in, the same checks
+    checked = upload.check_model_form(arch_kwargs="{x}")
+    assert "not JSON" in checked["kwargs_error"] and checked["form_error"] is None
+    checked = upload.check_model_form(parent_id=3)
+    assert "parent model 3 does not exist" in text(checked["form_error"])
 
 
-def test_prepare_dataset_upload() -> None:
+def test_prepare_dataset_upload(server: Any) -> None:
     out = upload.prepare_dataset_upload(1, {"name": "d.npz"}, "npz", None, "0.3", 2, None, None)
     assert out["request"]["fields"] == {"format": "npz", "test_fraction": "0.3", "seed": "2"}
     assert out["test_fraction_error"] == "" and out["seed_error"] == ""
     out = upload.prepare_dataset_upload(1, {"name": "d.npz"}, "auto", None, 2, -1, None, 9)
     assert out["request"] is dash.no_update
-    assert "(0, 1)" in out["test_fraction_error"] and ">= 0" in out["seed_error"]
+    assert "less than 1" in out["test_fraction_error"]
+    assert "greater than or equal to 0" in out["seed_error"]
     assert "severity" in text(out["form_error"])
     out = upload.prepare_dataset_upload(1, {}, "auto")
     assert "No file chosen" in text(out["form_error"])
+    assert upload.check_dataset_form(test_fraction=0, seed=1)["test_fraction_error"] != ""
 
 
 # renderers ---------------------------------------------------------------------------------------
@@ -618,7 +656,9 @@ def test_selected_file_shows_name_and_size() -> None:
 
 
 def test_architecture_info() -> None:
-    known = [dict(a) for a in components.FALLBACK_ARCHITECTURES]
+    from models.registry import model_info
+
+    known = [model_info(name) for name in ("digits_cnn", "mlp", "resnet20")]
     words = text(components.describe_architecture_choice("mlp", known))
     assert "Needs input_shape, num_classes" in words and "hidden=[128, 64]" in words
     assert components.describe_architecture_choice("", known) == []
@@ -900,11 +940,3 @@ def test_upload_js_implements_the_names_the_page_relies_on() -> None:
         assert f'idOf(kind, "{part}")' in source or f'"{part}"' in source, part
     assert "xhr.upload.onprogress" in source and "new FormData()" in source
     assert "dcc.Upload" not in source and "readAsDataURL" not in source
-
-
-def test_the_fallback_architectures_are_the_registrys_own_description() -> None:
-    # offered when the listing cannot be read: it must say what the registry says
-    from models.registry import model_info
-
-    for entry in components.FALLBACK_ARCHITECTURES:
-        assert dict(entry) == model_info(entry["name"])

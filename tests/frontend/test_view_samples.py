@@ -17,6 +17,10 @@ from dash.development.base_component import Component
 from frontend import client as client_module
 from frontend.views import CONTEXT, QUERY, SELECTION, selection, view_context
 from frontend.views import samples as view
+from frontend.views.parts import HIDDEN, SHOWN
+from frontend.views.samples import common
+from frontend.views.samples import detail as detail_view
+from frontend.views.samples import gallery as gallery_view
 
 FakeApi = Any  # the fake_api fixture of conftest.py
 NAMES = ["airplane", "automobile", "bird", "cat", "deer"]
@@ -154,7 +158,7 @@ def tiles(body: Any) -> list[Any]:
         for c in walk(body)
         if isinstance(c, Component)
         and isinstance(getattr(c, "id", None), dict)
-        and c.id.get("type") == view.TILE
+        and c.id.get("type") == gallery_view.TILE
     ]
 
 
@@ -187,7 +191,7 @@ GALLERY_FIELDS = (
 
 
 def init(ctx: dict[str, Any], current: Any = None) -> dict[str, Any]:
-    return dict(zip(INIT_FIELDS, view.init_samples(ctx, current), strict=True))
+    return dict(zip(INIT_FIELDS, gallery_view.init_samples(ctx, current), strict=True))
 
 
 def gallery(
@@ -204,7 +208,7 @@ def gallery(
 ) -> dict[str, Any]:
     if state is None:
         state = init(ctx, current)["state"]
-    out = view.update_gallery(
+    out = gallery_view.update_gallery(
         category,
         ["on"] if pie else [],
         ["on"] if fragile else [],
@@ -231,48 +235,50 @@ def expected_flagged(b: int, corruptions: bool = True) -> list[int]:
 
 
 def _arrays(table: dict[str, list[Any]]) -> dict[str, np.ndarray]:
-    return {k: view._column(k, v) for k, v in table.items() if k in view.TABLE_COLUMNS}
+    return {k: common._column(k, v) for k, v in table.items() if k in common.TABLE_COLUMNS}
 
 
 def test_matching_rows_flagged_categories_flags_class_and_selection() -> None:
     t = _arrays(comparison_table(2))
-    flagged = view.matching_rows(t)
+    flagged = gallery_view.matching_rows(t)
     assert t["index"][flagged].tolist() == expected_flagged(2)
-    c2w = view.matching_rows(t, category="correct_to_wrong")
+    c2w = gallery_view.matching_rows(t, category="correct_to_wrong")
     assert t["index"][c2w].tolist() == [2, 12, 42, 52]
-    assert view.matching_rows(t, category="all").size == N_SAMPLES
-    pies = view.matching_rows(t, pie=True)
+    assert gallery_view.matching_rows(t, category="all").size == N_SAMPLES
+    pies = gallery_view.matching_rows(t, pie=True)
     assert t["index"][pies].tolist() == [2, 22, 42, 62]  # every other flip
-    fragile = view.matching_rows(t, fragile=True, category="all")
+    fragile = gallery_view.matching_rows(t, fragile=True, category="all")
     assert all(i % 9 == 0 for i in t["index"][fragile])
-    cats = view.matching_rows(t, cls=3, category="all")
+    cats = gallery_view.matching_rows(t, cls=3, category="all")
     assert set(t["label"][cats].tolist()) == {3}
     # a selection sets the category aside but keeps the class and the flags
-    chosen = view.matching_rows(t, selected=[1, 2, 8, 13, 999], cls=3)
+    chosen = gallery_view.matching_rows(t, selected=[1, 2, 8, 13, 999], cls=3)
     assert t["index"][chosen].tolist() == [8, 13]
-    assert view.matching_rows(t, selected=[2, 3, 4], pie=True).tolist() == [2]
+    assert gallery_view.matching_rows(t, selected=[2, 3, 4], pie=True).tolist() == [2]
 
 
 def test_fragile_filter_without_the_column_matches_nothing() -> None:
     t = _arrays(comparison_table(2, corruptions=False))
-    assert view.matching_rows(t, fragile=True, category="all").size == 0
-    assert t["index"][view.matching_rows(t)].tolist() == expected_flagged(2, False)
+    assert gallery_view.matching_rows(t, fragile=True, category="all").size == 0
+    assert t["index"][gallery_view.matching_rows(t)].tolist() == expected_flagged(2, False)
 
 
 def test_sorts_put_the_largest_shift_first_and_missing_values_last() -> None:
     t = _arrays(comparison_table(2))
-    rows = view.matching_rows(t, category="all")
-    by_margin = view.sort_rows(t, rows, "d_margin")
+    rows = gallery_view.matching_rows(t, category="all")
+    by_margin = gallery_view.sort_rows(t, rows, "d_margin")
     dm = t["d_margin"][by_margin]
     finite = dm[~np.isnan(dm)]
     assert np.all(np.diff(finite) >= 0) and t["index"][by_margin[-1]] == 5
-    by_angle = t["d_angle"][view.sort_rows(t, rows, "-d_angle")]
+    by_angle = t["d_angle"][gallery_view.sort_rows(t, rows, "-d_angle")]
     assert np.all(np.diff(by_angle) <= 0)
-    by_length = np.abs(t["d_length_z"][view.sort_rows(t, rows, "d_length")])
+    by_length = np.abs(t["d_length_z"][gallery_view.sort_rows(t, rows, "d_length")])
     assert np.all(np.diff(by_length) <= 0)
     shuffled = rows[::-1]
-    assert t["index"][view.sort_rows(t, shuffled, "index")].tolist() == list(range(N_SAMPLES))
-    assert view.sort_rows(t, shuffled, "bogus").tolist() == rows.tolist()
+    assert t["index"][gallery_view.sort_rows(t, shuffled, "index")].tolist() == list(
+        range(N_SAMPLES)
+    )
+    assert gallery_view.sort_rows(t, shuffled, "bogus").tolist() == rows.tolist()
 
 
 @pytest.mark.parametrize(
@@ -285,24 +291,33 @@ def test_sorts_put_the_largest_shift_first_and_missing_values_last() -> None:
     ],
 )
 def test_parsing_settings(value: Any, category: str, sort: str, page: int, flag: bool) -> None:
-    assert view.parse_category(value) == category
-    assert view.parse_sort(value) == sort
-    assert view.parse_page(value) == page
-    assert view.parse_flag(value) is flag
-    assert view.parse_sort("-d_angle") == "-d_angle" and view.parse_page("3") == 2
-    assert view.parse_flag("1") and view.parse_flag(["on"]) and not view.parse_flag([])
+    assert gallery_view.parse_category(value) == category
+    assert gallery_view.parse_sort(value) == sort
+    assert gallery_view.parse_page(value) == page
+    assert gallery_view.parse_flag(value) is flag
+    assert gallery_view.parse_sort("-d_angle") == "-d_angle" and gallery_view.parse_page("3") == 2
+    assert (
+        gallery_view.parse_flag("1")
+        and gallery_view.parse_flag(["on"])
+        and not gallery_view.parse_flag([])
+    )
 
 
 def test_describe_and_empty_reasons_say_what_is_shown() -> None:
-    assert view.describe("flagged", False, False, None) == "flagged samples"
+    assert gallery_view.describe("flagged", False, False, None) == "flagged samples"
     assert (
-        view.describe("correct_to_wrong", True, True, "cat")
+        gallery_view.describe("correct_to_wrong", True, True, "cat")
         == "correct → wrong samples of class cat that are PIEs and were made fragile by pruning"
     )
-    assert view.describe("all", False, True, None) == "samples that were made fragile by pruning"
-    reason = view.empty_reason("flagged", False, False, "cat")
+    assert (
+        gallery_view.describe("all", False, True, None)
+        == "samples that were made fragile by pruning"
+    )
+    reason = gallery_view.empty_reason("flagged", False, False, "cat")
     assert "A and B predict every sample the same way" in reason and "All samples" in reason
-    assert view.empty_reason("all", True, False, None).startswith("No samples that are PIEs")
+    assert gallery_view.empty_reason("all", True, False, None).startswith(
+        "No samples that are PIEs"
+    )
 
 
 # layout -----------------------------------------------------------------------------------------
@@ -313,18 +328,18 @@ def test_section_skeleton_has_prefixed_ids_and_no_webgl() -> None:
     assert isinstance(section, html.Section) and section.id == view.ID_SECTION
     ids = {getattr(c, "id", None) for c in walk(section) if isinstance(c, Component)}
     for wanted in (
-        view.ID_CATEGORY,
-        view.ID_PIE,
-        view.ID_FRAGILE,
-        view.ID_SORT,
-        view.ID_GALLERY,
-        view.ID_PREV,
-        view.ID_NEXT,
-        view.ID_DETAIL,
-        view.ID_TOP5,
-        view.ID_COMPUTE,
-        view.ID_POLL,
-        view.ID_ATTR_FIG,
+        gallery_view.ID_CATEGORY,
+        gallery_view.ID_PIE,
+        gallery_view.ID_FRAGILE,
+        gallery_view.ID_SORT,
+        gallery_view.ID_GALLERY,
+        gallery_view.ID_PREV,
+        gallery_view.ID_NEXT,
+        detail_view.ID_DETAIL,
+        detail_view.ID_TOP5,
+        detail_view.ID_COMPUTE,
+        detail_view.ID_POLL,
+        detail_view.ID_ATTR_FIG,
     ):
         assert wanted in ids
     assert all(i.startswith("compare-samples") for i in ids if isinstance(i, str))
@@ -333,17 +348,17 @@ def test_section_skeleton_has_prefixed_ids_and_no_webgl() -> None:
         for c in walk(section)
         if isinstance(c, Component) and isinstance(getattr(c, "id", None), str)
     }
-    assert found[view.ID_POLL].disabled is True
-    assert found[view.ID_DETAIL_BODY].style == view.HIDDEN
-    assert view.DETAIL_EMPTY in text(found[view.ID_DETAIL_EMPTY])
-    assert [o["value"] for o in found[view.ID_CATEGORY].options] == [
+    assert found[detail_view.ID_POLL].disabled is True
+    assert found[detail_view.ID_DETAIL_BODY].style == HIDDEN
+    assert detail_view.DETAIL_EMPTY in text(found[detail_view.ID_DETAIL_EMPTY])
+    assert [o["value"] for o in found[gallery_view.ID_CATEGORY].options] == [
         "flagged",
         "correct_to_wrong",
         "wrong_to_correct",
         "wrong_to_other_wrong",
         "all",
     ]
-    assert [o["value"] for o in found[view.ID_SORT].options] == [
+    assert [o["value"] for o in found[gallery_view.ID_SORT].options] == [
         "index",
         "d_margin",
         "-d_angle",
@@ -357,7 +372,7 @@ def test_register_uses_the_lazy_context_and_the_contract_stores() -> None:
     app = dash.Dash(__name__)
     view.register(app)
     outputs = " ".join(app.callback_map)
-    assert QUERY in outputs and SELECTION in outputs and view.ID_GALLERY in outputs
+    assert QUERY in outputs and SELECTION in outputs and gallery_view.ID_GALLERY in outputs
     inputs = {i["id"] for cb in app.callback_map.values() for i in cb["inputs"] if "id" in i} | {
         s["id"] for cb in app.callback_map.values() for s in cb["state"] if "id" in s
     }
@@ -408,14 +423,14 @@ def test_without_corruption_results_the_fragile_filter_is_disabled(api: SamplesA
     api.corruptions = False
     out = init(context(smp_frag="1"))
     assert out["fragile"] == [] and out["fragile_options"][0]["disabled"] is True
-    assert out["fragile_note"] == view.NO_FRAGILITY
+    assert out["fragile_note"] == gallery_view.NO_FRAGILITY
     assert "made fragile" not in text(out["cards"])
 
 
 def test_before_the_compare_job_the_view_says_so(api: SamplesApi) -> None:
     api.ready = False
     out = init(context())
-    assert view.NOT_READY in text(out["message"])
+    assert gallery_view.NOT_READY in text(out["message"])
     shown = gallery(context(), out["state"])
     assert shown["body"] == [] and shown["summary"] == ""
     api.ready = True  # a 409 is not kept: the next load shows the gallery
@@ -425,10 +440,10 @@ def test_before_the_compare_job_the_view_says_so(api: SamplesApi) -> None:
 def test_gallery_shows_a_page_of_flagged_thumbnails(api: SamplesApi) -> None:
     out = gallery(context())
     flagged = expected_flagged(2)
-    assert tile_indices(out["body"]) == flagged[: view.PAGE_SIZE]
+    assert tile_indices(out["body"]) == flagged[: gallery_view.PAGE_SIZE]
     assert out["summary"] == f"Showing 1–24 of {len(flagged)} flagged samples."
     assert (out["prev_disabled"], out["next_disabled"]) == (True, False)
-    assert out["page"] == f"page 1 of {view.page_count(len(flagged))}"
+    assert out["page"] == f"page 1 of {gallery_view.page_count(len(flagged))}"
     first = tiles(out["body"])[0]  # sample 0: not flipped, made fragile
     img = next(c for c in walk(first) if isinstance(c, html.Img))
     assert img.src == "/api/datasets/1/images/test/0.png" and "sample-thumb" in img.className
@@ -440,7 +455,7 @@ def test_gallery_shows_a_page_of_flagged_thumbnails(api: SamplesApi) -> None:
         "sample-tag-pie",
     ]
     assert "Δm" in text(flip) and "✗" in text(flip)
-    assert out["clear_style"] == view.HIDDEN
+    assert out["clear_style"] == HIDDEN
     assert not any(o.get("disabled") for o in out["category_options"])
 
 
@@ -465,7 +480,7 @@ def test_a_page_from_the_url_is_kept_and_clamped(api: SamplesApi) -> None:
     out = gallery(ctx)
     assert out["state"]["page"] == 1 and out["summary"].startswith("Showing 25–")
     far = gallery(context(smp_page="99"))
-    assert far["state"]["page"] == view.page_count(len(expected_flagged(2))) - 1
+    assert far["state"]["page"] == gallery_view.page_count(len(expected_flagged(2))) - 1
     assert far["next_disabled"] is True
 
 
@@ -496,14 +511,17 @@ def test_a_selection_shows_only_the_selected_samples(api: SamplesApi) -> None:
     out = gallery(context(), current=current)
     assert tile_indices(out["body"]) == [3, 7, 12]  # unflagged ones too
     assert out["summary"].startswith("4 selected samples (3 match the filters)")
-    assert out["clear_style"] == view.SHOWN
+    assert out["clear_style"] == SHOWN
     assert all(o.get("disabled") for o in out["category_options"])
     # a new selection starts from the first page; clearing it goes back to the flagged ones
     cleared = gallery(context(), out["state"])
     assert tile_indices(cleared["body"]) == expected_flagged(2)[:24]
     none = gallery(context(cls=4), current=selection([7, 3], "geometry"))
     assert "None of the 2 selected samples match class deer" in text(none["body"])
-    assert view.clear_selection(1) is None and view.clear_selection(0) is dash.no_update
+    assert (
+        gallery_view.clear_selection(1) is None
+        and gallery_view.clear_selection(0) is dash.no_update
+    )
 
 
 def test_samples_that_are_not_images_get_table_rows(api: SamplesApi) -> None:
@@ -528,7 +546,7 @@ def test_the_table_is_fetched_once_with_only_the_gallery_columns(api: SamplesApi
     tables = [r for r in api.api.requests if r.url.path.endswith("/table")]
     assert len(tables) == 2  # a probe for the column names, then the columns
     assert tables[1].url.params.get_list("columns") == [
-        c for c in view.TABLE_COLUMNS if c in comparison_table(2)
+        c for c in common.TABLE_COLUMNS if c in comparison_table(2)
     ]
     assert "ax" not in tables[1].url.params.get_list("columns")
 
@@ -542,7 +560,7 @@ def test_settings_and_the_open_sample_round_trip_through_the_query() -> None:
         "page": 2,
     }
     query = {"id": "1", "geo_mode": "diff"}
-    new = view.write_samples_query(state, 42, query)
+    new = gallery_view.write_samples_query(state, 42, query)
     assert new == {
         "id": "1",
         "geo_mode": "diff",
@@ -552,30 +570,32 @@ def test_settings_and_the_open_sample_round_trip_through_the_query() -> None:
         "smp_page": "3",
         "smp": "42",
     }
-    assert view.write_samples_query(state, 42, new) is dash.no_update
+    assert gallery_view.write_samples_query(state, 42, new) is dash.no_update
     defaults = {"category": "flagged", "pie": False, "fragile": False, "sort": "index", "page": 0}
-    assert view.write_samples_query(defaults, None, new) == {"id": "1", "geo_mode": "diff"}
+    assert gallery_view.write_samples_query(defaults, None, new) == {"id": "1", "geo_mode": "diff"}
     restored = init_from(new)
     assert restored == ("wrong_to_correct", "-d_angle", 2, 42)
 
 
 def init_from(query: dict[str, str]) -> tuple[Any, ...]:
     return (
-        view.parse_category(query.get(view.KEY_CATEGORY)),
-        view.parse_sort(query.get(view.KEY_SORT)),
-        view.parse_page(query.get(view.KEY_PAGE)),
-        int(query[view.KEY_SAMPLE]),
+        gallery_view.parse_category(query.get(gallery_view.KEY_CATEGORY)),
+        gallery_view.parse_sort(query.get(gallery_view.KEY_SORT)),
+        gallery_view.parse_page(query.get(gallery_view.KEY_PAGE)),
+        int(query[gallery_view.KEY_SAMPLE]),
     )
 
 
 def test_clicking_a_tile_opens_its_sample() -> None:
-    ids = [{"type": view.TILE, "index": 2}, {"type": view.TILE, "index": 12}]
-    assert view.open_sample([0, 1], ids, ids[1], None) == 12
-    assert view.open_sample([1, 1], ids, ids[0], 12) == 2
-    assert view.open_sample([0, 0], ids, ids[0], None) is dash.no_update  # new page of tiles
-    assert view.open_sample([1, 0], ids, ids[0], 2) is dash.no_update  # already open
-    assert view.open_sample([1], ids, None, None) is dash.no_update
-    assert view.close_sample(1) is None and view.close_sample(0) is dash.no_update
+    ids = [{"type": gallery_view.TILE, "index": 2}, {"type": gallery_view.TILE, "index": 12}]
+    assert gallery_view.open_sample([0, 1], ids, ids[1], None) == 12
+    assert gallery_view.open_sample([1, 1], ids, ids[0], 12) == 2
+    assert (
+        gallery_view.open_sample([0, 0], ids, ids[0], None) is dash.no_update
+    )  # new page of tiles
+    assert gallery_view.open_sample([1, 0], ids, ids[0], 2) is dash.no_update  # already open
+    assert gallery_view.open_sample([1], ids, None, None) is dash.no_update
+    assert detail_view.close_sample(1) is None and detail_view.close_sample(0) is dash.no_update
 
 
 # callbacks: the detail -------------------------------------------------------------------------
@@ -584,12 +604,12 @@ DETAIL_FIELDS = ("empty", "body", "head", "top5", "metrics", "corruptions", "inf
 
 
 def detail(index: Any, ctx: dict[str, Any] | None = None) -> dict[str, Any]:
-    return dict(zip(DETAIL_FIELDS, view.render_detail(index, ctx or context()), strict=True))
+    return dict(zip(DETAIL_FIELDS, detail_view.render_detail(index, ctx or context()), strict=True))
 
 
 def test_detail_shows_image_labels_top5_metrics_and_corruptions(api: SamplesApi) -> None:
     out = detail(42)  # a deer, correct → wrong (to automobile), PIE, not fragile
-    assert out["empty"] == view.HIDDEN and out["body"] == view.SHOWN
+    assert out["empty"] == HIDDEN and out["body"] == SHOWN
     head = text(out["head"])
     assert "Test sample #42" in head and "True label" in head and "deer" in head
     assert "correct → wrong" in head and "PIE" in head
@@ -607,12 +627,12 @@ def test_detail_shows_image_labels_top5_metrics_and_corruptions(api: SamplesApi)
     assert b.y[1] == "automobile"
     rec = sample_record(2, 42)
     metrics = out["metrics"]
-    assert metrics.id == view.ID_METRICS
+    assert metrics.id == detail_view.ID_METRICS
     rows = [c for c in walk(metrics) if isinstance(c, html.Tr)][1:]
     assert [r.children[0].title for r in rows] == [
-        view.METRIC_HELP["angle"],
-        view.METRIC_HELP["length"],
-        view.METRIC_HELP["margin"],
+        detail_view.METRIC_HELP["angle"],
+        detail_view.METRIC_HELP["length"],
+        detail_view.METRIC_HELP["margin"],
     ]
     angle = [td.children for td in rows[0].children[1:]]
     assert angle == [
@@ -655,7 +675,7 @@ def test_detail_without_corruptions_and_unknown_samples(api: SamplesApi) -> None
     assert "Test sample #5000 not found" in text(missing["head"])
     assert missing["info"] is None
     none = detail(None)
-    assert none["empty"] == view.SHOWN and none["body"] == view.HIDDEN
+    assert none["empty"] == SHOWN and none["body"] == HIDDEN
 
 
 # callbacks: geometric attribution ---------------------------------------------------------------
@@ -664,14 +684,16 @@ ATTR_FIELDS = ("button", "note", "progress", "job", "body", "figure", "image", "
 
 
 def attribution(info: Any, done: Any = None) -> dict[str, Any]:
-    return dict(zip(ATTR_FIELDS, view.render_attribution(info, done, context()), strict=True))
+    return dict(
+        zip(ATTR_FIELDS, detail_view.render_attribution(info, done, context()), strict=True)
+    )
 
 
 def test_attribution_is_computed_on_demand_and_drawn(api: SamplesApi) -> None:
     info = detail(42)["info"]
     out = attribution(info)
-    assert out["button"] == view.SHOWN and out["body"] == view.HIDDEN and out["job"] is None
-    job, panel = view.start_attribution(1, info, context())
+    assert out["button"] == SHOWN and out["body"] == HIDDEN and out["job"] is None
+    job, panel = detail_view.start_attribution(1, info, context())
     (posted,) = [r for r in api.api.requests if r.method == "POST"]
     assert posted.url.path == "/api/jobs"
     assert json.loads(posted.content) == {
@@ -679,21 +701,21 @@ def test_attribution_is_computed_on_demand_and_drawn(api: SamplesApi) -> None:
         "spec": {"comparison_id": 1, "model_b_id": 2, "index": 42},
     }
     assert job == {"id": 4, "index": 42} and "queued" in text(panel)
-    assert view.follow_job(job) == (False, True)
-    progress, poll_off, button_off, done = view.poll_attribution_job(1, job)
+    assert detail_view.follow_job(job) == (False, True)
+    progress, poll_off, button_off, done = detail_view.poll_attribution_job(1, job)
     assert "queued" in text(progress) and not poll_off and button_off
     assert done is dash.no_update
     api.api.jobs[-1] |= {"status": "running", "progress": 0.5, "stage": "occluding A"}
-    progress, *_ = view.poll_attribution_job(2, job)
+    progress, *_ = detail_view.poll_attribution_job(2, job)
     assert "50%" in text(progress) and "occluding A" in text(progress)
     # reopened while it runs: the job is picked up, not offered again
     running = attribution(detail(42)["info"])
-    assert running["job"] == {"id": 4, "index": 42} and running["button"] == view.HIDDEN
+    assert running["job"] == {"id": 4, "index": 42} and running["button"] == HIDDEN
     api.api.jobs[-1] |= {"status": "succeeded", "progress": 1.0}
-    progress, poll_off, _, done = view.poll_attribution_job(3, job)
+    progress, poll_off, _, done = detail_view.poll_attribution_job(3, job)
     assert poll_off and done == {"index": 42, "job_id": 4}
     drawn = attribution(info, done)
-    assert drawn["body"] == view.SHOWN and drawn["button"] == view.HIDDEN
+    assert drawn["body"] == SHOWN and drawn["button"] == HIDDEN
     fig = drawn["figure"]
     assert len(fig.data) == 9 and all(t.type == "heatmap" for t in fig.data)
     assert list(fig.data[0].z[2]) == [2.0, 2.1, 2.2, 2.3]  # A's angle, row 2
@@ -708,27 +730,30 @@ def test_attribution_is_computed_on_demand_and_drawn(api: SamplesApi) -> None:
     assert "corruption-b-only" in thumb.className
     # the next time the sample opens, its maps come straight from the API
     again = attribution(detail(42)["info"])
-    assert again["body"] == view.SHOWN and len(again["figure"].data) == 9
+    assert again["body"] == SHOWN and len(again["figure"].data) == 9
 
 
 def test_a_failed_attribution_job_shows_its_error_and_the_button(api: SamplesApi) -> None:
     info = detail(12)["info"]
-    job, _ = view.start_attribution(1, info, context())
+    job, _ = detail_view.start_attribution(1, info, context())
     api.api.jobs[-1] |= {"status": "failed", "error": "attribution needs an image dataset"}
-    progress, poll_off, button_off, done = view.poll_attribution_job(1, job)
+    progress, poll_off, button_off, done = detail_view.poll_attribution_job(1, job)
     assert "The attribution job failed" in text(progress)
     assert "image dataset" in text(progress)
     assert poll_off and not button_off and done is dash.no_update
     out = attribution(detail(12)["info"])
-    assert out["button"] == view.SHOWN and "image dataset" in text(out["note"])
+    assert out["button"] == SHOWN and "image dataset" in text(out["note"])
 
 
 def test_attribution_callbacks_do_nothing_without_a_sample(api: SamplesApi) -> None:
-    assert view.start_attribution(0, {"index": 3}, context()) == (dash.no_update, dash.no_update)
-    assert view.start_attribution(1, None, context()) == (dash.no_update, dash.no_update)
-    assert view.follow_job(None) == (True, False)
+    assert detail_view.start_attribution(0, {"index": 3}, context()) == (
+        dash.no_update,
+        dash.no_update,
+    )
+    assert detail_view.start_attribution(1, None, context()) == (dash.no_update, dash.no_update)
+    assert detail_view.follow_job(None) == (True, False)
     out = attribution(None)
-    assert out["button"] == view.HIDDEN and out["body"] == view.HIDDEN
+    assert out["button"] == HIDDEN and out["body"] == HIDDEN
     api.api.errors["/api/jobs"] = (503, "the job queue is down")
-    job, panel = view.start_attribution(1, {"index": 3, "status": "none"}, context())
+    job, panel = detail_view.start_attribution(1, {"index": 3, "status": "none"}, context())
     assert job is dash.no_update and "503" in text(panel)

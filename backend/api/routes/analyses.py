@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException, Query
 from sqlalchemy import select
 
 from backend.api.deps import SessionDep, StoreDep, get_or_404, load_samples_table, prob_columns
+from backend.api.public import ANALYSIS_NOT_FOUND, analysis_public
 from backend.api.schemas import (
     AnalysesPublic,
     AnalysisPublic,
@@ -22,24 +23,7 @@ from backend.db.tables import AnalysisRow
 
 router = APIRouter(prefix="/analyses", tags=["analyses"])
 
-NOT_FOUND = "Analysis not found"
-
-
-def analysis_public(row: AnalysisRow) -> AnalysisPublic:
-    s = row.summary
-    return AnalysisPublic(
-        id=row.id,
-        model_id=row.model_id,
-        dataset_id=row.dataset_id,
-        split=row.split,
-        accuracy=row.accuracy,
-        n_samples=row.n_samples,
-        recall=s["recall"],
-        precision=s["precision"],
-        support=s["support"],
-        confusion=s["confusion"],
-        created_at=row.created_at,
-    )
+NOT_FOUND = ANALYSIS_NOT_FOUND
 
 
 @router.get("", response_model=AnalysesPublic, responses=errors(422))

@@ -9,22 +9,29 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend.analysis.metrics import FLIP_CATEGORIES, flip_categories, flip_counts
 from backend.api.deps import (
+    DryRunQuery,
     ExecutorDep,
     SessionDep,
     StoreDep,
     get_or_404,
     load_samples_table,
     prob_columns,
+    refused,
 )
-from backend.api.routes.analyses import analysis_public
-from backend.api.routes.datasets import NOT_FOUND as DATASET_NOT_FOUND
-from backend.api.routes.jobs import check_classes, check_corruptions, submit_job
-from backend.api.routes.models import model_public
+from backend.api.public import (
+    COMPARISON_NOT_FOUND,
+    DATASET_NOT_FOUND,
+    MODEL_NOT_FOUND,
+    analysis_public,
+    comparison_public,
+    model_public,
+)
 from backend.api.schemas import (
     Attribution,
     AttributionStatus,
@@ -57,24 +64,14 @@ from backend.db.tables import (
     ModelRow,
     RegionResultRow,
 )
-from backend.jobs.specs import AttributionSpec
+from backend.jobs import submit
+from backend.jobs.specs import AttributionSpec, CompareSpec
 
 router = APIRouter(prefix="/comparisons", tags=["comparisons"])
 
-NOT_FOUND = "Comparison not found"
+NOT_FOUND = COMPARISON_NOT_FOUND
 SPLIT = "test"
-
-
-def comparison_public(row: ComparisonRow, job_id: int | None = None) -> ComparisonPublic:
-    return ComparisonPublic(
-        id=row.id,
-        name=row.name,
-        dataset_id=row.dataset_id,
-        model_a_id=row.model_a_id,
-        model_b_ids=row.model_b_ids,
-        job_id=job_id,
-        created_at=row.created_at,
-    )
+DRY_RUN_ANSWER = "dry_run=true: the comparison would be created (nothing was written)"
 
 
 def _find_analysis(session: Session, model_id: int, dataset_id: int) -> AnalysisRow | None:
@@ -106,47 +103,57 @@ def list_comparisons(session: SessionDep) -> ComparisonsPublic:
     return ComparisonsPublic(data=data, count=len(rows))
 
 
-@router.post("", response_model=ComparisonPublic, status_code=201, responses=errors(400, 422, 503))
+@router.post(
+    "",
+    response_model=ComparisonPublic,
+    status_code=201,
+    responses={
+        200: {"model": ComparisonCreate, "description": DRY_RUN_ANSWER},
+        **errors(400, 422, 503),
+    },
+)
 def create_comparison(
-    body: ComparisonCreate, session: SessionDep, executor: ExecutorDep
-) -> ComparisonPublic:
-    """Create a comparison and submit its compare job (which analyses what is missing)."""
-    ids = [body.model_a_id, *body.model_b_ids]
-    if len(set(ids)) != len(ids):
-        raise HTTPException(status_code=422, detail="model ids must be distinct")
-    models: dict[int, ModelRow] = {}
-    for mid in ids:
-        model = session.get(ModelRow, mid)
-        if model is None:
-            raise HTTPException(status_code=422, detail=f"model {mid} does not exist")
-        models[mid] = model
-    dataset_id = body.dataset_id or models[body.model_a_id].dataset_id
-    dataset = session.get(DatasetRow, dataset_id) if dataset_id is not None else None
-    if dataset is None:
-        raise HTTPException(status_code=422, detail=f"dataset {dataset_id} does not exist")
-    for model in models.values():
-        check_classes(model, dataset)
-    check_corruptions(body.corruptions, dataset)
-    name = body.name or f"{models[body.model_a_id].name} vs {len(body.model_b_ids)} pruned"
-    row = ComparisonRow(name=name, dataset_id=dataset.id, model_a_id=body.model_a_id)
+    body: ComparisonCreate, session: SessionDep, executor: ExecutorDep, dry_run: DryRunQuery = False
+) -> Any:
+    """Create a comparison and submit its compare job (which analyses what is missing): 201;
+    422 when refused, with nothing written (`{"detail": "model 5 does not exist"}`, the first
+    problem); 503 when the job queue is unreachable, with nothing written.
+
+    `dry_run=true` runs exactly the same validation and writes and queues nothing: 200 with
+    the body normalised (`dataset_id` and `name` as they would be stored, defaults filled
+    in), or 422 with every problem in the shape of FastAPI's validation errors:
+    `{"detail": [{"loc": ["body", "model_b_ids", 0], "msg": ..., "type": ...}, ...]}` (the
+    body's schema first, as FastAPI answers it; then the checks against what exists: models,
+    dataset, classes, corruptions, each at its field).
+    """
+    try:
+        plan = submit.validate_comparison(
+            session, body.model_a_id, body.model_b_ids, body.dataset_id, body.corruptions
+        )
+    except submit.SpecInvalid as exc:
+        raise refused(exc, dry_run, root="body") from exc
+    name = body.name or f"{plan.models[body.model_a_id].name} vs {len(body.model_b_ids)} pruned"
+    if dry_run:
+        normalised = body.model_copy(update={"dataset_id": plan.dataset.id, "name": name})
+        return JSONResponse(normalised.model_dump(mode="json"), status_code=200)
+    row = ComparisonRow(name=name, dataset_id=plan.dataset.id, model_a_id=body.model_a_id)
     row.members = [
         ComparisonMemberRow(model_id=mid, position=i) for i, mid in enumerate(body.model_b_ids)
     ]
     session.add(row)
     session.commit()
-    spec = {
-        "comparison_id": row.id,
-        "corruptions": body.corruptions,
-        "severities": body.severities,
-        "embedding": body.embedding,
-    }
+    spec = CompareSpec(
+        comparison_id=row.id,
+        corruptions=body.corruptions,
+        severities=body.severities,
+        embedding=body.embedding,
+    )
     try:
-        job = submit_job(session, executor, "compare", spec)
-    except HTTPException as exc:
-        if exc.status_code == 503:  # the job queue is down: leave no comparison without a job
-            session.delete(row)
-            session.commit()
-        raise
+        job = submit.enqueue(session, executor, "compare", spec)
+    except submit.QueueUnavailable as exc:  # leave no comparison without a job
+        session.delete(row)
+        session.commit()
+        raise refused(exc) from exc
     return comparison_public(row, job.id)
 
 
@@ -197,8 +204,8 @@ def read_comparison_view(
     return ComparisonView(
         comparison=comparison_public(comp),
         dataset=DatasetPublic.model_validate(dataset),
-        model_a=model_public(get_or_404(session, ModelRow, comp.model_a_id, "Model not found")),
-        model_b=model_public(get_or_404(session, ModelRow, b_id, "Model not found")),
+        model_a=model_public(get_or_404(session, ModelRow, comp.model_a_id, MODEL_NOT_FOUND)),
+        model_b=model_public(get_or_404(session, ModelRow, b_id, MODEL_NOT_FOUND)),
         analysis_a=analysis_public(an_a),
         analysis_b=analysis_public(an_b),
         confusion_shift=shift.astype(int).tolist(),

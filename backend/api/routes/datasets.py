@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend.api.deps import SessionDep, StoreDep, get_or_404, load_dataset_arrays
+from backend.api.public import DATASET_NOT_FOUND
 from backend.api.schemas import (
     DatasetCreate,
     DatasetPublic,
@@ -25,7 +26,7 @@ from backend.storage import ArtifactStore
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
-NOT_FOUND = "Dataset not found"
+NOT_FOUND = DATASET_NOT_FOUND
 
 
 @router.get("", response_model=DatasetsPublic)

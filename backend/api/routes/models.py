@@ -26,6 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend.api.deps import SessionDep, StoreDep, get_or_404
+from backend.api.public import MODEL_NOT_FOUND, model_public
 from backend.api.schemas import IdPath, IdQuery, ModelPublic, ModelsPublic, errors
 from backend.db.tables import DatasetRow, ModelRow
 from backend.storage import ArtifactCorrupted, ArtifactNotFound, ArtifactStore, VerifyingReader
@@ -33,24 +34,7 @@ from backend.storage import ArtifactCorrupted, ArtifactNotFound, ArtifactStore, 
 router = APIRouter(prefix="/models", tags=["models"])
 log = logging.getLogger(__name__)
 
-NOT_FOUND = "Model not found"
-
-
-def model_public(row: ModelRow) -> ModelPublic:
-    report = row.sparsity_report or {}
-    ratio = report.get("compression_ratio") or (
-        row.n_params / row.n_nonzero if row.n_nonzero else float("inf")
-    )
-    pruned = row.parent_id is not None  # an original's "speed-up" against itself is noise
-    return ModelPublic.model_validate(
-        {
-            **row.__dict__,
-            "compression_ratio": ratio,
-            "theoretical_speedup": report.get("theoretical_speedup") if pruned else None,
-            "measured_speedup": report.get("measured_speedup") if pruned else None,
-            "report_note": report.get("note"),
-        }
-    )
+NOT_FOUND = MODEL_NOT_FOUND
 
 
 @router.get("", response_model=ModelsPublic, responses=errors(422))

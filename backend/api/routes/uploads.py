@@ -10,22 +10,23 @@ imports torch for an upload.
 
 from __future__ import annotations
 
-import json
 import struct
 import zipfile
 from pathlib import Path, PurePath
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Request, Response
-from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from backend.api.deps import ExecutorDep, SessionDep, SettingsDep, StoreDep
-from backend.api.routes.jobs import submit_job
+from backend.api.deps import ExecutorDep, SessionDep, SettingsDep, StoreDep, refused
 from backend.api.schemas import UploadPublic, errors
 from backend.api.uploads import Received, receive_upload
 from backend.db.tables import DatasetRow, ModelRow
+from backend.jobs import submit
+from backend.jobs.executor import Executor
 from backend.jobs.specs import ImportDatasetSpec, ImportModelSpec
+from backend.storage import ArtifactStore
 
 router = APIRouter(tags=["uploads"])
 
@@ -100,26 +101,15 @@ def sniff_dataset(path: Path) -> str:
     )
 
 
-def _form(received: Received, spec_type: type[BaseModel], **extra: Any) -> Any:
-    """The job spec from the form's text fields (422 naming the bad field)."""
-    raw: dict[str, Any] = {}
-    for key, value in received.fields.items():
-        if value == "":
-            continue
-        raw[key] = value
-    if "arch_kwargs" in raw:
-        try:
-            raw["arch_kwargs"] = json.loads(raw["arch_kwargs"])
-        except json.JSONDecodeError as exc:
-            raise HTTPException(
-                status_code=422, detail=f"arch_kwargs: not JSON ({exc.msg}): {raw['arch_kwargs']!r}"
-            ) from exc
+def _spec(session: Session, kind: str, received: Received) -> Any:
+    """The import job's spec from the form's text fields and the stored file, validated as
+    every spec is (backend.jobs.submit); 422 naming the first bad field ("parent_id: ...")."""
     try:
-        return spec_type.model_validate({**raw, **extra})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise HTTPException(status_code=422, detail=f"{loc}: {first['msg']}") from exc
+        fields = submit.form_fields(received.fields)
+        raw = {**fields, "upload_sha": received.sha256, "filename": received.filename}
+        return submit.validate(session, kind, raw)
+    except submit.SpecInvalid as exc:
+        raise refused(exc, prefix="") from exc
 
 
 @router.post(
@@ -146,13 +136,7 @@ async def upload_model(
     received = await receive_upload(request, settings.max_upload_bytes, store.spool_dir())
     try:
         fmt = sniff_checkpoint(received.path)
-        spec = _form(
-            received, ImportModelSpec, upload_sha=received.sha256, filename=received.filename
-        )
-        for ref, table in ((spec.parent_id, ModelRow), (spec.dataset_id, DatasetRow)):
-            if ref is not None and session.get(table, ref) is None:
-                what = "parent model" if table is ModelRow else "dataset"
-                raise HTTPException(status_code=422, detail=f"{what} {ref} does not exist")
+        spec: ImportModelSpec = _spec(session, "import_model", received)
         same = session.scalars(
             select(ModelRow).where(ModelRow.upload_sha == received.sha256).order_by(ModelRow.id)
         ).all()
@@ -195,9 +179,7 @@ async def upload_dataset(
     received = await receive_upload(request, settings.max_upload_bytes, store.spool_dir())
     try:
         fmt = sniff_dataset(received.path)
-        spec = _form(
-            received, ImportDatasetSpec, upload_sha=received.sha256, filename=received.filename
-        )
+        spec: ImportDatasetSpec = _spec(session, "import_dataset", received)
         name = spec.name or PurePath(received.filename).name
         existing = session.scalars(select(DatasetRow).where(DatasetRow.name == name)).first()
         if existing is not None:
@@ -219,13 +201,19 @@ async def upload_dataset(
     return _public(received, "dataset", fmt, job_id=job)
 
 
-def _submit(session, executor, store, kind: str, spec: Any, sha: str) -> int:  # type: ignore[no-untyped-def]
+def _submit(
+    session: Session,
+    executor: Executor,
+    store: ArtifactStore,
+    kind: str,
+    spec: ImportModelSpec | ImportDatasetSpec,
+    sha: str,
+) -> int:
     try:
-        return submit_job(session, executor, kind, spec.model_dump(mode="json")).id
-    except HTTPException as exc:
-        if exc.status_code == 503:  # nothing will read the raw upload: do not keep it
-            store.delete(sha)
-        raise
+        return submit.enqueue(session, executor, kind, spec).id
+    except submit.QueueUnavailable as exc:
+        store.delete(sha)  # nothing will read the raw upload: do not keep it
+        raise refused(exc) from exc
 
 
 def _public(

@@ -517,6 +517,33 @@ def test_job_submissions_are_rate_limited_per_token(tmp_path: Path) -> None:
         assert session.scalars(select(JobRow)).all() == []
 
 
+def test_dry_runs_are_neither_rate_limited_nor_audited(tmp_path: Path) -> None:
+    client, settings = _limited_app(tmp_path, job_rate_limit=2, job_rate_window=600)
+    with client, session_factory(settings.database_url)() as session:
+        _r, alice = security.create_token(session, "alice")
+        _r, reader = security.create_token(session, "reader", read_only=True)
+        bad_spec = {"kind": "train", "spec": {"dataset_id": 999}}
+        events = len(session.scalars(select(AuditEventRow)).all())
+        for _ in range(5):  # a form validating as someone types
+            resp = client.post(
+                "/api/jobs", params={"dry_run": "true"}, json=bad_spec, headers=bearer(alice)
+            )
+            assert resp.status_code == 422 and isinstance(resp.json()["detail"], list)
+        session.expire_all()
+        assert len(session.scalars(select(AuditEventRow)).all()) == events
+        # the same access as a submission: a read-only token may not (and that is recorded)
+        resp = client.post(
+            "/api/jobs", params={"dry_run": "true"}, json=bad_spec, headers=bearer(reader)
+        )
+        assert resp.status_code == 403
+        session.expire_all()
+        assert len(session.scalars(select(AuditEventRow)).all()) == events + 1
+        # real submissions still count from zero
+        for _ in range(2):
+            assert client.post("/api/jobs", json=bad_spec, headers=bearer(alice)).status_code == 422
+        assert client.post("/api/jobs", json=bad_spec, headers=bearer(alice)).status_code == 429
+
+
 def test_rate_limiter_window_slides() -> None:
     limiter = security.RateLimiter(limit=2, window=10)
     assert limiter.hit("k", now=0) == 0 and limiter.hit("k", now=1) == 0

@@ -1,42 +1,27 @@
-"""The REST layer the command line and the notebook client share.
-
-:class:`frontend.client.ApiClient` is the dashboard's typed client. :class:`RestClient` builds on
-it what scripts need besides: an API token of their own, files streamed up (multipart, never read
+"""What scripts need besides the dashboard's endpoints: files streamed up (multipart, never read
 into memory whole) and down (hashed while they are written, checked against the server's
 ``X-Content-SHA256``), and jobs followed to the end with progress bars. ``backend.cli`` and the
-notebook client (``from prunescope import Client``, :mod:`frontend.prunescope`) are both a
-:class:`RestClient`, so the dashboard, the CLI and notebooks reach the API through one code path:
-the same error handling, the same uploads, the same job following.
+notebook client (``from prunescope import Client``) are both a :class:`RestClient`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, cast
+from typing import Any
 from urllib.parse import unquote
 
 import httpx
 
-from frontend.client import ApiClient, ApiError, ApiUnreachableError, JobPublic, _error_detail
+from frontend.client.api import ApiClient
+from frontend.client.types import JobPublic, UploadPublic
 
-__all__ = [
-    "DOWNLOAD_FORMATS",
-    "ChecksumError",
-    "ClientError",
-    "DownloadedFile",
-    "JobFailedError",
-    "MultipartFile",
-    "RestClient",
-    "attachment_filename",
-]
-
-DEFAULT_TIMEOUT_S = 30.0
 # uploads: the answer comes once the server has stored and hashed the whole file; downloads: the
 # server may export (ONNX) before the first byte
 TRANSFER_READ_TIMEOUT_S = 600.0
@@ -113,14 +98,11 @@ class MultipartFile:
         self.chunk_size = chunk_size
         self.file_size = self.path.stat().st_size
         dash = f"--{self.boundary}\r\n"
-        parts = []
-        for name, value in fields.items():
-            if value is None:
-                continue
-            parts.append(
-                f'{dash}Content-Disposition: form-data; name="{_header_value(name)}"\r\n\r\n'
-                f"{value}\r\n"
-            )
+        parts = [
+            f'{dash}Content-Disposition: form-data; name="{_header_value(name)}"\r\n\r\n{value}\r\n'
+            for name, value in fields.items()
+            if value is not None
+        ]
         parts.append(
             f'{dash}Content-Disposition: form-data; name="{_header_value(file_field)}"; '
             f'filename="{_header_value(self.filename)}"\r\n'
@@ -196,77 +178,39 @@ def attachment_filename(header: str | None, fallback: str) -> str:
     return name if name not in ("", ".", "..") else fallback
 
 
+def _optional(value: Any) -> str | None:
+    """A form field's text: None stays None (left out), numbers as Python writes them."""
+    return None if value is None else repr(value) if isinstance(value, float) else str(value)
+
+
 # ------------------------------------------------------------------------------------- client
 class RestClient(ApiClient):
-    """The dashboard's :class:`~frontend.client.ApiClient` plus a token, streamed uploads and
-    downloads, and job following; the base of the CLI's client and of ``prunescope.Client``.
+    """:class:`~frontend.client.api.ApiClient` plus streamed uploads and downloads and job
+    following; the base of the CLI's client and of ``prunescope.Client``.
 
-    Every failure is an :class:`~frontend.client.ApiError` (the API answered 4xx/5xx; its
-    ``status`` and ``detail``), an :class:`~frontend.client.ApiUnreachableError` (no answer) or
-    a :class:`ClientError` (this side).
-
-    Args:
-        base_url: server root (``http://127.0.0.1:8050``) or API root (``.../api``).
-        token: API token sent as ``Authorization: Bearer`` (servers with authentication on).
-        timeout: seconds per request (uploads and downloads wait longer for the server).
-        transport: an ``httpx`` transport (tests: an in-process app).
+    Besides :class:`~frontend.client.api.ApiError` it raises :class:`ClientError` for failures
+    on this side. Arguments as :class:`~frontend.client.api.ApiClient`'s (a longer default
+    timeout; uploads and downloads wait longer still for the server).
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        token: str = "",
-        timeout: float = DEFAULT_TIMEOUT_S,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        super().__init__(base_url, timeout=timeout, transport=transport)
-        self.timeout = timeout
-        if token:
-            # ForwardCredential (the dashboard's) leaves a request's own Authorization alone
-            self._http.headers["Authorization"] = f"Bearer {token}"
+    default_timeout = 30.0
 
-    # requests -------------------------------------------------------------------------------
-    def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """One request (``path`` from the server root, ``/api/...``); a 2xx response or raise.
-
-        ``kwargs`` go to :meth:`httpx.Client.request`; ``params`` that are None are left out.
-
-        Raises:
-            ApiUnreachableError: no answer (connection refused, timeout, ...).
-            ApiError: a non-2xx answer, with its ``detail``.
-        """
-        if kwargs.get("params"):
-            kwargs["params"] = {k: v for k, v in kwargs["params"].items() if v is not None}
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
-            raise ApiUnreachableError(self.base_url, str(exc) or type(exc).__name__) from exc
-        if not response.is_success:
-            raise ApiError(response.status_code, _error_detail(response))
-        return response
-
-    def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, Any] | None = None,
-        json: Any = None,
-        **kwargs: Any,
-    ) -> Any:
-        response = self.send(method, path, params=params, json=json, **kwargs)
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise ApiError(response.status_code, f"{path} did not return JSON") from exc
-
-    # progress -------------------------------------------------------------------------------
     def progress_bar(self, **kwargs: Any) -> Any:
         """A tqdm bar (the terminal kind here; the notebook client shows widgets)."""
         from tqdm import tqdm
 
         return tqdm(**kwargs)
+
+    def _byte_bar(self, total: int | None, desc: str, show: bool) -> Any:
+        return self.progress_bar(
+            total=total,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=desc[:40],
+            leave=True,
+            disable=not show,
+        )
 
     # uploads --------------------------------------------------------------------------------
     def upload_file(
@@ -287,28 +231,56 @@ class RestClient(ApiClient):
         """
         body = MultipartFile(file, fields, filename=filename)
         timeout = httpx.Timeout(self.timeout, read=TRANSFER_READ_TIMEOUT_S)
-        with self.progress_bar(
-            total=body.file_size,
-            unit="B",
-            unit_scale=True,
-            unit_divisor=1024,
-            desc=f"upload {body.filename}"[:40],
-            leave=True,
-            disable=not show_progress,
-        ) as bar:
+        with self._byte_bar(body.file_size, f"upload {body.filename}", show_progress) as bar:
+            content = body.chunks(bar.update)
             return self._request(
-                "POST",
-                path,
-                content=body.chunks(bar.update),
-                headers=body.headers,
-                timeout=timeout,
+                "POST", path, content=content, headers=body.headers, timeout=timeout
             )
+
+    def upload_model_file(
+        self,
+        file: str | os.PathLike[str],
+        *,
+        architecture: str | None = None,
+        arch_kwargs: Mapping[str, Any] | None = None,
+        parent_id: int | None = None,
+        dataset_id: int | None = None,
+        name: str | None = None,
+    ) -> UploadPublic:
+        """``POST /api/models/upload``: a checkpoint (safetensors, a ``torch.save`` state_dict,
+        a PruneScope checkpoint, ONNX); its import job validates and registers it
+        (:meth:`follow_import`)."""
+        fields = {
+            "architecture": architecture,
+            "arch_kwargs": json.dumps(dict(arch_kwargs)) if arch_kwargs else None,
+            "name": name,
+            "parent_id": _optional(parent_id),
+            "dataset_id": _optional(dataset_id),
+        }
+        return self.upload_file("/api/models/upload", file, fields)
+
+    def upload_dataset_file(
+        self, file: str | os.PathLike[str], **options: str | float | int | None
+    ) -> UploadPublic:
+        """``POST /api/datasets/upload``: a dataset file (npz, CIFAR-10(-C), MNIST idx, image
+        folder); ``options``: ``format``, ``name``, ``test_fraction``, ``seed``,
+        ``corruption``, ``severity`` (None: the server's default)."""
+        fields = {key: _optional(value) for key, value in options.items()}
+        return self.upload_file("/api/datasets/upload", file, fields)
+
+    def follow_import(self, answer: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The result of an upload's import job, followed to its end; None for a file imported
+        before with the same options (``answer``'s ``model_id``/``dataset_id`` name it)."""
+        if answer.get("job_id") is None:
+            return None
+        (job,) = self.follow([int(answer["job_id"])], [f"validate {answer['filename']}"[:40]])
+        return dict(job["result"] or {})
 
     # downloads ------------------------------------------------------------------------------
     def stream_to_file(
         self,
         path: str,
-        dest: str | Path | None = None,
+        dest: str | os.PathLike[str] | None = None,
         *,
         params: dict[str, Any] | None = None,
         fallback_name: str = "download",
@@ -333,21 +305,17 @@ class RestClient(ApiClient):
             ChecksumError: the bytes do not match the header(s).
             ClientError: the server sent no ``X-Content-SHA256``.
         """
-        clean = {k: v for k, v in (params or {}).items() if v is not None}
         timeout = httpx.Timeout(self.timeout, read=TRANSFER_READ_TIMEOUT_S)
+        response = self.send("GET", path, params=params, timeout=timeout, stream=True)
         try:
-            with self._http.stream("GET", path, params=clean, timeout=timeout) as response:
-                if not response.is_success:
-                    response.read()
-                    raise ApiError(response.status_code, _error_detail(response))
-                return self._save_stream(response, dest, fallback_name, show_progress)
-        except httpx.TransportError as exc:
-            raise ApiUnreachableError(self.base_url, str(exc) or type(exc).__name__) from exc
+            return self._save_stream(response, dest, fallback_name, show_progress)
+        finally:
+            response.close()
 
     def _save_stream(
         self,
         response: httpx.Response,
-        dest: str | Path | None,
+        dest: str | os.PathLike[str] | None,
         fallback_name: str,
         show_progress: bool,
     ) -> DownloadedFile:
@@ -371,15 +339,7 @@ class RestClient(ApiClient):
         try:
             with (
                 open(part, "wb") as fh,
-                self.progress_bar(
-                    total=total,
-                    unit="B",
-                    unit_scale=True,
-                    unit_divisor=1024,
-                    desc=f"download {target.name}"[:40],
-                    leave=True,
-                    disable=not show_progress,
-                ) as bar,
+                self._byte_bar(total, f"download {target.name}", show_progress) as bar,
             ):
                 try:
                     for chunk in response.iter_bytes(DOWNLOAD_CHUNK_BYTES):
@@ -410,7 +370,7 @@ class RestClient(ApiClient):
     def download_model(
         self,
         model_id: int,
-        dest: str | Path | None = None,
+        dest: str | os.PathLike[str] | None = None,
         *,
         format: str = "prunescope",
         show_progress: bool = True,
@@ -487,5 +447,5 @@ class RestClient(ApiClient):
                 bar.close()
         for job_id in ids:
             if done[job_id]["status"] != "succeeded":
-                raise JobFailedError(cast(Mapping[str, Any], done[job_id]))
+                raise JobFailedError(dict(done[job_id]))
         return [done[j] for j in ids]

@@ -1,0 +1,375 @@
+"""Start, follow and cancel a job: the one component every page uses.
+
+The status vocabulary (:data:`FINAL_STATUSES`, :func:`is_active`, :func:`can_cancel`), job
+titles, submitting a spec (:func:`start_job`; checking one is :func:`frontend.forms.dry_run`),
+reading a followed job (:func:`read_job`) and :class:`JobFollower`,
+the followed-job section of a job form: a store with the job's id, a ``dcc.Interval`` that polls
+``GET /api/jobs/{id}`` until the job is final, the progress panel (status, progress bar, stage,
+error, "Stopping…", what a succeeded job made) and a "Cancel job" button.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple, cast
+
+import dash
+from dash import Input, Output, State, dcc, html
+
+from frontend.client import (
+    ApiClient,
+    ApiError,
+    ApiUnreachableError,
+    JobKind,
+    JobPublic,
+    get_client,
+)
+from frontend.components import (
+    api_error_notice,
+    comparison_job,
+    job_pending,
+    notice,
+    progress_bar,
+)
+from frontend.forms import api_errors, query_int
+
+POLL_INTERVAL_MS = 1000
+FINAL_STATUSES = ("succeeded", "failed", "cancelled")
+CANCELLABLE_STATUSES = ("queued", "running")  # "cancelling" was already asked to stop
+ACTIVE_STATUSES = ("queued", "running", "cancelling")
+UNREACHABLE = "Cannot reach the PruneScope API"
+
+
+def is_active(job: Mapping[str, Any] | None) -> bool:
+    """Whether a job may still change: queued, running or cancelling."""
+    return job is not None and job.get("status") not in FINAL_STATUSES
+
+
+def can_cancel(job: Mapping[str, Any] | None) -> bool:
+    """Whether "Cancel" is offered: only while the job is queued or running (a cancelling job
+    was already asked to stop, a final one has nothing left to cancel)."""
+    return job is not None and job.get("status") in CANCELLABLE_STATUSES
+
+
+def _plural(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def _percent(fraction: Any) -> str:
+    try:
+        return f"{100 * float(fraction):.3g}%"
+    except (TypeError, ValueError):
+        return "—"
+
+
+def job_title(job: Mapping[str, Any]) -> str:
+    """What a job works on: ``"rigl at 90%"``, ``"sweep of rigl: 3 sparsities × 2 seeds"``,
+    ``"digits_cnn on dataset #1, 15 epochs"``, ``"model #3 on the test split, 15 corruptions
+    × 5 severities"``; else its kind."""
+    spec, kind = job.get("spec") or {}, job.get("kind")
+    if kind == "prune" and spec.get("method"):
+        return f"{spec['method']} at {_percent(spec.get('sparsity'))}"
+    if kind == "sweep" and spec.get("methods"):
+        names = [m if isinstance(m, str) else str(m.get("method")) for m in spec["methods"]]
+        n_s, n_seeds = len(spec.get("sparsities") or []), len(spec.get("seeds") or [])
+        return (
+            f"sweep of {', '.join(names)}: {_plural(n_s, 'sparsity', 'sparsities')} × "
+            f"{_plural(n_seeds, 'seed', 'seeds')}"
+        )
+    if kind == "train" and spec.get("architecture"):
+        title = f"{spec['architecture']} on dataset #{spec.get('dataset_id')}"
+        epochs = spec.get("epochs")
+        return title if epochs is None else f"{title}, {_plural(epochs, 'epoch', 'epochs')}"
+    if kind == "analyze" and spec.get("model_id") is not None:
+        title = f"model #{spec['model_id']} on the {spec.get('split') or 'test'} split"
+        corruptions = spec.get("corruptions") or []
+        if corruptions:
+            n_s = len(spec.get("severities") or range(5))
+            title += (
+                f", {_plural(len(corruptions), 'corruption', 'corruptions')} × "
+                f"{_plural(n_s, 'severity', 'severities')}"
+            )
+        return title
+    return str(kind)
+
+
+# submitting ---------------------------------------
+
+
+def refusal_notice(exc: ApiError, notice_id: str | None = None) -> html.Div:
+    """Why the API did not take a job: unreachable, refused (4xx, its detail verbatim) or
+    broken (5xx)."""
+    if isinstance(exc, ApiUnreachableError):
+        title = UNREACHABLE
+    elif 400 <= exc.status < 500:
+        title = "The API refused the job"
+    else:
+        title = f"The API answered {exc.status}"
+    return notice(title, exc.detail, kind="error", notice_id=notice_id)
+
+
+class Started(NamedTuple):
+    """What :func:`start_job` did: the followed-job store's ``{"id", "kind"}``, or why not (a
+    notice, and the refusal's field errors by spec path, see :func:`frontend.forms.api_errors`).
+    """
+
+    job: dict[str, Any] | None
+    notice: html.Div | None
+    errors: dict[str, str]
+
+
+def start_job(kind: str, spec: Mapping[str, Any], *, notice_id: str | None = None) -> Started:
+    """``POST /api/jobs`` (a sweep too); a refusal is explained by :func:`refusal_notice`."""
+    try:
+        job = get_client().create_job(cast(JobKind, kind), dict(spec))
+    except ApiError as exc:
+        return Started(None, refusal_notice(exc, notice_id), api_errors(exc))
+    return Started({"id": job["id"], "kind": kind}, None, {})
+
+
+# reading a followed job --------------------------------------------------------------------------
+
+
+def read_job(job_id: int) -> tuple[JobPublic | None, list[Any], bool]:
+    """``GET /api/jobs/{id}`` for a poll: ``(job, [], False)``, or ``(None, [notice], stop)``:
+    an unknown job stops the following, any other error (a restarting server) does not."""
+    try:
+        return get_client().get_job(job_id), [], False
+    except ApiError as exc:
+        if exc.status == 404:
+            return None, [notice(f"Job {job_id} not found", exc.detail, kind="warning")], True
+        return None, [api_error_notice(exc, f"job {job_id}")], False
+
+
+def ended_notice(job: Mapping[str, Any], what: str) -> html.Div:
+    """A failed or cancelled job of a view ("The regions job failed"), its error verbatim."""
+    status = job.get("status")
+    return notice(
+        f"The {what} job {status}",
+        str(job.get("error") or f"the job ended as {status}"),
+        kind="error" if status == "failed" else "warning",
+    )
+
+
+def stopping_notice(job: Mapping[str, Any], notice_id: str | None = None) -> html.Div:
+    """What a cancelling job's panel says until its worker has stopped it."""
+    what = (
+        "The sweep's prune jobs stop"
+        if job.get("kind") == "sweep"
+        else "The job stops at its next check"
+    )
+    return notice(
+        "Stopping…",
+        f"Cancellation was requested. {what}; then this panel shows it as cancelled.",
+        kind="info",
+        notice_id=notice_id,
+    )
+
+
+def cancel_notice(exc: ApiError, job_id: int) -> tuple[html.Div, bool]:
+    """What the cancel row says when ``POST /api/jobs/{id}/cancel`` failed, and whether the
+    button is hidden: a job that ended meanwhile (409) or is unknown (404) has nothing left to
+    cancel; an unreachable or failing server leaves the button, to try again."""
+    if exc.status == 409:
+        box = notice(
+            f"Job #{job_id} had already finished",
+            "There was nothing left to cancel; the panel above shows how it ended.",
+            kind="info",
+        )
+        return box, True
+    if exc.status == 404:
+        return notice(f"Job #{job_id} not found", exc.detail, kind="warning"), True
+    unreachable = isinstance(exc, ApiUnreachableError)
+    title = UNREACHABLE if unreachable else f"Could not cancel job #{job_id}"
+    return notice(title, exc.detail, kind="error"), False
+
+
+def compare_job_pending(
+    client: ApiClient, comparison: Mapping[str, Any], what: str, pending_id: str
+) -> tuple[JobPublic | None, html.Div, bool]:
+    """The comparison's compare job, what the page says until it has finished (see
+    :func:`job_pending`), and whether it is still active (the page then polls)."""
+    job = comparison_job(client, comparison)
+    return job, job_pending(job, what, pending_id), is_active(job)
+
+
+# the followed-job section of a job form ----------------------------------------------------------
+
+
+class FollowIds(NamedTuple):
+    """The component ids of one :class:`JobFollower`, all derived from its prefix."""
+
+    job: str  # dcc.Store {"id": job id, "kind": kind} or None
+    poll: str  # dcc.Interval
+    panel: str  # the section
+    progress: str  # the polled panel inside it
+    status: str
+    progress_bar: str
+    stage: str
+    job_error: str  # the failed / cancelled notice
+    stopping: str  # the "Stopping…" notice
+    cancel: str  # the "Cancel job" button, outside the polled panel
+    cancel_notice: str
+
+
+def follow_ids(prefix: str) -> FollowIds:
+    """``<prefix>-job``, ``-poll``, ``-panel``, ``-progress``, ``-status``, ``-progress-bar``,
+    ``-stage``, ``-job-error``, ``-job-stopping``, ``-job-cancel`` and ``-job-cancel-notice``."""
+    parts = "job poll panel progress status progress-bar stage job-error job-stopping job-cancel"
+    parts += " job-cancel-notice"
+    return FollowIds._make(f"{prefix}-{part}" for part in parts.split())
+
+
+ResultRenderer = Callable[[ApiClient, JobPublic], Any]
+
+
+class JobFollower:
+    """The followed job of a job form, keyed by a page prefix.
+
+    A page places :meth:`layout` once, calls :meth:`register` from its own ``register(app)``,
+    writes ``{"id": <job id>, "kind": <kind>}`` into ``ids.job`` when it has submitted a job
+    (see :func:`start_job`), and may expose :meth:`poll`, :meth:`cancel` and :meth:`panel` as
+    its named callbacks.
+
+    Args:
+        prefix: the page prefix of every id (see :func:`follow_ids`).
+        render_result: ``(client, job) -> component(s)`` shown under a succeeded job's status;
+            it may fetch what it needs and should not raise.
+        title: ``job -> str`` next to "Job #n"; :func:`job_title` by default.
+        cancel_title: the "Cancel job" button's tooltip.
+        class_name: CSS classes of the section.
+    """
+
+    def __init__(
+        self,
+        prefix: str,
+        *,
+        render_result: ResultRenderer | None = None,
+        title: Callable[[Mapping[str, Any]], str] = job_title,
+        cancel_title: str = "Stop the job",
+        class_name: str = "section progress-panel",
+    ) -> None:
+        self.prefix = prefix
+        self.ids = follow_ids(prefix)
+        self.render_result = render_result
+        self.title = title
+        self.cancel_title = cancel_title
+        self.class_name = class_name
+
+    def layout(self, job_id: int | None = None) -> html.Section:
+        """The section: the job store and poll, the panel :meth:`poll` renders, then the cancel
+        row. The button lives outside the re-rendered panel, so that it exists from the start;
+        the poll shows it while the job can be cancelled."""
+        ids = self.ids
+        button = html.Button(
+            "Cancel job",
+            id=ids.cancel,
+            n_clicks=0,
+            hidden=True,
+            className="btn btn-danger",
+            title=self.cancel_title,
+        )
+        return html.Section(
+            [
+                dcc.Store(id=ids.job, data=None if job_id is None else {"id": job_id}),
+                dcc.Interval(id=ids.poll, interval=POLL_INTERVAL_MS, disabled=job_id is None),
+                html.Div(id=ids.progress, className="job-progress"),
+                html.Div([button, html.Div(id=ids.cancel_notice)], className="actions job-actions"),
+            ],
+            id=ids.panel,
+            className=self.class_name,
+        )
+
+    def panel(self, job: JobPublic, extra: Any = None) -> list[Any]:
+        """The progress panel of one job: "Job #n" and its title, status, progress bar and
+        stage, then the error of a failed job, "Stopping…" while it is being cancelled, that it
+        was cancelled, or ``extra`` (what a succeeded job made)."""
+        ids, status = self.ids, str(job.get("status"))
+        children: list[Any] = [
+            html.H2([f"Job #{job['id']} ", html.Span(self.title(job), className="muted")]),
+            html.Div(
+                [
+                    html.Span(status, id=ids.status, className=f"status status-{status}"),
+                    progress_bar(job, ids.progress_bar),
+                    html.Span(job.get("stage") or "", id=ids.stage, className="muted"),
+                ],
+                className="job-line",
+            ),
+        ]
+        if status == "failed":
+            error = job.get("error") or "no error message"
+            children.append(notice("The job failed", error, kind="error", notice_id=ids.job_error))
+        elif status == "cancelling":
+            children.append(stopping_notice(job, ids.stopping))
+        elif status == "cancelled":
+            children.append(
+                notice("The job was cancelled", kind="warning", notice_id=ids.job_error)
+            )
+        elif status == "succeeded" and extra is not None:
+            children.extend(extra if isinstance(extra, list) else [extra])
+        return children
+
+    def poll(
+        self, n_intervals: int | None, job_state: Mapping[str, Any] | None
+    ) -> tuple[Any, bool, bool]:
+        """Callback: re-fetch the followed job and render its panel; runs when a job is
+        submitted (or named in the URL), then every :data:`POLL_INTERVAL_MS` until it is final.
+
+        Returns:
+            The panel's children, whether polling stops (the interval disabled) and whether
+            the "Cancel job" button is hidden (shown only while :func:`can_cancel`).
+        """
+        job_id = query_int((job_state or {}).get("id"))
+        if job_id is None:
+            return [], True, True
+        job, panel, stop = read_job(job_id)
+        if job is None:
+            return panel, stop, True
+        if is_active(job):
+            return self.panel(job), False, not can_cancel(job)
+        extra = None
+        if job.get("status") == "succeeded" and self.render_result is not None:
+            extra = self.render_result(get_client(), job)
+        return self.panel(job, extra), True, True
+
+    def cancel(self, n_clicks: int | None, job_state: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Callback: ``POST /api/jobs/{id}/cancel`` for the followed job ("Cancel job" clicked).
+
+        A queued job is cancelled at once; a running one turns "cancelling" ("Stopping…") until
+        its worker stops it, which the poll then shows (a sweep's prune jobs stop with it).
+
+        Returns:
+            ``{"panel": <panel children> or no_update, "hidden": whether the button is hidden
+            (or no_update), "notice": <what the cancel row says> or None}``.
+        """
+        job_id = query_int((job_state or {}).get("id"))
+        if not n_clicks or job_id is None:
+            return {"panel": dash.no_update, "hidden": dash.no_update, "notice": dash.no_update}
+        try:
+            job = get_client().cancel_job(job_id)
+        except ApiError as exc:
+            box, hidden = cancel_notice(exc, job_id)
+            return {"panel": dash.no_update, "hidden": hidden, "notice": box}
+        return {"panel": self.panel(job), "hidden": not can_cancel(job), "notice": None}
+
+    def register(self, app: dash.Dash) -> None:
+        """Attach the poll and the cancel callbacks; the page calls this from its register.
+
+        Both write the panel and the button (the cancel callback with ``allow_duplicate``); a
+        page's submit callback that clears ``ids.cancel_notice`` must allow duplicates too.
+        """
+        ids = self.ids
+        outputs = [Output(i, p) for i, p in ((ids.progress, "children"), (ids.poll, "disabled"))]
+        app.callback(
+            [*outputs, Output(ids.cancel, "hidden")],
+            [Input(ids.poll, "n_intervals"), Input(ids.job, "data")],
+        )(self.poll)
+        app.callback(
+            output={
+                "panel": Output(ids.progress, "children", allow_duplicate=True),
+                "hidden": Output(ids.cancel, "hidden", allow_duplicate=True),
+                "notice": Output(ids.cancel_notice, "children"),
+            },
+            inputs={"n_clicks": Input(ids.cancel, "n_clicks"), "job_state": State(ids.job, "data")},
+            prevent_initial_call=True,
+        )(self.cancel)

@@ -1,0 +1,186 @@
+"""What the gallery and the sample detail share: the comparison's data (fetched once per
+(comparison, B)), the open sample's store, and the tags and predictions both draw."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from dash import html
+
+from frontend.client import (
+    FLIP_CATEGORIES,
+    ApiClient,
+    Split,
+    get_comparison_table_columns,
+    get_comparison_table_page,
+)
+from frontend.figures.formatting import model_label
+from frontend.forms import query_int
+from frontend.views import FetchCache, view_context
+from frontend.views.parts import FLIP_WORDS, class_label
+
+NAME = "samples"
+CTX = view_context(NAME)
+ID_SECTION = "compare-samples"
+ID_OPEN = "compare-samples-open"  # the open sample's index (None: none), in the URL as smp
+TILE = "compare-samples-tile"  # pattern-matching id type of a gallery tile (or table row)
+CACHE_SIZE = 8
+
+CATEGORY_LABELS = FLIP_WORDS
+TABLE_COLUMNS = tuple(
+    "index label pred_a pred_b category pie d_margin d_angle d_length_z fragile_a fragile_b "
+    "made_fragile".split()
+)
+INT_COLUMNS = ("index", "label", "pred_a", "pred_b", "fragile_a", "fragile_b")
+BOOL_COLUMNS = ("pie", "made_fragile")
+
+
+# data ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class SamplesData:
+    """What the gallery needs of one (comparison, B); the table is fetched on first use."""
+
+    comparison_id: int
+    b: int
+    dataset_id: int
+    split: str
+    class_names: list[str]
+    images: bool
+    label_a: str
+    label_b: str
+    flip_counts: dict[str, int]
+    table: dict[str, np.ndarray] | None = field(default=None, repr=False)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    a: int | None = None  # model A's id (for its download link)
+
+    def class_name(self, value: Any) -> str:
+        return class_label(self.class_names, value)
+
+    def image_url(self, index: int) -> str | None:
+        if not self.images:
+            return None
+        split: Split = "train" if self.split == "train" else "test"
+        return ApiClient.dataset_image_path(self.dataset_id, split, int(index))
+
+    @property
+    def has_fragility(self) -> bool:
+        return self.table is not None and "made_fragile" in self.table
+
+
+def fetch_samples_data(client: ApiClient, comparison_id: int, b: int | None) -> SamplesData:
+    """Class names, model labels, flip counts and whether the dataset has images.
+
+    Raises:
+        ApiError: the comparison view cannot be read.
+    """
+    view = client.get_comparison_view(comparison_id, b=b)
+    dataset = view["dataset"]
+    shape = dataset.get("input_shape") or []
+    return SamplesData(
+        comparison_id=int(comparison_id),
+        b=int(view["model_b"]["id"]),
+        dataset_id=int(dataset["id"]),
+        split=str((view.get("analysis_a") or {}).get("split") or "test"),
+        class_names=[str(c) for c in dataset["class_names"]],
+        images=len(shape) in (2, 3),
+        label_a=f"A: {view['model_a']['name']}",
+        label_b=f"B: {model_label(view['model_b'])}",
+        flip_counts={c: int((view.get("flip_counts") or {}).get(c, 0)) for c in FLIP_CATEGORIES},
+        a=query_int(view["model_a"].get("id")),
+    )
+
+
+def _column(name: str, values: Sequence[Any]) -> np.ndarray:
+    if name in INT_COLUMNS:
+        return np.asarray([-1 if v is None else int(v) for v in values], dtype=np.int64)
+    if name in BOOL_COLUMNS:
+        return np.asarray([bool(v) for v in values], dtype=bool)
+    if name == "category":
+        return np.asarray([v or "" for v in values], dtype=object)
+    return np.asarray([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+
+
+def fetch_table(client: ApiClient, data: SamplesData) -> dict[str, np.ndarray]:
+    """The comparison table's gallery columns (those it has) as arrays, fetched once.
+
+    Raises:
+        ApiError: the table cannot be read (409 until the compare job has finished); not kept.
+    """
+    with data.lock:
+        if data.table is not None:
+            return data.table
+    probe = get_comparison_table_page(client, data.comparison_id, b=data.b, limit=1)
+    have = set(probe["column_names"])
+    columns = [c for c in TABLE_COLUMNS if c in have]
+    raw = get_comparison_table_columns(client, data.comparison_id, b=data.b, columns=columns)
+    table = {name: _column(name, values) for name, values in raw["columns"].items()}
+    with data.lock:
+        data.table = table
+    return table
+
+
+_cache = FetchCache(fetch_samples_data, CACHE_SIZE)
+load_data, clear_cache = _cache.load, _cache.clear  # fetched on first use
+
+
+# components ---------------------------------------------------------------------------------
+
+
+def category_tag(category: str) -> html.Span | None:
+    """The flip category as a coloured pill (None when the prediction did not flip)."""
+    if not category:
+        return None
+    label = CATEGORY_LABELS.get(category, category)
+    return html.Span(label, className=f"flip-tag flip-{category}")
+
+
+def sample_tags(row: Mapping[str, Any]) -> list[html.Span]:
+    """Small tags of one table row: flip category, PIE, made fragile, Δmargin."""
+    tags: list[html.Span] = []
+    cat = category_tag(str(row.get("category") or ""))
+    if cat is not None:
+        tags.append(cat)
+    if row.get("pie"):
+        tags.append(
+            html.Span(
+                "PIE", className="flip-tag sample-tag-pie", title="pruning-identified exemplar"
+            )
+        )
+    if row.get("made_fragile"):
+        tags.append(
+            html.Span(
+                "fragile",
+                className="flip-tag sample-tag-fragile",
+                title="pruning made it fragile: B fails under a corruption A withstands",
+            )
+        )
+    d = row.get("d_margin")
+    if d is not None and math.isfinite(float(d)):
+        kind = "neg" if float(d) < 0 else "pos"
+        tags.append(
+            html.Span(
+                f"Δm {float(d):+.2f}",
+                className=f"flip-tag sample-tag-dm sample-tag-dm-{kind}",
+                title="change of the signed margin from A to B (B − A)",
+            )
+        )
+    return tags
+
+
+def prediction(side: str, name: str, correct: bool) -> html.Span:
+    """One model's prediction: its tag ("A" or "B"), the class and ✓ or ✗."""
+    return html.Span(
+        [
+            html.Span(side.upper(), className=f"tag tag-{side}"),
+            name,
+            html.Span(" ✓" if correct else " ✗", className="ok" if correct else "bad"),
+        ],
+        className="sample-pred",
+    )
