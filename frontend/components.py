@@ -25,8 +25,11 @@ from frontend.client import (
 )
 from frontend.figures.overview import MEAN_CORRUPTED
 from frontend.figures.similarity import CLEAN
-from frontend.forms import model_architecture_summary as model_architecture_summary
-from frontend.forms import query_int
+from frontend.forms import find_by_id, query_int
+
+
+def _id(component_id: Any) -> dict[str, Any]:
+    return {} if component_id is None else {"id": component_id}
 
 
 def notice(
@@ -37,56 +40,46 @@ def notice(
     link_home: bool = False,
     notice_id: str | None = None,
 ) -> html.Div:
-    """A boxed message: an empty state, a not-found or an error.
-
-    Args:
-        title: the headline.
-        body: text or components under the headline.
-        kind: "info", "warning" or "error"; selects the CSS class ``notice-<kind>``.
-        link_home: add a link back to the home page.
-        notice_id: optional component id.
-    """
+    """A boxed message (an empty state, a not-found, an error): ``title``, then ``body`` (text
+    or components); ``kind`` "info", "warning" or "error" selects the CSS class
+    ``notice-<kind>``, ``link_home`` adds a link back to the home page."""
     children: list[Any] = [html.Strong(title)]
     if body:
         children.append(html.P(body if isinstance(body, str) else list(body)))
     if link_home:
         children.append(html.P(dcc.Link("← Back to home", href="/")))
-    kwargs: dict[str, Any] = {"className": f"notice notice-{kind}"}
-    if notice_id is not None:
-        kwargs["id"] = notice_id
-    return html.Div(children, **kwargs)
+    return html.Div(children, className=f"notice notice-{kind}", **_id(notice_id))
 
 
 def api_error_notice(
     exc: ApiError, what: str, *, link_home: bool = False, notice_id: str | None = None
 ) -> html.Div:
-    """Explain a failed API call without a traceback.
-
-    Args:
-        exc: the error raised by the client.
-        what: what was being loaded, e.g. "the comparison".
-        link_home: add a link back to the home page.
-        notice_id: optional component id.
-    """
+    """Explain a failed API call without a traceback; ``what`` was being loaded, e.g. "the
+    comparison" (see :func:`notice` for the rest)."""
     if isinstance(exc, ApiUnreachableError):
-        return notice(
-            "Cannot reach the PruneScope API",
-            [
-                f"Could not load {what}: {exc.detail}. Is ",
-                html.Code("prunescope serve"),
-                " running? Reload the page once it is.",
-            ],
-            kind="error",
-            link_home=link_home,
-            notice_id=notice_id,
-        )
-    return notice(
-        f"Could not load {what}",
-        f"The API answered {exc.status}: {exc.detail}",
-        kind="error",
-        link_home=link_home,
-        notice_id=notice_id,
-    )
+        title = "Cannot reach the PruneScope API"
+        body: Any = [
+            f"Could not load {what}: {exc.detail}. Is ",
+            html.Code("prunescope serve"),
+            " running? Reload the page once it is.",
+        ]
+    else:
+        title, body = f"Could not load {what}", f"The API answered {exc.status}: {exc.detail}"
+    return notice(title, body, kind="error", link_home=link_home, notice_id=notice_id)
+
+
+def chosen_id(
+    rows: Sequence[Mapping[str, Any]], raw: Any, what: str, default: Any = None
+) -> tuple[Any, list[html.Div]]:
+    """The id of the row a URL's ``raw`` value names (``default`` when absent), or None and a
+    warning that no ``what`` has it."""
+    if raw is None:
+        return default, []
+    if find_by_id(rows, raw) is not None:
+        return query_int(raw), []
+    return None, [
+        notice(f"{what.capitalize()} '{raw}' not found", f"Choose a {what} below.", kind="warning")
+    ]
 
 
 def empty_state(*parts: Any) -> html.P:
@@ -101,93 +94,51 @@ def data_table(
     table_id: str | None = None,
     row_class_names: Sequence[str | None] | None = None,
 ) -> html.Table:
-    """A plain HTML table: one ``Th`` per header, one ``Tr`` in the body per row.
-
-    Args:
-        header: column titles.
-        rows: cell contents, one sequence per row, each as long as ``header``.
-        table_id: optional component id of the table.
-        row_class_names: optional CSS class per row.
-
-    Raises:
-        ValueError: when a row's length differs from the header's.
-    """
+    """A plain HTML table: one ``Th`` per header, one ``Tr`` per row (with its CSS class from
+    ``row_class_names``, if any); :class:`ValueError` when a row's length differs from the
+    header's."""
     body = []
     for i, row in enumerate(rows):
         if len(row) != len(header):
             raise ValueError(f"row {i} has {len(row)} cells but the header has {len(header)}")
-        tr_kwargs: dict[str, Any] = {}
-        if row_class_names is not None and row_class_names[i]:
-            tr_kwargs["className"] = row_class_names[i]
-        body.append(html.Tr([html.Td(cell) for cell in row], **tr_kwargs))
-    kwargs: dict[str, Any] = {"className": "data-table"}
-    if table_id is not None:
-        kwargs["id"] = table_id
-    return html.Table(
-        [html.Thead(html.Tr([html.Th(h) for h in header])), html.Tbody(body)], **kwargs
-    )
+        css = row_class_names[i] if row_class_names is not None else None
+        extra: dict[str, Any] = {"className": css} if css else {}
+        body.append(html.Tr([html.Td(cell) for cell in row], **extra))
+    head = html.Thead(html.Tr([html.Th(h) for h in header]))
+    return html.Table([head, html.Tbody(body)], className="data-table", **_id(table_id))
+
+
+def _card(css: str, title: str, body: html.Div, detail: Any, card_id: str | None) -> html.Div:
+    tail = [] if detail is None else [html.Div(detail, className="card-delta")]
+    children = [html.Div(title, className="card-title"), body, *tail]
+    return html.Div(children, className=f"card {css}", **_id(card_id))
 
 
 def stat_card(
     title: str, value_a: str, value_b: str, delta: str | None = None, *, card_id: str | None = None
 ) -> html.Div:
-    """A headline card: one metric of A and of B, and optionally the change.
-
-    Args:
-        title: the metric, e.g. "Accuracy".
-        value_a: formatted value of the original model.
-        value_b: formatted value of the pruned model.
-        delta: formatted change from A to B, or None.
-        card_id: optional component id.
-    """
-    children: list[Any] = [
-        html.Div(title, className="card-title"),
-        html.Div(
-            [
-                html.Div([html.Span("A", className="tag tag-a"), html.Span(value_a)]),
-                html.Div([html.Span("B", className="tag tag-b"), html.Span(value_b)]),
-            ],
-            className="card-values",
-        ),
+    """A headline card: one metric (``title``, e.g. "Accuracy") of A and of B, formatted, and
+    optionally the change from A to B."""
+    values = [
+        html.Div([html.Span(tag, className=f"tag tag-{tag.lower()}"), html.Span(value)])
+        for tag, value in (("A", value_a), ("B", value_b))
     ]
-    if delta is not None:
-        children.append(html.Div(delta, className="card-delta"))
-    kwargs: dict[str, Any] = {"className": "card stat-card"}
-    if card_id is not None:
-        kwargs["id"] = card_id
-    return html.Div(children, **kwargs)
+    return _card("stat-card", title, html.Div(values, className="card-values"), delta, card_id)
 
 
 def result_card(
     title: str, value: str, detail: str | None = None, *, card_id: str | None = None
 ) -> html.Div:
     """A card with one figure of what a job made: its title, the number and a detail line."""
-    children: list[Any] = [
-        html.Div(title, className="card-title"),
-        html.Div(value, className="card-number"),
-    ]
-    if detail:
-        children.append(html.Div(detail, className="card-delta"))
-    kwargs: dict[str, Any] = {} if card_id is None else {"id": card_id}
-    return html.Div(children, className="card result-card", **kwargs)
+    number = html.Div(value, className="card-number")
+    return _card("result-card", title, number, detail or None, card_id)
 
 
 def comparison_link(comparison_id: int, link_id: str) -> html.P:
     """ "Open comparison #N →", after a page has created one."""
-    return html.P(
-        [
-            dcc.Link(
-                f"Open comparison #{comparison_id} →",
-                href=f"/compare?id={comparison_id}",
-                id=link_id,
-            ),
-            html.Span(
-                " Models without an analysis are analysed first; until then the comparison "
-                "page says so.",
-                className="muted",
-            ),
-        ]
-    )
+    href, label = f"/compare?id={comparison_id}", f"Open comparison #{comparison_id} →"
+    note = " Models without an analysis are analysed first; until then the comparison page says so."
+    return html.P([dcc.Link(label, href=href, id=link_id), html.Span(note, className="muted")])
 
 
 # the job-kind tab strip of the "New job" pages (/new and /prune) ------------------------------
@@ -200,85 +151,52 @@ JOB_KIND_TABS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def _query_value(value: Any) -> str | None:
-    if value is None or isinstance(value, bool):
-        return None
-    text = str(value).strip()
-    return text or None
-
-
 def job_kind_href(kind: str, *, model: Any = None, dataset: Any = None) -> str:
-    """Where the tab of job ``kind`` leads, carrying the model or dataset already chosen.
-
-    Train and analyze live on ``/new``, prune and sweep on ``/prune`` (a sweep with
-    ``kind=sweep``); the train tab carries the dataset, the others the model.
-
-    Raises:
-        ValueError: for a kind that is not one of :data:`JOB_KIND_TABS`.
-    """
+    """Where the tab of job ``kind`` leads: train and analyze live on ``/new``, prune and sweep
+    on ``/prune`` (a sweep with ``kind=sweep``); the train tab carries the dataset chosen so
+    far, the others the model. :class:`ValueError` for a kind not in :data:`JOB_KIND_TABS`."""
     kinds = [k for k, _, _ in JOB_KIND_TABS]
     if kind not in kinds:
         raise ValueError(f"kind={kind!r} should be one of {', '.join(kinds)}")
     path = "/prune" if kind in ("prune", "sweep") else "/new"
-    params: list[tuple[str, str]] = []
-    if kind != "prune":
-        params.append(("kind", kind))
-    carried = (
-        ("dataset", _query_value(dataset)) if kind == "train" else ("model", _query_value(model))
-    )
-    if carried[1] is not None:
-        params.append((carried[0], carried[1]))
+    params = [] if kind == "prune" else [("kind", kind)]
+    key, value = ("dataset", dataset) if kind == "train" else ("model", model)
+    text = "" if value is None or isinstance(value, bool) else str(value).strip()
+    params += [(key, text)] if text else []
     return f"{path}?{urlencode(params)}" if params else path
 
 
 def job_kind_links(active: str, *, model: Any = None, dataset: Any = None) -> list[dcc.Link]:
     """The tabs of :func:`job_kind_tabs` (a callback re-renders them when the kind changes)."""
-    links = []
-    for kind, label, doc in JOB_KIND_TABS:
-        class_name = "job-tab job-tab-active" if kind == active else "job-tab"
-        links.append(
-            dcc.Link(
-                label,
-                href=job_kind_href(kind, model=model, dataset=dataset),
-                id=f"job-tab-{kind}",
-                className=class_name,
-                title=doc,
-            )
+    return [
+        dcc.Link(
+            label,
+            href=job_kind_href(kind, model=model, dataset=dataset),
+            id=f"job-tab-{kind}",
+            className="job-tab job-tab-active" if kind == active else "job-tab",
+            title=doc,
         )
-    return links
+        for kind, label, doc in JOB_KIND_TABS
+    ]
 
 
 def job_kind_tabs(
     active: str, *, model: Any = None, dataset: Any = None, tabs_id: str | None = None
 ) -> html.Nav:
-    """The "Train | Prune | Sweep | Analyze" strip that makes /new and /prune one "New job" page.
-
-    Args:
-        active: the kind whose tab is highlighted.
-        model: id of the model chosen so far; the prune, sweep and analyze tabs carry it.
-        dataset: id of the dataset chosen so far; the train tab carries it.
-        tabs_id: optional component id of the strip.
-    """
-    kwargs: dict[str, Any] = {"className": "job-tabs"}
-    if tabs_id is not None:
-        kwargs["id"] = tabs_id
-    return html.Nav(job_kind_links(active, model=model, dataset=dataset), **kwargs)
+    """The "Train | Prune | Sweep | Analyze" strip that makes /new and /prune one "New job"
+    page: ``active`` highlighted, the prune, sweep and analyze tabs carrying the ``model``
+    chosen so far, the train tab the ``dataset``."""
+    links = job_kind_links(active, model=model, dataset=dataset)
+    return html.Nav(links, className="job-tabs", **_id(tabs_id))
 
 
 def progress_bar(job: Mapping[str, Any], bar_id: str | None = None) -> html.Div:
-    """A job's progress bar with its percentage; full for a succeeded job.
-
-    Args:
-        job: a job (``status``, ``progress`` in [0, 1]).
-        bar_id: id of the ``<progress>`` element (tests and pages find it by it).
-    """
-    progress = float(job.get("progress") or 0.0)
-    if job.get("status") == "succeeded":
-        progress = 1.0
+    """A job's progress bar (``<progress>`` id ``bar_id``) with its percentage; full for a
+    succeeded job."""
+    progress = 1.0 if job.get("status") == "succeeded" else float(job.get("progress") or 0.0)
     progress = min(max(progress, 0.0), 1.0)
-    extra: dict[str, Any] = {} if bar_id is None else {"id": bar_id}
     bar = html.Progress(
-        value=f"{progress:.3f}", max="1", className=f"progress-{job.get('status')}", **extra
+        value=f"{progress:.3f}", max="1", className=f"progress-{job.get('status')}", **_id(bar_id)
     )
     return html.Div(
         [bar, html.Span(f"{100 * progress:.0f}%", className="progress-text")],
@@ -293,11 +211,10 @@ def job_line(
     its progress bar and its stage (or the ``message`` of a job state that carries one, as the
     attribution state does)."""
     status = str(job.get("status") or "")
-    extra: dict[str, Any] = {} if status_id is None else {"id": status_id}
     return html.Div(
         [
             html.Span(label or f"Job #{job.get('id') or job.get('job_id')} ", className="muted"),
-            html.Span(status, className=f"status status-{status}", **extra),
+            html.Span(status, className=f"status status-{status}", **_id(status_id)),
             progress_bar(job),
             html.Span(str(job.get("stage") or job.get("message") or ""), className="muted"),
         ],
@@ -346,11 +263,7 @@ def architecture_source(entry: Mapping[str, Any]) -> str:
 def architecture_option(entry: Mapping[str, Any]) -> dict[str, Any]:
     """One option: labelled ``"timm/resnet18 · timm"``, the doc as its tooltip, and found by
     the dropdown's own filter by its name, source or doc."""
-    name, source, doc = (
-        str(entry["name"]),
-        architecture_source(entry),
-        str(entry.get("doc") or ""),
-    )
+    name, source, doc = str(entry["name"]), architecture_source(entry), str(entry.get("doc") or "")
     return {
         "label": f"{name} · {source}" if source else name,
         "value": name,
@@ -370,13 +283,8 @@ def architecture_options(
     """The dropdown's options for ``entries``, in their order; ``more`` > 0 (the server matched
     that many more than it sent) adds a last, disabled option saying so."""
     options = [architecture_option(e) for e in entries]
-    if more > 0:
-        options.append(
-            _note_option(
-                f"… {more:,} more match {search_value!r}: type more of the name", search_value
-            )
-        )
-    return options
+    note = f"… {more:,} more match {search_value!r}: type more of the name"
+    return options + ([_note_option(note, search_value)] if more > 0 else [])
 
 
 def _shown_defaults(defaults: Mapping[str, Any]) -> str:
@@ -397,30 +305,26 @@ def architecture_about(value: Any, entries: Sequence[Mapping[str, Any]] | None) 
     if entry is None:
         return [f"{name!r} is not a listed architecture; the server will check it."]
     source = architecture_source(entry)
-    parts: list[Any] = [html.Strong(name)]
-    if source:
-        parts.append(f" ({source})")
-    if entry.get("doc"):
-        parts.append(f" — {entry['doc']}")
-    required = [str(r) for r in entry.get("required") or []]
-    if required:
-        parts.append(f" Needs {', '.join(required)} in the arguments.")
+    required = ", ".join(str(r) for r in entry.get("required") or [])
     defaults = dict(entry.get("defaults") or {})
-    if defaults and source in LIBRARY_SOURCES:
-        parts.append(f" Set from the dataset unless given: {', '.join(defaults)}.")
-    elif defaults:
-        parts.append(f" Defaults: {_shown_defaults(defaults)}.")
-    return parts
+    if source in LIBRARY_SOURCES:
+        shown = f" Set from the dataset unless given: {', '.join(defaults)}."
+    else:
+        shown = f" Defaults: {_shown_defaults(defaults)}."
+    notes = (
+        f" ({source})" if source else "",
+        f" — {entry['doc']}" if entry.get("doc") else "",
+        f" Needs {required} in the arguments." if required else "",
+        shown if defaults else "",
+    )
+    return [html.Strong(name), *(note for note in notes if note)]
 
 
 def registered_architectures(client: ApiClient) -> list[ArchitecturePublic]:
     """What the picker offers before anything is typed: the built-in and plug-in architectures
     (not torchvision's and timm's, which are searched for); none when the API does not list
-    architectures or does not answer in time (the search, or the server, then checks a name).
-
-    Raises:
-        ApiUnreachableError: when the API cannot be reached at all.
-    """
+    them or does not answer in time. Raises :class:`ApiUnreachableError` when the API cannot
+    be reached at all."""
     try:
         listed = client.list_architectures(limit=ARCHITECTURE_SEARCH_LIMIT)["data"]
     except ApiUnreachableError as exc:
@@ -436,12 +340,8 @@ def registered_architectures(client: ApiClient) -> list[ArchitecturePublic]:
 
 
 def find_architecture_entry(client: ApiClient, name: Any) -> ArchitecturePublic | None:
-    """The API's entry named exactly ``name`` (a URL may name any of them), or None when
-    no architecture has that name or the API does not list them.
-
-    Raises:
-        ApiUnreachableError: when the API cannot be reached at all.
-    """
+    """The API's entry named exactly ``name`` (a URL may name any of them), or None; raises
+    :class:`ApiUnreachableError` when the API cannot be reached at all."""
     wanted = str(name or "").strip()
     if not wanted:
         return None
@@ -462,18 +362,10 @@ def architecture_picker(
     clearable: bool = False,
     placeholder: str = "Choose or search: resnet, vit, mobilenet…",
 ) -> html.Div:
-    """A searchable architecture dropdown over the whole registry, with an about line.
-
-    Args:
-        id_prefix: page-prefixed id of the dropdown; see :func:`architecture_picker_ids`.
-        value: the chosen name, or None.
-        entries: what is offered before anything is typed (see
-            :func:`registered_architectures`), the chosen one's entry included.
-        clearable: whether the choice may be cleared (a blank architecture).
-        placeholder: shown while nothing is chosen.
-    """
-    ids = architecture_picker_ids(id_prefix)
-    offered = list(entries)
+    """A searchable architecture dropdown over the whole registry (ids: see
+    :func:`architecture_picker_ids`), with an about line; ``entries`` are offered before
+    anything is typed (see :func:`registered_architectures`), ``value``'s included."""
+    ids, offered = architecture_picker_ids(id_prefix), list(entries)
     return html.Div(
         [
             dcc.Dropdown(
@@ -498,18 +390,13 @@ def architecture_picker(
 
 
 def search_architectures(
-    search_value: str | None,
-    value: Any,
-    entries: Sequence[Mapping[str, Any]] | None,
+    search_value: str | None, value: Any, entries: Sequence[Mapping[str, Any]] | None
 ) -> tuple[list[dict[str, Any]], list[Mapping[str, Any]]]:
     """Callback (text typed into a picker's search box): its options and the entries behind
-    them.
-
-    Nothing typed: the registered architectures; else the server's first
+    them. Nothing typed: the registered architectures; else the server's first
     :data:`ARCHITECTURE_SEARCH_LIMIT` matches and, when it has more, a disabled last option
     saying how many. The chosen architecture always stays among the options (the dropdown
-    drops a value its options lack); a failed search says why in a disabled option.
-    """
+    drops a value its options lack); a failed search says why in a disabled option."""
     text = (search_value or "").strip()
     chosen = [e for e in entries or [] if value is not None and e.get("name") == value][:1]
     more = 0
@@ -521,20 +408,11 @@ def search_architectures(
         else:
             found = list(registered_architectures(get_client()))
     except ApiError as exc:
-        return [
-            *architecture_options(chosen),
-            _note_option(f"Search failed: {exc.detail}", text),
-        ], chosen
+        failed = _note_option(f"Search failed: {exc.detail}", text)
+        return [*architecture_options(chosen), failed], chosen
     names = {a.get("name") for a in found}
     offered = found + [e for e in chosen if e.get("name") not in names]
     return architecture_options(offered, more=more, search_value=text), offered
-
-
-def describe_architecture_choice(
-    value: Any, entries: Sequence[Mapping[str, Any]] | None
-) -> list[Any]:
-    """Callback (a picker's value changed): its about line."""
-    return architecture_about(value, entries)
 
 
 def register_architecture_picker(app: dash.Dash, id_prefix: str) -> None:
@@ -554,7 +432,7 @@ def register_architecture_picker(app: dash.Dash, id_prefix: str) -> None:
         Input(ids.dropdown, "value"),
         State(ids.entries, "data"),
         prevent_initial_call=True,
-    )(describe_architecture_choice)
+    )(architecture_about)
 
 
 def search_with(search: str | None, wanted: Mapping[str, Any]) -> str | None:
@@ -590,12 +468,8 @@ def download_href(model_id: Any, fmt: str = "safetensors") -> str:
 
 
 def download_link(model_id: Any, fmt: str = "safetensors") -> html.Span:
-    """A "Download" link to a model's file in ``fmt``, with a small menu of the other formats.
-
-    Plain links with the ``download`` attribute (the API names the file): no callback, and
-    nothing a read-only user or a share link's viewer could not use for the comparison's
-    models.
-    """
+    """A "Download" link to a model's file in ``fmt``, with a small menu of the other formats:
+    plain links with the ``download`` attribute (the API names the file), no callback."""
     formats = {name: (label, doc) for name, label, doc in DOWNLOAD_FORMATS}
     if fmt not in formats:
         raise ValueError(f"fmt={fmt!r} should be one of {', '.join(formats)}")
@@ -604,26 +478,23 @@ def download_link(model_id: Any, fmt: str = "safetensors") -> html.Span:
         for name, (label, doc) in formats.items()
         if name != fmt
     ]
-    return html.Span(
-        [
-            html.A(
-                "Download",
-                href=download_href(model_id, fmt),
-                download="",
-                title=f"{formats[fmt][0]}: {formats[fmt][1]}",
-                className="download-link",
-            ),
-            html.Details(
-                [
-                    html.Summary("▾", title="other formats"),
-                    html.Ul(others, style={"listStyle": "none", "margin": 0, "padding": 0}),
-                ],
-                className="download-formats",
-                style={"display": "inline-block", "marginLeft": "0.25em"},
-            ),
-        ],
-        className="download",
+    label, doc = formats[fmt]
+    main = html.A(
+        "Download",
+        href=download_href(model_id, fmt),
+        download="",
+        title=f"{label}: {doc}",
+        className="download-link",
     )
+    menu = html.Details(
+        [
+            html.Summary("▾", title="other formats"),
+            html.Ul(others, style={"listStyle": "none", "margin": 0, "padding": 0}),
+        ],
+        className="download-formats",
+        style={"display": "inline-block", "marginLeft": "0.25em"},
+    )
+    return html.Span([main, menu], className="download")
 
 
 # the comparison pages (compare, overview, similarity) ------------------------------------------
@@ -654,25 +525,20 @@ def comparison_job(client: ApiClient, comparison: Mapping[str, Any]) -> JobPubli
 def load_accuracies(
     client: ApiClient, comparison: Mapping[str, Any]
 ) -> tuple[dict[int, float | None], dict[int, RobustnessTable | None]]:
-    """Clean test accuracy and robustness table of every model of a comparison.
-
-    The latest test-split analysis of each model on the comparison's dataset is used; a model
-    without one is absent from both maps, and an analysis run without corruptions maps to None.
-
-    Raises:
-        ApiError: when the analyses cannot be listed.
-    """
+    """Clean test accuracy and robustness table of every model of a comparison, from the
+    latest test-split analysis of each on its dataset: a model without one is absent from both
+    maps, one analysed without corruptions maps to None. Raises :class:`ApiError` when the
+    analyses cannot be listed."""
     ids = {int(comparison["model_a_id"]), *(int(b) for b in comparison.get("model_b_ids") or [])}
     latest: dict[int, Mapping[str, Any]] = {}
     for analysis in client.list_analyses(dataset_id=int(comparison["dataset_id"])):
         mid = int(analysis["model_id"])
-        if mid in ids and analysis.get("split", SPLIT) == SPLIT:
-            if mid not in latest or int(analysis["id"]) > int(latest[mid]["id"]):
-                latest[mid] = analysis
-    clean: dict[int, float | None] = {}
+        newer = mid not in latest or int(analysis["id"]) > int(latest[mid]["id"])
+        if mid in ids and analysis.get("split", SPLIT) == SPLIT and newer:
+            latest[mid] = analysis
+    clean = {mid: chosen.get("accuracy") for mid, chosen in latest.items()}
     robustness: dict[int, RobustnessTable | None] = {}
     for mid, chosen in latest.items():
-        clean[mid] = chosen.get("accuracy")
         try:
             robustness[mid] = get_analysis_robustness(client, int(chosen["id"]))
         except ApiError as exc:
@@ -689,20 +555,14 @@ def comparison_picker(page_path: str, what: str, picker_id: str) -> html.Div | h
     except ApiError as exc:
         return html.Div(api_error_notice(exc, "the comparisons", link_home=True), id=picker_id)
     if not comparisons:
-        return html.Div(
-            notice(
-                "No comparisons yet",
-                [
-                    f"The {what} needs a comparison of an original model with pruned ones. Run ",
-                    html.Code("prunescope demo"),
-                    ", or prune a model on the ",
-                    dcc.Link("Prune page", href="/prune"),
-                    " and choose “Compare with the original”.",
-                ],
-                link_home=True,
-            ),
-            id=picker_id,
-        )
+        body = [
+            f"The {what} needs a comparison of an original model with pruned ones. Run ",
+            html.Code("prunescope demo"),
+            ", or prune a model on the ",
+            dcc.Link("Prune page", href="/prune"),
+            " and choose “Compare with the original”.",
+        ]
+        return html.Div(notice("No comparisons yet", body, link_home=True), id=picker_id)
     rows = [
         [
             dcc.Link(c["name"] or f"comparison {c['id']}", href=f"{page_path}?id={c['id']}"),
@@ -711,79 +571,49 @@ def comparison_picker(page_path: str, what: str, picker_id: str) -> html.Div | h
         ]
         for c in sorted(comparisons, key=lambda c: c["id"], reverse=True)
     ]
-    return html.Section(
-        [
-            html.H2("Pick a comparison"),
-            data_table(["Comparison", "Pruned models", "Created"], rows),
-        ],
-        id=picker_id,
-        className="section",
-    )
+    table = data_table(["Comparison", "Pruned models", "Created"], rows)
+    return html.Section([html.H2("Pick a comparison"), table], id=picker_id, className="section")
 
 
 def job_pending(job: JobPublic | None, what: str, pending_id: str) -> html.Div:
-    """What a page says while (or because) the comparison's compare job has not finished.
-
-    Args:
-        job: the compare job, or None when the comparison has none.
-        what: what appears when it has finished, e.g. "The similarity map".
-        pending_id: the component id of the notice.
-    """
+    """What a page says (notice ``pending_id``) while, or because, the comparison's compare job
+    (None: it has none) has not finished; ``what`` appears then, e.g. "The similarity map"."""
     if job is None:
-        return notice(
-            f"{what} is not ready",
+        title, kind = f"{what} is not ready", "warning"
+        body: Any = (
             "This comparison has no compare job; create the comparison again (POST "
-            "/api/comparisons) to compute it.",
-            kind="warning",
-            notice_id=pending_id,
+            "/api/comparisons) to compute it."
         )
-    if job["status"] == "failed":
-        return notice(
-            f"{what} could not be computed",
-            [f"Compare job #{job['id']} failed: ", html.Code(job.get("error") or "no message")],
-            kind="error",
-            notice_id=pending_id,
+    elif job["status"] == "failed":
+        title, kind = f"{what} could not be computed", "error"
+        body = [f"Compare job #{job['id']} failed: ", html.Code(job.get("error") or "no message")]
+    elif job["status"] in ("cancelled", "cancelling"):
+        title, kind = f"{what} is not ready", "warning"
+        body = f"Compare job #{job['id']} was cancelled; create the comparison again to compute it."
+    else:
+        return html.Div(
+            [
+                html.Strong(f"{what} appears when the compare job has finished"),
+                job_line(job),
+                html.P("This page updates itself; no need to reload.", className="muted"),
+            ],
+            id=pending_id,
+            className="notice notice-info",
         )
-    if job["status"] in ("cancelled", "cancelling"):
-        return notice(
-            f"{what} is not ready",
-            f"Compare job #{job['id']} was cancelled; create the comparison again to compute it.",
-            kind="warning",
-            notice_id=pending_id,
-        )
-    return html.Div(
-        [
-            html.Strong(f"{what} appears when the compare job has finished"),
-            job_line(job),
-            html.P("This page updates itself; no need to reload.", className="muted"),
-        ],
-        id=pending_id,
-        className="notice notice-info",
-    )
+    return notice(title, body, kind=kind, notice_id=pending_id)
 
 
 def comparison_header(comparison: Mapping[str, Any], here: str) -> list[Any]:
     """The comparison's name and links to its other views (``here``, a path, is left out)."""
     cid = comparison["id"]
-    links = [
-        ("Comparison", f"/compare?id={cid}"),
-        ("Evaluation overview", f"/overview?id={cid}"),
-        ("Similarity map", f"/similarity?id={cid}"),
-    ]
+    views = (("Comparison", "/compare"), ("Evaluation overview", "/overview"))
     parts: list[Any] = []
-    for label, href in links:
-        if href.split("?")[0] == here:
-            continue
-        if parts:
-            parts.append(html.Span(" · ", className="muted"))
-        parts.append(dcc.Link(f"{label} →", href=href))
-    return [
-        html.P(
-            [html.Strong(comparison.get("name") or f"comparison {cid}"), f" (#{cid})"],
-            className="subtitle",
-        ),
-        html.P(parts, className="view-links"),
-    ]
+    for label, path in (*views, ("Similarity map", "/similarity")):
+        link = dcc.Link(f"{label} →", href=f"{path}?id={cid}")
+        if path != here:
+            parts += [html.Span(" · ", className="muted"), link] if parts else [link]
+    name: list[Any] = [html.Strong(comparison.get("name") or f"comparison {cid}"), f" (#{cid})"]
+    return [html.P(name, className="subtitle"), html.P(parts, className="view-links")]
 
 
 def comparison_not_found(comparison_id: int, exc: ApiError, picker_path: str) -> html.Div:

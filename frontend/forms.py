@@ -4,7 +4,9 @@ a form's spec with the server's dry run as the user types.
 A form never re-implements the server's rules (ranges, names, what exists): it turns its values
 into JSON (:func:`blank`, :func:`split_list`, :func:`as_number`) and asks the server
 (:func:`dry_run`), showing each message in the slot of its field
-(:func:`field_error` ``{"type": "<page>-field-error", "field": <spec path>}``).
+(:func:`field_error` ``{"type": "<page>-field-error", "field": <spec path>}``). Every form is
+checked as it is filled in through :func:`register_validation`, which shows only the answer
+about the form as it is now.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any, NamedTuple, cast
 from urllib.parse import urlencode
 
 import dash
-from dash import ALL, Output, State, dcc, html
+from dash import ALL, Input, Output, State, dcc, html
 
 from frontend.client import ApiError, ApiUnreachableError, JobKind, ModelPublic, get_client
 from frontend.figures.formatting import MISSING, format_percent
@@ -250,6 +252,38 @@ def choice(
     )
 
 
+def param_input(component_id: Any, name: str, default: Any, blank_hint: str | None) -> Any:
+    """The input of a method's or an architecture's parameter ``name``, filled with its
+    ``default``: a checkbox for a bool, a number input for a number, a blank text input (with
+    ``blank_hint``) for None, else text (lists and dicts as JSON)."""
+    if isinstance(default, bool):
+        return checkbox(component_id, name, default)
+    if default is None:
+        return text_input(component_id, blank_hint, "")
+    if isinstance(default, int | float):
+        return number_input(component_id, value=default)
+    text = default if isinstance(default, str) else json.dumps(default)
+    return text_input(component_id, None, text)
+
+
+def param_field(label: str, component: Any, hint: str, error: Any) -> html.Div:
+    """One argument of a method or an architecture: its name, input, default and message slot."""
+    parts = [html.Span(label, className="control-label"), component]
+    return html.Div(
+        [*parts, html.Span(hint, className="muted hint"), error], className="field param-field"
+    )
+
+
+def dropdown(
+    component_id: Any, options: Sequence[Any], value: Any, placeholder: str, **kw: Any
+) -> dcc.Dropdown:
+    """A searchable dropdown of rows (models, datasets), not clearable unless ``kw`` says."""
+    kw.setdefault("clearable", False)
+    return dcc.Dropdown(
+        id=component_id, options=list(options), value=value, placeholder=placeholder, **kw
+    )
+
+
 def checkbox(component_id: Any, label: str, on: bool) -> dcc.Checklist:
     """A single checkbox; its value is ``[ON]`` when ticked (see :func:`is_on`)."""
     return dcc.Checklist(
@@ -293,6 +327,12 @@ def lineage_order(models: Sequence[ModelPublic]) -> list[tuple[int, ModelPublic]
         stack.extend((depth + 1, k) for k in reversed(kids))
     out.extend((0, m) for m in models if m["id"] not in seen)
     return out
+
+
+def find_by_id(items: Sequence[Mapping[str, Any]] | None, item_id: Any) -> Mapping[str, Any] | None:
+    """The entry of ``items`` whose ``id`` is ``item_id`` (an int or its text), or None."""
+    wanted = query_int(item_id)
+    return next((item for item in items or [] if item.get("id") == wanted), None)
 
 
 def _is_original(model: Mapping[str, Any]) -> bool:
@@ -404,21 +444,78 @@ def slot_messages(
     ]
 
 
+# checking a form as it is filled in --------------------------------------------------------------
+
+# Dash shows callback answers in the order they arrive, so a slow answer about an older state of
+# the form could overwrite a newer one. Each change stamps the form in the browser, the server's
+# verdict carries its stamp back, and it is shown only while no newer change has stamped it.
+STAMP_JS = "function() { return window.performance.now(); }"
+SHOW_JS = """function(verdict, stamp, slots) {
+    const answer = verdict && verdict.stamp === stamp ? verdict.answer : null;
+    if (!answer || (slots && answer.errors.length !== slots.length)) {
+        throw window.dash_clientside.PreventUpdate;
+    }
+    return KEYS.map((key) => answer[key]);
+}"""
+
+
+def validation_stores(prefix: str) -> list[dcc.Store]:
+    """The stamp and verdict stores of a form's check (:func:`register_validation`)."""
+    return [dcc.Store(id=f"{prefix}-stamp"), dcc.Store(id=f"{prefix}-verdict")]
+
+
+def as_states(deps: Mapping[str, Any]) -> dict[str, State]:
+    """The same dependencies, as States."""
+    return {key: State(dep.component_id, dep.component_property) for key, dep in deps.items()}
+
+
 def register_validation(
     app: dash.Dash,
-    validate: Callable[..., dict[str, Any]],
+    validate: Callable[..., Mapping[str, Any]],
     *,
-    error_type: str,
+    prefix: str,
     inputs: Mapping[str, Any],
     outputs: Mapping[str, Output] | None = None,
-) -> None:
-    """Wire a form's check: ``validate(error_ids=..., **inputs)`` runs whenever one of the
-    ``inputs`` (Inputs and States, by keyword) changes and returns ``{"errors": [message per
-    slot, see :func:`slot_messages`], **outputs}``; the slots are every
-    :func:`field_error` of ``error_type``. Text and number inputs are debounced
-    (:data:`DEBOUNCE`), so the server is asked once the user leaves a field."""
-    slots = {"type": error_type, "field": ALL}
+    error_type: str | None = None,
+    prevent_initial_call: bool = False,
+) -> Callable[..., dict[str, Any]]:
+    """Wire a form's check as the user types: the one way every form asks the server.
+
+    A change of any ``Input`` among ``inputs`` stamps the form (``<prefix>-stamp``, see
+    :func:`validation_stores`); the server then runs ``validate(**form)`` with the values of
+    all of ``inputs`` (and ``error_ids``, the ids of the message slots, with ``error_type``),
+    and the answer is shown only while its stamp is the latest: each of its keys in its
+    output, ``"errors"`` (a message per slot, see :func:`slot_messages`) in the slots of
+    ``error_type``. Text and number inputs are debounced (:data:`DEBOUNCE`).
+
+    Returns:
+        The server-side callback, ``(stamp, **form) -> {"stamp", "answer"}``.
+    """
+    stamp, verdict = f"{prefix}-stamp", f"{prefix}-verdict"
+    shown, states, slots = dict(outputs or {}), as_states(inputs), []
+    if error_type is not None:
+        pattern = {"type": error_type, "field": ALL}
+        shown = {"errors": Output(pattern, "children"), **shown}
+        states["error_ids"] = State(pattern, "id")
+        slots = [states["error_ids"]]
+    changes = [dep for dep in inputs.values() if isinstance(dep, Input)]
+    app.clientside_callback(
+        STAMP_JS, Output(stamp, "data"), *changes, prevent_initial_call=prevent_initial_call
+    )
+
+    def stamped(stamp: float | None, **form: Any) -> dict[str, Any]:
+        return {"stamp": stamp, "answer": dict(validate(**form))}
+
     app.callback(
-        output={"errors": Output(slots, "children"), **(outputs or {})},
-        inputs={**inputs, "error_ids": State(slots, "id")},
-    )(validate)
+        output=Output(verdict, "data"),
+        inputs={"stamp": Input(stamp, "data"), **states},
+        prevent_initial_call=prevent_initial_call,
+    )(stamped)
+    app.clientside_callback(
+        SHOW_JS.replace("KEYS", json.dumps(list(shown))),
+        list(shown.values()),
+        Input(verdict, "data"),
+        State(stamp, "data"),
+        *slots,
+    )
+    return stamped

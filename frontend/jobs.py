@@ -2,10 +2,15 @@
 
 The status vocabulary (:data:`FINAL_STATUSES`, :func:`is_active`, :func:`can_cancel`), job
 titles, submitting a spec (:func:`start_job`; checking one is :func:`frontend.forms.dry_run`),
-reading a followed job (:func:`read_job`) and :class:`JobFollower`,
-the followed-job section of a job form: a store with the job's id, a ``dcc.Interval`` that polls
-``GET /api/jobs/{id}`` until the job is final, the progress panel (status, progress bar, stage,
-error, "Stopping…", what a succeeded job made) and a "Cancel job" button.
+reading a followed job (:func:`read_job`) and the two followers, keyed by a page prefix, that
+poll ``GET /api/jobs/{id}`` (a ``dcc.Interval``) until the job is final and draw it with the
+same pieces (:func:`status_line`, :func:`ended_notice`):
+
+- :class:`JobFollower`, the followed-job section of a job form: a progress panel ("Job #n",
+  status, progress bar, stage, error, "Stopping…", what a succeeded job made) and a "Cancel
+  job" button;
+- :class:`CompactFollower`, a job a compare-page view runs on demand: a start button, one
+  progress line under it, and a *done* store that reloads the view once the job succeeded.
 """
 
 from __future__ import annotations
@@ -96,13 +101,15 @@ def job_title(job: Mapping[str, Any]) -> str:
 # submitting ---------------------------------------
 
 
-def refusal_notice(exc: ApiError, notice_id: str | None = None) -> html.Div:
-    """Why the API did not take a job: unreachable, refused (4xx, its detail verbatim) or
-    broken (5xx)."""
+def refusal_notice(
+    exc: ApiError, notice_id: str | None = None, *, what: str = "the job", status: bool = False
+) -> html.Div:
+    """Why the API did not take ``what``: unreachable, refused (4xx, its detail verbatim; with
+    ``status``, the status code in the title too) or broken (5xx)."""
     if isinstance(exc, ApiUnreachableError):
         title = UNREACHABLE
     elif 400 <= exc.status < 500:
-        title = "The API refused the job"
+        title = f"The API refused {what}" + (f" ({exc.status})" if status else "")
     else:
         title = f"The API answered {exc.status}"
     return notice(title, exc.detail, kind="error", notice_id=notice_id)
@@ -141,14 +148,14 @@ def read_job(job_id: int) -> tuple[JobPublic | None, list[Any], bool]:
         return None, [api_error_notice(exc, f"job {job_id}")], False
 
 
-def ended_notice(job: Mapping[str, Any], what: str) -> html.Div:
-    """A failed or cancelled job of a view ("The regions job failed"), its error verbatim."""
-    status = job.get("status")
-    return notice(
-        f"The {what} job {status}",
-        str(job.get("error") or f"the job ended as {status}"),
-        kind="error" if status == "failed" else "warning",
-    )
+def ended_notice(job: Mapping[str, Any], what: str = "", notice_id: str | None = None) -> html.Div:
+    """A failed job ("The job failed", "The regions job failed") with its error verbatim, or a
+    cancelled one ("The job was cancelled")."""
+    the_job = f"The {what} job" if what else "The job"
+    if job.get("status") == "failed":
+        error = str(job.get("error") or "no error message")
+        return notice(f"{the_job} failed", error, kind="error", notice_id=notice_id)
+    return notice(f"{the_job} was cancelled", job.get("error"), kind="warning", notice_id=notice_id)
 
 
 def stopping_notice(job: Mapping[str, Any], notice_id: str | None = None) -> html.Div:
@@ -220,6 +227,28 @@ def follow_ids(prefix: str) -> FollowIds:
     return FollowIds._make(f"{prefix}-{part}" for part in parts.split())
 
 
+def _id(component_id: str | None) -> dict[str, Any]:
+    return {} if component_id is None else {"id": component_id}
+
+
+def status_line(
+    job: Mapping[str, Any], *, label: str | None = None, ids: FollowIds | None = None
+) -> html.Div:
+    """A job's status, progress bar and stage on one line (``label`` before them), with the
+    ids of a :class:`JobFollower`'s panel when ``ids`` are given."""
+    status = str(job.get("status") or "")
+    status_id, bar_id, stage_id = (ids.status, ids.progress_bar, ids.stage) if ids else (None,) * 3
+    return html.Div(
+        [
+            *([] if label is None else [html.Span(label, className="muted")]),
+            html.Span(status, className=f"status status-{status}", **_id(status_id)),
+            progress_bar(job, bar_id),
+            html.Span(str(job.get("stage") or ""), className="muted", **_id(stage_id)),
+        ],
+        className="job-line",
+    )
+
+
 ResultRenderer = Callable[[ApiClient, JobPublic], Any]
 
 
@@ -287,24 +316,12 @@ class JobFollower:
         ids, status = self.ids, str(job.get("status"))
         children: list[Any] = [
             html.H2([f"Job #{job['id']} ", html.Span(self.title(job), className="muted")]),
-            html.Div(
-                [
-                    html.Span(status, id=ids.status, className=f"status status-{status}"),
-                    progress_bar(job, ids.progress_bar),
-                    html.Span(job.get("stage") or "", id=ids.stage, className="muted"),
-                ],
-                className="job-line",
-            ),
+            status_line(job, ids=ids),
         ]
-        if status == "failed":
-            error = job.get("error") or "no error message"
-            children.append(notice("The job failed", error, kind="error", notice_id=ids.job_error))
+        if status in ("failed", "cancelled"):
+            children.append(ended_notice(job, notice_id=ids.job_error))
         elif status == "cancelling":
             children.append(stopping_notice(job, ids.stopping))
-        elif status == "cancelled":
-            children.append(
-                notice("The job was cancelled", kind="warning", notice_id=ids.job_error)
-            )
         elif status == "succeeded" and extra is not None:
             children.extend(extra if isinstance(extra, list) else [extra])
         return children
@@ -373,3 +390,137 @@ class JobFollower:
             inputs={"n_clicks": Input(ids.cancel, "n_clicks"), "job_state": State(ids.job, "data")},
             prevent_initial_call=True,
         )(self.cancel)
+
+
+# a job a compare-page view runs on demand --------------------------------------------------------
+
+
+class CompactIds(NamedTuple):
+    """The component ids of one :class:`CompactFollower`, all derived from its prefix."""
+
+    compute: str  # the button that starts the job
+    job: str  # dcc.Store: the followed job, {"id": job id, ...} or None
+    poll: str  # dcc.Interval
+    progress: str  # the progress line under the button
+    done: str  # dcc.Store: the followed job's store value, once that job has succeeded
+
+
+def compact_ids(prefix: str) -> CompactIds:
+    """``<prefix>-compute``, ``-job``, ``-poll``, ``-progress`` and ``-done``."""
+    return CompactIds._make(f"{prefix}-{part}" for part in CompactIds._fields)
+
+
+class CompactFollower:
+    """A job a view runs on demand, keyed by the view's prefix: a button starts it, one line
+    under the button follows it (:func:`status_line`; :func:`ended_notice` when it fails),
+    and once it has succeeded the *done* store gets the followed job's store value, which
+    the view's loading callback takes as an Input to redraw. No "Job #n" heading, no cancel.
+
+    A view places :meth:`button` and ``ids.progress`` where they belong and :meth:`stores`
+    anywhere, writes ``{"id": <job id>, ...}`` into ``ids.job`` to follow a job already
+    running, and calls :meth:`register` with its start callback (which returns
+    :meth:`start`'s answer).
+
+    Args:
+        prefix: the view's id prefix (see :func:`compact_ids`).
+        kind: the job kind it submits, in its words too ("The regions job failed").
+        announce: the line says "Job #n submitted…" as soon as a job is followed (one picked
+            up when the view opens has no line before its first poll otherwise).
+    """
+
+    def __init__(self, prefix: str, kind: str, *, announce: bool = False) -> None:
+        self.ids = compact_ids(prefix)
+        self.kind, self.announce = kind, announce
+
+    def stores(self) -> list[Any]:
+        """The followed-job and done stores and the poll (off until a job is followed)."""
+        ids = self.ids
+        poll = dcc.Interval(id=ids.poll, interval=POLL_INTERVAL_MS, disabled=True)
+        return [poll, dcc.Store(id=ids.job), dcc.Store(id=ids.done)]
+
+    def button(self, label: str, **kwargs: Any) -> html.Button:
+        """The button that starts the job (hidden without a write token, see style.css)."""
+        return html.Button(
+            label,
+            id=self.ids.compute,
+            n_clicks=0,
+            className="btn btn-primary needs-write",
+            **kwargs,
+        )
+
+    def line(self, job: Mapping[str, Any]) -> html.Div:
+        """The progress line of a followed job: "Job #n", status, progress bar, stage."""
+        return status_line(job, label=f"Job #{job.get('id')} ")
+
+    def start(self, spec: Mapping[str, Any], **followed: Any) -> tuple[Any, Any]:
+        """``POST /api/jobs`` with ``spec``: the followed job (``{"id", **followed}``, which
+        starts the polling) and its first line, or no update and why the API refused it (its
+        HTTP status kept)."""
+        try:
+            job = get_client().create_job(cast(JobKind, self.kind), dict(spec))
+        except ApiError as exc:
+            refused = refusal_notice(exc, what=f"the {self.kind} job", status=True)
+            return dash.no_update, refused
+        return {"id": int(job["id"]), **followed}, self.line(job)
+
+    def follow(self, job_state: Mapping[str, Any] | None) -> tuple[Any, ...]:
+        """Callback: poll while a job is followed; the button waits for it.
+
+        Returns:
+            Interval disabled, button disabled (and, announcing, the line or no update).
+        """
+        job_id = (job_state or {}).get("id")
+        out: tuple[Any, ...] = (job_id is None, job_id is not None)
+        if not self.announce:
+            return out
+        said = html.Span(f"Job #{job_id} submitted…", className="muted")
+        return (*out, dash.no_update if job_id is None else said)
+
+    def poll(self, n_intervals: int | None, job_state: Mapping[str, Any] | None) -> tuple[Any, ...]:
+        """Callback: the followed job's line; once it has succeeded, the done store.
+
+        An unknown job ends the following (its notice); a failing server does not.
+
+        Returns:
+            The line, interval disabled, button disabled, and the done value or no update.
+        """
+        job_id = query_int((job_state or {}).get("id"))
+        if job_id is None:
+            return dash.no_update, True, False, dash.no_update
+        job, notices, stop = read_job(job_id)
+        if job is None:
+            return notices, stop, not stop, dash.no_update
+        if is_active(job):
+            return self.line(job), False, True, dash.no_update
+        if job.get("status") == "succeeded":
+            return self.line(job), True, True, dict(job_state or {})
+        return html.Div([self.line(job), ended_notice(job, self.kind)]), True, False, dash.no_update
+
+    def register(self, app: dash.Dash, start: Callable[..., Any], *states: State) -> None:
+        """Attach the view's ``start(n_clicks, *states)`` (the button's callback, answering
+        with :meth:`start`), then the follow and poll callbacks."""
+        ids = self.ids
+        line = Output(ids.progress, "children", allow_duplicate=True)
+        app.callback(
+            Output(ids.job, "data", allow_duplicate=True),
+            line,
+            Input(ids.compute, "n_clicks"),
+            *states,
+            prevent_initial_call=True,
+        )(start)
+        announced = [Output(ids.progress, "children")] if self.announce else []
+        app.callback(
+            Output(ids.poll, "disabled"),
+            Output(ids.compute, "disabled"),
+            *announced,
+            Input(ids.job, "data"),
+        )(self.follow)
+        app.callback(
+            line,
+            Output(ids.poll, "disabled", allow_duplicate=True),
+            Output(ids.compute, "disabled", allow_duplicate=True),
+            Output(ids.done, "data"),
+            Input(ids.poll, "n_intervals"),
+            State(ids.job, "data"),
+            prevent_initial_call=True,
+        )(self.poll)

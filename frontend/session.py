@@ -74,6 +74,7 @@ def current_user() -> SessionInfo:
 
 
 def can_write(user: SessionInfo) -> bool:
+    """Whether ``user`` may submit: a write token or the local user (no authentication)."""
     return user.get("scope") == "write"
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import plotly.graph_objects as go
 import plotly.io as pio
@@ -28,12 +30,70 @@ BASE_LAYOUT: dict[str, object] = {
     "font": {"family": FONT_FAMILY, "size": 12},
     "margin": {"l": 60, "r": 20, "t": 50, "b": 60},
 }
+# B − A: gains red, losses blue, like the confusion shift; resolved here from the scales' names
+# because figures built unvalidated skip plotly.py's validation, which is what resolves them
+DIVERGING_SCALE = [list(step) for step in go.scattergl.Marker(colorscale="RdBu_r").colorscale]
+SEQUENTIAL_SCALE = [list(step) for step in go.scattergl.Marker(colorscale="Viridis").colorscale]
+LEGEND_BELOW = {"orientation": "h", "yanchor": "top", "y": -0.16, "xanchor": "left", "x": 0}
 
 
 # for figures built unvalidated (``go.Figure(..., _validate=False)``, for their 10^3-10^4
 # element arrays): there the template must be the template itself, since plotly.py only
 # resolves a template's name while validating and plotly.js ignores a name
 RAW_LAYOUT: dict[str, object] = {**BASE_LAYOUT, "template": TEMPLATE_JSON}
+
+
+def base_layout(
+    title: str | None = None, margin: Sequence[int] | None = None, /, **props: Any
+) -> dict[str, Any]:
+    """``BASE_LAYOUT`` with ``title`` (escaped, :func:`plot_text`), ``margin`` as (l, r, t, b)
+    and any other layout properties."""
+    out: dict[str, Any] = {**BASE_LAYOUT, **props}
+    if title is not None:
+        out["title"] = plot_text(title)
+    if margin is not None:
+        out["margin"] = dict(zip("lrtb", margin, strict=True))
+    return out
+
+
+def colorbar(title: str, thickness: int = 12, **props: Any) -> dict[str, Any]:
+    """A colour bar titled ``title`` on its right."""
+    return {"title": {"text": title, "side": "right"}, "thickness": thickness, **props}
+
+
+def centred(m: float) -> dict[str, float]:
+    """A diverging scale's range ``[-m, m]`` around 0."""
+    return {"zmid": 0, "zmin": -m, "zmax": m}
+
+
+def outline(fig: go.Figure, x: Sequence[float], y: Sequence[float], width: float = 2) -> None:
+    """Outline the rectangle ``x[0]..x[1]`` x ``y[0]..y[1]`` (data coordinates) in near-black."""
+    fig.add_shape(
+        type="rect",
+        xref="x",
+        yref="y",
+        x0=x[0],
+        x1=x[1],
+        y0=y[0],
+        y1=y[1],
+        line={"color": "#111", "width": width},
+        fillcolor="rgba(0,0,0,0)",
+    )
+
+
+def stepped_scale(colors: Sequence[str]) -> list[list[Any]]:
+    """A colour scale mapping integer code k of ``len(colors)`` codes to ``colors[k]``."""
+    k = len(colors)
+    return [[(i + j) / k, c] for i, c in enumerate(colors) for j in (0, 1)]
+
+
+def finite(value: Any) -> float | None:
+    """``value`` as a float; None when absent, not a number, NaN or infinite."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 def plot_text(value: object) -> str:
@@ -63,16 +123,8 @@ def plot_texts(values: Iterable[object]) -> list[str]:
 
 
 def empty_figure(message: str, title: str | None = None) -> go.Figure:
-    """A blank figure that says why there is nothing to draw.
-
-    Args:
-        message: the explanation, shown in the middle of the plot area (plain text: it may
-            quote a name, so it is escaped with :func:`plot_text`).
-        title: optional figure title (plain text, likewise).
-
-    Returns:
-        A figure without traces, hidden axes and one annotation holding ``message``.
-    """
+    """A blank figure that says why there is nothing to draw: no traces, hidden axes and one
+    annotation holding ``message`` (plain text, escaped, as ``title``) in the middle."""
     # built unvalidated from plain dicts: the compare page renders a dozen of these
     # placeholders at once, and validation would cost more than the whole rest of its layout
     return go.Figure(

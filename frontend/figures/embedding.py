@@ -20,40 +20,32 @@ import numpy as np
 import plotly.colors
 import plotly.graph_objects as go
 
-from frontend.figures._common import RAW_LAYOUT, empty_figure, plot_text, plot_texts
+from frontend.figures._common import (
+    DIVERGING_SCALE,
+    LEGEND_BELOW,
+    RAW_LAYOUT,
+    SEQUENTIAL_SCALE,
+    colorbar,
+    empty_figure,
+    plot_text,
+    plot_texts,
+    stepped_scale,
+)
 
 ColorKind = Literal["categorical", "diverging", "sequential"]
 COLOR_KINDS: tuple[ColorKind, ...] = ("categorical", "diverging", "sequential")
 
-# numpy dtype name -> plotly.js typed-array name (plotly.js has no 64-bit integers)
+# numpy dtype name -> plotly.js typed-array name ("f4", "i1", ...; plotly.js has no 64-bit ints)
 TYPED_ARRAY_DTYPES = {
-    "float32": "f4",
-    "float64": "f8",
-    "int8": "i1",
-    "uint8": "u1",
-    "int16": "i2",
-    "uint16": "u2",
-    "int32": "i4",
-    "uint32": "u4",
+    t: f"{np.dtype(t).kind}{np.dtype(t).itemsize}"
+    for t in ("float32", "float64", "int8", "uint8", "int16", "uint16", "int32", "uint32")
 }
 MARKER_SIZE = 5
 SELECTED_OPACITY = 1.0
 UNSELECTED_OPACITY = 0.07
 POINT_OPACITY = 0.85
-DIVERGING_SCALE_NAME = "RdBu_r"  # B − A: gains red, losses blue, like the confusion shift
-SEQUENTIAL_SCALE_NAME = "Viridis"
-MISSING_COLOR = "#c8ced6"
 MAX_LEGEND_ENTRIES = 24  # more categories than this: hover names them, the legend would not fit
 DEFAULT_AXIS_NAME = "aligned UMAP"
-
-
-def _resolved_scale(name: str) -> list[list[Any]]:
-    # the traces skip plotly.py's validation, which is what resolves names like "RdBu_r"
-    return [list(step) for step in go.scattergl.Marker(colorscale=name).colorscale]
-
-
-DIVERGING_SCALE = _resolved_scale(DIVERGING_SCALE_NAME)
-SEQUENTIAL_SCALE = _resolved_scale(SEQUENTIAL_SCALE_NAME)
 
 
 def category_palette(n: int) -> list[str]:
@@ -65,25 +57,11 @@ def category_palette(n: int) -> list[str]:
 def category_colors(
     categories: Sequence[str], fixed: Mapping[str, str] | None = None
 ) -> dict[str, str]:
-    """One colour per category: ``fixed`` where given, else the palette, in category order.
-
-    Both figures call this with the same ``categories`` so a class has one colour in A and B.
-    """
+    """One colour per category: ``fixed`` where given, else the palette, in category order
+    (both figures pass the same ``categories``, so a class has one colour in A and B)."""
     palette = category_palette(len(categories))
     fixed = fixed or {}
     return {c: fixed.get(c, palette[i]) for i, c in enumerate(categories)}
-
-
-def _as_float(values: Sequence[Any] | np.ndarray) -> np.ndarray:
-    arr = np.asarray(values, dtype=object)
-    out = np.full(arr.shape, np.nan, dtype=np.float64)
-    for i, v in enumerate(arr):
-        if v is not None:
-            try:
-                out[i] = float(v)
-            except (TypeError, ValueError):
-                pass
-    return out
 
 
 def numeric_values(values: Sequence[Any] | np.ndarray) -> np.ndarray:
@@ -91,23 +69,23 @@ def numeric_values(values: Sequence[Any] | np.ndarray) -> np.ndarray:
     arr = np.asarray(values)
     if arr.dtype.kind in "fiub":
         return arr.astype(np.float64)
-    return _as_float(values)
+    return np.asarray([_float_or_nan(v) for v in values], dtype=np.float64)
+
+
+def _float_or_nan(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return np.nan
 
 
 def draw_order(
-    color_values: Sequence[Any] | np.ndarray,
-    color_kind: ColorKind,
-    background: Sequence[str] = (),
+    color_values: Sequence[Any] | np.ndarray, color_kind: ColorKind, background: Sequence[str] = ()
 ) -> np.ndarray:
-    """The order points are drawn in, so the informative ones are not buried.
-
-    Categorical: the ``background`` categories (e.g. "unchanged") first, the rest after, each
-    in table order. Diverging: by increasing ``|value|`` (NaN first), the largest changes on
-    top. Sequential: table order.
-
-    Returns:
-        ``[N]`` int64 positions into the table's rows.
-    """
+    """``[N]`` int64 positions of the rows in the order they are drawn, so the informative
+    points are not buried. Categorical: the ``background`` categories (e.g. "unchanged") first,
+    each in table order. Diverging: by increasing ``|value|`` (NaN first). Sequential: table
+    order."""
     n = len(color_values)
     if color_kind == "categorical" and background:
         back = np.isin(np.asarray(color_values, dtype=object), list(background))
@@ -127,33 +105,17 @@ def selected_positions(drawn_index: Sequence[int] | np.ndarray, ids: Sequence[in
 
 
 def typed_array(values: Sequence[Any] | np.ndarray, dtype: str) -> dict[str, str]:
-    """``values`` as a plotly.js typed-array spec: ``{"dtype": "f4", "bdata": <base64>}``.
+    """``[N]`` numbers as a plotly.js typed-array spec, ``{"dtype": "f4", "bdata": <base64>}``
+    of the values as ``dtype`` ("float32", "int8", ...), little-endian as plotly.js reads them.
 
-    plotly.js (>= 2.28) decodes these into typed arrays; plotly.py writes numpy arrays of a
-    figure this way too, but Dash's JSON encoder writes a numpy array inside a plain dict as a
+    plotly.js (>= 2.28) decodes these into typed arrays (into ``gd._fullData``; ``gd.data``
+    keeps the spec); Dash's JSON encoder would write a numpy array inside a plain dict as a
     list of numbers: more bytes (float32 is 5.3 a value in base64), and one Python float each
-    to make and encode. NaN stays NaN, which plotly.js draws as a missing point. plotly.js
-    decodes into ``gd._fullData``; ``gd.data`` keeps the spec.
-
-    Args:
-        values: ``[N]`` numbers.
-        dtype: a numpy dtype plotly.js has a typed array for: "float32", "int8", "int16", ...
-
-    Returns:
-        The spec, the values little-endian as plotly.js reads them.
+    to make and encode. NaN stays NaN, which plotly.js draws as a missing point.
     """
     arr = np.ascontiguousarray(values, dtype=np.dtype(dtype).newbyteorder("<"))
     bdata = base64.b64encode(arr.tobytes()).decode("ascii")
     return {"dtype": TYPED_ARRAY_DTYPES[arr.dtype.name], "bdata": bdata}
-
-
-def _stepped_scale(colors: Sequence[str]) -> list[list[Any]]:
-    """A colour scale mapping integer code k of ``len(colors)`` codes to ``colors[k]``."""
-    k = len(colors)
-    scale: list[list[Any]] = []
-    for i, c in enumerate(colors):
-        scale += [[i / k, c], [(i + 1) / k, c]]
-    return scale
 
 
 def _code_dtype(n: int) -> str:
@@ -214,18 +176,15 @@ def embedding_figure(
 ) -> dict[str, Any]:
     """One model's side of the aligned embedding, as the plain figure dict the browser gets.
 
-    Built without plotly.py: with 10^4 points its figure classes (copying every list, then
-    validating the layout on each update) took most of the compare page's embedding
-    callback. :func:`embedding_scatter` is the same figure validated, for the tests.
+    Built without plotly.py, whose figure classes (copying every list, validating the layout
+    on each update) took most of the embedding callback with 10^4 points.
 
     Args:
-        x: ``[N]`` first embedding coordinate of each test sample; sent as float32.
-        y: ``[N]`` second coordinate.
+        x, y: ``[N]`` embedding coordinates of each test sample; sent as float32.
         index: ``[N]`` dataset index of each sample; becomes the trace's ``customdata``.
         color_values: ``[N]`` category names (``categorical``) or numbers (None = missing).
         color_kind: "categorical" (qualitative palette, legend), "diverging" (a change B − A,
             centred on 0, symmetric range) or "sequential".
-        title: figure title.
         selected: dataset indices to highlight (the others are dimmed); None: no selection.
         color_label: what the colour means, for the hover and the colour bar.
         categories: every category in legend order; pass the same to A and B so a category
@@ -234,20 +193,17 @@ def embedding_figure(
         background: categories drawn first, under the others (see :func:`draw_order`).
         color_range: ``(lo, hi)`` of a continuous scale; share it between A and B. Diverging
             scales are made symmetric around 0.
-        hover: per-point text columns shown on hover under the sample index, e.g.
-            ``{"true": [...], "A": [...]}``, in table order: "true, A: cat, dog", or
-            "true, A: cat" when every column says "cat" (:func:`hover_lines`). The coloured
-            value has a line of its own.
-        hover_value: show the coloured value on hover (off when ``hover`` already says it,
-            e.g. the true class when colouring by class).
+        hover: per-point text columns shown on hover, e.g. ``{"true": [...], "A": [...]}``
+            in table order, as "true, A: cat, dog" (:func:`hover_lines`).
+        hover_value: show the coloured value on hover, on a line of its own (off when
+            ``hover`` already says it, e.g. the true class when colouring by class).
         axis_name: the axes read "<axis_name> 1" and "<axis_name> 2".
         uirevision: keeps zoom and pan across updates while unchanged.
 
     Returns:
-        ``{"data": [...], "layout": {...}}``: the first trace is the ``scattergl`` of all N
-        points in drawing order (:func:`draw_order`), its x, y and colours typed arrays
-        (:func:`typed_array`), its ``customdata`` a list; categorical colourings add one
-        empty legend trace per category.
+        ``{"data": [...], "layout": {...}}``: first the ``scattergl`` of all N points in
+        :func:`draw_order`, x, y and colours as typed arrays, ``customdata`` a list; then,
+        for categorical colours, an empty legend trace per category.
 
     Raises:
         ValueError: on mismatched lengths or an unknown ``color_kind``.
@@ -282,7 +238,7 @@ def embedding_figure(
         codes = np.asarray([code_of[v] for v in labels], dtype=np.int64)[order]
         marker |= {
             "color": typed_array(codes, _code_dtype(len(cats))),
-            "colorscale": _stepped_scale([colors[c] for c in cats]),
+            "colorscale": stepped_scale([colors[c] for c in cats]),
             "cmin": -0.5,
             "cmax": len(cats) - 0.5,
             "showscale": False,
@@ -295,11 +251,11 @@ def embedding_figure(
             legend = [_legend_entry(c, colors[c], c in present) for c in cats]
     else:
         values = numeric_values(color_values)
-        finite = values[np.isfinite(values)]
+        ok = values[np.isfinite(values)]
         if color_range is not None:
             lo, hi = float(color_range[0]), float(color_range[1])
-        elif finite.size:
-            lo, hi = float(finite.min()), float(finite.max())
+        elif ok.size:
+            lo, hi = float(ok.min()), float(ok.max())
         else:
             lo, hi = 0.0, 1.0
         if color_kind == "diverging":
@@ -313,12 +269,7 @@ def embedding_figure(
             "cmin": lo,
             "cmax": hi,
             "showscale": True,
-            "colorbar": {
-                "title": {"text": plot_text(color_label), "side": "right"},
-                "thickness": 12,
-                "len": 0.85,
-                "outlinewidth": 0,
-            },
+            "colorbar": colorbar(plot_text(color_label), len=0.85, outlinewidth=0),
         }
         if color_kind == "diverging":
             marker["cmid"] = 0.0
@@ -376,11 +327,8 @@ def embedding_figure(
         "hovermode": "closest",
         "uirevision": uirevision,
         "legend": {
-            "orientation": "h",
-            "yanchor": "top",
+            **LEGEND_BELOW,
             "y": -0.09,
-            "xanchor": "left",
-            "x": 0,
             "itemclick": False,
             "itemdoubleclick": False,
             "font": {"size": 11},
@@ -399,16 +347,7 @@ def embedding_figure(
     return {"data": [trace, *legend], "layout": layout}
 
 
-def embedding_scatter(
-    x: Sequence[float] | np.ndarray,
-    y: Sequence[float] | np.ndarray,
-    index: Sequence[int] | np.ndarray,
-    color_values: Sequence[Any] | np.ndarray,
-    color_kind: ColorKind,
-    title: str,
-    selected: Sequence[int] | None = None,
-    **kwargs: Any,
-) -> go.Figure:
+def embedding_scatter(*args: Any, **kwargs: Any) -> go.Figure:
     """:func:`embedding_figure` as a validated plotly figure (same arguments).
 
     plotly.py checks every property of what the dashboard sends, so a typo in a key fails
@@ -418,6 +357,4 @@ def embedding_scatter(
     Raises:
         ValueError: as :func:`embedding_figure`, or on a property plotly does not know.
     """
-    return go.Figure(
-        embedding_figure(x, y, index, color_values, color_kind, title, selected, **kwargs)
-    )
+    return go.Figure(embedding_figure(*args, **kwargs))

@@ -1,16 +1,11 @@
 """Recall distortion and feature geometry of A (original) against B (pruned), as figures.
 
-Three pure figure functions for the compare page's geometry view (issue 8):
-
-- :func:`balance_scatter`: normalised recall balance per class before (Bn^c) and after (Bn^c_t)
-  pruning, with the y = x line and the least-squares line through the origin whose slope is the
-  model intensification alpha_t (Good et al., NeurIPS 2022; SCIENCE.md section 2).
+- :func:`balance_scatter`: recall balance per class before (Bn^c) and after (Bn^c_t) pruning
+  with the y = x line and the alpha_t line (Good et al., NeurIPS 2022; SCIENCE.md section 2).
 - :func:`local_geometry_scatter`: one class's samples, angle to the true class direction
   against z-scored feature length, A and B overlaid or as arrows from A to B (Li et al.,
   IEEE TVCG 2024; SCIENCE.md section 1).
-- :func:`parallel_geometry`: parallel coordinates of the angle to every class direction and
-  the three metrics, coloured by true class; past ``max_classes`` classes only the ``top_k``
-  nearest class directions per sample (:func:`nearest_class_angles`).
+- :func:`parallel_geometry`: parallel coordinates of the angles and the three metrics.
 
 Plain ``go.Scatter`` throughout: the page allows few WebGL figures and the embeddings own them.
 """
@@ -25,13 +20,17 @@ import numpy as np
 import plotly.graph_objects as go
 
 from frontend.figures._common import (
-    BASE_LAYOUT,
     COLOR_A,
     COLOR_B,
+    LEGEND_BELOW,
     RAW_LAYOUT,
+    base_layout,
+    colorbar,
     empty_figure,
+    finite,
     plot_text,
     plot_texts,
+    stepped_scale,
 )
 from frontend.figures.embedding import category_palette
 
@@ -52,6 +51,7 @@ RELAXED_COLOR = "#59636e"
 IDENTITY_COLOR = "#8c959f"
 ALPHA_COLOR = "#8250df"
 FADED_COLOR = "#c8ced6"
+ZERO_LINE = {"zeroline": True, "zerolinecolor": "#d0d7de"}
 
 BN_HOVER = (
     "Bn = (class recall − accuracy) / accuracy: how far the class sits above (+) or below (−) "
@@ -69,18 +69,9 @@ PARALLEL_NOTE_TOP_K = (
 
 
 def _ordinal(n: int) -> str:
+    """1 -> "1st", 12 -> "12th"."""
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
-
-
-def _finite(value: Any) -> float | None:
-    if value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 def _as_array(values: Sequence[Any] | np.ndarray, what: str, n: int | None = None) -> np.ndarray:
@@ -97,7 +88,7 @@ def _as_array(values: Sequence[Any] | np.ndarray, what: str, n: int | None = Non
 
 def alpha_reading(alpha: float | None) -> str:
     """The annotation of alpha_t: ``"α_t = 1.23 (> 1: intensification)"``."""
-    value = _finite(alpha)
+    value = finite(alpha)
     if value is None:
         return "α_t undefined (no class is off the average before pruning)"
     if value > 1:
@@ -136,15 +127,13 @@ def balance_scatter(
         bn_b: ``[C]`` Bn^c_t = (R^c_t - A_t) / A_t of the pruned model.
         alpha: model intensification alpha_t, the least-squares slope through the origin of
             Bn^c_t on Bn^c (None when undefined).
-        t: pruning ratio (parameters before / after), for the title.
-        sparsity: sparsity of B, for the title.
+        t, sparsity: pruning ratio (parameters before / after) and sparsity of B, for the title.
         selected_class: a class drawn larger and outlined, or None.
 
     Returns:
-        A figure whose trace 0 ("classes") holds one point per class with both values defined
-        (``text`` the class names, ``customdata`` ``[class index, I^c_t]``), trace 1 the y = x
-        line ("y = x: unchanged") and, when alpha is defined, trace 2 the alpha_t line through
-        the origin; the annotation reads :func:`alpha_reading`.
+        Trace 0 ("classes"): a point per class with both values (``text`` its name,
+        ``customdata`` ``[class index, I^c_t]``); trace 1 the y = x line; trace 2, when alpha
+        is defined, the alpha_t line; the annotation reads :func:`alpha_reading`.
 
     Raises:
         ValueError: when ``bn_a`` or ``bn_b`` is not one value per class.
@@ -156,76 +145,57 @@ def balance_scatter(
             f"{len(bn_a)} values, bn_b has {len(bn_b)}"
         )
     title = "Recall distortion"
-    ratio = _finite(t)
+    ratio = finite(t)
     if ratio is not None:
         title += f" at t = {ratio:.3g}"
-        if _finite(sparsity) is not None:
+        if finite(sparsity) is not None:
             title += f" ({100 * float(sparsity or 0):.3g}% sparse)"
     points = [
         (i, xa, yb)
         for i, (a, b) in enumerate(zip(bn_a, bn_b, strict=True))
-        if (xa := _finite(a)) is not None and (yb := _finite(b)) is not None
+        if (xa := finite(a)) is not None and (yb := finite(b)) is not None
     ]
     if not points:
         return empty_figure("No class has a recall balance before and after pruning.", title)
-    xs = [p[1] for p in points]
-    ys = [p[2] for p in points]
+    index, xs, ys = (list(column) for column in zip(*points, strict=True))
     lo, hi = _symmetric_limits(xs + ys)
-    ratios = [(y / x if x != 0 else None) for _, x, y in points]
+    ratios = [(y / x if x != 0 else None) for x, y in zip(xs, ys, strict=True)]
     # further from the average, on the same side, than before: intensified
     colors = [INTENSIFIED_COLOR if r is not None and r > 1 else RELAXED_COLOR for r in ratios]
-    sizes = [14 if i == selected_class else 9 for i, _, _ in points]
-    widths = [2 if i == selected_class else 0 for i, _, _ in points]
+    chosen = [i == selected_class for i in index]
     fig = go.Figure()
-    fig.add_trace(
-        go.Scatter(
-            name="classes",
-            x=xs,
-            y=ys,
-            mode="markers+text",
-            text=plot_texts(class_names[i] for i, _, _ in points),
-            textposition="top center",
-            textfont={"size": 11, "color": "#1f2328"},
-            customdata=[[i, r] for (i, _, _), r in zip(points, ratios, strict=True)],
-            marker={
-                "color": colors,
-                "size": sizes,
-                "line": {"color": "#1f2328", "width": widths},
-            },
-            hovertemplate=(
-                "<b>%{text}</b><br>Bn before (A): %{x:+.1%} · after (B): %{y:+.1%}<br>"
-                "I = after / before: %{customdata[1]:.2f} (> 1: further from the average)<br>"
-                + BN_HOVER
-                + "<extra></extra>"
-            ),
-            showlegend=False,
-        )
+    fig.add_scatter(
+        name="classes",
+        x=xs,
+        y=ys,
+        mode="markers+text",
+        text=plot_texts(class_names[i] for i in index),
+        textposition="top center",
+        textfont={"size": 11, "color": "#1f2328"},
+        customdata=[[i, r] for i, r in zip(index, ratios, strict=True)],
+        marker={
+            "color": colors,
+            "size": [14 if c else 9 for c in chosen],
+            "line": {"color": "#1f2328", "width": [2 if c else 0 for c in chosen]},
+        },
+        hovertemplate=(
+            "<b>%{text}</b><br>Bn before (A): %{x:+.1%} · after (B): %{y:+.1%}<br>"
+            "I = after / before: %{customdata[1]:.2f} (> 1: further from the average)<br>"
+            + BN_HOVER
+            + "<extra></extra>"
+        ),
+        showlegend=False,
     )
-    fig.add_trace(
-        go.Scatter(
-            name="y = x: unchanged",
-            x=[lo, hi],
-            y=[lo, hi],
-            mode="lines",
-            line={"color": IDENTITY_COLOR, "dash": "dash", "width": 1.5},
-            hoverinfo="skip",
-        )
-    )
-    value = _finite(alpha)
+    straight = {"mode": "lines", "hoverinfo": "skip"}  # the reference lines
+    identity = {"color": IDENTITY_COLOR, "dash": "dash", "width": 1.5}
+    fig.add_scatter(name="y = x: unchanged", x=[lo, hi], y=[lo, hi], line=identity, **straight)
+    value = finite(alpha)
     if value is not None:
         # clip the line to the plotted square so a steep alpha does not stretch the axes
         bounds = [lo, hi] if value == 0 else sorted([lo / value, hi / value])
         x0, x1 = max(lo, bounds[0]), min(hi, bounds[1])
-        fig.add_trace(
-            go.Scatter(
-                name=f"α_t line: slope {value:.2f}",
-                x=[x0, x1],
-                y=[value * x0, value * x1],
-                mode="lines",
-                line={"color": ALPHA_COLOR, "width": 2},
-                hoverinfo="skip",
-            )
-        )
+        name, line = f"α_t line: slope {value:.2f}", {"color": ALPHA_COLOR, "width": 2}
+        fig.add_scatter(name=name, x=[x0, x1], y=[value * x0, value * x1], line=line, **straight)
     fig.add_annotation(
         text=alpha_reading(alpha),
         xref="paper",
@@ -239,46 +209,20 @@ def balance_scatter(
         font={"size": 13, "color": ALPHA_COLOR},
         bgcolor="rgba(255,255,255,0.85)",
     )
-    fig.update_layout(
-        **BASE_LAYOUT,
-        title=title,
-        legend={"orientation": "h", "yanchor": "top", "y": -0.16, "xanchor": "left", "x": 0},
-    )
-    fig.update_layout(margin={"l": 70, "r": 20, "t": 50, "b": 90})
-    fig.update_xaxes(
-        title_text="Bn<sup>c</sup> before pruning (A), relative to accuracy",
-        range=[lo, hi],
-        tickformat="+.0%",
-        zeroline=True,
-        zerolinecolor="#d0d7de",
-    )
-    fig.update_yaxes(
-        title_text="Bn<sup>c</sup><sub>t</sub> after pruning (B)",
-        range=[lo, hi],
-        tickformat="+.0%",
-        zeroline=True,
-        zerolinecolor="#d0d7de",
-    )
+    fig.update_layout(**base_layout(title, (70, 20, 50, 90), legend=LEGEND_BELOW))
+    for update, text in (
+        (fig.update_xaxes, "Bn<sup>c</sup> before pruning (A), relative to accuracy"),
+        (fig.update_yaxes, "Bn<sup>c</sup><sub>t</sub> after pruning (B)"),
+    ):
+        update(title_text=text, range=[lo, hi], tickformat="+.0%", **ZERO_LINE)
     return fig
 
 
 def subsample(
-    n: int,
-    max_points: int,
-    keep_first: Collection[int] = (),
-    seed: int = SUBSAMPLE_SEED,
+    n: int, max_points: int, keep_first: Collection[int] = (), seed: int = SUBSAMPLE_SEED
 ) -> np.ndarray:
-    """Sorted positions of at most ``max_points`` of ``n`` rows, the same on every call.
-
-    Args:
-        n: number of rows.
-        max_points: how many to keep.
-        keep_first: positions that are kept before any other (e.g. the selected samples).
-        seed: seed of the random choice among the others.
-
-    Returns:
-        ``[min(n, max_points)]`` int64 positions in increasing order.
-    """
+    """``[min(n, max_points)]`` sorted int64 positions of ``n`` rows, the same on every call:
+    ``keep_first`` (e.g. the selected samples) first, then a random choice seeded by ``seed``."""
     if n <= max_points:
         return np.arange(n, dtype=np.int64)
     forced = np.unique(np.asarray([p for p in keep_first if 0 <= p < n], dtype=np.int64))
@@ -289,27 +233,10 @@ def subsample(
     return np.sort(np.concatenate([forced, extra]).astype(np.int64))
 
 
-def _hover_custom(
-    index: np.ndarray,
-    margin: np.ndarray | None,
-    pred_names: Sequence[str] | None,
-    rows: np.ndarray,
-) -> list[list[Any]]:
-    out: list[list[Any]] = []
-    for r in rows:
-        m = None if margin is None or not math.isfinite(margin[r]) else round(float(margin[r]), 3)
-        pred = plot_text(pred_names[r]) if pred_names is not None else "—"
-        out.append([int(index[r]), m, pred])
-    return out
-
-
-def _point_hover(model: str) -> str:
-    return (
-        f"<b>{plot_text(model)}</b> · sample %{{customdata[0]}} · predicted %{{customdata[2]}}<br>"
-        f"angle %{{x:.1f}}°: {ANGLE_HOVER}<br>"
-        f"length %{{y:+.2f}} σ: {LENGTH_HOVER}<br>"
-        f"margin %{{customdata[1]:.2f}}: {MARGIN_HOVER}<extra></extra>"
-    )
+def _triples(start: np.ndarray, end: np.ndarray, digits: int) -> list[float | None]:
+    """``[start[0], end[0], None, start[1], ...]`` rounded: one line segment per sample."""
+    pairs = zip(start.tolist(), end.tolist(), strict=True)
+    return [v for a, b in pairs for v in (round(a, digits), round(b, digits), None)]
 
 
 def local_geometry_scatter(
@@ -333,31 +260,22 @@ def local_geometry_scatter(
     """One class's samples: angle to the true class (x) against z-scored length (y), A and B.
 
     Args:
-        index: ``[N]`` dataset indices of the class's test samples (the same samples, in the
-            same order, in every other argument).
-        angle_a: ``[N]`` angle to the true class direction under A, degrees.
-        length_a: ``[N]`` feature length under A, z-scored within A.
-        angle_b: ``[N]`` the same under B.
-        length_b: ``[N]`` feature length under B, z-scored within B.
+        index: ``[N]`` dataset indices of the class's test samples, as every other argument.
+        angle_a, angle_b: ``[N]`` angle to the true class direction under A (B), degrees.
+        length_a, length_b: ``[N]`` feature length under A (B), z-scored within that model.
         class_name: the class, for the title.
-        label_a: legend name of A.
-        label_b: legend name of B.
-        mode: "overlay" (A's and B's points, one colour each) or "diff" (an arrow from each
-            sample's A point to its B point).
-        margin_a: ``[N]`` signed margins under A, shown on hover.
-        margin_b: ``[N]`` signed margins under B.
-        pred_a: ``[N]`` class names A predicts, shown on hover.
-        pred_b: ``[N]`` class names B predicts.
+        label_a, label_b: legend names of A and B.
+        mode: "overlay" (A's and B's points) or "diff" (an arrow from A's point to B's).
+        margin_a, margin_b: ``[N]`` signed margins under A and B, shown on hover.
+        pred_a, pred_b: ``[N]`` class names A and B predict, shown on hover.
         selected: dataset indices to highlight (the others are dimmed); None or empty: none.
-        max_points: at most this many samples are drawn (selected ones first, the rest a fixed
-            random subset); the title says so.
+        max_points: at most this many samples (selected first, then a fixed random subset).
 
     Returns:
-        "overlay": trace 0 A's points (colour ``COLOR_A``), trace 1 B's points (``COLOR_B``).
-        "diff": trace 0 A's points, trace 1 the arrows A → B (``x``/``y`` hold
-        ``[x_A, x_B, None]`` per sample, arrowheads at B), and with a selection trace 2 the
-        unselected samples' arrows, faded. Point traces carry ``customdata[:, 0]`` = dataset
-        index and ``selectedpoints`` for the selection.
+        "overlay": trace 0 A's points (``COLOR_A``), trace 1 B's (``COLOR_B``). "diff": trace 0
+        A's points, trace 1 the arrows A → B (``[x_A, x_B, None]`` per sample) and with a
+        selection trace 2 the unselected samples' arrows, faded. Point traces carry
+        ``customdata[:, 0]`` = dataset index and ``selectedpoints`` for the selection.
 
     Raises:
         ValueError: when the arrays differ in length or ``mode`` is unknown.
@@ -384,17 +302,16 @@ def local_geometry_scatter(
     bright = {"marker": {"opacity": SELECTED_OPACITY}}
 
     def points(
-        x: np.ndarray,
-        y: np.ndarray,
-        margin: np.ndarray | None,
-        preds: Sequence[str] | None,
-        name: str,
-        color: str,
-        symbol: str,
-    ) -> dict[str, Any]:
+        x: np.ndarray, y: np.ndarray, margin: Any, preds: Any, name: str, color: str, symbol: str
+    ) -> dict:
+        """One model's samples as a marker trace (dataset index, margin, prediction on hover)."""
+        margins = [math.nan] * rows.size if margin is None else margin[rows].tolist()
+        m = [finite(round(v, 3)) for v in margins]
+        pred = ["—"] * rows.size if preds is None else [plot_text(preds[r]) for r in rows]
+        name = plot_text(name)
         trace: dict[str, Any] = {
             "type": "scatter",
-            "name": plot_text(name),
+            "name": name,
             "x": np.round(x[rows], 3).tolist(),
             "y": np.round(y[rows], 4).tolist(),
             "mode": "markers",
@@ -405,13 +322,40 @@ def local_geometry_scatter(
                 "opacity": POINT_OPACITY,
                 "line": {"width": 0},
             },
-            "customdata": _hover_custom(idx, margin, preds, rows),
-            "hovertemplate": _point_hover(name),
+            "customdata": [list(c) for c in zip(idx[rows].tolist(), m, pred, strict=True)],
+            "hovertemplate": (
+                f"<b>{name}</b> · sample %{{customdata[0]}} · predicted %{{customdata[2]}}<br>"
+                f"angle %{{x:.1f}}°: {ANGLE_HOVER}<br>length %{{y:+.2f}} σ: {LENGTH_HOVER}<br>"
+                f"margin %{{customdata[1]:.2f}}: {MARGIN_HOVER}<extra></extra>"
+            ),
             "selectedpoints": sel_positions,
         }
         if wanted:
             trace |= {"selected": bright, "unselected": dim}
         return trace
+
+    def arrows(which: np.ndarray, name: str, color: str, opacity: float) -> dict[str, Any]:
+        """Arrows from A's point to B's of the samples ``which`` (a mask over ``rows``)."""
+        shown = rows[which]
+        k = shown.size
+        return {
+            "type": "scatter",
+            "name": name,
+            "x": _triples(xa[shown], xb[shown], 3),
+            "y": _triples(ya[shown], yb[shown], 4),
+            "mode": "lines+markers",
+            "line": {"color": color, "width": 1},
+            "marker": {
+                "symbol": "arrow",
+                "angleref": "previous",
+                "size": [0, ARROW_SIZE, 0] * k,
+                "color": color,
+            },
+            "opacity": opacity,
+            "customdata": [c for i in idx[shown].tolist() for c in ([i], [i], None)],
+            "hoverinfo": "skip",
+            "connectgaps": False,
+        }
 
     # traces built unvalidated: plotly.py's per-element validation of 10^3-point arrays cost
     # more than the rest of the callback (the unit tests validate the result)
@@ -419,36 +363,6 @@ def local_geometry_scatter(
     if mode == "overlay":
         traces.append(points(xb, yb, mb, pred_b, label_b, COLOR_B, "diamond"))
     else:
-
-        def arrows(which: np.ndarray, name: str, color: str, opacity: float) -> dict[str, Any]:
-            sx: list[float | None] = []
-            sy: list[float | None] = []
-            custom: list[list[Any] | None] = []
-            sizes: list[int] = []
-            for r in rows[which]:
-                sx += [round(float(xa[r]), 3), round(float(xb[r]), 3), None]
-                sy += [round(float(ya[r]), 4), round(float(yb[r]), 4), None]
-                custom += [[int(idx[r])], [int(idx[r])], None]
-                sizes += [0, ARROW_SIZE, 0]
-            return {
-                "type": "scatter",
-                "name": name,
-                "x": sx,
-                "y": sy,
-                "mode": "lines+markers",
-                "line": {"color": color, "width": 1},
-                "marker": {
-                    "symbol": "arrow",
-                    "angleref": "previous",
-                    "size": sizes,
-                    "color": color,
-                },
-                "opacity": opacity,
-                "customdata": custom,
-                "hoverinfo": "skip",
-                "connectgaps": False,
-            }
-
         chosen = shown_selected if wanted else np.ones(rows.size, dtype=bool)
         traces.append(arrows(chosen, plot_text(f"A → {label_b}"), COLOR_B, 0.8))
         if wanted:
@@ -470,25 +384,17 @@ def local_geometry_scatter(
         "title": {"text": title},
         "dragmode": "select",
         "hovermode": "closest",
-        "legend": {"orientation": "h", "yanchor": "top", "y": -0.16, "xanchor": "left", "x": 0},
+        "legend": LEGEND_BELOW,
         "margin": {"l": 70, "r": 20, "t": 60 if notes else 50, "b": 90},
         "xaxis": {"title": {"text": ANGLE_AXIS}, "ticksuffix": "°"},
-        "yaxis": {"title": {"text": LENGTH_AXIS}, "zeroline": True, "zerolinecolor": "#d0d7de"},
+        "yaxis": {"title": {"text": LENGTH_AXIS}, **ZERO_LINE},
     }
     return go.Figure(data=traces, layout=layout, _validate=False)
 
 
 def nearest_class_angles(angles: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` smallest angles of each sample to the class directions, and their classes.
-
-    Args:
-        angles: ``[N, C]`` angle of each sample's feature to every class direction, degrees;
-            NaN sorts last.
-        k: how many nearest classes; clipped to ``C``.
-
-    Returns:
-        ``([N, k]`` angles in increasing order, ``[N, k]`` the classes they belong to``)``.
-    """
+    """The ``k`` (clipped to C) smallest of each sample's ``[N, C]`` angles to the class
+    directions (NaN last), increasing, ``[N, k]``, and the ``[N, k]`` classes they belong to."""
     arr = np.asarray(angles, dtype=np.float64)
     if arr.ndim != 2:
         raise ValueError(f"angles should be [N, C], got shape {arr.shape}")
@@ -499,10 +405,10 @@ def nearest_class_angles(angles: np.ndarray, k: int) -> tuple[np.ndarray, np.nda
 
 def _range(values: np.ndarray) -> list[float]:
     """Axis range covering ``values``, rounded outwards (whole units past a span of 10)."""
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
+    ok = values[np.isfinite(values)]
+    if ok.size == 0:
         return [0.0, 1.0]
-    lo, hi = float(finite.min()), float(finite.max())
+    lo, hi = float(ok.min()), float(ok.max())
     if lo == hi:
         lo, hi = lo - 0.5, hi + 0.5
     step = 1.0 if hi - lo > 10 else 0.1
@@ -528,25 +434,18 @@ def parallel_geometry(
     max_classes: int = MAX_PARALLEL_CLASSES,
     max_lines: int = MAX_PARALLEL_LINES,
 ) -> go.Figure:
-    """Parallel coordinates of one model's geometry: one line per test sample.
-
-    Axes: the angle to every class direction (or, past ``max_classes`` classes, the
-    ``top_k`` nearest ones: "1st nearest class angle", ...), then the angle to the true class,
-    the z-scored length and the signed margin. Lines are coloured by true class. Drag along an
-    axis to filter the lines.
+    """Parallel coordinates of one model's geometry: one line per test sample, coloured by its
+    true class. Axes: the angle to every class direction (past ``max_classes`` classes the
+    ``top_k`` nearest ones, "1st nearest class angle", ...), the angle to the true class, the
+    z-scored length and the signed margin.
 
     Args:
-        angles: ``[N, C]`` angle to each class direction, degrees (columns ``a0..a{C-1}``).
-        angle_true: ``[N]`` angle to the true class, degrees.
-        length_z: ``[N]`` feature length z-scored within the model.
-        margin: ``[N]`` signed margin, bias included.
-        labels: ``[N]`` true class indices.
-        class_names: ``[C]`` class names.
+        angles: ``[N, C]`` angle to each class direction, degrees.
+        angle_true, length_z, margin: ``[N]`` angle to the true class (degrees), feature
+            length z-scored within the model, signed margin (bias included).
+        labels, class_names: ``[N]`` true class indices, ``[C]`` class names.
         model_label: which model, for the title ("A: resnet8").
-        index: ``[N]`` dataset indices, needed with ``selected``.
-        selected: when non-empty, only these dataset indices are drawn.
-        top_k: nearest classes kept past ``max_classes`` classes.
-        max_classes: most classes drawn one axis each.
+        index: ``[N]`` dataset indices, needed with ``selected`` (only these are drawn).
         max_lines: at most this many lines (a fixed random subset beyond).
 
     Returns:
@@ -580,61 +479,38 @@ def parallel_geometry(
         notes.append(f"{max_lines:,} of {n:,} samples (fixed random subset)")
     arr, at, lz, mg, lab = arr[keep], at[keep], lz[keep], mg[keep], lab[keep]
 
-    dims: list[dict[str, Any]] = []
+    def dim(label: str, values: np.ndarray, span: list[float], fmt: str = ".0f") -> dict:
+        return {"label": label, "values": _values(values), "range": span, "tickformat": fmt}
+
     if c > max_classes:
         values, _classes = nearest_class_angles(arr, top_k)
-        angle_range = _range(np.concatenate([values.ravel(), at]))
-        for j in range(values.shape[1]):
-            dims.append(
-                {
-                    "label": f"{_ordinal(j + 1)} nearest class angle (°)",
-                    "values": _values(values[:, j]),
-                    "range": angle_range,
-                    "tickformat": ".0f",
-                }
-            )
+        axes = [f"{_ordinal(j + 1)} nearest class angle (°)" for j in range(values.shape[1])]
         notes.insert(0, PARALLEL_NOTE_TOP_K.format(n=c, k=values.shape[1], m=max_classes))
     else:
-        angle_range = _range(np.concatenate([arr.ravel(), at]))
-        for j, name in enumerate(names):
-            dims.append(
-                {
-                    "label": f"∠ {plot_text(name)} (°)",
-                    "values": _values(arr[:, j]),
-                    "range": angle_range,
-                    "tickformat": ".0f",
-                }
-            )
+        values, axes = arr, [f"∠ {plot_text(name)} (°)" for name in names]
+    angle_range = _range(np.concatenate([values.ravel(), at]))
+    dims = [dim(label, values[:, j], angle_range) for j, label in enumerate(axes)]
     dims += [
-        {
-            "label": "∠ true class (°)",
-            "values": _values(at),
-            "range": angle_range,
-            "tickformat": ".0f",
-        },
-        {"label": "length (z, σ)", "values": _values(lz), "range": _range(lz), "tickformat": ".1f"},
-        {"label": "margin", "values": _values(mg), "range": _range(mg), "tickformat": ".1f"},
+        dim("∠ true class (°)", at, angle_range),
+        dim("length (z, σ)", lz, _range(lz), ".1f"),
+        dim("margin", mg, _range(mg), ".1f"),
     ]
-    palette = category_palette(max(c, 1))
-    scale: list[list[Any]] = []
-    for i, color in enumerate(palette):
-        scale += [[i / len(palette), color], [(i + 1) / len(palette), color]]
     every = max(1, math.ceil(c / 20))
     trace = {
         "type": "parcoords",
         "dimensions": dims,
         "line": {
             "color": lab.tolist(),
-            "colorscale": scale,
+            "colorscale": stepped_scale(category_palette(max(c, 1))),
             "cmin": -0.5,
             "cmax": max(c, 1) - 0.5,
             "showscale": True,
-            "colorbar": {
-                "title": {"text": "true class", "side": "right"},
-                "tickvals": list(range(0, c, every)),
-                "ticktext": plot_texts(names[::every]),
-                "thickness": 14,
-            },
+            "colorbar": colorbar(
+                "true class",
+                14,
+                tickvals=list(range(0, c, every)),
+                ticktext=plot_texts(names[::every]),
+            ),
         },
         "labelangle": -20 if len(dims) > 10 else 0,
         "labelside": "top",

@@ -14,12 +14,19 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from frontend.figures._common import BASE_LAYOUT, empty_figure, plot_text
-from frontend.figures.similarity import CLEAN, ORIGINAL, method_colors
+from frontend.figures._common import base_layout, empty_figure, plot_text
+from frontend.figures.formatting import format_percent
+from frontend.figures.similarity import (
+    CLEAN,
+    ORIGINAL,
+    Clean,
+    Models,
+    Tables,
+    method_colors,
+    model_fields,
+)
 
 MEAN_CORRUPTED = "corrupted"  # sort key / column of the mean over all corruptions
-TEXT_KEYS = ("model", "method")  # sorted ascending on the first click
-NUMBER_KEYS = ("sparsity",)
 
 
 @dataclass(frozen=True)
@@ -50,55 +57,34 @@ class EvaluationRow:
 
 
 def mean_over_severities(robustness: Mapping[str, Any] | None) -> dict[str, float | None]:
-    """``{corruption: mean accuracy over its severities}`` of a robustness table.
-
-    Args:
-        robustness: ``GET /api/analyses/{id}/robustness``: ``corruptions`` [C], ``severities``
-            [S] and ``accuracy`` [C][S]; None or empty for an analysis without corruptions.
-    """
-    if not robustness:
-        return {}
+    """``{corruption: mean accuracy over its severities}`` of ``GET
+    /api/analyses/{id}/robustness`` (``corruptions`` [C], ``accuracy`` [C][S]); None or empty
+    for an analysis without corruptions."""
+    robustness = robustness or {}
+    rows = zip(robustness.get("corruptions") or [], robustness.get("accuracy") or [], strict=False)
     out: dict[str, float | None] = {}
-    names = robustness.get("corruptions") or []
-    accuracy = robustness.get("accuracy") or []
-    for name, row in zip(names, accuracy, strict=False):
+    for name, row in rows:
         values = [float(v) for v in row if v is not None and not math.isnan(float(v))]
         out[str(name)] = sum(values) / len(values) if values else None
     return out
 
 
 def evaluation_rows(
-    comparison: Mapping[str, Any],
-    models: Mapping[int, Mapping[str, Any]],
-    clean_accuracy: Mapping[int, float | None],
-    robustness: Mapping[int, Mapping[str, Any] | None],
+    comparison: Mapping[str, Any], models: Models, clean_accuracy: Clean, robustness: Tables
 ) -> list[EvaluationRow]:
-    """The table's rows: A first, then every B by (method, sparsity, id).
-
-    Args:
-        comparison: ``GET /api/comparisons/{id}``.
-        models: ``{id: model}``; a model missing here is shown by its id.
-        clean_accuracy: ``{model_id: test accuracy}`` from its analysis; the model's own
-            ``accuracy`` is used where a model has none.
-        robustness: ``{model_id: robustness table or None}``.
-    """
+    """The rows of ``GET /api/comparisons/{id}``'s table: A first, then every B by (method,
+    sparsity, id); a model without clean accuracy from its analysis shows its own
+    ``accuracy``, a model missing from ``models`` its id."""
     rows = []
     ids = [int(comparison["model_a_id"]), *(int(b) for b in comparison.get("model_b_ids") or [])]
     for k, mid in enumerate(ids):
-        model = models.get(mid) or {}
         clean = clean_accuracy.get(mid)
-        if clean is None and model.get("accuracy") is not None:
-            clean = float(model["accuracy"])
+        if clean is None and (models.get(mid) or {}).get("accuracy") is not None:
+            clean = float(models[mid]["accuracy"])
+        fields = model_fields(mid, models) | ({"method": ORIGINAL} if k == 0 else {})
+        corruptions = mean_over_severities(robustness.get(mid))
         rows.append(
-            EvaluationRow(
-                model_id=mid,
-                role="A" if k == 0 else "B",
-                name=str(model.get("name") or f"model {mid}"),
-                method=ORIGINAL if k == 0 else str(model.get("pruning_method") or ORIGINAL),
-                sparsity=float(model.get("sparsity") or 0.0),
-                clean=clean,
-                corruptions=mean_over_severities(robustness.get(mid)),
-            )
+            EvaluationRow(mid, "B" if k else "A", **fields, clean=clean, corruptions=corruptions)
         )
     a, bs = rows[:1], rows[1:]
     return a + sorted(bs, key=lambda r: (r.method, r.sparsity, r.model_id))
@@ -106,24 +92,14 @@ def evaluation_rows(
 
 def corruption_columns(rows: Sequence[EvaluationRow]) -> list[str]:
     """Every corruption measured for some row, in first-seen order (A's order first)."""
-    seen: dict[str, None] = {}
-    for row in rows:
-        for name in row.corruptions:
-            seen.setdefault(name, None)
-    return list(seen)
+    return list(dict.fromkeys(name for row in rows for name in row.corruptions))
 
 
 def sort_rows(
     rows: Sequence[EvaluationRow], key: str | None, descending: bool = False
 ) -> list[EvaluationRow]:
-    """Rows sorted by a column, missing values last whatever the direction.
-
-    Args:
-        rows: the table's rows.
-        key: "model", "method", "sparsity", "clean", "corrupted" or a corruption name; None
-            keeps the given order.
-        descending: largest (or last in alphabetical order) first.
-    """
+    """Rows sorted by column ``key`` ("model", "method", "sparsity", "clean", "corrupted" or a
+    corruption name; None keeps the order), ``descending`` or not, missing values last."""
     if not key:
         return list(rows)
 
@@ -141,32 +117,13 @@ def sort_rows(
     return sorted(present, key=value, reverse=descending) + missing
 
 
-def _scaled(value: float | None) -> float | None:
-    return None if value is None else 100 * value
-
-
-def _pct(value: float | None) -> str:
-    return "—" if value is None else f"{100 * value:.1f}%"
-
-
 def accuracy_vs_sparsity(
     rows: Sequence[EvaluationRow], title: str = "Accuracy against sparsity"
 ) -> go.Figure:
-    """Clean (solid) and mean corrupted (dashed) accuracy of each method against sparsity.
-
-    Every method's lines start at the original (sparsity 0), so each line shows what pruning
-    with that method cost as sparsity grows.
-
-    Args:
-        rows: the evaluation rows (see :func:`evaluation_rows`); the row with role "A" is the
-            original.
-        title: figure title.
-
-    Returns:
-        A figure with one solid trace per pruning method (clean accuracy, named after the
-        method) and, when corruptions were measured, one dashed trace per method (mean over
-        corruptions, named "<method> · corrupted"); x in percent sparsity, y in percent.
-    """
+    """Clean (solid) and mean corrupted (dashed) accuracy of each method against sparsity, in
+    percent, from the :func:`evaluation_rows`: a solid trace per pruning method, named after
+    it, and when corruptions were measured a dashed one, "<method> · corrupted". Every line
+    starts at the original (sparsity 0): it shows what pruning with that method cost."""
     pruned = [r for r in rows if r.role != "A"]
     if not pruned:
         return empty_figure("No pruned model in this comparison.", title)
@@ -183,31 +140,24 @@ def accuracy_vs_sparsity(
             series.append((MEAN_CORRUPTED, "dash", f"{shown} · corrupted"))
         for column, dash, name in series:
             what = "clean" if column == CLEAN else "mean over corruptions"
-            fig.add_trace(
-                go.Scatter(
-                    x=[100 * r.sparsity for r in line],
-                    y=[_scaled(r.accuracy(column)) for r in line],
-                    mode="lines+markers",
-                    name=name,
-                    legendgroup=method,
-                    line={"color": colors[method], "dash": dash, "width": 2},
-                    marker={"size": 8},
-                    customdata=[
-                        f"<b>{plot_text(r.name)}</b> · {plot_text(r.method)} · "
-                        f"{100 * r.sparsity:.3g}% sparse · "
-                        f"{what} {_pct(r.accuracy(column))}"
-                        for r in line
-                    ],
-                    hovertemplate="%{customdata}<extra></extra>",
-                )
+            accuracy = [r.accuracy(column) for r in line]
+            fig.add_scatter(
+                x=[100 * r.sparsity for r in line],
+                y=[None if a is None else 100 * a for a in accuracy],
+                mode="lines+markers",
+                name=name,
+                legendgroup=method,
+                line={"color": colors[method], "dash": dash, "width": 2},
+                marker={"size": 8},
+                customdata=[
+                    f"<b>{plot_text(r.name)}</b> · {plot_text(r.method)} · "
+                    f"{100 * r.sparsity:.3g}% sparse · {what} {format_percent(a)}"
+                    for r, a in zip(line, accuracy, strict=True)
+                ],
+                hovertemplate="%{customdata}<extra></extra>",
             )
-    fig.update_layout(
-        **BASE_LAYOUT,
-        title=plot_text(title),
-        height=380,
-        legend={"title": {"text": "Method"}},
-        hovermode="closest",
-    )
+    legend = {"title": {"text": "Method"}}
+    fig.update_layout(**base_layout(title, height=380, legend=legend, hovermode="closest"))
     fig.update_xaxes(title_text="Sparsity (% of prunable weights that are zero)", ticksuffix="%")
     fig.update_yaxes(title_text="Test accuracy", ticksuffix="%")
     return fig

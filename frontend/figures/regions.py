@@ -16,7 +16,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
-from frontend.figures._common import BASE_LAYOUT, COLOR_A, COLOR_B, empty_figure, plot_text
+from frontend.figures._common import COLOR_A, COLOR_B, base_layout, empty_figure, plot_text
 
 KIND_LABELS: dict[str, str] = {
     "within_class": "within a class",
@@ -54,6 +54,8 @@ DISTANCE_METRICS: dict[str, tuple[str, str]] = {
         "exceeds the region distance)",
     ),
 }
+Columns = Mapping[str, Sequence[Any]]  # a table as columns: name -> one value per row
+DISTANCE_TITLE = "Distance to the nearest boundary"
 DISTANCE_AXIS = "L2 distance in input space (log scale)"
 BOUNDARY_COLOR = "#111"
 REGION_EDGE_COLOR = "rgba(40, 40, 40, 0.3)"
@@ -79,104 +81,83 @@ def _rgba(color: str, alpha: float) -> str:
     return f"rgba({r}, {g}, {b}, {alpha})"
 
 
-def _class_name(class_names: Sequence[str], k: int) -> str:
-    """Class ``k``'s name, escaped for plotly (:func:`plot_text`)."""
-    return plot_text(class_names[k]) if 0 <= k < len(class_names) else f"class {k}"
-
-
 # distributions ------------------------------------------------------------------------------
 
 
 def _numbers(values: Sequence[Any] | None) -> np.ndarray:
+    """A column as float64, None as NaN."""
     return np.asarray([np.nan if v is None else float(v) for v in (values or [])], dtype=np.float64)
 
 
+def _boxes(
+    title: str, traces: list[tuple[str, dict[str, Any]]], x_title: str, **yaxis: Any
+) -> go.Figure:
+    """Box plots with every point drawn, A next to B: ``traces`` are ``(colour, box)``, the
+    box's ``name``, ``x``, ``y``, ``customdata`` and ``hovertemplate``."""
+    fig = go.Figure()
+    for color, t in traces:
+        fig.add_box(
+            **t,
+            marker={"color": color, "size": 5},
+            line={"color": color},
+            boxpoints="all",
+            jitter=0.35,
+            pointpos=0,
+        )
+    legend = {"orientation": "h", "y": -0.2, "x": 0}
+    fig.update_layout(**base_layout(title, (60, 20, 50, 80), boxmode="group", legend=legend))
+    fig.update_xaxes(title_text=x_title)
+    fig.update_yaxes(**yaxis)
+    return fig
+
+
 def region_count_boxes(
-    segments_a: Mapping[str, Sequence[Any]],
-    segments_b: Mapping[str, Sequence[Any]],
+    segments_a: Columns,
+    segments_b: Columns,
     label_a: str,
     label_b: str,
     metric: str = "linear_pieces",
     title: str = "Regions along segments",
 ) -> go.Figure:
-    """Box plots (with every segment as a point) of a per-segment count, A next to B, one
-    group per segment kind.
-
-    Args:
-        segments_a: A's segment table as columns: ``kind`` and ``metric`` at least.
-        segments_b: B's, on the same segments.
-        label_a: legend name of A.
-        label_b: legend name of B.
-        metric: a key of ``COUNT_METRICS``.
-        title: figure title.
-
-    Returns:
-        Two box traces (A in the dashboard's A colour, B in B's), x = segment kind.
-    """
+    """Box plots (every segment a point) of a per-segment count, ``metric`` (a key of
+    ``COUNT_METRICS``), of A and B on the same segments (tables with ``kind`` and ``metric``
+    columns at least): two box traces in A's and B's colours, x = segment kind."""
     if metric not in COUNT_METRICS:
         raise ValueError(f"metric={metric!r} should be one of {', '.join(COUNT_METRICS)}")
     axis, explanation = COUNT_METRICS[metric]
     if not segments_a.get(metric) and not segments_b.get(metric):
         return empty_figure("No segments were measured.", title)
-    fig = go.Figure()
+    traces = []
     for table, name, color in ((segments_a, label_a, COLOR_A), (segments_b, label_b, COLOR_B)):
         kinds = [str(k) for k in table.get("kind") or []]
         values = _numbers(table.get(metric))
         if len(kinds) != len(values):
             raise ValueError(f"{name}: {len(kinds)} kinds but {len(values)} values of {metric}")
         name = plot_text(name)  # a model's name, drawn in the legend and the hover template
-        fig.add_trace(
-            go.Box(
-                x=[KIND_LABELS.get(k, k) for k in kinds],
-                y=values.tolist(),
-                name=name,
-                marker={"color": color, "size": 5},
-                line={"color": color},
-                boxpoints="all",
-                jitter=0.35,
-                pointpos=0,
-                customdata=[KIND_HOVER.get(k, k) for k in kinds],
-                hovertemplate=(
-                    f"{name}<br>%{{y:g}} {axis.split(' (')[0]}<br>"
-                    f"<i>{explanation}</i><br>%{{customdata}}<extra></extra>"
-                ),
+        traces.append(
+            (
+                color,
+                {
+                    "name": name,
+                    "x": [KIND_LABELS.get(k, k) for k in kinds],
+                    "y": values.tolist(),
+                    "customdata": [KIND_HOVER.get(k, k) for k in kinds],
+                    "hovertemplate": f"{name}<br>%{{y:g}} {axis.split(' (')[0]}<br>"
+                    f"<i>{explanation}</i><br>%{{customdata}}<extra></extra>",
+                },
             )
         )
-    fig.update_layout(**BASE_LAYOUT)
-    fig.update_layout(
-        title=plot_text(title),
-        boxmode="group",
-        legend={"orientation": "h", "y": -0.2, "x": 0},
-        margin={"l": 60, "r": 20, "t": 50, "b": 80},
-    )
-    fig.update_xaxes(title_text="segment kind")
-    fig.update_yaxes(title_text=axis, rangemode="tozero")
-    return fig
+    return _boxes(title, traces, "segment kind", title_text=axis, rangemode="tozero")
 
 
 def distance_boxes(
-    samples_a: Mapping[str, Sequence[Any]],
-    samples_b: Mapping[str, Sequence[Any]],
-    label_a: str,
-    label_b: str,
-    title: str = "Distance to the nearest boundary",
+    samples_a: Columns, samples_b: Columns, label_a: str, label_b: str, title: str = DISTANCE_TITLE
 ) -> go.Figure:
     """Per-sample distances to the own activation region's boundary and to the decision
-    boundary, A next to B, on a log axis.
-
-    Args:
-        samples_a: A's per-sample table as columns: ``index``, ``region_distance``,
-            ``decision_distance`` and ``decision_exact``.
-        samples_b: B's, same samples.
-        label_a: legend name of A.
-        label_b: legend name of B.
-        title: figure title.
-
-    Returns:
-        Two box traces (A, B); non-positive or non-finite distances are left out (log axis).
-    """
-    fig = go.Figure()
-    drawn = 0
+    boundary, A next to B, on a log axis: two box traces (non-positive or non-finite
+    distances left out). The tables have columns ``index``, ``region_distance``,
+    ``decision_distance`` and ``decision_exact``, on the same samples."""
+    traces = []
     for table, name, color in ((samples_a, label_a, COLOR_A), (samples_b, label_b, COLOR_B)):
         xs: list[str] = []
         ys: list[float] = []
@@ -184,8 +165,7 @@ def distance_boxes(
         index = list(table.get("index") or [])
         exact = list(table.get("decision_exact") or [])
         for metric, (label, explanation) in DISTANCE_METRICS.items():
-            values = _numbers(table.get(metric))
-            for i, v in enumerate(values):
+            for i, v in enumerate(_numbers(table.get(metric))):
                 if not (math.isfinite(v) and v > 0):
                     continue
                 lower = metric == "decision_distance" and i < len(exact) and not exact[i]
@@ -193,37 +173,26 @@ def distance_boxes(
                 ys.append(float(v))
                 sample = index[i] if i < len(index) else i
                 custom.append([sample, explanation + (" — lower bound" if lower else "")])
-        drawn += len(ys)
         name = plot_text(name)  # a model's name, drawn in the legend and the hover template
-        fig.add_trace(
-            go.Box(
-                x=xs,
-                y=ys,
-                name=name,
-                marker={"color": color, "size": 5},
-                line={"color": color},
-                boxpoints="all",
-                jitter=0.35,
-                pointpos=0,
-                customdata=custom,
-                hovertemplate=(
-                    f"{name}<br>test sample #%{{customdata[0]}}: %{{y:.3g}}<br>"
-                    "<i>%{customdata[1]}</i><extra></extra>"
-                ),
+        traces.append(
+            (
+                color,
+                {
+                    "name": name,
+                    "x": xs,
+                    "y": ys,
+                    "customdata": custom,
+                    "hovertemplate": f"{name}<br>test sample #%{{customdata[0]}}: %{{y:.3g}}<br>"
+                    "<i>%{customdata[1]}</i><extra></extra>",
+                },
             )
         )
-    if drawn == 0:
+    if not any(t["y"] for _, t in traces):
         return empty_figure("No per-sample distances were measured.", title)
-    fig.update_layout(**BASE_LAYOUT)
-    fig.update_layout(
-        title=plot_text(title),
-        boxmode="group",
-        legend={"orientation": "h", "y": -0.2, "x": 0},
-        margin={"l": 60, "r": 20, "t": 50, "b": 80},
+    x_title = "distance of each test sample"
+    return _boxes(
+        title, traces, x_title, title_text=DISTANCE_AXIS, type="log", dtick=1, exponentformat="e"
     )
-    fig.update_xaxes(title_text="distance of each test sample")
-    fig.update_yaxes(title_text=DISTANCE_AXIS, type="log", dtick=1, exponentformat="e")
-    return fig
 
 
 # region maps --------------------------------------------------------------------------------
@@ -232,22 +201,10 @@ def distance_boxes(
 def merge_polygons(
     polygons: Sequence[Sequence[Sequence[float]]], predicted: Sequence[int]
 ) -> dict[int, tuple[list[float | None], list[float | None]]]:
-    """Polygons grouped by predicted class as the ``x``/``y`` of one ``fill="toself"`` trace.
-
-    Each polygon is closed (its first vertex repeated) and followed by a None, so a class with
-    ``k`` polygons has exactly ``k`` Nones in each list.
-
-    Args:
-        polygons: ``[P]`` polygons, each a list of ``[u, v]`` vertices.
-        predicted: ``[P]`` predicted class of each polygon.
-
-    Returns:
-        ``{class: (xs, ys)}`` in ascending class order; polygons with fewer than 3 vertices
-        are skipped.
-
-    Raises:
-        ValueError: when ``polygons`` and ``predicted`` differ in length.
-    """
+    """``[P]`` polygons (lists of ``[u, v]`` vertices) grouped by their ``[P]`` predicted
+    classes as ``{class: (xs, ys)}`` of one ``fill="toself"`` trace each, ascending: each
+    polygon closed (its first vertex repeated) and followed by a None, so ``k`` polygons leave
+    ``k`` Nones; polygons under 3 vertices skipped. ValueError when the lengths differ."""
     if len(polygons) != len(predicted):
         raise ValueError(f"{len(polygons)} polygons but {len(predicted)} predicted classes")
     merged: dict[int, tuple[list[float | None], list[float | None]]] = {}
@@ -255,11 +212,8 @@ def merge_polygons(
         if len(poly) < 3:
             continue
         xs, ys = merged.setdefault(int(cls), ([], []))
-        for u, v in poly:
-            xs.append(float(u))
-            ys.append(float(v))
-        xs.extend((float(poly[0][0]), None))
-        ys.extend((float(poly[0][1]), None))
+        xs.extend([*(float(u) for u, _ in poly), float(poly[0][0]), None])
+        ys.extend([*(float(v) for _, v in poly), float(poly[0][1]), None])
     return dict(sorted(merged.items()))
 
 
@@ -267,41 +221,29 @@ def boundary_lines(
     edges: Sequence[Sequence[Sequence[float]]],
 ) -> tuple[list[float | None], list[float | None]]:
     """Decision-boundary edges ``[[u1, v1], [u2, v2]]`` as one line trace's ``x``/``y``."""
-    xs: list[float | None] = []
-    ys: list[float | None] = []
-    for (u1, v1), (u2, v2) in edges:
-        xs.extend((float(u1), float(u2), None))
-        ys.extend((float(v1), float(v2), None))
+    xs = [v for (u1, _), (u2, _) in edges for v in (float(u1), float(u2), None)]
+    ys = [v for (_, v1), (_, v2) in edges for v in (float(v1), float(v2), None)]
     return xs, ys
 
 
 def _sample_marks(
-    fig: go.Figure,
-    region_map: Mapping[str, Any],
-    domain: Sequence[float],
-    sample_names: Sequence[str],
+    fig: go.Figure, points: Mapping[str, Any], domain: Sequence[float], names: Sequence[str]
 ) -> None:
     """Mark p0, p1, p2: a marker when inside the map, else an arrow at the edge towards it."""
-    u0, u1, v0, v1 = (float(d) for d in domain)
-    points = region_map.get("points") or {"p0": [0, 0], "p1": [1, 0], "p2": [0, 1]}
+    u0, u1, v0, v1 = domain
     tol = 1e-9 * max(u1 - u0, v1 - v0, 1.0)
-    inside_x: list[float] = []
-    inside_y: list[float] = []
-    inside_text: list[str] = []
-    cu, cv = (u0 + u1) / 2, (v0 + v1) / 2
+    inside: list[tuple[float, float, str]] = []
     for k, key in enumerate(("p0", "p1", "p2")):
         if key not in points:
             continue
         u, v = (float(c) for c in points[key])
-        name = plot_text(sample_names[k]) if k < len(sample_names) else key
+        name = plot_text(names[k]) if k < len(names) else key
         if u0 - tol <= u <= u1 + tol and v0 - tol <= v <= v1 + tol:
-            inside_x.append(u)
-            inside_y.append(v)
-            inside_text.append(name)
+            inside.append((u, v, name))
             continue
         # an arrow at the map's edge, pointing from the centre towards the sample
         cx, cy = min(max(u, u0), u1), min(max(v, v0), v1)
-        dx, dy = cx - cu, cy - cv
+        dx, dy = cx - (u0 + u1) / 2, cy - (v0 + v1) / 2
         norm = math.hypot(dx, dy) or 1.0
         fig.add_annotation(
             x=cx,
@@ -319,25 +261,24 @@ def _sample_marks(
             font={"size": 11, "color": SAMPLE_COLOR},
             bgcolor="rgba(255, 255, 255, 0.85)",
         )
-    if inside_x:
-        fig.add_trace(
-            go.Scatter(
-                x=inside_x,
-                y=inside_y,
-                mode="markers+text",
-                name="test samples spanning the plane",
-                cliponaxis=False,
-                text=inside_text,
-                textposition="top right",
-                textfont={"size": 11, "color": SAMPLE_COLOR},
-                marker={
-                    "size": 12,
-                    "color": "white",
-                    "symbol": "star",
-                    "line": {"color": SAMPLE_COLOR, "width": 1.5},
-                },
-                hovertemplate="%{text}<br>(u, v) = (%{x:.3g}, %{y:.3g})<extra></extra>",
-            )
+    if inside:
+        xs, ys, text = zip(*inside, strict=True)
+        fig.add_scatter(
+            x=list(xs),
+            y=list(ys),
+            mode="markers+text",
+            name="test samples spanning the plane",
+            cliponaxis=False,
+            text=list(text),
+            textposition="top right",
+            textfont={"size": 11, "color": SAMPLE_COLOR},
+            marker={
+                "size": 12,
+                "color": "white",
+                "symbol": "star",
+                "line": {"color": SAMPLE_COLOR, "width": 1.5},
+            },
+            hovertemplate="%{text}<br>(u, v) = (%{x:.3g}, %{y:.3g})<extra></extra>",
         )
 
 
@@ -347,21 +288,20 @@ def region_map_figure(
     title: str,
     sample_names: Sequence[str] | None = None,
 ) -> go.Figure:
-    """The exact 2-D region map of one model: polygons filled by predicted class (one trace per
-    class), the decision boundary, and the three samples spanning the plane.
+    """The exact 2-D region map of one model: polygons filled by predicted class, the
+    decision boundary, and the three samples spanning the plane.
 
     Args:
         region_map: ``GET /api/comparisons/{id}/regions/{model_id}/slice``: ``polygons``,
             ``predicted``, ``decision_boundary``, ``domain`` (u_min, u_max, v_min, v_max) and
             ``points``; or ``error`` when the map was over its region budget.
         class_names: ``[C]`` class names; the palette is indexed by class, so A and B agree.
-        title: figure title.
         sample_names: names of p0, p1, p2 (e.g. "p0: test #12").
 
     Returns:
-        ``K`` filled ``go.Scatter`` traces (one per predicted class present), one decision
-        boundary line trace when there is a boundary, and one marker trace for the samples
-        inside the map; samples outside get an arrow at the edge.
+        A filled ``go.Scatter`` per predicted class present, a decision boundary line trace
+        when there is one, a marker trace for the samples inside the map (an arrow at the
+        edge for those outside).
     """
     if region_map.get("error"):
         return empty_figure(f"No region map: {region_map['error']}", title)
@@ -373,64 +313,43 @@ def region_map_figure(
     counts = {k: xs.count(None) for k, (xs, _ys) in merged.items()}
     fig = go.Figure()
     for k, (xs, ys) in merged.items():
-        name = _class_name(class_names, k)
-        fig.add_trace(
-            go.Scatter(
-                x=xs,
-                y=ys,
-                mode="lines",
-                fill="toself",
-                fillcolor=_rgba(palette[k], FILL_ALPHA),
-                line={"color": REGION_EDGE_COLOR, "width": 0.6},
-                name=f"predicted {name}",
-                legendgroup="classes",
-                legendgrouptitle={"text": "region filled by the class it predicts"},
-                hoveron="fills",
-                hoverinfo="text",
-                text=(
-                    f"predicted {name}: {counts[k]:,} polygons<br>"
-                    "<i>each polygon: one activation pattern, the network is affine on it</i>"
-                ),
-            )
+        name = plot_text(class_names[k]) if 0 <= k < len(class_names) else f"class {k}"
+        fig.add_scatter(
+            x=xs,
+            y=ys,
+            mode="lines",
+            fill="toself",
+            fillcolor=_rgba(palette[k], FILL_ALPHA),
+            line={"color": REGION_EDGE_COLOR, "width": 0.6},
+            name=f"predicted {name}",
+            legendgroup="classes",
+            legendgrouptitle={"text": "region filled by the class it predicts"},
+            hoveron="fills",
+            hoverinfo="text",
+            text=(
+                f"predicted {name}: {counts[k]:,} polygons<br>"
+                "<i>each polygon: one activation pattern, the network is affine on it</i>"
+            ),
         )
     bx, by = boundary_lines(region_map.get("decision_boundary") or [])
     if bx:
-        fig.add_trace(
-            go.Scatter(
-                x=bx,
-                y=by,
-                mode="lines",
-                name="decision boundary",
-                line={"color": BOUNDARY_COLOR, "width": 2.2},
-                hoverinfo="skip",
-            )
+        line = {"color": BOUNDARY_COLOR, "width": 2.2}
+        fig.add_scatter(
+            x=bx, y=by, mode="lines", name="decision boundary", line=line, hoverinfo="skip"
         )
     extent = float(region_map.get("extent") or 1.0)
-    domain = region_map.get("domain") or [0.0, extent, 0.0, extent]
-    names = list(sample_names or ["p0", "p1", "p2"])
-    _sample_marks(fig, region_map, domain, names)
-    u0, u1, v0, v1 = (float(d) for d in domain)
-    fig.update_layout(**BASE_LAYOUT)
-    fig.update_layout(
-        title=plot_text(title),
-        legend={"orientation": "h", "y": -0.16, "x": 0, "font": {"size": 11}},
-        margin={"l": 60, "r": 20, "t": 50, "b": 110},
-        hovermode="closest",
-    )
-    fig.update_xaxes(
-        title_text="u: fraction of the way from p0 to p1",
-        range=[u0, u1],
-        constrain="domain",
-        showgrid=False,
-        zeroline=False,
-    )
+    domain = [float(d) for d in region_map.get("domain") or [0.0, extent, 0.0, extent]]
+    points = region_map.get("points") or {"p0": [0, 0], "p1": [1, 0], "p2": [0, 1]}
+    _sample_marks(fig, points, domain, list(sample_names or ["p0", "p1", "p2"]))
+    legend = {"orientation": "h", "y": -0.16, "x": 0, "font": {"size": 11}}
+    fig.update_layout(**base_layout(title, (60, 20, 50, 110), legend=legend, hovermode="closest"))
+    plain = {"constrain": "domain", "showgrid": False, "zeroline": False}
+    fig.update_xaxes(title_text="u: fraction of the way from p0 to p1", range=domain[:2], **plain)
     fig.update_yaxes(
         title_text="v: fraction of the way from p0 to p2",
-        range=[v0, v1],
+        range=domain[2:],
         scaleanchor="x",
         scaleratio=1,
-        constrain="domain",
-        showgrid=False,
-        zeroline=False,
+        **plain,
     )
     return fig

@@ -1,15 +1,12 @@
 """Figures of one flagged sample: top-5 probabilities of A and B, and geometric attribution.
 
 Geometric attribution (Li et al. 2024, SCIENCE.md section 1): the image is occluded one patch
-at a time and, for each model, the change of the sample's angle to its true class direction,
-of its feature length ‖f‖ and of its signed margin is recorded per patch (occluded − clean).
-The figure draws those maps of A, of B and their difference B − A, one row per metric, on a
-diverging colour scale centred at 0 that the three maps of a row share.
+at a time and the change (occluded − clean) of the sample's angle to its true class direction,
+its feature length ‖f‖ and its signed margin is recorded per patch, for each model.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,23 +14,21 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from frontend.figures._common import (
-    BASE_LAYOUT,
     COLOR_A,
     COLOR_B,
+    DIVERGING_SCALE,
+    base_layout,
+    centred,
+    colorbar,
     empty_figure,
+    finite,
     plot_text,
     plot_texts,
 )
-from frontend.figures.embedding import DIVERGING_SCALE
 
 ATTRIBUTION_METRICS: tuple[str, ...] = ("angle", "length", "margin")
-METRIC_NAMES = {"angle": "angle", "length": "length", "margin": "margin"}
 # colour-bar titles: what a cell's value is, with its unit
-METRIC_UNITS = {
-    "angle": "Δ angle (°)",
-    "length": "Δ length ‖f‖",
-    "margin": "Δ margin",
-}
+METRIC_UNITS = {"angle": "Δ angle (°)", "length": "Δ length ‖f‖", "margin": "Δ margin"}
 METRIC_HOVER = {
     "angle": "change of the angle to the true class direction when this patch is occluded",
     "length": "change of the feature length ‖f‖ when this patch is occluded",
@@ -61,10 +56,6 @@ def _class_name(value: Any, class_names: Sequence[str]) -> str:
     return str(value)
 
 
-def _prob(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
 def top5_bars(
     top5_a: Sequence[Mapping[str, Any]],
     top5_b: Sequence[Mapping[str, Any]],
@@ -78,19 +69,16 @@ def top5_bars(
     """Horizontal bars of A's and B's five most probable classes, side by side per class.
 
     Args:
-        top5_a: ``[{"label", "prob"}]`` of A, most probable first; ``label`` a class index or
-            name.
-        top5_b: the same for B.
-        class_names: ``[C]`` names of the class indices.
-        label_a: legend name of A (drawn in ``COLOR_A``).
-        label_b: legend name of B (``COLOR_B``).
+        top5_a, top5_b: ``[{"label", "prob"}]`` of A and B, most probable first; ``label`` a
+            class index (into the ``[C]`` ``class_names``) or name.
+        label_a, label_b: legend names of A and B (drawn in ``COLOR_A`` and ``COLOR_B``).
         true_label: the sample's true class (index or name); its tick is marked "(true)".
         title: figure title; None for none (a heading outside says what it is).
 
     Returns:
-        Two ``bar`` traces (A, B), ``orientation="h"``; ``y`` = the union of both top-5s ordered
-        by the larger of the two probabilities (the most probable at the top), ``x`` = each
-        model's probability (None where the class is not in that model's top 5).
+        Two ``bar`` traces (A, B), ``orientation="h"``; ``y`` = the union of both top-5s, the
+        most probable (of either model) at the top, ``x`` = each model's probability (None
+        where the class is not in that model's top 5).
     """
     prob_a = {_class_name(e.get("label"), class_names): e.get("prob") for e in top5_a}
     prob_b = {_class_name(e.get("label"), class_names): e.get("prob") for e in top5_b}
@@ -106,23 +94,20 @@ def top5_bars(
     fig = go.Figure()
     shown = plot_texts(names)  # the category values: plotly.js draws them as its markup
     for probs, name, color in ((prob_a, label_a, COLOR_A), (prob_b, label_b, COLOR_B)):
-        fig.add_trace(
-            go.Bar(
-                y=shown,
-                x=[_prob(probs.get(n)) for n in names],
-                name=plot_text(name),
-                orientation="h",
-                marker={"color": color},
-                hovertemplate=TOP5_HOVER,
-            )
+        fig.add_bar(
+            y=shown,
+            x=[None if (p := probs.get(n)) is None else float(p) for n in names],
+            name=plot_text(name),
+            orientation="h",
+            marker={"color": color},
+            hovertemplate=TOP5_HOVER,
         )
     ticks = [f"<b>{s}</b> (true)" if n == truth else s for n, s in zip(names, shown, strict=True)]
+    legend = {"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom"}
+    margin = (110, 20, 50 if title else 30, 45)
+    title = title and plot_text(title)
     fig.update_layout(
-        **{**BASE_LAYOUT, "margin": {"l": 110, "r": 20, "t": 50 if title else 30, "b": 45}},
-        title=None if title is None else plot_text(title),
-        barmode="group",
-        bargap=0.25,
-        legend={"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom"},
+        **base_layout(None, margin, title=title, barmode="group", bargap=0.25, legend=legend)
     )
     fig.update_xaxes(title=PROB_AXIS, range=[0, 1], tickformat=".0%")
     fig.update_yaxes(
@@ -133,31 +118,7 @@ def top5_bars(
 
 def _grid(values: Any) -> list[list[float | None]]:
     """A 2-D list of floats with None for missing or non-finite cells."""
-    out: list[list[float | None]] = []
-    for row in values or []:
-        cells: list[float | None] = []
-        for v in row:
-            number = None if v is None else float(v)
-            cells.append(number if number is not None and math.isfinite(number) else None)
-        out.append(cells)
-    return out
-
-
-def _difference(a: list[list[float | None]], b: list[list[float | None]]) -> list[list[Any]]:
-    if len(a) != len(b) or any(len(ra) != len(rb) for ra, rb in zip(a, b, strict=False)):
-        raise ValueError(
-            f"the maps of A ({len(a)} rows) and B ({len(b)} rows) should have the same grid"
-        )
-    return [
-        [None if x is None or y is None else y - x for x, y in zip(ra, rb, strict=True)]
-        for ra, rb in zip(a, b, strict=True)
-    ]
-
-
-def _extent(*grids: list[list[Any]]) -> float:
-    """The largest absolute value of the grids (1 when all are zero or missing)."""
-    m = max((abs(v) for g in grids for row in g for v in row if v is not None), default=0.0)
-    return m or 1.0
+    return [[finite(v) for v in row] for row in values or []]
 
 
 def attribution_heatmaps(
@@ -180,24 +141,17 @@ def attribution_heatmaps(
         maps_a: metric name -> ``(rows, cols)`` grid of A: the metric of the image with that
             patch occluded minus the metric of the clean image.
         maps_b: the same for B, on the same grid.
-        label_a: column title of A.
-        label_b: column title of B.
+        label_a, label_b: column titles of A and B.
         metrics: the rows, in order (a subset of ``ATTRIBUTION_METRICS``).
-        base_a: metric -> A's value on the clean image (shown in the hover).
-        base_b: the same for B.
-        patch: occluding patch size in pixels (said in the title).
-        stride: step between patches in pixels.
-        rows: top pixel of each grid row's patches (the hover names the patch by them).
-        cols: left pixel of each grid column's patches.
+        base_a, base_b: metric -> A's (B's) value on the clean image (shown in the hover).
+        patch, stride: occluding patch size and step between patches in pixels, for the title.
+        rows, cols: top (left) pixel of each grid row's (column's) patches, for the hover.
 
     Returns:
-        ``3 x len(metrics)`` heatmap traces, row-major (metric by metric: A, B, B − A); every
-        trace of a row has the diverging scale with ``zmid`` 0 and the symmetric range
-        ``[-m, m]``, ``m`` = the row's largest absolute value, and the row's B − A trace
-        carries its colour bar (titled with the unit). Row 0 of a grid is drawn at the top.
-
-    Raises:
-        ValueError: the maps of A and B of a metric have different grids.
+        ``3 x len(metrics)`` heatmap traces, row-major (metric by metric: A, B, B − A), a row
+        sharing the diverging scale with ``zmid`` 0 and the range ``[-m, m]``, ``m`` its largest
+        absolute value; the row's B − A trace carries its colour bar (titled with the unit).
+        Row 0 of a grid is drawn at the top. ValueError when A's and B's grids differ.
     """
     title = "Geometric attribution: change when a patch is occluded"
     shown = [m for m in metrics if m in maps_a and m in maps_b]
@@ -212,54 +166,59 @@ def attribution_heatmaps(
     )
     for r, metric in enumerate(shown, start=1):
         za, zb = _grid(maps_a[metric]), _grid(maps_b[metric])
+        if len(za) != len(zb) or any(len(a) != len(b) for a, b in zip(za, zb, strict=False)):
+            raise ValueError(
+                f"the maps of A ({len(za)} rows) and B ({len(zb)} rows) should have the same grid"
+            )
+        zd = [
+            [None if x is None or y is None else y - x for x, y in zip(ra, rb, strict=True)]
+            for ra, rb in zip(za, zb, strict=True)
+        ]
         ys, xs = _pixels(rows, len(za)), _pixels(cols, len(za[0]) if za else 0)
         where = "patch at pixel row %{y}, column %{x}" if ys else "patch row %{y}, column %{x}"
-        zd = _difference(za, zb)
-        m = _extent(za, zb, zd)
+        m = max(
+            (abs(v) for g in (za, zb, zd) for row in g for v in row if v is not None), default=0
+        )
         unit = METRIC_UNITS.get(metric, f"Δ {metric}")
         bases = [(base_a or {}).get(metric), (base_b or {}).get(metric), None]
         for c, (z, base) in enumerate(zip((za, zb, zd), bases, strict=True), start=1):
             clean = "" if base is None else f"<br>clean image: {float(base):.3g}"
-            fig.add_trace(
-                go.Heatmap(
-                    z=z,
-                    x=xs,
-                    y=ys,
-                    colorscale=DIVERGING_SCALE,
-                    zmid=0,
-                    zmin=-m,
-                    zmax=m,
-                    showscale=c == 3,
-                    colorbar={"title": {"text": unit, "side": "right"}, "thickness": 12},
-                    xgap=1,
-                    ygap=1,
-                    name=plot_text(f"{metric}: {(label_a, label_b, DIFF_TITLE)[c - 1]}"),
-                    hovertemplate=(
-                        f"{where}<br>{unit}: %{{z:+.3g}}{clean}"
-                        f"<br><i>{METRIC_HOVER.get(metric, '')}</i><extra></extra>"
-                    ),
+            fig.add_heatmap(
+                z=z,
+                x=xs,
+                y=ys,
+                colorscale=DIVERGING_SCALE,
+                **centred(m or 1.0),
+                showscale=c == 3,
+                colorbar=colorbar(unit),
+                xgap=1,
+                ygap=1,
+                name=plot_text(f"{metric}: {(label_a, label_b, DIFF_TITLE)[c - 1]}"),
+                hovertemplate=(
+                    f"{where}<br>{unit}: %{{z:+.3g}}{clean}"
+                    f"<br><i>{METRIC_HOVER.get(metric, '')}</i><extra></extra>"
                 ),
                 row=r,
                 col=c,
             )
-        fig.update_yaxes(title_text=METRIC_NAMES.get(metric, metric), row=r, col=1)
-    _place_colorbars(fig, len(shown))
+        fig.update_yaxes(title_text=metric, row=r, col=1)
+        # each row's colour bar beside that row (the row's B − A trace holds it)
+        lo, hi = fig.layout[f"yaxis{3 * r}"].domain
+        fig.data[-1].colorbar.update(y=(lo + hi) / 2, len=hi - lo, yanchor="middle")
     for k in range(1, 3 * len(shown) + 1):
         suffix = "" if k == 1 else str(k)
         fig.layout[f"yaxis{suffix}"].update(
             autorange="reversed", scaleanchor=f"x{suffix}", constrain="domain"
         )
         fig.layout[f"xaxis{suffix}"].update(constrain="domain")
-    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
-    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
+    plain = {"showticklabels": False, "showgrid": False, "zeroline": False}
+    fig.update_xaxes(**plain)
+    fig.update_yaxes(**plain)
     grid = ""
     if patch:
         grid = f" ({patch}×{patch} px patches" + (f", stride {stride})" if stride else ")")
-    fig.update_layout(
-        **{**BASE_LAYOUT, "margin": {"l": 50, "r": 20, "t": 70, "b": 20}},
-        title=title + grid,
-        height=attribution_height(len(shown)),
-    )
+    height = attribution_height(len(shown))
+    fig.update_layout(**base_layout(title + grid, (50, 20, 70, 20), height=height))
     return fig
 
 
@@ -268,12 +227,3 @@ def _pixels(values: Sequence[int] | None, n: int) -> list[int] | None:
     if values is None or len(values) != n or n == 0:
         return None
     return [int(v) for v in values]
-
-
-def _place_colorbars(fig: go.Figure, n_rows: int) -> None:
-    """Each row's colour bar beside that row (the B − A trace of the row holds it)."""
-    for r in range(n_rows):
-        trace = fig.data[3 * r + 2]
-        axis = fig.layout[f"yaxis{3 * r + 3}"]
-        lo, hi = axis.domain
-        trace.colorbar.update(y=(lo + hi) / 2, len=hi - lo, yanchor="middle")

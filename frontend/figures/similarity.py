@@ -14,23 +14,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import plotly.graph_objects as go
+from plotly.colors import qualitative
 
-from frontend.figures._common import BASE_LAYOUT, COLOR_A, empty_figure, plot_text
+from frontend.figures._common import COLOR_A, base_layout, empty_figure, plot_text
+
+Models = Mapping[int, Mapping[str, Any]]  # {id: GET /api/models/{id}}
+Clean = Mapping[int, float | None]  # {model id: accuracy on the clean test split}
+Tables = Mapping[int, Mapping[str, Any] | None]  # {model id: GET /api/analyses/{id}/robustness}
 
 ORIGINAL = "original"  # the "method" of model A
 CLEAN = "clean"
 # Tableau 10 without its blue, which is the original's (COLOR_A) everywhere in the dashboard.
-METHOD_PALETTE = (
-    "#f58518",
-    "#e45756",
-    "#72b7b2",
-    "#54a24b",
-    "#eeca3b",
-    "#b279a2",
-    "#ff9da6",
-    "#9d755d",
-    "#bab0ac",
-)
+METHOD_PALETTE = tuple(c.lower() for c in qualitative.T10 if c.lower() != COLOR_A)
 SYMBOL_CLEAN = "circle"
 SYMBOL_CORRUPTED = "diamond"
 MIN_SIZE = 11.0  # marker diameter (px) of a dense model
@@ -40,17 +35,9 @@ LEGEND_GREY = "#6e7781"
 
 
 def method_colors(methods: Iterable[str]) -> dict[str, str]:
-    """A colour per pruning method: the original blue, the others a qualitative palette.
-
-    Methods are coloured in sorted order, so the same set of methods always gets the same
-    colours on every page; the palette repeats after nine methods.
-
-    Args:
-        methods: method names, with repeats; ``"original"`` for unpruned models.
-
-    Returns:
-        ``{method: "#rrggbb"}`` for every distinct method.
-    """
+    """``{method: "#rrggbb"}`` for every distinct method name (``"original"`` for unpruned
+    models): the original blue, the others the palette in sorted order, so the same set of
+    methods gets the same colours on every page (repeating after nine methods)."""
     given = {str(m) for m in methods}
     names = sorted(given - {ORIGINAL})
     colors = {name: METHOD_PALETTE[i % len(METHOD_PALETTE)] for i, name in enumerate(names)}
@@ -86,21 +73,12 @@ class MapPoint:
 
 
 def point_accuracy(
-    model_id: int,
-    corruption: str,
-    severity: int,
-    clean_accuracy: Mapping[int, float | None],
-    robustness: Mapping[int, Mapping[str, Any] | None],
+    model_id: int, corruption: str, severity: int, clean_accuracy: Clean, robustness: Tables
 ) -> float | None:
     """Test accuracy of one (model, corruption, severity); None when it was not measured.
 
-    Args:
-        model_id: the model.
-        corruption: "clean" or a corruption name.
-        severity: the corruption's severity (ignored for clean).
-        clean_accuracy: ``{model_id: accuracy}`` on the clean test split.
-        robustness: ``{model_id: GET /api/analyses/{id}/robustness}``, i.e.
-            ``{"corruptions": [c], "severities": [s], "accuracy": [c][s]}``.
+    ``corruption`` is "clean" or a corruption name, ``severity`` ignored for clean; a
+    robustness table is ``{"corruptions": [c], "severities": [s], "accuracy": [c][s]}``.
     """
     if corruption == CLEAN:
         return clean_accuracy.get(model_id)
@@ -115,27 +93,24 @@ def point_accuracy(
         return None
 
 
+def model_fields(model_id: int, models: Models) -> dict[str, Any]:
+    """A model's ``name``, ``method`` ("original" when unpruned) and ``sparsity``; a model
+    missing from ``models`` is named by its id."""
+    model = models.get(model_id) or {}
+    return {
+        "name": str(model.get("name") or f"model {model_id}"),
+        "method": str(model.get("pruning_method") or ORIGINAL),
+        "sparsity": float(model.get("sparsity") or 0.0),
+    }
+
+
 def map_points(
-    similarity: Mapping[str, Any],
-    models: Mapping[int, Mapping[str, Any]],
-    clean_accuracy: Mapping[int, float | None],
-    robustness: Mapping[int, Mapping[str, Any] | None],
+    similarity: Mapping[str, Any], models: Models, clean_accuracy: Clean, robustness: Tables
 ) -> list[MapPoint]:
-    """Join the API's similarity map with the models and their accuracies.
-
-    Args:
-        similarity: ``GET /api/comparisons/{id}/similarity``: ``coords`` (M x 2) and ``points``
-            (M dicts with ``model_id``, ``corruption``, ``severity``), in the same order.
-        models: ``{id: model}`` as ``GET /api/models`` returns them.
-        clean_accuracy: see :func:`point_accuracy`.
-        robustness: see :func:`point_accuracy`.
-
-    Returns:
-        M points, in the order of the response (edge indices refer to it).
-
-    Raises:
-        ValueError: when ``coords`` and ``points`` differ in length.
-    """
+    """Join ``GET /api/comparisons/{id}/similarity`` (``coords`` (M x 2) and M ``points``:
+    ``model_id``, ``corruption``, ``severity``) with the models and their accuracies: M
+    points, in the response's order (edge indices refer to it). ValueError when ``coords`` and
+    ``points`` differ in length."""
     coords = list(similarity.get("coords") or [])
     meta = list(similarity.get("points") or [])
     if len(coords) != len(meta):
@@ -143,22 +118,11 @@ def map_points(
     out = []
     for (x, y), p in zip(coords, meta, strict=True):
         mid = int(p["model_id"])
-        model = models.get(mid) or {}
         corruption = str(p.get("corruption") or CLEAN)
         severity = int(p.get("severity") or 0)
-        out.append(
-            MapPoint(
-                x=float(x),
-                y=float(y),
-                model_id=mid,
-                name=str(model.get("name") or f"model {mid}"),
-                method=str(model.get("pruning_method") or ORIGINAL),
-                sparsity=float(model.get("sparsity") or 0.0),
-                corruption=corruption,
-                severity=severity,
-                accuracy=point_accuracy(mid, corruption, severity, clean_accuracy, robustness),
-            )
-        )
+        accuracy = point_accuracy(mid, corruption, severity, clean_accuracy, robustness)
+        fields = model_fields(mid, models) | {"corruption": corruption, "severity": severity}
+        out.append(MapPoint(float(x), float(y), mid, **fields, accuracy=accuracy))
     return out
 
 
@@ -167,20 +131,13 @@ def mst_pairs(similarity: Mapping[str, Any]) -> list[tuple[int, int]]:
     return [(int(e["source"]), int(e["target"])) for e in similarity.get("mst_edges") or []]
 
 
-def _corruption_text(p: MapPoint) -> str:
-    return CLEAN if p.clean else f"{plot_text(p.corruption)} (severity {p.severity})"
-
-
 def _hover(p: MapPoint) -> str:
     acc = "—" if p.accuracy is None else f"{100 * p.accuracy:.1f}%"
+    corruption = CLEAN if p.clean else f"{plot_text(p.corruption)} (severity {p.severity})"
     return (
         f"<b>{plot_text(p.name)}</b> · {plot_text(p.method)} · {100 * p.sparsity:.3g}% sparse · "
-        f"{_corruption_text(p)} · accuracy {acc}"
+        f"{corruption} · accuracy {acc}"
     )
-
-
-def _short_label(p: MapPoint) -> str:
-    return "A (original)" if p.method == ORIGINAL else f"{100 * p.sparsity:.3g}%"
 
 
 def similarity_figure(
@@ -189,22 +146,14 @@ def similarity_figure(
     projection: str = "pca",
     title: str = "Geometric similarity of every (model, corruption) pair",
 ) -> go.Figure:
-    """Scatter of the map's points joined by the minimum spanning tree.
-
-    Args:
-        points: M points (see :func:`map_points`).
-        edges: the tree's edges as index pairs into ``points`` (M - 1 of them for M >= 1).
-        projection: "umap" or "pca", names the axes.
-        title: figure title.
+    """Scatter of the map's M points (:func:`map_points`) joined by the minimum spanning
+    tree, ``edges`` index pairs into ``points``; ``projection`` ("umap" or "pca") names the axes.
 
     Returns:
-        A figure whose first trace holds the tree (one line segment per edge, segments separated
-        by None), then one marker trace per pruning method (its legend entry; marker size grows
-        with sparsity, circles clean, diamonds corrupted; ``customdata`` =
-        ``[model_id, corruption, hover text]``), then two legend-only traces for the shapes.
-
-    Raises:
-        ValueError: when an edge names a point that does not exist.
+        First the tree (a line segment per edge, separated by None), then a marker trace per
+        pruning method (size grows with sparsity, circles clean, diamonds corrupted;
+        ``customdata`` = ``[model_id, corruption, hover text]``), then two legend-only traces
+        for the shapes. ValueError when an edge names a point that does not exist.
     """
     if not points:
         return empty_figure("No (model, corruption) pairs in this map.", title)
@@ -214,66 +163,61 @@ def similarity_figure(
             raise ValueError(f"edge ({i}, {j}) names a point outside [0, {n})")
     axis = "UMAP" if projection == "umap" else "PCA"
     fig = go.Figure()
-    ex: list[float | None] = []
-    ey: list[float | None] = []
-    for i, j in edges:
-        ex += [points[i].x, points[j].x, None]
-        ey += [points[i].y, points[j].y, None]
-    fig.add_trace(
-        go.Scatter(
-            x=ex,
-            y=ey,
-            mode="lines",
-            line={"color": EDGE_COLOR, "width": 1},
-            hoverinfo="skip",
-            name="spanning tree",
-            legendgroup="tree",
-            legendgrouptitle={"text": "Edges"},
-            legendrank=1100,
-        )
+    fig.add_scatter(
+        x=[v for i, j in edges for v in (points[i].x, points[j].x, None)],
+        y=[v for i, j in edges for v in (points[i].y, points[j].y, None)],
+        mode="lines",
+        line={"color": EDGE_COLOR, "width": 1},
+        hoverinfo="skip",
+        name="spanning tree",
+        legendgroup="tree",
+        legendgrouptitle={"text": "Edges"},
+        legendrank=1100,
     )
     colors = method_colors(p.method for p in points)
     order = sorted(colors, key=lambda m: (m != ORIGINAL, m))
     for k, method in enumerate(order):
         group = [p for p in points if p.method == method]
-        fig.add_trace(
-            go.Scatter(
-                x=[p.x for p in group],
-                y=[p.y for p in group],
-                mode="markers+text",
-                name=plot_text(method),
-                legendgroup="method",
-                legendgrouptitle={"text": "Pruning method"} if k == 0 else None,
-                text=[_short_label(p) if p.clean else "" for p in group],
-                textposition="top center",
-                textfont={"size": 11, "color": "#444"},
-                marker={
-                    "color": colors[method],
-                    "size": [marker_size(p.sparsity) for p in group],
-                    "symbol": [SYMBOL_CLEAN if p.clean else SYMBOL_CORRUPTED for p in group],
-                    "line": {"color": "#ffffff", "width": 1},
-                    "opacity": 0.9,
-                },
-                customdata=[[p.model_id, p.corruption, _hover(p)] for p in group],
-                hovertemplate="%{customdata[2]}<extra></extra>",
-            )
+        fig.add_scatter(
+            x=[p.x for p in group],
+            y=[p.y for p in group],
+            mode="markers+text",
+            name=plot_text(method),
+            legendgroup="method",
+            legendgrouptitle={"text": "Pruning method"} if k == 0 else None,
+            # the clean points are labelled: the original, the others by their sparsity
+            text=[
+                ("A (original)" if method == ORIGINAL else f"{100 * p.sparsity:.3g}%")
+                if p.clean
+                else ""
+                for p in group
+            ],
+            textposition="top center",
+            textfont={"size": 11, "color": "#444"},
+            marker={
+                "color": colors[method],
+                "size": [marker_size(p.sparsity) for p in group],
+                "symbol": [SYMBOL_CLEAN if p.clean else SYMBOL_CORRUPTED for p in group],
+                "line": {"color": "#ffffff", "width": 1},
+                "opacity": 0.9,
+            },
+            customdata=[[p.model_id, p.corruption, _hover(p)] for p in group],
+            hovertemplate="%{customdata[2]}<extra></extra>",
         )
     for label, symbol in (("clean", SYMBOL_CLEAN), ("corrupted", SYMBOL_CORRUPTED)):
-        fig.add_trace(
-            go.Scatter(
-                x=[None],
-                y=[None],
-                mode="markers",
-                name=label,
-                marker={"color": LEGEND_GREY, "size": 10, "symbol": symbol},
-                legendgroup="shape",
-                legendgrouptitle={"text": "Shape"} if symbol == SYMBOL_CLEAN else None,
-                hoverinfo="skip",
-                legendrank=1000,
-            )
+        fig.add_scatter(
+            x=[None],
+            y=[None],
+            mode="markers",
+            name=label,
+            marker={"color": LEGEND_GREY, "size": 10, "symbol": symbol},
+            legendgroup="shape",
+            legendgrouptitle={"text": "Shape"} if symbol == SYMBOL_CLEAN else None,
+            hoverinfo="skip",
+            legendrank=1000,
         )
     fig.update_layout(
-        **BASE_LAYOUT,
+        **base_layout(None, (60, 20, 80, 60)),
         title={
             "text": plot_text(title),
             "subtitle": {
@@ -286,7 +230,6 @@ def similarity_figure(
         hovermode="closest",
         clickmode="event",
     )
-    fig.update_layout(margin={"l": 60, "r": 20, "t": 80, "b": 60})
-    fig.update_xaxes(title_text=f"{axis} 1", showticklabels=False, zeroline=False)
-    fig.update_yaxes(title_text=f"{axis} 2", showticklabels=False, zeroline=False)
+    for k, update in enumerate((fig.update_xaxes, fig.update_yaxes), start=1):
+        update(title_text=f"{axis} {k}", showticklabels=False, zeroline=False)
     return fig

@@ -7,35 +7,25 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from frontend.figures._common import BASE_LAYOUT, COLOR_A, COLOR_B, empty_figure, plot_texts
+from frontend.figures._common import COLOR_A, COLOR_B, base_layout, empty_figure, plot_texts
 
 ROW_HEIGHT_PX = 22
 MIN_HEIGHT_PX = 260
 
 
-def _shape_text(shape: Any) -> str:
-    return "×".join(str(d) for d in shape) if shape else "?"
-
-
 def layer_sparsity_bars(layers: Sequence[Mapping[str, Any]]) -> go.Figure:
-    """Horizontal bars of each prunable layer's sparsity, in module order from the top.
-
-    Args:
-        layers: ``[L]`` layers as the ``import_model`` job reports them: ``name``,
-            ``sparsity`` (fraction of zero weights, in [0, 1]), and optionally ``shape``,
-            ``n_params``, ``n_zero`` (shown on hover).
-
-    Returns:
-        A figure with one bar trace: ``y`` the layer names, ``x`` their sparsities (axis in
-        percent, from 0 to 100%); ``customdata`` holds ``[shape, n_zero, n_params]`` per layer.
-    """
+    """Horizontal bars of each prunable layer's sparsity, in module order from the top: one
+    bar trace, ``y`` the names of the ``[L]`` ``layers`` (as the ``import_model`` job reports
+    them), ``x`` their ``sparsity`` (fraction of zero weights; a 0-100 % axis), ``customdata``
+    their optional ``[shape, n_zero, n_params]``, shown on hover."""
     title = "Sparsity per layer"
     if not layers:
         return empty_figure("The checkpoint has no prunable (conv or linear) layers.", title)
     names = plot_texts(layer.get("name") or f"layer {i}" for i, layer in enumerate(layers))
     values = [float(layer.get("sparsity") or 0.0) for layer in layers]
     custom = [
-        [_shape_text(layer.get("shape")), layer.get("n_zero", "?"), layer.get("n_params", "?")]
+        ["×".join(str(d) for d in layer.get("shape") or []) or "?"]
+        + [layer.get("n_zero", "?"), layer.get("n_params", "?")]
         for layer in layers
     ]
     fig = go.Figure(
@@ -52,13 +42,8 @@ def layer_sparsity_bars(layers: Sequence[Mapping[str, Any]]) -> go.Figure:
             name="sparsity",
         )
     )
-    fig.update_layout(
-        **BASE_LAYOUT,
-        title=title,
-        height=max(MIN_HEIGHT_PX, 110 + ROW_HEIGHT_PX * len(layers)),
-        showlegend=False,
-    )
-    fig.update_layout(margin={"l": 140, "r": 20, "t": 50, "b": 40})
+    height = max(MIN_HEIGHT_PX, 110 + ROW_HEIGHT_PX * len(layers))
+    fig.update_layout(**base_layout(title, (140, 20, 50, 40), height=height, showlegend=False))
     fig.update_xaxes(range=[0, 1], tickformat=".0%", title="zero weights")
     # module order reads from the top
     fig.update_yaxes(autorange="reversed", automargin=True)
@@ -68,19 +53,9 @@ def layer_sparsity_bars(layers: Sequence[Mapping[str, Any]]) -> go.Figure:
 def class_balance_bars(
     class_names: Sequence[str], counts: Mapping[str, Sequence[int]]
 ) -> go.Figure:
-    """Grouped bars of the number of samples per class, train next to test.
-
-    Args:
-        class_names: ``[C]`` class names in class-index order.
-        counts: ``{"train": [C], "test": [C]}`` samples per class in each split; a missing or
-            empty split is left out.
-
-    Returns:
-        A figure with one bar trace per non-empty split, named after it, ``x`` the class names.
-
-    Raises:
-        ValueError: when a split's counts are not one per class.
-    """
+    """Grouped bars of the samples per class, train next to test: one bar trace per
+    non-empty split of ``counts`` (``{"train": [C], "test": [C]}``), named after it, ``x`` the
+    ``[C]`` class names. ValueError when a split's counts are not one per class."""
     title = "Samples per class"
     names = plot_texts(class_names)
     fig = go.Figure()
@@ -93,9 +68,9 @@ def class_balance_bars(
                 f"class_balance_bars needs one {split} count per class: {len(names)} class "
                 f"names, {len(values)} counts"
             )
-        fig.add_trace(go.Bar(name=split, x=names, y=values, marker={"color": color}))
+        fig.add_bar(name=split, x=names, y=values, marker={"color": color})
     if not fig.data:
         return empty_figure("No samples to count.", title)
-    fig.update_layout(**BASE_LAYOUT, title=title, barmode="group", height=320)
+    fig.update_layout(**base_layout(title, barmode="group", height=320))
     fig.update_yaxes(title="samples")
     return fig

@@ -8,7 +8,9 @@ rendered again from it, so a copied link reopens the same view.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import importlib
+import threading
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -22,6 +24,8 @@ from frontend.client import (
     JobPublic,
     ModelPublic,
     SessionInfo,
+    acting_as,
+    current_credential,
     get_client,
 )
 from frontend.components import (
@@ -29,7 +33,6 @@ from frontend.components import (
     comparison_job,
     download_link,
     job_line,
-    model_architecture_summary,
     notice,
     stat_card,
 )
@@ -44,9 +47,9 @@ from frontend.figures import (
     recall_bars,
 )
 from frontend.figures.confusion import SHIFT_LABEL
-from frontend.forms import query_int
+from frontend.forms import model_architecture_summary, query_int
 from frontend.jobs import is_active
-from frontend.session import current_user
+from frontend.session import can_write, current_user
 from frontend.views import (
     CONTEXT,
     MAX_URL_SELECTION,
@@ -66,6 +69,7 @@ from frontend.views import (
     view_context,
     woken_section,
 )
+from frontend.views.parts import STATIC
 
 PATH = "/compare"
 TITLE = "Compare · PruneScope"
@@ -126,22 +130,7 @@ EAGER_VIEWS = ("embedding",)
 LAZY_HEIGHTS = {"samples": 1060, "geometry": 1520, "robustness": 1250, "regions": 1540}
 ID_LAZY = "compare-lazy"
 
-GRAPH_CONFIG: dcc.Graph.Config = {
-    "displaylogo": False,
-    "responsive": True,
-    # a short modebar keeps clear of the figure titles
-    "modeBarButtonsToRemove": [
-        "select2d",
-        "lasso2d",
-        "zoomIn2d",
-        "zoomOut2d",
-        "autoScale2d",
-        "hoverClosestCartesian",
-        "hoverCompareCartesian",
-        "toggleSpikelines",
-        "sendDataToCloud",
-    ],
-}
+GRAPH_CONFIG = STATIC  # a short modebar (no select, zoom or hover buttons) clears the titles
 
 
 def register(app: dash.Dash) -> None:
@@ -203,9 +192,6 @@ def register(app: dash.Dash) -> None:
     )
 
 
-# parsing ------------------------------------------------------------------------------------
-
-
 def parse_class(value: Any, num_classes: int) -> int | None:
     """The selected class index, or None for "all classes" and anything out of range."""
     idx = query_int(value)
@@ -214,103 +200,47 @@ def parse_class(value: Any, num_classes: int) -> int | None:
     return idx
 
 
-def _class_name(class_names: Sequence[str], idx: int | None) -> str:
-    if idx is None:
-        return "—"
-    if 0 <= idx < len(class_names):
-        return str(class_names[idx])
-    return f"class {idx}"
-
-
-def _href(comparison_id: int, b: int | None = None, cls: int | None = None) -> str:
-    params: list[tuple[str, Any]] = [("id", comparison_id)]
-    if b is not None:
-        params.append(("b", b))
-    if cls is not None:
-        params.append(("cls", cls))
-    return f"{PATH}?{urlencode(params)}"
-
-
-# pure renderers -----------------------------------------------------------------------------
-
-
 def largest_recall_drop(
     class_names: Sequence[str], recall_a: Sequence[float | None], recall_b: Sequence[float | None]
 ) -> tuple[int, float] | None:
-    """The class whose recall fell most from A to B, and by how much (negative).
-
-    Returns:
-        ``(class index, recall_b - recall_a)`` for the most negative change, or None when no
-        class lost recall.
-    """
-    worst: tuple[int, float] | None = None
-    for i, (a, b) in enumerate(zip(recall_a, recall_b, strict=False)):
-        if a is None or b is None or i >= len(class_names):
-            continue
-        delta = b - a
-        if delta < 0 and (worst is None or delta < worst[1]):
-            worst = (i, delta)
-    return worst
+    """``(class index, recall_b - recall_a)`` of the class whose recall fell most from A to B;
+    None when no class lost recall."""
+    pairs = enumerate(zip(recall_a[: len(class_names)], recall_b, strict=False))
+    drops = [(b - a, i) for i, (a, b) in pairs if a is not None and b is not None and b < a]
+    if not drops:
+        return None
+    delta, i = min(drops)
+    return i, delta
 
 
 def headline_cards(view: ComparisonView, selected_class: int | None) -> list[html.Div]:
-    """Cards of A vs B: accuracy, sparsity, compression, nonzero params, and recall.
-
-    Args:
-        view: the comparison view from the API.
-        selected_class: when set, a card with that class's recall is added.
-    """
+    """Cards of A vs B: accuracy, sparsity, compression, nonzero params, and the recall of
+    ``selected_class`` (or, with none selected, of the class that lost most)."""
     a, b = view["model_a"], view["model_b"]
     an_a, an_b = view["analysis_a"], view["analysis_b"]
     class_names = view["dataset"]["class_names"]
     acc_a = an_a.get("accuracy", a.get("accuracy"))
     acc_b = an_b.get("accuracy", b.get("accuracy"))
-    cards = [
-        stat_card(
-            f"Accuracy ({an_a.get('split', 'test')})",
-            format_percent(acc_a),
-            format_percent(acc_b),
-            format_delta_pp(acc_a, acc_b),
-        ),
-        stat_card("Sparsity", format_percent(a.get("sparsity")), format_percent(b.get("sparsity"))),
-        stat_card(
-            "Compression",
-            format_ratio(a.get("compression_ratio")),
-            format_ratio(b.get("compression_ratio")),
-        ),
-        stat_card(
-            "Nonzero params",
-            format_count(a.get("n_nonzero")),
-            format_count(b.get("n_nonzero")),
-            f"of {format_count(a.get('n_params'))}",
-        ),
+    accuracy = [format_percent(acc_a), format_percent(acc_b), format_delta_pp(acc_a, acc_b)]
+    cards = [stat_card(f"Accuracy ({an_a.get('split', 'test')})", *accuracy)]
+    columns: list[tuple[str, str, Callable[[Any], str], str | None]] = [
+        ("Sparsity", "sparsity", format_percent, None),
+        ("Compression", "compression_ratio", format_ratio, None),
+        ("Nonzero params", "n_nonzero", format_count, f"of {format_count(a.get('n_params'))}"),
     ]
+    for title, key, fmt, note in columns:
+        cards.append(stat_card(title, fmt(a.get(key)), fmt(b.get(key)), note))
     recall_a, recall_b = an_a.get("recall") or [], an_b.get("recall") or []
     if selected_class is not None and selected_class < min(len(recall_a), len(recall_b)):
-        ra, rb = recall_a[selected_class], recall_b[selected_class]
-        cards.append(
-            stat_card(
-                f"Recall of {_class_name(class_names, selected_class)}",
-                format_percent(ra),
-                format_percent(rb),
-                format_delta_pp(ra, rb),
-                card_id="compare-class-recall",
-            )
-        )
+        i, title, card_id = selected_class, "Recall of {}", "compare-class-recall"
+    elif (worst := largest_recall_drop(class_names, recall_a, recall_b)) is not None:
+        i, title, card_id = worst[0], "Largest recall drop: {}", "compare-worst-recall"
     else:
-        worst = largest_recall_drop(class_names, recall_a, recall_b)
-        if worst is not None:
-            i = worst[0]
-            cards.append(
-                stat_card(
-                    f"Largest recall drop: {_class_name(class_names, i)}",
-                    format_percent(recall_a[i]),
-                    format_percent(recall_b[i]),
-                    format_delta_pp(recall_a[i], recall_b[i]),
-                    card_id="compare-worst-recall",
-                )
-            )
-    return cards
+        return cards
+    name = str(class_names[i]) if i < len(class_names) else f"class {i}"
+    ra, rb = recall_a[i], recall_b[i]
+    recall = [format_percent(ra), format_percent(rb), format_delta_pp(ra, rb)]
+    return [*cards, stat_card(title.format(name), *recall, card_id=card_id)]
 
 
 def _graph(graph_id: str, figure: Any, height: int) -> dcc.Graph:
@@ -358,11 +288,10 @@ def pending_panel(job: JobPublic | None) -> html.Div | None:
     """A panel following an unfinished or failed compare job (None when it succeeded)."""
     if job is None or job.get("status") == "succeeded":
         return None
-    final = not is_active(job)
     return html.Div(
         [
             html.Div(pending_body(job), id=ID_PENDING),
-            dcc.Interval(id=ID_PENDING_POLL, interval=PENDING_POLL_MS, disabled=final),
+            dcc.Interval(id=ID_PENDING_POLL, interval=PENDING_POLL_MS, disabled=not is_active(job)),
             dcc.Store(id=ID_PENDING_JOB, data=job.get("id")),
             dcc.Store(id=ID_PENDING_DONE),
         ],
@@ -379,26 +308,34 @@ def poll_pending(_n: Any, job_id: Any) -> tuple[Any, bool, Any]:
         job = get_client().get_job(int(job_id))
     except ApiError as exc:
         return [api_error_notice(exc, "the compare job")], False, dash.no_update
-    status = str(job.get("status") or "")
     final = not is_active(job)
-    return pending_body(job), final, status if final else dash.no_update
+    return pending_body(job), final, str(job.get("status") or "") if final else dash.no_update
 
 
 def _message_page(*children: Any) -> html.Div:
     return html.Div(list(children), id=ID_MESSAGE, className="page page-compare")
 
 
+def _warning_page(title: str, body: Any) -> html.Div:
+    return _message_page(notice(title, body, kind="warning", link_home=True))
+
+
+def _dropdown(label: str, **dropdown: Any) -> html.Label:
+    """A labelled selector of the controls row."""
+    control = [
+        html.Span(label, className="control-label"),
+        dcc.Dropdown(clearable=False, **dropdown),
+    ]
+    return html.Label(control, className="control")
+
+
 def _selectors(
     view: ComparisonView, models: Sequence[ModelPublic], selected_class: int | None
 ) -> html.Div:
     comparison, model_b = view["comparison"], view["model_b"]
-    by_id = {m["id"]: m for m in models}
-    by_id[model_b["id"]] = model_b
+    by_id = {m["id"]: m for m in models} | {model_b["id"]: model_b}
     b_options = [
-        {
-            "label": model_label(by_id[mid]) if mid in by_id else f"model {mid}",
-            "value": mid,
-        }
+        {"label": model_label(by_id[mid]) if mid in by_id else f"model {mid}", "value": mid}
         for mid in comparison["model_b_ids"]
     ]
     class_options: list[dict[str, Any]] = [{"label": "All classes", "value": ALL_CLASSES}]
@@ -406,33 +343,17 @@ def _selectors(
         {"label": f"{i}: {name}", "value": i}
         for i, name in enumerate(view["dataset"]["class_names"])
     ]
+    cls = ALL_CLASSES if selected_class is None else selected_class
     return html.Div(
         [
-            html.Label(
-                [
-                    html.Span("Pruned model (B)", className="control-label"),
-                    dcc.Dropdown(
-                        id=ID_B_SELECT,
-                        options=b_options,
-                        value=model_b["id"],
-                        clearable=False,
-                        searchable=False,
-                    ),
-                ],
-                className="control",
+            _dropdown(
+                "Pruned model (B)",
+                id=ID_B_SELECT,
+                options=b_options,
+                value=model_b["id"],
+                searchable=False,
             ),
-            html.Label(
-                [
-                    html.Span("Class", className="control-label"),
-                    dcc.Dropdown(
-                        id=ID_CLASS_SELECT,
-                        options=class_options,
-                        value=ALL_CLASSES if selected_class is None else selected_class,
-                        clearable=False,
-                    ),
-                ],
-                className="control",
-            ),
+            _dropdown("Class", id=ID_CLASS_SELECT, options=class_options, value=cls),
         ],
         className="controls",
     )
@@ -443,6 +364,8 @@ def _header(view: ComparisonView) -> html.Div:
     a, b = view["model_a"], view["model_b"]
     split = view["analysis_a"].get("split", "test")
     n = view["analysis_a"].get("n_samples")
+    samples = f"{n:,} samples, " if isinstance(n, int) else ""
+    dot = html.Span(" · ", className="muted")
     return html.Div(
         [
             html.H1(comparison["name"] or f"Comparison {comparison['id']}"),
@@ -450,14 +373,12 @@ def _header(view: ComparisonView) -> html.Div:
                 [
                     html.Span("Dataset ", className="muted"),
                     html.Strong(dataset["name"]),
-                    f" ({split} split, {n:,} samples, {dataset['num_classes']} classes)"
-                    if isinstance(n, int)
-                    else f" ({split} split, {dataset['num_classes']} classes)",
-                    html.Span(" · ", className="muted"),
+                    f" ({split} split, {samples}{dataset['num_classes']} classes)",
+                    dot,
                     html.Span("A", className="tag tag-a"),
                     f"{a['name']} ({model_architecture_summary(a)}) ",
                     download_link(a["id"]),
-                    html.Span(" · ", className="muted"),
+                    dot,
                     html.Span("B", className="tag tag-b"),
                     f"{b['name']} ({model_label(b)}) ",
                     download_link(b["id"]),
@@ -478,14 +399,9 @@ def layout(
     cls: str | None = None,
     **_query: Any,
 ) -> html.Div:
-    """The compare page for ``?id=<comparison>&b=<pruned model>&cls=<class index>``.
-
-    Args:
-        id: comparison id.
-        b: pruned model id; the comparison's first pruned model when absent.
-        cls: selected true class index; all classes when absent or "all".
-        **_query: other query parameters, ignored.
-    """
+    """The compare page for ``?id=<comparison>&b=<pruned model>&cls=<class index>``; ``b``
+    defaults to the comparison's first pruned model, ``cls`` to all classes; other query
+    parameters are the views' settings, restored into their stores."""
     comparison_id = query_int(id)
     if comparison_id is None:
         return _message_page(
@@ -503,52 +419,34 @@ def layout(
         view = client.get_comparison_view(comparison_id, b=b_id)
     except ApiError as exc:
         if exc.status == 404:
-            return _message_page(
-                notice(
-                    f"Comparison {comparison_id} not found",
-                    f"{exc.detail}. It may have been deleted, or the link is mistyped.",
-                    kind="warning",
-                    link_home=True,
-                )
+            return _warning_page(
+                f"Comparison {comparison_id} not found",
+                f"{exc.detail}. It may have been deleted, or the link is mistyped.",
             )
         if exc.status == 422 and b_id is not None:
-            return _message_page(
-                notice(
-                    f"Model {b_id} is not part of comparison {comparison_id}",
-                    [
-                        f"{exc.detail}. ",
-                        dcc.Link("Open the comparison's default view", href=_href(comparison_id)),
-                        ".",
-                    ],
-                    kind="warning",
-                    link_home=True,
-                )
+            default = dcc.Link(
+                "Open the comparison's default view", href=f"{PATH}?id={comparison_id}"
             )
-        if exc.status == 409:
-            panel = pending_panel(compare_job(client, comparison_id))
-            if panel is not None:
-                return _message_page(
-                    html.H1(f"Comparison {comparison_id} is being computed"), panel
-                )
+            return _warning_page(
+                f"Model {b_id} is not part of comparison {comparison_id}",
+                [f"{exc.detail}. ", default, "."],
+            )
+        panel = pending_panel(compare_job(client, comparison_id)) if exc.status == 409 else None
+        if panel is not None:
+            return _message_page(html.H1(f"Comparison {comparison_id} is being computed"), panel)
         return _message_page(api_error_notice(exc, "the comparison", link_home=True))
 
     if not view.get("analysis_a") or not view.get("analysis_b"):
-        return _message_page(
-            notice(
-                f"Comparison {comparison_id} is not analysed yet",
-                "Its analyses are missing; an analyze job may still be running (see Jobs on "
-                "the home page). Reload this page when it has finished.",
-                kind="warning",
-                link_home=True,
-            )
+        return _warning_page(
+            f"Comparison {comparison_id} is not analysed yet",
+            "Its analyses are missing; an analyze job may still be running (see Jobs on "
+            "the home page). Reload this page when it has finished.",
         )
     try:
         models = client.list_models()
     except ApiError:
         models = []  # only used for selector labels; the ids still work
-    class_names = view["dataset"]["class_names"]
-    selected_class = parse_class(cls, len(class_names))
-
+    selected_class = parse_class(cls, len(view["dataset"]["class_names"]))
     try:
         query = {k: v for k, v in _query.items() if isinstance(v, str)}
         query |= {k: v for k, v in (("id", id), ("b", b), ("cls", cls)) if v is not None}
@@ -573,8 +471,6 @@ def layout(
 def view_modules() -> list[Any]:
     """The compare page's view sections (frontend/views/*), in page order; a module that is
     not there yet is skipped."""
-    import importlib
-
     found = []
     for name in VIEW_ORDER:
         try:
@@ -593,10 +489,6 @@ def prefetch_eager_views(context: dict[str, Any]) -> list[Any]:
     takes in the layout: their callbacks then find it in their cache (it is single-flight, so
     a callback arriving mid-fetch waits for this fetch rather than starting another). Errors
     are left for the callbacks, which report them. Returns the started threads."""
-    import threading
-
-    from frontend.client import acting_as, current_credential
-
     credential = current_credential()  # the thread works for this page's user
 
     def fetch(load: Any) -> None:
@@ -653,16 +545,14 @@ def view_stores(view: ComparisonView, selected_class: int | None, query: dict[st
     """The stores the view sections share (frontend/views/__init__.py): context, query, and
     the linked selection restored from the URL's ``sel``."""
     ids = decode_ids(query.get("sel"))
+    context = {
+        "id": view["comparison"]["id"],
+        "b": view["model_b"]["id"],
+        "cls": selected_class,
+        "query": query,
+    }
     return [
-        dcc.Store(
-            id=CONTEXT,
-            data={
-                "id": view["comparison"]["id"],
-                "b": view["model_b"]["id"],
-                "cls": selected_class,
-                "query": query,
-            },
-        ),
+        dcc.Store(id=CONTEXT, data=context),
         dcc.Store(id=QUERY, data=query),
         dcc.Store(id=SELECTION, data=selection(ids, "url") if ids else None),
     ]
@@ -677,10 +567,9 @@ def render_view(
     pending: html.Div | None = None,
     user: SessionInfo | None = None,
 ) -> html.Div:
-    """The compare page body for one fetched view (no HTTP).
+    """The compare page body for one fetched ``/comparisons/{id}/view`` (no HTTP).
 
     Args:
-        view: ``/comparisons/{id}/view`` answer.
         models: all models, for the B selector's labels (may be empty).
         selected_class: validated class index, or None for all classes.
         requested_class: the raw ``cls`` of the URL, to warn when it named no class.
@@ -689,10 +578,9 @@ def render_view(
         user: the current user (``GET /api/session``): who gets the Share panel; None = none.
     """
     class_names = view["dataset"]["class_names"]
-    model_b = view["model_b"]
     an_a, an_b = view["analysis_a"], view["analysis_b"]
     label_a = f"A: {view['model_a']['name']}"
-    label_b = f"B: {model_label(model_b)}"
+    label_b = f"B: {model_label(view['model_b'])}"
     warning = None
     if requested_class not in (None, "", ALL_CLASSES) and selected_class is None:
         warning = notice(
@@ -700,6 +588,20 @@ def render_view(
             f"This dataset has classes 0–{len(class_names) - 1}; showing all classes.",
             kind="warning",
         )
+    recall = recall_bars(
+        class_names, an_a["recall"], an_b["recall"], label_a, label_b, selected_class
+    )
+    shift = f"Shift ({SHIFT_LABEL})"
+    confusions = [
+        (ID_CONF_A, confusion_heatmap(an_a["confusion"], class_names, label_a, selected_class)),
+        (ID_CONF_B, confusion_heatmap(an_b["confusion"], class_names, label_b, selected_class)),
+        (
+            ID_CONF_SHIFT,
+            confusion_shift_heatmap(view["confusion_shift"], class_names, shift, selected_class),
+        ),
+    ]
+    hint = html.P("Click a class's bars to select it.", className="muted hint")
+    confusion = [_graph(graph_id, figure, 460) for graph_id, figure in confusions]
     return html.Div(
         [
             _header(view),
@@ -708,57 +610,9 @@ def render_view(
             _selectors(view, models, selected_class),
             warning,
             html.Div(headline_cards(view, selected_class), id=ID_HEADLINE, className="card-row"),
+            html.Section([_graph(ID_RECALL, recall, 380), hint], className="section card"),
             html.Section(
-                [
-                    _graph(
-                        ID_RECALL,
-                        recall_bars(
-                            class_names,
-                            an_a["recall"],
-                            an_b["recall"],
-                            label_a,
-                            label_b,
-                            selected_class,
-                        ),
-                        380,
-                    ),
-                    html.P("Click a class's bars to select it.", className="muted hint"),
-                ],
-                className="section card",
-            ),
-            html.Section(
-                [
-                    html.H2("Confusion"),
-                    html.Div(
-                        [
-                            _graph(
-                                ID_CONF_A,
-                                confusion_heatmap(
-                                    an_a["confusion"], class_names, label_a, selected_class
-                                ),
-                                460,
-                            ),
-                            _graph(
-                                ID_CONF_B,
-                                confusion_heatmap(
-                                    an_b["confusion"], class_names, label_b, selected_class
-                                ),
-                                460,
-                            ),
-                            _graph(
-                                ID_CONF_SHIFT,
-                                confusion_shift_heatmap(
-                                    view["confusion_shift"],
-                                    class_names,
-                                    f"Shift ({SHIFT_LABEL})",
-                                    selected_class,
-                                ),
-                                460,
-                            ),
-                        ],
-                        className="grid-3",
-                    ),
-                ],
+                [html.H2("Confusion"), html.Div(confusion, className="grid-3")],
                 className="section card",
             ),
             *[view_section(module) for module in view_modules()],
@@ -767,8 +621,7 @@ def render_view(
             dcc.Store(id=ID_LAZY),
         ],
         # a user who may not write (share link, read-only token) gets no buttons that submit
-        className="page page-compare"
-        + ("" if user is None or user.get("scope") == "write" else " read-only"),
+        className="page page-compare" + ("" if user is None or can_write(user) else " read-only"),
     )
 
 
@@ -780,30 +633,20 @@ def update_url(
     query: dict[str, Any] | None = None,
     current_selection: dict[str, Any] | None = None,
 ) -> str | dash.NoUpdate:
-    """Callback: write the selected B model and class into the URL's query string.
-
-    Other parameters (``id`` first) are kept; ``cls`` is dropped for "all classes". The page's
-    router then renders the page again from the new URL.
+    """Callback: write the selected B model (``compare-b-select``) and class
+    (``compare-class-select``: an index, or "all", dropped) into the URL's query string, e.g.
+    ``"?id=1&b=3&cls=4"``; the page's router then renders the page again from it.
 
     Dash calls this once whenever the page is rendered (its output, Location ``url``, lives in
     the shell, so ``prevent_initial_call`` cannot hold for inputs inserted later). That call
     must not push a new history entry, or Back would bounce straight forward again: so a URL
-    that already means the current selection is left alone, including one without ``b`` while
-    the comparison's default B (the first option) is selected.
+    that already means the current selection is left alone (``dash.no_update``), including one
+    without ``b`` while the comparison's default B (the first of ``b_options``) is selected.
 
-    Args:
-        b: value of ``compare-b-select`` (a model id).
-        cls: value of ``compare-class-select`` (a class index, or "all").
-        search: the current ``?...`` of Location ``url``.
-        b_options: options of ``compare-b-select``; the first is the comparison's default B.
-        query: the QUERY store: the views' settings as they are now. The address bar shows
-            them (``history.replaceState``) but Location ``url`` does not know of them, so
-            they are taken from here, not from ``search``, and survive a change of B or class.
-        current_selection: the SELECTION store, kept as ``sel`` (up to MAX_URL_SELECTION).
-
-    Returns:
-        The new search string, e.g. ``"?id=1&b=3&cls=4"``; ``dash.no_update`` when the URL
-        already describes this selection.
+    The views' settings come from ``query`` (the QUERY store), not from ``search``: the
+    address bar shows them (``history.replaceState``) but Location ``url`` does not know of
+    them; they survive a change of B or class, as does the SELECTION store
+    (``current_selection``), kept as ``sel`` up to ``MAX_URL_SELECTION`` samples.
     """
     current = parse_qsl((search or "").lstrip("?"), keep_blank_values=True)
     current_keys = {k for k, _ in current}
@@ -827,15 +670,8 @@ def update_url(
 
 
 def select_class_from_click(click_data: dict[str, Any] | None, current: Any) -> Any:
-    """Callback: clicking a class's bars selects that class; clicking it again selects all.
-
-    Args:
-        click_data: ``clickData`` of ``compare-recall-bars``.
-        current: current value of ``compare-class-select``.
-
-    Returns:
-        The new value of ``compare-class-select``, or ``dash.no_update``.
-    """
+    """Callback: clicking a class's bars (``clickData`` of ``compare-recall-bars``) selects
+    that class in ``compare-class-select``; clicking it again selects all."""
     points = (click_data or {}).get("points") or []
     if not points:
         return dash.no_update

@@ -28,7 +28,6 @@ from frontend.components import (
     data_table,
     download_link,
     empty_state,
-    model_architecture_summary,
     notice,
     progress_bar,
 )
@@ -39,7 +38,7 @@ from frontend.figures.formatting import (
     format_ratio,
     model_label,
 )
-from frontend.forms import lineage_order, query_int
+from frontend.forms import lineage_order, model_architecture_summary, query_int
 from frontend.jobs import can_cancel, is_active, job_title
 
 PATH = "/"
@@ -58,6 +57,8 @@ CANCEL_TYPE = "home-job-cancel"  # pattern-matching ids {"type": CANCEL_TYPE, "i
 # A failed job's error summary, {"type": ERROR_TYPE, "index": job id}: its clicks say whether the
 # error is expanded, so the panel's re-render every second keeps it open.
 ERROR_TYPE = "home-job-error"
+MODEL_COLUMNS = ["Model", "Architecture", "Dataset", "Pruning", "Sparsity", "Accuracy"]
+MODEL_COLUMNS += ["Nonzero / params", "Compression", "Comparisons", ""]
 
 T = TypeVar("T")
 
@@ -93,30 +94,17 @@ def _nothing_yet(what: str, *how: Any) -> html.P:
     return empty_state(f"No {what} yet — run ", html.Code("prunescope demo"), *how)
 
 
-def _dataset_name(names: dict[int, str], dataset_id: int | None) -> str:
-    if dataset_id is None:
-        return MISSING
-    return names.get(dataset_id, f"#{dataset_id}")
-
-
-def _comparisons_of(comparisons: Sequence[ComparisonPublic]) -> dict[int, list[int]]:
-    """``{model id: ids of the comparisons it takes part in (as A or as a B)}``."""
-    out: dict[int, list[int]] = {}
-    for c in sorted(comparisons, key=lambda c: c["id"]):
-        for mid in [c["model_a_id"], *(c.get("model_b_ids") or [])]:
-            out.setdefault(mid, []).append(c["id"])
-    return out
-
-
 def _link_list(links: Sequence[Any]) -> html.Span | str:
+    """Links separated by a muted " · "; "—" for none."""
     if not links:
         return MISSING
-    parts: list[Any] = []
-    for i, link in enumerate(links):
-        if i:
-            parts.append(html.Span(" · ", className="muted"))
-        parts.append(link)
-    return html.Span(parts, className="link-list")
+    parts = [part for link in links for part in (html.Span(" · ", className="muted"), link)]
+    return html.Span(parts[1:], className="link-list")
+
+
+def _action(text: str, href: str) -> dcc.Link:
+    """A job row's link to its result ("Open comparison →")."""
+    return dcc.Link(text, href=href, className="row-action")
 
 
 def models_section(
@@ -124,10 +112,8 @@ def models_section(
     datasets: Sequence[DatasetPublic] = (),
     comparisons: Sequence[ComparisonPublic] = (),
 ) -> html.Div | html.Table | html.P:
-    """The models table, originals followed by their pruned children, or an empty state.
-
-    Each row links to the Prune page for that model and to the comparisons it is part of.
-    """
+    """The models table, originals followed by their pruned children, or an empty state;
+    each row links to the Prune page for that model and to the comparisons it is part of."""
     if not models:
         return _nothing_yet(
             "models",
@@ -140,15 +126,30 @@ def models_section(
             ".",
         )
     dataset_names = {d["id"]: d["name"] for d in datasets}
-    in_comparisons = _comparisons_of(comparisons)
+    in_comparisons: dict[int, list[int]] = {}  # model id -> the comparisons it is A or a B of
+    for c in sorted(comparisons, key=lambda c: c["id"]):
+        for mid in [c["model_a_id"], *(c.get("model_b_ids") or [])]:
+            in_comparisons.setdefault(mid, []).append(c["id"])
     rows = []
     for depth, m in lineage_order(models):
-        name: list[Any] = [m["name"]]
-        if depth:
-            name = [html.Span("↳ ", className="lineage-arrow"), m["name"]]
+        name: list[Any] = [html.Span("↳ ", className="lineage-arrow")] if depth else []
+        links = [
+            dcc.Link(f"#{cid}", href=f"/compare?id={cid}", title=f"comparison {cid}")
+            for cid in in_comparisons.get(m["id"], [])
+        ]
+        prune = dcc.Link(
+            "Prune →",
+            href=f"/prune?model={m['id']}",
+            className="row-action",
+            title=f"prune {m['name']} with any method",
+        )
         rows.append(
             [
-                html.Span(name, style={"paddingLeft": f"{1.25 * depth}em"}, className="lineage"),
+                html.Span(
+                    [*name, m["name"]],
+                    style={"paddingLeft": f"{1.25 * depth}em"},
+                    className="lineage",
+                ),
                 model_architecture_summary(m),
                 _dataset_name(dataset_names, m.get("dataset_id")),
                 m.get("pruning_method") or "original",
@@ -156,41 +157,15 @@ def models_section(
                 format_percent(m.get("accuracy")),
                 f"{format_count(m.get('n_nonzero'))} / {format_count(m.get('n_params'))}",
                 format_ratio(m.get("compression_ratio")),
-                _link_list(
-                    [
-                        dcc.Link(f"#{cid}", href=f"/compare?id={cid}", title=f"comparison {cid}")
-                        for cid in in_comparisons.get(m["id"], [])
-                    ]
-                ),
-                html.Span(
-                    [
-                        dcc.Link(
-                            "Prune →",
-                            href=f"/prune?model={m['id']}",
-                            className="row-action",
-                            title=f"prune {m['name']} with any method",
-                        ),
-                        " ",
-                        download_link(m["id"]),
-                    ]
-                ),
+                _link_list(links),
+                html.Span([prune, " ", download_link(m["id"])]),
             ]
         )
-    return data_table(
-        [
-            "Model",
-            "Architecture",
-            "Dataset",
-            "Pruning",
-            "Sparsity",
-            "Accuracy",
-            "Nonzero / params",
-            "Compression",
-            "Comparisons",
-            "",
-        ],
-        rows,
-    )
+    return data_table(MODEL_COLUMNS, rows)
+
+
+def _dataset_name(names: dict[int, str], dataset_id: int | None) -> str:
+    return MISSING if dataset_id is None else names.get(dataset_id, f"#{dataset_id}")
 
 
 def datasets_section(datasets: Sequence[DatasetPublic]) -> html.Table | html.P:
@@ -215,11 +190,6 @@ def datasets_section(datasets: Sequence[DatasetPublic]) -> html.Table | html.P:
     return data_table(["Dataset", "Source", "Classes", "Input", "Train", "Test"], rows)
 
 
-def job_progress(job: JobPublic) -> html.Div:
-    """The prune page's progress bar (full for a succeeded job), with an id of this job's own."""
-    return progress_bar(job, f"home-job-progress-{job['id']}")  # one bar per row, unique ids
-
-
 def job_summary(job: JobPublic) -> html.Span | str:
     """The job's kind, with what it works on when the spec says (method and sparsity...)."""
     kind = str(job["kind"])
@@ -235,12 +205,8 @@ def job_summary(job: JobPublic) -> html.Span | str:
 
 
 def job_error(job: JobPublic, clicks: int = 0) -> html.Details | str:
-    """A failed job's error: its first line, the whole message on hover or expanded on click.
-
-    Args:
-        job: the job.
-        clicks: how often its summary was clicked so far; odd means expanded.
-    """
+    """A failed job's error: its first line, the whole message on hover or expanded on click
+    (``clicks`` on its summary so far; odd means expanded)."""
     error = str(job.get("error") or "")
     if not error:
         return ""
@@ -278,21 +244,11 @@ def job_action(job: JobPublic) -> Any:
         )
     if status == "cancelling":
         return html.Span("Stopping…", className="muted", title="the worker stops at its next check")
-    if status != "succeeded":
-        return ""
-    result = job.get("result") or {}
+    result = (job.get("result") or {}) if status == "succeeded" else {}
     if result.get("comparison_id") is not None:
-        return dcc.Link(
-            "Open comparison →",
-            href=f"/compare?id={result['comparison_id']}",
-            className="row-action",
-        )
+        return _action("Open comparison →", f"/compare?id={result['comparison_id']}")
     if result.get("model_id") is not None:
-        return dcc.Link(
-            f"Prune model #{result['model_id']} →",
-            href=f"/prune?model={result['model_id']}",
-            className="row-action",
-        )
+        return _action(f"Prune model #{result['model_id']} →", f"/prune?model={result['model_id']}")
     return ""
 
 
@@ -301,13 +257,9 @@ def jobs_section(
     message: Any = None,
     expanded: Mapping[int, int] | None = None,
 ) -> html.Div | html.P | list[Any]:
-    """The jobs table, newest first, or an empty state; with the "is some job active" store.
-
-    Args:
-        jobs: the jobs as ``GET /api/jobs`` lists them.
-        message: an optional notice shown above the table (e.g. why a cancel failed).
-        expanded: clicks on each failed job's error so far (see :func:`job_error`).
-    """
+    """The jobs table (``GET /api/jobs``), newest first, or an empty state, with the "is some
+    job active" store; ``message``: a notice above it (e.g. why a cancel failed); ``expanded``:
+    the clicks on each failed job's error so far (see :func:`job_error`)."""
     expanded = expanded or {}
     active = dcc.Store(id=ID_JOBS_ACTIVE, data=any(is_active(j) for j in jobs))
     head = [message] if message is not None else []
@@ -331,28 +283,24 @@ def jobs_section(
             str(j["id"]),
             job_summary(j),
             html.Span(j["status"], className=f"status status-{j['status']}"),
-            job_progress(j),
+            # the prune page's progress bar (full for a succeeded job), one id per row
+            progress_bar(j, f"home-job-progress-{j['id']}"),
             j.get("stage") or "",
             job_error(j, expanded.get(j["id"], 0)),
             job_action(j),
         ]
         for j in shown
     ]
-    children: list[Any] = [
-        *head,
-        data_table(["Job", "Kind", "Status", "Progress", "Stage", "Error", ""], rows),
-    ]
+    header = ["Job", "Kind", "Status", "Progress", "Stage", "Error", ""]
+    children: list[Any] = [*head, data_table(header, rows)]
     if len(newest) > len(shown):
-        children.append(
-            html.P(
-                f"Showing the {len(shown)} most recent of {len(newest)} jobs.", className="muted"
-            )
-        )
-    children.append(active)
-    return html.Div(children)
+        more = f"Showing the {len(shown)} most recent of {len(newest)} jobs."
+        children.append(html.P(more, className="muted"))
+    return html.Div([*children, active])
 
 
 def _compare_status(comparison: ComparisonPublic, jobs_by_id: dict[int, JobPublic]) -> Any:
+    """The state of a comparison's compare job: a status badge, with progress while it runs."""
     job_id = query_int(dict(comparison).get("job_id"))
     job = jobs_by_id.get(job_id) if job_id is not None else None
     if job is None:
@@ -405,9 +353,8 @@ def comparisons_section(
         ]
         for c in sorted(comparisons, key=lambda c: c["id"], reverse=True)
     ]
-    return data_table(
-        ["Comparison", "Dataset", "Original (A)", "Pruned (B)", "Compare job", "Views"], rows
-    )
+    header = ["Comparison", "Dataset", "Original (A)", "Pruned (B)", "Compare job", "Views"]
+    return data_table(header, rows)
 
 
 # layout and callbacks --------------------------------------------------------------------------
@@ -420,8 +367,11 @@ def _fetch(fn: Callable[[], list[T]]) -> tuple[list[T], ApiError | None]:
         return [], exc
 
 
-def _section(title: str, section_id: str, content: Any, error: ApiError | None) -> html.Section:
-    body = api_error_notice(error, title.lower()) if error is not None else content
+def _section(
+    title: str, section_id: str, error: ApiError | None, render: Callable[..., Any], *data: Any
+) -> html.Section:
+    """A titled section: ``render(*data)``, or why its data could not be fetched."""
+    body = api_error_notice(error, title.lower()) if error is not None else render(*data)
     return html.Section([html.H2(title), html.Div(body, id=section_id)], className="section")
 
 
@@ -433,28 +383,32 @@ def layout(**_query: Any) -> html.Div:
     datasets, err_d = _fetch(client.list_datasets)
     jobs, err_j = _fetch(client.list_jobs)
     errors = [e for e in (err_c, err_m, err_d, err_j) if e is not None]
+    title = html.H1("PruneScope")
     if len(errors) == 4 and all(isinstance(e, ApiUnreachableError) for e in errors):
         return html.Div(
-            [html.H1("PruneScope"), api_error_notice(errors[0], "the home page")],
-            className="page page-home",
+            [title, api_error_notice(errors[0], "the home page")], className="page page-home"
         )
+    lead = (
+        "See what pruning did to your network: open a comparison to put an original model and "
+        "its pruned versions side by side."
+    )
     return html.Div(
         [
-            html.H1("PruneScope"),
-            html.P(
-                "See what pruning did to your network: open a comparison to put an original "
-                "model and its pruned versions side by side.",
-                className="lead",
-            ),
+            title,
+            html.P(lead, className="lead"),
             _section(
                 "Comparisons",
                 ID_COMPARISONS,
-                comparisons_section(comparisons, models, datasets, jobs),
                 err_c,
+                comparisons_section,
+                comparisons,
+                models,
+                datasets,
+                jobs,
             ),
-            _section("Models", ID_MODELS, models_section(models, datasets, comparisons), err_m),
-            _section("Datasets", ID_DATASETS, datasets_section(datasets), err_d),
-            _section("Jobs", ID_JOBS, jobs_section(jobs), err_j),
+            _section("Models", ID_MODELS, err_m, models_section, models, datasets, comparisons),
+            _section("Datasets", ID_DATASETS, err_d, datasets_section, datasets),
+            _section("Jobs", ID_JOBS, err_j, jobs_section, jobs),
             dcc.Interval(
                 id=ID_REFRESH,
                 interval=REFRESH_INTERVAL_MS,
@@ -471,13 +425,8 @@ def refresh_jobs(
     clicks: Sequence[int | None] | None = None,
     ids: Sequence[Mapping[str, Any]] | None = None,
 ) -> Any:
-    """Callback: re-fetch the jobs list every ``REFRESH_INTERVAL_MS`` and re-render it.
-
-    Args:
-        n_intervals: the interval's tick count.
-        clicks: ``n_clicks`` of the failed jobs' error summaries; expanded errors stay open.
-        ids: their ids, in the same order.
-    """
+    """Callback: re-fetch the jobs list every ``REFRESH_INTERVAL_MS`` and re-render it; the
+    failed jobs' error summaries that were expanded (their ``n_clicks`` and ids) stay open."""
     try:
         jobs = get_client().list_jobs()
     except ApiError as exc:
@@ -496,18 +445,11 @@ def cancel_jobs(
     error_n_clicks: Sequence[int | None] | None = None,
     error_ids: Sequence[Mapping[str, Any]] | None = None,
 ) -> Any:
-    """Callback: ``POST /api/jobs/{id}/cancel`` for the job whose "Cancel" was clicked.
-
-    Every re-render of the panel creates its buttons with ``n_clicks=0``, so the clicked button
-    is the one with clicks. A job that ended meanwhile (409) is said in a notice, not as an
-    error; the panel is re-rendered (and polling resumes while a job is still stopping).
-
-    Args:
-        n_clicks: ``n_clicks`` of every Cancel button in the panel.
-        ids: their ids, ``{"type": "home-job-cancel", "index": job id}``, in the same order.
-        error_n_clicks: see :func:`refresh_jobs`.
-        error_ids: see :func:`refresh_jobs`.
-    """
+    """Callback: ``POST /api/jobs/{id}/cancel`` for the job whose "Cancel" was clicked (its
+    button, ``{"type": "home-job-cancel", "index": job id}``, is the one with clicks: every
+    re-render of the panel creates them with ``n_clicks=0``). A job that ended meanwhile (409)
+    is said in a notice, not as an error; the panel is re-rendered (and polling resumes while a
+    job is still stopping), the expanded errors kept open as in :func:`refresh_jobs`."""
     clicked = [int(i["index"]) for n, i in zip(n_clicks, ids, strict=False) if n]
     if not clicked:
         return dash.no_update
@@ -517,19 +459,14 @@ def cancel_jobs(
         try:
             client.cancel_job(job_id)
         except ApiError as exc:
-            if exc.status == 409:
-                messages.append(
-                    notice(
-                        f"Job #{job_id} had already finished",
-                        "There was nothing left to cancel.",
-                        kind="info",
-                    )
-                )
-            else:
+            if exc.status != 409:
                 messages.append(api_error_notice(exc, f"a cancel of job #{job_id}"))
-    message = html.Div(messages) if messages else None
+                continue
+            title = f"Job #{job_id} had already finished"
+            messages.append(notice(title, "There was nothing left to cancel.", kind="info"))
     try:
         jobs = client.list_jobs()
     except ApiError as exc:
         return html.Div([*messages, api_error_notice(exc, "the jobs")])
+    message = html.Div(messages) if messages else None
     return jobs_section(jobs, message, error_clicks(error_n_clicks, error_ids))

@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 import dash
 from dash import dcc, html
 
-from frontend.client import ApiError, ComparisonPublic, RobustnessTable, get_client
+from frontend.client import ApiError, ComparisonPublic, get_client
 from frontend.components import (
     api_error_notice,
     compare_href,
@@ -57,6 +57,7 @@ ID_FIGURE = "overview-accuracy-sparsity"
 ID_PICKER = "overview-picker"
 ID_PENDING = "overview-pending"
 CELL_CLASS = "overview-cell"  # the links in B rows' accuracy cells
+GRAPH_CONFIG: dcc.Graph.Config = {"displaylogo": False, "responsive": True}
 
 TEXT_SORT_KEYS = ("model", "method", "sparsity")
 
@@ -65,9 +66,6 @@ def register(app: dash.Dash) -> None:
     """Register this page in ``dash.page_registry`` and attach its callbacks to ``app``."""
     dash.register_page(__name__, path=PATH, title=TITLE, name="Overview", layout=layout)
     register_comparison_page(app, PREFIX, refresh_overview)
-
-
-# parsing and links ----------------------------------------------------------------------------
 
 
 def parse_sort(value: Any) -> tuple[str | None, bool]:
@@ -81,27 +79,17 @@ def parse_sort(value: Any) -> tuple[str | None, bool]:
 
 
 def sort_href(comparison_id: int, key: str, current: str | None, descending: bool) -> str:
-    """Where a column header leads: sorted by ``key``; a second click reverses the order.
-
-    Text columns sort ascending first, accuracy columns descending (best first).
-    """
-    if key == current:
-        desc = not descending
-    else:
-        desc = key not in TEXT_SORT_KEYS
+    """Where a column header leads: sorted by ``key``; a second click reverses the order. Text
+    columns sort ascending first, accuracy columns descending (best first)."""
+    desc = not descending if key == current else key not in TEXT_SORT_KEYS
     return f"{PATH}?{urlencode({'id': comparison_id, 'sort': ('-' if desc else '') + key})}"
 
 
 def column_label(column: str) -> str:
     """Header text of an accuracy column."""
-    if column == CLEAN:
-        return "Clean"
-    if column == MEAN_CORRUPTED:
-        return "Corrupted (mean)"
-    return column.replace("_", " ")
-
-
-# rendering ------------------------------------------------------------------------------------
+    return {CLEAN: "Clean", MEAN_CORRUPTED: "Corrupted (mean)"}.get(
+        column, column.replace("_", " ")
+    )
 
 
 def accuracy_cell(
@@ -111,11 +99,9 @@ def accuracy_cell(
     value = row.accuracy(column)
     if value is None:
         return html.Span("—", className="muted")
-    width = min(max(100 * value, 0.0), 100.0)
+    bar = {"width": f"{min(max(100 * value, 0.0), 100.0):.1f}%", "background": color + BAR_ALPHA}
     children: list[Any] = [
-        html.Span(
-            className="acc-bar", style={"width": f"{width:.1f}%", "background": color + BAR_ALPHA}
-        ),
+        html.Span(className="acc-bar", style=bar),
         html.Span(format_percent(value), className="acc-value"),
     ]
     if row.role == "A":
@@ -123,9 +109,8 @@ def accuracy_cell(
     base = original.accuracy(column) if original is not None else None
     if base is not None:
         sign = "neg" if value < base - 5e-4 else "pos" if value > base + 5e-4 else "zero"
-        children.append(
-            html.Span(format_delta_pp(base, value), className=f"acc-delta acc-delta-{sign}")
-        )
+        delta = format_delta_pp(base, value)
+        children.append(html.Span(delta, className=f"acc-delta acc-delta-{sign}"))
     where = "clean test set" if column == CLEAN else column_label(column)
     return dcc.Link(
         children,
@@ -148,9 +133,7 @@ def evaluation_table(
     original = next((r for r in rows if r.role == "A"), None)
 
     def th(label: str, key: str, numeric: bool = False) -> html.Th:
-        arrow = ""
-        if key == sort_key:
-            arrow = " ▼" if descending else " ▲"
+        arrow = (" ▼" if descending else " ▲") if key == sort_key else ""
         return html.Th(
             dcc.Link(
                 [label, html.Span(arrow, className="sort-arrow")],
@@ -173,37 +156,17 @@ def evaluation_table(
     for row in sort_rows(rows, sort_key, descending):
         color = colors.get(row.method, "#888888")
         tag = html.Span(row.role, className=f"tag tag-{row.role.lower()}")
-        body.append(
-            html.Tr(
-                [
-                    html.Td([tag, row.name], className="model-cell", title=row.name),
-                    html.Td(
-                        [
-                            html.Span(className="method-dot", style={"background": color}),
-                            row.method,
-                        ],
-                        className="method-cell",
-                    ),
-                    html.Td(format_percent(row.sparsity), className="num"),
-                    *(
-                        html.Td(accuracy_cell(comparison_id, row, original, c, color))
-                        for c in columns
-                    ),
-                ],
-                className="row-original" if row.role == "A" else None,
-            )
-        )
+        dot = html.Span(className="method-dot", style={"background": color})
+        cells = [
+            html.Td([tag, row.name], className="model-cell", title=row.name),
+            html.Td([dot, row.method], className="method-cell"),
+            html.Td(format_percent(row.sparsity), className="num"),
+            *(html.Td(accuracy_cell(comparison_id, row, original, c, color)) for c in columns),
+        ]
+        body.append(html.Tr(cells, className="row-original" if row.role == "A" else None))
     return html.Table(
         [html.Thead(head), html.Tbody(body)], id=ID_TABLE, className="data-table eval-table"
     )
-
-
-def _severities(robustness: Mapping[int, RobustnessTable | None]) -> list[int]:
-    found: set[int] = set()
-    for table in robustness.values():
-        if table:
-            found.update(int(s) for s in table.get("severities") or [])
-    return sorted(found)
 
 
 def overview_body(comparison: ComparisonPublic, sort: Any = None) -> tuple[list[Any], bool]:
@@ -232,15 +195,10 @@ def overview_body(comparison: ComparisonPublic, sort: Any = None) -> tuple[list[
     valid = {"model", "method", "sparsity", CLEAN, MEAN_CORRUPTED, *corruptions}
     if sort_key not in valid:
         sort_key, descending = None, False
-    severities = _severities(robustness)
-    if corruptions:
-        how = (
-            f"Corruption columns average severities {', '.join(str(s) for s in severities)}; "
-            if severities
-            else "Corruption columns average the severities run; "
-        )
-    else:
-        how = ""
+    severities = {int(s) for t in robustness.values() if t for s in t.get("severities") or []}
+    run = ", ".join(str(s) for s in sorted(severities))
+    averaged = f"severities {run}" if run else "the severities run"
+    how = f"Corruption columns average {averaged}; " if corruptions else ""
     children.append(
         html.Section(
             [
@@ -276,11 +234,7 @@ def overview_body(comparison: ComparisonPublic, sort: Any = None) -> tuple[list[
         )
     children.append(
         html.Section(
-            dcc.Graph(
-                id=ID_FIGURE,
-                figure=accuracy_vs_sparsity(rows),
-                config={"displaylogo": False, "responsive": True},
-            ),
+            dcc.Graph(id=ID_FIGURE, figure=accuracy_vs_sparsity(rows), config=GRAPH_CONFIG),
             className="section",
         )
     )
@@ -290,12 +244,9 @@ def overview_body(comparison: ComparisonPublic, sort: Any = None) -> tuple[list[
 # layout and callbacks -------------------------------------------------------------------------
 
 
-def layout(
-    id: str | None = None,  # named after the query parameter, shadowing the builtin
-    sort: str | None = None,
-    **_query: Any,
-) -> html.Div:
-    """The overview of ``?id=<comparison>`` sorted by ``sort``; without id, a list to pick from."""
+def layout(id: str | None = None, sort: str | None = None, **_query: Any) -> html.Div:
+    """The overview of ``?id=<comparison>`` sorted by ``sort``; without id, a list to pick from
+    (``id`` is named after the query parameter, shadowing the builtin)."""
     return comparison_page(
         PREFIX,
         "Evaluation overview",
@@ -308,10 +259,7 @@ def layout(
 
 
 def refresh_overview(n_intervals: int | None, state: Mapping[str, Any] | None) -> tuple[Any, bool]:
-    """Callback: re-render the page while the compare job runs; stop polling when it has ended.
-
-    Returns:
-        The body's children and whether polling stops (``overview-poll`` disabled).
-    """
+    """Callback: re-render the page while the compare job runs: the body's children and
+    whether polling stops (``overview-poll`` disabled), once the job has ended."""
     sort = (state or {}).get("sort")
     return refresh_comparison_page(PREFIX, state, lambda c: (*overview_body(c, sort), {}))

@@ -26,43 +26,10 @@ from urllib.parse import parse_qsl, urlencode
 import dash
 from dash import ALL, Input, Output, State, dcc, html
 
+from frontend import components, forms
 from frontend.client import ApiClient, ApiError, JobPublic, MethodPublic, ModelPublic, get_client
-from frontend.components import (
-    api_error_notice,
-    comparison_link,
-    data_table,
-    download_link,
-    empty_state,
-    job_kind_links,
-    job_kind_tabs,
-    notice,
-    result_card,
-    search_with,
-)
 from frontend.figures.formatting import MISSING, format_delta_pp, format_percent, format_ratio
-from frontend.forms import (
-    LR_SCHEDULES,
-    OPTIMIZERS,
-    WHOLE,
-    as_number,
-    blank,
-    checkbox,
-    choice,
-    control,
-    field_error,
-    is_on,
-    model_options,
-    number_input,
-    parse_param,
-    query_float,
-    query_int,
-    register_validation,
-    search_of,
-    slot_messages,
-    split_list,
-    text_input,
-)
-from frontend.forms import dry_run as server_check
+from frontend.forms import blank, control, is_on, query_float, query_int
 from frontend.jobs import JobFollower, start_job
 
 PATH = "/prune"
@@ -70,33 +37,32 @@ TITLE = "Prune a model"
 DEFAULT_METHOD = "global_magnitude"
 DEFAULT_SPARSITY = 0.5
 MAX_SPARSITY = 0.99  # the slider's end; the API accepts anything below 1
-DEFAULT_OPTIMIZER, DEFAULT_LR_SCHEDULE = OPTIMIZERS[0], LR_SCHEDULES[0]
+DEFAULT_OPTIMIZER, DEFAULT_LR_SCHEDULE = forms.OPTIMIZERS[0], forms.LR_SCHEDULES[0]
 # The backend's training defaults (backend.jobs.specs / backend.jobs.kinds.prune), for the hint
 # of what a blank epochs field means; the tests check them against the backend.
 ONE_SHOT_DEFAULT_EPOCHS = 3
 API_DEFAULT_EPOCHS = 15
 API_DEFAULT_LR = 1e-3
 
+# form keyword -> component id (prune-<keyword>): the check takes them as Inputs
+FORM_INPUTS = {
+    key: f"prune-{key.replace('_', '-')}"
+    for key in ("model", "method", "sparsity", "epochs", "lr", "optimizer", "lr_schedule")
+    + ("seed", "analyze", "sweep", "sweep_sparsities", "sweep_seeds")
+}
+(ID_MODEL, ID_METHOD, ID_SPARSITY, ID_EPOCHS, ID_LR, ID_OPTIMIZER, ID_LR_SCHEDULE, ID_SEED) = (
+    FORM_INPUTS[k]
+    for k in ("model", "method", "sparsity", "epochs", "lr", "optimizer") + ("lr_schedule", "seed")
+)
+ID_ANALYZE, ID_SWEEP = FORM_INPUTS["analyze"], FORM_INPUTS["sweep"]
 ID_URL = "prune-url"
 ID_VIEW = "prune-view"
 ID_METHODS = "prune-methods"
-ID_MODEL = "prune-model"
-ID_METHOD = "prune-method"
 ID_METHOD_INFO = "prune-method-info"
-ID_SPARSITY = "prune-sparsity"
 ID_SPARSITY_INFO = "prune-sparsity-info"
 ID_PARAMS = "prune-params"
-ID_EPOCHS = "prune-epochs"
 ID_EPOCHS_HINT = "prune-epochs-hint"
-ID_LR = "prune-lr"
-ID_OPTIMIZER = "prune-optimizer"
-ID_LR_SCHEDULE = "prune-lr-schedule"
-ID_SEED = "prune-seed"
-ID_ANALYZE = "prune-analyze"
-ID_SWEEP = "prune-sweep"
 ID_SWEEP_FIELDS = "prune-sweep-fields"
-ID_SWEEP_SPARSITIES = "prune-sweep-sparsities"
-ID_SWEEP_SEEDS = "prune-sweep-seeds"
 ID_SUBMIT = "prune-submit"
 ID_SUBMIT_ERROR = "prune-submit-error"
 ID_API_ERROR = "prune-api-error"
@@ -111,17 +77,8 @@ ERROR_TYPE = "prune-field-error"  # {"type": ERROR_TYPE, "field": <spec path, e.
 
 # Spec paths that have a message slot next to their field (parameters add "params.<name>");
 # "" is the slot under the form for what concerns the spec as a whole or has no field.
-FORM_FIELDS = (
-    "model_id",
-    "method",
-    "sparsity",
-    "finetune.epochs",
-    "finetune.lr",
-    "seed",
-    "sweep.sparsities",
-    "sweep.seeds",
-    WHOLE,
-)
+FORM_FIELDS: tuple[str, ...] = ("model_id", "method", "sparsity", "finetune.epochs", "finetune.lr")
+FORM_FIELDS += ("seed", "sweep.sparsities", "sweep.seeds", forms.WHOLE)
 # a sweep's spec paths -> the prune form's fields they come from
 SWEEP_PATHS = {"sparsities": "sweep.sparsities", "seeds": "sweep.seeds", "methods": "method"}
 SCHEDULE_LABELS: dict[str, str] = {
@@ -148,80 +105,44 @@ SCOPE_SHORT: dict[str, str] = {
     "layer": "in every prunable layer",
     "structured": "of the output channels of every prunable layer",
 }
-# form keyword -> component id: the dry run takes them as Inputs, the submission as States
-FORM_INPUTS: dict[str, str] = {
-    "model": ID_MODEL,
-    "method": ID_METHOD,
-    "sparsity": ID_SPARSITY,
-    "epochs": ID_EPOCHS,
-    "lr": ID_LR,
-    "optimizer": ID_OPTIMIZER,
-    "lr_schedule": ID_LR_SCHEDULE,
-    "seed": ID_SEED,
-    "analyze": ID_ANALYZE,
-    "sweep": ID_SWEEP,
-    "sweep_sparsities": ID_SWEEP_SPARSITIES,
-    "sweep_seeds": ID_SWEEP_SEEDS,
-}
-
 
 FOLLOW = JobFollower(
     "prune",
     render_result=lambda client, job: job_result(client, job),
     cancel_title="Stop the job; a sweep stops all its prune jobs",
 )
-(
-    ID_JOB,
-    ID_POLL,
-    ID_PANEL,  # the job's section: the polled panel, then the cancel row
-    ID_PROGRESS,
-    ID_STATUS,
-    ID_PROGRESS_BAR,
-    ID_STAGE,
-    ID_JOB_ERROR,
-    ID_STOPPING,
-    ID_CANCEL,
-    ID_CANCEL_NOTICE,
-) = FOLLOW.ids
-poll_job = FOLLOW.poll
-cancel_followed_job = FOLLOW.cancel
-job_panel = FOLLOW.panel
+# the followed job's callbacks and panel, by their names on this page
+poll_job, cancel_followed_job, job_panel = FOLLOW.poll, FOLLOW.cancel, FOLLOW.panel
 
 
 def register(app: dash.Dash) -> None:
     """Register this page in ``dash.page_registry`` and attach its callbacks to ``app``."""
     dash.register_page(__name__, path=PATH, title=TITLE, name="Prune", layout=layout)
+    methods = State(ID_METHODS, "data")
     app.callback(
         Output(ID_METHOD_INFO, "children"),
         Output(ID_PARAMS, "children"),
         Input(ID_METHOD, "value"),
-        State(ID_METHODS, "data"),
+        methods,
         prevent_initial_call=True,
     )(describe_method)
+    for output, first, second, describe in (
+        (ID_SPARSITY_INFO, ID_SPARSITY, ID_METHOD, describe_sparsity),
+        (ID_EPOCHS_HINT, ID_METHOD, ID_MODEL, describe_training),
+    ):
+        app.callback(
+            Output(output, "children"),
+            Input(first, "value"),
+            Input(second, "value"),
+            methods,
+            prevent_initial_call=True,
+        )(describe)
     app.callback(
-        Output(ID_SPARSITY_INFO, "children"),
-        Input(ID_SPARSITY, "value"),
-        Input(ID_METHOD, "value"),
-        State(ID_METHODS, "data"),
-        prevent_initial_call=True,
-    )(describe_sparsity)
-    app.callback(
-        Output(ID_EPOCHS_HINT, "children"),
-        Input(ID_METHOD, "value"),
-        Input(ID_MODEL, "value"),
-        State(ID_METHODS, "data"),
-        prevent_initial_call=True,
-    )(describe_training)
-    app.callback(
-        Output(ID_LR, "disabled"),
-        Output(ID_OPTIMIZER, "disabled"),
-        Output(ID_LR_SCHEDULE, "disabled"),
+        [Output(cid, "disabled") for cid in (ID_LR, ID_OPTIMIZER, ID_LR_SCHEDULE)],
         Input(ID_EPOCHS, "value"),
     )(toggle_training)
     app.callback(
-        Output(ID_SWEEP_FIELDS, "style"),
-        Output(ID_SUBMIT, "children"),
-        Input(ID_SWEEP, "value"),
+        Output(ID_SWEEP_FIELDS, "style"), Output(ID_SUBMIT, "children"), Input(ID_SWEEP, "value")
     )(toggle_sweep)
     app.callback(
         Output(ID_KIND_TABS, "children"),
@@ -233,38 +154,31 @@ def register(app: dash.Dash) -> None:
     )(follow_sweep)
     app.callback(
         Output(ID_URL, "search"),
-        Input(ID_MODEL, "value"),
-        Input(ID_METHOD, "value"),
-        Input(ID_SPARSITY, "value"),
-        Input(ID_JOB, "data"),
+        *(Input(cid, "value") for cid in (ID_MODEL, ID_METHOD, ID_SPARSITY)),
+        Input(FOLLOW.ids.job, "data"),
         State(ID_URL, "search"),
         State(ID_VIEW, "data"),
         prevent_initial_call=True,
     )(update_url)
-    params = {
-        "param_values": Input({"type": PARAM_TYPE, "name": ALL}, "value"),
-        "param_ids": State({"type": PARAM_TYPE, "name": ALL}, "id"),
-        "methods": State(ID_METHODS, "data"),
-    }
-    register_validation(
-        app,
-        validate_form,
-        error_type=ERROR_TYPE,
-        inputs={**{k: Input(cid, "value") for k, cid in FORM_INPUTS.items()}, **params},
+    params = {"type": PARAM_TYPE, "name": ALL}
+    inputs: dict[str, Any] = {key: Input(cid, "value") for key, cid in FORM_INPUTS.items()}
+    inputs |= {"param_values": Input(params, "value"), "param_ids": State(params, "id")}
+    inputs["methods"] = methods
+    forms.register_validation(
+        app, validate_form, prefix=ID_SUBMIT, inputs=inputs, error_type=ERROR_TYPE
     )
+    slots = {"type": ERROR_TYPE, "field": ALL}
     app.callback(
         output={
-            "errors": Output({"type": ERROR_TYPE, "field": ALL}, "children", allow_duplicate=True),
+            "errors": Output(slots, "children", allow_duplicate=True),
             "submit_error": Output(ID_SUBMIT_ERROR, "children"),
-            "job": Output(ID_JOB, "data"),
-            "cancel_notice": Output(ID_CANCEL_NOTICE, "children", allow_duplicate=True),
+            "job": Output(FOLLOW.ids.job, "data"),
+            "cancel_notice": Output(FOLLOW.ids.cancel_notice, "children", allow_duplicate=True),
         },
         inputs={
             "n_clicks": Input(ID_SUBMIT, "n_clicks"),
-            **{k: State(cid, "value") for k, cid in FORM_INPUTS.items()},
-            **params,
-            "param_values": State({"type": PARAM_TYPE, "name": ALL}, "value"),
-            "error_ids": State({"type": ERROR_TYPE, "field": ALL}, "id"),
+            **forms.as_states(inputs),
+            "error_ids": State(slots, "id"),
         },
         prevent_initial_call=True,
     )(submit_job)
@@ -273,7 +187,7 @@ def register(app: dash.Dash) -> None:
         Output(ID_COMPARE_RESULT, "children"),
         Output(ID_COMPARE, "disabled"),
         Input(ID_COMPARE, "n_clicks"),
-        State(ID_JOB, "data"),
+        State(FOLLOW.ids.job, "data"),
         prevent_initial_call=True,
     )(compare_with_original)
 
@@ -290,54 +204,46 @@ def build_spec(
     A prune spec is ``{model_id, method, sparsity, params, finetune, analyze[, seed]}``; with
     ``sweep`` on it is a sweep spec ``{model_id, methods, sparsities, seeds, finetune, analyze}``
     (post it with kind "sweep", see :func:`job_kind`). A blank field is left out, so that the
-    server's or the method's default applies.
-
-    ``params`` keeps only the values that differ from the method's ``defaults`` (the rest are
-    the method's own, and a sweep's per-child seed still reaches methods that take one). Blank
-    ``epochs`` means ``finetune: null``, the method's default training; ``lr``, ``optimizer``
-    and ``lr_schedule`` are then not used.
-
-    Args:
-        defaults: the method's ``defaults`` from ``GET /api/methods``; they type ``params``.
-        params: raw parameter values by name (checkbox lists, numbers or text).
-        **form: ``model_id``, ``method``, ``sparsity`` (a sweep's when ``sweep_sparsities`` is
-            blank), ``epochs``, ``lr``, ``optimizer``, ``lr_schedule``, ``seed`` (overrides
-            the training seed and the method's own), ``analyze`` (analyse the pruned models
-            afterwards; default on), ``sweep`` (a bool or a Checklist value), and the sweep's
-            comma-separated ``sweep_sparsities`` and ``sweep_seeds`` (blank: ``seed``, or 0).
+    server's or the method's default applies. ``params`` (raw values by name) keeps only the
+    values that differ from the method's ``defaults``, which type them; blank ``epochs`` means
+    ``finetune: null``, the method's default training (``lr``, ``optimizer`` and
+    ``lr_schedule`` are then not used). A sweep's ``sweep_sparsities`` and ``sweep_seeds`` are
+    comma-separated (blank: the ``sparsity``, the ``seed`` or 0); ``analyze`` is on by default.
     """
     get = form.get
     method_params: dict[str, Any] = {}
     for name, raw in (params or {}).items():
-        value = parse_param(raw, defaults.get(name))
+        value = forms.parse_param(raw, defaults.get(name))
         if value is not None and not (name in defaults and _same(value, defaults[name])):
             method_params[name] = value
     finetune: dict[str, Any] | None = None
     if not blank(get("epochs")):
-        finetune = {"epochs": as_number(get("epochs"))}
+        finetune = {"epochs": forms.as_number(get("epochs"))}
         if not blank(get("lr")):
-            finetune["lr"] = as_number(get("lr"))
+            finetune["lr"] = forms.as_number(get("lr"))
         finetune["optimizer"] = get("optimizer", DEFAULT_OPTIMIZER)
         finetune["lr_schedule"] = get("lr_schedule", DEFAULT_LR_SCHEDULE)
     model_id, method, seed = get("model_id"), get("method"), get("seed")
-    spec: dict[str, Any] = {} if blank(model_id) else {"model_id": as_number(model_id)}
+    spec: dict[str, Any] = {} if blank(model_id) else {"model_id": forms.as_number(model_id)}
     tail = {"finetune": finetune, "analyze": is_on(get("analyze", True))}
     if is_on(get("sweep")):
-        choice_: Any = "" if blank(method) else str(method)
+        choice: Any = "" if blank(method) else str(method)
         if method_params:
-            choice_ = {"method": choice_, "params": method_params}
+            choice = {"method": choice, "params": method_params}
+        seeds = [0 if blank(seed) else forms.as_number(seed)]
         return spec | {
-            "methods": [choice_] if choice_ else [],
-            "sparsities": split_list(get("sweep_sparsities")) or split_list(get("sparsity")),
-            "seeds": split_list(get("sweep_seeds")) or [0 if blank(seed) else as_number(seed)],
+            "methods": [choice] if choice else [],
+            "sparsities": forms.split_list(get("sweep_sparsities"))
+            or forms.split_list(get("sparsity")),
+            "seeds": forms.split_list(get("sweep_seeds")) or seeds,
             **tail,
         }
     if not blank(method):
         spec["method"] = str(method)
     if not blank(get("sparsity")):
-        spec["sparsity"] = as_number(get("sparsity"))
+        spec["sparsity"] = forms.as_number(get("sparsity"))
     spec |= {"params": method_params, **tail}
-    return spec if blank(seed) else spec | {"seed": as_number(seed)}
+    return spec if blank(seed) else spec | {"seed": forms.as_number(seed)}
 
 
 def _same(value: Any, default: Any) -> bool:
@@ -354,16 +260,11 @@ def job_kind(sweep: Any) -> str:
 def form_spec(form: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     """``(kind, spec)`` of the form's callback arguments (see :func:`submit_job`)."""
     chosen = find_method(form.get("methods"), form.get("method")) or {}
-    params = {
-        str(pid.get("name")): value
-        for pid, value in zip(
-            form.get("param_ids") or [], form.get("param_values") or [], strict=False
-        )
-    }
-    values = {k: v for k, v in form.items() if k in FORM_INPUTS and k != "model"}
-    spec = build_spec(
-        defaults=chosen.get("defaults") or {}, params=params, model_id=form.get("model"), **values
-    )
+    pids, values = form.get("param_ids") or [], form.get("param_values") or []
+    params = {str(pid.get("name")): value for pid, value in zip(pids, values, strict=False)}
+    fields = {k: v for k, v in form.items() if k in FORM_INPUTS and k != "model"}
+    defaults = chosen.get("defaults") or {}
+    spec = build_spec(defaults=defaults, params=params, model_id=form.get("model"), **fields)
     return job_kind(form.get("sweep")), spec
 
 
@@ -386,14 +287,6 @@ def form_errors(kind: str, errors: Mapping[str, str]) -> dict[str, str]:
 # pure renderers -----------------------------------------------------------------------------
 
 
-def _percent(fraction: Any) -> str:
-    """A fraction as a short percentage: 0.9 -> "90%", 0.955 -> "95.5%"."""
-    try:
-        return f"{100 * float(fraction):.3g}%"
-    except (TypeError, ValueError):
-        return MISSING
-
-
 def pruning_ratio(sparsity: float) -> float:
     """The pruning ratio t = 1 / (1 - s) of the recall-distortion paper: 0.9 -> 10."""
     return math.inf if sparsity >= 1 else 1.0 / (1.0 - sparsity)
@@ -404,7 +297,7 @@ def sparsity_text(sparsity: Any, scope: str | None = None) -> str:
     s = query_float(sparsity)
     if s is None or not 0 <= s < 1:
         return "Enter a sparsity in [0, 1), e.g. 0.9 for 90%."
-    text = f"{_percent(s)} sparsity · pruning ratio t = {pruning_ratio(s):.3g}×"
+    text = f"{100 * s:.3g}% sparsity · pruning ratio t = {pruning_ratio(s):.3g}×"
     return f"{text} ({SCOPE_SHORT[scope]})" if scope in SCOPE_SHORT else text
 
 
@@ -444,34 +337,20 @@ def _default_text(default: Any) -> str:
     return f"default: {json.dumps(default)}"
 
 
-def param_input(name: str, default: Any) -> Any:
-    """The input of one parameter: a checkbox for bools, a number input for numbers, else text."""
-    pid = {"type": PARAM_TYPE, "name": name}
-    if isinstance(default, bool):
-        return checkbox(pid, name, default)
-    if isinstance(default, int | float):
-        return number_input(pid, value=default)
-    if default is None:
-        return text_input(pid, "blank = default", "")
-    return text_input(pid, None, default if isinstance(default, str) else json.dumps(default))
-
-
 def params_editor(method: Mapping[str, Any] | None) -> list[Any]:
-    """One labelled input per hyper-parameter of ``method``, filled with its default."""
+    """One labelled input per hyper-parameter of ``method``, filled with its default (a
+    checkbox for a bool, a number input for a number, else text)."""
     if method is None:
         return []
     defaults: Mapping[str, Any] = method.get("defaults") or {}
     if not defaults:
         return [html.P("This method has no parameters besides the sparsity.", className="muted")]
     return [
-        html.Div(
-            [
-                html.Span("" if isinstance(default, bool) else name, className="control-label"),
-                param_input(name, default),
-                html.Span(_default_text(default), className="muted hint"),
-                field_error(ERROR_TYPE, f"params.{name}"),
-            ],
-            className="field param-field",
+        forms.param_field(
+            "" if isinstance(default, bool) else name,
+            forms.param_input({"type": PARAM_TYPE, "name": name}, name, default, "blank = default"),
+            _default_text(default),
+            _slot(f"params.{name}"),
         )
         for name, default in defaults.items()
     ]
@@ -480,12 +359,8 @@ def params_editor(method: Mapping[str, Any] | None) -> list[Any]:
 def training_hint(
     method: Mapping[str, Any] | None, parent_training: Mapping[str, Any] | None
 ) -> str:
-    """What a blank epochs field means for ``method``.
-
-    Args:
-        method: the chosen method (its ``schedule`` decides the default).
-        parent_training: the spec of the train job that produced the chosen model, if any.
-    """
+    """What a blank epochs field means for ``method`` (its ``schedule`` decides), given the
+    spec of the train job that produced the chosen model, if any."""
     if method is None:
         return "Blank: the method's default training."
     if method.get("schedule") == "one_shot":
@@ -512,13 +387,9 @@ def prune_result(
     parent: Mapping[str, Any] | None = None,
     model: Mapping[str, Any] | None = None,
 ) -> html.Div:
-    """The pruned model's accuracy, sparsity, compression and speed-ups (id ``prune-result``).
-
-    Args:
-        result: the prune job's ``result``.
-        parent: the model that was pruned, for the accuracy change.
-        model: the new model, for the compression report's note on the speed-ups.
-    """
+    """The pruned model's accuracy, sparsity, compression and speed-ups (id ``prune-result``),
+    the accuracy change against the ``parent`` it was pruned from, and the compression
+    report's note on the speed-ups of the new ``model``."""
     acc, sparsity = result.get("accuracy"), result.get("sparsity")
     parent_acc = parent.get("accuracy") if parent else None
     acc_detail = None
@@ -526,43 +397,30 @@ def prune_result(
         acc_detail = f"{format_delta_pp(parent_acc, acc)} vs {format_percent(parent_acc)}"
     measured = result.get("measured_speedup")
     t = None if sparsity is None else pruning_ratio(float(sparsity))
+    t_text = None if t is None or math.isinf(t) else f"t = {t:.3g}×"
+    ratio = format_ratio(result.get("compression_ratio"))
+    theory = format_ratio(result.get("theoretical_speedup"))
+    latency = "not measured" if measured is None else "latency on the job's device"
     cards = [
         ("accuracy", "Accuracy", format_percent(acc), acc_detail),
-        (
-            "sparsity",
-            "Sparsity",
-            format_percent(sparsity),
-            None if t is None or math.isinf(t) else f"t = {t:.3g}×",
-        ),
-        (
-            "compression",
-            "Compression",
-            format_ratio(result.get("compression_ratio")),
-            "parameters, dense / nonzero",
-        ),
-        (
-            "theoretical-speedup",
-            "Theoretical speed-up",
-            format_ratio(result.get("theoretical_speedup")),
-            "from FLOPs",
-        ),
-        (
-            "measured-speedup",
-            "Measured speed-up",
-            format_ratio(measured),
-            "not measured" if measured is None else "latency on the job's device",
-        ),
+        ("sparsity", "Sparsity", format_percent(sparsity), t_text),
+        ("compression", "Compression", ratio, "parameters, dense / nonzero"),
+        ("theoretical-speedup", "Theoretical speed-up", theory, "from FLOPs"),
+        ("measured-speedup", "Measured speed-up", format_ratio(measured), latency),
     ]
     note = (model or {}).get("report_note")
     model_id = (model or {}).get("id") or result.get("model_id")
+    row = [
+        components.result_card(title, value, detail, card_id=f"{ID_RESULT}-{key}")
+        for key, title, value, detail in cards
+    ]
     return html.Div(
         [
-            html.Div(
-                [result_card(*card[1:], card_id=f"{ID_RESULT}-{card[0]}") for card in cards],
-                className="card-row",
-            ),
+            html.Div(row, className="card-row"),
             html.P(note, className="muted hint") if note else None,
-            None if model_id is None else html.P(["Pruned model: ", download_link(model_id)]),
+            None
+            if model_id is None
+            else html.P(["Pruned model: ", components.download_link(model_id)]),
         ],
         id=ID_RESULT,
     )
@@ -570,7 +428,7 @@ def prune_result(
 
 def sweep_result(model_ids: Sequence[int], models: Sequence[ModelPublic]) -> html.Div:
     """The models a sweep produced, with their seed and figures."""
-    by_id = {m["id"]: m for m in models}
+    by_id: dict[int, Mapping[str, Any]] = {m["id"]: m for m in models}
     rows: list[list[Any]] = []
     for mid in model_ids:
         m = by_id.get(mid)
@@ -578,19 +436,16 @@ def sweep_result(model_ids: Sequence[int], models: Sequence[ModelPublic]) -> htm
             rows.append([f"#{mid}", *[MISSING] * 5])
             continue
         seed = ((m.get("pruning_params") or {}).get("training") or {}).get("seed")
-        rows.append(
-            [
-                html.Span([f"#{mid} {m['name']} ", download_link(mid)]),
-                MISSING if seed is None else str(seed),
-                format_percent(m.get("sparsity")),
-                format_percent(m.get("accuracy")),
-                format_ratio(m.get("compression_ratio")),
-                format_ratio(m.get("measured_speedup")),  # type: ignore[arg-type]
-            ]
-        )
+        name = html.Span([f"#{mid} {m['name']} ", components.download_link(mid)])
+        figures = [format_percent(m.get(key)) for key in ("sparsity", "accuracy")]
+        figures += [format_ratio(m.get(key)) for key in ("compression_ratio", "measured_speedup")]
+        rows.append([name, MISSING if seed is None else str(seed), *figures])
     header = ["Model", "Seed", "Sparsity", "Accuracy", "Compression", "Measured speed-up"]
     return html.Div(
-        [html.P(f"{len(model_ids)} pruned models.", className="muted"), data_table(header, rows)],
+        [
+            html.P(f"{len(model_ids)} pruned models.", className="muted"),
+            components.data_table(header, rows),
+        ],
         id=ID_RESULT,
         className="table-scroll",
     )
@@ -610,24 +465,22 @@ def compare_targets(job: Mapping[str, Any]) -> tuple[int, list[int]] | None:
 def job_result(client: ApiClient, job: JobPublic) -> list[Any]:
     """What a succeeded prune job or sweep made, and the "Compare with the original" button."""
     spec, result = job.get("spec") or {}, job.get("result") or {}
+    sweep = job.get("kind") == KIND_SWEEP
     parent: Mapping[str, Any] | None = None
     model: Mapping[str, Any] | None = None
     models: list[ModelPublic] = []
     parent_id, model_id = query_int(spec.get("model_id")), query_int(result.get("model_id"))
     try:
-        if job.get("kind") == KIND_SWEEP:
+        if sweep:
             models = client.list_models()
-            parent = next((m for m in models if m["id"] == parent_id), None)
+            parent = forms.find_by_id(models, parent_id)
         else:
             parent = client.get_model(parent_id) if parent_id is not None else None
             model = client.get_model(model_id) if model_id is not None else None
     except ApiError:
         pass  # the figures come from the job's result; the models only add context
-    children: list[Any] = [
-        sweep_result(result.get("model_ids") or [], models)
-        if job.get("kind") == KIND_SWEEP
-        else prune_result(result, parent, model)
-    ]
+    made = sweep_result(result.get("model_ids") or [], models) if sweep else None
+    children: list[Any] = [prune_result(result, parent, model) if made is None else made]
     targets = compare_targets(job)
     if targets is not None:
         parent_name = (parent or {}).get("name") or f"model {targets[0]}"
@@ -638,12 +491,8 @@ def job_result(client: ApiClient, job: JobPublic) -> list[Any]:
             className="btn btn-primary",
             title=f"A = {parent_name}, B = the pruned model(s)",
         )
-        children.append(
-            html.Div(
-                [button, html.Div(id=ID_COMPARE_RESULT, className="compare-result")],
-                className="actions",
-            )
-        )
+        compared = html.Div(id=ID_COMPARE_RESULT, className="compare-result")
+        children.append(html.Div([button, compared], className="actions"))
     return children
 
 
@@ -651,14 +500,16 @@ def job_result(client: ApiClient, job: JobPublic) -> list[Any]:
 
 
 def _message_page(*children: Any) -> html.Div:
-    return html.Div(
-        [job_kind_tabs("prune", tabs_id=ID_KIND_TABS), html.H1(TITLE), *children],
-        className="page page-prune",
-    )
+    tabs = components.job_kind_tabs("prune", tabs_id=ID_KIND_TABS)
+    return html.Div([tabs, html.H1(TITLE), *children], className="page page-prune")
 
 
 def _slot(field: str) -> html.Div:
-    return field_error(ERROR_TYPE, field)
+    return forms.field_error(ERROR_TYPE, field)
+
+
+def _field(label: str, field: str, *inputs: Any, **kw: Any) -> html.Div:
+    return control(label, *inputs, error=_slot(field), **kw)
 
 
 def _target_section(
@@ -668,20 +519,8 @@ def _target_section(
     method: Mapping[str, Any] | None,
     sparsity: float,
 ) -> html.Section:
-    model_dropdown = dcc.Dropdown(
-        id=ID_MODEL,
-        options=model_options(models),
-        value=model_id,
-        clearable=False,
-        placeholder="Choose a model",
-    )
-    method_dropdown = dcc.Dropdown(
-        id=ID_METHOD,
-        options=[{"label": method_label(m), "value": m["name"]} for m in methods],
-        value=None if method is None else method["name"],
-        clearable=False,
-        placeholder="Choose a method",
-    )
+    methods_list = [{"label": method_label(m), "value": m["name"]} for m in methods]
+    method_name = None if method is None else method["name"]
     slider = dcc.Slider(
         id=ID_SPARSITY,
         min=0,
@@ -692,26 +531,28 @@ def _target_section(
         allow_direct_input=True,
         updatemode="mouseup",
     )
+    info = sparsity_text(sparsity, (method or {}).get("scope"))
+    models_list = forms.model_options(models)
+    choices = [
+        _field(
+            "Model", "model_id", forms.dropdown(ID_MODEL, models_list, model_id, "Choose a model")
+        ),
+        _field(
+            "Pruning method",
+            "method",
+            forms.dropdown(ID_METHOD, methods_list, method_name, "Choose a method"),
+        ),
+    ]
     return html.Section(
         [
             html.H2("What to prune"),
-            html.Div(
-                [
-                    control("Model", model_dropdown, error=_slot("model_id")),
-                    control("Pruning method", method_dropdown, error=_slot("method")),
-                ],
-                className="form-grid",
-            ),
+            html.Div(choices, className="form-grid"),
             html.Div(method_info(method), id=ID_METHOD_INFO, className="method-info"),
-            control(
+            _field(
                 "Sparsity (fraction of prunable weights set to zero)",
+                "sparsity",
                 slider,
-                html.Div(
-                    sparsity_text(sparsity, (method or {}).get("scope")),
-                    id=ID_SPARSITY_INFO,
-                    className="sparsity-info",
-                ),
-                error=_slot("sparsity"),
+                html.Div(info, id=ID_SPARSITY_INFO, className="sparsity-info"),
             ),
         ],
         className="section",
@@ -722,73 +563,54 @@ def _training_section(method: Mapping[str, Any] | None, model_id: int | None) ->
     name = None if method is None else method["name"]
     hint = describe_training(name, model_id, [] if method is None else [method])
     # optimizer and schedule are disabled until epochs is set: without it the method's default
-    # training applies
-    return html.Section(
-        [
-            html.H2("Training"),
-            html.Div(
-                [
-                    control(
-                        "Epochs",
-                        # not debounced: the training fields below follow it at once
-                        number_input(ID_EPOCHS, "method default", debounce=False),
-                        html.Div(hint, id=ID_EPOCHS_HINT, className="muted hint"),
-                        error=_slot("finetune.epochs"),
-                    ),
-                    control(
-                        "Learning rate",
-                        number_input(ID_LR, f"{API_DEFAULT_LR:g}", disabled=True),
-                        error=_slot("finetune.lr"),
-                    ),
-                    control("Optimizer", choice(ID_OPTIMIZER, OPTIMIZERS, "adam", disabled=True)),
-                    control(
-                        "Learning-rate schedule",
-                        choice(ID_LR_SCHEDULE, LR_SCHEDULES, "constant", disabled=True),
-                    ),
-                    control(
-                        "Seed",
-                        number_input(ID_SEED, "default"),
-                        hint="Seeds the training, and methods that draw at random.",
-                        error=_slot("seed"),
-                    ),
-                ],
-                className="form-grid",
-            ),
-        ],
-        className="section",
-    )
+    # training applies; epochs is not debounced, since the fields below follow it at once
+    epochs = forms.number_input(ID_EPOCHS, "method default", debounce=False)
+    lr = forms.number_input(ID_LR, f"{API_DEFAULT_LR:g}", disabled=True)
+    optimizer = forms.choice(ID_OPTIMIZER, forms.OPTIMIZERS, "adam", disabled=True)
+    schedule = forms.choice(ID_LR_SCHEDULE, forms.LR_SCHEDULES, "constant", disabled=True)
+    seed_hint = "Seeds the training, and methods that draw at random."
+    fields = [
+        _field(
+            "Epochs",
+            "finetune.epochs",
+            epochs,
+            html.Div(hint, id=ID_EPOCHS_HINT, className="muted hint"),
+        ),
+        _field("Learning rate", "finetune.lr", lr),
+        control("Optimizer", optimizer),
+        control("Learning-rate schedule", schedule),
+        _field("Seed", "seed", forms.number_input(ID_SEED, "default"), hint=seed_hint),
+    ]
+    grid = html.Div(fields, className="form-grid")
+    return html.Section([html.H2("Training"), grid], className="section")
 
 
 def _submit_section(sweep: bool = False) -> html.Section:
     analyze = "Analyse afterwards (per-class metrics on the test split, for comparisons)"
     sparsities = "e.g. 0.5, 0.8, 0.9 (blank: the sparsity above)"
+    seeds = "e.g. 0, 1, 2 (blank: the seed above, or 0)"
+    sweep_fields = [
+        _field(label, f"sweep.{key}", forms.text_input(FORM_INPUTS[f"sweep_{key}"], placeholder))
+        for label, key, placeholder in (
+            ("Sweep sparsities", "sparsities", sparsities),
+            ("Sweep seeds", "seeds", seeds),
+        )
+    ]
+    button = html.Button("Prune", id=ID_SUBMIT, n_clicks=0, className="btn btn-primary")
     return html.Section(
         [
-            checkbox(ID_ANALYZE, analyze, True),
-            checkbox(ID_SWEEP, "Sweep: one prune job per sparsity × seed", sweep),
+            forms.checkbox(ID_ANALYZE, analyze, True),
+            forms.checkbox(ID_SWEEP, "Sweep: one prune job per sparsity × seed", sweep),
             html.Div(
-                [
-                    control(
-                        "Sweep sparsities",
-                        text_input(ID_SWEEP_SPARSITIES, sparsities),
-                        error=_slot("sweep.sparsities"),
-                    ),
-                    control(
-                        "Sweep seeds",
-                        text_input(ID_SWEEP_SEEDS, "e.g. 0, 1, 2 (blank: the seed above, or 0)"),
-                        error=_slot("sweep.seeds"),
-                    ),
-                ],
+                sweep_fields,
                 id=ID_SWEEP_FIELDS,
                 className="form-grid",
                 style={"display": "none"},
             ),
-            _slot(WHOLE),
-            html.Div(
-                html.Button("Prune", id=ID_SUBMIT, n_clicks=0, className="btn btn-primary"),
-                className="actions",
-            ),
+            _slot(forms.WHOLE),
+            html.Div(button, className="actions"),
             html.Div(id=ID_SUBMIT_ERROR),
+            *forms.validation_stores(ID_SUBMIT),
         ],
         className="section",
     )
@@ -805,65 +627,39 @@ def layout(**query: Any) -> html.Div:
         models = client.list_models()
         methods = client.list_methods()
     except ApiError as exc:
-        return _message_page(api_error_notice(exc, "the models and pruning methods"))
+        return _message_page(components.api_error_notice(exc, "the models and pruning methods"))
     if not models:
-        return _message_page(
-            html.Div(
-                empty_state(
-                    "No models yet — run ",
-                    html.Code("prunescope demo"),
-                    " or train a model first (a train job), then come back to prune it.",
-                ),
-                id=ID_EMPTY,
-            )
+        empty = components.empty_state(
+            "No models yet — run ",
+            html.Code("prunescope demo"),
+            " or train a model first (a train job), then come back to prune it.",
         )
+        return _message_page(html.Div(empty, id=ID_EMPTY))
     if not methods:
-        return _message_page(
-            notice("No pruning methods", "The API lists no pruning methods.", kind="error")
-        )
-
-    warnings: list[Any] = []
-    default_model = model_options(models)[0]["value"]
-    model_id = query_int(model)
-    if model is not None and model_id not in {m["id"] for m in models}:
-        warnings.append(
-            notice(f"Model '{model}' not found", "Choose a model below.", kind="warning")
-        )
-        model_id = None
-    elif model_id is None:
-        model_id = default_model
-
+        nothing = "The API lists no pruning methods."
+        return _message_page(components.notice("No pruning methods", nothing, kind="error"))
+    default_model = forms.model_options(models)[0]["value"]
+    model_id, warnings = components.chosen_id(models, model, "model", default_model)
     names = [m["name"] for m in methods]
     default_method = DEFAULT_METHOD if DEFAULT_METHOD in names else names[0]
     if method is not None and method not in names:
-        warnings.append(
-            notice(
-                f"Unknown pruning method '{method}'",
-                f"Known methods: {', '.join(names)}.",
-                kind="warning",
-            )
-        )
+        known = f"Known methods: {', '.join(names)}."
+        unknown = components.notice(f"Unknown pruning method '{method}'", known, kind="warning")
+        warnings.append(unknown)
     chosen = find_method(methods, method if method in names else default_method)
     sparsity_value = query_float(sparsity)
-    if sparsity_value is None:
-        sparsity_value = DEFAULT_SPARSITY
+    sparsity_value = DEFAULT_SPARSITY if sparsity_value is None else sparsity_value
     sweep_on = query.get("kind") == KIND_SWEEP
-    view = {
-        "search": search_of(query),
-        "defaults": {
-            "model": default_model,
-            "method": default_method,
-            "sparsity": DEFAULT_SPARSITY,
-        },
-    }
+    defaults = {"model": default_model, "method": default_method, "sparsity": DEFAULT_SPARSITY}
+    tabs = components.job_kind_tabs(
+        KIND_SWEEP if sweep_on else "prune", model=model_id, tabs_id=ID_KIND_TABS
+    )
     return html.Div(
         [
             dcc.Location(id=ID_URL, refresh=False),
-            dcc.Store(id=ID_VIEW, data=view),
+            dcc.Store(id=ID_VIEW, data={"search": forms.search_of(query), "defaults": defaults}),
             dcc.Store(id=ID_METHODS, data=methods),
-            job_kind_tabs(
-                KIND_SWEEP if sweep_on else "prune", model=model_id, tabs_id=ID_KIND_TABS
-            ),
+            tabs,
             html.H1(TITLE),
             html.P(
                 "Choose a model and a pruning method. The job runs in the background; this page "
@@ -900,15 +696,12 @@ def describe_sparsity(
     sparsity: Any, method: Any, methods: Sequence[Mapping[str, Any]] | None
 ) -> str:
     """Callback: "90% sparsity · pruning ratio t = 10×" and what the method's sparsity counts."""
-    chosen = find_method(methods, method)
-    return sparsity_text(sparsity, (chosen or {}).get("scope"))
+    return sparsity_text(sparsity, (find_method(methods, method) or {}).get("scope"))
 
 
 def parent_training(model_id: Any) -> Mapping[str, Any] | None:
-    """The spec of the train job that produced model ``model_id``; None if there is none.
-
-    Methods that train from scratch or in rounds reuse that training by default.
-    """
+    """The spec of the train job that produced model ``model_id``, whose training methods that
+    train from scratch or in rounds reuse by default; None if there is none."""
     mid = query_int(model_id)
     if mid is None:
         return None
@@ -945,7 +738,7 @@ def toggle_sweep(sweep: Any) -> tuple[dict[str, str], str]:
 def follow_kind(sweep: Any, model: Any) -> list[Any]:
     """Callback: the job-kind strip highlights Sweep while the Sweep box is ticked, and its
     other tabs carry the chosen model."""
-    return job_kind_links(job_kind(sweep), model=model)
+    return components.job_kind_links(job_kind(sweep), model=model)
 
 
 def update_kind_url(sweep: Any, search: str | None) -> str | dash.NoUpdate:
@@ -982,85 +775,54 @@ def update_url(
     search: str | None,
     view: Mapping[str, Any] | None = None,
 ) -> str | dash.NoUpdate:
-    """Callback: write the chosen model, method, sparsity and followed job into the URL.
-
-    Dash also calls this when the page is rendered; a URL that already means the current
-    choices (a missing key meaning its default) is left alone, so rendering never adds a history
-    entry. Otherwise all of model, method and sparsity are written, so the link does not depend
-    on which model happens to be listed first. Other query parameters are kept.
-
-    Args:
-        model: value of ``prune-model``.
-        method: value of ``prune-method``.
-        sparsity: value of ``prune-sparsity``.
-        job_state: ``prune-job`` data, ``{"id": <job id>}`` or None.
-        search: the current ``?...`` of the page's Location (None before it has mounted).
-        view: ``prune-view`` data: the search the page was rendered from and the defaults.
-
-    Returns:
-        The new search string, e.g. ``"?model=1&method=rigl&sparsity=0.9"``, or
-        ``dash.no_update``.
-    """
+    """Callback: write the chosen model, method, sparsity and followed job into the URL, e.g.
+    ``"?model=1&method=rigl&sparsity=0.9"`` (other keys kept). Dash also calls this when the
+    page is rendered (``search`` None until the Location has mounted: ``view``'s); a URL that
+    already means the current choices (a missing key meaning its default, from ``view``) is
+    left alone, so rendering adds no history entry. Otherwise all of model, method and sparsity
+    are written, so the link does not depend on which model happens to be listed first."""
     view = view or {}
     if search is None:
         search = str(view.get("search") or "")
     defaults: Mapping[str, Any] = view.get("defaults") or {}
-    wanted = {
-        "model": _url_value("model", model),
-        "method": _url_value("method", method),
-        "sparsity": _url_value("sparsity", sparsity),
-        "job": _url_value("job", (job_state or {}).get("id")),
-    }
+    chosen = {"model": model, "method": method, "sparsity": sparsity}
+    chosen["job"] = (job_state or {}).get("id")
+    wanted = {key: _url_value(key, value) for key, value in chosen.items()}
     first: dict[str, str] = {}
     for key, value in parse_qsl(search.lstrip("?"), keep_blank_values=True):
         first.setdefault(key, value)
     meant = {k: _url_value(k, first[k] if k in first else defaults.get(k)) for k in wanted}
-    new = None if meant == wanted else search_with(search, wanted)
+    new = None if meant == wanted else components.search_with(search, wanted)
     return dash.no_update if new is None else new
 
 
 def validate_form(
     error_ids: Sequence[Mapping[str, Any]] | None = None, **form: Any
 ) -> dict[str, Any]:
-    """Callback: the server's dry run of the form as it is filled in, each message in the slot
-    of its field (see :func:`frontend.forms.slot_messages`).
-
-    Args:
-        error_ids: ids ``{"type": "prune-field-error", "field": <spec path>}`` of the message
-            slots, in the order their messages are returned.
-        **form: the fields of :data:`FORM_INPUTS`, ``param_values`` / ``param_ids`` (the
-            method's parameters) and ``methods`` (the API's list).
-
-    Returns:
-        ``{"errors": [message per slot]}``.
-    """
+    """Callback: the server's dry run of the form as it is filled in (the fields of
+    :data:`FORM_INPUTS`, the method's ``param_values`` / ``param_ids`` and the API's
+    ``methods``): ``{"errors": [message per slot of error_ids]}``, each in the slot of its
+    field (see :func:`frontend.forms.slot_messages`)."""
     kind, spec = form_spec(form)
-    return {"errors": slot_messages(error_ids, form_errors(kind, server_check(kind, spec).errors))}
+    errors = form_errors(kind, forms.dry_run(kind, spec).errors)
+    return {"errors": forms.slot_messages(error_ids, errors)}
 
 
 def submit_job(
     n_clicks: int | None, error_ids: Sequence[Mapping[str, Any]] | None = None, **form: Any
 ) -> dict[str, Any]:
-    """Callback: ``POST /api/jobs`` a prune job or a sweep (``prune-submit`` clicked).
-
-    Args:
-        n_clicks: clicks on ``prune-submit``.
-        error_ids: see :func:`validate_form`.
-        **form: see :func:`validate_form`.
-
-    Returns:
-        ``{"errors": [message per slot], "submit_error": <box> or None, "job": {"id", "kind"}
-        or no_update, "cancel_notice": None or no_update}``. A refusal of the API (its detail
-        verbatim, its field errors in their slots) leaves the followed job, and what cancelling
-        it said, as they are.
-    """
+    """Callback: ``POST /api/jobs`` a prune job or a sweep (``prune-submit`` clicked; ``form``
+    as :func:`validate_form` takes it): ``{"errors": [message per slot], "submit_error": <box>
+    or None, "job": {"id", "kind"} or no_update, "cancel_notice": None or no_update}``. A
+    refusal (its detail verbatim, its field errors in their slots) leaves the followed job, and
+    what cancelling it said, as they are."""
     keep = {"job": dash.no_update, "cancel_notice": dash.no_update}
     if not n_clicks:
-        return {"errors": slot_messages(error_ids, {}), "submit_error": None, **keep}
+        return {"errors": forms.slot_messages(error_ids, {}), "submit_error": None, **keep}
     kind, spec = form_spec(form)
     started = start_job(kind, spec, notice_id=ID_API_ERROR)
-    fields = {k: v for k, v in form_errors(kind, started.errors).items() if k != WHOLE}
-    out = {"errors": slot_messages(error_ids, fields), "submit_error": started.notice}
+    fields = {k: v for k, v in form_errors(kind, started.errors).items() if k != forms.WHOLE}
+    out = {"errors": forms.slot_messages(error_ids, fields), "submit_error": started.notice}
     if started.job is None:
         return out | keep
     return out | {"job": started.job, "cancel_notice": None}
@@ -1069,11 +831,8 @@ def submit_job(
 def compare_with_original(
     n_clicks: int | None, job_state: Mapping[str, Any] | None
 ) -> tuple[Any, Any]:
-    """Callback: ``POST /api/comparisons`` with A = the pruned model's parent, B = the new model(s).
-
-    Returns:
-        A link to ``/compare?id=N`` (or the API's refusal) and whether the button is disabled.
-    """
+    """Callback: ``POST /api/comparisons`` with A = the pruned model's parent, B = the new
+    model(s): a link to it (or the API's refusal), and whether the button is disabled."""
     job_id = query_int((job_state or {}).get("id"))
     if not n_clicks or job_id is None:
         return dash.no_update, dash.no_update
@@ -1081,8 +840,10 @@ def compare_with_original(
     try:
         targets = compare_targets(client.get_job(job_id))
         if targets is None:
-            return notice("Nothing to compare", "The job produced no model.", kind="warning"), True
+            nothing = "The job produced no model."
+            return components.notice("Nothing to compare", nothing, kind="warning"), True
         comparison = client.create_comparison(targets[0], targets[1])
     except ApiError as exc:
-        return notice("Could not create the comparison", exc.detail, kind="error"), False
-    return comparison_link(comparison["id"], f"{ID_COMPARE}-link"), True
+        refused = components.notice("Could not create the comparison", exc.detail, kind="error")
+        return refused, False
+    return components.comparison_link(comparison["id"], f"{ID_COMPARE}-link"), True

@@ -42,6 +42,7 @@ ID_MAP = "similarity-map"
 ID_SUMMARY = "similarity-summary"
 ID_PICKER = "similarity-picker"
 ID_PENDING = "similarity-pending"
+GRAPH_CONFIG: dcc.Graph.Config = {"displaylogo": False, "responsive": True}
 
 
 def register(app: dash.Dash) -> None:
@@ -56,19 +57,10 @@ def register(app: dash.Dash) -> None:
 
 
 def point_href(comparison_id: int, model_a_id: int | None, click_data: Any) -> str | None:
-    """Where a click on the map leads: the clicked model's comparison with its corruption.
-
-    A pruned model opens as B; the original opens the comparison's default view.
-
-    Args:
-        comparison_id: the comparison.
-        model_a_id: its original, or None when unknown.
-        click_data: a ``dcc.Graph`` ``clickData``; the points carry ``customdata`` =
-            ``[model_id, corruption, hover text]`` (see :func:`similarity_figure`).
-
-    Returns:
-        ``/compare?id=&b=&rob_c=``, or None when the click was not on a model's point.
-    """
+    """Where a click on the map (``clickData``, its points' ``customdata`` ``[model_id,
+    corruption, hover text]``) leads: ``/compare?id=&b=&rob_c=``, the clicked model's comparison
+    with its corruption (the original, ``model_a_id``, opens the default view); None when the
+    click was not on a model's point."""
     try:
         custom = click_data["points"][0]["customdata"]
         model_id, corruption = int(custom[0]), str(custom[1])
@@ -84,16 +76,15 @@ def _summary(similarity: Mapping[str, Any], n_models: int) -> html.P:
     corruptions = sorted({str(p.get("corruption")) for p in points} - {CLEAN})
     severities = sorted({int(p.get("severity") or 0) for p in points} - {0})
     projection = "UMAP" if similarity.get("method") == "umap" else "PCA"
-    parts = [
-        f"{n} fingerprints: {n_models} models × (clean"
-        + (f" + {len(corruptions)} corruptions" if corruptions else "")
-        + ")",
-    ]
+    plus = f" + {len(corruptions)} corruptions" if corruptions else ""
+    parts = [f"{n} fingerprints: {n_models} models × (clean{plus})"]
     if severities:
         parts.append(f"corruptions at severity {', '.join(str(s) for s in severities)}")
-    parts.append(f"projected with {projection}")
-    parts.append(f"{len(similarity.get('mst_edges') or [])} tree edges")
-    parts.extend(str(note) for note in similarity.get("notes") or [])
+    parts += [
+        f"projected with {projection}",
+        f"{len(similarity.get('mst_edges') or [])} tree edges",
+    ]
+    parts += [str(note) for note in similarity.get("notes") or []]
     return html.P(" · ".join(parts), id=ID_SUMMARY, className="muted")
 
 
@@ -120,28 +111,13 @@ def similarity_body(comparison: ComparisonPublic) -> tuple[list[Any], bool, dict
         points = map_points(similarity, models, clean, dict(robustness))
         figure = similarity_figure(points, mst_pairs(similarity), str(similarity.get("method")))
     except (KeyError, TypeError, ValueError) as exc:
-        return (
-            [
-                notice(
-                    "The similarity map could not be drawn",
-                    f"The API returned data this page does not understand ({type(exc).__name__}: "
-                    f"{exc}).",
-                    kind="error",
-                ),
-            ],
-            False,
-            state,
-        )
+        why = f"The API returned data this page does not understand ({type(exc).__name__}: {exc})."
+        return [notice("The similarity map could not be drawn", why, kind="error")], False, state
     n_models = len({p.model_id for p in points})
     section = html.Section(
         [
             _summary(similarity, n_models),
-            dcc.Graph(
-                id=ID_MAP,
-                figure=figure,
-                config={"displaylogo": False, "responsive": True},
-                clear_on_unhover=True,
-            ),
+            dcc.Graph(id=ID_MAP, figure=figure, config=GRAPH_CONFIG, clear_on_unhover=True),
             html.P(
                 "Each point is one model on the clean test set (circle) or under one "
                 "corruption (diamond), placed by its geometric fingerprint: the angle, length "
@@ -160,11 +136,9 @@ def similarity_body(comparison: ComparisonPublic) -> tuple[list[Any], bool, dict
 # layout and callbacks -------------------------------------------------------------------------
 
 
-def layout(
-    id: str | None = None,  # named after the query parameter, shadowing the builtin
-    **_query: Any,
-) -> html.Div:
-    """The similarity map of ``?id=<comparison>``; without id, a list to pick from."""
+def layout(id: str | None = None, **_query: Any) -> html.Div:
+    """The similarity map of ``?id=<comparison>``; without id, a list to pick from (``id`` is
+    named after the query parameter, shadowing the builtin)."""
     return comparison_page(
         PREFIX,
         "Similarity map",
@@ -179,18 +153,16 @@ def layout(
 def refresh_similarity(
     n_intervals: int | None, state: Mapping[str, Any] | None
 ) -> tuple[Any, bool]:
-    """Callback: re-render while the compare job runs; stop polling once the map is there.
-
-    Returns:
-        The body's children and whether polling stops (``similarity-poll`` disabled).
-    """
+    """Callback: re-render while the compare job runs: the body's children and whether polling
+    stops (``similarity-poll`` disabled), once the map is there."""
     return refresh_comparison_page(PREFIX, state, similarity_body)
 
 
 def open_point(click_data: Any, state: Mapping[str, Any] | None) -> Any:
     """Callback: a click on a point navigates to that model's comparison view."""
-    comparison_id = query_int((state or {}).get("id"))
-    if comparison_id is None or not click_data:
-        return dash.no_update
-    href = point_href(comparison_id, query_int((state or {}).get("model_a_id")), click_data)
+    state = state or {}
+    comparison_id = query_int(state.get("id"))
+    href = None
+    if comparison_id is not None and click_data:
+        href = point_href(comparison_id, query_int(state.get("model_a_id")), click_data)
     return dash.no_update if href is None else href

@@ -35,6 +35,7 @@ from typing import Any
 import dash
 from dash import ClientsideFunction, Input, Output, State, dcc, html
 
+from frontend import components, forms
 from frontend.client import (
     ApiClient,
     ApiError,
@@ -44,33 +45,10 @@ from frontend.client import (
     UploadKind,
     get_client,
 )
-from frontend.components import (
-    api_error_notice,
-    architecture_picker,
-    architecture_picker_ids,
-    comparison_link,
-    find_architecture_entry,
-    job_line,
-    model_architecture_summary,
-    notice,
-    register_architecture_picker,
-    registered_architectures,
-    result_card,
-    search_with,
-)
+from frontend.components import notice, result_card
 from frontend.figures.formatting import MISSING, format_count, format_percent
 from frontend.figures.upload import class_balance_bars, layer_sparsity_bars
-from frontend.forms import (
-    blank,
-    choice,
-    control,
-    dataset_options,
-    dry_run,
-    model_options,
-    number_input,
-    query_int,
-    text_input,
-)
+from frontend.forms import blank, control, query_int
 from frontend.jobs import POLL_INTERVAL_MS, is_active, read_job
 
 PATH = "/upload"
@@ -82,6 +60,21 @@ SEVERITIES = (1, 2, 3, 4, 5)
 ARCH_HINT = (
     "Blank: the file is a PruneScope checkpoint, which names its own architecture, or an ONNX "
     "graph. Type to search timm/… and torchvision/… models too."
+)
+# what each drop zone takes, `code` in backticks
+MODEL_FORMATS = (
+    "`.safetensors`, or a `state_dict` saved with `torch.save` (`.pt`/`.pth`), optionally nested "
+    "under state_dict / model_state_dict / model / net. Pickled whole models "
+    "(`torch.save(model)`) are refused: save `model.state_dict()` instead. Masks (`*_mask` "
+    "tensors) or exact zeros become the model's pruning masks. Any other network: an `.onnx` "
+    "export (or a `.zip` of model.onnx with its external data), converted without running your "
+    "code; leave the architecture blank."
+)
+DATASET_FORMATS = (
+    "`.npz` (arrays X and y, or x_train, y_train [, x_test, y_test], optional class_names), the "
+    "CIFAR-10 python `.tar.gz`, a CIFAR-10-C archive, MNIST idx files in a zip or tar, or an "
+    "image folder (`<class>/<image>.png`) in a zip or tar. Archives are checked before anything "
+    "is extracted."
 )
 MASK_TEXT: dict[str, str] = {
     "none": "dense: no zeros to keep",
@@ -110,7 +103,7 @@ ID_MODEL_FILE = _id("model", "file")  # the <input type=file> upload.js adds to 
 ID_MODEL_FILE_SLOT = _id("model", "file-slot")
 ID_MODEL_FILE_NAME = _id("model", "file-name")
 ID_MODEL_SELECTED = _id("model", "selected")
-ARCH_PICKER = architecture_picker_ids(_id("model", "arch"))
+ARCH_PICKER = components.architecture_picker_ids(_id("model", "arch"))
 ID_MODEL_ARCH = ARCH_PICKER.dropdown  # the searchable dropdown
 ID_MODEL_ARCH_INFO = ARCH_PICKER.about
 ID_MODEL_ARCHS = ARCH_PICKER.entries  # the API's entries behind its options
@@ -198,12 +191,10 @@ def register(app: dash.Dash) -> None:
             Input(_id(kind, "request"), "data"),
             prevent_initial_call=True,
         )
-    register_architecture_picker(app, ID_MODEL_ARCH)
+    components.register_architecture_picker(app, ID_MODEL_ARCH)
     app.callback(
         Output(ID_URL, "search"),
-        Input(ID_MODEL_ARCH, "value"),
-        Input(ID_MODEL_PARENT, "value"),
-        Input(ID_MODEL_DATASET, "value"),
+        *(Input(cid, "value") for cid in (ID_MODEL_ARCH, ID_MODEL_PARENT, ID_MODEL_DATASET)),
         State(ID_URL, "search"),
         prevent_initial_call=True,
     )(update_model_url)
@@ -211,13 +202,11 @@ def register(app: dash.Dash) -> None:
         ("model", prepare_model_upload, check_model_form, MODEL_INPUTS),
         ("dataset", prepare_dataset_upload, check_dataset_form, DATASET_INPUTS),
     ):
-        messages = {"form_error": Output(_id(kind, "form-error"), "children", allow_duplicate=True)}
-        messages |= {
-            key: Output(slot, "children", allow_duplicate=True)
-            for key, (_, slot) in SLOTS[kind].items()
-        }
+        slots = {"form_error": _id(kind, "form-error")}
+        slots |= {key: slot for key, (_, slot) in SLOTS[kind].items()}
+        said = {key: Output(cid, "children", allow_duplicate=True) for key, cid in slots.items()}
         app.callback(
-            output={"request": Output(_id(kind, "request"), "data"), **messages},
+            output={"request": Output(_id(kind, "request"), "data"), **said},
             inputs={
                 "n_clicks": Input(_id(kind, "submit"), "n_clicks"),
                 "selected": State(_id(kind, "selected"), "data"),
@@ -225,28 +214,27 @@ def register(app: dash.Dash) -> None:
             },
             prevent_initial_call=True,
         )(prepare)
-        app.callback(
-            output=messages,
+        forms.register_validation(
+            app,
+            check,
+            prefix=_id(kind, "submit"),
             inputs={key: Input(cid, "value") for key, cid in fields.items()},
+            outputs={key: Output(cid, "children") for key, cid in slots.items()},
             prevent_initial_call=True,
-        )(check)
+        )
     # a registered model becomes a possible parent, a registered dataset a model's dataset
-    app.callback(
-        Output(ID_MODEL_RESULT, "children"),
-        Output(ID_MODEL_POLL, "disabled"),
-        Output(ID_MODEL_PARENT, "options"),
-        Input(ID_MODEL_POLL, "n_intervals"),
-        Input(ID_MODEL_RESPONSE, "data"),
-        prevent_initial_call=True,
-    )(poll_model_upload)
-    app.callback(
-        Output(ID_DATASET_RESULT, "children"),
-        Output(ID_DATASET_POLL, "disabled"),
-        Output(ID_MODEL_DATASET, "options"),
-        Input(ID_DATASET_POLL, "n_intervals"),
-        Input(ID_DATASET_RESPONSE, "data"),
-        prevent_initial_call=True,
-    )(poll_dataset_upload)
+    for kind, poll, options in (
+        ("model", poll_model_upload, ID_MODEL_PARENT),
+        ("dataset", poll_dataset_upload, ID_MODEL_DATASET),
+    ):
+        app.callback(
+            Output(_id(kind, "result"), "children"),
+            Output(_id(kind, "poll"), "disabled"),
+            Output(options, "options"),
+            Input(_id(kind, "poll"), "n_intervals"),
+            Input(_id(kind, "response"), "data"),
+            prevent_initial_call=True,
+        )(poll)
     app.callback(
         Output(ID_MODEL_COMPARE_RESULT, "children"),
         Output(ID_MODEL_COMPARE, "disabled"),
@@ -311,7 +299,7 @@ SLOTS: dict[str, dict[str, tuple[str, str]]] = {
 def check_fields(kind: UploadKind, fields: Mapping[str, str]) -> tuple[bool, dict[str, Any]]:
     """The server's dry run of an upload's fields (kind ``import_<kind>``): whether it accepts
     them, and the panel's messages: one per slot of :data:`SLOTS`, the rest in ``form_error``."""
-    errors = dry_run(f"import_{kind}", fields).errors
+    errors = forms.dry_run(f"import_{kind}", fields).errors
     slots = {key: field for key, (field, _) in SLOTS[kind].items()}
     others = [m if not f else f"{f}: {m}" for f, m in errors.items() if f not in slots.values()]
     box = notice("Check the form", "; ".join(others), kind="warning") if others else None
@@ -344,13 +332,8 @@ def selected_text(selected: Mapping[str, Any] | None) -> list[Any]:
 
 
 def _warnings(warnings: Sequence[Any] | None) -> html.Div | None:
-    if not warnings:
-        return None
-    return notice(
-        "Imported, with warnings",
-        [html.Ul([html.Li(str(w)) for w in warnings])],
-        kind="warning",
-    )
+    items = html.Ul([html.Li(str(w)) for w in warnings or []])
+    return notice("Imported, with warnings", [items], kind="warning") if warnings else None
 
 
 def _graph(component_id: str, figure: Any) -> dcc.Graph:
@@ -362,34 +345,30 @@ def _graph(component_id: str, figure: Any) -> dcc.Graph:
     )
 
 
-def model_result(
-    result: Mapping[str, Any] | None,
-    model: Mapping[str, Any],
-) -> html.Div:
-    """The registered model (id ``upload-model-success``): cards, per-layer sparsity, actions.
+def _registered(kind: UploadKind, row_id: Any, name: Any, *children: Any) -> html.Div:
+    title = html.H3(
+        [f"{kind.capitalize()} #{row_id} registered ", html.Span(name, className="muted")]
+    )
+    return html.Div([title, *children], id=_id(kind, "success"), className="upload-result")
 
-    Args:
-        result: the ``import_model`` job's result (format, masks, layers, warnings); None when
-            it is not known (a duplicate whose first import is gone): the row alone is shown.
-        model: the model row, ``GET /api/models/{id}``.
-    """
-    result = result or {}
-    model_id = model["id"]
-    sparsity = result.get("sparsity", model.get("sparsity"))
-    n_params = result.get("n_params", model.get("n_params"))
-    n_nonzero = result.get("n_nonzero", model.get("n_nonzero"))
-    masks = result.get("masks")
-    accuracy = result.get("accuracy", model.get("accuracy"))
+
+def model_result(result: Mapping[str, Any] | None, model: Mapping[str, Any]) -> html.Div:
+    """The registered model (id ``upload-model-success``): cards, per-layer sparsity, actions.
+    ``result`` is the ``import_model`` job's (format, masks, layers, warnings); None when it is
+    not known (a duplicate whose first import is gone): the row alone is shown."""
+    result, model_id = result or {}, model["id"]
+    known = {key: result.get(key, model.get(key)) for key in ("sparsity", "accuracy")}
+    counts = [format_count(result.get(k, model.get(k))) for k in ("n_nonzero", "n_params")]
+    masks, accuracy = result.get("masks"), known["accuracy"]
+    summary = f"{model.get('name')} · {forms.model_architecture_summary(model)}"
     cards = [
-        result_card(
-            "Model", f"#{model_id}", f"{model.get('name')} · {model_architecture_summary(model)}"
-        ),
+        result_card("Model", f"#{model_id}", summary),
         result_card("Format", str(result.get("format") or MISSING)),
         result_card("Masks", str(masks or MISSING), MASK_TEXT.get(str(masks))),
         result_card(
             "Sparsity",
-            format_percent(sparsity),
-            f"{format_count(n_nonzero)} of {format_count(n_params)} parameters nonzero",
+            format_percent(known["sparsity"]),
+            f"{counts[0]} of {counts[1]} parameters nonzero",
         ),
         result_card(
             "Test accuracy",
@@ -424,55 +403,37 @@ def model_result(
             html.Div(id=ID_MODEL_COMPARE_RESULT, className="compare-result"),
         ]
     kwargs = model.get("arch_kwargs") or result.get("arch_kwargs") or {}
-    return html.Div(
-        [
-            html.H3(
-                [
-                    f"Model #{model_id} registered ",
-                    html.Span(
-                        f"{model.get('architecture')} {json.dumps(kwargs)}", className="muted"
-                    ),
-                ]
-            ),
-            html.Div(cards, className="card-row"),
-            _warnings(result.get("warnings")),
-            figure,
-            html.Div(actions, className="actions"),
-        ],
-        id=ID_MODEL_SUCCESS,
-        className="upload-result",
+    return _registered(
+        "model",
+        model_id,
+        f"{model.get('architecture')} {json.dumps(kwargs)}",
+        html.Div(cards, className="card-row"),
+        _warnings(result.get("warnings")),
+        figure,
+        html.Div(actions, className="actions"),
     )
 
 
 def dataset_result(summary: Mapping[str, Any] | None, dataset: Mapping[str, Any]) -> html.Div:
     """The registered dataset (id ``upload-dataset-success``): sizes, classes, class balance.
-
-    Args:
-        summary: the ``import_dataset`` job's summary (format, class counts, normalisation,
-            warnings); None to use the one stored in the row's params, if any.
-        dataset: the dataset row, ``GET /api/datasets/{id}``.
-    """
+    ``summary`` is the ``import_dataset`` job's (format, class counts, normalisation,
+    warnings); None to use the one stored in the row's params, if any."""
     summary = summary or (dataset.get("params") or {}).get("summary") or {}
-    dataset_id = dataset["id"]
     names = list(dataset.get("class_names") or summary.get("class_names") or [])
-    shape = "×".join(str(s) for s in dataset.get("input_shape") or []) or MISSING
+    sizes = f"{dataset.get('n_train', 0):,} / {dataset.get('n_test', 0):,}"
     cards = [
-        result_card("Dataset", f"#{dataset_id}", str(dataset.get("name"))),
+        result_card("Dataset", f"#{dataset['id']}", str(dataset.get("name"))),
         result_card("Format", str(summary.get("format") or dataset.get("source") or MISSING)),
+        result_card("Samples", sizes, "train / test"),
         result_card(
-            "Samples",
-            f"{dataset.get('n_train', 0):,} / {dataset.get('n_test', 0):,}",
-            "train / test",
+            "Input shape", "×".join(str(s) for s in dataset.get("input_shape") or []) or MISSING
         ),
-        result_card("Input shape", shape),
         result_card("Classes", str(dataset.get("num_classes", len(names)))),
     ]
     counts = summary.get("class_counts")
-    balance: Any
+    balance: Any = html.P(f"Classes: {', '.join(names) or MISSING}.", className="muted")
     if counts:
         balance = _graph(ID_DATASET_BALANCE, class_balance_bars(names, counts))
-    else:
-        balance = html.P(f"Classes: {', '.join(names) or MISSING}.", className="muted")
     norm = summary.get("normalisation") or {}
     mean, std = list(norm.get("mean") or []), list(norm.get("std") or [])
     stats = None
@@ -482,36 +443,27 @@ def dataset_result(summary: Mapping[str, Any] | None, dataset: Mapping[str, Any]
             f"{', '.join(f'{v:.3f}' for v in std)} ({norm.get('split')} split).",
             className="muted hint",
         )
-    return html.Div(
-        [
-            html.H3(
-                [
-                    f"Dataset #{dataset_id} registered ",
-                    html.Span(str(dataset.get("name")), className="muted"),
-                ]
-            ),
-            html.Div(cards, className="card-row"),
-            _warnings(summary.get("warnings")),
-            balance,
-            stats,
-            html.P(
-                [
-                    "Use it as the dataset of a checkpoint upload, or analyse models on it from ",
-                    dcc.Link("the home page", href="/"),
-                    ".",
-                ],
-                className="muted hint",
-            ),
-        ],
-        id=ID_DATASET_SUCCESS,
-        className="upload-result",
+    use: list[Any] = [
+        "Use it as the dataset of a checkpoint upload, or analyse models on it from ",
+        dcc.Link("the home page", href="/"),
+        ".",
+    ]
+    return _registered(
+        "dataset",
+        dataset["id"],
+        str(dataset.get("name")),
+        html.Div(cards, className="card-row"),
+        _warnings(summary.get("warnings")),
+        balance,
+        stats,
+        html.P(use, className="muted hint"),
     )
 
 
 def import_line(kind: UploadKind, job: Mapping[str, Any]) -> html.Div:
     """The import job's status badge (id ``upload-<kind>-status``), progress bar and stage."""
     label = f"{'Validating: job' if is_active(job) else 'Job'} #{job.get('id')}"
-    return job_line(job, label=label, status_id=_id(kind, "status"))
+    return components.job_line(job, label=label, status_id=_id(kind, "status"))
 
 
 UPLOAD_ERROR_TITLES: dict[int, str] = {
@@ -529,25 +481,17 @@ def upload_error(kind: UploadKind, response: Mapping[str, Any]) -> html.Div:
     title = UPLOAD_ERROR_TITLES.get(status, f"The upload failed ({status})")
     if status == 0 and response.get("reason") == "no-file":
         title = "No file chosen"
-    return notice(
-        title,
-        str(response.get("detail") or "no detail"),
-        kind="error",
-        notice_id=_id(kind, "error"),
-    )
+    detail = str(response.get("detail") or "no detail")
+    return notice(title, detail, kind="error", notice_id=_id(kind, "error"))
 
 
 def job_error(kind: UploadKind, job: Mapping[str, Any]) -> html.Div:
     """A failed or cancelled import job; the job's error verbatim."""
-    what = "checkpoint" if kind == "model" else "dataset"
     if job.get("status") == "cancelled":
         return notice("The import was cancelled", kind="warning", notice_id=_id(kind, "error"))
-    return notice(
-        f"The {what} was not accepted",
-        str(job.get("error") or "no error message"),
-        kind="error",
-        notice_id=_id(kind, "error"),
-    )
+    title = f"The {'checkpoint' if kind == 'model' else 'dataset'} was not accepted"
+    error = str(job.get("error") or "no error message")
+    return notice(title, error, kind="error", notice_id=_id(kind, "error"))
 
 
 def dedup_notice(kind: UploadKind, row_id: Any) -> html.Div:
@@ -564,12 +508,13 @@ def dedup_notice(kind: UploadKind, row_id: Any) -> html.Div:
 # layout ---------------------------------------------------------------------------------------
 
 
+def _coded(text: str) -> list[Any]:
+    return [html.Code(p) if i % 2 else p for i, p in enumerate(text.split("`")) if p]
+
+
 def _data_attrs(kind: UploadKind, url: str | None = None) -> dict[str, Any]:
     """The ``data-`` attributes upload.js reads: which panel this is and where to post."""
-    attrs: dict[str, Any] = {"data-upload-kind": kind}
-    if url is not None:
-        attrs["data-upload-url"] = url
-    return attrs
+    return {"data-upload-kind": kind, **({} if url is None else {"data-upload-url": url})}
 
 
 def _panel(kind: UploadKind, title: str, formats: list[Any], fields: list[Any]) -> html.Section:
@@ -591,11 +536,9 @@ def _panel(kind: UploadKind, title: str, formats: list[Any], fields: list[Any]) 
         title="Drop a file here, or click to choose one",
         **_data_attrs(kind),
     )
+    bar = html.Progress(id=_id(kind, "progress"), value="0", max="1")
     progress = html.Div(
-        [
-            html.Progress(id=_id(kind, "progress"), value="0", max="1"),
-            html.Span(id=_id(kind, "progress-text"), className="progress-text"),
-        ],
+        [bar, html.Span(id=_id(kind, "progress-text"), className="progress-text")],
         id=_id(kind, "progress-row"),
         className="progress upload-progress",
         hidden=True,
@@ -611,6 +554,7 @@ def _panel(kind: UploadKind, title: str, formats: list[Any], fields: list[Any]) 
             html.Div(id=_id(kind, "form-error")),
             html.Div(id=_id(kind, "result"), className="upload-result-slot"),
             *[dcc.Store(id=_id(kind, part)) for part in ("selected", "request", "response")],
+            *forms.validation_stores(_id(kind, "submit")),
             dcc.Interval(id=_id(kind, "poll"), interval=POLL_INTERVAL_MS, disabled=True),
         ],
         id=_id(kind, "panel"),
@@ -627,152 +571,94 @@ def model_panel(
     dataset_id: int | None = None,
     architecture: str | None = None,
 ) -> html.Section:
-    """The "Model checkpoint" panel: drop zone, fields, upload button, progress and result.
-
-    Args:
-        architectures: the picker's entries before anything is typed (``architecture``'s
-            entry included when it is chosen).
-        models: the possible parents.
-        datasets: the possible datasets.
-        parent_id: the preselected parent, or None.
-        dataset_id: the preselected dataset, or None.
-        architecture: the preselected architecture name, or None (blank).
-    """
-    formats = [
-        html.Code(".safetensors"),
-        ", or a ",
-        html.Code("state_dict"),
-        " saved with ",
-        html.Code("torch.save"),
-        " (",
-        html.Code(".pt"),
-        "/",
-        html.Code(".pth"),
-        "), optionally nested under state_dict / model_state_dict / model / net. Pickled "
-        "whole models (",
-        html.Code("torch.save(model)"),
-        ") are refused: save ",
-        html.Code("model.state_dict()"),
-        " instead. Masks (",
-        html.Code("*_mask"),
-        " tensors) or exact zeros become the model's pruning masks. Any other network: an ",
-        html.Code(".onnx"),
-        " export (or a ",
-        html.Code(".zip"),
-        " of model.onnx with its external data), converted without running your code; leave "
-        "the architecture blank.",
-    ]
-    return _panel(
-        "model",
-        "Model checkpoint",
-        formats,
-        [
-            control(
-                "Architecture",
-                architecture_picker(
-                    ID_MODEL_ARCH,
-                    architecture,
-                    architectures,
-                    clearable=True,
-                    placeholder="blank, or search: resnet, vit, mobilenet…",
-                ),
-                hint=ARCH_HINT,
-            ),
-            control(
-                "Architecture arguments (JSON)",
-                text_input(ID_MODEL_KWARGS, '{"num_classes": 10}'),
-                hint="Must match how the checkpoint was built, e.g. "
-                '{"input_shape": [64], "num_classes": 10} for an mlp; what you leave out '
-                "(classes, channels, a ViT's image size) comes from the dataset or the "
-                "original.",
-                error=ID_MODEL_KWARGS_ERROR,
-            ),
-            control(
-                "Name",
-                text_input(ID_MODEL_NAME, "default: the file name"),
-            ),
-            control(
-                "Pruned from (original model)",
-                dcc.Dropdown(
-                    id=ID_MODEL_PARENT,
-                    options=model_options(models, lineage=False, accuracy=False),
-                    value=parent_id,
-                    placeholder="none: this is an original",
-                ),
-                hint="Naming the original lets you compare the two.",
-            ),
-            control(
-                "Trained on (dataset)",
-                dcc.Dropdown(
-                    id=ID_MODEL_DATASET,
-                    options=dataset_options(datasets, sizes=False),
-                    value=dataset_id,
-                    placeholder="none (default: the original's dataset)",
-                ),
-                hint="Its test accuracy is measured when the checkpoint is imported.",
-            ),
-        ],
+    """The "Model checkpoint" panel: drop zone, fields, upload button, progress and result;
+    the picker offers ``architectures`` before anything is typed (``architecture``'s entry
+    included), the parent and dataset dropdowns ``models`` and ``datasets``; the ids and the
+    name are preselected (None: blank)."""
+    picker = components.architecture_picker(
+        ID_MODEL_ARCH,
+        architecture,
+        architectures,
+        clearable=True,
+        placeholder="blank, or search: resnet, vit, mobilenet…",
     )
+    parents = forms.model_options(models, lineage=False, accuracy=False)
+    kwargs_hint = (
+        'Must match how the checkpoint was built, e.g. {"input_shape": [64], "num_classes": 10} '
+        "for an mlp; what you leave out (classes, channels, a ViT's image size) comes from the "
+        "dataset or the original."
+    )
+    fields = [
+        control("Architecture", picker, hint=ARCH_HINT),
+        control(
+            "Architecture arguments (JSON)",
+            forms.text_input(ID_MODEL_KWARGS, '{"num_classes": 10}'),
+            hint=kwargs_hint,
+            error=ID_MODEL_KWARGS_ERROR,
+        ),
+        control("Name", forms.text_input(ID_MODEL_NAME, "default: the file name")),
+        control(
+            "Pruned from (original model)",
+            dcc.Dropdown(
+                id=ID_MODEL_PARENT,
+                options=parents,
+                value=parent_id,
+                placeholder="none: this is an original",
+            ),
+            hint="Naming the original lets you compare the two.",
+        ),
+        control(
+            "Trained on (dataset)",
+            dcc.Dropdown(
+                id=ID_MODEL_DATASET,
+                options=forms.dataset_options(datasets, sizes=False),
+                value=dataset_id,
+                placeholder="none (default: the original's dataset)",
+            ),
+            hint="Its test accuracy is measured when the checkpoint is imported.",
+        ),
+    ]
+    return _panel("model", "Model checkpoint", _coded(MODEL_FORMATS), fields)
 
 
 def dataset_panel(corruptions: Sequence[str]) -> html.Section:
     """The "Dataset" panel: drop zone, fields, upload button, progress and result."""
-    formats = [
-        html.Code(".npz"),
-        " (arrays X and y, or x_train, y_train [, x_test, y_test], optional class_names), "
-        "the CIFAR-10 python ",
-        html.Code(".tar.gz"),
-        ", a CIFAR-10-C archive, MNIST idx files in a zip or tar, or an image folder (",
-        html.Code("<class>/<image>.png"),
-        ") in a zip or tar. Archives are checked before anything is extracted.",
+    format_choices = [{"label": v, "value": k} for k, v in FORMAT_LABELS.items()]
+    fields = [
+        control("Format", forms.choice(ID_DATASET_FORMAT, format_choices, AUTO_FORMAT)),
+        control(
+            "Name",
+            forms.text_input(ID_DATASET_NAME, "default: the file name"),
+            hint="Dataset names are unique.",
+        ),
+        control(
+            "Test fraction",
+            forms.number_input(ID_DATASET_TEST_FRACTION, f"{DEFAULT_TEST_FRACTION}"),
+            hint="Held out for testing when the file has no test split.",
+            error=ID_DATASET_TEST_FRACTION_ERROR,
+        ),
+        control(
+            "Split seed",
+            forms.number_input(ID_DATASET_SEED, "0", step=1),
+            error=ID_DATASET_SEED_ERROR,
+        ),
+        *(
+            control(
+                label,
+                dcc.Dropdown(id=cid, options=list(options), placeholder=placeholder),
+            )
+            for label, cid, options, placeholder in (
+                (
+                    "Corruption (CIFAR-10-C)",
+                    ID_DATASET_CORRUPTION,
+                    corruptions,
+                    "all in the archive",
+                ),
+                ("Severity (CIFAR-10-C)", ID_DATASET_SEVERITY, SEVERITIES, "all five"),
+            )
+        ),
     ]
-    return _panel(
-        "dataset",
-        "Dataset",
-        formats,
-        [
-            control(
-                "Format",
-                choice(
-                    ID_DATASET_FORMAT,
-                    [{"label": v, "value": k} for k, v in FORMAT_LABELS.items()],
-                    AUTO_FORMAT,
-                ),
-            ),
-            control(
-                "Name",
-                text_input(ID_DATASET_NAME, "default: the file name"),
-                hint="Dataset names are unique.",
-            ),
-            control(
-                "Test fraction",
-                number_input(ID_DATASET_TEST_FRACTION, f"{DEFAULT_TEST_FRACTION}"),
-                hint="Held out for testing when the file has no test split.",
-                error=ID_DATASET_TEST_FRACTION_ERROR,
-            ),
-            control(
-                "Split seed",
-                number_input(ID_DATASET_SEED, "0", step=1),
-                error=ID_DATASET_SEED_ERROR,
-            ),
-            control(
-                "Corruption (CIFAR-10-C)",
-                dcc.Dropdown(
-                    id=ID_DATASET_CORRUPTION,
-                    options=list(corruptions),
-                    placeholder="all in the archive",
-                ),
-            ),
-            control(
-                "Severity (CIFAR-10-C)",
-                dcc.Dropdown(
-                    id=ID_DATASET_SEVERITY,
-                    options=list(SEVERITIES),
-                    placeholder="all five",
-                ),
-            ),
-        ],
-    )
+    return _panel("dataset", "Dataset", _coded(DATASET_FORMATS), fields)
 
 
 def chosen_architecture(
@@ -784,7 +670,7 @@ def chosen_architecture(
     wanted = _text(name)
     if wanted is None or any(a["name"] == wanted for a in architectures):
         return wanted, architectures
-    entry = find_architecture_entry(client, wanted)
+    entry = components.find_architecture_entry(client, wanted)
     if entry is None:
         return None, architectures
     return wanted, [*architectures, entry]
@@ -797,34 +683,24 @@ def layout(
     **query: Any,
 ) -> html.Div:
     """The upload page for ``?architecture=<name>&parent=<model id>&dataset=<dataset id>``
-    (all optional).
-
-    Args:
-        parent: id of the original model to preselect as the checkpoint's parent.
-        dataset: id of the dataset to preselect as the checkpoint's dataset.
-        architecture: name of the checkpoint's architecture to preselect, e.g. timm/resnet18.
-        **query: other query parameters, ignored.
-    """
+    (all optional): the checkpoint's architecture (e.g. timm/resnet18), the original it was
+    pruned from and its dataset to preselect; other query parameters are ignored."""
     client = get_client()
     try:
         models = client.list_models()
         datasets = client.list_datasets()
-        architectures = registered_architectures(client)
+        architectures = components.registered_architectures(client)
         arch_name, architectures = chosen_architecture(client, architecture, architectures)
     except ApiError as exc:
-        return html.Div(
-            [html.H1("Upload"), api_error_notice(exc, "the models and datasets")],
-            className="page page-upload",
-        )
+        failed = components.api_error_notice(exc, "the models and datasets")
+        return html.Div([html.H1("Upload"), failed], className="page page-upload")
     try:
         corruptions = client.list_corruptions()
     except ApiError:
         corruptions = []  # the field then takes no choice; the archive's are all imported
-    parent_id, dataset_id = query_int(parent), query_int(dataset)
-    if parent_id not in {m["id"] for m in models}:
-        parent_id = None
-    if dataset_id not in {d["id"] for d in datasets}:
-        dataset_id = None
+    # an id no row has is not preselected
+    parent_id = query_int(parent) if forms.find_by_id(models, parent) is not None else None
+    dataset_id = query_int(dataset) if forms.find_by_id(datasets, dataset) is not None else None
     return html.Div(
         [
             dcc.Location(id=ID_URL, refresh=False),
@@ -860,25 +736,9 @@ def update_model_url(
 ) -> str | dash.NoUpdate:
     """Callback: write the checkpoint's architecture, parent and dataset into the URL (other
     keys kept); ``no_update`` when it already says so."""
-    new = search_with(
-        search, {"architecture": architecture, "parent": parent_id, "dataset": dataset_id}
-    )
+    wanted = {"architecture": architecture, "parent": parent_id, "dataset": dataset_id}
+    new = components.search_with(search, wanted)
     return dash.no_update if new is None else new
-
-
-def _no_file() -> html.Div:
-    return notice(
-        "No file chosen",
-        "Drop a file on the box above, or click the box to choose one.",
-        kind="warning",
-    )
-
-
-def _request(
-    n_clicks: int, selected: Mapping[str, Any], fields: Mapping[str, str]
-) -> dict[str, Any]:
-    # n_clicks makes every click a new value, so the same form uploads again when asked to
-    return {"fields": dict(fields), "filename": selected.get("name"), "nonce": n_clicks}
 
 
 def _prepare(kind: UploadKind, n_clicks: Any, selected: Any, fields: dict[str, str]) -> dict:
@@ -888,20 +748,20 @@ def _prepare(kind: UploadKind, n_clicks: Any, selected: Any, fields: dict[str, s
     if not ok:
         return {"request": dash.no_update, **messages}
     if not selected or not selected.get("name"):
-        return {"request": dash.no_update, **messages, "form_error": _no_file()}
-    return {"request": _request(n_clicks, selected, fields), **messages}
+        what = "Drop a file on the box above, or click the box to choose one."
+        messages["form_error"] = notice("No file chosen", what, kind="warning")
+        return {"request": dash.no_update, **messages}
+    # n_clicks makes every click a new value, so the same form uploads again when asked to
+    request = {"fields": dict(fields), "filename": selected.get("name"), "nonce": n_clicks}
+    return {"request": request, **messages}
 
 
 def prepare_model_upload(
     n_clicks: int | None, selected: Mapping[str, Any] | None = None, *values: Any, **form: Any
 ) -> dict[str, Any]:
-    """Callback ("Upload checkpoint"): the server checks the form; then the request upload.js
-    sends.
-
-    Args:
-        n_clicks: clicks on the button.
-        selected: the chosen file (upload.js writes ``upload-model-selected``).
-        *values, **form: the fields of :data:`MODEL_INPUTS`, in that order or by keyword.
+    """Callback ("Upload checkpoint", ``n_clicks``): the server checks the form (the fields of
+    :data:`MODEL_INPUTS`, in that order or by keyword); then the request upload.js sends the
+    ``selected`` file with.
 
     Returns:
         ``{"request": {"fields", "filename", "nonce"} or no_update, "form_error": <box> or None,
@@ -915,12 +775,7 @@ def prepare_dataset_upload(
     n_clicks: int | None, selected: Mapping[str, Any] | None = None, *values: Any, **form: Any
 ) -> dict[str, Any]:
     """Callback ("Upload dataset"), see :func:`prepare_model_upload` (fields of
-    :data:`DATASET_INPUTS`).
-
-    Returns:
-        ``{"request": ... or no_update, "form_error": <box> or None, "test_fraction_error":
-        message or "", "seed_error": message or ""}``.
-    """
+    :data:`DATASET_INPUTS`; messages ``test_fraction_error`` and ``seed_error``)."""
     form |= dict(zip(DATASET_INPUTS, values, strict=False))
     return _prepare("dataset", n_clicks, selected, dataset_fields(**form))
 
@@ -951,22 +806,17 @@ def _earlier_import(client: ApiClient, job_id: Any, kind: str) -> dict[str, Any]
 def _follow(
     kind: UploadKind, response: Mapping[str, Any] | None
 ) -> tuple[list[Any], bool, dict[str, Any] | None]:
-    """The common part of following an upload: ``(panel so far, stop polling, outcome)``.
-
-    The outcome is the succeeded job, or ``{"row_id": N}`` for a duplicate; None while the job
-    runs or when there is nothing (more) to show.
-    """
+    """The common part of following an upload: ``(panel so far, stop polling, outcome)``; the
+    outcome is the succeeded job's result, or ``{"row_id": N}`` for a duplicate; None while the
+    job runs or when there is nothing (more) to show."""
     if not response:
         return [], True, None
     if not response.get("ok"):
         return [upload_error(kind, response)], True, None
     body = response.get("body") or {}
     if body.get("deduplicated"):
-        return (
-            [dedup_notice(kind, body.get(f"{kind}_id"))],
-            True,
-            {"row_id": body.get(f"{kind}_id")},
-        )
+        row_id = body.get(f"{kind}_id")
+        return [dedup_notice(kind, row_id)], True, {"row_id": row_id}
     job_id = query_int(body.get("job_id"))
     if job_id is None:
         return [notice("The API started no import job", json.dumps(body), kind="error")], True, None
@@ -977,70 +827,62 @@ def _follow(
         return [import_line(kind, job)], False, None
     if job.get("status") != "succeeded":
         return [import_line(kind, job), job_error(kind, job)], True, None
-    return [import_line(kind, job)], True, dict(job)
+    return [import_line(kind, job)], True, dict(job.get("result") or {})
+
+
+def _show_registered(
+    kind: UploadKind, response: Mapping[str, Any] | None, shown: Any
+) -> tuple[list[Any], bool, Any]:
+    """Follow an upload (:func:`_follow`); once a row is registered, ``shown(client, row_id,
+    result or None)`` gives its panel and the dropdown options it joins."""
+    panel, stop, outcome = _follow(kind, response)
+    if outcome is None:
+        return panel, stop, dash.no_update
+    row_id: Any = outcome["row_id"] if "row_id" in outcome else outcome.get(f"{kind}_id")
+    result = None if "row_id" in outcome else outcome
+    try:
+        registered, options = shown(get_client(), int(row_id), result)
+    except (ApiError, TypeError, ValueError) as exc:
+        detail = exc.detail if isinstance(exc, ApiError) else str(exc)
+        panel.append(notice(f"Could not load {kind} {row_id}", detail, kind="error"))
+        return panel, True, dash.no_update
+    return [*panel, registered], True, options
 
 
 def poll_model_upload(
     n_intervals: int | None, response: Mapping[str, Any] | None
 ) -> tuple[list[Any], bool, Any]:
-    """Callback: follow a checkpoint upload's import job and show its verdict.
-
-    Runs when upload.js puts the API's answer into ``upload-model-response`` and then every
+    """Callback: follow a checkpoint upload's import job and show its verdict. Runs when
+    upload.js puts the API's answer into ``upload-model-response``, then every
     ``POLL_INTERVAL_MS`` until the import job is final.
 
     Returns:
         The result panel's children, whether polling stops, and the parent dropdown's options
         (refreshed once a model is registered, else no_update).
     """
-    panel, stop, outcome = _follow("model", response)
-    if outcome is None:
-        return panel, stop, dash.no_update
-    client = get_client()
-    result: dict[str, Any] | None
-    if "row_id" in outcome:
-        model_id, result = outcome["row_id"], None
-    else:
-        result = dict(outcome.get("result") or {})
-        model_id = result.get("model_id")
-    try:
-        model = client.get_model(int(model_id))
-        if result is None:
+
+    def shown(client: ApiClient, model_id: int, result: Any) -> tuple[Any, Any]:
+        model = client.get_model(model_id)
+        if result is None:  # a duplicate: the import that registered it first
             result = _earlier_import(client, model.get("job_id"), "model")
-        options = model_options(client.list_models(), lineage=False, accuracy=False)
-    except (ApiError, TypeError, ValueError) as exc:
-        detail = exc.detail if isinstance(exc, ApiError) else str(exc)
-        panel.append(notice(f"Could not load model {model_id}", detail, kind="error"))
-        return panel, True, dash.no_update
-    return [*panel, model_result(result, model)], True, options
+        options = forms.model_options(client.list_models(), lineage=False, accuracy=False)
+        return model_result(result, model), options
+
+    return _show_registered("model", response, shown)
 
 
 def poll_dataset_upload(
     n_intervals: int | None, response: Mapping[str, Any] | None
 ) -> tuple[list[Any], bool, Any]:
-    """Callback: follow a dataset upload's import job and show its verdict.
+    """Callback: follow a dataset upload's import job and show its verdict, as
+    :func:`poll_model_upload`; the model panel's dataset options are refreshed."""
 
-    Returns:
-        The result panel's children, whether polling stops, and the model panel's dataset
-        dropdown options (refreshed once a dataset is registered, else no_update).
-    """
-    panel, stop, outcome = _follow("dataset", response)
-    if outcome is None:
-        return panel, stop, dash.no_update
-    client = get_client()
-    summary: dict[str, Any] | None = None
-    if "row_id" in outcome:
-        dataset_id = outcome["row_id"]
-    else:
-        result = dict(outcome.get("result") or {})
-        dataset_id, summary = result.get("dataset_id"), result.get("summary")
-    try:
-        dataset = client.get_dataset(int(dataset_id))
-        options = dataset_options(client.list_datasets(), sizes=False)
-    except (ApiError, TypeError, ValueError) as exc:
-        detail = exc.detail if isinstance(exc, ApiError) else str(exc)
-        panel.append(notice(f"Could not load dataset {dataset_id}", detail, kind="error"))
-        return panel, True, dash.no_update
-    return [*panel, dataset_result(summary, dataset)], True, options
+    def shown(client: ApiClient, dataset_id: int, result: Any) -> tuple[Any, Any]:
+        dataset = client.get_dataset(dataset_id)
+        options = forms.dataset_options(client.list_datasets(), sizes=False)
+        return dataset_result((result or {}).get("summary"), dataset), options
+
+    return _show_registered("dataset", response, shown)
 
 
 def uploaded_model_id(response: Mapping[str, Any] | None) -> int | None:
@@ -1063,11 +905,8 @@ def uploaded_model_id(response: Mapping[str, Any] | None) -> int | None:
 def compare_with_parent(
     n_clicks: int | None, response: Mapping[str, Any] | None
 ) -> tuple[Any, Any]:
-    """Callback: ``POST /api/comparisons`` with A = the upload's original, B = the upload.
-
-    Returns:
-        A link to ``/compare?id=N`` (or the API's refusal) and whether the button is disabled.
-    """
+    """Callback: ``POST /api/comparisons`` with A = the upload's original, B = the upload: a
+    link to ``/compare?id=N`` (or the API's refusal), and whether the button is disabled."""
     if not n_clicks:
         return dash.no_update, dash.no_update
     model_id = uploaded_model_id(response)
@@ -1075,14 +914,11 @@ def compare_with_parent(
         return notice("Nothing to compare", "The upload registered no model.", kind="warning"), True
     client = get_client()
     try:
-        model = client.get_model(model_id)
-        parent_id = model.get("parent_id")
+        parent_id = client.get_model(model_id).get("parent_id")
         if parent_id is None:
-            return (
-                notice("Nothing to compare", "The model names no original.", kind="warning"),
-                True,
-            )
+            nothing = "The model names no original."
+            return notice("Nothing to compare", nothing, kind="warning"), True
         comparison = client.create_comparison(int(parent_id), [model_id])
     except ApiError as exc:
         return notice("Could not create the comparison", exc.detail, kind="error"), False
-    return comparison_link(comparison["id"], f"{ID_MODEL_COMPARE}-link"), True
+    return components.comparison_link(comparison["id"], f"{ID_MODEL_COMPARE}-link"), True

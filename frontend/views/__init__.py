@@ -32,8 +32,10 @@ The contract every view module follows, so the compare page composes them and th
   without a browser; callbacks only fetch and route. At most 4 WebGL (``Scattergl``) traces'
   figures on the page in total: the embeddings own two.
 
-What every view is built from (section frame, graphs, controls, a job run on demand) is in
-``frontend/views/parts.py``; a view too big for one module is a package (``samples/``).
+What every view is built from (section frame, graphs, controls, callback outputs, writers of
+the shared stores) is in ``frontend/views/parts.py``; a job a view runs on demand is a
+:class:`frontend.jobs.CompactFollower`; a view too big for one module is a package
+(``samples/``).
 """
 
 from __future__ import annotations
@@ -173,29 +175,19 @@ LAZY_STAGGER_MS = 400
 LAZY_MARGIN_PX = 300
 
 
-def view_context(name: str) -> str:
-    """Id of the context store of lazy view ``name`` (same value as CONTEXT once awake)."""
-    return f"compare-{name}-context"
+def _lazy_id(suffix: str, what: str) -> Callable[[str], str]:
+    def lazy_id(name: str) -> str:
+        return f"compare-{name}-{suffix}"
+
+    lazy_id.__doc__ = f"Id of {what} of lazy view ``name``."
+    return lazy_id
 
 
-def lazy_holder(name: str) -> str:
-    """Id of the element wrapping lazy view ``name``'s section (what is watched)."""
-    return f"compare-{name}-lazy"
-
-
-def lazy_body(name: str) -> str:
-    """Id of the element that holds lazy view ``name``'s placeholder, then its section."""
-    return f"compare-{name}-lazy-body"
-
-
-def lazy_wake(name: str) -> str:
-    """Id of the store the browser writes (CONTEXT's value) to wake lazy view ``name``."""
-    return f"compare-{name}-wake"
-
-
-def lazy_ready(name: str) -> str:
-    """Id of the store that arrives with lazy view ``name``'s section (see :data:`READY_JS`)."""
-    return f"compare-{name}-ready"
+view_context = _lazy_id("context", "the context store (CONTEXT's value once it is awake)")
+lazy_holder = _lazy_id("lazy", "the element wrapping the section (what is watched)")
+lazy_body = _lazy_id("lazy-body", "the element holding the placeholder, then the section")
+lazy_wake = _lazy_id("wake", "the store the browser writes (CONTEXT's value) to wake it")
+lazy_ready = _lazy_id("ready", "the store that arrives with the section (see READY_JS)")
 
 
 LAZY_JS = """

@@ -9,7 +9,7 @@ lives in the URL query under ``emb_color``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,8 +21,6 @@ from frontend.client import (
     ApiClient,
     ApiError,
     get_comparison_results,
-    get_comparison_table_columns,
-    get_comparison_table_page,
 )
 from frontend.components import notice
 from frontend.figures import model_label
@@ -46,6 +44,7 @@ from frontend.views import (
 )
 from frontend.views.parts import (
     FLIP_WORDS,
+    HIDDEN,
     SELECTABLE,
     class_label,
     control,
@@ -53,7 +52,10 @@ from frontend.views.parts import (
     graph,
     has_context,
     not_ready_notice,
+    register_writer,
     selected_count,
+    signature,
+    table_columns,
     view_section,
 )
 
@@ -93,29 +95,39 @@ FLIP_COLORS = {
     FLIP_WORDS["wrong_to_other_wrong"]: "#d4a72c",
 }
 PIE_LABELS = {True: "PIE", False: "not PIE"}
-PIE_COLORS = {"not PIE": "#c8ced6", "PIE": "#8250df"}
+PIE_COLORS = {"PIE": "#8250df", "not PIE": "#c8ced6"}
+# categorical columns with fixed categories: value -> category, colours, the background one
+FIXED_CATEGORIES: dict[str, tuple[Callable[[Any], str], dict[str, str], str]] = {
+    "category": (lambda v: FLIP_LABELS.get(str(v), str(v)), FLIP_COLORS, FLIP_UNCHANGED),
+    "pie": (lambda v: PIE_LABELS[bool(v)], PIE_COLORS, "not PIE"),
+}
 
 
 @dataclass(frozen=True)
 class ColorBy:
-    """One colour-by choice: which table column colours A's points and which B's."""
+    """One colour-by choice: which table column colours A's points and which B's (the
+    column named by the key, unless it says otherwise)."""
 
     key: str
     label: str
     kind: ColorKind
-    column_a: str
-    column_b: str
+    column_a: str = ""
+    column_b: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "column_a", self.column_a or self.key)
+        object.__setattr__(self, "column_b", self.column_b or self.column_a)
 
 
 COLOR_BY: tuple[ColorBy, ...] = (
-    ColorBy("class", "class", "categorical", "label", "label"),
-    ColorBy("flip", "flip category", "categorical", "category", "category"),
-    ColorBy("pie", "PIE (pruning-identified exemplar)", "categorical", "pie", "pie"),
-    ColorBy("margin_a", "margin A", "sequential", "margin_a", "margin_a"),
-    ColorBy("margin_b", "margin B", "sequential", "margin_b", "margin_b"),
-    ColorBy("d_margin", "Δmargin (B − A)", "diverging", "d_margin", "d_margin"),
-    ColorBy("d_angle", "Δangle (B − A, degrees)", "diverging", "d_angle", "d_angle"),
-    ColorBy("d_length_z", "Δlength (B − A, z-scored)", "diverging", "d_length_z", "d_length_z"),
+    ColorBy("class", "class", "categorical", "label"),
+    ColorBy("flip", "flip category", "categorical", "category"),
+    ColorBy("pie", "PIE (pruning-identified exemplar)", "categorical"),
+    ColorBy("margin_a", "margin A", "sequential"),
+    ColorBy("margin_b", "margin B", "sequential"),
+    ColorBy("d_margin", "Δmargin (B − A)", "diverging"),
+    ColorBy("d_angle", "Δangle (B − A, degrees)", "diverging"),
+    ColorBy("d_length_z", "Δlength (B − A, z-scored)", "diverging"),
     ColorBy(
         "fragile", "fragile (corruptions that break it)", "sequential", "fragile_a", "fragile_b"
     ),
@@ -165,31 +177,17 @@ class EmbeddingData:
         return class_label(self.class_names, value)
 
 
-def wanted_columns(available: Sequence[str]) -> list[str]:
-    """The table columns this view needs, of those the table has (unknown ones answer 422)."""
-    wanted = [*BASE_COLUMNS, *EMBEDDING_COLUMNS]
-    for c in COLOR_BY:
-        wanted += [c.column_a, c.column_b]
-    have = set(available)
-    return [c for c in dict.fromkeys(wanted) if c in have]
-
-
 def fetch_embedding_data(client: ApiClient, comparison_id: int, b: int | None) -> EmbeddingData:
-    """Fetch the needed columns of the comparison table (format=columns), class names and the
-    embedding method. Raises :class:`ApiError` when the table cannot be read."""
-    probe = get_comparison_table_page(client, comparison_id, b=b, limit=1)
-    columns = wanted_columns(probe["column_names"])
-    table = get_comparison_table_columns(client, comparison_id, b=b, columns=columns)
-    arrays: dict[str, np.ndarray] = {}
-    for name, values in table["columns"].items():
-        if name in EMBEDDING_COLUMNS or name.startswith(("margin", "d_")):
-            arrays[name] = numeric_values(values).astype(np.float32)
-        elif name in ("category",):
-            arrays[name] = np.asarray([v or "" for v in values], dtype=object)
-        elif name == "pie":
-            arrays[name] = np.asarray([bool(v) for v in values], dtype=bool)
-        else:
-            arrays[name] = np.asarray([-1 if v is None else v for v in values], dtype=np.int64)
+    """The comparison table's columns this view draws (float ones as float32), class names,
+    the models' titles and the embedding method.
+
+    Raises:
+        ApiError: the table cannot be read.
+    """
+    wanted = [*BASE_COLUMNS, *EMBEDDING_COLUMNS]
+    wanted += [column for c in COLOR_BY for column in (c.column_a, c.column_b)]
+    table = table_columns(client, comparison_id, b, wanted)
+    arrays = {k: v.astype(np.float32) if v.dtype.kind == "f" else v for k, v in table.items()}
     class_names: list[str] = []
     titles = {"a": "A: original", "b": "B: pruned"}
     try:
@@ -249,19 +247,13 @@ def coloring(data: EmbeddingData, choice: ColorBy, side: str) -> Coloring:
     kwargs: dict[str, Any] = {"color_label": choice.label}
     if choice.kind == "categorical":
         raw = data.columns[column]
-        if column == "category":
-            values = np.asarray([FLIP_LABELS.get(str(v), str(v)) for v in raw], dtype=object)
+        if column in FIXED_CATEGORIES:
+            category, colors, background = FIXED_CATEGORIES[column]
+            values = np.asarray([category(v) for v in raw], dtype=object)
             kwargs |= {
-                "categories": list(FLIP_COLORS),
-                "fixed_colors": FLIP_COLORS,
-                "background": [FLIP_UNCHANGED],
-            }
-        elif column == "pie":
-            values = np.asarray([PIE_LABELS[bool(v)] for v in raw], dtype=object)
-            kwargs |= {
-                "categories": ["PIE", "not PIE"],
-                "fixed_colors": PIE_COLORS,
-                "background": ["not PIE"],
+                "categories": list(colors),
+                "fixed_colors": colors,
+                "background": [background],
             }
         else:
             values = np.asarray(data.names(column), dtype=object)
@@ -270,10 +262,7 @@ def coloring(data: EmbeddingData, choice: ColorBy, side: str) -> Coloring:
         return Coloring(values, kwargs)
     values = numeric_values(data.columns[column])
     both = np.concatenate(
-        [
-            numeric_values(data.columns[choice.column_a]),
-            numeric_values(data.columns[choice.column_b]),
-        ]
+        [numeric_values(data.columns[c]) for c in (choice.column_a, choice.column_b)]
     )
     finite = both[np.isfinite(both)]
     if finite.size:
@@ -300,11 +289,7 @@ def base_figure(data: EmbeddingData, choice: ColorBy, side: str) -> dict[str, An
     if figure is None:
         x, y = ("ax", "ay") if side == "a" else ("bx", "by")
         c = coloring(data, choice, side)
-        hover = {
-            "true": data.names("label"),
-            "A": data.names("pred_a"),
-            "B": data.names("pred_b"),
-        }
+        hover = {"true": data.names("label"), "A": data.names("pred_a"), "B": data.names("pred_b")}
         figure = data.figures[key] = embedding_figure(
             data.columns[x],
             data.columns[y],
@@ -358,8 +343,7 @@ def drawn_index(data: EmbeddingData, choice: ColorBy, side: str) -> np.ndarray:
 
 
 def _selected(value: Mapping[str, Any] | None) -> list[int] | None:
-    ids = selected_ids(value)
-    return ids if value and value.get("ids") is not None and ids else None
+    return selected_ids(value) or None
 
 
 def status_text(value: Mapping[str, Any] | None) -> str:
@@ -440,11 +424,7 @@ def register(app: dash.Dash) -> None:
         prevent_initial_call=True,
     )(change_color)
     for graph_id, select in ((ID_GRAPH_A, select_in_a), (ID_GRAPH_B, select_in_b)):
-        app.callback(
-            Output(SELECTION, "data", allow_duplicate=True),
-            Input(graph_id, "selectedData"),
-            prevent_initial_call=True,
-        )(select)
+        register_writer(app, SELECTION, select, Input(graph_id, "selectedData"))
     app.callback(
         *figures,
         shown_store,
@@ -461,17 +441,14 @@ def _empty(message: str) -> tuple[Any, Any]:
     return empty_figure(message, "A: original"), empty_figure(message, "B: pruned")
 
 
-def shown_key(ids: Sequence[int] | None) -> str | None:
-    """A short signature of a selection (None for none)."""
-    if ids is None:
-        return None
-    return f"{len(ids)}:{hash(tuple(int(i) for i in ids)) & 0xFFFFFFFFFFFF:x}"
-
-
 def shown(value: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The ID_SHOWN store's value for a SELECTION the figures now show: its key (so the same
-    selection is not patched twice) and its source (the plot holding a box or lasso)."""
-    return {"key": shown_key(_selected(value)), "source": (value or {}).get("source")}
+    """The ID_SHOWN store's value for a SELECTION the figures now show: its signature (so the
+    same selection is not patched twice) and its source (the plot holding a box or lasso)."""
+    return {"key": signature(_selected(value)), "source": (value or {}).get("source")}
+
+
+def _nothing(figure_text: str, message: Any = None, options: Any = ()) -> tuple[Any, ...]:
+    return list(options), None, *_empty(figure_text), message, HIDDEN, None, explanation(None)
 
 
 def load_embedding(
@@ -482,44 +459,28 @@ def load_embedding(
 
     Returns:
         dropdown options, dropdown value, figure A, figure B, message, graphs' style, the
-        shown selection's key, and the explanation naming the embedding method.
+        shown selection (:func:`shown`), and the explanation naming the embedding method.
     """
-    hidden = {"display": "none"}
     if not has_context(context):
-        return [], None, *_empty("No comparison."), None, hidden, None, explanation(None)
+        return _nothing("No comparison.")
     try:
         data = load_data(context)
     except ApiError as exc:
-        message = not_ready_notice(
-            exc,
-            "the comparison table",
-            "The embedding is not ready",
-            "The comparison's compare job has not finished; reload when it has.",
+        body = "The comparison's compare job has not finished; reload when it has."
+        title = "The embedding is not ready"
+        return _nothing(
+            "Not available.", not_ready_notice(exc, "the comparison table", title, body)
         )
-        return [], None, *_empty("Not available."), message, hidden, None, explanation(None)
     options = [{"label": c.label, "value": c.key} for c in data.options()]
     if not data.has_embedding:
-        message = notice(
-            NO_EMBEDDING,
+        body = (
             "Run the compare job with an embedding (embedding: auto, aligned_umap or pca) to "
-            "see A's and B's features side by side.",
+            "see A's and B's features side by side."
         )
-        return options, None, *_empty(NO_EMBEDDING), message, hidden, None, explanation(None)
-    query = context.get("query") or {}
-    choice = color_choice(query.get(QUERY_KEY), data)
-    selected = _selected(current)
-    fig_a = side_figure(data, choice, "a", selected)
-    fig_b = side_figure(data, choice, "b", selected)
-    return (
-        options,
-        choice.key,
-        fig_a,
-        fig_b,
-        None,
-        None,
-        shown(current),
-        explanation(data.method),
-    )
+        return _nothing(NO_EMBEDDING, notice(NO_EMBEDDING, body), options)
+    choice = color_choice((context.get("query") or {}).get(QUERY_KEY), data)
+    fig_a, fig_b = (side_figure(data, choice, side, _selected(current)) for side in "ab")
+    return options, choice.key, fig_a, fig_b, None, None, shown(current), explanation(data.method)
 
 
 def _drawable(context: Mapping[str, Any] | None) -> EmbeddingData | None:
@@ -570,6 +531,8 @@ def ids_from_selected_data(selected_data: Mapping[str, Any] | None) -> list[int]
 
 
 def _select(selected_data: Mapping[str, Any] | None, source: str) -> Any:
+    """The SELECTION a plot's box or lasso makes; a double-click (``selectedData`` None)
+    clears it."""
     ids = ids_from_selected_data(selected_data)
     if ids is None:
         return None
@@ -580,14 +543,12 @@ def _select(selected_data: Mapping[str, Any] | None, source: str) -> Any:
 
 
 def select_in_a(selected_data: Mapping[str, Any] | None) -> Any:
-    """Callback: a lasso or box in embedding A becomes the linked SELECTION; a double-click
-    (``selectedData`` None) clears it."""
+    """Callback: a lasso or box in embedding A becomes the linked SELECTION (see _select)."""
     return _select(selected_data, SOURCE_A)
 
 
 def select_in_b(selected_data: Mapping[str, Any] | None) -> Any:
-    """Callback: a lasso or box in embedding B becomes the linked SELECTION; a double-click
-    (``selectedData`` None) clears it."""
+    """Callback: a lasso or box in embedding B becomes the linked SELECTION (see _select)."""
     return _select(selected_data, SOURCE_B)
 
 

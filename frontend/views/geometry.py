@@ -18,9 +18,8 @@ and kept in process. Settings live in the URL query: ``geo_cls`` (class), ``geo_
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, cast
 
 import dash
@@ -57,15 +56,19 @@ from frontend.views import (
 )
 from frontend.views.parts import (
     SELECTABLE,
+    Kept,
     class_index,
     class_label,
+    column_array,
     control,
     customdata_ids,
     graph,
     has_context,
+    hint,
     not_ready_notice,
     radio,
     register_settings,
+    register_writer,
     selected_count,
     view_section,
     write_settings,
@@ -137,7 +140,7 @@ PARALLEL_NOTE = (
 
 
 @dataclass
-class GeometryData:
+class GeometryData(Kept):
     """What this view draws for one (comparison, B); tables and results fetched on first use."""
 
     comparison_id: int
@@ -149,9 +152,6 @@ class GeometryData:
     analysis_b: int
     recall_a: list[float | None]
     recall_b: list[float | None]
-    tables: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
-    results: dict[str, Any] | None = field(default=None, repr=False)
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def class_name(self, value: Any) -> str:
         return class_label(self.class_names, value)
@@ -161,41 +161,26 @@ class GeometryData:
         return [*BASE_COLUMNS, *(f"a{c}" for c in range(len(self.class_names)))]
 
 
-def _numeric(values: Sequence[Any], dtype: type) -> np.ndarray:
-    if dtype is np.int64:
-        return np.asarray([-1 if v is None else int(v) for v in values], dtype=np.int64)
-    return np.asarray([np.nan if v is None else float(v) for v in values], dtype=np.float64)
-
-
 def fetch_table(client: ApiClient, data: GeometryData, side: str) -> dict[str, np.ndarray]:
     """The analysis table of side "a" or "b" as arrays, fetched once (only the drawn columns).
 
     Raises:
         ApiError: the table cannot be read (422: the analysis has no geometry columns).
     """
-    with data.lock:
-        if side in data.tables:
-            return data.tables[side]
-    analysis_id = data.analysis_a if side == "a" else data.analysis_b
-    raw = get_analysis_table_columns(client, analysis_id, columns=data.columns())
-    table = {
-        name: _numeric(values, np.int64 if name in ("index", "label", "pred") else np.float64)
-        for name, values in raw.items()
-    }
-    with data.lock:
-        data.tables[side] = table
-    return table
+
+    def fetch() -> dict[str, np.ndarray]:
+        analysis_id = data.analysis_a if side == "a" else data.analysis_b
+        raw = get_analysis_table_columns(client, analysis_id, columns=data.columns())
+        return {name: column_array(name, values) for name, values in raw.items()}
+
+    return data.once(side, fetch)
 
 
 def fetch_results(client: ApiClient, data: GeometryData) -> dict[str, Any]:
     """The comparison's results for this B, fetched once it is ready (a 409 is not kept)."""
-    with data.lock:
-        if data.results is not None:
-            return data.results
-    results = get_comparison_results(client, data.comparison_id, b=data.b)
-    with data.lock:
-        data.results = results
-    return results
+    return data.once(
+        "results", lambda: get_comparison_results(client, data.comparison_id, b=data.b)
+    )
 
 
 def fetch_geometry_data(client: ApiClient, comparison_id: int, b: int | None) -> GeometryData:
@@ -355,9 +340,9 @@ def section() -> html.Section:
                 _panel(
                     "recall",
                     "Recall distortion",
-                    html.P(BN_HOVER + ".", className="muted hint"),
+                    hint(BN_HOVER + "."),
                     graph(ID_BALANCE, "Recall distortion", GRAPH_HEIGHT_PX),
-                    html.P(BALANCE_NOTE, id=ID_BALANCE_NOTE, className="muted hint"),
+                    hint(BALANCE_NOTE, ID_BALANCE_NOTE),
                 ),
                 _panel(
                     "local",
@@ -370,7 +355,7 @@ def section() -> html.Section:
                         className="controls",
                     ),
                     graph(ID_LOCAL, "Local geometry", GRAPH_HEIGHT_PX, SELECTABLE),
-                    html.P(SELECT_HINT, id=ID_LOCAL_NOTE, className="muted hint"),
+                    hint(SELECT_HINT, ID_LOCAL_NOTE),
                 ),
             ],
             className="grid-2",
@@ -383,7 +368,7 @@ def section() -> html.Section:
                 className="controls",
             ),
             graph(ID_PARALLEL, "Global geometry", PARALLEL_HEIGHT_PX),
-            html.P(PARALLEL_NOTE, id=ID_PARALLEL_NOTE, className="muted hint"),
+            hint(PARALLEL_NOTE, ID_PARALLEL_NOTE),
             metrics,
         ),
         dcc.Store(id=ID_DEFAULTS),
@@ -448,12 +433,8 @@ def register(app: dash.Dash) -> None:
         *(Input(i, "value") for i in (ID_CLASS, ID_MODE, ID_PAR_MODEL)),
         extra=[State(ID_DEFAULTS, "data")],
     )
-    app.callback(
-        Output(SELECTION, "data", allow_duplicate=True),
-        Input(ID_LOCAL, "selectedData"),
-        State(SELECTION, "data"),
-        prevent_initial_call=True,
-    )(select_geometry)
+    selected = Input(ID_LOCAL, "selectedData")
+    register_writer(app, SELECTION, select_geometry, selected, State(SELECTION, "data"))
 
 
 def init_geometry(context: Mapping[str, Any] | None) -> tuple[Any, ...]:
@@ -470,8 +451,8 @@ def init_geometry(context: Mapping[str, Any] | None) -> tuple[Any, ...]:
     try:
         data = load_data(context)
     except ApiError as exc:
-        hint = "Reload the page once the analyze jobs are done."
-        message = not_ready_notice(exc, "the geometry", NOT_READY, hint, statuses=(404, 409))
+        reload = "Reload the page once the analyze jobs are done."
+        message = not_ready_notice(exc, "the geometry", NOT_READY, reload, statuses=(404, 409))
         return [], None, mode, par, None, message
     n = len(data.class_names)
     options = [{"label": f"{i}: {name}", "value": i} for i, name in enumerate(data.class_names)]
@@ -605,21 +586,14 @@ def write_geometry_query(
     query: Mapping[str, Any] | None,
     defaults: Mapping[str, Any] | None,
 ) -> Any:
-    """Callback: record the class, mode and parallel model in QUERY (defaults left out:
-    ``geo_cls`` only when it is not the class shown first, ``geo_mode=diff``, ``geo_par=b``).
-
-    Returns ``dash.no_update`` when QUERY already says so (the init callback filling the
-    controls)."""
-    default_cls = query_int((defaults or {}).get("cls"))
-    chosen = query_int(cls)
-    return write_settings(
-        query,
-        **{
-            KEY_CLASS: None if chosen is None or chosen == default_cls else chosen,
-            KEY_MODE: None if parse_mode(mode) == DEFAULT_MODE else parse_mode(mode),
-            KEY_PARALLEL: None if parse_parallel(par) == DEFAULT_PARALLEL else parse_parallel(par),
-        },
-    )
+    """Callback: the class, mode and parallel model into QUERY, defaults left out (``geo_cls``
+    only when it is not the class shown first); no update when QUERY already says so."""
+    settings = {
+        KEY_CLASS: (query_int(cls), query_int((defaults or {}).get("cls"))),
+        KEY_MODE: (parse_mode(mode), DEFAULT_MODE),
+        KEY_PARALLEL: (parse_parallel(par), DEFAULT_PARALLEL),
+    }
+    return write_settings(query, **{k: None if v == d else v for k, (v, d) in settings.items()})
 
 
 def select_geometry(

@@ -1,26 +1,32 @@
-"""What every compare-page view is built from: its section frame, graphs with the views'
-mode-bar, labelled controls, and the checks and answers its callbacks share.
-
-The contract between the views and the page (stores, settings, lazy loading) is in
-``frontend/views/__init__.py``; this module only keeps the views from writing the same
-layout and callback code five times.
-"""
+"""What the compare-page views are built from: their section frame, graphs with the views'
+mode-bar, labelled controls, and the checks and answers their callbacks share (the contract
+between the views and the page is in ``frontend/views/__init__.py``; a job a view runs on
+demand is :class:`frontend.jobs.CompactFollower`)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeGuard
+from dataclasses import dataclass, field
+from typing import Any, TypeGuard, TypeVar
 
 import dash
+import numpy as np
 from dash import Input, Output, State, dcc, html
 
-from frontend.client import FLIP_CATEGORIES, ApiError, JobPublic
-from frontend.components import api_error_notice, job_line, notice
+from frontend.client import (
+    FLIP_CATEGORIES,
+    ApiClient,
+    ApiError,
+    get_comparison_table_columns,
+    get_comparison_table_page,
+)
+from frontend.components import api_error_notice, notice
 from frontend.figures._common import empty_figure
 from frontend.forms import query_int
-from frontend.jobs import ACTIVE_STATUSES, POLL_INTERVAL_MS, ended_notice, read_job
 from frontend.views import QUERY, merge_settings
 
+T = TypeVar("T")
 HIDDEN: dict[str, str] = {"display": "none"}
 SHOWN: dict[str, str] = {}
 LOADING = "Loading…"
@@ -47,10 +53,13 @@ def graph_config(*removed: str) -> dcc.Graph.Config:
     }
 
 
-# a plot whose box and lasso select samples (the linked SELECTION)
-SELECTABLE = graph_config(*ZOOM_BUTTONS, HOVER_CLOSEST)
-# a plot that selects nothing
-STATIC = graph_config(*SELECT_BUTTONS, *ZOOM_BUTTONS, HOVER_CLOSEST)
+SELECTABLE = graph_config(*ZOOM_BUTTONS, HOVER_CLOSEST)  # box and lasso select samples
+STATIC = graph_config(*SELECT_BUTTONS, *ZOOM_BUTTONS, HOVER_CLOSEST)  # selects nothing
+
+
+def ident(component_id: str | None) -> dict[str, Any]:
+    """``{"id": component_id}``, or nothing for None (Dash refuses ``id=None``)."""
+    return {} if component_id is None else {"id": component_id}
 
 
 def graph(
@@ -62,13 +71,9 @@ def graph(
     **kwargs: Any,
 ) -> dcc.Graph:
     """An empty graph of a view's skeleton: a "Loading…" figure until its callback draws it."""
-    return dcc.Graph(
-        id=graph_id,
-        figure=empty_figure(loading, title),
-        config=config,
-        style={"height": f"{height}px"},
-        **kwargs,
-    )
+    style = {"height": f"{height}px"}
+    figure = empty_figure(loading, title)
+    return dcc.Graph(id=graph_id, figure=figure, config=config, style=style, **kwargs)
 
 
 def control(label: str, component: Any) -> html.Label:
@@ -78,8 +83,9 @@ def control(label: str, component: Any) -> html.Label:
 
 def radio(radio_id: str, options: Sequence[Mapping[str, Any]], value: Any) -> dcc.RadioItems:
     """Radio buttons on one row."""
+    options = list(options)
     return dcc.RadioItems(
-        id=radio_id, options=list(options), value=value, inline=True, className="radio-row"
+        id=radio_id, options=options, value=value, inline=True, className="radio-row"
     )
 
 
@@ -87,12 +93,13 @@ def view_section(
     section_id: str, title: str, lead: Any, *children: Any, lead_id: str | None = None
 ) -> html.Section:
     """A view's section: its title, the line that says what it shows, then ``children``."""
-    extra: dict[str, Any] = {} if lead_id is None else {"id": lead_id}
-    return html.Section(
-        [html.H2(title), html.P(lead, className="muted hint", **extra), *children],
-        id=section_id,
-        className="section card",
-    )
+    head = [html.H2(title), html.P(lead, className="muted hint", **ident(lead_id))]
+    return html.Section([*head, *children], id=section_id, className="section card")
+
+
+def hint(text: Any, hint_id: str | None = None) -> html.P:
+    """A muted line of explanation."""
+    return html.P(text, className="muted hint", **ident(hint_id))
 
 
 def has_context(context: Mapping[str, Any] | None) -> TypeGuard[Mapping[str, Any]]:
@@ -130,6 +137,55 @@ def not_ready_notice(
     return api_error_notice(exc, what)
 
 
+@dataclass
+class Kept:
+    """The base of what a view keeps of one (comparison, B): parts fetched on first use."""
+
+    kept: dict[str, Any] = field(default_factory=dict, repr=False, kw_only=True)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, kw_only=True)
+
+    def once(self, key: str, fetch: Callable[[], T]) -> T:
+        """``fetch()``'s answer, kept under ``key`` (an answer that raises is not kept)."""
+        with self.lock:
+            if key in self.kept:
+                return self.kept[key]
+        value = fetch()
+        with self.lock:
+            self.kept[key] = value
+        return value
+
+
+INT_COLUMNS = ("index", "label", "pred", "pred_a", "pred_b", "fragile_a", "fragile_b")
+BOOL_COLUMNS = ("pie", "made_fragile")
+
+
+def column_array(name: str, values: Sequence[Any]) -> np.ndarray:
+    """A comparison- or analysis-table column as an array: int64 (-1 for none), bool, the
+    flip category ("" for none), or float64 (NaN for none)."""
+    if name in INT_COLUMNS:
+        return np.asarray([-1 if v is None else int(v) for v in values], dtype=np.int64)
+    if name in BOOL_COLUMNS:
+        return np.asarray([bool(v) for v in values], dtype=bool)
+    if name == "category":
+        return np.asarray([v or "" for v in values], dtype=object)
+    return np.asarray([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+
+
+def table_columns(
+    client: ApiClient, comparison_id: int, b: int | None, wanted: Sequence[str]
+) -> dict[str, np.ndarray]:
+    """The comparison table's ``wanted`` columns that it has (an unknown one answers 422), as
+    arrays (:func:`column_array`).
+
+    Raises:
+        ApiError: the table cannot be read (409 until the compare job has finished).
+    """
+    have = set(get_comparison_table_page(client, comparison_id, b=b, limit=1)["column_names"])
+    columns = [c for c in dict.fromkeys(wanted) if c in have]
+    raw = get_comparison_table_columns(client, comparison_id, b=b, columns=columns)["columns"]
+    return {name: column_array(name, values) for name, values in raw.items()}
+
+
 def customdata_ids(points: Sequence[Mapping[str, Any]]) -> list[int]:
     """Dataset indices of plotted points (their ``customdata``, or its first item)."""
     ids: list[int] = []
@@ -143,6 +199,13 @@ def customdata_ids(points: Sequence[Mapping[str, Any]]) -> list[int]:
     return ids
 
 
+def signature(ids: Sequence[int] | None) -> str | None:
+    """A short signature of sample indices (None for none), to notice a new selection."""
+    if not ids:
+        return None
+    return f"{len(ids)}:{hash(tuple(int(i) for i in ids)) & 0xFFFFFFFFFFFF:x}"
+
+
 def write_settings(query: Mapping[str, Any] | None, **updates: Any) -> Any:
     """The QUERY store's new value with ``updates`` (see :func:`merge_settings`), or
     ``dash.no_update`` when it already says so (a callback filling its controls)."""
@@ -150,18 +213,22 @@ def write_settings(query: Mapping[str, Any] | None, **updates: Any) -> Any:
     return dash.no_update if new == merge_settings(query) else new
 
 
+def register_writer(
+    app: dash.Dash, store: str, callback: Callable[..., Any], *deps: Input | State
+) -> None:
+    """Attach ``callback(*deps)`` that writes ``store``'s data, which other callbacks write
+    too (the linked SELECTION, QUERY, the open sample)."""
+    app.callback(Output(store, "data", allow_duplicate=True), *deps, prevent_initial_call=True)(
+        callback
+    )
+
+
 def register_settings(
     app: dash.Dash, callback: Callable[..., Any], *inputs: Input, extra: Sequence[State] = ()
 ) -> None:
     """Attach a view's ``callback(*inputs, query, *extra)`` that writes its settings into
     QUERY (the URL; see :func:`write_settings`)."""
-    app.callback(
-        Output(QUERY, "data", allow_duplicate=True),
-        *inputs,
-        State(QUERY, "data"),
-        *extra,
-        prevent_initial_call=True,
-    )(callback)
+    register_writer(app, QUERY, callback, *inputs, State(QUERY, "data"), *extra)
 
 
 def selected_count(n: int) -> str:
@@ -187,119 +254,38 @@ def number_card(
     children = [html.Div(title, className="card-title"), html.Div(value, className="card-number")]
     if note is not None:
         children.append(html.Div(note, className="card-delta"))
-    extra: dict[str, Any] = {} if card_id is None else {"id": card_id}
-    return html.Div(children, className=class_name, title=help_text, **extra)
+    return html.Div(children, className=class_name, title=help_text, **ident(card_id))
 
 
-# a job the view runs on demand ---------------------------------------------------------------
+class Outputs:
+    """A callback's outputs by name, each with the value it sends unless the callback says
+    otherwise: :meth:`outputs` registers them, ``answer(name=value, ...)`` is the tuple the
+    callback returns, in the same order."""
 
-Submit = Callable[[], JobPublic]
-Done = Callable[[Mapping[str, Any], JobPublic], tuple[Any, Any]]
+    def __init__(self, **outputs: tuple[str, str, Any]) -> None:
+        self.spec = outputs
 
+    def outputs(self, *duplicates: str) -> list[Output]:
+        """The ``Output`` of each, in order; those named in ``duplicates`` allow duplicates."""
+        return [
+            Output(i, prop, allow_duplicate=name in duplicates)
+            for name, (i, prop, _) in self.spec.items()
+        ]
 
-class ViewJob:
-    """A job a view runs on demand (the linear regions, a sample's attribution), in the view's
-    own words: a button submits it, its progress is one line under the button, and when it
-    has succeeded a *done* store changes, which the view's loading callback listens to.
+    def register(
+        self,
+        app: dash.Dash,
+        callback: Callable[..., Any],
+        *deps: Input | State,
+        lazy: bool = False,
+        duplicates: Sequence[str] = (),
+    ) -> None:
+        """Attach ``callback(*deps)`` answering these outputs (see :meth:`outputs`); a
+        ``lazy`` one does not run when the page loads, only once its inputs change."""
+        app.callback(*self.outputs(*duplicates), *deps, prevent_initial_call=lazy)(callback)
 
-    It speaks :mod:`frontend.jobs`' vocabulary (active statuses, the ended-job notice) but is
-    not its :class:`~frontend.jobs.JobFollower`, the followed-job section of a job form: a view
-    shows no "Job #n" heading or cancel row, and a succeeded job reloads the view's own
-    outputs (figures, cards) rather than rendering into the job's panel.
-
-    Component ids, from the view's prefix: ``<prefix>-compute`` (the button), ``-job`` (the
-    followed job, ``{"id": job id, ...}``), ``-poll`` (its ``dcc.Interval``), ``-progress``
-    and ``-done``.
-
-    Args:
-        prefix: the view's id prefix ("compare-regions").
-        what: the job in words ("regions": "The regions job failed").
-        done: ``(followed job, succeeded job) -> (progress, done value)``.
-        announce: the followed job's first line is "Job #n submitted…" until its first poll.
-    """
-
-    def __init__(self, prefix: str, what: str, done: Done, *, announce: bool = False) -> None:
-        self.compute, self.job, self.poll_id, self.progress, self.done = (
-            f"{prefix}-{name}" for name in ("compute", "job", "poll", "progress", "done")
-        )
-        self.what, self.on_done, self.announce = what, done, announce
-
-    def stores(self) -> list[Any]:
-        """The followed-job and done stores and the poll (off until a job is followed)."""
-        poll = dcc.Interval(id=self.poll_id, interval=POLL_INTERVAL_MS, disabled=True)
-        return [poll, dcc.Store(id=self.job), dcc.Store(id=self.done)]
-
-    def button(self, label: str, **kwargs: Any) -> html.Button:
-        """The button that submits the job (hidden without a write token, see style.css)."""
-        return html.Button(
-            label, id=self.compute, n_clicks=0, className="btn btn-primary needs-write", **kwargs
-        )
-
-    def start(self, submit: Submit, **followed: Any) -> tuple[Any, Any]:
-        """Submit the job (``submit()``); returns the followed job (``{"id", **followed}``),
-        which starts the polling, and its first progress line (or the API's refusal)."""
-        try:
-            job = submit()
-        except ApiError as exc:
-            return dash.no_update, api_error_notice(exc, f"the {self.what} job")
-        return {"id": int(job["id"]), **followed}, job_line(job)
-
-    def follow(self, job: Mapping[str, Any] | None) -> tuple[Any, ...]:
-        """Callback: poll while a job is followed; the button waits for it.
-
-        Returns:
-            Interval disabled, button disabled (and, announcing, the progress line).
-        """
-        job_id = (job or {}).get("id")
-        out: tuple[Any, ...] = (job_id is None, job_id is not None)
-        if not self.announce:
-            return out
-        if job_id is None:
-            return (*out, dash.no_update)
-        return (*out, html.Span(f"Job #{job_id} submitted…", className="muted"))
-
-    def poll(self, n_intervals: int | None, job: Mapping[str, Any] | None) -> tuple[Any, ...]:
-        """Callback: the followed job's progress; when it has succeeded, ``done``.
-
-        Returns:
-            Progress, interval disabled, button disabled, and the done value or no update.
-        """
-        if not job or job.get("id") is None:
-            return dash.no_update, True, False, dash.no_update
-        current, notices, stop = read_job(int(job["id"]))
-        if current is None:  # an unknown job ends the following; a failing server does not
-            return notices, stop, not stop, dash.no_update
-        if current.get("status") in ACTIVE_STATUSES:
-            return job_line(current), False, True, dash.no_update
-        if current.get("status") == "succeeded":
-            progress, done = self.on_done(job, current)
-            return progress, True, True, done
-        panel = html.Div([job_line(current), ended_notice(current, self.what)])
-        return panel, True, False, dash.no_update
-
-    def register(self, app: dash.Dash, start: Callable[..., Any], *states: State) -> None:
-        """Attach the view's ``start(n_clicks, *states)`` callback (the button's: it submits
-        with :meth:`start`), then the follow and poll callbacks."""
-        app.callback(
-            Output(self.job, "data", allow_duplicate=True),
-            Output(self.progress, "children", allow_duplicate=True),
-            Input(self.compute, "n_clicks"),
-            *states,
-            prevent_initial_call=True,
-        )(start)
-        announced = [Output(self.progress, "children")] if self.announce else []
-        app.callback(
-            Output(self.poll_id, "disabled"),
-            Output(self.compute, "disabled"),
-            *announced,
-            Input(self.job, "data"),
-        )(self.follow)
-        app.callback(
-            Output(self.progress, "children", allow_duplicate=True),
-            Output(self.poll_id, "disabled", allow_duplicate=True),
-            Output(self.compute, "disabled", allow_duplicate=True),
-            Output(self.done, "data"),
-            Input(self.poll_id, "n_intervals"),
-            State(self.job, "data"),
-            prevent_initial_call=True,
-        )(self.poll)
+    def __call__(self, **values: Any) -> tuple[Any, ...]:
+        unknown = set(values) - set(self.spec)
+        if unknown:  # a misspelt name would otherwise send the default silently
+            raise TypeError(f"unknown outputs {sorted(unknown)}")
+        return tuple(values.get(name, default) for name, (_, _, default) in self.spec.items())

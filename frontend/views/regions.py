@@ -1,18 +1,18 @@
 """Compare-page view "Linear regions" (issue 8; SCIENCE.md section 5).
 
 Without results: what linear regions are, and a button that submits a small ``regions`` job
-(``POST /api/jobs``) and follows its progress (``dcc.Interval`` polling ``GET /api/jobs/{id}``);
-a job already running for the comparison is picked up when the page opens. With results
-(``GET /api/comparisons/{id}/regions``): headline numbers, the distribution of region counts per
-segment and of each sample's distance to the nearest region and decision boundary, A next to B,
-and the exact 2-D region maps of A and B on the same plane through three test samples
-(``.../regions/{model_id}/slice``). Settings in the URL query: ``reg_count`` (the count drawn;
-absent for linear regions).
+and follows it (:class:`frontend.jobs.CompactFollower`); a job already running for the
+comparison is picked up when the page opens. With results (``GET
+/api/comparisons/{id}/regions``): headline numbers, the distribution of region counts per
+segment and of each sample's distance to the nearest boundary, A next to B, and the exact 2-D
+region maps of A and B on the same plane through three test samples
+(``.../regions/{model_id}/slice``). URL setting: ``reg_count`` (the count drawn; absent for
+linear regions).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import dash
@@ -21,15 +21,13 @@ from dash import Input, Output, State, dcc, html
 from frontend.client import (
     ApiClient,
     ApiError,
-    RegionResult,
-    create_regions_job,
     get_client,
     get_comparison_regions,
     get_comparison_table_columns,
     get_region_map,
     get_region_table_columns,
 )
-from frontend.components import api_error_notice, job_line, notice, stat_card
+from frontend.components import api_error_notice, notice, stat_card
 from frontend.figures.formatting import format_percent, model_label
 from frontend.figures.regions import (
     COUNT_METRICS,
@@ -38,21 +36,23 @@ from frontend.figures.regions import (
     region_map_figure,
 )
 from frontend.forms import query_int
-from frontend.jobs import ACTIVE_STATUSES
-from frontend.views import merge_settings, view_context
+from frontend.jobs import CompactFollower, is_active
+from frontend.views import view_context
 from frontend.views.parts import (
     HIDDEN,
     SELECT_BUTTONS,
     SHOWN,
-    ViewJob,
+    Outputs,
     graph,
     graph_config,
     has_context,
+    hint,
     not_ready_notice,
     radio,
     register_settings,
     sample_image,
     view_section,
+    write_settings,
 )
 
 NAME = "regions"
@@ -62,17 +62,13 @@ DEFAULT_COUNT = "linear_pieces"
 CTX = view_context(NAME)
 
 ID_SECTION = "compare-regions"
+# the regions job the button submits; once it has succeeded, ID_DONE reloads the view
+JOB = CompactFollower(ID_SECTION, "regions", announce=True)
+ID_COMPUTE, ID_JOB, ID_POLL, ID_PROGRESS, ID_DONE = JOB.ids
+follow_job, poll_regions_job = JOB.follow, JOB.poll  # the callbacks
 ID_MESSAGE = "compare-regions-message"
 ID_INTRO = "compare-regions-intro"
 ID_JOB_NOTE = "compare-regions-job-note"
-# the regions job the button submits, followed until it ends; once it has succeeded, its id
-# (in ID_DONE) reloads the view
-JOB = ViewJob(
-    "compare-regions", "regions", lambda _, job: (job_line(job), int(job["id"])), announce=True
-)
-ID_COMPUTE, ID_JOB, ID_POLL = JOB.compute, JOB.job, JOB.poll_id
-ID_PROGRESS, ID_DONE = JOB.progress, JOB.done
-follow_job, poll_regions_job = JOB.follow, JOB.poll  # the callbacks
 ID_SPEC = "compare-regions-spec"
 ID_BODY = "compare-regions-body"
 ID_CARDS = "compare-regions-cards"
@@ -153,8 +149,7 @@ def pick_slice_samples(table: Mapping[str, Sequence[Any]]) -> list[int] | None:
     else the lowest other class) and p2 one of a third class, both predicted right by A and B.
 
     Args:
-        table: comparison-table columns ``index``, ``label``, ``pred_a``, ``pred_b``,
-            ``margin_a``, ``margin_b``.
+        table: comparison-table columns ``SLICE_COLUMNS``.
 
     Returns:
         ``[p0, p1, p2]`` test-sample indices, or None when the table cannot provide them.
@@ -162,10 +157,7 @@ def pick_slice_samples(table: Mapping[str, Sequence[Any]]) -> list[int] | None:
     try:
         rows = [
             (int(i), int(y), int(pa), int(pb), abs(float(ma)), abs(float(mb)))
-            for i, y, pa, pb, ma, mb in zip(
-                *(table[c] for c in SLICE_COLUMNS),
-                strict=True,
-            )
+            for i, y, pa, pb, ma, mb in zip(*(table[c] for c in SLICE_COLUMNS), strict=True)
             if None not in (i, y, pa, pb, ma, mb)
         ]
     except (KeyError, TypeError, ValueError):
@@ -211,13 +203,14 @@ def active_job(jobs: Sequence[Mapping[str, Any]], comparison_id: int) -> Mapping
         for j in jobs
         if j.get("kind") == "regions"
         and (j.get("spec") or {}).get("comparison_id") == comparison_id
-        and j.get("status") in ACTIVE_STATUSES
+        and is_active(j)
     ]
     return max(found, key=lambda j: int(j["id"])) if found else None
 
 
-def _mean(stats: Mapping[str, Any] | None, key: str = "mean") -> float | None:
-    value = (stats or {}).get(key)
+def _at(value: Any, *path: str) -> float | None:
+    for key in path:
+        value = (value or {}).get(key)
     return None if value is None else float(value)
 
 
@@ -229,65 +222,58 @@ def _num(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}g}"
 
 
-def _ratio(a: float | None, b: float | None) -> str | None:
-    if a is None or b is None or a == 0:
-        return None
-    return f"B/A = {b / a:.2f}"
+def _dead_rate(result: Mapping[str, Any]) -> float | None:
+    rates = list((result.get("dead_neuron_rate") or {}).values())
+    return sum(rates) / len(rates) if rates else None
 
 
-def _card(title: str, value_a: str, value_b: str, delta: str | None, help_text: str) -> html.Div:
-    # the wrapper carries the one-line explanation as a tooltip
-    return html.Div(stat_card(title, value_a, value_b, delta), title=help_text)
+def _segments(kind: str) -> Callable[[Mapping[str, Any]], float | None]:
+    return lambda r: _at(r, "segments", kind, "linear_pieces", "mean")
+
+
+PIECES_HELP = "pieces along a segment on which the network is affine"
+# title, value of one result, its format, whether B/A is shown, the tooltip
+CARDS: tuple[tuple[str, Callable[[Mapping[str, Any]], float | None], Callable, bool, str], ...] = (
+    (
+        "Linear regions per segment, across classes (mean)",
+        _segments("across_class"),
+        _num,
+        True,
+        PIECES_HELP,
+    ),
+    ("Linear regions per segment, short local (mean)", _segments("local"), _num, True, PIECES_HELP),
+    (
+        "Activation regions in the 2-D map",
+        lambda r: _at(r, "slice", "n_patterns"),
+        lambda v: "—" if v is None else f"{int(v):,}",
+        True,
+        "distinct activation patterns met by the plane through the three samples",
+    ),
+    (
+        "Distance to region boundary (median)",
+        lambda r: _at(r, "samples", "region_distance", "median"),
+        _num,
+        True,
+        "L2 distance from a test sample to the boundary of its activation region",
+    ),
+    (
+        "Dead ReLU outputs (mean over layers)",
+        _dead_rate,
+        format_percent,
+        False,
+        "share of ReLU outputs that are zero on the measured test samples",
+    ),
+)
 
 
 def region_cards(result_a: Mapping[str, Any], result_b: Mapping[str, Any]) -> list[html.Div]:
-    """Headline numbers of A and B: regions per segment, map regions, distance, dead units."""
+    """Headline numbers of A and B: regions per segment, map regions, distance, dead units;
+    each card's wrapper carries its one-line explanation as a tooltip."""
     cards = []
-    for kind, label in (("across_class", "across classes"), ("local", "short local")):
-        a = _mean(((result_a.get("segments") or {}).get(kind) or {}).get("linear_pieces"))
-        b = _mean(((result_b.get("segments") or {}).get(kind) or {}).get("linear_pieces"))
-        cards.append(
-            _card(
-                f"Linear regions per segment, {label} (mean)",
-                _num(a),
-                _num(b),
-                _ratio(a, b),
-                "pieces along a segment on which the network is affine",
-            )
-        )
-    sa, sb = result_a.get("slice") or {}, result_b.get("slice") or {}
-    na, nb = sa.get("n_patterns"), sb.get("n_patterns")
-    cards.append(
-        _card(
-            "Activation regions in the 2-D map",
-            "—" if na is None else f"{int(na):,}",
-            "—" if nb is None else f"{int(nb):,}",
-            _ratio(None if na is None else float(na), None if nb is None else float(nb)),
-            "distinct activation patterns met by the plane through the three samples",
-        )
-    )
-    da = _mean((result_a.get("samples") or {}).get("region_distance"), "median")
-    db = _mean((result_b.get("samples") or {}).get("region_distance"), "median")
-    cards.append(
-        _card(
-            "Distance to region boundary (median)",
-            _num(da),
-            _num(db),
-            _ratio(da, db),
-            "L2 distance from a test sample to the boundary of its activation region",
-        )
-    )
-    dead_a = list((result_a.get("dead_neuron_rate") or {}).values())
-    dead_b = list((result_b.get("dead_neuron_rate") or {}).values())
-    cards.append(
-        _card(
-            "Dead ReLU outputs (mean over layers)",
-            format_percent(sum(dead_a) / len(dead_a) if dead_a else None),
-            format_percent(sum(dead_b) / len(dead_b) if dead_b else None),
-            None,
-            "share of ReLU outputs that are zero on the measured test samples",
-        )
-    )
+    for title, value, fmt, ratio, help_text in CARDS:
+        a, b = value(result_a), value(result_b)
+        delta = f"B/A = {b / a:.2f}" if ratio and a and b is not None else None
+        cards.append(html.Div(stat_card(title, fmt(a), fmt(b), delta), title=help_text))
     return cards
 
 
@@ -302,48 +288,34 @@ def map_note(
     """The plane's three samples (with their images when the dataset has them) and the map's
     counts."""
     samples = [int(i) for i in region_map.get("samples") or []]
-    children: list[Any] = [html.P(MAP_NOTE, className="muted hint")]
-    shape = (dataset or {}).get("input_shape") or []
-    if samples and dataset and len(shape) in (2, 3):
-        figures = []
-        for k, i in enumerate(samples):
-            figures.append(
-                html.Figure(
-                    [
-                        sample_image(
-                            ApiClient.dataset_image_path(int(dataset["id"]), "test", i),
-                            f"test sample {i}",
-                            56,
-                            "sample-img",
-                            style={"imageRendering": "pixelated"},
-                        ),
-                        html.Figcaption(f"p{k}: test #{i}", className="muted hint"),
-                    ],
-                    style={"margin": "0", "textAlign": "center"},
-                )
+    children: list[Any] = [hint(MAP_NOTE)]
+    if samples and dataset and len(dataset.get("input_shape") or []) in (2, 3):
+        figures = [
+            html.Figure(
+                [
+                    sample_image(
+                        ApiClient.dataset_image_path(int(dataset["id"]), "test", i),
+                        f"test sample {i}",
+                        56,
+                        "sample-img",
+                        style={"imageRendering": "pixelated"},
+                    ),
+                    html.Figcaption(f"p{k}: test #{i}", className="muted hint"),
+                ],
+                style={"margin": "0", "textAlign": "center"},
             )
-        children.append(
-            html.Div(figures, style={"display": "flex", "gap": "1rem", "margin": "0.5rem 0"})
-        )
+            for k, i in enumerate(samples)
+        ]
+        row = {"display": "flex", "gap": "1rem", "margin": "0.5rem 0"}
+        children.append(html.Div(figures, style=row))
     s = result.get("slice") or {}
     if s.get("truncated"):
-        children.append(
-            html.P(
-                f"The map holds {int(s.get('n_polygons') or 0):,} polygons; the largest are drawn.",
-                className="muted hint",
-            )
-        )
+        n = int(s.get("n_polygons") or 0)
+        children.append(hint(f"The map holds {n:,} polygons; the largest are drawn."))
     return children
 
 
 # data ---------------------------------------------------------------------------------------
-
-
-def _results_of(results: Sequence[RegionResult], model_id: int) -> RegionResult | None:
-    for r in results:
-        if r.get("model_id") == model_id:
-            return r
-    return None
 
 
 def _map_or_error(client: ApiClient, comparison_id: int, model_id: int) -> dict[str, Any]:
@@ -353,6 +325,35 @@ def _map_or_error(client: ApiClient, comparison_id: int, model_id: int) -> dict[
         return {"error": exc.detail}
 
 
+def _unsupported(side: str, model: Mapping[str, Any]) -> html.Div | None:
+    reason = str(model.get("regions_unsupported") or "")
+    if not reason:
+        return None
+    return notice(
+        f"No linear regions for {side}: {model.get('architecture', '')}",
+        f"{reason[0].upper()}{reason[1:]}. Linear-region statistics need a piecewise-linear "
+        "network the exact counter can follow (README, Linear regions).",
+        kind="info",
+    )
+
+
+def _empty(client: ApiClient, comparison_id: int, b_id: int, spec: dict[str, Any]) -> Any:
+    """The empty state's job already running, and the plane of the job the button offers."""
+    try:
+        job = active_job(client.list_jobs(), comparison_id)
+    except ApiError:
+        job = None
+    try:
+        columns = list(SLICE_COLUMNS)
+        table = get_comparison_table_columns(client, comparison_id, b=b_id, columns=columns)
+        picked = pick_slice_samples(table["columns"])
+    except ApiError:
+        picked = None  # the job's default plane (first samples of three classes)
+    if picked is not None:
+        spec["slice_samples"] = picked
+    return job
+
+
 def fetch_regions(context: Mapping[str, Any]) -> dict[str, Any]:
     """What the view shows for the CONTEXT's comparison and B.
 
@@ -360,56 +361,34 @@ def fetch_regions(context: Mapping[str, Any]) -> dict[str, Any]:
         ``{"state": "results", ...}`` with tables and maps; ``{"state": "empty", "job": ...,
         "spec": ...}`` before a regions job has finished; ``{"state": "error", "message": ...}``.
     """
-    client = get_client()
-    comparison_id = int(context["id"])
-    b = query_int(context.get("b"))
+    client, comparison_id = get_client(), int(context["id"])
     try:
-        view = client.get_comparison_view(comparison_id, b=b)
+        view = client.get_comparison_view(comparison_id, b=query_int(context.get("b")))
     except ApiError as exc:
         title = "Regions appear once A and B are analysed."
-        message = not_ready_notice(exc, "the comparison", title, kind="info")
-        return {"state": "error", "message": message}
+        return {
+            "state": "error",
+            "message": not_ready_notice(exc, "the comparison", title, kind="info"),
+        }
     dataset = view.get("dataset") or {}
     spec = interactive_spec(dataset.get("input_shape"))
-    a_id, b_id = int(view["model_a"]["id"]), int(view["model_b"]["id"])
-    for side, model in (("A", view["model_a"]), ("B", view["model_b"])):
-        reason = str(model.get("regions_unsupported") or "")
-        if reason:  # say why instead of offering a job that the server would refuse
-            return {
-                "state": "error",
-                "message": notice(
-                    f"No linear regions for {side}: {model.get('architecture', '')}",
-                    f"{reason[0].upper()}{reason[1:]}. Linear-region statistics need a "
-                    "piecewise-linear network the exact counter can follow (README, Linear "
-                    "regions).",
-                    kind="info",
-                ),
-            }
-    labels = {
-        "label_a": f"A: {view['model_a']['name']}",
-        "label_b": f"B: {model_label(view['model_b'])}",
-    }
+    model_a, model_b = view["model_a"], view["model_b"]
+    a_id, b_id = int(model_a["id"]), int(model_b["id"])
+    # say why instead of offering a job that the server would refuse
+    unsupported = _unsupported("A", model_a) or _unsupported("B", model_b)
+    if unsupported is not None:
+        return {"state": "error", "message": unsupported}
     try:
         results = get_comparison_regions(client, comparison_id)
     except ApiError as exc:
         if exc.status != 409:
             return {"state": "error", "message": api_error_notice(exc, "the linear regions")}
         results = []
-    result_a, result_b = _results_of(results, a_id), _results_of(results, b_id)
+    result_a, result_b = (
+        next((r for r in results if r.get("model_id") == m), None) for m in (a_id, b_id)
+    )
     if result_a is None or result_b is None:
-        try:
-            job = active_job(client.list_jobs(), comparison_id)
-        except ApiError:
-            job = None
-        try:
-            table = get_comparison_table_columns(
-                client, comparison_id, b=b_id, columns=list(SLICE_COLUMNS)
-            )
-            picked = pick_slice_samples(table["columns"])
-        except ApiError:
-            picked = None  # the job's default plane (first samples of three classes)
-        if picked is not None:
-            spec["slice_samples"] = picked
+        job = _empty(client, comparison_id, b_id, spec)
         return {"state": "empty", "spec": spec, "job": job, "partial": bool(results)}
     try:
         tables = {
@@ -427,32 +406,30 @@ def fetch_regions(context: Mapping[str, Any]) -> dict[str, Any]:
         "result_b": result_b,
         "map_a": _map_or_error(client, comparison_id, a_id),
         "map_b": _map_or_error(client, comparison_id, b_id),
+        "label_a": f"A: {model_a['name']}",
+        "label_b": f"B: {model_label(model_b)}",
         **tables,
-        **labels,
     }
 
 
 # layout -------------------------------------------------------------------------------------
 
 
-def _graph(graph_id: str, title: str, height: int) -> dcc.Graph:
+def _graph(graph_id: str, title: str, height: int = DIST_HEIGHT_PX) -> dcc.Graph:
     return graph(graph_id, title, height, GRAPH_CONFIG)
 
 
 def section() -> html.Section:
     """The view's skeleton: the empty state with its button, and the results (hidden)."""
+    write_note = html.Span(
+        "Computing them needs a write token.", className="muted needs-write-note"
+    )
     intro = html.Div(
         [
             html.Strong(EMPTY_TITLE),
             html.P(WHAT),
             html.Div(
-                [
-                    JOB.button(BUTTON),
-                    html.Span(
-                        "Computing them needs a write token.", className="muted needs-write-note"
-                    ),
-                    html.Span(id=ID_JOB_NOTE, className="muted hint"),
-                ],
+                [JOB.button(BUTTON), write_note, html.Span(id=ID_JOB_NOTE, className="muted hint")],
                 className="actions",
             ),
             html.Div(id=ID_PROGRESS, style={"marginTop": "0.75rem"}),
@@ -462,38 +439,26 @@ def section() -> html.Section:
         style=HIDDEN,
     )
     hover = html.Span("Each point a test sample; hover for what it measures.", className="muted")
+    charts = [
+        (
+            radio(ID_METRIC, COUNT_OPTIONS, DEFAULT_COUNT),
+            _graph(ID_COUNTS, "Regions along segments"),
+        ),
+        (hover, _graph(ID_DISTANCES, "Distance to the nearest boundary")),
+    ]
+    maps = [
+        _graph(i, f"{side}: region map", MAP_HEIGHT_PX)
+        for i, side in ((ID_MAP_A, "A"), (ID_MAP_B, "B"))
+    ]
     results = html.Div(
         [
             html.Div(id=ID_CARDS, className="card-row"),
             html.Div(
-                [
-                    html.Div(
-                        [
-                            html.Div(
-                                radio(ID_METRIC, COUNT_OPTIONS, DEFAULT_COUNT), style=CONTROL_ROW
-                            ),
-                            _graph(ID_COUNTS, "Regions along segments", DIST_HEIGHT_PX),
-                        ]
-                    ),
-                    html.Div(
-                        [
-                            html.Div(hover, style=CONTROL_ROW),
-                            _graph(
-                                ID_DISTANCES, "Distance to the nearest boundary", DIST_HEIGHT_PX
-                            ),
-                        ]
-                    ),
-                ],
+                [html.Div([html.Div(top, style=CONTROL_ROW), chart]) for top, chart in charts],
                 className="grid-2",
             ),
             html.H3("Exact 2-D region maps"),
-            html.Div(
-                [
-                    _graph(ID_MAP_A, "A: region map", MAP_HEIGHT_PX),
-                    _graph(ID_MAP_B, "B: region map", MAP_HEIGHT_PX),
-                ],
-                className="grid-2",
-            ),
+            html.Div(maps, className="grid-2"),
             html.Div(id=ID_MAP_NOTE),
         ],
         id=ID_BODY,
@@ -505,27 +470,27 @@ def section() -> html.Section:
 
 # callbacks ----------------------------------------------------------------------------------
 
+# load_regions' outputs, and what they say when the view shows nothing
+LOADED = Outputs(
+    message=(ID_MESSAGE, "children", None),
+    intro=(ID_INTRO, "style", HIDDEN),
+    body=(ID_BODY, "style", HIDDEN),
+    spec=(ID_SPEC, "data", None),
+    note=(ID_JOB_NOTE, "children", None),
+    job=(ID_JOB, "data", None),
+    data=(ID_DATA, "data", None),
+    cards=(ID_CARDS, "children", []),
+    distances=(ID_DISTANCES, "figure", dash.no_update),
+    map_a=(ID_MAP_A, "figure", dash.no_update),
+    map_b=(ID_MAP_B, "figure", dash.no_update),
+    map_note=(ID_MAP_NOTE, "children", []),
+    metric=(ID_METRIC, "value", dash.no_update),
+)
+
 
 def register(app: dash.Dash) -> None:
     """Attach the view's callbacks to ``app``."""
-    app.callback(
-        Output(ID_MESSAGE, "children"),
-        Output(ID_INTRO, "style"),
-        Output(ID_BODY, "style"),
-        Output(ID_SPEC, "data"),
-        Output(ID_JOB_NOTE, "children"),
-        Output(ID_JOB, "data"),
-        Output(ID_DATA, "data"),
-        Output(ID_CARDS, "children"),
-        Output(ID_DISTANCES, "figure"),
-        Output(ID_MAP_A, "figure"),
-        Output(ID_MAP_B, "figure"),
-        Output(ID_MAP_NOTE, "children"),
-        Output(ID_METRIC, "value"),
-        Input(CTX, "data"),
-        Input(ID_DONE, "data"),
-        prevent_initial_call=True,  # lazy: runs once woken (CTX)
-    )(load_regions)
+    LOADED.register(app, load_regions, Input(CTX, "data"), Input(ID_DONE, "data"), lazy=True)
     app.callback(
         Output(ID_COUNTS, "figure"),
         Input(ID_DATA, "data"),
@@ -536,62 +501,35 @@ def register(app: dash.Dash) -> None:
     JOB.register(app, start_regions_job, State(CTX, "data"), State(ID_SPEC, "data"))
 
 
-def _loaded(**values: Any) -> tuple[Any, ...]:
-    """:func:`load_regions`' answer: ``values`` over those of a view that shows nothing."""
-    skip = dash.no_update
-    out: dict[str, Any] = {
-        "message": None,
-        "intro": HIDDEN,
-        "body": HIDDEN,
-        "spec": None,
-        "note": None,
-        "job": None,
-        "data": None,
-        "cards": [],
-        "distances": skip,
-        "map_a": skip,
-        "map_b": skip,
-        "map_note": [],
-        "metric": skip,
-    }
-    return tuple({**out, **values}.values())
-
-
 def load_regions(context: Mapping[str, Any] | None, done: Any = None) -> tuple[Any, ...]:
-    """Callback: the results of the CONTEXT's A and B, or the empty state with its button.
-
-    Runs when the page opens and again when a followed job has finished (``done``).
+    """Callback: the results of the CONTEXT's A and B, or the empty state with its button;
+    again when a followed job has succeeded (``done``).
 
     Returns:
-        message, intro style, body style, job spec, spec note, followed job, segment data (for
-        the count chart), cards, distance figure, map of A, map of B, map note, count setting.
+        The values of :data:`LOADED`'s outputs, in its order.
     """
     if not has_context(context):
-        return _loaded()
+        return LOADED()
     found = fetch_regions(context)
     metric = parse_count((context.get("query") or {}).get(KEY_COUNT))
     if found["state"] == "error":
-        return _loaded(message=found["message"])
+        return LOADED(message=found["message"])
     spec = found["spec"]
-    note = [
-        spec_text(spec),
-        html.Code('POST /api/jobs {"kind": "regions", ...}'),
-        " (README, Linear regions).",
-    ]
+    code = html.Code('POST /api/jobs {"kind": "regions", ...}')
+    note = [spec_text(spec), code, " (README, Linear regions)."]
     if found["state"] == "empty":
-        job = found.get("job")
-        message = None
+        job, message = found.get("job"), None
         if found.get("partial"):
             message = notice(
                 "These region results do not cover this A and B",
                 "Compute them again to include the selected pruned model.",
                 kind="warning",
             )
-        job_store = (
+        followed = (
             None if job is None else {"id": int(job["id"]), "comparison_id": int(context["id"])}
         )
-        return _loaded(
-            message=message, intro=SHOWN, spec=spec, note=note, job=job_store, metric=metric
+        return LOADED(
+            message=message, intro=SHOWN, spec=spec, note=note, job=followed, metric=metric
         )
     class_names = list((found.get("dataset") or {}).get("class_names") or [])
     label_a, label_b = found["label_a"], found["label_b"]
@@ -599,13 +537,8 @@ def load_regions(context: Mapping[str, Any] | None, done: Any = None) -> tuple[A
     names = sample_names(
         map_a.get("samples") or (found["result_a"].get("slice") or {}).get("samples")
     )
-    data = {
-        "segments_a": found["segments_a"],
-        "segments_b": found["segments_b"],
-        "label_a": label_a,
-        "label_b": label_b,
-    }
-    return _loaded(
+    data = {k: found[k] for k in ("segments_a", "segments_b", "label_a", "label_b")}
+    return LOADED(
         body=SHOWN,
         spec=spec,
         note=note,
@@ -635,26 +568,16 @@ def render_counts(data: Mapping[str, Any] | None, metric: Any) -> Any:
 def store_count(metric: Any, query: Mapping[str, Any] | None) -> Any:
     """Callback: the chosen count into the URL query (``reg_count``; absent for the default)."""
     value = parse_count(metric)
-    current = parse_count((query or {}).get(KEY_COUNT))
-    if value == current:
-        return dash.no_update
-    return merge_settings(query, **{KEY_COUNT: None if value == DEFAULT_COUNT else value})
+    return write_settings(query, **{KEY_COUNT: None if value == DEFAULT_COUNT else value})
 
 
 def start_regions_job(
     n_clicks: int | None, context: Mapping[str, Any] | None, spec: Mapping[str, Any] | None
 ) -> tuple[Any, Any]:
-    """Callback: submit the regions job of the comparison; the job store starts the polling.
-
-    Returns:
-        The followed job (``{"id", "comparison_id"}``) and the progress panel (the API's refusal
-        when it did not accept the job).
-    """
+    """Callback: submit the comparison's regions job (``{"id", "comparison_id"}`` followed) and
+    its first progress line, or the API's refusal."""
     if not n_clicks or not has_context(context):
         return dash.no_update, dash.no_update
     comparison_id = int(context["id"])
-    job_spec = dict(spec or INTERACTIVE_SPEC)
-    return JOB.start(
-        lambda: create_regions_job(get_client(), comparison_id, **job_spec),
-        comparison_id=comparison_id,
-    )
+    job_spec = {"comparison_id": comparison_id, **(spec or INTERACTIVE_SPEC)}
+    return JOB.start(job_spec, comparison_id=comparison_id)

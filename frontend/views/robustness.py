@@ -48,6 +48,7 @@ from frontend.views.parts import (
     SHOWN,
     graph,
     has_context,
+    hint,
     not_ready_notice,
     number_card,
     register_settings,
@@ -170,68 +171,56 @@ def empty_state(model_a_id: int | None, model_b_id: int | None, missing: str) ->
     )
 
 
-def _card(title: str, value: str, help_text: str, card_id: str) -> html.Div:
-    return number_card(title, value, help_text, note=help_text, card_id=card_id)
-
-
 def _ratio_pct(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:.1f}%"
 
 
 def headline_cards(data: Mapping[str, Any], grid: RobustnessGrid) -> list[html.Div]:
     """mean accuracy under corruption, mCE, relative mCE, made-fragile count, largest drop."""
-    mean_a = mean_of(list(grid.acc_a.ravel()))
-    mean_b = mean_of(list(grid.acc_b.ravel()))
+    mean_a, mean_b = mean_of(list(grid.acc_a.ravel())), mean_of(list(grid.acc_b.ravel()))
     mce = data.get("mce")
     if mce is None:
         mce = mean_of(corruption_errors(grid.acc_a, grid.acc_b))
     clean_a, clean_b = data.get("clean_a"), data.get("clean_b")
     rmce = None
     if clean_a is not None and clean_b is not None:
-        rmce = mean_of(
-            relative_corruption_errors(grid.acc_a, grid.acc_b, float(clean_a), float(clean_b))
-        )
-    cards = [
-        stat_card(
-            "Accuracy under corruption (mean)",
-            format_percent(mean_a),
-            format_percent(mean_b),
-            f"{format_delta_pp(mean_a, mean_b)} · {MEAN_HELP}",
-            card_id=f"{ID_SECTION}-mean",
-        ),
-        _card("mCE of B (A = 100%)", _ratio_pct(mce), MCE_HELP, f"{ID_SECTION}-mce"),
-        _card(
+        errors = relative_corruption_errors(grid.acc_a, grid.acc_b, float(clean_a), float(clean_b))
+        rmce = mean_of(errors)
+    no_rmce = "Undefined: no corruption lowered A's accuracy by 1 pp or more per severity."
+    # card id suffix, title, value, explanation (its note and tooltip)
+    numbers = [
+        ("mce", "mCE of B (A = 100%)", _ratio_pct(mce), MCE_HELP),
+        (
+            "rmce",
             "Relative mCE of B (A = 100%)",
             _ratio_pct(rmce),
-            RELATIVE_MCE_HELP
-            if rmce is not None
-            else "Undefined: no corruption lowered A's accuracy by 1 pp or more per severity.",
-            f"{ID_SECTION}-rmce",
+            RELATIVE_MCE_HELP if rmce is not None else no_rmce,
         ),
     ]
     fragility = data.get("fragility") or {}
     if fragility.get("made_fragile_by_pruning") is not None:
-        cards.append(
-            _card(
-                "Made fragile by pruning",
-                f"{int(fragility['made_fragile_by_pruning']):,} samples",
-                f"{FRAGILE_HELP} (fragile for A: {int(fragility.get('fragile_a', 0)):,}, "
-                f"for B: {int(fragility.get('fragile_b', 0)):,})",
-                f"{ID_SECTION}-fragile",
-            )
+        count = f"{int(fragility['made_fragile_by_pruning']):,} samples"
+        help_text = (
+            f"{FRAGILE_HELP} (fragile for A: {int(fragility.get('fragile_a', 0)):,}, "
+            f"for B: {int(fragility.get('fragile_b', 0)):,})"
         )
+        numbers.append(("fragile", "Made fragile by pruning", count, help_text))
     worst = largest_drop(grid)
     if worst is not None:
         corruption, severity, delta = worst
-        cards.append(
-            _card(
-                "Largest loss: B vs A",
-                f"{100 * delta:+.1f} pp",
-                f"{corruption} at severity {severity}: the setting where B lost most accuracy",
-                f"{ID_SECTION}-worst",
-            )
-        )
-    return cards
+        where = f"{corruption} at severity {severity}: the setting where B lost most accuracy"
+        numbers.append(("worst", "Largest loss: B vs A", f"{100 * delta:+.1f} pp", where))
+    mean = stat_card(
+        "Accuracy under corruption (mean)",
+        format_percent(mean_a),
+        format_percent(mean_b),
+        f"{format_delta_pp(mean_a, mean_b)} · {MEAN_HELP}",
+        card_id=f"{ID_SECTION}-mean",
+    )
+    return [
+        mean,
+        *(number_card(t, v, h, note=h, card_id=f"{ID_SECTION}-{i}") for i, t, v, h in numbers),
+    ]
 
 
 def cell_detail(
@@ -239,7 +228,7 @@ def cell_detail(
 ) -> list[Any]:
     """The selected setting in words: both accuracies, the change and the corruption's CE."""
     if cell is None:
-        return [html.P(CLICK_HINT, className="muted hint")]
+        return [hint(CLICK_HINT)]
     values = grid.cell(*cell)
     corruption, severity = cell
     if values is None:
@@ -248,34 +237,24 @@ def cell_detail(
                 f"{corruption} at severity {severity} was not measured for both models.",
                 className="muted",
             ),
-            html.P(CLICK_HINT, className="muted hint"),
+            hint(CLICK_HINT),
         ]
     acc_a, acc_b = values
     ce = corruption_errors(grid.acc_a, grid.acc_b)[grid.corruptions.index(corruption)]
+    card = stat_card(
+        "Accuracy",
+        format_percent(acc_a),
+        format_percent(acc_b),
+        format_delta_pp(acc_a, acc_b),
+        card_id=f"{ID_SECTION}-cell-card",
+    )
+    ce_words = " — B's errors over A's summed across this corruption's severities."
     return [
         html.H3(f"{corruption}, severity {severity}"),
-        html.Div(
-            stat_card(
-                "Accuracy",
-                format_percent(acc_a),
-                format_percent(acc_b),
-                format_delta_pp(acc_a, acc_b),
-                card_id=f"{ID_SECTION}-cell-card",
-            ),
-            className="card-row",
-        ),
-        html.P(
-            [
-                html.Strong(f"CE of {corruption}: "),
-                _ratio_pct(ce),
-                " — B's errors over A's summed across this corruption's severities.",
-            ]
-        ),
-        html.P(
-            "The dotted lines in the chart follow this corruption across severities.",
-            className="muted hint",
-        ),
-        html.P(CLICK_HINT, className="muted hint"),
+        html.Div(card, className="card-row"),
+        html.P([html.Strong(f"CE of {corruption}: "), _ratio_pct(ce), ce_words]),
+        hint("The dotted lines in the chart follow this corruption across severities."),
+        hint(CLICK_HINT),
     ]
 
 
@@ -354,7 +333,7 @@ def section() -> html.Section:
             [
                 html.Div(id=ID_CARDS, className="card-row"),
                 html.Div([graph(i, t, HEATMAP_HEIGHT_PX) for i, t in heatmaps], className="grid-3"),
-                html.P(CLICK_HINT, className="muted hint"),
+                hint(CLICK_HINT),
                 html.Div(
                     [
                         graph(ID_LINES, "Mean accuracy vs severity", LINES_HEIGHT_PX),
@@ -423,10 +402,8 @@ def track_cell(query: Mapping[str, Any] | None, current: Any) -> Any:
     """Callback: the selected cell from the QUERY store; unchanged (no redraw) when another
     view's setting changed."""
     cell = parse_cell(query)
-    value = None if cell is None else [cell[0], cell[1]]
-    if value == current:
-        return dash.no_update
-    return value
+    value = None if cell is None else list(cell)
+    return dash.no_update if value == current else value
 
 
 def render_robustness(data: Mapping[str, Any] | None, cell: Any) -> tuple[Any, ...]:
@@ -438,19 +415,13 @@ def render_robustness(data: Mapping[str, Any] | None, cell: Any) -> tuple[Any, .
     if isinstance(cell, list | tuple) and len(cell) == 2 and query_int(cell[1]) is not None:
         selected = (str(cell[0]), int(cell[1]))
     label_a, label_b = str(data.get("label_a", "A")), str(data.get("label_b", "B"))
+    clean: dict[str, Any] = {"clean_a": data.get("clean_a"), "clean_b": data.get("clean_b")}
     highlight = selected[0] if selected is not None else None
     return (
         accuracy_heatmap(grid, "a", label_a, selected=selected),
         accuracy_heatmap(grid, "b", label_b, selected=selected),
         accuracy_diff_heatmap(grid, "B − A (percentage points)", selected=selected),
-        severity_lines(
-            grid,
-            label_a,
-            label_b,
-            clean_a=data.get("clean_a"),
-            clean_b=data.get("clean_b"),
-            highlight=highlight,
-        ),
+        severity_lines(grid, label_a, label_b, **clean, highlight=highlight),
         cell_detail(data, grid, selected),
     )
 
@@ -461,6 +432,5 @@ def select_cell(click_data: Mapping[str, Any] | None, query: Mapping[str, Any] |
     cell = cell_from_click(click_data)
     if cell is None:
         return dash.no_update
-    if parse_cell(query) == cell:
-        return merge_settings(query, **{KEY_CORRUPTION: None, KEY_SEVERITY: None})
-    return merge_settings(query, **{KEY_CORRUPTION: cell[0], KEY_SEVERITY: cell[1]})
+    corruption, severity = (None, None) if parse_cell(query) == cell else cell
+    return merge_settings(query, **{KEY_CORRUPTION: corruption, KEY_SEVERITY: severity})

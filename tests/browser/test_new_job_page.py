@@ -161,18 +161,18 @@ def test_train_then_analyze_from_the_new_job_page(dash_br, live_server):
     search_architecture(dash_br, train.ID_TRAIN_ARCH, "", "timm/resnet18", open_menu=False).click()
     WebDriverWait(driver, 20).until(lambda d: "architecture=timm%2Fresnet18" in d.current_url)
     WebDriverWait(driver, 20).until(
-        lambda d: "Constructs a ResNet-18 model." in js_text(d, train.ID_TRAIN_ARCH_INFO)
+        lambda d: "Constructs a ResNet-18 model." in js_text(d, train.ARCH_PICKER.about)
     )
     assert "timm/resnet18" in dash_br.find_element(f"#{train.ID_TRAIN_ARCH}").text
     # its arguments: those the dataset sets are blank, and the form is valid as it is
     WebDriverWait(driver, 20).until(lambda d: "in_chans" in js_text(d, train.ID_TRAIN_KWARGS))
-    WebDriverWait(driver, 20).until(lambda d: not submit_disabled(d, train.ID_TRAIN_SUBMIT))
+    WebDriverWait(driver, 20).until(lambda d: not submit_disabled(d, train.FORM.submit))
 
     # switch to the MLP: its arguments editor follows, and the choice goes into the URL
     dash_br.select_dcc_dropdown(f"#{train.ID_TRAIN_ARCH}", value="mlp · builtin")
     WebDriverWait(driver, 20).until(lambda d: "architecture=mlp" in d.current_url)
     WebDriverWait(driver, 20).until(
-        lambda d: "Fully connected" in js_text(d, train.ID_TRAIN_ARCH_INFO)
+        lambda d: "Fully connected" in js_text(d, train.ARCH_PICKER.about)
     )
     WebDriverWait(driver, 20).until(lambda d: "hidden" in js_text(d, train.ID_TRAIN_KWARGS))
     query = parse_qs(urlparse(driver.current_url).query)
@@ -180,26 +180,26 @@ def test_train_then_analyze_from_the_new_job_page(dash_br, live_server):
 
     # a bad field is named with the server's rule (its dry run, asked as the user types) and
     # the submit button is disabled until it is fixed
-    type_into(dash_br, f"#{train.ID_TRAIN_EPOCHS}", "-1")
+    type_into(dash_br, f"#{train.TRAIN_INPUTS['epochs']}", "-1")
     WebDriverWait(driver, 20).until(
         lambda d: (
             "greater than or equal to 0"
-            in (field_message(d, train.TRAIN_ERROR_TYPE, "epochs") or "")
+            in (field_message(d, train.FORM.error_type, "epochs") or "")
         )
     )
-    assert submit_disabled(driver, train.ID_TRAIN_SUBMIT)
-    type_into(dash_br, f"#{train.ID_TRAIN_EPOCHS}", "1")
-    type_into(dash_br, f"#{train.ID_TRAIN_NAME}", "browser <b>mlp</b>")
-    WebDriverWait(driver, 20).until(lambda d: not submit_disabled(d, train.ID_TRAIN_SUBMIT))
-    assert field_message(driver, train.TRAIN_ERROR_TYPE, "epochs") == ""
+    assert submit_disabled(driver, train.FORM.submit)
+    type_into(dash_br, f"#{train.TRAIN_INPUTS['epochs']}", "1")
+    type_into(dash_br, f"#{train.TRAIN_INPUTS['name']}", "browser <b>mlp</b>")
+    WebDriverWait(driver, 20).until(lambda d: not submit_disabled(d, train.FORM.submit))
+    assert field_message(driver, train.FORM.error_type, "epochs") == ""
     # what will run: the server's normalised spec, its defaults filled in, the name as typed
-    plan = train.ID_TRAIN_PLAN
+    plan = train.FORM.plan
     WebDriverWait(driver, 20).until(lambda d: "name browser <b>mlp</b>" in js_text(d, plan))
     assert "epochs 1 · " in js_text(driver, plan) and "batch_size 64" in js_text(driver, plan)
 
     # no job followed yet: its section does not show
     assert not dash_br.find_element(f"#{new_job.FOLLOW.ids.panel}").is_displayed()
-    dash_br.find_element(f"#{train.ID_TRAIN_SUBMIT}").click()
+    dash_br.find_element(f"#{train.FORM.submit}").click()
     dash_br.wait_for_element(f"#{new_job.FOLLOW.ids.status}", timeout=30)
     status = wait_final(dash_br, 180)
     assert status == "succeeded", js_text(driver, new_job.FOLLOW.ids.progress)
@@ -227,12 +227,12 @@ def test_train_then_analyze_from_the_new_job_page(dash_br, live_server):
     driver.find_element("css selector", "body").send_keys(Keys.ESCAPE)  # close the menu
     # severities 1, 2 only: untick 3, 4 and 5
     boxes = driver.find_elements(
-        "css selector", f"#{analyze.ID_ANALYZE_SEVERITIES} input[type=checkbox]"
+        "css selector", f"#{analyze.ANALYZE_INPUTS['severities']} input[type=checkbox]"
     )
     for box in boxes[2:]:
         box.click()
-    WebDriverWait(driver, 20).until(lambda d: not submit_disabled(d, analyze.ID_ANALYZE_SUBMIT))
-    dash_br.find_element(f"#{analyze.ID_ANALYZE_SUBMIT}").click()
+    WebDriverWait(driver, 20).until(lambda d: not submit_disabled(d, analyze.FORM.submit))
+    dash_br.find_element(f"#{analyze.FORM.submit}").click()
     dash_br.wait_for_element(f"#{new_job.FOLLOW.ids.status}", timeout=30)
     status = wait_final(dash_br, 240)
     assert status == "succeeded", js_text(driver, new_job.FOLLOW.ids.progress)
@@ -258,7 +258,7 @@ def test_the_kind_strip_joins_the_prune_page(dash_br, live_server, tmp_path):
     dash_br.wait_for_element(f"#{analyze.ID_ANALYZE_MODEL}", timeout=30)
     # the Sweep tab opens the prune page with the Sweep box ticked, for the same model
     dash_br.find_element("#job-tab-sweep").click()
-    dash_br.wait_for_element(f"#{prune.ID_SWEEP_SPARSITIES}", timeout=30)
+    dash_br.wait_for_element(f"#{prune.FORM_INPUTS['sweep_sparsities']}", timeout=30)
     WebDriverWait(driver, 20).until(
         lambda d: d.find_element("css selector", f"#{prune.ID_SWEEP_FIELDS}").is_displayed()
     )
@@ -282,6 +282,6 @@ def test_the_kind_strip_joins_the_prune_page(dash_br, live_server, tmp_path):
 
     # and the Train tab leads back here
     dash_br.find_element("#job-tab-train").click()
-    dash_br.wait_for_element(f"#{train.ID_TRAIN_SUBMIT}", timeout=30)
+    dash_br.wait_for_element(f"#{train.FORM.submit}", timeout=30)
     assert urlparse(driver.current_url).path == "/new"
     assert dash_br.get_logs() == [], dash_br.get_logs()

@@ -61,17 +61,17 @@ def test_prune_a_model_and_follow_the_job(dash_br, live_server):
     assert query["sparsity"] == ["0.5"]
 
     # no job followed yet: neither its section nor the cancel button shows
-    assert not dash_br.find_element(f"#{prune.ID_PANEL}").is_displayed()
+    assert not dash_br.find_element(f"#{prune.FOLLOW.ids.panel}").is_displayed()
     dash_br.find_element(f"#{prune.ID_SUBMIT}").click()
-    dash_br.wait_for_element(f"#{prune.ID_STATUS}", timeout=30)
+    dash_br.wait_for_element(f"#{prune.FOLLOW.ids.status}", timeout=30)
     WebDriverWait(dash_br.driver, 90, poll_frequency=0.5).until(
         lambda d: (
-            d.find_element("css selector", f"#{prune.ID_STATUS}").text
+            d.find_element("css selector", f"#{prune.FOLLOW.ids.status}").text
             in ("succeeded", "failed", "cancelled")
         )
     )
-    panel = dash_br.find_element(f"#{prune.ID_PROGRESS}").text
-    assert dash_br.find_element(f"#{prune.ID_STATUS}").text == "succeeded", panel
+    panel = dash_br.find_element(f"#{prune.FOLLOW.ids.progress}").text
+    assert dash_br.find_element(f"#{prune.FOLLOW.ids.status}").text == "succeeded", panel
     assert "50.0%" in dash_br.find_element(f"#{prune.ID_RESULT}-sparsity").text
     assert "job=" in dash_br.driver.current_url
     assert dash_br.get_logs() == [], dash_br.get_logs()
@@ -87,7 +87,7 @@ def status_of(driver) -> str:
     """The followed job's status badge, read in one step: the poll re-renders it every second."""
     return driver.execute_script(
         "const e = document.getElementById(arguments[0]); return e ? e.textContent : '';",
-        prune.ID_STATUS,
+        prune.FOLLOW.ids.status,
     )
 
 
@@ -103,10 +103,10 @@ def test_cancel_a_running_job(dash_br, live_server):
         WebDriverWait(dash_br.driver, 120, poll_frequency=0.5).until(
             lambda d: status_of(d) == "running"
         )
-        button = dash_br.find_element(f"#{prune.ID_CANCEL}")
+        button = dash_br.find_element(f"#{prune.FOLLOW.ids.cancel}")
         WebDriverWait(dash_br.driver, 10).until(lambda d: button.is_displayed())
         assert button.text == "Cancel job"
-        panel = dash_br.find_element(f"#{prune.ID_PANEL}")
+        panel = dash_br.find_element(f"#{prune.FOLLOW.ids.panel}")
         dash_br.driver.execute_script("arguments[0].scrollIntoView({block: 'end'})", panel)
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         assert dash_br.driver.save_screenshot(str(SCREENSHOTS / "prune-cancel.png"))
@@ -115,9 +115,9 @@ def test_cancel_a_running_job(dash_br, live_server):
         WebDriverWait(dash_br.driver, 15, poll_frequency=0.25).until(
             lambda d: status_of(d) == "cancelled"
         )
-        words = dash_br.find_element(f"#{prune.ID_JOB_ERROR}").text
+        words = dash_br.find_element(f"#{prune.FOLLOW.ids.job_error}").text
         assert "The job was cancelled" in words
-        assert not dash_br.find_element(f"#{prune.ID_CANCEL}").is_displayed()
+        assert not dash_br.find_element(f"#{prune.FOLLOW.ids.cancel}").is_displayed()
         assert api.get(f"/api/jobs/{job_id}").json()["status"] == "cancelled"
         assert dash_br.get_logs() == [], dash_br.get_logs()
     finally:

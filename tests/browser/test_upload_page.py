@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 from frontend import forms
@@ -41,6 +42,36 @@ def choose_file(dash_br, kind: str, path: Path) -> None:
     dash_br.find_element(f"#upload-{kind}-file").send_keys(str(path))
     WebDriverWait(dash_br.driver, 10).until(
         lambda d: path.name in d.find_element("id", f"upload-{kind}-file-name").text
+    )
+
+
+def text_of(driver, element_id: str) -> str:
+    return driver.find_element("id", element_id).text
+
+
+def check_as_typed(dash_br) -> None:
+    """The server checks the checkpoint's fields as they are typed: a message in the slot of
+    its field, or in a box under the form for a field without one; both go once fixed."""
+    driver = dash_br.driver
+    kwargs = dash_br.find_element(f"#{upload.ID_MODEL_KWARGS}")
+    kwargs.send_keys("[1]", Keys.TAB)
+    WebDriverWait(driver, 20).until(
+        lambda d: "dictionary" in text_of(d, upload.ID_MODEL_KWARGS_ERROR)
+    )
+    name = dash_br.find_element(f"#{upload.ID_MODEL_NAME}")
+    name.send_keys("n" * 201, Keys.TAB)  # longer than a model's name may be
+    WebDriverWait(driver, 20).until(
+        lambda d: "Check the form" in text_of(d, upload.ID_MODEL_FORM_ERROR)
+    )
+    assert "name" in text_of(driver, upload.ID_MODEL_FORM_ERROR)
+    for field in (kwargs, name):
+        field.send_keys(Keys.CONTROL, "a")
+        field.send_keys(Keys.BACKSPACE, Keys.TAB)
+    WebDriverWait(driver, 20).until(
+        lambda d: (
+            not text_of(d, upload.ID_MODEL_FORM_ERROR)
+            and not text_of(d, upload.ID_MODEL_KWARGS_ERROR)
+        )
     )
 
 
@@ -101,6 +132,7 @@ def test_upload_a_pruned_checkpoint_and_compare_it(dash_br, live_server, tmp_pat
             tmp_path / "digits-cnn-80.safetensors", parent["arch_kwargs"]
         )
         open_upload_page(dash_br, live_server.url)
+        check_as_typed(dash_br)
 
         choose_file(dash_br, "model", checkpoint)
         pick_architecture(dash_br, "digits", "digits_cnn")

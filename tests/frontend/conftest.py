@@ -540,6 +540,29 @@ def down_api() -> Iterator[FakeApi]:
     yield from _install(FakeApi(down=True))
 
 
+@pytest.fixture
+def server(client: Any) -> Iterator[Any]:
+    """The real REST API (``client`` of tests/conftest.py: a fresh database, jobs inline) behind
+    the pages' client, so that a form's checks are the server's dry run."""
+
+    def forward(request: httpx.Request) -> httpx.Response:
+        headers = {k: v for k, v in request.headers.items() if k.lower() != "host"}
+        answer = client.request(
+            request.method, str(request.url), content=request.content, headers=headers
+        )
+        return httpx.Response(
+            answer.status_code,
+            content=answer.content,
+            headers={"content-type": answer.headers.get("content-type", "application/json")},
+        )
+
+    client_module.configure("http://testserver", transport=httpx.MockTransport(forward))
+    try:
+        yield client
+    finally:
+        client_module.reset()
+
+
 @pytest.fixture(autouse=True)
 def _no_prefetch(monkeypatch: pytest.MonkeyPatch) -> None:
     """The compare page prefetches the embedding in a thread; a fake API's request log, and

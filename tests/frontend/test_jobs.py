@@ -352,3 +352,107 @@ def test_read_job_and_ended_notice(api: JobsApi) -> None:
     box = jobs.ended_notice(job, "regions")
     assert "The regions job failed" in text(box) and "boom" in text(box)
     assert "notice-warning" in jobs.ended_notice({"status": "cancelled"}, "x").className
+
+
+# the compact follower of a view's job ----------------------------------------------------------
+
+COMPACT = jobs.CompactFollower("view", "regions", announce=True)
+CIDS = COMPACT.ids
+
+
+def test_compact_ids_derive_from_the_prefix_and_start_idle() -> None:
+    assert CIDS == ("view-compute", "view-job", "view-poll", "view-progress", "view-done")
+    parts = [COMPACT.button("Compute", title="Run it"), *COMPACT.stores()]
+    assert by_id(parts, CIDS.compute).children == "Compute"
+    assert "needs-write" in by_id(parts, CIDS.compute).className
+    assert by_id(parts, CIDS.poll).disabled is True
+    assert {CIDS.job, CIDS.done} <= set(ids(parts))
+
+
+def test_compact_start_follows_the_new_job_and_follow_announces_it(api: JobsApi) -> None:
+    followed, line = COMPACT.start({"comparison_id": 3}, comparison_id=3)
+    assert api.posted == [{"kind": "regions", "spec": {"comparison_id": 3}}]
+    assert followed == {"id": 1, "comparison_id": 3}
+    assert "Job #1" in text(line) and "queued" in text(line)
+    poll_off, button_off, said = COMPACT.follow(followed)
+    assert (poll_off, button_off) == (False, True) and "Job #1 submitted" in text(said)
+    assert COMPACT.follow(None) == (True, False, dash.no_update)
+    quiet = jobs.CompactFollower("quiet", "attribution")
+    assert quiet.follow({"id": 1}) == (False, True)
+
+
+@pytest.mark.parametrize(
+    ("answer", "title"),
+    [
+        ((422, "unsupported module: nn.GELU"), "The API refused the regions job (422)"),
+        ((503, "the job queue is down"), "The API answered 503"),
+    ],
+)
+def test_compact_start_refused_keeps_the_status(api: JobsApi, answer: Any, title: str) -> None:
+    api.answer = answer
+    followed, refused = COMPACT.start({"comparison_id": 3})
+    assert followed is dash.no_update
+    assert title in text(refused) and answer[1] in text(refused)
+
+
+def test_compact_poll_a_running_job(api: JobsApi) -> None:
+    job = api.add("running", kind="regions", stage="model 1: local")
+    line, poll_off, button_off, done = COMPACT.poll(1, {"id": job["id"]})
+    assert (poll_off, button_off, done) == (False, True, dash.no_update)
+    assert "running" in text(line) and "30%" in text(line) and "model 1: local" in text(line)
+    assert "Job #" in text(line)
+
+
+def test_compact_poll_a_succeeded_job_sets_done_to_the_followed_job(api: JobsApi) -> None:
+    job = api.add("succeeded", kind="regions")
+    followed = {"id": job["id"], "index": 42}
+    line, poll_off, button_off, done = COMPACT.poll(3, followed)
+    assert (poll_off, button_off) == (True, True) and done == followed
+    assert "100%" in text(line)
+
+
+@pytest.mark.parametrize(
+    ("status", "words"),
+    [("failed", "The regions job failed"), ("cancelled", "The regions job was cancelled")],
+)
+def test_compact_poll_an_ended_job_frees_the_button(api: JobsApi, status: str, words: str) -> None:
+    job = api.add(status, kind="regions", error="nn.GELU" if status == "failed" else None)
+    line, poll_off, button_off, done = COMPACT.poll(2, {"id": job["id"]})
+    assert (poll_off, button_off, done) == (True, False, dash.no_update)
+    assert words in text(line)
+    if status == "failed":
+        assert "nn.GELU" in text(line)
+
+
+def test_compact_poll_an_unknown_job_stops_and_an_unreachable_api_does_not(api: JobsApi) -> None:
+    assert COMPACT.poll(0, None) == (dash.no_update, True, False, dash.no_update)
+    notices, poll_off, button_off, done = COMPACT.poll(1, {"id": 99})
+    assert "Job 99 not found" in text(notices)
+    assert (poll_off, button_off, done) == (True, False, dash.no_update)
+    api.down = True
+    notices, poll_off, button_off, _ = COMPACT.poll(1, {"id": 1})
+    assert "Cannot reach the PruneScope API" in text(notices)
+    assert (poll_off, button_off) == (False, True)
+
+
+def test_compact_register_wires_start_follow_and_poll() -> None:
+    app = dash.Dash(__name__)
+
+    def start(n_clicks: Any, spec: Any) -> Any:
+        return dash.no_update, dash.no_update
+
+    COMPACT.register(app, start, dash.State("view-spec", "data"))
+    outputs = " ".join(str(k) for k in app.callback_map)
+    assert f"{CIDS.done}.data" in outputs and f"{CIDS.job}.data" in outputs
+    inputs = [i for cb in app.callback_map.values() for i in cb["inputs"]]
+    for wired in ((CIDS.compute, "n_clicks"), (CIDS.job, "data"), (CIDS.poll, "n_intervals")):
+        assert {"id": wired[0], "property": wired[1]} in inputs
+
+
+def test_status_line_is_shared_by_both_followers() -> None:
+    job = {"id": 5, "status": "running", "progress": 0.5, "stage": "epoch 1"}
+    line = jobs.status_line(job, label="Job #5 ")
+    assert text(line).split() == ["Job", "#5", "running", "50%", "epoch", "1"]
+    assert ids(line) == []
+    panel_line = jobs.status_line(job, ids=IDS)
+    assert {IDS.status, IDS.progress_bar, IDS.stage} == set(ids(panel_line))

@@ -35,7 +35,7 @@ from frontend import client as client_module
 from frontend.app import create_dash_app
 from frontend.components import (
     JOB_KIND_TABS,
-    describe_architecture_choice,
+    architecture_about,
     job_kind_href,
     job_kind_tabs,
     search_architectures,
@@ -368,7 +368,7 @@ def train_form(page: Any, **changes: Any) -> dict[str, Any]:
     values.update(
         kwarg_values=[by_id(page, kid).value for kid in kids],
         kwarg_ids=kids,
-        architectures=by_id(page, train.ID_TRAIN_ARCHS).data,
+        architectures=by_id(page, train.ARCH_PICKER.entries).data,
     )
     values.update(changes)
     return values
@@ -395,9 +395,9 @@ def slots(error_type: str, fields: Any) -> list[dict[str, str]]:
 
 
 TRAIN_SLOTS = slots(
-    train.TRAIN_ERROR_TYPE, [*train.TRAIN_FIELDS, "arch_kwargs.num_classes", "arch_kwargs.hidden"]
+    train.FORM.error_type, [*train.TRAIN_FIELDS, "arch_kwargs.num_classes", "arch_kwargs.hidden"]
 )
-ANALYZE_SLOTS = slots(analyze.ANALYZE_ERROR_TYPE, analyze.ANALYZE_FIELDS)
+ANALYZE_SLOTS = slots(analyze.FORM.error_type, analyze.ANALYZE_FIELDS)
 
 
 def train_spec(arch_kwargs: dict[str, Any] | None = None, **form: Any) -> dict[str, Any]:
@@ -752,6 +752,9 @@ def test_the_prune_page_has_the_strip_and_opens_in_sweep_mode_from_the_url(
 
 def test_train_layout_fills_every_setting_with_its_default(api: NewJobApi) -> None:
     page = new_job.layout()
+    # the stores of the server's check as the form is filled in (forms.register_validation)
+    for store in ("stamp", "verdict"):
+        by_id(page, f"{train.FORM.submit}-{store}")  # exactly one each
     assert by_id(page, train.ID_TRAIN_DATASET).value == 1
     dataset_labels = [o["label"] for o in by_id(page, train.ID_TRAIN_DATASET).options]
     assert dataset_labels == [
@@ -774,14 +777,14 @@ def test_train_layout_fills_every_setting_with_its_default(api: NewJobApi) -> No
     assert kids == ["num_classes", "in_channels"]
     assert by_id(page, {"type": train.KWARG_TYPE, "name": "num_classes"}).value == ""
     # a message slot per field, a one-line hint per setting, and a valid form to start with
-    fields = {e["field"] for e in ids_of_type(page, train.TRAIN_ERROR_TYPE)}
+    fields = {e["field"] for e in ids_of_type(page, train.FORM.error_type)}
     assert set(train.TRAIN_FIELDS) | {"arch_kwargs.num_classes", "arch_kwargs.in_channels"} == (
         fields
     )
     words = text(page)
     for help_text in train.TRAIN_HELP.values():
         assert help_text in words
-    assert by_id(page, train.ID_TRAIN_SUBMIT).disabled is False
+    assert by_id(page, train.FORM.submit).disabled is False
     assert by_id(page, new_job.FOLLOW.ids.poll).disabled is True
     strip = by_id(page, common.ID_KIND_TABS)
     assert by_id(strip, "job-tab-train").className.endswith("job-tab-active")
@@ -811,7 +814,7 @@ def test_unknown_things_in_the_url_are_reported(api: NewJobApi) -> None:
     words = text(page)
     assert "Dataset '99' not found" in words
     assert "Unknown architecture 'vgg'" in words and "digits_cnn, mlp, resnet20" in words
-    assert by_id(page, train.ID_TRAIN_SUBMIT).disabled is True
+    assert by_id(page, train.FORM.submit).disabled is True
     assert "Unknown job kind 'magic'" in text(new_job.layout(kind="magic"))
     page = new_job.layout(kind="analyze", model="99")
     assert "Model '99' not found" in text(page)
@@ -827,6 +830,8 @@ def test_prune_and_sweep_point_to_the_prune_page(api: NewJobApi, kind: str) -> N
 
 def test_analyze_layout_lists_models_by_lineage_and_the_corruptions(api: NewJobApi) -> None:
     page = new_job.layout(kind="analyze")
+    for store in ("stamp", "verdict"):
+        by_id(page, f"{analyze.FORM.submit}-{store}")  # exactly one each
     model = by_id(page, analyze.ID_ANALYZE_MODEL)
     assert [o["value"] for o in model.options] == [1, 2, 3, 4]
     labels = [o["label"] for o in model.options]
@@ -846,10 +851,10 @@ def test_analyze_layout_lists_models_by_lineage_and_the_corruptions(api: NewJobA
     options = by_id(page, analyze.ID_ANALYZE_CORRUPTIONS).options
     assert [o["value"] for o in options] == CORRUPTIONS
     assert "All 4 corruptions" in text(by_id(page, analyze.ID_ANALYZE_ALL).options[0]["label"])
-    assert by_id(page, analyze.ID_ANALYZE_SEVERITIES).value == [1, 2, 3, 4, 5]
-    assert by_id(page, analyze.ID_ANALYZE_SPLIT).value == "test"
-    assert by_id(page, analyze.ID_ANALYZE_SUBMIT).disabled is False
-    fields = {e["field"] for e in ids_of_type(page, analyze.ANALYZE_ERROR_TYPE)}
+    assert by_id(page, analyze.ANALYZE_INPUTS["severities"]).value == [1, 2, 3, 4, 5]
+    assert by_id(page, analyze.ANALYZE_INPUTS["split"]).value == "test"
+    assert by_id(page, analyze.FORM.submit).disabled is False
+    fields = {e["field"] for e in ids_of_type(page, analyze.FORM.error_type)}
     assert fields == set(analyze.ANALYZE_FIELDS)
     strip = by_id(page, common.ID_KIND_TABS)
     assert by_id(strip, "job-tab-analyze").className.endswith("job-tab-active")
@@ -1013,7 +1018,7 @@ def test_submit_before_any_click_does_nothing(api: NewJobApi) -> None:
 
 def test_describe_callbacks_follow_the_choice(api: NewJobApi) -> None:
     editor = train.describe_train_architecture("mlp", ARCHITECTURES)
-    assert "Fully connected" in text(describe_architecture_choice("mlp", ARCHITECTURES))
+    assert "Fully connected" in text(architecture_about("mlp", ARCHITECTURES))
     assert [k["name"] for k in ids_of_type(editor, train.KWARG_TYPE)] == [
         "input_shape",
         "num_classes",
@@ -1051,9 +1056,9 @@ def test_the_train_picker_offers_the_builtins_and_searches_the_rest(api: NewJobA
         "mlp · builtin",
         "resnet20 · builtin",
     ]
-    entries = by_id(page, train.ID_TRAIN_ARCHS).data
+    entries = by_id(page, train.ARCH_PICKER.entries).data
     assert entries == ARCHITECTURES
-    assert "ResNet-20 for 32x32 images" in text(by_id(page, train.ID_TRAIN_ARCH_INFO))
+    assert "ResNet-20 for 32x32 images" in text(by_id(page, train.ARCH_PICKER.about))
     options, shown = search_architectures("resnet", picker.value, entries)
     # the server's matches in its order; resnet20, the choice, is among them
     assert [o["value"] for o in options] == ["resnet20", "torchvision/resnet18", "timm/resnet18"]
@@ -1079,7 +1084,7 @@ def test_the_train_picker_offers_the_builtins_and_searches_the_rest(api: NewJobA
         kwarg_values=["", ""],
         epochs=1,
     )
-    error_ids = ids_of_type(page, train.TRAIN_ERROR_TYPE)
+    error_ids = ids_of_type(page, train.FORM.error_type)
     assert train.validate_train(error_ids=error_ids, **form)["disabled"] is False
     train.submit_train(**form)
     (body,) = api.posted("/api/jobs")
@@ -1098,10 +1103,10 @@ def test_a_timm_architecture_in_the_url_is_preselected(api: NewJobApi) -> None:
         "resnet20",
         "timm/vit_tiny_patch16_224",
     ]
-    assert "ViT-Tiny" in text(by_id(page, train.ID_TRAIN_ARCH_INFO))
+    assert "ViT-Tiny" in text(by_id(page, train.ARCH_PICKER.about))
     kids = [k["name"] for k in ids_of_type(page, train.KWARG_TYPE)]
     assert kids == ["num_classes", "in_chans", "img_size"]
-    assert by_id(page, train.ID_TRAIN_SUBMIT).disabled is False
+    assert by_id(page, train.FORM.submit).disabled is False
     searched = [r.url.params.get("q") for r in api.fake.requests if "architectures" in str(r.url)]
     assert searched == [None, "timm/vit_tiny_patch16_224"]
 
@@ -1275,7 +1280,7 @@ def test_new_job_page_is_routed_and_linked_from_the_navbar(api: NewJobApi) -> No
     )
     body = response.get_json()["response"]
     assert body["_pages_store"]["data"]["title"] == new_job.TITLE == "New job · PruneScope"
-    assert train.ID_TRAIN_SUBMIT in str(body["_pages_content"]["children"])
+    assert train.FORM.submit in str(body["_pages_content"]["children"])
     dependencies = client.get("/_dash-dependencies").get_json()
     outputs = [d["output"] for d in dependencies]
     assert any(f"{new_job.FOLLOW.ids.progress}.children" in o for o in outputs)
@@ -1286,9 +1291,9 @@ def test_new_job_page_is_routed_and_linked_from_the_navbar(api: NewJobApi) -> No
     # the picker's search and about line: one callback each
     for out in (
         f"{train.ID_TRAIN_ARCH}.options",
-        f"{train.ID_TRAIN_ARCH_INFO}.children",
+        f"{train.ARCH_PICKER.about}.children",
         f"{train.ID_TRAIN_KWARGS}.children",
     ):
         assert sum(out in o for o in outputs) == 1, out
     assert {"id": train.ID_TRAIN_ARCH, "property": "search_value"} in inputs
-    assert {"id": train.ID_TRAIN_SUBMIT, "property": "n_clicks"} in inputs
+    assert {"id": train.FORM.submit, "property": "n_clicks"} in inputs

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs
 
 import dash
 import pytest
-from dash import dcc, html
+from dash import Input, Output, dcc, html
 from dash.development.base_component import Component
 
 from frontend import forms
@@ -684,4 +687,101 @@ def test_models_can_be_downloaded_from_home_and_compare(fake_api: FakeApi) -> No
     assert download_hrefs(header) == [
         "/api/models/1/download?format=safetensors",
         "/api/models/3/download?format=safetensors",
+    ]
+
+
+# checking a form as it is filled in (forms.register_validation) ---------------------------------
+
+
+def checked_form() -> tuple[dash.Dash, Any, list[str]]:
+    """A form of one field, ``t-x``, checked the one way every form is: its app, the
+    server-side callback, and what the server said for each value it was asked about."""
+    app = dash.Dash(__name__)
+    asked: list[str] = []
+
+    def validate(x: Any, error_ids: Any) -> dict[str, Any]:
+        asked.append(x)
+        return {"errors": [f"{x} is wrong"] * len(error_ids), "disabled": True}
+
+    stamped = forms.register_validation(
+        app,
+        validate,
+        prefix="t-submit",
+        inputs={"x": Input("t-x", "value")},
+        outputs={"disabled": Output("t-submit", "disabled")},
+        error_type="t-error",
+    )
+    return app, stamped, asked
+
+
+def shown_in_browser(app: dash.Dash, verdict: Any, stamp: float, slots: list[Any]) -> Any:
+    """What the page shows of ``verdict`` while the form's latest stamp is ``stamp``: the
+    app's clientside callback that reads the verdict store, run by node as the browser runs it
+    ("prevented" when it shows nothing)."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    (spec,) = [c for c in app._callback_list if c["inputs"][0]["id"] == "t-submit-verdict"]
+    function = spec["clientside_function"]
+    script = "\n".join(
+        [
+            "globalThis.window = {dash_clientside: {PreventUpdate: {prevented: true}}};",
+            *app._inline_scripts,
+            f"const show = window.dash_clientside[{json.dumps(function['namespace'])}]"
+            f"[{json.dumps(function['function_name'])}];",
+            "let out;",
+            f"try {{ out = show(...{json.dumps([verdict, stamp, slots])}); }}",
+            "catch (e) { if (e !== window.dash_clientside.PreventUpdate) throw e;"
+            " out = 'prevented'; }",
+            "process.stdout.write(JSON.stringify(out));",
+        ]
+    )
+    done = subprocess.run([node, "-e", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_a_change_stamps_the_form_and_the_server_checks_it_with_its_stamp() -> None:
+    app, stamped, asked = checked_form()
+    by_output = {c["output"]: c for c in app._callback_list}
+    stamp = by_output["t-submit-stamp.data"]
+    assert stamp["clientside_function"] and stamp["inputs"] == [{"id": "t-x", "property": "value"}]
+    # the server is asked when the stamp changes, with the form's values as they are then
+    check = by_output["t-submit-verdict.data"]
+    assert "clientside_function" not in check or not check["clientside_function"]
+    assert check["inputs"] == [{"id": "t-submit-stamp", "property": "data"}]
+    assert {"id": "t-x", "property": "value"} in check["state"]
+    slots = [{"type": "t-error", "field": "x"}]
+    assert stamped(7.5, x="a", error_ids=slots) == {
+        "stamp": 7.5,
+        "answer": {"errors": ["a is wrong"], "disabled": True},
+    }
+    assert asked == ["a"]
+
+
+def test_an_answer_about_an_older_state_of_the_form_is_not_shown() -> None:
+    app, stamped, _ = checked_form()
+    slots = [{"type": "t-error", "field": "x"}, {"type": "t-error", "field": ""}]
+    older = stamped(1.0, x="old", error_ids=slots)  # a slow check of what was typed first
+    newer = stamped(2.0, x="new", error_ids=slots)  # then the user typed again
+    # the newer answer comes back first and is shown, in the slots and the other outputs
+    assert shown_in_browser(app, newer, 2.0, slots) == [["new is wrong"] * 2, True]
+    # the older one comes back after it: dropped, not shown over the newer one
+    assert shown_in_browser(app, older, 2.0, slots) == "prevented"
+    # an answer for slots that have changed since (another method's parameters) neither
+    assert shown_in_browser(app, newer, 2.0, slots[:1]) == "prevented"
+    assert shown_in_browser(app, None, 2.0, slots) == "prevented"
+
+
+def test_every_form_is_checked_through_the_one_wiring(fake_api: FakeApi) -> None:
+    from frontend.app import create_dash_app
+
+    app = create_dash_app("http://testserver")
+    verdicts = [c["output"] for c in app._callback_list if c["output"].endswith("-verdict.data")]
+    assert sorted(verdicts) == [
+        "new-analyze-submit-verdict.data",
+        "new-train-submit-verdict.data",
+        "prune-submit-verdict.data",
+        "upload-dataset-submit-verdict.data",
+        "upload-model-submit-verdict.data",
     ]

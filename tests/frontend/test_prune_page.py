@@ -392,29 +392,13 @@ def test_sweep_with_params_names_the_method_with_them_and_falls_back_to_the_form
 
 
 @pytest.fixture
-def server(client: Any) -> Iterator[Any]:
-    """The real REST API (``client`` of tests/conftest.py: a fresh database, jobs inline) with
-    one registered model, behind the pages' client: the form's checks are the server's."""
-    dataset = client.post("/api/datasets", json={"builtin": "digits"}).json()
+def server(server: Any) -> Any:
+    """The real REST API of conftest.py with one registered model: the form's checks are the
+    server's."""
+    dataset = server.post("/api/datasets", json={"builtin": "digits"}).json()
     spec = {"dataset_id": dataset["id"], "architecture": "digits_cnn", "epochs": 0}
-    assert client.post("/api/jobs", json={"kind": "train", "spec": spec}).status_code == 201
-
-    def forward(request: httpx.Request) -> httpx.Response:
-        headers = {k: v for k, v in request.headers.items() if k.lower() != "host"}
-        answer = client.request(
-            request.method, str(request.url), content=request.content, headers=headers
-        )
-        return httpx.Response(
-            answer.status_code,
-            content=answer.content,
-            headers={"content-type": answer.headers.get("content-type", "application/json")},
-        )
-
-    client_module.configure("http://testserver", transport=httpx.MockTransport(forward))
-    try:
-        yield client
-    finally:
-        client_module.reset()
+    assert server.post("/api/jobs", json={"kind": "train", "spec": spec}).status_code == 201
+    return server
 
 
 def dry_run_errors(**form: Any) -> dict[str, str]:
@@ -501,6 +485,9 @@ def test_layout_offers_every_method_of_the_api(api: PruneApi) -> None:
     # the chosen method's doc and what its sparsity counts
     info = text(by_id(page, prune.ID_METHOD_INFO))
     assert "one |w| threshold" in info and "all prunable weights together" in info
+    # the stores of the server's check as the form is filled in (forms.register_validation)
+    for store in ("stamp", "verdict"):
+        by_id(page, f"{prune.ID_SUBMIT}-{store}")  # exactly one each
 
 
 def test_layout_models_originals_first_with_sparsity_and_accuracy(api: PruneApi) -> None:
@@ -528,7 +515,7 @@ def test_query_params_preselect_the_form(api: PruneApi) -> None:
     # a message slot next to every field, and one per parameter
     fields = {eid["field"] for eid in error_ids(page)}
     assert set(prune.FORM_FIELDS) | {f"params.{n}" for n in RIGL} == fields
-    assert by_id(page, prune.ID_POLL).disabled is True
+    assert by_id(page, prune.FOLLOW.ids.poll).disabled is True
 
 
 def test_a_none_default_gets_an_empty_text_input(api: PruneApi) -> None:
@@ -548,8 +535,8 @@ def test_unknown_model_and_method_in_the_url_are_reported(api: PruneApi) -> None
 
 def test_a_job_in_the_url_is_followed(api: PruneApi) -> None:
     page = prune.layout(job="2")
-    assert by_id(page, prune.ID_JOB).data == {"id": 2}
-    assert by_id(page, prune.ID_POLL).disabled is False
+    assert by_id(page, prune.FOLLOW.ids.job).data == {"id": 2}
+    assert by_id(page, prune.FOLLOW.ids.poll).disabled is False
 
 
 def test_no_models_says_how_to_get_one(no_models_api: PruneApi) -> None:
@@ -724,7 +711,7 @@ def test_poll_a_succeeded_job_shows_the_result_and_stops(api: PruneApi) -> None:
     )
     panel, stop, cancel_hidden = prune.poll_job(4, {"id": 2})
     assert stop is True and cancel_hidden is True
-    assert text(by_id(panel, prune.ID_STATUS)) == "succeeded"
+    assert text(by_id(panel, prune.FOLLOW.ids.status)) == "succeeded"
     assert "50.0%" in text(by_id(panel, f"{prune.ID_RESULT}-sparsity"))
     assert "t = 2×" in text(by_id(panel, f"{prune.ID_RESULT}-sparsity"))
     assert "81.0%" in text(by_id(panel, f"{prune.ID_RESULT}-accuracy"))
@@ -739,7 +726,7 @@ def test_poll_a_succeeded_job_shows_the_result_and_stops(api: PruneApi) -> None:
 def test_poll_a_failed_job_shows_the_error(api: PruneApi) -> None:
     panel, stop, cancel_hidden = prune.poll_job(1, {"id": 3})
     assert stop is True and cancel_hidden is True
-    assert "CUDA out of memory" in text(by_id(panel, prune.ID_JOB_ERROR))
+    assert "CUDA out of memory" in text(by_id(panel, prune.FOLLOW.ids.job_error))
 
 
 def test_poll_without_a_job_is_idle(api: PruneApi) -> None:
@@ -760,13 +747,13 @@ def cancels(api: PruneApi) -> list[str]:
 
 def test_the_cancel_button_is_in_the_layout_from_the_start_hidden(api: PruneApi) -> None:
     for page in (prune.layout(), prune.layout(job="2")):
-        button = by_id(page, prune.ID_CANCEL)
+        button = by_id(page, prune.FOLLOW.ids.cancel)
         assert button.children == "Cancel job"
         assert button.hidden is True  # the poll shows it once it knows the job's status
-        by_id(page, prune.ID_CANCEL_NOTICE)
+        by_id(page, prune.FOLLOW.ids.cancel_notice)
         # outside the polled panel, whose children the poll replaces every second
-        assert prune.ID_CANCEL not in [
-            getattr(c, "id", None) for c in walk(by_id(page, prune.ID_PROGRESS))
+        assert prune.FOLLOW.ids.cancel not in [
+            getattr(c, "id", None) for c in walk(by_id(page, prune.FOLLOW.ids.progress))
         ]
 
 
@@ -789,21 +776,21 @@ def test_cancel_is_offered_only_while_the_job_is_queued_or_running(
     panel, stop, cancel_hidden = prune.poll_job(1, {"id": 2})
     assert cancel_hidden is (not offered)
     assert stop is (status in jobs.FINAL_STATUSES)
-    assert text(by_id(panel, prune.ID_STATUS)) == status
+    assert text(by_id(panel, prune.FOLLOW.ids.status)) == status
     # "Stopping…" only while the job is being cancelled
-    stopping = [c for c in walk(panel) if getattr(c, "id", None) == prune.ID_STOPPING]
+    stopping = [c for c in walk(panel) if getattr(c, "id", None) == prune.FOLLOW.ids.stopping]
     assert bool(stopping) is (status == "cancelling")
 
 
 def test_the_panel_of_a_cancelling_job_says_stopping() -> None:
     job: Any = {"id": 7, "kind": "prune", "spec": {}, "status": "cancelling", "progress": 0.4}
     panel = prune.job_panel(job)
-    assert "Stopping…" in text(by_id(panel, prune.ID_STOPPING))
-    assert text(by_id(panel, prune.ID_STATUS)) == "cancelling"
+    assert "Stopping…" in text(by_id(panel, prune.FOLLOW.ids.stopping))
+    assert text(by_id(panel, prune.FOLLOW.ids.status)) == "cancelling"
     assert "40%" in text(panel)
     sweep = prune.job_panel({**job, "kind": "sweep"})
-    assert "prune jobs stop" in text(by_id(sweep, prune.ID_STOPPING))
-    assert prune.ID_STOPPING not in [
+    assert "prune jobs stop" in text(by_id(sweep, prune.FOLLOW.ids.stopping))
+    assert prune.FOLLOW.ids.stopping not in [
         getattr(c, "id", None) for c in walk(prune.job_panel({**job, "status": "cancelled"}))
     ]
 
@@ -814,8 +801,8 @@ def test_cancel_a_running_job_asks_the_api_and_shows_stopping(api: PruneApi) -> 
     assert api.job(2)["status"] == "cancelling"
     assert out["hidden"] is True
     assert out["notice"] is None
-    assert text(by_id(out["panel"], prune.ID_STATUS)) == "cancelling"
-    assert "Stopping…" in text(by_id(out["panel"], prune.ID_STOPPING))
+    assert text(by_id(out["panel"], prune.FOLLOW.ids.status)) == "cancelling"
+    assert "Stopping…" in text(by_id(out["panel"], prune.FOLLOW.ids.stopping))
     # the poll keeps following it, without the button, until the worker has stopped it
     panel, stop, cancel_hidden = prune.poll_job(2, {"id": 2})
     assert (stop, cancel_hidden) == (False, True)
@@ -823,7 +810,7 @@ def test_cancel_a_running_job_asks_the_api_and_shows_stopping(api: PruneApi) -> 
     api.job(2).update(status="cancelled", stage="cancelled")
     panel, stop, cancel_hidden = prune.poll_job(3, {"id": 2})
     assert (stop, cancel_hidden) == (True, True)
-    assert "The job was cancelled" in text(by_id(panel, prune.ID_JOB_ERROR))
+    assert "The job was cancelled" in text(by_id(panel, prune.FOLLOW.ids.job_error))
 
 
 def test_cancel_a_queued_job_cancels_it_at_once(api: PruneApi) -> None:
@@ -832,8 +819,8 @@ def test_cancel_a_queued_job_cancels_it_at_once(api: PruneApi) -> None:
     assert api.job(job_id)["status"] == "queued"
     out = prune.cancel_followed_job(1, {"id": job_id, "kind": "prune"})
     assert cancels(api) == [f"/api/jobs/{job_id}/cancel"]
-    assert text(by_id(out["panel"], prune.ID_STATUS)) == "cancelled"
-    assert "The job was cancelled" in text(by_id(out["panel"], prune.ID_JOB_ERROR))
+    assert text(by_id(out["panel"], prune.FOLLOW.ids.status)) == "cancelled"
+    assert "The job was cancelled" in text(by_id(out["panel"], prune.FOLLOW.ids.job_error))
     assert out["hidden"] is True
 
 
@@ -845,7 +832,7 @@ def test_cancel_a_sweep_cancels_its_children(api: PruneApi) -> None:
     out = prune.cancel_followed_job(1, {"id": 2, "kind": "sweep"})
     assert cancels(api) == ["/api/jobs/2/cancel"]  # one request: the API cancels the children
     assert [api.job(i)["status"] for i in (10, 11, 12)] == ["cancelling", "cancelled", "succeeded"]
-    assert "prune jobs stop" in text(by_id(out["panel"], prune.ID_STOPPING))
+    assert "prune jobs stop" in text(by_id(out["panel"], prune.FOLLOW.ids.stopping))
 
 
 def test_cancel_a_job_that_already_finished_is_a_notice_not_an_error(api: PruneApi) -> None:
@@ -978,10 +965,10 @@ def test_prune_page_is_routed_and_linked_from_the_navbar(api: PruneApi) -> None:
     assert body["_pages_store"]["data"]["title"] == prune.TITLE
     assert prune.ID_SUBMIT in str(body["_pages_content"]["children"])
     outputs = [d["output"] for d in client.get("/_dash-dependencies").get_json()]
-    assert any(f"{prune.ID_PROGRESS}.children" in o for o in outputs)
+    assert any(f"{prune.FOLLOW.ids.progress}.children" in o for o in outputs)
     inputs = [i for d in client.get("/_dash-dependencies").get_json() for i in d["inputs"]]
-    assert {"id": prune.ID_CANCEL, "property": "n_clicks"} in inputs
-    assert prune.ID_CANCEL in str(body["_pages_content"]["children"])
+    assert {"id": prune.FOLLOW.ids.cancel, "property": "n_clicks"} in inputs
+    assert prune.FOLLOW.ids.cancel in str(body["_pages_content"]["children"])
     assert any(o.startswith(f"{prune.ID_URL}.search") for o in outputs)
     assert "url.search" in outputs  # the compare page's own URL callback is still there
 

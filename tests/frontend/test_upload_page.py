@@ -296,6 +296,8 @@ STATIC_IDS = [
     upload.ID_DATASET_FORM_ERROR,
     upload.ID_DATASET_TEST_FRACTION_ERROR,
     upload.ID_DATASET_SEED_ERROR,
+    # the stores of the server's check as the form is filled in (forms.register_validation)
+    *(f"upload-{kind}-submit-{store}" for kind in upload.KINDS for store in ("stamp", "verdict")),
 ]
 
 
@@ -361,7 +363,7 @@ def test_an_architectures_listing_is_used_when_the_api_has_one(api: UploadApi) -
     page = upload.layout()
     assert option_values(page) == ["resnet8", "vit"]
     archs = by_id(page, upload.ID_MODEL_ARCHS).data
-    assert "Needs patch" in text(components.describe_architecture_choice("vit", archs))
+    assert "Needs patch" in text(components.architecture_about("vit", archs))
 
 
 def test_a_registry_still_loading_does_not_keep_the_form_from_showing(
@@ -396,7 +398,7 @@ def test_the_picker_offers_the_builtins_then_the_servers_matches(search_api: Upl
     assert searched[-1]["q"] == "ResNet 18" and searched[-1]["limit"] == "50"
     # once chosen, it is described and stays offered whatever is typed next, else the
     # dropdown would clear it
-    about = text(components.describe_architecture_choice("timm/resnet18", shown))
+    about = text(components.architecture_about("timm/resnet18", shown))
     assert about.startswith("timm/resnet18  (timm)  — Constructs a ResNet-18 model.")
     assert "Set from the dataset unless given: num_classes, in_chans." in about
     options, kept = components.search_architectures("mlp", "timm/resnet18", shown)
@@ -480,8 +482,8 @@ def test_models_are_listed_with_architecture_size_and_input_shape(api: UploadApi
     card = upload.model_result(None, api.fake.models[0])
     assert "resnet8-cifar5 · timm/resnet18 · 11.2M params · 3×32×32" in text(card)
     # a row of an older API, or a model whose input is not known, says what it knows
-    assert components.model_architecture_summary({"architecture": "mlp"}) == "mlp"
-    assert components.model_architecture_summary({"n_params": 950, "input_shape": None}) == (
+    assert forms.model_architecture_summary({"architecture": "mlp"}) == "mlp"
+    assert forms.model_architecture_summary({"n_params": 950, "input_shape": None}) == (
         "— · 950 params"
     )
 
@@ -516,29 +518,6 @@ def test_model_fields_leave_blanks_out_and_send_kwargs_as_a_json_object() -> Non
         "dataset_id": "1",
     }
     assert upload.model_fields(arch_kwargs=" {} ", name="  ") == {}
-
-
-@pytest.fixture
-def server(client: Any) -> Iterator[Any]:
-    """The real REST API (``client`` of tests/conftest.py: a fresh database) behind the pages'
-    client: the upload form's checks are the server's dry run."""
-
-    def forward(request: httpx.Request) -> httpx.Response:
-        headers = {k: v for k, v in request.headers.items() if k.lower() != "host"}
-        answer = client.request(
-            request.method, str(request.url), content=request.content, headers=headers
-        )
-        return httpx.Response(
-            answer.status_code,
-            content=answer.content,
-            headers={"content-type": answer.headers.get("content-type", "application/json")},
-        )
-
-    client_module.configure("http://testserver", transport=httpx.MockTransport(forward))
-    try:
-        yield client
-    finally:
-        client_module.reset()
 
 
 @pytest.mark.parametrize(
@@ -659,13 +638,11 @@ def test_architecture_info() -> None:
     from models.registry import model_info
 
     known = [model_info(name) for name in ("digits_cnn", "mlp", "resnet20")]
-    words = text(components.describe_architecture_choice("mlp", known))
+    words = text(components.architecture_about("mlp", known))
     assert "Needs input_shape, num_classes" in words and "hidden=[128, 64]" in words
-    assert components.describe_architecture_choice("", known) == []
-    assert components.describe_architecture_choice(None, known) == []
-    assert "not a listed architecture" in text(
-        components.describe_architecture_choice("vgg", known)
-    )
+    assert components.architecture_about("", known) == []
+    assert components.architecture_about(None, known) == []
+    assert "not a listed architecture" in text(components.architecture_about("vgg", known))
 
 
 def test_layer_sparsity_figure_values_equal_the_input() -> None:

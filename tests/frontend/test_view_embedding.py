@@ -35,6 +35,7 @@ from frontend.figures.embedding import (
 )
 from frontend.views import embedding as view
 from frontend.views import merge_settings, selection
+from frontend.views.parts import signature
 
 N = 12
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer"]
@@ -461,7 +462,7 @@ def test_load_restores_the_colour_and_selection_of_the_url(api: TableApi) -> Non
     for fig in (fig_a, fig_b):
         points = fig.data[0]
         assert sorted(points.customdata[p] for p in points.selectedpoints) == [104, 106]
-    assert shown == {"key": view.shown_key([104, 106]), "source": "url"}
+    assert shown == {"key": signature([104, 106]), "source": "url"}
     # a colour this table cannot show falls back to the class
     context = {**CONTEXT, "query": {"emb_color": "fragile"}}
     assert view.load_embedding(context, None)[1] == "class"
@@ -530,7 +531,7 @@ def test_highlight_patches_only_the_selected_points(api: TableApi) -> None:
         assert set(assigned) <= {("data", 0, "selectedpoints"), ("layout", "selections")}
         positions = assigned[("data", 0, "selectedpoints")]
         assert sorted(cols["index"][p] for p in positions) == [100, 104, 110]
-    assert shown == {"key": view.shown_key([100, 104, 110]), "source": "embedding-a"}
+    assert shown == {"key": signature([100, 104, 110]), "source": "embedding-a"}
     # the same selection again: nothing to patch
     again = view.highlight_selection(value, CONTEXT, "class", shown)
     assert again[0] is dash.no_update and again[1] is dash.no_update
@@ -549,7 +550,7 @@ def test_highlight_follows_the_drawing_order_of_the_colouring(api: TableApi) -> 
 
 def test_a_selection_removes_the_boxes_that_made_it(api: TableApi) -> None:
     view.load_embedding(CONTEXT, None)
-    before = {"key": view.shown_key([100]), "source": "embedding-a"}
+    before = {"key": signature([100]), "source": "embedding-a"}
     patch_a, patch_b, *_ = view.highlight_selection(
         selection([102], "embedding-b"), CONTEXT, "class", before
     )
@@ -577,7 +578,7 @@ def test_colour_change_redraws_and_merges_into_the_query(api: TableApi) -> None:
     fig_a, fig_b = validated(fig_a), validated(fig_b)
     assert fig_a.data[0].marker.cmid == 0 and fig_b.data[0].marker.cmid == 0
     assert [fig_a.data[0].customdata[p] for p in fig_a.data[0].selectedpoints] == [100]
-    assert shown["key"] == view.shown_key([100])
+    assert shown["key"] == signature([100])
     # back to the default: the key leaves the URL
     *_figs, newer, _shown = view.change_color("class", CONTEXT, None, new_query)
     assert "emb_color" not in newer and newer["geo_mode"] == "diff"

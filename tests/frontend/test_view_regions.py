@@ -474,7 +474,7 @@ def test_button_submits_the_job_and_polling_follows_it_to_the_results(api: Regio
     assert "40%" in text(progress) and "model 1: local" in text(progress)
     assert not poll_disabled and done is dash.no_update
     progress, poll_disabled, _, done = view.poll_regions_job(3, job)
-    assert "100%" in text(progress) and poll_disabled and done == 101
+    assert "100%" in text(progress) and poll_disabled and done == job
     # done reloads the view: now with results
     out = load(context(), done)
     assert out["intro"] == view.HIDDEN and out["body"] == view.SHOWN

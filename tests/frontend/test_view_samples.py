@@ -17,7 +17,7 @@ from dash.development.base_component import Component
 from frontend import client as client_module
 from frontend.views import CONTEXT, QUERY, SELECTION, selection, view_context
 from frontend.views import samples as view
-from frontend.views.parts import HIDDEN, SHOWN
+from frontend.views.parts import HIDDEN, SHOWN, column_array
 from frontend.views.samples import common
 from frontend.views.samples import detail as detail_view
 from frontend.views.samples import gallery as gallery_view
@@ -235,7 +235,7 @@ def expected_flagged(b: int, corruptions: bool = True) -> list[int]:
 
 
 def _arrays(table: dict[str, list[Any]]) -> dict[str, np.ndarray]:
-    return {k: common._column(k, v) for k, v in table.items() if k in common.TABLE_COLUMNS}
+    return {k: column_array(k, v) for k, v in table.items() if k in common.TABLE_COLUMNS}
 
 
 def test_matching_rows_flagged_categories_flags_class_and_selection() -> None:
@@ -713,7 +713,7 @@ def test_attribution_is_computed_on_demand_and_drawn(api: SamplesApi) -> None:
     assert running["job"] == {"id": 4, "index": 42} and running["button"] == HIDDEN
     api.api.jobs[-1] |= {"status": "succeeded", "progress": 1.0}
     progress, poll_off, _, done = detail_view.poll_attribution_job(3, job)
-    assert poll_off and done == {"index": 42, "job_id": 4}
+    assert poll_off and done == job == {"id": 4, "index": 42}
     drawn = attribution(info, done)
     assert drawn["body"] == SHOWN and drawn["button"] == HIDDEN
     fig = drawn["figure"]

@@ -65,9 +65,8 @@ poll_job, cancel_followed_job, job_panel = FOLLOW.poll, FOLLOW.cancel, FOLLOW.pa
 def register(app: dash.Dash) -> None:
     """Register this page in ``dash.page_registry`` and attach its callbacks to ``app``."""
     dash.register_page(__name__, path=PATH, title=TITLE, name="New job", layout=layout)
-    train.register(app)
-    analyze.register(app)
-    FOLLOW.register(app)
+    for module in (train, analyze, FOLLOW):
+        module.register(app)
     app.callback(
         Output(ID_URL, "search", allow_duplicate=True),
         Input(FOLLOW.ids.job, "data"),
@@ -96,29 +95,17 @@ def layout(
     job: str | None = None,
     **query: Any,
 ) -> html.Div:
-    """The new-job form for ``?kind=&dataset=&architecture=&model=&job=``.
-
-    Args:
-        kind: "train" (default) or "analyze"; "prune" and "sweep" point to the prune page.
-        dataset: id of the dataset to preselect (train: the first one when absent; analyze: the
-            model's own when absent).
-        architecture: name of the architecture to preselect (train).
-        model: id of the model to preselect (analyze: the first original when absent).
-        job: id of a job to follow in the progress panel.
-        **query: other query parameters, kept in the URL.
-    """
+    """The new-job form for ``?kind=&dataset=&architecture=&model=&job=``: ``kind`` "train"
+    (default) or "analyze" ("prune" and "sweep" point to the prune page), the dataset,
+    architecture or model to preselect (see each form's ``form``), a job to follow in the
+    progress panel; other query parameters are kept in the URL."""
     if kind in ("prune", "sweep"):
         link = dcc.Link(f"Open the {kind} form →", href=job_kind_href(kind, model=model))
         return _page(kind, notice(f"{kind.capitalize()} jobs are set up on the prune page", [link]))
     warnings: list[Any] = []
     if kind is not None and kind not in KINDS:
-        warnings.append(
-            notice(
-                f"Unknown job kind '{kind}'",
-                "Known kinds: train, prune, sweep, analyze. Showing the train form.",
-                kind="warning",
-            )
-        )
+        known = "Known kinds: train, prune, sweep, analyze. Showing the train form."
+        warnings.append(notice(f"Unknown job kind '{kind}'", known, kind="warning"))
     chosen = kind if kind in KINDS else DEFAULT_KIND
     try:
         if chosen == "train":
@@ -143,9 +130,7 @@ def layout(
 
 
 def update_job_url(
-    job_state: Mapping[str, Any] | None,
-    search: str | None,
-    view: Mapping[str, Any] | None = None,
+    job_state: Mapping[str, Any] | None, search: str | None, view: Mapping[str, Any] | None = None
 ) -> str | dash.NoUpdate:
     """Callback: write the followed job into the URL (``job=<id>``), other keys kept."""
     if search is None:

@@ -38,46 +38,23 @@ ANALYZE_HELP: dict[str, str] = {
     "feature_layer": "Name of the final Linear layer, when it is not the model's classifier. "
     "Blank: found automatically.",
 }
+# the spec paths with a message slot ("" is the spec as a whole)
+ANALYZE_FIELDS = (*ANALYZE_HELP, forms.WHOLE)
 
-ID_ANALYZE_FORM = "new-analyze-form"
+FORM = common.form_ids("analyze")
+# form keyword -> component id (new-analyze-<keyword>); the check takes them as Inputs
+ANALYZE_INPUTS = common.input_ids(
+    "analyze",
+    ("model", "dataset", "split", "all_corruptions", "corruptions", "severities", "feature_layer"),
+)
+ID_ANALYZE_MODEL, ID_ANALYZE_DATASET = ANALYZE_INPUTS["model"], ANALYZE_INPUTS["dataset"]
+ID_ANALYZE_ALL, ID_ANALYZE_CORRUPTIONS = (
+    ANALYZE_INPUTS[k] for k in ("all_corruptions", "corruptions")
+)
+ID_ANALYZE_MODEL_INFO = "new-analyze-model-info"
 ID_ANALYZE_MODELS = "new-analyze-models"
 ID_ANALYZE_DATASETS = "new-analyze-datasets"
 ID_ANALYZE_CORRUPTION_NAMES = "new-analyze-corruption-names"
-ID_ANALYZE_MODEL = "new-analyze-model"
-ID_ANALYZE_MODEL_INFO = "new-analyze-model-info"
-ID_ANALYZE_DATASET = "new-analyze-dataset"
-ID_ANALYZE_SPLIT = "new-analyze-split"
-ID_ANALYZE_ALL = "new-analyze-all-corruptions"
-ID_ANALYZE_CORRUPTIONS = "new-analyze-corruptions"
-ID_ANALYZE_SEVERITIES = "new-analyze-severities"
-ID_ANALYZE_FEATURE_LAYER = "new-analyze-feature-layer"
-ID_ANALYZE_SUBMIT = "new-analyze-submit"
-ID_ANALYZE_SUMMARY = "new-analyze-summary"
-ID_ANALYZE_PLAN = "new-analyze-plan"  # what will run: the server's normalised spec
-ID_ANALYZE_SUBMIT_ERROR = "new-analyze-submit-error"
-ANALYZE_ERROR_TYPE = "new-analyze-error"  # {"type": ANALYZE_ERROR_TYPE, "field": <spec path>}
-
-# the spec paths with a message slot ("" is the spec as a whole)
-ANALYZE_FIELDS = (
-    "model_id",
-    "dataset_id",
-    "split",
-    "corruptions",
-    "severities",
-    "feature_layer",
-    forms.WHOLE,
-)
-# form keyword -> component id; validation takes them as Inputs, submission as States
-ANALYZE_INPUTS: dict[str, str] = {
-    "model": ID_ANALYZE_MODEL,
-    "dataset": ID_ANALYZE_DATASET,
-    "split": ID_ANALYZE_SPLIT,
-    "all_corruptions": ID_ANALYZE_ALL,
-    "corruptions": ID_ANALYZE_CORRUPTIONS,
-    "severities": ID_ANALYZE_SEVERITIES,
-    "feature_layer": ID_ANALYZE_FEATURE_LAYER,
-}
-SUBMIT_IDS = (ID_ANALYZE_SUBMIT, ID_ANALYZE_SUMMARY, ID_ANALYZE_PLAN, ID_ANALYZE_SUBMIT_ERROR)
 
 
 def register(app: dash.Dash) -> None:
@@ -93,16 +70,9 @@ def register(app: dash.Dash) -> None:
     app.callback(Output(ID_ANALYZE_CORRUPTIONS, "disabled"), Input(ID_ANALYZE_ALL, "value"))(
         toggle_all_corruptions
     )
-
-    def fields(dep: Any) -> dict[str, Any]:
-        names = State(ID_ANALYZE_CORRUPTION_NAMES, "data")
-        return {
-            **{k: dep(cid, "value") for k, cid in ANALYZE_INPUTS.items()},
-            "corruption_names": names,
-        }
-
-    callbacks = (validate_analyze, submit_analyze)
-    common.register_form(app, SUBMIT_IDS, ANALYZE_ERROR_TYPE, fields, callbacks)
+    inputs: dict[str, Any] = {key: Input(cid, "value") for key, cid in ANALYZE_INPUTS.items()}
+    inputs["corruption_names"] = State(ID_ANALYZE_CORRUPTION_NAMES, "data")
+    common.register_form(app, FORM, inputs, validate_analyze, submit_analyze)
     common.register_url(app, update_analyze_url, ID_ANALYZE_MODEL, ID_ANALYZE_DATASET)
 
 
@@ -145,31 +115,30 @@ def model_info(
     """The model's lineage, dataset and accuracy, in one line."""
     if model is None:
         return [html.P("Choose a model.", className="muted")]
-    parts = [components.model_architecture_summary(model)]
+    parts = [forms.model_architecture_summary(model)]
     if model.get("pruning_method"):
         parts.append(
             f"pruned with {model.get('pruning_method')} to "
             f"{format_percent(model.get('sparsity'))} sparsity"
         )
-        parent = common.find_by_id(models, model.get("parent_id"))
+        parent = forms.find_by_id(models, model.get("parent_id"))
         if parent is not None:
             parts.append(f"from #{parent['id']} {parent.get('name')}")
     else:
         parts.append("original")
-    own = common.find_by_id(datasets, model.get("dataset_id"))
+    own = forms.find_by_id(datasets, model.get("dataset_id"))
     if own is not None:
         parts.append(f"trained on #{own['id']} {own.get('name')}")
     parts.append(f"test accuracy {format_percent(model.get('accuracy'))}")
-    return [
-        html.P([html.Strong(f"#{model['id']} {model.get('name')}"), " — ", ", ".join(parts) + "."])
-    ]
+    name = html.Strong(f"#{model['id']} {model.get('name')}")
+    return [html.P([name, " — ", ", ".join(parts) + "."])]
 
 
 def own_dataset_placeholder(
     model: Mapping[str, Any] | None, datasets: Sequence[Mapping[str, Any]] | None
 ) -> str:
     """The dataset dropdown's placeholder: which dataset a blank choice means."""
-    own = None if model is None else common.find_by_id(datasets, model.get("dataset_id"))
+    own = None if model is None else forms.find_by_id(datasets, model.get("dataset_id"))
     if own is None:
         return "the model's own dataset"
     return f"the model's own: #{own['id']} {own.get('name')}"
@@ -203,16 +172,12 @@ def analyze_result(
     corruptions = spec.get("corruptions") or []
     split = analysis.get("split") or spec.get("split") or SPLITS[0]
     severities = f"× {len(spec.get('severities') or SEVERITIES)} severities"
-    samples = f"analysis #{result.get('analysis_id')}"
+    n_corruptions = str(len(corruptions)) if corruptions else "none"
+    samples = format_count(analysis.get("n_samples")), f"analysis #{result.get('analysis_id')}"
     cards = [
         ("Accuracy", format_percent(result.get("accuracy")), f"{split} split", "accuracy"),
-        ("Samples", format_count(analysis.get("n_samples")), samples, "samples"),
-        (
-            "Corruptions",
-            str(len(corruptions)) if corruptions else "none",
-            severities if corruptions else None,
-            "corruptions",
-        ),
+        ("Samples", *samples, "samples"),
+        ("Corruptions", n_corruptions, severities if corruptions else None, "corruptions"),
     ]
     links = analysis_links(forms.query_int(spec.get("model_id")), comparisons)
     return common.result_block(cards, links)
@@ -235,36 +200,30 @@ def render_result(client: ApiClient, job: Mapping[str, Any]) -> html.Div:
 # layout ----------------------------------------------------------------------------------------
 
 
-def _field(label: str, child: Any, key: str) -> html.Div:
-    help_text = ANALYZE_HELP[key]
-    error = forms.field_error(ANALYZE_ERROR_TYPE, key)
-    return forms.control(label, child, hint=help_text, error=error, title=help_text)
+def _field(label: str, key: str, *inputs: Any) -> Any:
+    return common.field(FORM, ANALYZE_HELP, label, key, *inputs)
 
 
 def _corruption_controls(corruption_names: Sequence[str]) -> list[Any]:
     if not corruption_names:
+        hidden: dict[str, Any] = {"options": [], "value": [], "style": {"display": "none"}}
         return [
             html.P("The API lists no corruptions: clean accuracy only.", className="muted"),
-            dcc.Checklist(id=ID_ANALYZE_ALL, options=[], value=[], style={"display": "none"}),
-            dcc.Dropdown(
-                id=ID_ANALYZE_CORRUPTIONS, options=[], value=[], style={"display": "none"}
-            ),
-            forms.field_error(ANALYZE_ERROR_TYPE, "corruptions"),
+            dcc.Checklist(id=ID_ANALYZE_ALL, **hidden),
+            dcc.Dropdown(id=ID_ANALYZE_CORRUPTIONS, **hidden),
+            forms.field_error(FORM.error_type, "corruptions"),
         ]
     options = [{"label": c.replace("_", " "), "value": c} for c in corruption_names]
+    chosen = dcc.Dropdown(
+        id=ID_ANALYZE_CORRUPTIONS,
+        options=options,
+        value=[],
+        multi=True,
+        placeholder="None: clean accuracy only",
+    )
     return [
         forms.checkbox(ID_ANALYZE_ALL, f"All {len(corruption_names)} corruptions", False),
-        _field(
-            "Corruptions",
-            dcc.Dropdown(
-                id=ID_ANALYZE_CORRUPTIONS,
-                options=options,
-                value=[],
-                multi=True,
-                placeholder="None: clean accuracy only",
-            ),
-            "corruptions",
-        ),
+        _field("Corruptions", "corruptions", chosen),
     ]
 
 
@@ -275,87 +234,72 @@ def _sections(
     model_id: int | None,
     dataset_id: int | None,
 ) -> list[Any]:
-    model = common.find_by_id(models, model_id)
+    model = forms.find_by_id(models, model_id)
     # the server's dry run of the form as first shown: whether it may be submitted as it is,
     # and the split and severities it defaults to
     verdict = forms.dry_run("analyze", analyze_spec_of({"model": model_id, "dataset": dataset_id}))
     defaults = verdict.spec or {}
+    models_list = forms.model_options(models)
+    placeholder = own_dataset_placeholder(model, datasets)
+    split = dcc.RadioItems(
+        id=ANALYZE_INPUTS["split"],
+        options=[{"label": s, "value": s} for s in SPLITS],
+        value=defaults.get("split", SPLITS[0]),
+        inline=True,
+        className="radio-row",
+    )
     target = [
         _field(
             "Model",
-            common.dropdown(
-                ID_ANALYZE_MODEL, forms.model_options(models), model_id, "Choose a model"
-            ),
             "model_id",
+            forms.dropdown(ID_ANALYZE_MODEL, models_list, model_id, "Choose a model"),
         ),
         _field(
             "Dataset",
-            common.dropdown(
+            "dataset_id",
+            forms.dropdown(
                 ID_ANALYZE_DATASET,
                 forms.dataset_options(datasets),
                 dataset_id,
-                own_dataset_placeholder(model, datasets),
+                placeholder,
                 clearable=True,
             ),
-            "dataset_id",
         ),
-        _field(
-            "Split",
-            dcc.RadioItems(
-                id=ID_ANALYZE_SPLIT,
-                options=[{"label": s, "value": s} for s in SPLITS],
-                value=defaults.get("split", SPLITS[0]),
-                inline=True,
-                className="radio-row",
-            ),
-            "split",
-        ),
+        _field("Split", "split", split),
     ]
     severities = dcc.Checklist(
-        id=ID_ANALYZE_SEVERITIES,
+        id=ANALYZE_INPUTS["severities"],
         options=[{"label": str(s), "value": s} for s in SEVERITIES],
         value=list(defaults.get("severities", SEVERITIES)),
         inline=True,
         className="checkbox radio-row",
     )
-    feature_layer = forms.text_input(ID_ANALYZE_FEATURE_LAYER, "blank: the model's classifier")
-    sections: list[list[Any]] = [
+    layer = forms.text_input(ANALYZE_INPUTS["feature_layer"], "blank: the model's classifier")
+    info = model_info(model, models, datasets)
+    sections = [
         [
             html.H2("What to analyse"),
             html.Div(target, className="form-grid"),
-            html.Div(
-                model_info(model, models, datasets),
-                id=ID_ANALYZE_MODEL_INFO,
-                className="method-info",
-            ),
+            html.Div(info, id=ID_ANALYZE_MODEL_INFO, className="method-info"),
         ],
         [
             html.H2("Corruptions"),
             *_corruption_controls(corruption_names),
-            _field("Severities", severities, "severities"),
+            _field("Severities", "severities", severities),
         ],
         [
             html.H2("Advanced"),
             html.Div(
-                _field("Feature layer (optional)", feature_layer, "feature_layer"),
-                className="form-grid",
+                _field("Feature layer (optional)", "feature_layer", layer), className="form-grid"
             ),
         ],
     ]
-    return [
-        dcc.Store(id=ID_ANALYZE_MODELS, data=list(models)),
-        dcc.Store(id=ID_ANALYZE_DATASETS, data=list(datasets)),
-        dcc.Store(id=ID_ANALYZE_CORRUPTION_NAMES, data=list(corruption_names)),
-        html.Div(
-            [
-                *(html.Section(parts, className="section") for parts in sections),
-                common.submit_section(
-                    "Analyse", "analyze", SUBMIT_IDS, ANALYZE_ERROR_TYPE, verdict
-                ),
-            ],
-            id=ID_ANALYZE_FORM,
-        ),
-    ]
+    stores = {
+        ID_ANALYZE_MODELS: list(models),
+        ID_ANALYZE_DATASETS: list(datasets),
+        ID_ANALYZE_CORRUPTION_NAMES: list(corruption_names),
+    }
+    return common.form_layout(FORM, "Analyse", "analyze", verdict, sections, stores)
 
 
 def _no_models() -> html.Div:
@@ -374,47 +318,25 @@ def _no_models() -> html.Div:
     )
 
 
-def _corruptions(client: ApiClient) -> list[str]:
-    """``GET /api/corruptions``; an API without the listing offers none."""
+def form(client: ApiClient, model: str | None, dataset: str | None) -> common.Form:
+    """The analyze form for ``?model=&dataset=`` (the first original and its own dataset when
+    absent); an unknown one is said so and not chosen. Raises :class:`ApiError` when the API
+    cannot list the datasets, the models or the corruptions."""
+    datasets = client.list_datasets()
+    models = client.list_models()
     try:
-        return client.list_corruptions()
+        corruption_names = client.list_corruptions()
     except ApiUnreachableError:
         raise
     except ApiError:
-        return []
-
-
-def form(client: ApiClient, model: str | None, dataset: str | None) -> common.Form:
-    """The analyze form for ``?model=&dataset=`` (the first original and its own dataset when
-    absent); an unknown one is said so and not chosen.
-
-    Raises:
-        ApiError: when the API cannot list the datasets, the models or the corruptions.
-    """
-    datasets = client.list_datasets()
-    models = client.list_models()
-    corruption_names = _corruptions(client)
-    warnings: list[Any] = []
-    dataset_id = forms.query_int(dataset)
-    if dataset is not None and common.find_by_id(datasets, dataset_id) is None:
-        warnings.append(
-            components.notice(
-                f"Dataset '{dataset}' not found", "Choose a dataset below.", kind="warning"
-            )
-        )
-        dataset_id = None
+        corruption_names = []  # an API without the listing offers none
+    dataset_id, warnings = components.chosen_id(datasets, dataset, "dataset")
     if not models:
         return common.Form({"model": None}, warnings, [_no_models()])
-    model_id = forms.query_int(model)
-    if model is not None and common.find_by_id(models, model_id) is None:
-        warnings.append(
-            components.notice(f"Model '{model}' not found", "Choose a model below.", kind="warning")
-        )
-        model_id = None
-    elif model is None:
-        model_id = forms.model_options(models)[0]["value"]
+    first = forms.model_options(models)[0]["value"]
+    model_id, unknown = components.chosen_id(models, model, "model", first)
     children = _sections(models, datasets, corruption_names, model_id, dataset_id)
-    return common.Form({"model": model_id}, warnings, children)
+    return common.Form({"model": model_id}, warnings + unknown, children)
 
 
 # callbacks -------------------------------------------------------------------------------------
@@ -426,7 +348,7 @@ def describe_analyze_model(
     datasets: Sequence[Mapping[str, Any]] | None,
 ) -> tuple[list[Any], str]:
     """Callback: the chosen model's lineage, and which dataset a blank choice means."""
-    chosen = common.find_by_id(models, model)
+    chosen = forms.find_by_id(models, model)
     return model_info(chosen, models, datasets), own_dataset_placeholder(chosen, datasets)
 
 
@@ -435,25 +357,17 @@ def toggle_all_corruptions(all_corruptions: Any) -> bool:
     return forms.is_on(all_corruptions)
 
 
-def validate_analyze(
-    error_ids: Sequence[Mapping[str, Any]] | None = None, **form: Any
-) -> dict[str, Any]:
-    """Callback: ask the server's dry run about the analyze form as it is filled in (see
-    :func:`frontend.pages.new_job.train.validate_train`)."""
+def validate_analyze(error_ids: Any = None, **form: Any) -> dict[str, Any]:
+    """Callback: the server's dry run of the analyze form (:func:`common.check`)."""
     return common.check("analyze", analyze_spec_of(form), error_ids)
 
 
 def submit_analyze(n_clicks: int | None = None, **form: Any) -> dict[str, Any]:
-    """Callback: check the analyze form with the server again, then ``POST /api/jobs`` with
-    kind "analyze" (see :func:`frontend.pages.new_job.common.submit`)."""
+    """Callback: submit the analyze form (:func:`common.submit`)."""
     return common.submit("analyze", analyze_spec_of(form), n_clicks)
 
 
-def update_analyze_url(model: Any, dataset: Any, search: str | None) -> tuple[Any, Any]:
-    """Callback: write the kind, model and dataset (none: the model's own) into the URL, and
-    let the job-kind strip carry the model (see
-    :func:`frontend.pages.new_job.train.update_train_url`)."""
-    new = components.search_with(search, {"kind": "analyze", "model": model, "dataset": dataset})
-    if new is None:
-        return dash.no_update, dash.no_update
-    return new, components.job_kind_links("analyze", model=model)
+def update_analyze_url(model: Any, dataset: Any, search: str | None) -> Any:
+    """Callback: the model and dataset (none: the model's own) into the URL
+    (:func:`common.update_url`)."""
+    return common.update_url("analyze", search, {"model": model, "dataset": dataset}, "model")

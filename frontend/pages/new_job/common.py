@@ -1,6 +1,5 @@
-"""What the new-job page and its two forms share: the page's ids, the followed job's ids, the
-submit row, and asking the server about a form's spec (its dry run as the user types, then the
-job itself on submit)."""
+"""What the new-job page and its two forms share: the page's ids, and one kind's form (its ids,
+fields, submit row and wiring: the server's check as the user types, then the job itself)."""
 
 from __future__ import annotations
 
@@ -9,18 +8,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, cast
 
 import dash
-from dash import ALL, Input, Output, State, dcc, html
+from dash import Input, Output, State, dcc, html
 
+from frontend import forms
 from frontend.client import ApiError, JobKind, get_client
-from frontend.components import notice, result_card
-from frontend.forms import (
-    WHOLE,
-    DryRun,
-    dry_run,
-    field_error,
-    query_int,
-    slot_messages,
-)
+from frontend.components import job_kind_links, notice, result_card, search_with
 from frontend.jobs import follow_ids, refusal_notice, start_job
 
 PREFIX = "new"  # of the followed job's ids (frontend.jobs.follow_ids)
@@ -43,20 +35,33 @@ class Form(NamedTuple):
     children: list[Any]
 
 
-def find_by_id(items: Sequence[Mapping[str, Any]] | None, item_id: Any) -> Mapping[str, Any] | None:
-    """The entry of ``items`` whose ``id`` is ``item_id`` (an int or its text), or None."""
-    wanted = query_int(item_id)
-    return next((item for item in items or [] if item.get("id") == wanted), None)
+class FormIds(NamedTuple):
+    """The ids of one kind's form, ``new-<kind>-<part>``."""
+
+    form: str
+    submit: str  # the button; also the prefix of the check's stores
+    summary: str  # how many fields to fix
+    plan: str  # what will run: the server's normalised spec
+    submit_error: str  # a refusal on submit
+    error_type: str  # of the message slots {"type": error_type, "field": <spec path>}
 
 
-def dropdown(
-    component_id: str, options: list[dict[str, Any]], value: Any, placeholder: str, **kw: Any
-) -> dcc.Dropdown:
-    """A searchable dropdown of rows (models, datasets), not clearable unless ``kw`` says."""
-    kw.setdefault("clearable", False)
-    return dcc.Dropdown(
-        id=component_id, options=options, value=value, placeholder=placeholder, **kw
-    )
+def form_ids(kind: str) -> FormIds:
+    """The ids of the ``kind`` form."""
+    parts = ("form", "submit", "summary", "plan", "submit-error", "error")
+    return FormIds._make(f"{PREFIX}-{kind}-{part}" for part in parts)
+
+
+def input_ids(kind: str, keys: Sequence[str]) -> dict[str, str]:
+    """Form keyword -> the id of its input, ``new-<kind>-<keyword, dashed>``."""
+    return {key: f"{PREFIX}-{kind}-{key.replace('_', '-')}" for key in keys}
+
+
+def field(ids: FormIds, help_text: Mapping[str, str], label: str, key: str, *inputs: Any) -> Any:
+    """A labelled field of the spec path ``key``: its help under it and as its tooltip, then
+    its message slot."""
+    error = forms.field_error(ids.error_type, key)
+    return forms.control(label, *inputs, hint=help_text[key], error=error, title=help_text[key])
 
 
 def plan_text(spec: Mapping[str, Any] | None) -> str:
@@ -88,18 +93,14 @@ def nearest_slots(errors: Mapping[str, str], fields: Sequence[str]) -> dict[str,
 
 
 def check(kind: str, spec: Mapping[str, Any], error_ids: Any) -> dict[str, Any]:
-    """The server's verdict on a form's spec (``POST /api/jobs?dry_run=true``), for the
-    form's validation callback.
-
-    Returns:
-        ``{"errors": [message per slot of error_ids], "disabled": whether submitting is
-        refused, "summary": how many fields to fix, "plan": the normalised spec as text}``.
-    """
-    verdict = dry_run(kind, spec)
+    """The server's verdict on a form's spec (``POST /api/jobs?dry_run=true``):
+    ``{"errors": [message per slot of error_ids], "disabled": whether submitting is refused,
+    "summary": how many fields to fix, "plan": the normalised spec as text}``."""
+    verdict = forms.dry_run(kind, spec)
     errors = nearest_slots(verdict.errors, [str(e.get("field")) for e in error_ids or []])
-    n = len([path for path in errors if path != WHOLE])
+    n = len([path for path in errors if path != forms.WHOLE])
     return {
-        "errors": slot_messages(error_ids, errors),
+        "errors": forms.slot_messages(error_ids, errors),
         "disabled": bool(verdict.errors),
         "summary": f"{n} field{'' if n == 1 else 's'} to fix before submitting." if n else "",
         "plan": plan_text(verdict.spec),
@@ -107,13 +108,9 @@ def check(kind: str, spec: Mapping[str, Any], error_ids: Any) -> dict[str, Any]:
 
 
 def submit(kind: str, spec: Mapping[str, Any], n_clicks: int | None) -> dict[str, Any]:
-    """Submit callback body: check ``spec`` with the server's dry run again, then ``POST
-    /api/jobs``; a refusal is shown, field by field or verbatim, and nothing is followed.
-
-    Returns:
-        ``{"submit_error": <box> or None, "job": {"id", "kind"} or no_update,
-        "cancel_notice": None or no_update}``.
-    """
+    """Check ``spec`` with the server's dry run again, then ``POST /api/jobs``; a refusal is
+    shown, field by field or verbatim, and nothing is followed: ``{"submit_error": <box> or
+    None, "job": {"id", "kind"} or no_update, "cancel_notice": None or no_update}``."""
     keep = {"job": dash.no_update, "cancel_notice": dash.no_update}
     if not n_clicks:
         return {"submit_error": None, **keep}
@@ -132,70 +129,45 @@ def submit(kind: str, spec: Mapping[str, Any], n_clicks: int | None) -> dict[str
     return {"submit_error": None, "job": started.job, "cancel_notice": None}
 
 
-# The server's verdict is shown only while it is about the form as it is: every change stamps
-# the form in the browser, the verdict carries its stamp back, and one that comes back after a
-# newer change (a slow check, a large model to build) is dropped, not shown over the newer one.
-STAMP_JS = "function() { return window.performance.now(); }"
-SHOW_JS = """function(verdict, stamp, slots) {
-    if (!verdict || verdict.stamp !== stamp || verdict.errors.length !== slots.length) {
-        throw window.dash_clientside.PreventUpdate;
-    }
-    return [verdict.errors, verdict.disabled, verdict.summary, verdict.plan];
-}"""
-
-
 def register_form(
     app: dash.Dash,
-    ids: Sequence[str],
-    error_type: str,
-    fields: Callable[[Any], dict[str, Any]],
-    callbacks: tuple[Callable[..., Any], Callable[..., Any]],
+    ids: FormIds,
+    inputs: Mapping[str, Any],
+    validate: Callable[..., Any],
+    submitted: Callable[..., Any],
 ) -> None:
-    """Attach a form's check as the user types (the ``validate`` callback: :func:`check` of
-    its spec, shown only while it is the latest) and its submission (:func:`submit`).
-
-    Args:
-        ids: the submit row's ids (button, summary, plan, refusal); see :func:`submit_section`.
-        error_type: the type of the form's message slots.
-        fields: ``Input`` or ``State`` -> the form's fields by keyword, as its callbacks take them.
-        callbacks: the form's validate and submit callbacks.
-    """
-    button, summary, plan, refusal = ids
-    validate, submitted = callbacks
-    stamp, verdict, slots = (
-        f"{button}-stamp",
-        f"{button}-verdict",
-        {"type": error_type, "field": ALL},
-    )
-    changes = [dep for dep in fields(Input).values() if isinstance(dep, Input)]
-    app.clientside_callback(STAMP_JS, Output(stamp, "data"), *changes)
-
-    def stamped(stamp: float | None, **form: Any) -> dict[str, Any]:
-        return {"stamp": stamp, **validate(**form)}
-
-    app.callback(
-        output=Output(verdict, "data"),
-        inputs={"stamp": Input(stamp, "data"), **fields(State), "error_ids": State(slots, "id")},
-    )(stamped)
-    app.clientside_callback(
-        SHOW_JS,
-        Output(slots, "children"),
-        Output(button, "disabled"),
-        Output(summary, "children"),
-        Output(plan, "children"),
-        Input(verdict, "data"),
-        State(stamp, "data"),
-        State(slots, "id"),
+    """Attach a form's check as the user types (``validate``, shown only while it is the
+    latest: :func:`frontend.forms.register_validation`) and its submission (``submitted``);
+    ``inputs`` are the form's fields by keyword, as both take them."""
+    shown = {"disabled": (ids.submit, "disabled"), "summary": (ids.summary, "children")}
+    shown["plan"] = (ids.plan, "children")
+    forms.register_validation(
+        app,
+        validate,
+        prefix=ids.submit,
+        inputs=inputs,
+        outputs={key: Output(*target) for key, target in shown.items()},
+        error_type=ids.error_type,
     )
     app.callback(
         output={
-            "submit_error": Output(refusal, "children"),
+            "submit_error": Output(ids.submit_error, "children"),
             "job": Output(FOLLOW_IDS.job, "data", allow_duplicate=True),
             "cancel_notice": Output(FOLLOW_IDS.cancel_notice, "children", allow_duplicate=True),
         },
-        inputs={"n_clicks": Input(button, "n_clicks"), **fields(State)},
+        inputs={"n_clicks": Input(ids.submit, "n_clicks"), **forms.as_states(inputs)},
         prevent_initial_call=True,
     )(submitted)
+
+
+def update_url(kind: str, search: str | None, chosen: Mapping[str, Any], carried: str) -> Any:
+    """A form's URL callback: ``kind`` and the ``chosen`` values into the URL (other keys kept),
+    and the kind strip's tabs carrying the ``carried`` one; ``no_update`` for both when the URL
+    already says so."""
+    new = search_with(search, {"kind": kind, **chosen})
+    if new is None:
+        return dash.no_update, dash.no_update
+    return new, job_kind_links(kind, **{carried: chosen[carried]})
 
 
 def register_url(app: dash.Dash, update: Callable[..., Any], *chosen: str) -> None:
@@ -210,39 +182,38 @@ def register_url(app: dash.Dash, update: Callable[..., Any], *chosen: str) -> No
     )(update)
 
 
-def submit_section(
-    label: str, kind: str, ids: Sequence[str], error_type: str, verdict: DryRun
-) -> html.Section:
-    """A form's submit row: the button (disabled while the server refuses the form), how many
-    fields to fix, the slot of messages about the whole spec, what will run, and where a
-    refusal on submit is shown.
-
-    Args:
-        ids: the button's, the summary's, the plan's and the refusal's ids.
-        verdict: the server's dry run of the form as first shown.
-    """
-    button_id, summary_id, plan_id, error_id = ids
+def form_layout(
+    ids: FormIds,
+    label: str,
+    kind: str,
+    verdict: forms.DryRun,
+    sections: Sequence[Sequence[Any]],
+    stores: Mapping[str, Any],
+) -> list[Any]:
+    """A form: the ``stores`` (id -> data), its ``sections``, then the submit row: the button
+    (disabled while the server refuses the form as first shown, ``verdict``), how many fields to
+    fix, the slot of messages about the whole spec, what will run, and where a refusal on
+    submit is shown."""
     button = html.Button(
         label,
-        id=button_id,
+        id=ids.submit,
         n_clicks=0,
         disabled=bool(verdict.errors),
         className="btn btn-primary",
         title=f"Submit the {kind} job; this page then follows its progress",
     )
-    return html.Section(
-        [
-            html.Div(
-                [button, html.Span(id=summary_id, className="field-error")], className="actions"
-            ),
-            field_error(error_type, WHOLE),
-            html.Div(plan_text(verdict.spec), id=plan_id, className="muted hint"),
-            html.Div(id=error_id),
-            dcc.Store(id=f"{button_id}-stamp"),
-            dcc.Store(id=f"{button_id}-verdict"),
-        ],
-        className="section",
-    )
+    submit_row = [
+        html.Div([button, html.Span(id=ids.summary, className="field-error")], className="actions"),
+        forms.field_error(ids.error_type, forms.WHOLE),
+        html.Div(plan_text(verdict.spec), id=ids.plan, className="muted hint"),
+        html.Div(id=ids.submit_error),
+        *forms.validation_stores(ids.submit),
+    ]
+    shown = [html.Section(list(parts), className="section") for parts in [*sections, submit_row]]
+    return [
+        *(dcc.Store(id=store_id, data=data) for store_id, data in stores.items()),
+        html.Div(shown, id=ids.form),
+    ]
 
 
 def result_block(

@@ -21,14 +21,7 @@ import dash
 from dash import ALL, Input, Output, State, dcc, html
 
 from frontend import components, forms
-from frontend.client import (
-    ApiClient,
-    ApiError,
-    ArchitecturePublic,
-    DatasetPublic,
-    ModelPublic,
-    get_client,
-)
+from frontend.client import ApiClient, ApiError, ArchitecturePublic, DatasetPublic, get_client
 from frontend.figures.formatting import MISSING, format_count, format_percent
 from frontend.pages.new_job import common
 
@@ -67,91 +60,59 @@ TRAIN_HELP: dict[str, str] = {
     "seed": "Seeds the initialisation and the shuffling: the same seed trains the same model.",
     "amp": "bfloat16 autocast on a CUDA device (faster); ignored on the CPU.",
 }
-
-ID_BUILTIN = "new-builtin"
-ID_BUILTIN_RESULT = "new-builtin-result"
-ID_TRAIN_FORM = "new-train-form"
-ID_TRAIN_DATASETS = "new-train-datasets"
-ID_TRAIN_DATASET = "new-train-dataset"
-ID_TRAIN_DATASET_INFO = "new-train-dataset-info"
-ARCH_PICKER = components.architecture_picker_ids("new-train-architecture")
-ID_TRAIN_ARCH = ARCH_PICKER.dropdown  # the searchable dropdown
-ID_TRAIN_ARCHS = ARCH_PICKER.entries  # the API's entries behind its options
-ID_TRAIN_ARCH_INFO = ARCH_PICKER.about  # its doc and arguments
-ID_TRAIN_KWARGS = "new-train-kwargs"
-ID_TRAIN_NAME = "new-train-name"
-ID_TRAIN_EPOCHS = "new-train-epochs"
-ID_TRAIN_BATCH_SIZE = "new-train-batch-size"
-ID_TRAIN_LR = "new-train-lr"
-ID_TRAIN_LR_SCHEDULE = "new-train-lr-schedule"
-ID_TRAIN_OPTIMIZER = "new-train-optimizer"
-ID_TRAIN_MOMENTUM = "new-train-momentum"
-ID_TRAIN_WEIGHT_DECAY = "new-train-weight-decay"
-ID_TRAIN_SEED = "new-train-seed"
-ID_TRAIN_AMP = "new-train-amp"
-ID_TRAIN_SUBMIT = "new-train-submit"
-ID_TRAIN_SUMMARY = "new-train-summary"
-ID_TRAIN_PLAN = "new-train-plan"  # what will run: the server's normalised spec
-ID_TRAIN_SUBMIT_ERROR = "new-train-submit-error"
-KWARG_TYPE = "new-arch-kwarg"  # pattern-matching ids {"type": KWARG_TYPE, "name": <kwarg>}
-TRAIN_ERROR_TYPE = "new-train-error"  # {"type": TRAIN_ERROR_TYPE, "field": <spec path>}
-
-# the training settings' controls, in form order: label, component id, spec field, and the
-# choices of a dropdown (empty for a number)
-TRAIN_CONTROLS: tuple[tuple[str, str, str, Sequence[str]], ...] = (
-    ("Epochs", ID_TRAIN_EPOCHS, "epochs", ()),
-    ("Batch size", ID_TRAIN_BATCH_SIZE, "batch_size", ()),
-    ("Learning rate", ID_TRAIN_LR, "lr", ()),
-    ("Learning-rate schedule", ID_TRAIN_LR_SCHEDULE, "lr_schedule", forms.LR_SCHEDULES),
-    ("Optimizer", ID_TRAIN_OPTIMIZER, "optimizer", forms.OPTIMIZERS),
-    ("Momentum", ID_TRAIN_MOMENTUM, "momentum", ()),
-    ("Weight decay", ID_TRAIN_WEIGHT_DECAY, "weight_decay", ()),
-    ("Seed", ID_TRAIN_SEED, "seed", ()),
+# the training settings' controls, in form order: label, spec field, and the choices of a
+# dropdown (empty for a number)
+TRAIN_CONTROLS: tuple[tuple[str, str, Sequence[str]], ...] = (
+    ("Epochs", "epochs", ()),
+    ("Batch size", "batch_size", ()),
+    ("Learning rate", "lr", ()),
+    ("Learning-rate schedule", "lr_schedule", forms.LR_SCHEDULES),
+    ("Optimizer", "optimizer", forms.OPTIMIZERS),
+    ("Momentum", "momentum", ()),
+    ("Weight decay", "weight_decay", ()),
+    ("Seed", "seed", ()),
 )
-SETTINGS = tuple(key for _, _, key, _ in TRAIN_CONTROLS)
+SETTINGS = tuple(key for _, key, _ in TRAIN_CONTROLS)
 # the spec paths with a message slot besides one per architecture argument ("" is the spec)
 TRAIN_FIELDS = ("dataset_id", "architecture", "name", "arch_kwargs", *SETTINGS, forms.WHOLE)
-# form keyword -> component id; validation takes them as Inputs, submission as States
-TRAIN_INPUTS: dict[str, str] = {
-    "dataset": ID_TRAIN_DATASET,
-    "architecture": ID_TRAIN_ARCH,
-    "name": ID_TRAIN_NAME,
-    **{key: cid for _, cid, key, _ in TRAIN_CONTROLS},
-    "amp": ID_TRAIN_AMP,
-}
-SUBMIT_IDS = (ID_TRAIN_SUBMIT, ID_TRAIN_SUMMARY, ID_TRAIN_PLAN, ID_TRAIN_SUBMIT_ERROR)
+
+FORM = common.form_ids("train")
+# form keyword -> component id (new-train-<keyword>); the check takes them as Inputs
+TRAIN_INPUTS = common.input_ids("train", ("dataset", "architecture", "name", *SETTINGS, "amp"))
+ID_TRAIN_DATASET, ID_TRAIN_ARCH = TRAIN_INPUTS["dataset"], TRAIN_INPUTS["architecture"]
+ID_TRAIN_DATASETS = "new-train-datasets"
+ID_TRAIN_DATASET_INFO = "new-train-dataset-info"
+ARCH_PICKER = components.architecture_picker_ids(ID_TRAIN_ARCH)  # its entries and about line
+ID_TRAIN_KWARGS = "new-train-kwargs"
+ID_BUILTIN = "new-builtin"
+ID_BUILTIN_RESULT = "new-builtin-result"
+KWARG_TYPE = "new-arch-kwarg"  # pattern-matching ids {"type": KWARG_TYPE, "name": <kwarg>}
 
 
 def register(app: dash.Dash) -> None:
     """Attach the train form's callbacks to ``app`` (the page's ``register`` calls this)."""
-    app.callback(
-        Output(ID_TRAIN_DATASET_INFO, "children"),
-        Input(ID_TRAIN_DATASET, "value"),
-        State(ID_TRAIN_DATASETS, "data"),
-        prevent_initial_call=True,
-    )(describe_train_dataset)
+    for output, changed, state, describe in (
+        (ID_TRAIN_DATASET_INFO, ID_TRAIN_DATASET, ID_TRAIN_DATASETS, describe_train_dataset),
+        (ID_TRAIN_KWARGS, ID_TRAIN_ARCH, ARCH_PICKER.entries, describe_train_architecture),
+    ):
+        app.callback(
+            Output(output, "children"),
+            Input(changed, "value"),
+            State(state, "data"),
+            prevent_initial_call=True,
+        )(describe)
     components.register_architecture_picker(app, ID_TRAIN_ARCH)
     app.callback(
-        Output(ID_TRAIN_KWARGS, "children"),
-        Input(ID_TRAIN_ARCH, "value"),
-        State(ID_TRAIN_ARCHS, "data"),
-        prevent_initial_call=True,
-    )(describe_train_architecture)
-    app.callback(Output(ID_TRAIN_MOMENTUM, "disabled"), Input(ID_TRAIN_OPTIMIZER, "value"))(
-        toggle_momentum
-    )
+        Output(TRAIN_INPUTS["momentum"], "disabled"), Input(TRAIN_INPUTS["optimizer"], "value")
+    )(toggle_momentum)
     kwargs = {"type": KWARG_TYPE, "name": ALL}
-
-    def fields(dep: Any) -> dict[str, Any]:
-        return {
-            **{key: dep(cid, "value") for key, cid in TRAIN_INPUTS.items()},
-            "kwarg_values": dep(kwargs, "value"),
-            "kwarg_ids": State(kwargs, "id"),
-            "architectures": State(ID_TRAIN_ARCHS, "data"),
-        }
-
-    callbacks = (validate_train, submit_train)
-    common.register_form(app, SUBMIT_IDS, TRAIN_ERROR_TYPE, fields, callbacks)
+    inputs: dict[str, Any] = {key: Input(cid, "value") for key, cid in TRAIN_INPUTS.items()}
+    inputs |= {
+        "kwarg_values": Input(kwargs, "value"),
+        "kwarg_ids": State(kwargs, "id"),
+        "architectures": State(ARCH_PICKER.entries, "data"),
+    }
+    common.register_form(app, FORM, inputs, validate_train, submit_train)
     common.register_url(app, update_train_url, ID_TRAIN_DATASET, ID_TRAIN_ARCH)
     app.callback(
         Output(common.URL_ID, "search", allow_duplicate=True),
@@ -186,8 +147,7 @@ def architecture_kwargs(arch: Mapping[str, Any] | None) -> list[tuple[str, Any, 
     if arch is None:
         return []
     out: list[tuple[str, Any, bool]] = [(n, None, True) for n in arch.get("required") or []]
-    out += [(n, d, False) for n, d in (arch.get("defaults") or {}).items()]
-    return out
+    return out + [(n, d, False) for n, d in (arch.get("defaults") or {}).items()]
 
 
 def kwarg_value(value: Any, default: Any) -> Any:
@@ -230,7 +190,7 @@ def train_spec_of(form: Mapping[str, Any]) -> dict[str, Any]:
     """The ``spec`` of a ``POST /api/jobs`` of kind "train" from the callbacks' keyword
     arguments (see :data:`TRAIN_INPUTS`, plus ``kwarg_ids`` / ``kwarg_values`` and the picker's
     ``architectures``): blank fields are left out (the server's default applies)."""
-    architecture = form.get("architecture")
+    architecture, name = form.get("architecture"), form.get("name")
     spec: dict[str, Any] = {
         "dataset_id": forms.as_number(form.get("dataset")),
         "architecture": None if forms.blank(architecture) else str(architecture).strip(),
@@ -242,7 +202,7 @@ def train_spec_of(form: Mapping[str, Any]) -> dict[str, Any]:
     }
     spec.update({key: forms.as_number(form.get(key)) for key in SETTINGS})
     spec["amp"] = forms.is_on(form.get("amp"))
-    spec["name"] = None if forms.blank(form.get("name")) else str(form.get("name")).strip()
+    spec["name"] = None if forms.blank(name) else str(name).strip()
     return {key: value for key, value in spec.items() if not forms.blank(value)}
 
 
@@ -293,16 +253,9 @@ def _kwarg_hint(name: str, default: Any, required: bool) -> str:
 def kwarg_input(name: str, default: Any, required: bool) -> Any:
     """The input of one architecture argument, filled with its default (blank when the dataset
     or the user must supply it)."""
-    kid = {"type": KWARG_TYPE, "name": name}
-    if name in DATASET_KWARGS:
-        return forms.text_input(kid, "from the dataset", "")
-    if isinstance(default, bool):
-        return forms.checkbox(kid, name, default)
-    if required or default is None:
-        return forms.text_input(kid, "JSON", "")
-    if isinstance(default, int | float):
-        return forms.number_input(kid, value=default)
-    return forms.text_input(kid, value=default if isinstance(default, str) else json.dumps(default))
+    kid, from_dataset = {"type": KWARG_TYPE, "name": name}, name in DATASET_KWARGS
+    default = None if from_dataset or required else default
+    return forms.param_input(kid, name, default, "from the dataset" if from_dataset else "JSON")
 
 
 def kwargs_editor(arch: Mapping[str, Any] | None) -> list[Any]:
@@ -313,14 +266,11 @@ def kwargs_editor(arch: Mapping[str, Any] | None) -> list[Any]:
     if not entries:
         return [html.P("This architecture takes no arguments.", className="muted")]
     return [
-        html.Div(
-            [
-                html.Span(name, className="control-label"),
-                kwarg_input(name, default, required),
-                html.Span(_kwarg_hint(name, default, required), className="muted hint"),
-                forms.field_error(TRAIN_ERROR_TYPE, f"arch_kwargs.{name}"),
-            ],
-            className="field param-field",
+        forms.param_field(
+            name,
+            kwarg_input(name, default, required),
+            _kwarg_hint(name, default, required),
+            forms.field_error(FORM.error_type, f"arch_kwargs.{name}"),
         )
         for name, default, required in entries
     ]
@@ -329,7 +279,7 @@ def kwargs_editor(arch: Mapping[str, Any] | None) -> list[Any]:
 def train_result(result: Mapping[str, Any], model: Mapping[str, Any] | None) -> html.Div:
     """The trained model's figures and what to do with it next (id ``new-result``)."""
     model_id = forms.query_int(result.get("model_id"))
-    summary = None if model is None else components.model_architecture_summary(model)
+    summary = None if model is None else forms.model_architecture_summary(model)
     cards = [
         ("Model", f"#{model_id} {(model or {}).get('name') or MISSING}", None, "model"),
         ("Test accuracy", format_percent(result.get("accuracy")), None, "accuracy"),
@@ -346,33 +296,30 @@ def train_result(result: Mapping[str, Any], model: Mapping[str, Any] | None) -> 
 def render_result(client: ApiClient, job: Mapping[str, Any]) -> html.Div:
     """A succeeded train job: :func:`train_result` with the new model's row."""
     result = job.get("result") or {}
-    model: ModelPublic | None = None
     model_id = forms.query_int(result.get("model_id"))
     try:
         model = client.get_model(model_id) if model_id is not None else None
     except ApiError:
-        pass  # the figures come from the job's result; the model only adds its name
+        model = None  # the figures come from the job's result; the model only adds its name
     return train_result(result, model)
 
 
 # layout ----------------------------------------------------------------------------------------
 
 
+def _field(label: str, key: str, *inputs: Any) -> Any:
+    return common.field(FORM, TRAIN_HELP, label, key, *inputs)
+
+
 def _helped(child: Any, key: str) -> html.Div:
     return html.Div(child, title=TRAIN_HELP[key])  # dcc inputs take no title: their wrapper does
 
 
-def _field(label: str, child: Any, key: str, extra: Any = None) -> html.Div:
-    children = [child] if extra is None else [child, extra]
-    error = forms.field_error(TRAIN_ERROR_TYPE, key)
-    return forms.control(label, *children, hint=TRAIN_HELP[key], error=error, title=TRAIN_HELP[key])
-
-
-def _setting(component_id: str, choices: Sequence[str], value: Any) -> Any:
+def _setting(key: str, choices: Sequence[str], value: Any) -> Any:
     if choices:
-        return forms.choice(component_id, choices, value)
+        return forms.choice(TRAIN_INPUTS[key], choices, value)
     placeholder = "default" if value is None else f"default {value}"
-    return forms.number_input(component_id, placeholder, value=value)
+    return forms.number_input(TRAIN_INPUTS[key], placeholder, value=value)
 
 
 def _sections(
@@ -386,41 +333,34 @@ def _sections(
     # and the default of every setting (a refused form shows them blank: the defaults apply)
     verdict = forms.dry_run("train", train_spec_of({"dataset": dataset_id, "architecture": name}))
     defaults = verdict.spec or {}
+    options = forms.dataset_options(datasets)
+    info = dataset_info(forms.find_by_id(datasets, dataset_id))
+    picker = components.architecture_picker(ID_TRAIN_ARCH, name, architectures, clearable=False)
     target = [
         _field(
             "Dataset",
-            common.dropdown(
-                ID_TRAIN_DATASET, forms.dataset_options(datasets), dataset_id, "Choose a dataset"
-            ),
             "dataset_id",
-            html.Div(
-                dataset_info(common.find_by_id(datasets, dataset_id)),
-                id=ID_TRAIN_DATASET_INFO,
-                className="hint",
-            ),
+            forms.dropdown(ID_TRAIN_DATASET, options, dataset_id, "Choose a dataset"),
+            html.Div(info, id=ID_TRAIN_DATASET_INFO, className="hint"),
         ),
-        _field(
-            "Architecture",
-            components.architecture_picker(ID_TRAIN_ARCH, name, architectures, clearable=False),
-            "architecture",
-        ),
+        _field("Architecture", "architecture", picker),
         _field(
             "Name (optional)",
-            forms.text_input(ID_TRAIN_NAME, "default: <architecture> on <dataset>"),
             "name",
+            forms.text_input(TRAIN_INPUTS["name"], "default: <architecture> on <dataset>"),
         ),
     ]
     settings = [
-        _field(label, _helped(_setting(cid, choices, defaults.get(key)), key), key)
-        for label, cid, key, choices in TRAIN_CONTROLS
+        _field(label, key, _helped(_setting(key, choices, defaults.get(key)), key))
+        for label, key, choices in TRAIN_CONTROLS
     ]
-    amp = forms.checkbox(ID_TRAIN_AMP, "Mixed precision (AMP)", bool(defaults.get("amp")))
-    sections: list[list[Any]] = [
+    amp = forms.checkbox(TRAIN_INPUTS["amp"], "Mixed precision (AMP)", bool(defaults.get("amp")))
+    sections = [
         [html.H2("What to train"), html.Div(target, className="form-grid")],
         [
             html.H2("Architecture arguments"),
             html.Div(kwargs_editor(arch), id=ID_TRAIN_KWARGS, className="params-grid"),
-            forms.field_error(TRAIN_ERROR_TYPE, "arch_kwargs"),
+            forms.field_error(FORM.error_type, "arch_kwargs"),
         ],
         [
             html.H2("Training"),
@@ -429,19 +369,18 @@ def _sections(
             html.Div(TRAIN_HELP["amp"], className="muted hint"),
         ],
     ]
-    return [
-        dcc.Store(id=ID_TRAIN_DATASETS, data=list(datasets)),
-        html.Div(
-            [
-                *(html.Section(parts, className="section") for parts in sections),
-                common.submit_section("Train", "train", SUBMIT_IDS, TRAIN_ERROR_TYPE, verdict),
-            ],
-            id=ID_TRAIN_FORM,
-        ),
-    ]
+    stores = {ID_TRAIN_DATASETS: list(datasets)}
+    return common.form_layout(FORM, "Train", "train", verdict, sections, stores)
 
 
 def _no_datasets() -> html.Div:
+    builtin = html.Button(
+        "Add the built-in digits dataset",
+        id=ID_BUILTIN,
+        n_clicks=0,
+        className="btn btn-primary",
+        title="scikit-learn digits: 1,797 8×8 greyscale images of 10 classes",
+    )
     return html.Div(
         [
             components.empty_state(
@@ -449,16 +388,7 @@ def _no_datasets() -> html.Div:
                 dcc.Link("upload one", href="/upload"),
                 " (npz, CIFAR-10, MNIST, an image folder) or use a built-in one.",
             ),
-            html.Div(
-                html.Button(
-                    "Add the built-in digits dataset",
-                    id=ID_BUILTIN,
-                    n_clicks=0,
-                    className="btn btn-primary",
-                    title="scikit-learn digits: 1,797 8×8 greyscale images of 10 classes",
-                ),
-                className="actions",
-            ),
+            html.Div(builtin, className="actions"),
             html.Div(id=ID_BUILTIN_RESULT),
         ],
         id=common.ID_EMPTY,
@@ -476,23 +406,13 @@ def form(client: ApiClient, dataset: str | None, architecture: str | None) -> co
         # any timm/torchvision name: its entry joins the picker's
         entry = components.find_architecture_entry(client, architecture)
         architectures += [] if entry is None else [entry]
-    warnings: list[Any] = []
-    dataset_id = forms.query_int(dataset)
-    if dataset is not None and common.find_by_id(datasets, dataset_id) is None:
-        warnings.append(
-            components.notice(
-                f"Dataset '{dataset}' not found", "Choose a dataset below.", kind="warning"
-            )
-        )
-        dataset_id = None
-    elif dataset is None and datasets:
-        dataset_id = datasets[0]["id"]
-    tabs = {"dataset": dataset_id}
+    first = datasets[0]["id"] if datasets else None
+    dataset_id, warnings = components.chosen_id(datasets, dataset, "dataset", first)
     if not datasets:
-        return common.Form(tabs, warnings, [_no_datasets()])
+        return common.Form({"dataset": dataset_id}, warnings, [_no_datasets()])
     name = architecture
     if name is None:
-        name = default_architecture(common.find_by_id(datasets, dataset_id), architectures)
+        name = default_architecture(forms.find_by_id(datasets, dataset_id), architectures)
     elif find_architecture(architectures, name) is None:
         warnings.append(
             components.notice(
@@ -503,7 +423,8 @@ def form(client: ApiClient, dataset: str | None, architecture: str | None) -> co
             )
         )
     arch = find_architecture(architectures, name)
-    return common.Form(tabs, warnings, _sections(datasets, architectures, dataset_id, arch))
+    children = _sections(datasets, architectures, dataset_id, arch)
+    return common.Form({"dataset": dataset_id}, warnings, children)
 
 
 # callbacks -------------------------------------------------------------------------------------
@@ -511,7 +432,7 @@ def form(client: ApiClient, dataset: str | None, architecture: str | None) -> co
 
 def describe_train_dataset(dataset: Any, datasets: Sequence[Mapping[str, Any]] | None) -> list[Any]:
     """Callback: the chosen dataset's source and classes."""
-    return dataset_info(common.find_by_id(datasets, dataset))
+    return dataset_info(forms.find_by_id(datasets, dataset))
 
 
 def describe_train_architecture(
@@ -527,30 +448,20 @@ def toggle_momentum(optimizer: Any) -> bool:
     return optimizer != "sgd"
 
 
-def validate_train(
-    error_ids: Sequence[Mapping[str, Any]] | None = None, **form: Any
-) -> dict[str, Any]:
-    """Callback: ask the server's dry run about the train form as it is filled in (the
-    fields of :data:`TRAIN_INPUTS`, the architecture arguments and the picker's entries);
-    ``error_ids`` are the message slots. See :func:`frontend.pages.new_job.common.check`."""
+def validate_train(error_ids: Any = None, **form: Any) -> dict[str, Any]:
+    """Callback: the server's dry run of the train form (:func:`common.check`)."""
     return common.check("train", train_spec_of(form), error_ids)
 
 
 def submit_train(n_clicks: int | None = None, **form: Any) -> dict[str, Any]:
-    """Callback: check the train form with the server again, then ``POST /api/jobs`` with
-    kind "train" (see :func:`frontend.pages.new_job.common.submit`)."""
+    """Callback: submit the train form (:func:`common.submit`)."""
     return common.submit("train", train_spec_of(form), n_clicks)
 
 
-def update_train_url(dataset: Any, architecture: Any, search: str | None) -> tuple[Any, Any]:
-    """Callback: write the kind, dataset and architecture into the URL (other keys kept), and
-    let the job-kind strip carry the dataset; ``no_update`` for both when the URL says so."""
-    new = components.search_with(
-        search, {"kind": "train", "dataset": dataset, "architecture": architecture}
-    )
-    if new is None:
-        return dash.no_update, dash.no_update
-    return new, components.job_kind_links("train", dataset=dataset)
+def update_train_url(dataset: Any, architecture: Any, search: str | None) -> Any:
+    """Callback: the dataset and architecture into the URL (:func:`common.update_url`)."""
+    chosen = {"dataset": dataset, "architecture": architecture}
+    return common.update_url("train", search, chosen, "dataset")
 
 
 def register_builtin_dataset(client: ApiClient, name: str) -> DatasetPublic:

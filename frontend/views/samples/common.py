@@ -4,9 +4,8 @@
 from __future__ import annotations
 
 import math
-import threading
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,13 +15,11 @@ from frontend.client import (
     FLIP_CATEGORIES,
     ApiClient,
     Split,
-    get_comparison_table_columns,
-    get_comparison_table_page,
 )
 from frontend.figures.formatting import model_label
 from frontend.forms import query_int
 from frontend.views import FetchCache, view_context
-from frontend.views.parts import FLIP_WORDS, class_label
+from frontend.views.parts import FLIP_WORDS, Kept, class_label, table_columns
 
 NAME = "samples"
 CTX = view_context(NAME)
@@ -36,15 +33,13 @@ TABLE_COLUMNS = tuple(
     "index label pred_a pred_b category pie d_margin d_angle d_length_z fragile_a fragile_b "
     "made_fragile".split()
 )
-INT_COLUMNS = ("index", "label", "pred_a", "pred_b", "fragile_a", "fragile_b")
-BOOL_COLUMNS = ("pie", "made_fragile")
 
 
 # data ---------------------------------------------------------------------------------------
 
 
 @dataclass
-class SamplesData:
+class SamplesData(Kept):
     """What the gallery needs of one (comparison, B); the table is fetched on first use."""
 
     comparison_id: int
@@ -56,8 +51,6 @@ class SamplesData:
     label_a: str
     label_b: str
     flip_counts: dict[str, int]
-    table: dict[str, np.ndarray] | None = field(default=None, repr=False)
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     a: int | None = None  # model A's id (for its download link)
 
     def class_name(self, value: Any) -> str:
@@ -68,6 +61,11 @@ class SamplesData:
             return None
         split: Split = "train" if self.split == "train" else "test"
         return ApiClient.dataset_image_path(self.dataset_id, split, int(index))
+
+    @property
+    def table(self) -> dict[str, np.ndarray] | None:
+        """The table's columns, once :func:`fetch_table` has fetched them."""
+        return self.kept.get("table")
 
     @property
     def has_fragility(self) -> bool:
@@ -97,33 +95,15 @@ def fetch_samples_data(client: ApiClient, comparison_id: int, b: int | None) -> 
     )
 
 
-def _column(name: str, values: Sequence[Any]) -> np.ndarray:
-    if name in INT_COLUMNS:
-        return np.asarray([-1 if v is None else int(v) for v in values], dtype=np.int64)
-    if name in BOOL_COLUMNS:
-        return np.asarray([bool(v) for v in values], dtype=bool)
-    if name == "category":
-        return np.asarray([v or "" for v in values], dtype=object)
-    return np.asarray([np.nan if v is None else float(v) for v in values], dtype=np.float64)
-
-
 def fetch_table(client: ApiClient, data: SamplesData) -> dict[str, np.ndarray]:
     """The comparison table's gallery columns (those it has) as arrays, fetched once.
 
     Raises:
         ApiError: the table cannot be read (409 until the compare job has finished); not kept.
     """
-    with data.lock:
-        if data.table is not None:
-            return data.table
-    probe = get_comparison_table_page(client, data.comparison_id, b=data.b, limit=1)
-    have = set(probe["column_names"])
-    columns = [c for c in TABLE_COLUMNS if c in have]
-    raw = get_comparison_table_columns(client, data.comparison_id, b=data.b, columns=columns)
-    table = {name: _column(name, values) for name, values in raw["columns"].items()}
-    with data.lock:
-        data.table = table
-    return table
+    return data.once(
+        "table", lambda: table_columns(client, data.comparison_id, data.b, TABLE_COLUMNS)
+    )
 
 
 _cache = FetchCache(fetch_samples_data, CACHE_SIZE)

@@ -17,21 +17,23 @@ import dash
 from dash import ALL, Input, Output, State, dcc, html
 
 from frontend.client import ApiError, get_client
-from frontend.components import api_error_notice, download_link, job_line, notice
+from frontend.components import api_error_notice, download_link, notice
 from frontend.figures._common import empty_figure
 from frontend.figures.formatting import format_percent
 from frontend.figures.samples import attribution_heatmaps, attribution_height, top5_bars
 from frontend.forms import query_int
-from frontend.jobs import ACTIVE_STATUSES, ended_notice
+from frontend.jobs import ACTIVE_STATUSES, CompactFollower, ended_notice
 from frontend.views.parts import (
     HIDDEN,
     SELECT_BUTTONS,
     SHOWN,
     ZOOM_BUTTONS,
-    ViewJob,
+    Outputs,
     graph,
     graph_config,
     has_context,
+    hint,
+    register_writer,
     sample_image,
 )
 from frontend.views.samples.common import (
@@ -60,15 +62,10 @@ ID_ATTR_BODY = "compare-samples-attr-body"
 ID_ATTR_FIG = "compare-samples-attribution"
 ID_ATTR_IMAGE = "compare-samples-attr-image"
 ID_CORRUPTED = "compare-samples-corrupted"
-# the open sample's attribution job, followed until it ends; once it has succeeded,
-# ``{"index", "job_id"}`` (in ID_DONE) draws the maps
-JOB = ViewJob(
-    "compare-samples",
-    "attribution",
-    lambda followed, job: (None, {"index": query_int(followed.get("index")), "job_id": job["id"]}),
-)
-ID_COMPUTE, ID_JOB, ID_POLL = JOB.compute, JOB.job, JOB.poll_id
-ID_PROGRESS, ID_DONE = JOB.progress, JOB.done
+# the open sample's attribution job; once it has succeeded, ID_DONE (its {"id", "index"})
+# draws the maps
+JOB = CompactFollower("compare-samples", "attribution")
+ID_COMPUTE, ID_JOB, ID_POLL, ID_PROGRESS, ID_DONE = JOB.ids
 follow_job, poll_attribution_job = JOB.follow, JOB.poll  # the callbacks
 
 DETAIL_EMPTY = (
@@ -81,7 +78,6 @@ ATTRIBUTION_WHAT = (
 )
 BUTTON = "Compute geometric attribution"
 NEEDS_WRITE = "Computing attribution needs a write token."
-THUMB_PX = 72
 IMAGE_PX = 192
 CORRUPTED_PX = 64
 METRIC_HELP = {
@@ -106,85 +102,60 @@ function(clicks) {
 # components ---------------------------------------------------------------------------------
 
 
-def _num(value: Any, fmt: str = ".3g") -> str:
-    if value is None:
-        return "—"
-    number = float(value)
-    return "—" if not math.isfinite(number) else format(number, fmt)
+def _finite(side: Mapping[str, Any], key: str) -> float | None:
+    value = side.get(key)
+    number = None if value is None else float(value)
+    return number if number is not None and math.isfinite(number) else None
+
+
+def _num(value: float | None, fmt: str = ".3g", unit: str = "") -> str:
+    return "—" if value is None else format(value, fmt) + unit
 
 
 def metrics_table(detail: Mapping[str, Any]) -> html.Table:
     """Angle, length and margin of the sample in A, in B and their change, each row's header
     explaining its metric on hover."""
-    a, b = detail.get("a") or {}, detail.get("b") or {}
+    sides = [detail.get("a") or {}, detail.get("b") or {}]
 
-    def val(side: Mapping[str, Any], key: str) -> float | None:
-        v = side.get(key)
-        if v is None:
-            return None
-        number = float(v)
-        return number if math.isfinite(number) else None
+    def values(key: str) -> list[float | None]:
+        return [_finite(side, key) for side in sides]
 
-    def delta(key: str) -> float | None:
-        x, y = val(a, key), val(b, key)
-        return None if x is None or y is None else y - x
+    def change(key: str, fmt: str, unit: str = "") -> str:
+        a, b = values(key)
+        return _num(None if a is None or b is None else b - a, fmt, unit)
 
     def length(side: Mapping[str, Any]) -> str:
-        z = val(side, "length_z")
-        return _num(val(side, "length")) + ("" if z is None else f" (z {z:+.2f})")
+        z = _finite(side, "length_z")
+        return _num(_finite(side, "length")) + ("" if z is None else f" (z {z:+.2f})")
 
-    margin_cls = {
-        side: "bad" if (val(s, "margin") or 0) < 0 else None for side, s in (("a", a), ("b", b))
-    }
-    d_len = delta("length_z")
-    rows: list[tuple[str, str, list[str], str, list[str | None]]] = [
-        (
-            "angle (°)",
-            METRIC_HELP["angle"],
-            [_num(val(a, "angle"), ".1f"), _num(val(b, "angle"), ".1f")],
-            _num(delta("angle"), "+.1f"),
-            [None, None],
-        ),
+    rows = [
+        ("angle (°)", "angle", [_num(v, ".1f") for v in values("angle")], change("angle", "+.1f")),
         (
             "length ‖f‖",
-            METRIC_HELP["length"],
-            [length(a), length(b)],
-            "—" if d_len is None else f"{d_len:+.2f} σ",
-            [None, None],
+            "length",
+            [length(side) for side in sides],
+            change("length_z", "+.2f", " σ"),
         ),
-        (
-            "margin",
-            METRIC_HELP["margin"],
-            [_num(val(a, "margin")), _num(val(b, "margin"))],
-            _num(delta("margin"), "+.3g"),
-            [margin_cls["a"], margin_cls["b"]],
-        ),
+        ("margin", "margin", [_num(v) for v in values("margin")], change("margin", "+.3g")),
     ]
-    body = []
-    for name, help_text, (va, vb), d, (ca, cb) in rows:
-        body.append(
-            html.Tr(
-                [
-                    html.Th(html.Span(name, className="has-help"), title=help_text, scope="row"),
-                    html.Td(va, className=ca),
-                    html.Td(vb, className=cb),
-                    html.Td(d),
-                ]
-            )
+    bad = ["bad" if (v or 0) < 0 else None for v in values("margin")]
+    body = [
+        html.Tr(
+            [
+                html.Th(html.Span(name, className="has-help"), title=METRIC_HELP[key], scope="row"),
+                *(
+                    html.Td(v, className=bad[i] if key == "margin" else None)
+                    for i, v in enumerate(ab)
+                ),
+                html.Td(d),
+            ]
         )
-    head = html.Tr(
-        [
-            html.Th("metric"),
-            html.Th(html.Span("A", className="tag tag-a")),
-            html.Th(html.Span("B", className="tag tag-b")),
-            html.Th("Δ (B − A)"),
-        ]
-    )
-    return html.Table(
-        [html.Thead(head), html.Tbody(body)],
-        id=ID_METRICS,
-        className="data-table sample-metrics",
-    )
+        for name, key, ab, d in rows
+    ]
+    tags = [html.Th(html.Span(side, className=f"tag tag-{side.lower()}")) for side in "AB"]
+    head = html.Tr([html.Th("metric"), *tags, html.Th("Δ (B − A)")])
+    table = [html.Thead(head), html.Tbody(body)]
+    return html.Table(table, id=ID_METRICS, className="data-table sample-metrics")
 
 
 def corruption_grid(corruptions: Mapping[str, Any] | None, class_names: Sequence[str]) -> Any:
@@ -196,7 +167,6 @@ def corruption_grid(corruptions: Mapping[str, Any] | None, class_names: Sequence
             "this sample fares under them.",
             className="empty",
         )
-    names = [str(n) for n in corruptions["names"]]
     sevs = [int(s) for s in corruptions.get("severities") or []]
 
     def cell(key: str, i: int, j: int) -> Any:
@@ -208,32 +178,25 @@ def corruption_grid(corruptions: Mapping[str, Any] | None, class_names: Sequence
     def mark(ok: Any) -> str:
         return "·" if ok is None else "✓" if ok else "✗"
 
-    body = []
-    b_only = 0
-    for i, corruption in enumerate(names):
+    body, b_only = [], 0
+    for i, corruption in enumerate(str(n) for n in corruptions["names"]):
         tds: list[Any] = [html.Th(corruption.replace("_", " "), scope="row")]
         for j, sev in enumerate(sevs):
             ca, cb = cell("correct_a", i, j), cell("correct_b", i, j)
-            classes = ["corruption-cell"]
-            if ca and cb is False:
-                classes.append("corruption-b-only")
-                b_only += 1
-            elif ca is False and cb is False:
-                classes.append("corruption-both")
+            b_only += bool(ca and cb is False)
+            extra = " corruption-b-only" if ca and cb is False else ""
+            extra += " corruption-both" if ca is False and cb is False else ""
+            sides = (("A", ca, cell("pred_a", i, j)), ("B", cb, cell("pred_b", i, j)))
+            said = ", ".join(
+                f"{side} predicts {class_label(class_names, pred)} {mark(ok)}"
+                for side, ok, pred in sides
+            )
+            marks = [
+                html.Span([s, mark(ok)], className="ok" if ok else "bad") for s, ok, _ in sides
+            ]
+            title = f"{corruption}, severity {sev}: {said}"
             tds.append(
-                html.Td(
-                    [
-                        html.Span(["A", mark(ca)], className="ok" if ca else "bad"),
-                        " ",
-                        html.Span(["B", mark(cb)], className="ok" if cb else "bad"),
-                    ],
-                    className=" ".join(classes),
-                    title=(
-                        f"{corruption}, severity {sev}: A predicts "
-                        f"{class_label(class_names, cell('pred_a', i, j))} {mark(ca)}, B predicts "
-                        f"{class_label(class_names, cell('pred_b', i, j))} {mark(cb)}"
-                    ),
-                )
+                html.Td([marks[0], " ", marks[1]], className=f"corruption-cell{extra}", title=title)
             )
         body.append(html.Tr(tds))
     head = html.Tr([html.Th("corruption")] + [html.Th(f"severity {s}") for s in sevs])
@@ -242,17 +205,9 @@ def corruption_grid(corruptions: Mapping[str, Any] | None, class_names: Sequence
         if b_only
         else "B fails nowhere that A holds."
     )
+    table = html.Table([html.Thead(head), html.Tbody(body)], className="data-table corruption-grid")
     return html.Div(
-        [
-            html.Div(
-                html.Table(
-                    [html.Thead(head), html.Tbody(body)],
-                    className="data-table corruption-grid",
-                ),
-                className="table-scroll",
-            ),
-            html.P(f"✓ correct, ✗ wrong. {note}", className="muted hint"),
-        ]
+        [html.Div(table, className="table-scroll"), hint(f"✓ correct, ✗ wrong. {note}")]
     )
 
 
@@ -268,24 +223,26 @@ def detail_head(data: SamplesData, detail: Mapping[str, Any]) -> list[Any]:
             className="sample-img sample-img-missing sample-large",
         )
     )
-    tags = sample_tags(
-        {
-            "category": detail.get("category") or "",
-            "pie": detail.get("pie"),
-            "made_fragile": detail.get("made_fragile"),
-        }
-    )
-    preds = []
-    for side in ("a", "b"):
-        s = detail.get(side) or {}
-        preds.append(
-            html.Div(
-                [
-                    prediction(side, data.class_name(s.get("pred")), bool(s.get("correct"))),
-                    html.Span(f" {format_percent(s.get('confidence'), 0)}", className="muted"),
-                ]
-            )
+    tags = sample_tags({k: detail.get(k) for k in ("category", "pie", "made_fragile")})
+    preds = [
+        html.Div(
+            [
+                prediction(side, data.class_name(s.get("pred")), bool(s.get("correct"))),
+                html.Span(f" {format_percent(s.get('confidence'), 0)}", className="muted"),
+            ]
         )
+        for side, s in ((side, detail.get(side) or {}) for side in ("a", "b"))
+    ]
+    a_link = (
+        [] if data.a is None else [html.Span("A", className="tag tag-a"), download_link(data.a)]
+    )
+    models: list[Any] = [
+        html.Span("Models ", className="muted"),
+        *a_link,
+        " ",
+        html.Span("B", className="tag tag-b"),
+        download_link(data.b),
+    ]
     return [
         image,
         html.Div(
@@ -294,17 +251,7 @@ def detail_head(data: SamplesData, detail: Mapping[str, Any]) -> list[Any]:
                 html.P(["True label ", html.Strong(data.class_name(label))]),
                 html.Div(tags, className="sample-tags"),
                 html.Div(preds, className="sample-detail-preds"),
-                html.P(
-                    [
-                        html.Span("Models ", className="muted"),
-                        None if data.a is None else html.Span("A", className="tag tag-a"),
-                        None if data.a is None else download_link(data.a),
-                        " ",
-                        html.Span("B", className="tag tag-b"),
-                        download_link(data.b),
-                    ],
-                    className="sample-detail-downloads",
-                ),
+                html.P(models, className="sample-detail-downloads"),
             ],
             className="sample-head-text",
         ),
@@ -320,23 +267,16 @@ def corrupted_thumbnails(
         corruption = str(item.get("corruption") or "").replace("_", " ")
         sev = item.get("severity")
         ca, cb = bool(item.get("correct_a")), bool(item.get("correct_b"))
-        classes = "corrupted-item" + (" corruption-b-only" if ca and not cb else "")
-        alt = f"{corruption} severity {sev}"
-        out.append(
-            html.Figure(
-                [
-                    sample_image(item.get("image"), alt, CORRUPTED_PX, "sample-img"),
-                    html.Figcaption(
-                        [
-                            html.Div(f"{corruption} {sev}", className="muted"),
-                            prediction("a", class_label(class_names, item.get("pred_a")), ca),
-                            prediction("b", class_label(class_names, item.get("pred_b")), cb),
-                        ]
-                    ),
-                ],
-                className=classes,
-            )
+        caption = [
+            html.Div(f"{corruption} {sev}", className="muted"),
+            prediction("a", class_label(class_names, item.get("pred_a")), ca),
+            prediction("b", class_label(class_names, item.get("pred_b")), cb),
+        ]
+        image = sample_image(
+            item.get("image"), f"{corruption} severity {sev}", CORRUPTED_PX, "sample-img"
         )
+        classes = "corrupted-item" + (" corruption-b-only" if ca and not cb else "")
+        out.append(html.Figure([image, html.Figcaption(caption)], className=classes))
     return out
 
 
@@ -346,34 +286,25 @@ def corrupted_thumbnails(
 def layout() -> list[Any]:
     """The detail's part of the section: the panel under the gallery (empty until a sample is
     opened) and its stores."""
+    write_note = html.Span(NEEDS_WRITE, className="muted needs-write-note")
+    attr_figure = graph(
+        ID_ATTR_FIG, None, attribution_height(), GRAPH_CONFIG, className="attr-graph"
+    )
+    maps = html.Div(
+        [html.Div(id=ID_ATTR_IMAGE, className="attr-image"), attr_figure], className="attr-row"
+    )
     attribution = html.Div(
         [
             html.H3("Geometric attribution"),
-            html.P(ATTRIBUTION_WHAT, className="muted hint"),
+            hint(ATTRIBUTION_WHAT),
             html.Div(
-                [
-                    JOB.button(BUTTON, style=HIDDEN),
-                    html.Span(NEEDS_WRITE, className="muted needs-write-note"),
-                    html.Div(id=ID_ATTR_NOTE),
-                ],
+                [JOB.button(BUTTON, style=HIDDEN), write_note, html.Div(id=ID_ATTR_NOTE)],
                 className="actions",
             ),
             html.Div(id=ID_PROGRESS),
             html.Div(
                 [
-                    html.Div(
-                        [
-                            html.Div(id=ID_ATTR_IMAGE, className="attr-image"),
-                            graph(
-                                ID_ATTR_FIG,
-                                None,
-                                attribution_height(),
-                                GRAPH_CONFIG,
-                                className="attr-graph",
-                            ),
-                        ],
-                        className="attr-row",
-                    ),
+                    maps,
                     html.H4("Corrupted versions"),
                     html.Div(id=ID_CORRUPTED, className="corrupted-row"),
                 ],
@@ -383,25 +314,19 @@ def layout() -> list[Any]:
         ],
         className="sample-attribution",
     )
-    top5 = graph(ID_TOP5, None, 300, GRAPH_CONFIG)
-    metrics = html.Div(metrics_table({}), id=f"{ID_METRICS}-slot", className="table-scroll")
-    hover = html.P("Hover a metric's name for what it measures.", className="muted hint")
+    close = html.Button("Close", id=ID_CLOSE, n_clicks=0, className="btn btn-small")
+    top5 = [html.H4("Top-5 probabilities"), graph(ID_TOP5, None, 300, GRAPH_CONFIG)]
+    metrics = [
+        html.H4("Geometry of its penultimate features"),
+        html.Div(metrics_table({}), id=f"{ID_METRICS}-slot", className="table-scroll"),
+        hint("Hover a metric's name for what it measures."),
+    ]
     detail_body = html.Div(
         [
             html.Div(
-                [
-                    html.Div(id=ID_HEAD, className="sample-head"),
-                    html.Button("Close", id=ID_CLOSE, n_clicks=0, className="btn btn-small"),
-                ],
-                className="sample-head-row",
+                [html.Div(id=ID_HEAD, className="sample-head"), close], className="sample-head-row"
             ),
-            html.Div(
-                [
-                    html.Div([html.H4("Top-5 probabilities"), top5]),
-                    html.Div([html.H4("Geometry of its penultimate features"), metrics, hover]),
-                ],
-                className="grid-2",
-            ),
+            html.Div([html.Div(top5), html.Div(metrics)], className="grid-2"),
             html.H4("Under corruptions"),
             html.Div(id=ID_CORRUPTIONS),
             attribution,
@@ -409,12 +334,9 @@ def layout() -> list[Any]:
         id=ID_DETAIL_BODY,
         style=HIDDEN,
     )
+    empty = html.P(DETAIL_EMPTY, id=ID_DETAIL_EMPTY, className="empty")
     return [
-        html.Div(
-            [html.P(DETAIL_EMPTY, id=ID_DETAIL_EMPTY, className="empty"), detail_body],
-            id=ID_DETAIL,
-            className="sample-detail",
-        ),
+        html.Div([empty, detail_body], id=ID_DETAIL, className="sample-detail"),
         dcc.Store(id=ID_SCROLL),
         dcc.Store(id=ID_ATTR_INFO),
         *JOB.stores(),
@@ -422,6 +344,18 @@ def layout() -> list[Any]:
 
 
 # callbacks ----------------------------------------------------------------------------------
+
+# render_attribution's outputs, and what they send unless it says otherwise
+ATTRIBUTION = Outputs(
+    button=(ID_COMPUTE, "style", HIDDEN),
+    note=(ID_ATTR_NOTE, "children", None),
+    progress=(ID_PROGRESS, "children", None),
+    job=(ID_JOB, "data", None),
+    body=(ID_ATTR_BODY, "style", HIDDEN),
+    figure=(ID_ATTR_FIG, "figure", dash.no_update),
+    image=(ID_ATTR_IMAGE, "children", []),
+    corrupted=(ID_CORRUPTED, "children", []),
+)
 
 
 def register(app: dash.Dash) -> None:
@@ -432,11 +366,7 @@ def register(app: dash.Dash) -> None:
         Input({"type": TILE, "index": ALL}, "n_clicks"),
         prevent_initial_call=True,
     )
-    app.callback(
-        Output(ID_OPEN, "data", allow_duplicate=True),
-        Input(ID_CLOSE, "n_clicks"),
-        prevent_initial_call=True,
-    )(close_sample)
+    register_writer(app, ID_OPEN, close_sample, Input(ID_CLOSE, "n_clicks"))
     app.callback(
         Output(ID_DETAIL_EMPTY, "style"),
         Output(ID_DETAIL_BODY, "style"),
@@ -449,20 +379,8 @@ def register(app: dash.Dash) -> None:
         State(CTX, "data"),
         prevent_initial_call=True,
     )(render_detail)
-    app.callback(
-        Output(ID_COMPUTE, "style"),
-        Output(ID_ATTR_NOTE, "children"),
-        Output(ID_PROGRESS, "children"),
-        Output(ID_JOB, "data"),
-        Output(ID_ATTR_BODY, "style"),
-        Output(ID_ATTR_FIG, "figure"),
-        Output(ID_ATTR_IMAGE, "children"),
-        Output(ID_CORRUPTED, "children"),
-        Input(ID_ATTR_INFO, "data"),
-        Input(ID_DONE, "data"),
-        State(CTX, "data"),
-        prevent_initial_call=True,
-    )(render_attribution)
+    deps = (Input(ID_ATTR_INFO, "data"), Input(ID_DONE, "data"), State(CTX, "data"))
+    ATTRIBUTION.register(app, render_attribution, *deps, lazy=True)
     JOB.register(app, start_attribution, State(ID_ATTR_INFO, "data"), State(CTX, "data"))
 
 
@@ -480,9 +398,8 @@ def render_detail(opened: Any, context: Mapping[str, Any] | None) -> tuple[Any, 
         or None).
     """
     index = query_int(opened)
-    skip = dash.no_update
     if index is None or not has_context(context):
-        return (SHOWN, HIDDEN, [], skip, skip, [], None)
+        return (SHOWN, HIDDEN, [], dash.no_update, dash.no_update, [], None)
     try:
         data = load_data(context)
         detail = get_client().get_comparison_sample(int(context["id"]), index, b=data.b)
@@ -506,101 +423,83 @@ def render_detail(opened: Any, context: Mapping[str, Any] | None) -> tuple[Any, 
         true_label=detail.get("label"),
         title=None,
     )
-    info = dict(detail.get("attribution") or {"status": "none"})
-    info["index"] = index
-    return (
-        HIDDEN,
-        SHOWN,
-        detail_head(data, detail),
-        fig,
-        metrics_table(detail),
-        corruption_grid(detail.get("corruptions"), data.class_names),
-        info,
-    )
+    info = {**(detail.get("attribution") or {"status": "none"}), "index": index}
+    grid = corruption_grid(detail.get("corruptions"), data.class_names)
+    return (HIDDEN, SHOWN, detail_head(data, detail), fig, metrics_table(detail), grid, info)
 
 
 def render_attribution(
     info: Mapping[str, Any] | None, done: Any, context: Mapping[str, Any] | None
 ) -> tuple[Any, ...]:
     """Callback: the open sample's attribution: its maps once computed, the job's progress
-    while it runs, else the button (with the error of a failed job).
-
-    ``done`` is ``{"index", "job_id"}`` of a followed job that has just succeeded.
+    while it runs, else the button (with the error of a failed job). ``done`` is the followed
+    job (``{"id", "index"}``) once it has succeeded.
 
     Returns:
-        button style, note, progress, followed job, body style, figure, image, corrupted
-        thumbnails.
+        The values of :data:`ATTRIBUTION`'s outputs, in its order.
     """
-    skip = dash.no_update
     index = query_int((info or {}).get("index"))
-    if index is None or not has_context(context):
-        return (HIDDEN, None, None, None, HIDDEN, skip, [], [])
-    assert info is not None
+    if info is None or index is None or not has_context(context):
+        return ATTRIBUTION()
     status = str(info.get("status") or "none")
     if isinstance(done, Mapping) and query_int(done.get("index")) == index:
         status = "succeeded"
     if status in ACTIVE_STATUSES:
         job = {"id": query_int(info.get("job_id")), "index": index}
-        progress = job_line({"id": job["id"], **info})
-        return (HIDDEN, None, progress, job, HIDDEN, skip, [], [])
+        line = JOB.line({**info, "id": job["id"], "stage": info.get("message")})
+        return ATTRIBUTION(progress=line, job=job)
     if status != "succeeded":
         note: Any = html.Span(
             "Runs an attribution job on A and B for this sample; the result is kept.",
             className="muted hint",
         )
         if status in ("failed", "cancelled"):
-            error = info.get("error") or info.get("message") or "no reason was given"
+            error = info.get("error") or info.get("message")
             note = ended_notice({"status": status, "error": error}, "attribution")
-        return (SHOWN, note, None, None, HIDDEN, skip, [], [])
+        return ATTRIBUTION(button=SHOWN, note=note)
     try:
         data = load_data(context)
         result = get_client().get_attribution(int(context["id"]), index, b=data.b)
     except ApiError as exc:
         if exc.status == 409:  # not computed after all (e.g. removed): offer it again
-            return (SHOWN, None, None, None, HIDDEN, skip, [], [])
-        return (HIDDEN, api_error_notice(exc, "the attribution"), None, None, HIDDEN, skip, [], [])
+            return ATTRIBUTION(button=SHOWN)
+        return ATTRIBUTION(note=api_error_notice(exc, "the attribution"))
+    base = result.get("base") or {}
     fig = attribution_heatmaps(
         result.get("a") or {},
         result.get("b") or {},
         label_a=data.label_a,
         label_b=data.label_b,
         metrics=result.get("metrics") or ("angle", "length", "margin"),
-        base_a=(result.get("base") or {}).get("a"),
-        base_b=(result.get("base") or {}).get("b"),
+        base_a=base.get("a"),
+        base_b=base.get("b"),
         patch=query_int(result.get("patch")),
         stride=query_int(result.get("stride")),
         rows=result.get("rows"),
         cols=result.get("cols"),
     )
     url = data.image_url(index)
-    image = (
-        [
-            sample_image(url, f"test sample {index}", IMAGE_PX, "sample-img sample-large"),
-            html.P(f"Test sample #{index}", className="muted hint"),
-        ]
-        if url
-        else []
-    )
+    image = [
+        sample_image(url, f"test sample {index}", IMAGE_PX, "sample-img sample-large"),
+        hint(f"Test sample #{index}"),
+    ]
     corrupted: list[Any] = corrupted_thumbnails(result.get("corrupted") or [], data.class_names)
     if not corrupted:
         corrupted = [html.P("No corrupted versions: no corruption results.", className="empty")]
-    return (HIDDEN, None, None, None, SHOWN, fig, image, corrupted)
+    return ATTRIBUTION(body=SHOWN, figure=fig, image=image if url else [], corrupted=corrupted)
 
 
 def start_attribution(
     n_clicks: int | None, info: Mapping[str, Any] | None, context: Mapping[str, Any] | None
 ) -> tuple[Any, Any]:
-    """Callback: submit the open sample's attribution job; the job store starts the polling.
-
-    Returns:
-        The followed job (``{"id", "index"}``) and the progress panel (the API's refusal when
-        it did not accept the job).
-    """
+    """Callback: submit the open sample's attribution job (``{"id", "index"}`` followed) and its
+    first progress line, or why it was not taken."""
     index = query_int((info or {}).get("index"))
     if not n_clicks or index is None or not has_context(context):
         return dash.no_update, dash.no_update
-    comparison_id = int(context["id"])
-    return JOB.start(
-        lambda: get_client().submit_attribution(comparison_id, index, b=load_data(context).b),
-        index=index,
-    )
+    try:
+        b = load_data(context).b
+    except ApiError as exc:
+        return dash.no_update, api_error_notice(exc, "the comparison")
+    spec = {"comparison_id": int(context["id"]), "index": index, "model_b_id": b}
+    return JOB.start(spec, index=index)

@@ -16,7 +16,7 @@ from typing import Any
 
 import dash
 import numpy as np
-from dash import ALL, Input, Output, State, dcc, html
+from dash import ALL, Input, State, dcc, html
 
 from frontend.client import FLIP_CATEGORIES, ApiError, get_client
 from frontend.forms import ON, choice, query_int
@@ -24,6 +24,7 @@ from frontend.views import SELECTION, selected_ids
 from frontend.views.parts import (
     HIDDEN,
     SHOWN,
+    Outputs,
     class_index,
     control,
     has_context,
@@ -31,7 +32,9 @@ from frontend.views.parts import (
     number_card,
     radio,
     register_settings,
+    register_writer,
     sample_image,
+    signature,
     write_settings,
 )
 from frontend.views.samples.common import (
@@ -196,14 +199,6 @@ def page_count(n: int) -> int:
     return max(1, math.ceil(n / PAGE_SIZE))
 
 
-def selection_key(value: Mapping[str, Any] | None) -> str | None:
-    """A short signature of a SELECTION (None for none), to notice a new one."""
-    ids = selected_ids(value)
-    if not value or not ids:
-        return None
-    return f"{len(ids)}:{hash(tuple(ids)) & 0xFFFFFFFFFFFF:x}"
-
-
 def describe(
     category: str, pie: bool, fragile: bool, class_name: str | None, selection: bool = False
 ) -> str:
@@ -309,41 +304,43 @@ def gallery_rows(data: SamplesData, rows: Sequence[Mapping[str, Any]]) -> html.T
     )
 
 
+# counted from the table once it is loaded: column -> card title, class, tooltip
+TABLE_COUNTS = {
+    "pie": (
+        "PIE",
+        "sample-card-pie",
+        "pruning-identified exemplars: the pruned models' most common prediction differs "
+        "from the originals'",
+    ),
+    "made_fragile": (
+        "made fragile",
+        "sample-card-fragile",
+        "B fails under a corruption that A withstands (correct on the clean input)",
+    ),
+}
+
+
 def count_cards(data: SamplesData) -> list[html.Div]:
     """Cards: samples per flip category (from the view), and PIE and made-fragile counts
     (from the table, when it is loaded and has them)."""
-
-    def card(title: str, value: int, kind: str, help_text: str) -> html.Div:
-        return number_card(title, f"{int(value):,}", help_text, class_name=f"card flip-card {kind}")
-
-    cards = [
-        card(
-            CATEGORY_LABELS[c],
+    counts = [
+        (
+            words,
             data.flip_counts.get(c, 0),
             f"flip-{c}",
-            f"test samples whose prediction went {CATEGORY_LABELS[c]} from A to B",
+            f"test samples whose prediction went {words} from A to B",
         )
-        for c in FLIP_CATEGORIES
+        for c, words in ((c, CATEGORY_LABELS[c]) for c in FLIP_CATEGORIES)
     ]
-    counted = (
-        (
-            "pie",
-            "PIE",
-            "sample-card-pie",
-            "pruning-identified exemplars: the pruned models' most common prediction differs "
-            "from the originals'",
-        ),
-        (
-            "made_fragile",
-            "made fragile",
-            "sample-card-fragile",
-            "B fails under a corruption that A withstands (correct on the clean input)",
-        ),
-    )
-    for column, title, kind, help_text in counted:  # from the table, once it is loaded
-        if data.table is not None and column in data.table:
-            cards.append(card(title, int(data.table[column].sum()), kind, help_text))
-    return cards
+    table = data.table or {}
+    counts += [
+        (title, int(table[column].sum()), kind, help_text)
+        for column, (title, kind, help_text) in TABLE_COUNTS.items()
+        if column in table
+    ]
+    return [
+        number_card(t, f"{int(n):,}", h, class_name=f"card flip-card {k}") for t, n, k, h in counts
+    ]
 
 
 # layout -------------------------------------------------------------------------------------
@@ -399,63 +396,60 @@ def layout() -> list[Any]:
 # callbacks ----------------------------------------------------------------------------------
 
 
+# init_samples' outputs, and what they send unless it says otherwise
+INIT = Outputs(
+    cards=(ID_COUNTS, "children", []),
+    category=(ID_CATEGORY, "value", FLAGGED),
+    pie=(ID_PIE, "value", []),
+    fragile=(ID_FRAGILE, "value", []),
+    fragile_options=(
+        ID_FRAGILE,
+        "options",
+        [{"label": FRAGILE_LABEL, "value": ON, "disabled": True}],
+    ),
+    fragile_note=(ID_FRAGILE_NOTE, "children", None),
+    sort=(ID_SORT, "value", SORT_INDEX),
+    state=(ID_STATE, "data", None),
+    open=(ID_OPEN, "data", None),
+    message=(ID_MESSAGE, "children", None),
+)
+# update_gallery's outputs, and what they send unless it says otherwise
+GALLERY = Outputs(
+    summary=(ID_SUMMARY, "children", dash.no_update),
+    body=(ID_GALLERY, "children", dash.no_update),
+    prev_disabled=(ID_PREV, "disabled", True),
+    next_disabled=(ID_NEXT, "disabled", True),
+    page=(ID_PAGE_LABEL, "children", ""),
+    state=(ID_STATE, "data", dash.no_update),
+    category_options=(ID_CATEGORY, "options", dash.no_update),
+    clear_style=(ID_CLEAR, "style", HIDDEN),
+)
+
+
 def register(app: dash.Dash) -> None:
     """Attach the gallery's callbacks to ``app``."""
-    app.callback(
-        Output(ID_COUNTS, "children"),
-        Output(ID_CATEGORY, "value"),
-        Output(ID_PIE, "value"),
-        Output(ID_FRAGILE, "value"),
-        Output(ID_FRAGILE, "options"),
-        Output(ID_FRAGILE_NOTE, "children"),
-        Output(ID_SORT, "value"),
-        Output(ID_STATE, "data"),
-        Output(ID_OPEN, "data"),
-        Output(ID_MESSAGE, "children"),
-        Input(CTX, "data"),
-        State(SELECTION, "data"),
-        prevent_initial_call=True,  # lazy: runs once woken (CTX)
-    )(init_samples)
-    app.callback(
-        Output(ID_SUMMARY, "children"),
-        Output(ID_GALLERY, "children"),
-        Output(ID_PREV, "disabled"),
-        Output(ID_NEXT, "disabled"),
-        Output(ID_PAGE_LABEL, "children"),
-        Output(ID_STATE, "data", allow_duplicate=True),
-        Output(ID_CATEGORY, "options"),
-        Output(ID_CLEAR, "style"),
-        Input(ID_CATEGORY, "value"),
-        Input(ID_PIE, "value"),
-        Input(ID_FRAGILE, "value"),
-        Input(ID_SORT, "value"),
-        Input(ID_PREV, "n_clicks"),
-        Input(ID_NEXT, "n_clicks"),
+    INIT.register(app, init_samples, Input(CTX, "data"), State(SELECTION, "data"), lazy=True)
+    settings = [Input(i, "value") for i in (ID_CATEGORY, ID_PIE, ID_FRAGILE, ID_SORT)]
+    pager = [Input(i, "n_clicks") for i in (ID_PREV, ID_NEXT)]
+    GALLERY.register(
+        app,
+        update_gallery,
+        *settings,
+        *pager,
         Input(SELECTION, "data"),
         State(ID_STATE, "data"),
         State(CTX, "data"),
-        prevent_initial_call=True,
-    )(update_gallery)
+        lazy=True,
+        duplicates=["state"],
+    )
     register_settings(app, write_samples_query, Input(ID_STATE, "data"), Input(ID_OPEN, "data"))
-    app.callback(
-        Output(ID_OPEN, "data", allow_duplicate=True),
-        Input({"type": TILE, "index": ALL}, "n_clicks"),
-        State(ID_OPEN, "data"),
-        prevent_initial_call=True,
-    )(_open_clicked)
-    app.callback(
-        Output(SELECTION, "data", allow_duplicate=True),
-        Input(ID_CLEAR, "n_clicks"),
-        prevent_initial_call=True,
-    )(clear_selection)
+    tiles = Input({"type": TILE, "index": ALL}, "n_clicks")
+    register_writer(app, ID_OPEN, _open_clicked, tiles, State(ID_OPEN, "data"))
+    register_writer(app, SELECTION, clear_selection, Input(ID_CLEAR, "n_clicks"))
 
 
 def _not_ready(exc: ApiError, what: str) -> html.Div:
     return not_ready_notice(exc, what, NOT_READY, "Reload the page once it has.")
-
-
-def _fragile_options(available: bool) -> list[dict[str, Any]]:
-    return [{"label": FRAGILE_LABEL, "value": ON, "disabled": not available}]
 
 
 def init_samples(
@@ -464,21 +458,21 @@ def init_samples(
     """Callback: the count cards, and the filters, page and open sample from the URL query.
 
     Returns:
-        count cards, category, PIE, fragile, fragile options, fragile note, sort, gallery state
-        (the settings the gallery starts from), open sample, message.
+        The values of :data:`INIT`'s outputs (``state``: the settings the gallery starts
+        from), in its order.
     """
     if not has_context(context):
-        return ([], FLAGGED, [], [], _fragile_options(False), None, SORT_INDEX, None, None, None)
+        return INIT()
     query = context.get("query") or {}
     category, sort = parse_category(query.get(KEY_CATEGORY)), parse_sort(query.get(KEY_SORT))
     pie = [ON] if parse_flag(query.get(KEY_PIE)) else []
-    opened = query_int(query.get(KEY_SAMPLE))
-    message = None
     try:
         data = load_data(context)
     except ApiError as exc:
-        message = _not_ready(exc, "the comparison")
-        return ([], category, pie, [], _fragile_options(False), None, sort, None, None, message)
+        return INIT(
+            category=category, pie=pie, sort=sort, message=_not_ready(exc, "the comparison")
+        )
+    message = None
     try:
         fetch_table(get_client(), data)
     except ApiError as exc:
@@ -490,27 +484,23 @@ def init_samples(
         "pie": bool(pie),
         "fragile": bool(fragile),
         "sort": sort,
-        "sel": selection_key(current),
+        "sel": signature(selected_ids(current)),
         "page": parse_page(query.get(KEY_PAGE)),
         "n_prev": 0,
         "n_next": 0,
     }
-    return (
-        count_cards(data),
-        category,
-        pie,
-        fragile,
-        _fragile_options(fragile_ok),
-        None if fragile_ok or data.table is None else NO_FRAGILITY,
-        sort,
-        state,
-        opened,
-        message,
+    return INIT(
+        cards=count_cards(data),
+        category=category,
+        pie=pie,
+        fragile=fragile,
+        fragile_options=[{"label": FRAGILE_LABEL, "value": ON, "disabled": not fragile_ok}],
+        fragile_note=None if fragile_ok or data.table is None else NO_FRAGILITY,
+        sort=sort,
+        state=state,
+        open=query_int(query.get(KEY_SAMPLE)),
+        message=message,
     )
-
-
-def _category_options(selection_active: bool) -> list[dict[str, Any]]:
-    return [{**o, "disabled": selection_active} for o in CATEGORY_OPTIONS]
 
 
 def update_gallery(
@@ -531,28 +521,26 @@ def update_gallery(
     start from the first page, a pager click moves one page.
 
     Returns:
-        summary, gallery children, previous disabled, next disabled, page label, new state,
-        category options (disabled while a selection is shown), clear-selection style.
+        The values of :data:`GALLERY`'s outputs (category options disabled while a selection
+        is shown), in its order.
     """
-    skip = dash.no_update
     if not has_context(context) or not state:
-        return (skip, skip, True, True, "", skip, skip, HIDDEN)
+        return GALLERY()
     try:
         data = load_data(context)
         table = fetch_table(get_client(), data)
     except ApiError as exc:
         # the message above the filters says why (init_samples)
         text = "" if exc.status in (404, 409) else f"Not available: {exc.detail}"
-        return (text, [], True, True, "", skip, skip, HIDDEN)
+        return GALLERY(summary=text, body=[])
     ids = selected_ids(current)
     selecting = bool(ids)
-    settings: dict[str, Any] = {
+    flags: dict[str, Any] = {
         "category": parse_category(category),
         "pie": parse_flag(pie or []),
         "fragile": parse_flag(fragile or []) and data.has_fragility,
-        "sort": parse_sort(sort),
-        "sel": selection_key(current),
     }
+    settings = {**flags, "sort": parse_sort(sort), "sel": signature(ids)}
     clicks_prev, clicks_next = int(n_prev or 0), int(n_next or 0)
     page = int(state.get("page") or 0)
     if any(state.get(k) != v for k, v in settings.items()):
@@ -561,16 +549,8 @@ def update_gallery(
         page -= 1
     elif clicks_next > int(state.get("n_next") or 0):
         page += 1
-    n_classes = len(data.class_names)
-    cls = class_index(context.get("cls"), n_classes)
-    rows = matching_rows(
-        table,
-        category=settings["category"],
-        pie=settings["pie"],
-        fragile=settings["fragile"],
-        cls=cls,
-        selected=ids if selecting else None,
-    )
+    cls = class_index(context.get("cls"), len(data.class_names))
+    rows = matching_rows(table, **flags, cls=cls, selected=ids if selecting else None)
     rows = sort_rows(table, rows, settings["sort"])
     pages = page_count(len(rows))
     page = min(max(page, 0), pages - 1)
@@ -581,35 +561,29 @@ def update_gallery(
     summary = gallery_summary(
         len(rows), page, len(records), settings, class_name, len(ids) if selecting else None
     )
-    if not records:
-        if selecting:
-            body: Any = html.P(
-                f"None of the {len(ids):,} selected samples match"
-                + (f" class {class_name}" if class_name else "")
-                + (" and the filters" if settings["pie"] or settings["fragile"] else "")
-                + ". Clear the selection to see the flagged samples.",
-                className="empty",
-            )
-        else:
-            body = html.P(
-                empty_reason(
-                    settings["category"], settings["pie"], settings["fragile"], class_name
-                ),
-                className="empty",
-            )
+    if not records and selecting:
+        body: Any = html.P(
+            f"None of the {len(ids):,} selected samples match"
+            + (f" class {class_name}" if class_name else "")
+            + (" and the filters" if flags["pie"] or flags["fragile"] else "")
+            + ". Clear the selection to see the flagged samples.",
+            className="empty",
+        )
+    elif not records:
+        body = html.P(empty_reason(**flags, class_name=class_name), className="empty")
     elif data.images:
         body = html.Div([gallery_tile(data, r) for r in records], className="sample-grid")
     else:
         body = html.Div(gallery_rows(data, records), className="table-scroll")
-    return (
-        summary,
-        body,
-        page <= 0,
-        page >= pages - 1,
-        f"page {page + 1} of {pages}" if rows.size else "",
-        new_state,
-        _category_options(selecting),
-        SHOWN if selecting else HIDDEN,
+    return GALLERY(
+        summary=summary,
+        body=body,
+        prev_disabled=page <= 0,
+        next_disabled=page >= pages - 1,
+        page=f"page {page + 1} of {pages}" if rows.size else "",
+        state=new_state,
+        category_options=[{**o, "disabled": selecting} for o in CATEGORY_OPTIONS],
+        clear_style=SHOWN if selecting else HIDDEN,
     )
 
 
