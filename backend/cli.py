@@ -809,7 +809,7 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         help="train, prune and analyse on built-in digits, then serve",
         description="Start the server, train a small CNN on scikit-learn's "
-        "8x8 digits, prune it by global magnitude to 50%% and 90%% with a short "
+        "8x8 digits, prune it by global magnitude to 50% and 90% with a short "
         "fine-tune, analyse all three models, print the comparison URL and keep "
         "serving. Progress bars show each job.",
     )

@@ -55,6 +55,8 @@ def test_every_command_explains_itself(command, capsys):
     out = capsys.readouterr().out
     assert f"usage: prunescope {command}" in out
     assert len(out.splitlines()) > 4
+    # argparse %-formats argument help but prints a description as written: "50%%" stays "%%"
+    assert "%%" not in out, "a doubled percent sign in --help"
 
 
 def test_top_level_help_lists_commands():
