@@ -96,8 +96,8 @@ function(status) {
     return window.dash_clientside.no_update;
 }
 """
-ID_URL_MIRROR = "compare-url-mirror"
-# writes QUERY and SELECTION into the address bar with replaceState: no navigation, no re-render
+# writes QUERY and SELECTION into the address bar with replaceState (no navigation, no
+# re-render) and into Location "url"'s props, so that they keep agreeing with the address bar
 MIRROR_URL_JS = """
 function(query, sel) {
             const params = new URLSearchParams();
@@ -113,12 +113,14 @@ function(query, sel) {
                 }
                 params.set("sel", runs.join(","));
             }
-            const search = params.toString();
-            const url = window.location.pathname + (search ? "?" + search : "");
-            if (url !== window.location.pathname + window.location.search) {
-                window.history.replaceState(window.history.state, "", url);
-            }
-            return window.dash_clientside.no_update;
+            const search = params.toString() ? "?" + params.toString() : "";
+            if (search === window.location.search) { return window.dash_clientside.no_update; }
+            window.history.replaceState(
+                window.history.state, "", window.location.pathname + search + window.location.hash
+            );
+            // Location "url" learns the new address too: a Location whose props disagree with
+            // the address bar pushes its stale URL back when it next re-renders (issue 18)
+            return [search, window.location.href];
         }
 """.replace("MAX_SELECTION", str(MAX_URL_SELECTION))
 # view sections below the confusion matrices, in page order (frontend/views/<name>.py)
@@ -186,9 +188,11 @@ def register(app: dash.Dash) -> None:
     # selection and view settings go to the address bar without navigating (no re-render)
     app.clientside_callback(
         MIRROR_URL_JS,
-        Output(ID_URL_MIRROR, "data"),
+        Output("url", "search", allow_duplicate=True),
+        Output("url", "href", allow_duplicate=True),
         Input(QUERY, "data"),
         Input(SELECTION, "data"),
+        prevent_initial_call=True,
     )
 
 
@@ -448,8 +452,8 @@ def layout(
         models = []  # only used for selector labels; the ids still work
     selected_class = parse_class(cls, len(view["dataset"]["class_names"]))
     try:
-        query = {k: v for k, v in _query.items() if isinstance(v, str)}
-        query |= {k: v for k, v in (("id", id), ("b", b), ("cls", cls)) if v is not None}
+        query = {k: v for k, v in (("id", id), ("b", b), ("cls", cls)) if v is not None}
+        query |= {k: v for k, v in _query.items() if isinstance(v, str)}
         prefetch_eager_views(
             {"id": comparison_id, "b": view["model_b"]["id"], "cls": selected_class}
         )
@@ -617,7 +621,6 @@ def render_view(
             ),
             *[view_section(module) for module in view_modules()],
             *view_stores(view, selected_class, dict(query or {})),
-            dcc.Store(id=ID_URL_MIRROR),
             dcc.Store(id=ID_LAZY),
         ],
         # a user who may not write (share link, read-only token) gets no buttons that submit
