@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,6 +20,25 @@ from frontend.figures._common import (
 # Above this many classes the per-cell numbers become unreadable; hover still shows them.
 MAX_ANNOTATED_CLASSES = 20
 SHIFT_LABEL = "pruned − original"
+MAX_COLORBAR_STEPS = 5  # colour-bar ticks from 0 to the largest count (per side for the shift)
+
+
+def count_step(m: float, max_steps: int = MAX_COLORBAR_STEPS) -> int:
+    """A whole tick step (1, 2, 5, 10, 20, 50, ...) that needs at most ``max_steps`` steps from 0
+    to ``m``: counts are whole numbers, and a colour bar ticked at 0.5 says they are not."""
+    magnitude = 1
+    while True:
+        for k in (1, 2, 5):
+            if m <= max_steps * k * magnitude:
+                return k * magnitude
+        magnitude *= 10
+
+
+def _whole_ticks(m: int) -> list[int]:
+    """Colour-bar ticks of a shift in ``[-m, m]``: whole numbers, symmetric around 0."""
+    step = count_step(m)
+    half = list(range(step, m + 1, step))
+    return [-t for t in reversed(half)] + [0, *half]
 
 
 def _heatmap(
@@ -81,9 +101,11 @@ def confusion_heatmap(
             ``MAX_ANNOTATED_CLASSES`` classes.
 
     Returns:
-        One heatmap trace whose ``z`` is ``confusion``; ValueError when the matrix is not
-        ``C x C``.
+        One heatmap trace whose ``z`` is ``confusion``, the colour range ``[0, max count]``
+        (at least 1) with its colour bar ticked at whole counts; ValueError when the matrix is
+        not ``C x C``.
     """
+    top = math.ceil(max((v for row in confusion for v in row), default=0)) or 1
     return _heatmap(
         confusion,
         class_names,
@@ -95,7 +117,10 @@ def confusion_heatmap(
         str,
         colorscale="Blues",
         zmin=0,
-        colorbar=colorbar("samples", 14),
+        zmax=top,
+        colorbar=colorbar(
+            "samples", 14, tickmode="linear", tick0=0, dtick=count_step(top), tickformat="d"
+        ),
         hovertemplate="true %{y}<br>predicted %{x}<br>%{z} samples<extra></extra>",
     )
 
@@ -119,10 +144,11 @@ def confusion_shift_heatmap(
 
     Returns:
         One heatmap trace whose ``z`` is ``shift``, a diverging colour scale with ``zmid = 0``
-        and the range ``[-m, m]``, ``m = max |shift|`` (1 when all zero); ValueError when the
+        and the range ``[-m, m]``, ``m = max |shift|`` rounded up to a whole count (1 when all
+        zero), its colour bar ticked at whole counts symmetric around 0; ValueError when the
         matrix is not ``C x C``.
     """
-    m = max((abs(v) for row in shift for v in row), default=0) or 1
+    m = math.ceil(max((abs(v) for row in shift for v in row), default=0)) or 1
     return _heatmap(
         shift,
         class_names,
@@ -135,6 +161,8 @@ def confusion_shift_heatmap(
         colorscale="RdBu",
         reversescale=True,  # positive (gained) red, negative (lost) blue
         **centred(m),
-        colorbar=colorbar(SHIFT_LABEL, 14),
+        colorbar=colorbar(
+            SHIFT_LABEL, 14, tickmode="array", tickvals=_whole_ticks(m), tickformat="d"
+        ),
         hovertemplate=f"true %{{y}}<br>predicted %{{x}}<br>{SHIFT_LABEL}: %{{z:+d}}<extra></extra>",
     )

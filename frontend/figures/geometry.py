@@ -12,6 +12,7 @@ Plain ``go.Scatter`` throughout: the page allows few WebGL figures and the embed
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Collection, Sequence
 from typing import Any, Literal
@@ -52,6 +53,25 @@ IDENTITY_COLOR = "#8c959f"
 ALPHA_COLOR = "#8250df"
 FADED_COLOR = "#c8ced6"
 ZERO_LINE = {"zeroline": True, "zerolinecolor": "#d0d7de"}
+# class labels of the recall-distortion scatter: placed (in estimated screen pixels) where they
+# hit no other label and no other point; plotly.js never moves a text label by itself
+LABEL_POSITIONS = (  # in order of preference
+    "top center",
+    "bottom center",
+    "middle right",
+    "middle left",
+    "top right",
+    "top left",
+    "bottom right",
+    "bottom left",
+)
+LABEL_FONT_PX = 11
+LABEL_CHAR_PX = 0.62 * LABEL_FONT_PX  # mean glyph width of the sans-serif UI fonts
+LABEL_LINE_PX = 1.3 * LABEL_FONT_PX
+LABEL_GAP_PX = 2.0
+# the plot area the figure gets on the compare page (half the width, a 460 px tall graph less
+# the margins), on the small side: a label kept apart there is kept apart on a larger screen
+PLOT_AREA_PX = (440.0, 320.0)
 
 BN_HOVER = (
     "Bn = (class recall − accuracy) / accuracy: how far the class sits above (+) or below (−) "
@@ -109,6 +129,114 @@ def _symmetric_limits(values: Sequence[float]) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
+Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in plot pixels, y upwards
+
+
+def _to_pixels(
+    xs: Sequence[float], ys: Sequence[float], x_range: Sequence[float], y_range: Sequence[float]
+) -> list[tuple[float, float]]:
+    (x0, x1), (y0, y1) = x_range, y_range
+    width, height = PLOT_AREA_PX
+    sx, sy = width / ((x1 - x0) or 1.0), height / ((y1 - y0) or 1.0)
+    return [((x - x0) * sx, (y - y0) * sy) for x, y in zip(xs, ys, strict=True)]
+
+
+def _label_box(x: float, y: float, text: str, position: str, marker_px: float) -> Box:
+    """Where plotly.js draws ``text`` at ``position`` of a marker ``marker_px`` wide at (x, y)."""
+    w, h = LABEL_CHAR_PX * max(len(text), 1), LABEL_LINE_PX
+    r = marker_px / 2 + LABEL_GAP_PX
+    vertical, horizontal = position.split()
+    if horizontal == "center":
+        left = x - w / 2
+    else:  # a corner or side: the text starts (ends) just past the marker
+        reach = r if vertical == "middle" else 0.7 * r
+        left = x + reach if horizontal == "right" else x - reach - w
+    if vertical == "middle":
+        bottom = y - h / 2
+    else:
+        reach = r if horizontal == "center" else 0.7 * r
+        bottom = y + reach if vertical == "top" else y - reach - h
+    return left, bottom, left + w, bottom + h
+
+
+def label_boxes(
+    xs: Sequence[float],
+    ys: Sequence[float],
+    texts: Sequence[str],
+    positions: Sequence[str],
+    x_range: Sequence[float],
+    y_range: Sequence[float],
+    marker_px: Sequence[float],
+) -> list[Box]:
+    """Estimated boxes ``(x0, y0, x1, y1)`` (plot pixels of a ``PLOT_AREA_PX`` plot, y upwards)
+    of the labels ``texts`` drawn at ``positions`` next to the points ``(xs, ys)`` (data
+    coordinates on axes spanning ``x_range`` and ``y_range``) with markers ``marker_px`` wide."""
+    points = _to_pixels(xs, ys, x_range, y_range)
+    return [
+        _label_box(x, y, html.unescape(t), p, m)
+        for (x, y), t, p, m in zip(points, texts, positions, marker_px, strict=True)
+    ]
+
+
+def _covered(box: Box, boxes: np.ndarray) -> float:
+    """The area of ``box`` that the ``[K, 4]`` ``boxes`` cover, summed over them."""
+    w = np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0])
+    h = np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1])
+    return float((np.clip(w, 0, None) * np.clip(h, 0, None)).sum())
+
+
+def place_labels(
+    xs: Sequence[float],
+    ys: Sequence[float],
+    texts: Sequence[str],
+    x_range: Sequence[float],
+    y_range: Sequence[float],
+    marker_px: Sequence[float],
+    first: int | None = None,
+) -> tuple[list[str], list[bool]]:
+    """A ``textposition`` for each point's label and whether to draw it at all.
+
+    Greedy, point by point (``first``, e.g. the selected class, before the rest): the first of
+    ``LABEL_POSITIONS`` where the label covers no label placed before it, no other point and
+    stays in the plot; failing that the one covering the least. A label that would still cover
+    another label is not drawn (the point's hover still names it): two names on top of each
+    other read as neither.
+    """
+    n = len(xs)
+    points = _to_pixels(xs, ys, x_range, y_range)
+    plot = np.asarray([[0.0, 0.0, *PLOT_AREA_PX]])
+    half = np.asarray(marker_px, dtype=np.float64).reshape(n, 1) / 2
+    centres = np.asarray(points, dtype=np.float64).reshape(n, 2)
+    markers = np.hstack([centres - half, centres + half])
+    order = list(range(n))
+    if first is not None and 0 <= first < n:
+        order.remove(first)
+        order.insert(0, first)
+    placed = np.zeros((n, 4))
+    k = 0  # labels placed so far: placed[:k]
+    positions, shown = ["top center"] * n, [False] * n
+    for i in order:
+        text = html.unescape(texts[i])
+        others = np.delete(markers, i, axis=0)
+        best: tuple[float, float, int] | None = None
+        for rank, position in enumerate(LABEL_POSITIONS):
+            box = _label_box(*points[i], text, position, marker_px[i])
+            on_labels = _covered(box, placed[:k])
+            outside = (box[2] - box[0]) * (box[3] - box[1]) - _covered(box, plot)
+            cost = (on_labels + _covered(box, others) + outside, on_labels, rank)
+            if best is None or cost < best:
+                best = cost
+                positions[i] = position
+            if cost[0] == 0:
+                break
+        assert best is not None
+        if best[1] == 0 or i == first:
+            shown[i] = True
+            placed[k] = _label_box(*points[i], text, positions[i], marker_px[i])
+            k += 1
+    return positions, shown
+
+
 def balance_scatter(
     class_names: Sequence[str],
     bn_a: Sequence[float | None],
@@ -132,8 +260,10 @@ def balance_scatter(
 
     Returns:
         Trace 0 ("classes"): a point per class with both values (``text`` its name,
-        ``customdata`` ``[class index, I^c_t]``); trace 1 the y = x line; trace 2, when alpha
-        is defined, the alpha_t line; the annotation reads :func:`alpha_reading`.
+        ``customdata`` ``[class index, I^c_t]``, ``textposition`` and ``texttemplate`` per
+        point from :func:`place_labels`: labels never drawn over each other, a name without
+        room left to the hover); trace 1 the y = x line; trace 2, when alpha is defined, the
+        alpha_t line; the annotation reads :func:`alpha_reading`.
 
     Raises:
         ValueError: when ``bn_a`` or ``bn_b`` is not one value per class.
@@ -163,19 +293,24 @@ def balance_scatter(
     # further from the average, on the same side, than before: intensified
     colors = [INTENSIFIED_COLOR if r is not None and r > 1 else RELAXED_COLOR for r in ratios]
     chosen = [i == selected_class for i in index]
+    sizes = [14 if c else 9 for c in chosen]
+    names = plot_texts(class_names[i] for i in index)
+    first = chosen.index(True) if any(chosen) else None
+    positions, shown = place_labels(xs, ys, names, (lo, hi), (lo, hi), sizes, first)
     fig = go.Figure()
     fig.add_scatter(
         name="classes",
         x=xs,
         y=ys,
         mode="markers+text",
-        text=plot_texts(class_names[i] for i in index),
-        textposition="top center",
-        textfont={"size": 11, "color": "#1f2328"},
+        text=names,
+        texttemplate=["%{text}" if s else "" for s in shown],
+        textposition=positions,
+        textfont={"size": LABEL_FONT_PX, "color": "#1f2328"},
         customdata=[[i, r] for i, r in zip(index, ratios, strict=True)],
         marker={
             "color": colors,
-            "size": [14 if c else 9 for c in chosen],
+            "size": sizes,
             "line": {"color": "#1f2328", "width": [2 if c else 0 for c in chosen]},
         },
         hovertemplate=(

@@ -57,6 +57,7 @@ ID_FIGURE = "overview-accuracy-sparsity"
 ID_PICKER = "overview-picker"
 ID_PENDING = "overview-pending"
 CELL_CLASS = "overview-cell"  # the links in B rows' accuracy cells
+STICKY_CLASS = "sticky-col"  # the model column, kept in view while the table scrolls sideways
 GRAPH_CONFIG: dcc.Graph.Config = {"displaylogo": False, "responsive": True}
 
 TEXT_SORT_KEYS = ("model", "method", "sparsity")
@@ -132,7 +133,7 @@ def evaluation_table(
     colors = method_colors(r.method for r in rows)
     original = next((r for r in rows if r.role == "A"), None)
 
-    def th(label: str, key: str, numeric: bool = False) -> html.Th:
+    def th(label: str, key: str, classes: str | None = None) -> html.Th:
         arrow = (" ▼" if descending else " ▲") if key == sort_key else ""
         return html.Th(
             dcc.Link(
@@ -141,15 +142,15 @@ def evaluation_table(
                 className="sort-link",
                 title=f"sort by {label.lower()}",
             ),
-            className="num" if numeric else None,
+            className=classes,
         )
 
     head = html.Tr(
         [
-            th("Model", "model"),
+            th("Model", "model", f"model-col {STICKY_CLASS}"),
             th("Method", "method"),
-            th("Sparsity", "sparsity", True),
-            *(th(column_label(c), c, True) for c in columns),
+            th("Sparsity", "sparsity", "num"),
+            *(th(column_label(c), c, "num") for c in columns),
         ]
     )
     body = []
@@ -158,7 +159,12 @@ def evaluation_table(
         tag = html.Span(row.role, className=f"tag tag-{row.role.lower()}")
         dot = html.Span(className="method-dot", style={"background": color})
         cells = [
-            html.Td([tag, row.name], className="model-cell", title=row.name),
+            # the whole name, wrapped (style.css), and on hover
+            html.Td(
+                [tag, html.Span(row.name, className="model-name")],
+                className=f"model-cell {STICKY_CLASS}",
+                title=row.name,
+            ),
             html.Td([dot, row.method], className="method-cell"),
             html.Td(format_percent(row.sparsity), className="num"),
             *(html.Td(accuracy_cell(comparison_id, row, original, c, color)) for c in columns),

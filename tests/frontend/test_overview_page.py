@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import dash
@@ -353,3 +355,39 @@ def test_failed_compare_job_shows_its_error(api: FakeApi) -> None:
 
 def test_original_is_blue_everywhere() -> None:
     assert method_colors(iter(["original", "random"]))["original"] == COLOR_A
+
+
+# issue 18.4d: the model column stays in view and shows whole names ----------------------------
+
+LONG_NAME = "resnet18 cifar10 global_magnitude 90% finetuned 20 epochs seed 3 (rerun)"
+STYLE_CSS = Path(overview.__file__).resolve().parents[1] / "assets" / "style.css"
+
+
+def css_rules(selector_part: str) -> list[str]:
+    """The declaration blocks of style.css whose selector mentions ``selector_part``."""
+    css = re.sub(r"/\*.*?\*/", "", STYLE_CSS.read_text(), flags=re.S)
+    rules = re.findall(r"([^{}]+)\{([^{}]*)\}", css)
+    return [body for selector, body in rules if selector_part in selector]
+
+
+def test_model_column_is_sticky_and_names_are_whole(api: FakeApi) -> None:
+    api.routes["/api/models"]["data"][2]["name"] = LONG_NAME  # model 3
+    page = overview.layout(id="1")
+    table = by_id(page, overview.ID_TABLE)
+    (head,) = [c for c in walk(table) if isinstance(c, html.Thead)]
+    first_th = head.children.children[0]
+    assert overview.STICKY_CLASS in first_th.className.split()
+    for row in rows_of(page):
+        cell = row.children[0]
+        assert overview.STICKY_CLASS in cell.className.split()
+        assert cell.title  # the whole name on hover, too
+        assert cell.title in text(cell)  # and written out whole, never shortened
+    cells = {row.children[0].title: row.children[0] for row in rows_of(page)}
+    assert LONG_NAME in cells
+    # the stylesheet pins the column to the left edge of the scrolling table and wraps names
+    sticky = " ".join(css_rules(f".{overview.STICKY_CLASS}"))
+    assert re.search(r"position:\s*sticky", sticky) and re.search(r"left:\s*0", sticky)
+    assert re.search(r"background", sticky)  # opaque, or the scrolled cells show through
+    model = " ".join(css_rules(".model-cell"))
+    assert "ellipsis" not in model and "nowrap" not in model
+    assert re.search(r"white-space:\s*normal", model)

@@ -91,3 +91,31 @@ def test_shift_annotations_are_signed_and_skip_zeros() -> None:
         ["+1", "-3", "+2"],
         ["", "", ""],
     ]
+
+
+# issue 18.4c: counts are whole numbers, so are the colour bar's ticks --------------------------
+
+
+@pytest.mark.parametrize(
+    "shift", [SHIFT, [[1, -7], [4, 0]], [[0, 0], [0, 0]], [[0, 1], [-1, 0]], [[0, 40], [-3, 2]]]
+)
+def test_shift_colour_bar_has_whole_ticks_symmetric_around_zero(shift) -> None:  # type: ignore[no-untyped-def]
+    (trace,) = confusion_shift_heatmap(shift, ["a", "b", "c"][: len(shift)], "s").data
+    bar = trace.colorbar
+    assert bar.tickformat == "d"
+    ticks = list(bar.tickvals)
+    assert all(float(t).is_integer() for t in ticks)
+    assert 0 in ticks
+    assert sorted(ticks) == ticks and ticks == [-t for t in reversed(ticks)]  # symmetric
+    assert ticks[-1] <= trace.zmax and ticks[0] >= trace.zmin
+    assert float(trace.zmax).is_integer() and trace.zmax >= max(abs(v) for r in shift for v in r)
+    assert len(ticks) <= 11  # readable, even for a range of ±40
+
+
+@pytest.mark.parametrize("conf", [CONF, [[1, 0], [0, 1]], [[0, 0], [0, 0]], [[500, 3], [7, 480]]])
+def test_count_colour_bar_has_whole_ticks(conf) -> None:  # type: ignore[no-untyped-def]
+    (trace,) = confusion_heatmap(conf, ["a", "b", "c"][: len(conf)], "A").data
+    bar = trace.colorbar
+    assert bar.tickformat == "d"
+    assert bar.dtick >= 1 and float(bar.dtick).is_integer()
+    assert trace.zmin == 0 and trace.zmax >= max(max(r) for r in conf) and trace.zmax >= 1
