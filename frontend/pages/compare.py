@@ -236,9 +236,9 @@ def headline_cards(view: ComparisonView, selected_class: int | None) -> list[htm
         cards.append(stat_card(title, fmt(a.get(key)), fmt(b.get(key)), note))
     recall_a, recall_b = an_a.get("recall") or [], an_b.get("recall") or []
     if selected_class is not None and selected_class < min(len(recall_a), len(recall_b)):
-        i, title, card_id = selected_class, "Recall of {}", "compare-class-recall"
+        i, title, card_id = selected_class, "Recall of class {}", "compare-class-recall"
     elif (worst := largest_recall_drop(class_names, recall_a, recall_b)) is not None:
-        i, title, card_id = worst[0], "Largest recall drop: {}", "compare-worst-recall"
+        i, title, card_id = worst[0], "Largest recall drop: class {}", "compare-worst-recall"
     else:
         return cards
     name = str(class_names[i]) if i < len(class_names) else f"class {i}"

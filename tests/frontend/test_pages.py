@@ -147,7 +147,7 @@ def test_compare_headline_cards(fake_api: FakeApi) -> None:
     assert "90.0%" in content  # B's sparsity
     assert "10.0×" in content  # B's compression ratio
     assert "100.00k" in content  # B's nonzero params
-    assert "Largest recall drop: cat" in content
+    assert "Largest recall drop: class cat" in content  # not read as a count (issue 18)
 
 
 def test_flagged_samples_follow_the_confusion_matrices(fake_api: FakeApi) -> None:
@@ -203,7 +203,7 @@ def test_selected_class_reaches_the_views_and_highlights(fake_api: FakeApi) -> N
     for trace in by_id(page, "compare-recall-bars").figure.data:
         opacity = list(trace.marker.opacity)
         assert opacity[3] > max(o for i, o in enumerate(opacity) if i != 3)
-    assert "Recall of cat" in text(by_id(page, "compare-headline"))
+    assert "Recall of class cat" in text(by_id(page, "compare-headline"))
     assert len(by_id(page, "compare-confusion-a").figure.layout.shapes) == 1
 
 
