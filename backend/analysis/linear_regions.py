@@ -54,6 +54,8 @@ from torch import Tensor, nn
 from backend.pruning.masks import effective_weight
 
 __all__ = [
+    "DecisionCrossing",
+    "DecisionWalker",
     "PieceBudgetExceeded",
     "SegmentRegions",
     "SelfCheckError",
@@ -61,6 +63,7 @@ __all__ = [
     "check_supported",
     "count_regions",
     "count_regions_batch",
+    "first_decision_crossing",
     "sample_patterns",
     "segment_sets",
     "verify_segment",
@@ -662,9 +665,10 @@ class _Counter:
                 del env[k]
         raise AssertionError("graph without output node")
 
-    def count(
-        self, a: Tensor, b: Tensor, *, chunks: int, max_pieces: int, self_check: bool
-    ) -> SegmentRegions:
+    def _prepare(
+        self, a: Tensor, b: Tensor, chunks: int, max_pieces: int
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Checked float64 ends, and the ``chunks + 1`` edges of the sub-intervals of [0, 1]."""
         a64, b64 = _check_segment(a, b, self.device)
         if isinstance(chunks, bool) or not isinstance(chunks, int) or chunks < 1:
             raise ValueError(f"chunks={chunks!r} should be a positive integer")
@@ -675,6 +679,36 @@ class _Counter:
         if chunks > max_pieces:
             raise PieceBudgetExceeded(f"chunks={chunks} exceeds max_pieces={max_pieces}")
         edges = torch.linspace(0.0, 1.0, chunks + 1, dtype=torch.float64, device=self.device)
+        return a64, b64, edges
+
+    def first_change(
+        self, a: Tensor, b: Tensor, *, chunks: int, max_pieces: int
+    ) -> DecisionCrossing | None:
+        """The first argmax change along a -> b; sub-intervals are walked in order and the walk
+        stops in the first one that holds a change (later ones cost nothing)."""
+        a64, b64, edges = self._prepare(a, b, chunks, max_pieces)
+        start: int | None = None
+        with torch.no_grad():
+            for c in range(chunks):
+                env = {"__input__": _Pair(a64[None], (b64 - a64)[None])}
+                found = self._run(0, env, edges[c : c + 1], edges[c + 1 : c + 2], [b""])
+                lo = torch.cat([r[0] for r in found]).cpu().numpy()
+                hi = torch.cat([r[1] for r in found]).cpu().numpy()
+                o0 = torch.cat([r[3] for r in found]).cpu().numpy()
+                od = torch.cat([r[4] for r in found]).cpu().numpy()
+                for p in np.argsort(lo, kind="stable"):
+                    for t, cls in _top_sequence(o0[p], od[p], float(lo[p]), float(hi[p])):
+                        if start is None:
+                            start = cls
+                        elif cls != start:
+                            length = float((b64 - a64).norm())
+                            return DecisionCrossing(t, t * length, start, cls)
+        return None
+
+    def count(
+        self, a: Tensor, b: Tensor, *, chunks: int, max_pieces: int, self_check: bool
+    ) -> SegmentRegions:
+        a64, b64, edges = self._prepare(a, b, chunks, max_pieces)
         results = []
         with torch.no_grad():
             for c in range(chunks):
@@ -871,6 +905,77 @@ def count_regions_batch(
         counter.count(a, b, chunks=chunks, max_pieces=max_pieces, self_check=self_check)
         for a, b in segments
     ]
+
+
+@dataclass(frozen=True)
+class DecisionCrossing:
+    """The first change of the predicted class along a segment x(t) = a + t (b - a).
+
+    Attributes:
+        t: Smallest t in [0, 1] where the argmax of the logits changes; exact (a root of the
+            difference of two affine pieces of the logits), not sampled.
+        distance: t * |b - a|, the Euclidean distance from a to the crossing point.
+        before: Class predicted on [0, t) (at a; on an exact tie at a, the one that wins
+            just after it).
+        after: Class predicted just after t.
+    """
+
+    t: float
+    distance: float
+    before: int
+    after: int
+
+
+class DecisionWalker:
+    """A model prepared once (float64 eval copy, checked fx graph) for many walks along rays
+    to their first decision crossing (SCIENCE.md sect. 5, exact count along a segment).
+
+    Args:
+        model: As in :func:`count_regions`.
+
+    Raises:
+        UnsupportedModuleError: The model contains an unsupported module or operation.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self._counter = _Counter(model)
+
+    @property
+    def device(self) -> torch.device:
+        """Device the segments are walked on (the model's)."""
+        return self._counter.device
+
+    def first_crossing(
+        self, a: Tensor, b: Tensor, *, chunks: int = 4, max_pieces: int = 100_000
+    ) -> DecisionCrossing | None:
+        """The first change of the predicted class along a -> b, or None if there is none.
+
+        The segment is carried through the network as (h0, hd) pieces exactly as in
+        :func:`count_regions`; [0, 1] is split into ``chunks`` sub-intervals walked from a
+        onwards, and the walk stops at the first one that holds a change, so a crossing near a
+        costs only its sub-interval.
+
+        Args:
+            a: Segment start, one input of the model's input shape.
+            b: Segment end, same shape.
+            chunks: Number of sub-intervals (>= 1); the answer does not depend on it.
+            max_pieces: Raise PieceBudgetExceeded past this many pieces.
+
+        Returns:
+            DecisionCrossing, or None when the argmax is constant on [0, 1].
+
+        Raises:
+            PieceBudgetExceeded: More than ``max_pieces`` pieces before the crossing.
+            ValueError: As in :func:`count_regions`.
+        """
+        return self._counter.first_change(a, b, chunks=chunks, max_pieces=max_pieces)
+
+
+def first_decision_crossing(
+    model: nn.Module, a: Tensor, b: Tensor, *, chunks: int = 4, max_pieces: int = 100_000
+) -> DecisionCrossing | None:
+    """:meth:`DecisionWalker.first_crossing` for a single segment (SCIENCE.md sect. 5)."""
+    return DecisionWalker(model).first_crossing(a, b, chunks=chunks, max_pieces=max_pieces)
 
 
 # ----------------------------------------------------------------------------- sampling

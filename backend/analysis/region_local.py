@@ -43,6 +43,7 @@ import copy
 import math
 import warnings
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -52,11 +53,21 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
+from backend.analysis.linear_regions import (
+    DecisionWalker,
+    PieceBudgetExceeded,
+    SelfCheckError,
+)
+
 __all__ = [
+    "DIRECTION_GRADIENT",
+    "DIRECTION_SAMPLE",
+    "DecisionIntervals",
     "activation_patterns",
     "closest_constraint",
     "dead_neuron_rate",
     "dead_units",
+    "decision_intervals",
     "local_complexity",
     "pattern_agreement",
     "pattern_mismatch_reasons",
@@ -579,6 +590,266 @@ def closest_constraint(model: nn.Module, x_single: Tensor | np.ndarray) -> tuple
     norm = grad.norm()
     normal = (-torch.sign(value.detach()) * grad / norm)[0].detach()
     return float(value.detach().abs() / norm), normal
+
+
+DIRECTION_GRADIENT = "margin_gradient"
+DIRECTION_SAMPLE = "towards_sample"
+# |upper - lower| <= _MEET_RTOL * lower: both ends agree, the distance is known exactly. The two
+# ends come from different exact computations (forward-AD norms vs. 1-D pieces), which agree to
+# rounding where the crossing lies inside the sample's own region.
+_MEET_RTOL = 1e-6
+# Self-check at each crossing point: the two classes tie up to this (relative to the logits).
+_TIE_RTOL = 1e-7
+_POOL_BATCH = 256
+
+
+@dataclass
+class DecisionIntervals:
+    """Certified interval [lower, upper] for each sample's L2 distance to the decision boundary.
+
+    Attributes:
+        lower: (N,) float64, certified lower end: no decision boundary is closer. Exact inside
+            the sample's own activation region, else the region distance (``decision_distance``
+            of :func:`region_distances`).
+        upper: (N,) float64, distance to the nearest decision crossing found along the rays
+            (a point on the decision boundary, so the distance is at most this); NaN where no
+            ray crossed within its length.
+        exact: (N,) bool, the distance is known exactly: ``decision_exact`` of
+            :func:`region_distances`, or both ends agree within a relative 1e-6.
+        predicted: (N,) int64, class c predicted at x.
+        direction: (N,) str, kind of the ray that gave ``upper``: :data:`DIRECTION_GRADIENT`
+            (down the margin gradient), :data:`DIRECTION_SAMPLE` (towards a pool sample
+            predicted otherwise), "" where none crossed.
+        target: (N,) int64, pool index of that sample for :data:`DIRECTION_SAMPLE`, else -1.
+        crossing_class: (N,) int64, class predicted just beyond the crossing, -1 if none.
+        rays: (N,) int64, number of rays walked (at most 1 + n_neighbours).
+        directions: (N, *input_shape) float64 unit direction u of that ray (zeros if none).
+        crossings: (N, *input_shape) float64 exact crossing point x + s u with s the crossing
+            distance (NaN if none).
+    """
+
+    lower: np.ndarray
+    upper: np.ndarray
+    exact: np.ndarray
+    predicted: np.ndarray
+    direction: np.ndarray
+    target: np.ndarray
+    crossing_class: np.ndarray
+    rays: np.ndarray
+    directions: np.ndarray
+    crossings: np.ndarray
+
+
+def _margin_gradients(
+    tracer: _Tracer, x: Tensor, top: np.ndarray, other: np.ndarray, chunk: int = 16
+) -> Tensor:
+    """(N, D) input gradients of o_c - o_k (c = ``top``, k = ``other``) on each sample's
+    frozen pattern, i.e. of the region's affine map; zero rows where k < 0 or k == c."""
+    n = x.shape[0]
+    grads = torch.zeros(n, x[0].numel(), dtype=torch.float64)
+    for start in range(0, n, chunk):
+        xc = x[start : start + chunk]
+        rows = torch.arange(xc.shape[0])
+        c = torch.as_tensor(top[start : start + chunk], dtype=torch.int64)
+        k = torch.as_tensor(other[start : start + chunk], dtype=torch.int64)
+        with torch.no_grad():
+            tracer.forward(xc, "record")
+        xg = xc.clone().requires_grad_(True)
+        with torch.enable_grad():
+            logits = tracer.forward(xg, "frozen", 1)
+            margin = logits[rows, c] - logits[rows, k.clamp_min(0)]
+            (g,) = torch.autograd.grad(margin.sum(), xg)
+        g = g.reshape(xc.shape[0], -1).detach()
+        grads[start : start + chunk] = torch.where(((k >= 0) & (k != c))[:, None], g, 0.0)
+    return grads
+
+
+def _predict(tracer: _Tracer, x: Tensor) -> np.ndarray:
+    out = np.zeros(x.shape[0], dtype=np.int64)
+    with torch.no_grad():
+        for start in range(0, x.shape[0], _POOL_BATCH):
+            logits = tracer.forward(x[start : start + _POOL_BATCH], "record")
+            out[start : start + _POOL_BATCH] = logits.argmax(1).numpy()
+    return out
+
+
+def decision_intervals(
+    model: nn.Module,
+    x: Tensor | np.ndarray,
+    pool: Tensor | np.ndarray | None = None,
+    *,
+    n_neighbours: int = 3,
+    reach: float = 4.0,
+    distances: Mapping[str, np.ndarray] | None = None,
+    chunks: int = 4,
+    max_pieces: int = 100_000,
+    after_sample: Callable[[int], None] | None = None,
+) -> DecisionIntervals:
+    """Certified interval of each sample's L2 distance to the decision boundary (SCIENCE.md
+    sect. 5).
+
+    Lower end: the certified bound of :func:`region_distances` (exact when the decision
+    boundary of the region's affine map is closer than the region's boundary, else the
+    region distance). Upper end: rays x + s u are walked with the exact 1-D machinery of
+    :class:`backend.analysis.linear_regions.DecisionWalker` ((h0, hd) carried through the
+    network, split at ReLU / max-pool breakpoints) to the smallest s at which the predicted
+    class changes; that point lies on the decision boundary, so the distance is at most s. The
+    rays, in this order:
+
+    1. down the margin gradient, u = -grad(o_c - o_k) / ||grad(o_c - o_k)|| on the frozen
+       pattern, with k the class of the region's nearest affine decision boundary
+       (``decision_class``); along it the crossing is exactly the lower end when that end is
+       exact. Walked up to the distance of the nearest pool sample predicted otherwise, or
+       without one ``reach`` times the affine estimate ``decision_distance_affine``;
+    2. towards each of the ``n_neighbours`` nearest pool samples predicted otherwise, walked
+       up to that sample, so a crossing is certain (its end is predicted otherwise).
+
+    Each ray is cut at the smallest crossing found so far (a farther one cannot improve it),
+    so later rays are short. Cost: at most 1 + ``n_neighbours`` walks per sample.
+
+    Args:
+        model: A network both :func:`region_distances` and
+            :func:`backend.analysis.linear_regions.check_supported` accept.
+        x: Inputs, (N, *input_shape).
+        pool: Candidate targets, (M, *input_shape), e.g. test samples (``target`` indexes
+            them); None for the margin-gradient ray only.
+        n_neighbours: Rays towards the nearest pool samples of another predicted class (>= 0).
+        reach: Length of the margin-gradient ray, as a multiple of the affine estimate, when
+            no pool sample is predicted otherwise (> 0).
+        distances: The output of :func:`region_distances` on ``x`` if already computed.
+        chunks: Sub-intervals per ray; the walk stops in the first that crosses.
+        max_pieces: Piece budget per ray; a ray over it gives no upper end.
+        after_sample: Called with the count of samples done after each one (a job reports
+            progress and checks for cancellation there: a sample can take a second).
+
+    Returns:
+        DecisionIntervals; ``lower <= upper`` wherever ``upper`` is finite (an upper end below
+        the lower one by rounding only is raised to it).
+
+    Raises:
+        ValueError: On bad arguments, a pool of another shape, or an unsupported model
+            (:class:`backend.analysis.linear_regions.UnsupportedModuleError` where the 1-D walk
+            cannot follow it, e.g. a padded max-pool).
+        SelfCheckError: A crossing point where the two classes do not tie in a plain forward
+            pass, or a crossing closer than the certified lower end.
+    """
+    if isinstance(n_neighbours, bool) or not isinstance(n_neighbours, int) or n_neighbours < 0:
+        raise ValueError(f"n_neighbours={n_neighbours!r} should be a non-negative integer")
+    if not (isinstance(reach, (int, float)) and math.isfinite(reach) and reach > 0):
+        raise ValueError(f"reach={reach!r} should be a positive finite number")
+    xs = _as_input(x)
+    n, shape = xs.shape[0], tuple(xs.shape[1:])
+    ps = torch.zeros(0, *shape, dtype=torch.float64)
+    if pool is not None:
+        ps = torch.as_tensor(pool).to(torch.float64)
+        if ps.dim() < 1 or tuple(ps.shape[1:]) != shape:
+            raise ValueError(
+                f"pool of shape {tuple(ps.shape)} should be (M, {', '.join(map(str, shape))})"
+            )
+    if distances is None:
+        distances = region_distances(model, xs)
+    lower = np.asarray(distances["decision_distance"], dtype=np.float64).copy()
+    if lower.shape != (n,):
+        raise ValueError(f"distances hold {lower.shape[0]} samples, x has {n}")
+    predicted = np.asarray(distances["predicted"], dtype=np.int64)
+    runner_up = np.asarray(distances["decision_class"], dtype=np.int64)
+    affine = np.asarray(distances["decision_distance_affine"], dtype=np.float64)
+    tracer = _Tracer(model)
+    grads = _margin_gradients(tracer, xs, predicted, runner_up)
+    pool_pred = _predict(tracer, ps) if ps.shape[0] else np.zeros(0, dtype=np.int64)
+    walker = DecisionWalker(model)
+    flat_dim = xs[0].numel()
+    flat_x, flat_pool = xs.reshape(n, -1), ps.reshape(ps.shape[0], flat_dim)
+
+    upper = np.full(n, math.nan)
+    direction = np.full(n, "", dtype=object)
+    target = np.full(n, -1, dtype=np.int64)
+    crossing_class = np.full(n, -1, dtype=np.int64)
+    rays = np.zeros(n, dtype=np.int64)
+    directions = torch.zeros(n, flat_x.shape[1], dtype=torch.float64)
+    for i in range(n):
+        c = int(predicted[i])
+        others = np.flatnonzero(pool_pred != c)
+        gaps = (flat_pool[others] - flat_x[i]).norm(dim=1).numpy()
+        others, gaps = others[gaps > 0], gaps[gaps > 0]
+        order = np.argsort(gaps, kind="stable")[:n_neighbours]
+        candidates: list[tuple[str, int, Tensor, float]] = []
+        norm = float(grads[i].norm())
+        if norm > 0:
+            length = float(gaps[order[0]]) if order.size else reach * float(affine[i])
+            candidates.append((DIRECTION_GRADIENT, -1, -grads[i] / norm, length))
+        for j in order:
+            u = (flat_pool[others[j]] - flat_x[i]) / float(gaps[j])
+            candidates.append((DIRECTION_SAMPLE, int(others[j]), u, float(gaps[j])))
+        best = math.inf
+        for kind, tgt, u, length in candidates:
+            length = min(length, best)
+            if not (math.isfinite(length) and length > 0):
+                continue
+            rays[i] += 1
+            end = xs[i] + length * u.reshape(shape)
+            try:
+                hit = walker.first_crossing(xs[i], end, chunks=chunks, max_pieces=max_pieces)
+            except PieceBudgetExceeded:
+                continue  # too many pieces for the budget: this ray gives no upper end
+            # hit.before != c only on an exact tie at x itself
+            if hit is None or hit.before != c or hit.distance >= best:
+                continue
+            best = hit.distance
+            upper[i], direction[i], target[i] = best, kind, tgt
+            crossing_class[i], directions[i] = hit.after, u
+        if after_sample is not None:
+            after_sample(i + 1)
+    found = np.isfinite(upper)
+    crossings = torch.full_like(directions, math.nan)
+    s = torch.as_tensor(np.where(found, upper, 0.0))
+    crossings[found] = (flat_x + s[:, None] * directions)[found]
+    _check_crossings(
+        tracer, crossings[found].reshape(-1, *shape), predicted[found], crossing_class[found]
+    )
+    too_close = found & (upper < lower)
+    if np.any(too_close & (lower - upper > _MEET_RTOL * lower)):
+        i = int(np.flatnonzero(too_close & (lower - upper > _MEET_RTOL * lower))[0])
+        raise SelfCheckError(
+            f"sample {i}: a decision crossing at distance {upper[i]:.6g} is closer than the "
+            f"certified lower end {lower[i]:.6g}"
+        )
+    upper = np.where(too_close, lower, upper)  # rounding only
+    meet = found & (upper - lower <= _MEET_RTOL * lower)
+    exact = np.asarray(distances["decision_exact"], dtype=bool) | meet
+    return DecisionIntervals(
+        lower=lower,
+        upper=upper,
+        exact=exact,
+        predicted=predicted.copy(),
+        direction=direction.astype(str),
+        target=target,
+        crossing_class=crossing_class,
+        rays=rays,
+        directions=directions.reshape(n, *shape).numpy(),
+        crossings=crossings.reshape(n, *shape).numpy(),
+    )
+
+
+def _check_crossings(
+    tracer: _Tracer, points: Tensor, before: np.ndarray, after: np.ndarray
+) -> None:
+    """Raise SelfCheckError unless classes ``before`` and ``after`` tie at each crossing point
+    in a plain forward pass, up to rounding."""
+    if points.shape[0] == 0:
+        return
+    with torch.no_grad():
+        logits = tracer.forward(points, "record")
+    rows = torch.arange(points.shape[0])
+    gap = (logits[rows, torch.as_tensor(before)] - logits[rows, torch.as_tensor(after)]).abs()
+    scale = 1.0 + logits.abs().amax(dim=1)
+    bad = gap > _TIE_RTOL * scale
+    if bool(bad.any()):
+        j = int(bad.nonzero()[0, 0])
+        raise SelfCheckError(
+            f"at a decision crossing point the logits of classes {int(before[j])} and "
+            f"{int(after[j])} differ by {float(gap[j]):.3g} in a plain forward pass"
+        )
 
 
 def local_complexity(

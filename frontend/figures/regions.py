@@ -1,5 +1,6 @@
-"""Linear regions of A and B (SCIENCE.md section 5): count and distance distributions, and the
-exact 2-D region map of a plane through three test samples.
+"""Linear regions of A and B (SCIENCE.md section 5): count and distance distributions, each
+test sample's certified interval for its distance to the decision boundary, and the exact 2-D
+region map of a plane through three test samples.
 
 The region maps are drawn with plain SVG ``go.Scatter`` polygons (``fill="toself"``), never
 WebGL: the compare page's WebGL budget belongs to the embeddings. A map holds thousands of
@@ -50,10 +51,32 @@ DISTANCE_METRICS: dict[str, tuple[str, str]] = {
     ),
     "decision_distance": (
         "to the decision boundary",
-        "L2 distance to the decision boundary inside that region (a lower bound when it "
-        "exceeds the region distance)",
+        "certified lower end of the L2 distance to the decision boundary: none is closer "
+        "(exact inside the sample's own activation region)",
+    ),
+    "decision_upper": (
+        "to the nearest decision crossing found",
+        "upper end: L2 distance to the nearest decision crossing found along a few directions, "
+        "an exact point on the decision boundary",
     ),
 }
+# the two ends of the decision interval in words (the view's note and the figure's hover)
+LOWER_END = (
+    "lower end: certified, no decision boundary is closer (exact inside the sample's own "
+    "activation region)"
+)
+UPPER_END = (
+    "upper end: the nearest decision crossing found along {n} directions, with its exact "
+    "crossing point"
+)
+DIRECTION_WORDS: dict[str, str] = {
+    "margin_gradient": "down the margin gradient",
+    "towards_sample": "towards test sample #{target}",
+}
+EXACT_WORDS = "the decision boundary lies inside the sample's own activation region"
+INTERVAL_TITLE = "Distance to the decision boundary, per test sample"
+INTERVAL_AXIS = "L2 distance to the decision boundary (log scale)"
+INTERVAL_OFFSET = 0.18  # A left of each sample's tick, B right of it
 Columns = Mapping[str, Sequence[Any]]  # a table as columns: name -> one value per row
 DISTANCE_TITLE = "Distance to the nearest boundary"
 DISTANCE_AXIS = "L2 distance in input space (log scale)"
@@ -156,7 +179,9 @@ def distance_boxes(
     """Per-sample distances to the own activation region's boundary and to the decision
     boundary, A next to B, on a log axis: two box traces (non-positive or non-finite
     distances left out). The tables have columns ``index``, ``region_distance``,
-    ``decision_distance`` and ``decision_exact``, on the same samples."""
+    ``decision_distance`` (the certified lower end) and ``decision_exact``, on the same
+    samples, and, in results that have it, ``decision_upper`` (the nearest decision crossing
+    found: a third group of each box trace)."""
     traces = []
     for table, name, color in ((samples_a, label_a, COLOR_A), (samples_b, label_b, COLOR_B)):
         xs: list[str] = []
@@ -193,6 +218,201 @@ def distance_boxes(
     return _boxes(
         title, traces, x_title, title_text=DISTANCE_AXIS, type="log", dtick=1, exponentformat="e"
     )
+
+
+# decision intervals -------------------------------------------------------------------------
+
+
+def interval_directions(*tables: Columns) -> int | None:
+    """Most rays walked for one sample in any of ``tables`` (``decision_rays``); None when no
+    table has the column (results stored before the interval existed)."""
+    rays = [int(v) for t in tables for v in (t.get("decision_rays") or []) if v is not None]
+    return max(rays) if rays else None
+
+
+def interval_sentence(n: int | None) -> str:
+    """What each end of the decision interval is, in words; ``n`` directions walked."""
+    if n is None:
+        return f"{LOWER_END}; the upper end was not computed for these results."
+    return f"{LOWER_END}; {UPPER_END.format(n=n)}."
+
+
+def _interval_rows(table: Columns, n_dirs: int | None, class_names: Sequence[str]) -> list[dict]:
+    """One dict per sample: index, lower, upper (NaN if none), exact, and the upper end's
+    direction in words."""
+    index = list(table.get("index") or [])
+    lower = _numbers(table.get("decision_lower") or table.get("decision_distance"))
+    has_upper = "decision_upper" in table
+    upper = _numbers(table.get("decision_upper")) if has_upper else np.full(len(lower), np.nan)
+    exact = list(table.get("decision_exact") or [])
+    kind = list(table.get("decision_upper_direction") or [])
+    target = list(table.get("decision_upper_target") or [])
+    klass = list(table.get("decision_upper_class") or [])
+    rows = []
+    for i, lo in enumerate(lower):
+        hi = float(upper[i]) if i < len(upper) else math.nan
+        if math.isfinite(hi):
+            k = str(kind[i]) if i < len(kind) and kind[i] else ""
+            how = DIRECTION_WORDS.get(k, k).format(target=target[i] if i < len(target) else "?")
+            c = klass[i] if i < len(klass) and klass[i] is not None else -1
+            into = class_names[int(c)] if 0 <= int(c) < len(class_names) else f"class {c}"
+            words = f"reached {how}, into {plot_text(into)}" if how else "reached"
+        elif has_upper:
+            words = f"no decision crossing found along the {n_dirs or 'few'} directions walked"
+        else:
+            words = "upper end not computed (results from before it existed)"
+        rows.append(
+            {
+                "index": index[i] if i < len(index) else i,
+                "lower": float(lo),
+                "upper": hi,
+                "exact": bool(exact[i]) if i < len(exact) and exact[i] is not None else False,
+                "words": words,
+            }
+        )
+    return rows
+
+
+def _drawable(v: float) -> bool:
+    return math.isfinite(v) and v > 0  # a log axis cannot show 0
+
+
+Marks = tuple[list[float], list[float], list[list[Any]]]  # x, y, customdata [sample, words]
+
+
+def _interval_marks(
+    rows: Sequence[Mapping[str, Any]], position: Mapping[int, int], offset: float
+) -> tuple[list[float | None], list[float | None], dict[str, Marks]]:
+    """One model's interval segments (x, y with None between) and its ``lower``, ``upper``
+    and ``exact`` markers; an exact sample gets its diamond only."""
+    seg_x: list[float | None] = []
+    seg_y: list[float | None] = []
+    ends: dict[str, Marks] = {"lower": ([], [], []), "upper": ([], [], []), "exact": ([], [], [])}
+    for r in rows:
+        sample = int(r["index"])
+        x, lo, hi = position[sample] + offset, r["lower"], r["upper"]
+        found: list[tuple[str, float, str]] = []
+        if r["exact"] and _drawable(lo):
+            found.append(("exact", lo, r["words"] if math.isfinite(hi) else EXACT_WORDS))
+        else:
+            if _drawable(lo):
+                up = f"the interval reaches up to {hi:.3g}" if math.isfinite(hi) else r["words"]
+                found.append(("lower", lo, up))
+            if _drawable(hi):
+                found.append(("upper", hi, r["words"]))
+            if _drawable(lo) and _drawable(hi):
+                seg_x += [x, x, None]
+                seg_y += [lo, hi, None]
+        for end, y, words in found:
+            ends[end][0].append(x)
+            ends[end][1].append(y)
+            ends[end][2].append([sample, words])
+    return seg_x, seg_y, ends
+
+
+def decision_interval_figure(
+    samples_a: Columns,
+    samples_b: Columns,
+    label_a: str,
+    label_b: str,
+    class_names: Sequence[str] = (),
+    title: str = INTERVAL_TITLE,
+) -> go.Figure:
+    """Each test sample's certified interval for its distance to the decision boundary, A
+    left of the sample's tick and B right of it, on a log axis (SCIENCE.md section 5).
+
+    Per model four traces (those with points): a vertical segment from the lower to the upper
+    end (``"<label>: interval"``), the lower ends (triangle up, ``"<label>: certified lower
+    end"``), the upper ends (triangle down, ``"<label>: nearest crossing found (upper
+    end)"``) and the samples whose distance is exact (diamond, ``"<label>: exact"``, where
+    both ends agree). Non-positive or missing ends are left out.
+
+    Args:
+        samples_a: A's samples table: ``index``, ``decision_lower`` (or, in results stored
+            before the interval existed, only ``decision_distance``), ``decision_upper``,
+            ``decision_exact``, ``decision_upper_direction``, ``decision_upper_target``,
+            ``decision_upper_class``, ``decision_rays``.
+        samples_b: B's, on the same samples.
+        label_a: A's name.
+        label_b: B's name.
+        class_names: ``[C]`` names of the classes crossed into (hover).
+        title: The figure's title.
+    """
+    n_dirs = interval_directions(samples_a, samples_b)
+    tables = [
+        (_interval_rows(table, n_dirs, class_names), label, color, offset)
+        for table, label, color, offset in (
+            (samples_a, label_a, COLOR_A, -INTERVAL_OFFSET),
+            (samples_b, label_b, COLOR_B, INTERVAL_OFFSET),
+        )
+    ]
+    order = sorted({int(r["index"]) for rows, *_ in tables for r in rows})
+    position = {idx: k for k, idx in enumerate(order)}
+    fig = go.Figure()
+    lower_words = LOWER_END.split(": ", 1)[1]
+    for rows, label, color, offset in tables:
+        name = plot_text(label)
+        seg_x, seg_y, ends = _interval_marks(rows, position, offset)
+        common = {"legendgroup": name}
+        if seg_x:
+            fig.add_scatter(
+                x=seg_x,
+                y=seg_y,
+                mode="lines",
+                name=f"{name}: interval",
+                line={"color": color, "width": 2},
+                hoverinfo="skip",
+                **common,
+            )
+        marks = (
+            (
+                "lower",
+                f"{name}: certified lower end",
+                "triangle-up",
+                f"test sample #%{{customdata[0]}}: lower end %{{y:.3g}}<br><i>{lower_words}</i>",
+            ),
+            (
+                "upper",
+                f"{name}: nearest crossing found (upper end)",
+                "triangle-down",
+                "test sample #%{customdata[0]}: upper end %{y:.3g}<br><i>the nearest decision "
+                "crossing found, an exact point on the decision boundary</i>",
+            ),
+            (
+                "exact",
+                f"{name}: exact",
+                "diamond",
+                "test sample #%{customdata[0]}: exact distance %{y:.3g}<br><i>both ends "
+                "agree: no decision boundary is closer, and one is this far</i>",
+            ),
+        )
+        for key, trace_name, symbol, hover in marks:
+            xs, ys, cd = ends[key]
+            if not xs:
+                continue
+            fig.add_scatter(
+                x=xs,
+                y=ys,
+                mode="markers",
+                name=trace_name,
+                customdata=cd,
+                marker={"color": color, "symbol": symbol, "size": 9 if key == "exact" else 8},
+                hovertemplate=f"{name}<br>{hover}<br>%{{customdata[1]}}<extra></extra>",
+                **common,
+            )
+    if not fig.data:
+        return empty_figure("No distances to the decision boundary were measured.", title)
+    legend = {"orientation": "h", "y": -0.22, "x": 0, "font": {"size": 11}}
+    fig.update_layout(**base_layout(title, (60, 20, 50, 110), legend=legend, hovermode="closest"))
+    fig.update_xaxes(
+        title_text="test sample",
+        tickvals=list(range(len(order))),
+        ticktext=[f"#{i}" for i in order],
+        range=[-0.5, len(order) - 0.5],
+        showgrid=False,
+    )
+    fig.update_yaxes(title_text=INTERVAL_AXIS, type="log", dtick=1, exponentformat="e")
+    return fig
 
 
 # region maps --------------------------------------------------------------------------------

@@ -4,8 +4,9 @@ Without results: what linear regions are, and a button that submits a small ``re
 and follows it (:class:`frontend.jobs.CompactFollower`); a job already running for the
 comparison is picked up when the page opens. With results (``GET
 /api/comparisons/{id}/regions``): headline numbers, the distribution of region counts per
-segment and of each sample's distance to the nearest boundary, A next to B, and the exact 2-D
-region maps of A and B on the same plane through three test samples
+segment and of each sample's distance to the nearest boundary, A next to B, each sample's
+certified interval for its distance to the decision boundary (both ends drawn, what each is said
+in words), and the exact 2-D region maps of A and B on the same plane through three test samples
 (``.../regions/{model_id}/slice``). URL setting: ``reg_count`` (the count drawn; absent for
 linear regions).
 """
@@ -31,7 +32,11 @@ from frontend.components import api_error_notice, notice, stat_card
 from frontend.figures.formatting import format_percent, model_label
 from frontend.figures.regions import (
     COUNT_METRICS,
+    INTERVAL_TITLE,
+    decision_interval_figure,
     distance_boxes,
+    interval_directions,
+    interval_sentence,
     region_count_boxes,
     region_map_figure,
 )
@@ -75,6 +80,8 @@ ID_CARDS = "compare-regions-cards"
 ID_METRIC = "compare-regions-metric"
 ID_COUNTS = "compare-regions-counts"
 ID_DISTANCES = "compare-regions-distances"
+ID_INTERVALS = "compare-regions-intervals"
+ID_INTERVAL_NOTE = "compare-regions-interval-note"
 ID_MAP_A = "compare-regions-map-a"
 ID_MAP_B = "compare-regions-map-b"
 ID_MAP_NOTE = "compare-regions-map-note"
@@ -116,6 +123,10 @@ COUNT_OPTIONS = [
     {"label": "Activation regions", "value": "activation_pieces"},
     {"label": "Class changes", "value": "decision_crossings"},
 ]
+INTERVAL_LEAD = (
+    "Each test sample's distance to the decision boundary is known to lie between two ends, "
+    "drawn as a segment (a diamond where both agree):"
+)
 MAP_NOTE = (
     "The exact partition of the plane x = p0 + u (p1 − p0) + v (p2 − p0) near test sample p0: "
     "thin grey lines are region boundaries, colours the predicted class, the black line the "
@@ -318,6 +329,13 @@ def map_note(
 # data ---------------------------------------------------------------------------------------
 
 
+def interval_note(samples_a: Mapping[str, Any], samples_b: Mapping[str, Any]) -> list[Any]:
+    """What each end of the decision interval is, with the number of directions walked (the
+    most for one sample, from the tables' ``decision_rays``)."""
+    n = interval_directions(samples_a, samples_b)
+    return [hint([INTERVAL_LEAD, " ", interval_sentence(n)])]
+
+
 def _map_or_error(client: ApiClient, comparison_id: int, model_id: int) -> dict[str, Any]:
     try:
         return dict(get_region_map(client, comparison_id, model_id))
@@ -446,6 +464,7 @@ def section() -> html.Section:
         ),
         (hover, _graph(ID_DISTANCES, "Distance to the nearest boundary")),
     ]
+    intervals = html.Div([html.Div(id=ID_INTERVAL_NOTE), _graph(ID_INTERVALS, INTERVAL_TITLE)])
     maps = [
         _graph(i, f"{side}: region map", MAP_HEIGHT_PX)
         for i, side in ((ID_MAP_A, "A"), (ID_MAP_B, "B"))
@@ -457,6 +476,7 @@ def section() -> html.Section:
                 [html.Div([html.Div(top, style=CONTROL_ROW), chart]) for top, chart in charts],
                 className="grid-2",
             ),
+            intervals,
             html.H3("Exact 2-D region maps"),
             html.Div(maps, className="grid-2"),
             html.Div(id=ID_MAP_NOTE),
@@ -485,6 +505,8 @@ LOADED = Outputs(
     map_b=(ID_MAP_B, "figure", dash.no_update),
     map_note=(ID_MAP_NOTE, "children", []),
     metric=(ID_METRIC, "value", dash.no_update),
+    intervals=(ID_INTERVALS, "figure", dash.no_update),
+    interval_note=(ID_INTERVAL_NOTE, "children", []),
 )
 
 
@@ -545,6 +567,10 @@ def load_regions(context: Mapping[str, Any] | None, done: Any = None) -> tuple[A
         data=data,
         cards=region_cards(found["result_a"], found["result_b"]),
         distances=distance_boxes(found["samples_a"], found["samples_b"], label_a, label_b),
+        intervals=decision_interval_figure(
+            found["samples_a"], found["samples_b"], label_a, label_b, class_names
+        ),
+        interval_note=interval_note(found["samples_a"], found["samples_b"]),
         map_a=region_map_figure(map_a, class_names, f"{label_a}: region map", names),
         map_b=region_map_figure(map_b, class_names, f"{label_b}: region map", names),
         map_note=map_note(map_a, found.get("dataset"), found["result_a"]),

@@ -22,7 +22,9 @@ from frontend.figures.regions import (
     COUNT_METRICS,
     boundary_lines,
     class_palette,
+    decision_interval_figure,
     distance_boxes,
+    interval_sentence,
     merge_polygons,
     region_count_boxes,
     region_map_figure,
@@ -83,6 +85,7 @@ def segments(scale: float) -> dict[str, list[Any]]:
 
 
 def samples(scale: float, n: int = 10) -> dict[str, list[Any]]:
+    """A samples table as stored before the decision interval existed."""
     return {
         "index": list(range(n)),
         "label": [i % 5 for i in range(n)],
@@ -90,6 +93,32 @@ def samples(scale: float, n: int = 10) -> dict[str, list[Any]]:
         "decision_distance": [scale * 0.1 * (i + 1) for i in range(n)],
         "decision_exact": [i % 2 == 0 for i in range(n)],
         "local_complexity": [i for i in range(n)],
+    }
+
+
+def interval_samples(scale: float) -> dict[str, list[Any]]:
+    """Six samples with the decision interval: #0 exact, #2 no crossing found, #5 on a
+    boundary (lower end 0, not drawable on a log axis), the others an interval."""
+    table = samples(scale, 6)
+    lower = [scale * v for v in (0.01, 0.02, 0.03, 0.04, 0.05, 0.0)]
+    upper = [scale * v if v is not None else None for v in (0.01, 0.05, None, 0.2, 0.3, 0.4)]
+    return {
+        **table,
+        "decision_distance": lower,
+        "decision_lower": lower,
+        "decision_upper": upper,
+        "decision_exact": [True, False, False, False, False, False],
+        "decision_upper_direction": [
+            "margin_gradient",
+            "towards_sample",
+            "",
+            "margin_gradient",
+            "towards_sample",
+            "towards_sample",
+        ],
+        "decision_upper_target": [-1, 7, -1, -1, 9, 3],
+        "decision_upper_class": [1, 3, -1, 0, 2, 4],
+        "decision_rays": [4, 4, 3, 4, 4, 4],
     }
 
 
@@ -237,6 +266,84 @@ def test_distances_are_log_scaled_boxes_without_non_positive_values() -> None:
     lower = [c for c in a.customdata if c[1].endswith("— lower bound")]
     assert len(lower) == 5 and all(c[0] % 2 == 1 for c in lower)
     assert len(distance_boxes({}, {}, "A", "B").data) == 0
+
+
+def test_distance_boxes_add_the_upper_end_where_the_result_has_it() -> None:
+    fig = distance_boxes(interval_samples(1.0), samples(1.0, 6), "A", "B")
+    a, b = fig.data
+    upper = [
+        y for x, y in zip(a.x, a.y, strict=True) if x == "to the nearest decision crossing found"
+    ]
+    assert upper == [0.01, 0.05, 0.2, 0.3, 0.4]  # the finite, positive upper ends
+    assert "to the nearest decision crossing found" not in set(b.x)  # an older result
+
+
+def test_decision_interval_draws_both_ends_of_every_sample() -> None:
+    sa, sb = interval_samples(1.0), interval_samples(2.0)
+    fig = decision_interval_figure(sa, sb, "A", "B", NAMES)
+    by_name = {t.name: t for t in fig.data}
+    assert fig.layout.yaxis.type == "log" and "decision boundary" in fig.layout.yaxis.title.text
+    assert list(fig.layout.xaxis.ticktext) == [f"#{i}" for i in range(6)]
+    for label, table, color, side in (("A", sa, COLOR_A, -1), ("B", sb, COLOR_B, 1)):
+        lower = by_name[f"{label}: certified lower end"]
+        upper = by_name[f"{label}: nearest crossing found (upper end)"]
+        exact = by_name[f"{label}: exact"]
+        segs = by_name[f"{label}: interval"]
+        assert {t.marker.color for t in (lower, upper, exact)} == {color}
+        assert segs.line.color == color
+        # lower ends: every non-exact sample with a positive lower end (#1-#4)
+        samples_of = {int(c[0]) for c in lower.customdata}
+        assert samples_of == {1, 2, 3, 4}
+        assert list(lower.y) == [table["decision_lower"][i] for i in (1, 2, 3, 4)]
+        # upper ends: every non-exact sample with a crossing found (#1, #3, #4, #5)
+        assert [int(c[0]) for c in upper.customdata] == [1, 3, 4, 5]
+        assert list(upper.y) == [table["decision_upper"][i] for i in (1, 3, 4, 5)]
+        assert [int(c[0]) for c in exact.customdata] == [0] and list(exact.y) == [
+            table["decision_lower"][0]
+        ]
+        # A left of each tick, B right of it; a segment from lower to upper where both exist
+        assert all(np.sign(x - round(x)) == side for x in lower.x)
+        pairs = [(segs.y[k], segs.y[k + 1]) for k in range(0, len(segs.y), 3)]
+        assert pairs == [
+            (table["decision_lower"][i], table["decision_upper"][i]) for i in (1, 3, 4)
+        ]
+        assert all(lo <= hi for lo, hi in pairs)
+        assert list(segs.x)[::3] == list(segs.x)[1::3]  # vertical
+        # hover: what each end is, and how the upper end was reached
+        assert "certified" in lower.hovertemplate and "no decision boundary is closer" in (
+            lower.hovertemplate
+        )
+        assert "nearest decision crossing found" in upper.hovertemplate
+        words = {int(c[0]): c[1] for c in upper.customdata}
+        assert words[1] == "reached towards test sample #7, into cat"
+        assert words[3] == "reached down the margin gradient, into airplane"
+        no_cross = {int(c[0]): c[1] for c in lower.customdata}[2]
+        assert no_cross == "no decision crossing found along the 4 directions walked"
+    assert len(fig.data) == 8
+
+
+def test_decision_interval_of_old_results_draws_the_lower_end_only() -> None:
+    old = samples(1.0, 4)  # no decision_upper: stored before the interval existed
+    fig = decision_interval_figure(old, interval_samples(1.0), "A", "B")
+    names = [t.name for t in fig.data]
+    assert "A: nearest crossing found (upper end)" not in names and "A: interval" not in names
+    lower = next(t for t in fig.data if t.name == "A: certified lower end")
+    assert list(lower.y) == [0.2, 0.4]  # the non-exact samples #1 and #3
+    assert all("not computed" in c[1] for c in lower.customdata)
+    exact = next(t for t in fig.data if t.name == "A: exact")
+    assert list(exact.y) == [0.1, 0.30000000000000004]
+    assert "B: nearest crossing found (upper end)" in names
+    assert len(decision_interval_figure({}, {}, "A", "B").data) == 0
+
+
+def test_interval_sentence_says_what_each_end_is() -> None:
+    said = interval_sentence(4)
+    assert said.startswith("lower end: certified, no decision boundary is closer (exact inside")
+    assert (
+        "upper end: the nearest decision crossing found along 4 directions, with its exact "
+        "crossing point" in said
+    )
+    assert "not computed" in interval_sentence(None)
 
 
 # fake API --------------------------------------------------------------------------------------
@@ -390,6 +497,8 @@ LOAD_FIELDS = (
     "map_b",
     "map_note",
     "metric",
+    "intervals",
+    "interval_note",
 )
 
 
@@ -529,6 +638,7 @@ def test_a_running_job_is_picked_up_when_the_page_opens(api: RegionsApi) -> None
 
 def test_results_draw_distributions_cards_and_both_maps(api: RegionsApi) -> None:
     api.results = [result(1, 1.0), result(2, 0.6)]
+    api.tables[(1, "samples")] = interval_samples(1.0)
     out = load(context(reg_count="activation_pieces"))
     assert out["metric"] == "activation_pieces"
     words = text(out["cards"])
@@ -536,6 +646,16 @@ def test_results_draw_distributions_cards_and_both_maps(api: RegionsApi) -> None
     assert "B/A = 0.60" in words and "Activation regions in the 2-D map" in words
     assert "Dead ReLU outputs" in words and "30.0%" in words and "18.0%" in words
     assert [t.type for t in out["distances"].data] == ["box", "box"]
+    # A's table has the decision interval, B's was stored before it: both render
+    intervals = {t.name: t for t in out["intervals"].data}
+    label_b = out["map_b"].layout.title.text.removesuffix(": region map")
+    upper_a = intervals["A: resnet8-cifar5: nearest crossing found (upper end)"]
+    assert list(upper_a.y) == [0.05, 0.2, 0.3, 0.4]
+    assert f"{label_b}: certified lower end" in intervals
+    assert not any(n.startswith(label_b) and "upper end" in n for n in intervals)
+    note = text(out["interval_note"])
+    assert "lower end: certified, no decision boundary is closer" in note
+    assert "upper end: the nearest decision crossing found along 4 directions" in note
     for fig, rmap in ((out["map_a"], api.maps[1]), (out["map_b"], api.maps[2])):
         fills = [t for t in fig.data if t.fill == "toself"]
         assert sum(list(t.x).count(None) for t in fills) == len(rmap["polygons"])

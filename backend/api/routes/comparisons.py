@@ -356,7 +356,12 @@ def read_comparison_regions_table(
     model_id: IdPath,
     session: SessionDep,
     store: StoreDep,
-    which: Literal["segments", "samples"] = "samples",
+    which: Literal["segments", "samples"] = Query(
+        "samples",
+        description="segments: exact counts per segment; samples: per-sample distances, with "
+        "the decision interval decision_lower (certified) and decision_upper (nearest exact "
+        "crossing found, null if none) where the result has them (newer regions jobs)",
+    ),
     sort: str | None = Query(None, description="column, or -column for descending"),
     format: Literal["records", "columns"] = "columns",
     offset: int = Query(0, ge=0),

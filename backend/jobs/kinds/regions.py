@@ -4,8 +4,11 @@ Every model is measured on the same segments (pairs within a class, across class
 short random-direction segments centred on samples, chosen by seed from the test split) with
 the exact 1-D counter, which self-checks each model's first segment against a plain forward
 pass. Per sample (the first ``n_samples`` test samples): exact distance to the boundary of the
-sample's own activation region, distance to the decision boundary within it, local complexity,
-dead-neuron rates, and, where layer widths match, agreement of activation patterns with A.
+sample's own activation region; a certified interval for the distance to the decision boundary
+(lower end: exact inside the own region, else the region distance; upper end: the nearest exact
+decision crossing along the margin gradient and towards the nearest test samples predicted
+otherwise); local complexity, dead-neuron rates, and, where layer widths match, agreement of
+activation patterns with A.
 A model with an unsupported module fails the job with the module named; nothing is stored for
 a comparison until every model has been measured.
 """
@@ -13,6 +16,7 @@ a comparison until every model has been measured.
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -24,6 +28,7 @@ from backend.analysis.linear_regions import check_supported, count_regions_batch
 from backend.analysis.region_local import (
     activation_patterns,
     dead_neuron_rate,
+    decision_intervals,
     local_complexity,
     pattern_agreement,
     region_distances,
@@ -37,6 +42,10 @@ from backend.jobs.specs import RegionsSpec
 
 COUNTS = ("activation_pieces", "distinct_patterns", "linear_pieces", "decision_crossings")
 DENSITIES = ("density_per_length", "density_per_live_neuron")
+# Upper end of the decision interval: rays towards this many nearest test samples predicted
+# otherwise (besides the margin gradient), chosen among the first NEIGHBOUR_POOL test samples.
+DECISION_NEIGHBOURS = 3
+NEIGHBOUR_POOL = 500
 SLICE_SUMMARY = (
     "samples",
     "extent",
@@ -79,6 +88,16 @@ def _region_map(
     if error > 1e-6:
         raise RuntimeError(f"region map self-check failed: max logit error {error:.3g}")
     return {"samples": idx, "extent": e, "self_check_error": error, **found.to_json()}
+
+
+def _interval_progress(
+    ctx: JobContext, lo: float, hi: float, n: int, model_id: int, done: int
+) -> None:
+    """After each sample's decision interval (about a second each on a small CNN): stop when
+    cancelled, and say how far the walk is."""
+    ctx.check_cancelled()
+    stage = f"model {model_id}: decision intervals {done}/{n}"
+    ctx.report(lo + (hi - lo) * (0.75 + 0.1 * done / n), stage)
 
 
 def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
@@ -129,9 +148,20 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
             summary["segments"][kind] = {
                 c: _stats([getattr(r, c) for r in found]) for c in (*COUNTS, *DENSITIES)
             }
-        ctx.report(lo + (hi - lo) * 0.75, f"model {model_id}: distances and local complexity")
+        stage = "distances, decision intervals and local complexity"
+        ctx.report(lo + (hi - lo) * 0.75, f"model {model_id}: {stage}")
         xs = x[:n].to(torch.float64)
         local = region_distances(model, xs)
+        # the pool is the head of the test split, so a ray's target is a test-sample index
+        interval = decision_intervals(
+            model,
+            xs,
+            x[: max(n, NEIGHBOUR_POOL)].to(torch.float64),
+            n_neighbours=DECISION_NEIGHBOURS,
+            distances=local,
+            max_pieces=spec.max_pieces,
+            after_sample=partial(_interval_progress, ctx, lo, hi, n, model_id),
+        )
         complexity = local_complexity(model, xs, radius=spec.radius * scale)
         patterns = activation_patterns(model, xs)
         summary["dead_neuron_rate"] = dead_neuron_rate(model, xs)
@@ -144,14 +174,21 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
                 "index": np.arange(n),
                 "label": y[:n].numpy(),
                 "region_distance": np.asarray(local["region_distance"]),
-                "decision_distance": np.asarray(local["decision_distance"]),
-                "decision_exact": np.asarray(local["decision_exact"]),
+                # decision_distance: the certified lower end, as before the interval existed
+                "decision_distance": interval.lower,
+                "decision_exact": interval.exact,
+                "decision_lower": interval.lower,
+                "decision_upper": interval.upper,  # NaN (null): no ray crossed
+                "decision_upper_direction": interval.direction,
+                "decision_upper_target": interval.target,
+                "decision_upper_class": interval.crossing_class,
+                "decision_rays": interval.rays,
                 "local_complexity": np.asarray(complexity),
             }
         )
         summary["samples"] = {
             c: _stats(samples[c].tolist())
-            for c in ("region_distance", "decision_distance", "local_complexity")
+            for c in ("region_distance", "decision_distance", "decision_upper", "local_complexity")
         }
         summary["decision_exact_fraction"] = float(samples["decision_exact"].mean())
         ctx.report(lo + (hi - lo) * 0.9, f"model {model_id}: 2-D region map")

@@ -40,6 +40,24 @@ def test_regions_job_measures_every_model_on_shared_segments(client, pipeline):
         assert smp["count"] == 12
         dist = np.array(smp["columns"]["region_distance"], dtype=float)
         assert np.all(dist > 0)
+        # the decision interval: the lower end as before, an upper end never below it
+        cols = smp["columns"]
+        lower = np.array(cols["decision_lower"], dtype=float)
+        assert np.array_equal(lower, np.array(cols["decision_distance"], dtype=float))
+        upper = np.array([np.nan if v is None else v for v in cols["decision_upper"]])
+        found = ~np.isnan(upper)
+        assert found.any() and np.all(lower[found] <= upper[found])
+        assert set(cols["decision_upper_direction"]) <= {"margin_gradient", "towards_sample", ""}
+        assert all(1 <= r <= 4 for r in cols["decision_rays"])
+        towards = [
+            t
+            for t, d in zip(
+                cols["decision_upper_target"], cols["decision_upper_direction"], strict=True
+            )
+            if d == "towards_sample"
+        ]
+        assert all(0 <= t for t in towards)
+        assert result["samples"]["decision_upper"]["median"] is not None
         # the exact region map: same plane for every model, areas tile the domain
         rmap = client.get(f"/api/comparisons/{cid}/regions/{result['model_id']}/slice").json()
         assert "error" not in rmap, rmap.get("error")

@@ -27,7 +27,12 @@ from frontend.figures._common import plot_text, plot_texts
 from frontend.figures.embedding import embedding_scatter
 from frontend.figures.geometry import balance_scatter, local_geometry_scatter, parallel_geometry
 from frontend.figures.overview import EvaluationRow, accuracy_vs_sparsity
-from frontend.figures.regions import distance_boxes, region_count_boxes, region_map_figure
+from frontend.figures.regions import (
+    decision_interval_figure,
+    distance_boxes,
+    region_count_boxes,
+    region_map_figure,
+)
 from frontend.figures.robustness import (
     accuracy_diff_heatmap,
     accuracy_heatmap,
@@ -314,6 +319,25 @@ def test_region_figures_escape_model_class_and_sample_names() -> None:
         assert boxes.data[0].hovertemplate.startswith(f"A: {ESC}<br>")
         assert_no_raw_markup(boxes)
     assert_no_raw_markup(fig)
+    interval = {
+        "index": [0, 1],
+        "decision_lower": [0.1, 0.2],
+        "decision_upper": [0.3, 0.2],
+        "decision_exact": [False, True],
+        "decision_upper_direction": ["towards_sample", "margin_gradient"],
+        "decision_upper_target": [4, -1],
+        "decision_upper_class": [0, 1],
+        "decision_rays": [4, 4],
+    }
+    intervals = decision_interval_figure(interval, interval, f"A: {NAME}", NAME, [NAME, OTHER])
+    assert intervals.layout.title.text == "Distance to the decision boundary, per test sample"
+    assert {t.name.rsplit(": ", 1)[0] for t in intervals.data} == {f"A: {ESC}", ESC}
+    upper = next(
+        t for t in intervals.data if t.name == f"A: {ESC}: nearest crossing found (upper end)"
+    )
+    assert upper.hovertemplate.startswith(f"A: {ESC}<br>")
+    assert upper.customdata[0][1] == f"reached towards test sample #4, into {ESC}"
+    assert_no_raw_markup(intervals)
 
 
 def test_empty_figure_escapes_its_message_and_title() -> None:
