@@ -27,10 +27,20 @@ from typing import Any
 import httpx
 
 from backend.config import Settings
-from frontend.client import DOWNLOAD_FORMATS, ApiError, ApiUnreachableError, ClientError, RestClient
+from frontend.client import (
+    DOWNLOAD_FORMATS,
+    FINAL_JOB_STATUSES,
+    ApiError,
+    ApiUnreachableError,
+    ClientError,
+    JobFailedError,
+    RestClient,
+)
 from frontend.client import MultipartFile as MultipartFile  # re-exported for scripts and tests
 
 DEMO_COMPARISON = "demo: digits_cnn, global magnitude 50% and 90%"
+# the demo's stages in order and each one's share of its progress bar (roughly of its time)
+DEMO_STAGES: tuple[tuple[str, float], ...] = (("train", 0.3), ("prune", 0.3), ("compare", 0.4))
 DATASET_FORMATS = ("npz", "cifar10", "cifar10c", "mnist", "imagefolder")
 
 
@@ -86,6 +96,69 @@ class Api(RestClient):
 def follow_jobs(api: Api, job_ids: list[int], labels: list[str]) -> list[dict[str, Any]]:
     """Show a progress bar per job until all have finished; raise if one did not succeed."""
     return [dict(job) for job in api.follow(job_ids, labels)]
+
+
+def demo_progress(
+    stage: str, fraction: float, stages: Sequence[tuple[str, float]] = DEMO_STAGES
+) -> float:
+    """Progress of the whole demo, in [0, 1], when ``stage`` is ``fraction`` done: the shares
+    of the stages before it plus ``fraction`` (clamped to [0, 1]) of its own share."""
+    start = 0.0
+    for name, share in stages:
+        if name == stage:
+            return start + share * min(max(float(fraction), 0.0), 1.0)
+        start += share
+    raise ValueError(f"stage={stage!r} should be one of {[name for name, _ in stages]}")
+
+
+class DemoProgress:
+    """The demo's one progress bar: every job's progress mapped into its stage's share of the
+    bar (:func:`demo_progress`), never moving back. A job's own progress may fall back (the
+    compare job restarts its count for each model it analyses), and several jobs each
+    counting 0-100% on one bar read as the demo starting over."""
+
+    def __init__(self, stages: Sequence[tuple[str, float]] = DEMO_STAGES) -> None:
+        self.stages = tuple(stages)
+        self.value = 0.0
+
+    def update(self, stage: str, fraction: float) -> float:
+        """The bar's new position after ``stage`` reported ``fraction``."""
+        self.value = max(self.value, demo_progress(stage, fraction, self.stages))
+        return self.value
+
+
+def follow_stage(
+    api: Api,
+    bar: Any,
+    progress: DemoProgress,
+    stage: str,
+    job_ids: Sequence[int],
+    labels: Sequence[str],
+    poll_s: float = 0.25,
+) -> list[dict[str, Any]]:
+    """Follow the jobs of one demo stage on the demo's bar until all have ended (the stage's
+    progress is their mean); raise :class:`JobFailedError` for one that did not succeed."""
+    ids = [int(j) for j in job_ids]
+    number = [name for name, _ in progress.stages].index(stage) + 1
+    bar.set_description(f"demo {number}/{len(progress.stages)}: {', '.join(labels)}", False)
+    done: dict[int, dict[str, Any]] = {}
+    while True:
+        jobs = [done.get(j) or dict(api.get_job(j)) for j in ids]
+        for j in jobs:
+            if j["status"] in FINAL_JOB_STATUSES:
+                done[int(j["id"])] = j
+        fractions = [1.0 if j["status"] == "succeeded" else float(j["progress"]) for j in jobs]
+        bar.n = round(100 * progress.update(stage, sum(fractions) / len(fractions)))
+        shown = next((j for j in jobs if j["status"] not in FINAL_JOB_STATUSES), jobs[-1])
+        bar.set_postfix_str(f"{shown['status']}: {shown['stage']}"[:60], refresh=False)
+        bar.refresh()
+        if len(done) == len(ids):
+            break
+        time.sleep(poll_s)
+    for job_id in ids:
+        if done[job_id]["status"] != "succeeded":
+            raise JobFailedError(done[job_id])
+    return [done[j] for j in ids]
 
 
 # ------------------------------------------------------------------------------- server
@@ -235,49 +308,57 @@ def run_demo_pipeline(
     datasets = {d["name"]: d for d in api.get("/datasets")["data"]}
     dataset = datasets.get("digits") or api.post("/datasets", {"builtin": "digits"})
     print(f"Dataset: digits ({dataset['n_train']} train / {dataset['n_test']} test, 8x8)")
-    train = api.post(
-        "/jobs",
-        {
-            "kind": "train",
-            "spec": {
-                "dataset_id": dataset["id"],
-                "architecture": "digits_cnn",
-                "epochs": epochs,
-                "name": "digits_cnn",
-            },
-        },
-    )
-    (train,) = follow_jobs(api, [train["id"]], ["train digits_cnn"])
-    original = train["result"]["model_id"]
-    prunes = [
-        api.post(
+    # one bar for the whole demo (DemoProgress), not a bar per job counting 0-100% each
+    bar = api.progress_bar(total=100, desc="demo", leave=True, bar_format="{l_bar}{bar}| {postfix}")
+    progress = DemoProgress()
+    try:
+        train = api.post(
             "/jobs",
             {
-                "kind": "prune",
+                "kind": "train",
                 "spec": {
-                    "model_id": original,
-                    "method": "global_magnitude",
-                    "sparsity": s,
-                    "finetune": {"epochs": finetune_epochs},
+                    "dataset_id": dataset["id"],
+                    "architecture": "digits_cnn",
+                    "epochs": epochs,
+                    "name": "digits_cnn",
                 },
             },
         )
-        for s in (0.5, 0.9)
-    ]
-    prunes = follow_jobs(api, [j["id"] for j in prunes], ["prune 50%", "prune 90%"])
-    pruned = [j["result"]["model_id"] for j in prunes]
-    comp = api.post(
-        "/comparisons",
-        {
-            "model_a_id": original,
-            "model_b_ids": pruned,
-            "name": DEMO_COMPARISON,
-            "corruptions": corruptions or None,
-        },
-    )
-    n = len(corruptions or [])
-    label = "analyse + compare" + (f" ({n} corruption{'s' * (n != 1)})" if n else "")
-    follow_jobs(api, [comp["job_id"]], [label])
+        (train,) = follow_stage(api, bar, progress, "train", [train["id"]], ["train digits_cnn"])
+        original = train["result"]["model_id"]
+        prunes = [
+            api.post(
+                "/jobs",
+                {
+                    "kind": "prune",
+                    "spec": {
+                        "model_id": original,
+                        "method": "global_magnitude",
+                        "sparsity": s,
+                        "finetune": {"epochs": finetune_epochs},
+                    },
+                },
+            )
+            for s in (0.5, 0.9)
+        ]
+        prunes = follow_stage(
+            api, bar, progress, "prune", [j["id"] for j in prunes], ["prune 50%", "prune 90%"]
+        )
+        pruned = [j["result"]["model_id"] for j in prunes]
+        comp = api.post(
+            "/comparisons",
+            {
+                "model_a_id": original,
+                "model_b_ids": pruned,
+                "name": DEMO_COMPARISON,
+                "corruptions": corruptions or None,
+            },
+        )
+        n = len(corruptions or [])
+        label = "analyse + compare" + (f" ({n} corruption{'s' * (n != 1)})" if n else "")
+        follow_stage(api, bar, progress, "compare", [comp["job_id"]], [label])
+    finally:
+        bar.close()
     return int(comp["id"])
 
 
@@ -961,7 +1042,8 @@ def build_parser() -> argparse.ArgumentParser:
         "against the architecture; pruning masks (*_mask tensors) or exact zeros become the "
         "model's masks, and the per-layer sparsity is printed.",
         epilog="example: prunescope upload model mlp.safetensors --arch mlp "
-        "--arch-kw input_shape=[64] --arch-kw num_classes=10 --dataset 1",
+        "--arch-kw input_shape=[64] --arch-kw num_classes=10 --dataset 1; then its pruned "
+        "version: prunescope upload model mlp-pruned.safetensors --parent 1",
     )
     client_flags(sp)
     sp.add_argument("path", metavar="PATH", help="the checkpoint file")
@@ -969,7 +1051,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--arch",
         metavar="NAME",
         help="registered architecture the weights belong to: digits_cnn, mlp, resnet20, ... "
-        "(required unless the file is a PruneScope checkpoint, which names its own)",
+        "(not needed for a PruneScope checkpoint, which names its own, for an ONNX file, or "
+        "with --parent: the server then takes the parent's architecture and its arguments)",
     )
     sp.add_argument(
         "--arch-kw",
@@ -982,7 +1065,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--parent",
         type=int,
         metavar="ID",
-        help="id of the original model this checkpoint was pruned from (for comparisons)",
+        help="id of the original model this checkpoint was pruned from (for comparisons); "
+        "without --arch, its architecture and arguments are the checkpoint's too",
     )
     sp.add_argument(
         "--dataset",

@@ -703,3 +703,45 @@ def test_download_end_to_end_in_every_format(upload_server, tmp_path, capsys):
     session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
     (logits,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
     torch.testing.assert_close(torch.from_numpy(logits), expected, rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------------- upload: pruned from a parent
+def test_upload_help_says_the_parent_gives_the_architecture(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["upload", "model", "--help"])
+    assert exc.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "with --parent: the server then takes the parent's architecture and its arguments" in out
+    assert "without --arch, its architecture and arguments are the checkpoint's too" in out
+
+
+@pytest.mark.slow
+def test_upload_with_a_parent_needs_no_architecture(upload_server, tmp_path, capsys):
+    """Issue 18, bug 6: `--parent` without `--arch`: the server takes the parent's
+    architecture and its arguments."""
+    import re
+
+    api = ["--api", upload_server]
+    original = _mlp_checkpoint(tmp_path / "parent-mlp.safetensors", zero_columns=0, seed=5)
+    kwargs = {"input_shape": [64], "num_classes": 4, "hidden": [16]}
+    code, out, err = _upload(
+        capsys,
+        "model",
+        str(original),
+        "--arch",
+        "mlp",
+        *[f"--arch-kw={k}={json.dumps(v)}" for k, v in kwargs.items()],
+        *api,
+    )
+    assert code == 0, err
+    parent_id = int(re.search(r"model #(\d+) 'parent-mlp.safetensors'", out)[1])  # type: ignore[index]
+
+    pruned = _mlp_checkpoint(tmp_path / "child-mlp.safetensors", zero_columns=32, seed=5)
+    code, out, err = _upload(capsys, "model", str(pruned), "--parent", str(parent_id), *api)
+    assert code == 0, err
+    assert f"architecture: mlp {json.dumps(kwargs)}" in out
+    assert f"pruned from: model #{parent_id}" in out and "masks: zeros" in out
+    model_id = int(re.search(r"model #(\d+) 'child-mlp.safetensors'", out)[1])  # type: ignore[index]
+    model = httpx.get(f"{upload_server}/models/{model_id}").json()
+    assert model["architecture"] == "mlp" and model["arch_kwargs"] == kwargs
+    assert model["parent_id"] == parent_id

@@ -158,22 +158,22 @@ def validate(session: Session, kind: str, raw: Any) -> BaseModel:
     """
     if kind not in SPEC_TYPES:
         raise SpecInvalid.one((), f"unknown job kind {kind!r}; known: {', '.join(SPEC_TYPES)}")
-    spec = parse(SPEC_TYPES[kind], raw)
-    check = KIND_CHECKS.get(kind)
-    if check is not None:
-        check(session, spec)
-    return spec
+    return checked(session, kind, parse(SPEC_TYPES[kind], raw))
 
 
 def validate_upload_fields(session: Session, kind: str, fields: dict[str, Any]) -> BaseModel:
     """Check the form fields of an upload (``import_model`` / ``import_dataset``) without the
     file: what the upload would refuse before storing anything. ``fields`` as the form sends
     them (empty strings are left out, ``arch_kwargs`` may be JSON text) or as JSON values."""
-    spec = parse(UPLOAD_FIELDS[kind], form_fields(fields))
+    return checked(session, kind, parse(UPLOAD_FIELDS[kind], form_fields(fields)))
+
+
+def checked(session: Session, kind: str, spec: S) -> S:
+    """``spec`` after its kind's checks against the database (``KIND_CHECKS``), completed
+    from it where a check fills something in (``import_model``: the parent's architecture)."""
     check = KIND_CHECKS.get(kind)
-    if check is not None:
-        check(session, spec)
-    return spec
+    completed = check(session, spec) if check is not None else None
+    return spec if completed is None else completed
 
 
 def form_fields(fields: dict[str, Any]) -> dict[str, Any]:
@@ -320,10 +320,11 @@ def validate_comparison(
 
 
 # the checks of each kind ----------------------------------------------------------------------
-KindCheck = Callable[[Session, Any], None]
+KindCheck = Callable[[Session, Any], Any]
 KIND_CHECKS: dict[str, KindCheck] = {}
 """Kind -> its checks against the database, run after its spec model passed. A kind without
-an entry (``ping``) has none."""
+an entry (``ping``) has none. A check returns None, or the spec completed from the database
+(what a dry run answers and the job is written with)."""
 
 
 def checks(kind: str) -> Callable[[KindCheck], KindCheck]:
@@ -568,9 +569,13 @@ def check_attribution(session: Session, spec: AttributionSpec) -> None:
     errors.raise_if_any()
 
 
+IM = TypeVar("IM", bound=ImportModelFields)
+
+
 @checks("import_model")
-def check_import_model(session: Session, spec: ImportModelFields) -> None:
-    """The parent model and the dataset it names, if any, exist."""
+def check_import_model(session: Session, spec: IM) -> IM:
+    """The parent model and the dataset it names, if any, exist; a spec naming a parent and
+    no architecture takes the parent's (:func:`with_parent_architecture`)."""
     errors = _Errors()
     for field, ref, table, what in (
         ("parent_id", spec.parent_id, ModelRow, "parent model"),
@@ -580,6 +585,21 @@ def check_import_model(session: Session, spec: ImportModelFields) -> None:
             text = f"{what} {ref} does not exist"
             errors.add((field,), text, "not_found", text)
     errors.raise_if_any()
+    return with_parent_architecture(session, spec)
+
+
+def with_parent_architecture(session: Session, spec: IM) -> IM:
+    """A pruned model keeps its original's architecture: an upload that names its parent and
+    leaves the architecture out gets the parent's, with the parent's arguments (the user's
+    over them); any other spec is returned as it is. A named architecture is kept even when
+    it is not the parent's (the import job then says so)."""
+    if spec.parent_id is None or spec.architecture is not None:
+        return spec
+    parent = session.get(ModelRow, spec.parent_id)
+    if parent is None:
+        return spec
+    kwargs = {**(parent.arch_kwargs or {}), **spec.arch_kwargs}
+    return spec.model_copy(update={"architecture": parent.architecture, "arch_kwargs": kwargs})
 
 
 def _comparison(session: Session, comparison_id: int) -> ComparisonRow:

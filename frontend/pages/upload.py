@@ -21,7 +21,9 @@ bytes sent. The path of one upload:
 
 The checkpoint's architecture is chosen with the searchable picker of
 :func:`frontend.components.architecture_picker` (built-ins and plug-ins, and any
-``timm/<name>`` or ``torchvision/<name>`` the server finds for what is typed). The panel's
+``timm/<name>`` or ``torchvision/<name>`` the server finds for what is typed). With "Pruned
+from" set and the picker blank, the server takes the original's architecture and its arguments;
+:func:`show_parent_architecture` says so under the picker. The panel's
 architecture, parent and dataset live in the URL (a page-level Location with ``refresh=False``),
 so a copied link reopens the form filled in.
 """
@@ -58,9 +60,11 @@ AUTO_FORMAT = "auto"
 DEFAULT_TEST_FRACTION = 0.2
 SEVERITIES = (1, 2, 3, 4, 5)
 ARCH_HINT = (
-    "Blank: the file is a PruneScope checkpoint, which names its own architecture, or an ONNX "
-    "graph. Type to search timm/… and torchvision/… models too."
+    'Blank: the original\'s, when "Pruned from" names one; else the file is a PruneScope '
+    "checkpoint, which names its own architecture, or an ONNX graph. Type to search timm/… and "
+    "torchvision/… models too."
 )
+ARCH_PLACEHOLDER = "blank, or search: resnet, vit, mobilenet…"
 # what each drop zone takes, `code` in backticks
 MODEL_FORMATS = (
     "`.safetensors`, or a `state_dict` saved with `torch.save` (`.pt`/`.pth`), optionally nested "
@@ -107,6 +111,7 @@ ARCH_PICKER = components.architecture_picker_ids(_id("model", "arch"))
 ID_MODEL_ARCH = ARCH_PICKER.dropdown  # the searchable dropdown
 ID_MODEL_ARCH_INFO = ARCH_PICKER.about
 ID_MODEL_ARCHS = ARCH_PICKER.entries  # the API's entries behind its options
+ID_MODEL_ARCH_FROM = _id("model", "arch-from")  # the architecture "Pruned from" gives
 ID_MODEL_KWARGS = _id("model", "kwargs")
 ID_MODEL_KWARGS_ERROR = _id("model", "kwargs-error")
 ID_MODEL_NAME = _id("model", "name")
@@ -192,6 +197,13 @@ def register(app: dash.Dash) -> None:
             prevent_initial_call=True,
         )
     components.register_architecture_picker(app, ID_MODEL_ARCH)
+    app.callback(
+        Output(ID_MODEL_ARCH_FROM, "children"),
+        Output(ID_MODEL_ARCH, "placeholder"),
+        Input(ID_MODEL_PARENT, "value"),
+        Input(ID_MODEL_ARCH, "value"),
+        prevent_initial_call=True,
+    )(show_parent_architecture)
     app.callback(
         Output(ID_URL, "search"),
         *(Input(cid, "value") for cid in (ID_MODEL_ARCH, ID_MODEL_PARENT, ID_MODEL_DATASET)),
@@ -475,6 +487,34 @@ UPLOAD_ERROR_TITLES: dict[int, str] = {
 }
 
 
+def parent_architecture(parent: Mapping[str, Any] | None, architecture: Any) -> tuple[Any, str]:
+    """What the panel says about the architecture of the original named in "Pruned from"
+    (``parent``, its row; None when none is named), and the picker's placeholder. With the
+    picker blank (or on the same architecture) the server takes the original's architecture
+    and its arguments; another one is said not to be the original's."""
+    if not parent:
+        return None, ARCH_PLACEHOLDER
+    arch = str(parent.get("architecture") or MISSING)
+    name = str(parent.get("name") or f"model #{parent.get('id')}")
+    chosen = _text(architecture)
+    placeholder = f"from the original: {arch}"
+    if chosen is not None and chosen != arch:
+        other = (
+            f"{name} is a {arch}, and a pruned model keeps its original's architecture: "
+            "clear the architecture to take it, with its arguments."
+        )
+        return html.Div(other, className="field-error"), placeholder
+    kwargs = json.dumps(parent.get("arch_kwargs") or {})
+    line: list[Any] = [
+        "Architecture from ",
+        html.Strong(name),
+        ": ",
+        html.Code(arch),
+        " (its arguments too)",
+    ]
+    return html.Div(line, className="hint", title=f"{arch} {kwargs}"), placeholder
+
+
 def upload_error(kind: UploadKind, response: Mapping[str, Any]) -> html.Div:
     """The API's refusal of an upload (or a network failure), its detail verbatim."""
     status = int(response.get("status") or 0)
@@ -575,12 +615,13 @@ def model_panel(
     the picker offers ``architectures`` before anything is typed (``architecture``'s entry
     included), the parent and dataset dropdowns ``models`` and ``datasets``; the ids and the
     name are preselected (None: blank)."""
+    arch_from, placeholder = parent_architecture(forms.find_by_id(models, parent_id), architecture)
     picker = components.architecture_picker(
         ID_MODEL_ARCH,
         architecture,
         architectures,
         clearable=True,
-        placeholder="blank, or search: resnet, vit, mobilenet…",
+        placeholder=placeholder,
     )
     parents = forms.model_options(models, lineage=False, accuracy=False)
     kwargs_hint = (
@@ -589,7 +630,12 @@ def model_panel(
         "dataset or the original."
     )
     fields = [
-        control("Architecture", picker, hint=ARCH_HINT),
+        control(
+            "Architecture",
+            picker,
+            html.Div(arch_from, id=ID_MODEL_ARCH_FROM, className="upload-arch-from"),
+            hint=ARCH_HINT,
+        ),
         control(
             "Architecture arguments (JSON)",
             forms.text_input(ID_MODEL_KWARGS, '{"num_classes": 10}'),
@@ -605,7 +651,8 @@ def model_panel(
                 value=parent_id,
                 placeholder="none: this is an original",
             ),
-            hint="Naming the original lets you compare the two.",
+            hint="Naming the original lets you compare the two; its architecture and "
+            "arguments are the checkpoint's unless you choose another.",
         ),
         control(
             "Trained on (dataset)",
@@ -739,6 +786,20 @@ def update_model_url(
     wanted = {"architecture": architecture, "parent": parent_id, "dataset": dataset_id}
     new = components.search_with(search, wanted)
     return dash.no_update if new is None else new
+
+
+def show_parent_architecture(parent_id: Any, architecture: Any) -> tuple[Any, str]:
+    """Callback ("Pruned from" or the architecture changed): the line saying the original's
+    architecture is taken (:func:`parent_architecture`) and the picker's placeholder."""
+    model_id = query_int(parent_id)
+    if model_id is None:
+        return parent_architecture(None, architecture)
+    try:
+        parent = get_client().get_model(model_id)
+    except ApiError as exc:
+        failed = f"The architecture of model #{model_id} could not be read: {exc.detail}"
+        return html.Div(failed, className="field-error"), ARCH_PLACEHOLDER
+    return parent_architecture(parent, architecture)
 
 
 def _prepare(kind: UploadKind, n_clicks: Any, selected: Any, fields: dict[str, str]) -> dict:

@@ -252,3 +252,50 @@ def test_upload_a_dataset_then_a_checkpoint_that_does_not_fit(dash_br, live_serv
         assert dash_br.get_logs() == [], dash_br.get_logs()
     finally:
         api.close()
+
+
+def test_pruned_from_gives_the_architecture(dash_br, live_server, tmp_path):
+    """Issue 18, bug 6: naming the original in "Pruned from" and no architecture: the page says
+    the original's architecture (and its arguments) is taken, clearing "Pruned from" takes
+    that back, and the upload registers a model of the original's architecture."""
+    api = httpx.Client(base_url=live_server.url, timeout=10)
+    try:
+        parent = api.get(f"/api/models/{live_server.pipeline.original_id}").json()
+        # 70%, not the 80% of the other test: another file, not a duplicate of its upload
+        checkpoint = pruned_digits_cnn(
+            tmp_path / "digits-cnn-70.safetensors", parent["arch_kwargs"], sparsity=0.7
+        )
+        open_upload_page(dash_br, live_server.url)
+        driver = dash_br.driver
+        sentence = f"Architecture from {parent['name']}: digits_cnn (its arguments too)"
+        label = forms.model_option_label(parent, lineage=False, accuracy=False)
+        placeholder = f"#{upload.ID_MODEL_ARCH} .dash-dropdown-placeholder"
+        assert not text_of(driver, upload.ID_MODEL_ARCH_FROM)
+
+        dash_br.select_dcc_dropdown(f"#{upload.ID_MODEL_PARENT}", value=label)
+        WebDriverWait(driver, 20).until(lambda d: text_of(d, upload.ID_MODEL_ARCH_FROM) == sentence)
+        assert "digits_cnn" in dash_br.find_element(placeholder).text
+        # "Pruned from" cleared: the picker is the user's again
+        dash_br.find_element(f"#{upload.ID_MODEL_PARENT} .dash-dropdown-clear").click()
+        WebDriverWait(driver, 20).until(lambda d: not text_of(d, upload.ID_MODEL_ARCH_FROM))
+        assert "digits_cnn" not in dash_br.find_element(placeholder).text
+
+        dash_br.select_dcc_dropdown(f"#{upload.ID_MODEL_PARENT}", value=label)
+        WebDriverWait(driver, 20).until(lambda d: text_of(d, upload.ID_MODEL_ARCH_FROM) == sentence)
+        choose_file(dash_br, "model", checkpoint)
+        dash_br.find_element(f"#{upload.ID_MODEL_SUBMIT}").click()
+        wait_for_verdict(dash_br, "model")
+        panel = dash_br.find_element(f"#{upload.ID_MODEL_RESULT}").text
+        assert dash_br.find_elements(f"#{upload.ID_MODEL_SUCCESS}"), panel
+        assert not text_of(driver, upload.ID_MODEL_FORM_ERROR)
+        href = dash_br.find_element(f"#{upload.ID_MODEL_PRUNE_LINK}").get_attribute("href")
+        model = api.get(f"/api/models/{int(href.rsplit('model=', 1)[1])}").json()
+        assert model["architecture"] == parent["architecture"] == "digits_cnn"
+        assert model["arch_kwargs"] == parent["arch_kwargs"]
+        assert model["parent_id"] == parent["id"] and model["name"] == checkpoint.name
+        assert 0.5 < model["sparsity"] < 0.8
+        # the page still says where the architecture came from
+        assert text_of(driver, upload.ID_MODEL_ARCH_FROM) == sentence
+        assert dash_br.get_logs() == [], dash_br.get_logs()
+    finally:
+        api.close()

@@ -604,6 +604,53 @@ def test_prepare_model_upload_puts_errors_next_to_their_field(server: Any) -> No
     assert "parent model 3 does not exist" in text(checked["form_error"])
 
 
+def test_pruned_from_without_an_architecture_passes_the_servers_check(server: Any) -> None:
+    """Issue 18, bug 6: the server takes the original's architecture and its arguments; the
+    form does not ask for one."""
+    ds = server.post("/api/datasets", json={"builtin": "digits"}).json()
+    spec = {"dataset_id": ds["id"], "architecture": "digits_cnn", "epochs": 1}
+    job = server.post("/api/jobs", json={"kind": "train", "spec": spec}).json()
+    parent = server.get(f"/api/models/{job['result']['model_id']}").json()
+    assert upload.check_model_form(parent_id=parent["id"]) == {
+        "form_error": None,
+        "kwargs_error": "",
+    }
+    fields = upload.model_fields(parent_id=parent["id"])
+    assert fields == {"parent_id": str(parent["id"])}  # no architecture sent
+    filled = forms.dry_run("import_model", fields).spec
+    assert filled is not None
+    assert filled["architecture"] == "digits_cnn"
+    assert filled["arch_kwargs"] == parent["arch_kwargs"]
+    out = upload.prepare_model_upload(1, {"name": "p.pt"}, None, None, None, parent["id"])
+    assert out["request"]["fields"] == fields and out["form_error"] is None
+
+
+def test_pruned_from_says_the_architecture_is_the_originals(api: UploadApi) -> None:
+    def said(node: Any) -> str:
+        return " ".join(text(node).split())
+
+    # (text() puts a space between the line's parts, the browser only where they have one)
+    sentence = "Architecture from resnet8-cifar5 : resnet8 (its arguments too)"
+    page = upload.layout(parent="1")
+    assert said(by_id(page, upload.ID_MODEL_ARCH_FROM)) == sentence
+    assert by_id(page, upload.ID_MODEL_ARCH).placeholder == "from the original: resnet8"
+    page = upload.layout()
+    assert text(by_id(page, upload.ID_MODEL_ARCH_FROM)) == ""
+    assert by_id(page, upload.ID_MODEL_ARCH).placeholder == upload.ARCH_PLACEHOLDER
+    # as "Pruned from" and the architecture change
+    line, placeholder = upload.show_parent_architecture(1, None)
+    assert said(line) == sentence and placeholder == "from the original: resnet8"
+    assert '{"num_classes": 5}' in line.title  # its arguments, on hover
+    assert said(upload.show_parent_architecture(1, "resnet8")[0]) == sentence
+    assert upload.show_parent_architecture(None, None) == (None, upload.ARCH_PLACEHOLDER)
+    assert upload.show_parent_architecture(None, "mlp") == (None, upload.ARCH_PLACEHOLDER)
+    other = text(upload.show_parent_architecture(1, "mlp")[0])
+    assert "resnet8-cifar5 is a resnet8" in other and "clear the architecture" in other
+    failed, placeholder = upload.show_parent_architecture(99, None)
+    assert "The architecture of model #99 could not be read" in text(failed)
+    assert placeholder == upload.ARCH_PLACEHOLDER
+
+
 def test_prepare_dataset_upload(server: Any) -> None:
     out = upload.prepare_dataset_upload(1, {"name": "d.npz"}, "npz", None, "0.3", 2, None, None)
     assert out["request"]["fields"] == {"format": "npz", "test_fraction": "0.3", "seed": "2"}

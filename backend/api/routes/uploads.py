@@ -65,6 +65,7 @@ def sniff_checkpoint(path: Path) -> str:
     )
 
 
+ONNX_FORMATS = ("onnx", "onnx zip")  # what sniff_checkpoint calls an ONNX model
 _ONNX_TAGS = frozenset({0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42, 0x72, 0xA2, 0xAA})
 
 
@@ -130,13 +131,18 @@ async def upload_model(
     settings: SettingsDep,
 ) -> UploadPublic:
     """Upload a checkpoint (or an ONNX model): fields `architecture` (registry name; optional
-    for PruneScope's own files and ONNX), `arch_kwargs` (JSON object), `name`, `parent_id` (the
-    original it was pruned from), `dataset_id`. Answers once stored; the import job validates
-    and registers it."""
+    for PruneScope's own files and ONNX, and with `parent_id`: then the parent's, with its
+    arguments), `arch_kwargs` (JSON object), `name`, `parent_id` (the original it was pruned
+    from), `dataset_id`. Answers once stored; the import job validates and registers it."""
     received = await receive_upload(request, settings.max_upload_bytes, store.spool_dir())
     try:
         fmt = sniff_checkpoint(received.path)
         spec: ImportModelSpec = _spec(session, "import_model", received)
+        given = submit.form_fields(received.fields)  # parsed by _spec already: no error
+        if fmt in ONNX_FORMATS and "architecture" not in given:
+            # an ONNX file carries its own architecture: the parent's is not filled in for it
+            unfilled = {"architecture": None, "arch_kwargs": given.get("arch_kwargs", {})}
+            spec = spec.model_copy(update=unfilled)
         same = session.scalars(
             select(ModelRow).where(ModelRow.upload_sha == received.sha256).order_by(ModelRow.id)
         ).all()

@@ -54,6 +54,26 @@ def import_kwargs(
     return kwargs
 
 
+LEAVE_EMPTY = "; leave the architecture empty to take the parent's, with its arguments"
+
+
+def parent_note(spec: ImportModelSpec, parent: ModelRow | None, message: str) -> str:
+    """What the message of a checkpoint refused for its architecture (one naming it) adds
+    about the parent: that the architecture tried was the parent's (the server fills it in
+    when the upload names none), or that it is not the parent's."""
+    if parent is None or spec.architecture is None or spec.architecture not in message:
+        return ""
+    if spec.architecture == parent.architecture:
+        return (
+            f" (the architecture and its arguments are those of the parent model {parent.id}, "
+            "which a pruned model keeps)"
+        )
+    return (
+        f" (parent model {parent.id} is a {parent.architecture}: a pruned model keeps its "
+        f"original's architecture{LEAVE_EMPTY})"
+    )
+
+
 def onnx_classes(model: torch.nn.Module, ds: ArrayDataset, device: str, dataset_id: int) -> int:
     """The number of logits an imported ONNX graph gives on a few of the dataset's samples;
     a graph that does not run on them (fixed batch size, other input shape) is refused."""
@@ -94,7 +114,7 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
         # the stored copy is named by its sha256: say the user's file name instead
         shown = repr(spec.filename) if spec.filename else "the upload"
         message = str(exc).replace(f"'{spec.upload_sha}'", shown).replace(spec.upload_sha, shown)
-        raise CheckpointError(message) from None
+        raise CheckpointError(message + parent_note(spec, parent_row, message)) from None
     model = imported.model.to(ctx.device).eval()
     ctx.check_cancelled()
 
@@ -114,9 +134,11 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
         acc = accuracy(model, ds, ctx.device)
         if parent is not None:
             if parent_row is not None and parent_row.architecture != imported.architecture:
+                leave = "" if imported.format == "onnx" else LEAVE_EMPTY
                 raise JobInputError(
                     f"parent model {parent_row.id} is a {parent_row.architecture}, the upload a "
                     f"{imported.architecture}: a pruned model keeps its original's architecture"
+                    f"{leave}"
                 )
             ctx.report(0.7, "compression report against the parent", force=True)
             x, _ = tensors(ds, "test")

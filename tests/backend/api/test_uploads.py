@@ -319,3 +319,113 @@ def test_externally_pruned_upload_compares_like_pruning_here(client, settings):
         assert [r[col] for r in rows_up] == [r[col] for r in rows_here], col
     with session_scope(settings.database_url) as s:
         assert s.scalar(select(func.count()).select_from(ModelRow)) == 4
+
+
+def dry_import(c, **fields):
+    body = {"kind": "import_model", "spec": {k: str(v) for k, v in fields.items()}}
+    return c.post("/api/jobs", params={"dry_run": "true"}, json=body)
+
+
+def test_a_parent_without_architecture_gives_its_architecture_and_arguments(client, settings):
+    """Issue 18, bug 6: an upload naming its original ("Pruned from") needs no architecture:
+    the server takes the parent's and its arguments (the user's arguments over them), the dry
+    run shows them filled, and the model registered is the parent's architecture, loads and
+    is analysed like any other."""
+    c = client
+    ds_id, parent_id = trained(c, epochs=2)
+    parent = ok(c.get(f"/api/models/{parent_id}"))
+    assert parent["architecture"] == "digits_cnn" and parent["arch_kwargs"]
+
+    resp = dry_import(c, parent_id=parent_id)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["spec"] == {
+        "architecture": "digits_cnn",
+        "arch_kwargs": parent["arch_kwargs"],
+        "name": None,
+        "parent_id": parent_id,
+        "dataset_id": None,
+    }
+    resp = dry_import(c, parent_id=parent_id, arch_kwargs='{"in_channels": 3}')
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["spec"]["arch_kwargs"] == {**parent["arch_kwargs"], "in_channels": 3}
+    # an unknown parent is still refused at its field, nothing filled
+    resp = dry_import(c, parent_id=999)
+    assert resp.status_code == 422
+    assert [(i["loc"], i["type"]) for i in resp.json()["detail"]] == [
+        (["spec", "parent_id"], "not_found")
+    ]
+
+    # a real upload: pruned outside, no architecture named
+    external = stored_model(settings, c, parent_id)
+    params = [
+        (m, "weight")
+        for m in external.modules()
+        if isinstance(m, torch.nn.Conv2d | torch.nn.Linear)
+    ]
+    prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=0.6)
+    data = state_dict_bytes(external)
+    answer = ok(upload_model(c, data, "pruned.pt", parent_id=parent_id))
+    job = job_of(c, answer)
+    assert job["status"] == "succeeded", job
+    assert job["spec"]["architecture"] == "digits_cnn"  # what the server filled in
+    model_id = job["result"]["model_id"]
+    row = ok(c.get(f"/api/models/{model_id}"))
+    assert row["architecture"] == parent["architecture"]
+    assert row["arch_kwargs"] == parent["arch_kwargs"]
+    assert row["parent_id"] == parent_id and row["dataset_id"] == ds_id
+    assert row["sparsity"] == pytest.approx(0.6, abs=1e-3)
+    # it loads, and predicts what the pruned network predicts
+    loaded = stored_model(settings, c, model_id).eval()
+    x = torch.from_numpy(create_dataset("digits").split("test")[0][:16])
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), external.eval()(x))
+    # it is analysed like any model
+    analysis = ok(c.post("/api/jobs", json={"kind": "analyze", "spec": {"model_id": model_id}}))
+    assert analysis["status"] == "succeeded", analysis
+    # the same file again: the model already registered
+    again = upload_model(c, data, "pruned.pt", parent_id=parent_id)
+    assert again.status_code == 200 and again.json()["model_id"] == model_id
+
+
+def test_an_architecture_other_than_the_parents_is_said_clearly(client):
+    """Naming an architecture that is not the parent's is not refused up front (it never
+    was), but the failed import says what the parent is and how to take its architecture."""
+    c = client
+    _, parent_id = trained(c, epochs=1)
+    weights = safetensors_bytes(create_model("digits_cnn").state_dict())
+    resp = dry_import(c, parent_id=parent_id, architecture="mlp")
+    assert resp.status_code == 200 and resp.json()["spec"]["architecture"] == "mlp"
+    job = job_of(c, ok(upload_model(c, weights, architecture="mlp", parent_id=parent_id)))
+    assert job["status"] == "failed", job
+    assert f"parent model {parent_id} is a digits_cnn" in job["error"], job["error"]
+    assert "leave the architecture empty" in job["error"], job["error"]
+    # none named, and the file is not the parent's architecture: the message says whose it was
+    mlp = safetensors_bytes(create_model("mlp", input_shape=[1, 8, 8], num_classes=10).state_dict())
+    job = job_of(c, ok(upload_model(c, mlp, "mlp.safetensors", parent_id=parent_id)))
+    assert job["status"] == "failed", job
+    assert "do not fit digits_cnn" in job["error"], job["error"]
+    assert f"are those of the parent model {parent_id}" in job["error"], job["error"]
+
+
+def test_an_onnx_file_naming_a_parent_keeps_its_own_architecture(client, settings):
+    """An ONNX file carries its own architecture: the parent's is not filled in for it (the
+    import reads the graph, then says the architectures differ, as before)."""
+    c = client
+    _, parent_id = trained(c, epochs=1)
+    model = stored_model(settings, c, parent_id).eval()
+    buf = io.BytesIO()
+    torch.onnx.export(
+        model,
+        (torch.zeros(2, 1, 8, 8),),
+        buf,
+        dynamo=False,
+        input_names=["input"],
+        dynamic_axes={"input": {0: "batch"}},
+    )
+    answer = ok(upload_model(c, buf.getvalue(), "pruned.onnx", parent_id=parent_id))
+    assert answer["format"] == "onnx"
+    job = job_of(c, answer)
+    assert job["spec"]["architecture"] is None and job["spec"]["arch_kwargs"] == {}
+    assert job["status"] == "failed", job
+    assert f"parent model {parent_id} is a digits_cnn, the upload a onnx" in job["error"]
+    assert "leave the architecture empty" not in job["error"]
