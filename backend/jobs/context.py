@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -32,14 +32,26 @@ class JobContext:
     _last_report: float = field(default=0.0, repr=False)
     _last_check: float = field(default=0.0, repr=False)
     _cancel_requested: bool = field(default=False, repr=False)
+    # the part of the job's progress this context reports into (see :meth:`span`)
+    _span: tuple[float, float] = field(default=(0.0, 1.0), repr=False)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         with session_scope(self.settings.database_url) as s:
             yield s
 
+    def span(self, lo: float, hi: float) -> JobContext:
+        """This context for a part of the job: its ``report(0..1)`` fills ``lo..hi`` of this
+        one's progress, so a step that reports from 0 to 1 (analysing one model of a compare
+        job) moves the job's bar forward only."""
+        start, end = self._span
+        return replace(self, _span=(start + (end - start) * lo, start + (end - start) * hi))
+
     def report(self, progress: float, stage: str, force: bool = False) -> None:
-        """Write progress (0..1) and a short stage text to the job row (throttled)."""
+        """Write progress (0..1 of this context's span) and a short stage text to the job row
+        (throttled)."""
+        start, end = self._span
+        progress = start + (end - start) * min(max(float(progress), 0.0), 1.0)
         now = time.monotonic()
         if not force and now - self._last_report < self.min_report_interval and progress < 1.0:
             return

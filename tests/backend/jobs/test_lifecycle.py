@@ -129,3 +129,25 @@ def test_publishing_a_job_does_not_import_torch(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_a_span_reports_into_its_share_of_the_job(db, tmp_path):
+    """A step that reports 0..1 of its own (one model's analysis inside a compare job) moves
+    the job's bar within its share only: the demo's bar fell from 79% to 10% (issue 18)."""
+    from backend.jobs.context import JobContext
+    from backend.storage import ArtifactStore
+
+    job_id = add_job(db)
+    ctx = JobContext(job_id, db, ArtifactStore(str(tmp_path / "store")), "cpu")
+    seen = []
+    for i in range(3):  # three models, each analysed from 0 to 1
+        part = ctx.span(0.6 * i / 3, 0.6 * (i + 1) / 3)
+        for p in (0.0, 0.1, 0.5, 0.97, 1.0):
+            part.report(p, f"model {i}", force=True)
+            seen.append(get(db, job_id).progress)
+    assert seen == sorted(seen)
+    assert seen[0] == 0.0 and seen[-1] == pytest.approx(0.6)
+    assert seen[5] == pytest.approx(0.2) and seen[6] == pytest.approx(0.2 + 0.2 * 0.1)
+    nested = ctx.span(0.5, 1.0).span(0.5, 1.0)  # spans compose
+    nested.report(0.0, "nested", force=True)
+    assert get(db, job_id).progress == pytest.approx(0.75)
