@@ -59,6 +59,25 @@ def selection(ids: Iterable[int], source: str) -> dict[str, Any]:
     return {"ids": sorted({int(i) for i in ids}), "source": source}
 
 
+# what status lines say about where a SELECTION came from (its ``source``): the views' own
+# sources (embedding.SOURCE_A / SOURCE_B, geometry.SOURCE) and the page's "url" (``sel``)
+SELECTION_ORIGINS = {
+    "embedding-a": "in embedding A",
+    "embedding-b": "in embedding B",
+    "geometry": "in the geometry view",
+    "url": "from the link",
+}
+
+
+def selection_origin(source: str | None, here: str | None = None) -> str:
+    """Where a SELECTION came from, in words for a status line ("in embedding A", "from the
+    link"; "here" when ``source`` is ``here``, the view asking). Never the source id itself:
+    an unknown source reads "in another view"."""
+    if source and source == here:
+        return "here"
+    return SELECTION_ORIGINS.get(source or "", "in another view")
+
+
 def selected_ids(value: Mapping[str, Any] | None) -> list[int]:
     """The sample indices in a SELECTION value ([] for none)."""
     if not value:
@@ -105,6 +124,19 @@ def decode_ids(text: str | None, limit: int = 1_000_000) -> list[int]:
         if len(ids) > limit:
             break
     return sorted(set(ids))[:limit]
+
+
+def view_query(
+    query: Mapping[str, Any] | None, current_selection: Mapping[str, Any] | None
+) -> dict[str, str]:
+    """The compare page's view as its URL holds it, without ``id``: ``b``, ``cls`` and the
+    views' settings from QUERY, and ``sel`` from SELECTION (left out past
+    :data:`MAX_URL_SELECTION` samples). What a share link stores and reopens."""
+    out = {str(k): str(v) for k, v in (query or {}).items() if k not in ("id", "sel")}
+    ids = selected_ids(current_selection)
+    if ids and len(ids) <= MAX_URL_SELECTION:
+        out["sel"] = encode_ids(ids)
+    return out
 
 
 class FetchCache(Generic[T]):

@@ -41,6 +41,7 @@ from frontend.views import (
     merge_settings,
     selected_ids,
     selection,
+    selection_origin,
 )
 from frontend.views.parts import (
     FLIP_WORDS,
@@ -352,12 +353,8 @@ def status_text(value: Mapping[str, Any] | None) -> str:
     ids = selected_ids(value)
     if not ids:
         return "No samples selected: drag a box or a lasso over either plot."
-    source = (value or {}).get("source") or ""
-    where = {SOURCE_A: "in embedding A", SOURCE_B: "in embedding B", "url": "from the link"}
-    return (
-        f"{selected_count(len(ids))} {where.get(source, f'in the {source} view')}; "
-        "double-click a plot to clear."
-    )
+    origin = selection_origin((value or {}).get("source"))
+    return f"{selected_count(len(ids))} {origin}; double-click a plot to clear."
 
 
 # layout -------------------------------------------------------------------------------------

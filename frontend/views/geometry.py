@@ -5,15 +5,19 @@
    ``GET /api/comparisons/{id}/results``.
 2. Local geometry: one class's samples, angle to the true class against z-scored feature
    length, A and B overlaid or as arrows from A to B ("difference"); box or lasso select
-   writes the linked SELECTION, and any SELECTION is highlighted (SCIENCE.md section 1).
+   writes the linked SELECTION, and any SELECTION is highlighted (SCIENCE.md section 1). A
+   new SELECTION made elsewhere is followed: unless the class shown holds the most selected
+   samples, the view switches to the class that does (:func:`class_for_selection`); a class
+   the user picks afterwards stays until the selection changes.
 3. Global geometry: parallel coordinates of the angle to every class direction (the top-k
    nearest past 10 classes) and the three metrics, of A or of B; a SELECTION narrows them to
    the selected samples.
 
 Both geometry panels read the per-sample analysis tables of A and B
 (``GET /api/analyses/{id}/table``, only the columns drawn), fetched once per (comparison, B)
-and kept in process. Settings live in the URL query: ``geo_cls`` (class), ``geo_mode``
-(``diff``; absent for overlay) and ``geo_par`` (``b``; absent for A).
+and kept in process. Settings live in the URL query: ``geo_cls`` (class; absent while it is
+the class the view picks itself, see :func:`own_class`), ``geo_mode`` (``diff``; absent for
+overlay) and ``geo_par`` (``b``; absent for A).
 """
 
 from __future__ import annotations
@@ -48,10 +52,13 @@ from frontend.figures.geometry import (
 )
 from frontend.forms import query_int
 from frontend.views import (
+    MAX_URL_SELECTION,
+    QUERY,
     SELECTION,
     FetchCache,
     selected_ids,
     selection,
+    selection_origin,
     view_context,
 )
 from frontend.views.parts import (
@@ -67,9 +74,9 @@ from frontend.views.parts import (
     hint,
     not_ready_notice,
     radio,
-    register_settings,
     register_writer,
     selected_count,
+    signature,
     view_section,
     write_settings,
 )
@@ -95,6 +102,8 @@ ID_LOCAL_NOTE = "compare-geometry-local-note"
 ID_PAR_MODEL = "compare-geometry-par-model"
 ID_PARALLEL = "compare-geometry-parallel"
 ID_PARALLEL_NOTE = "compare-geometry-parallel-note"
+# {"cls": the class the view picks itself (own_class), "sel": signature of the selection it
+# last followed}: the class goes to the URL only when it differs from "cls"
 ID_DEFAULTS = "compare-geometry-defaults"
 
 TITLE = "Geometry and recall distortion"
@@ -229,6 +238,36 @@ def default_class(
         if delta < 0 and (worst is None or delta < worst[1]):
             worst = (i, delta)
     return worst[0] if worst is not None else 0
+
+
+def selected_per_class(table: Mapping[str, np.ndarray], ids: Sequence[int], n: int) -> np.ndarray:
+    """``[n]``: how many of the selected samples ``ids`` each (true) class holds, counted over
+    a per-sample table with ``index`` and ``label`` columns."""
+    if n <= 0 or not len(ids):
+        return np.zeros(max(n, 0), dtype=np.int64)
+    picked = np.isin(table["index"], np.asarray(list(ids), dtype=np.int64))
+    labels = np.asarray(table["label"][picked], dtype=np.int64)
+    return np.bincount(labels[(labels >= 0) & (labels < n)], minlength=n)[:n]
+
+
+def class_for_selection(counts: Sequence[int] | np.ndarray, current: int) -> int:
+    """The class Local geometry shows for a selection whose samples class ``c`` holds
+    ``counts[c]`` of: ``current`` while it holds as many as any class, else the class holding
+    the most (ties: the lowest index). ``current`` when no class holds any."""
+    values = [int(k) for k in counts]
+    most = max(values, default=0)
+    if most <= 0 or (0 <= current < len(values) and values[current] == most):
+        return current
+    return values.index(most)
+
+
+def own_class(default: int, counts: Sequence[int] | np.ndarray, n_selected: int) -> int:
+    """The class the view picks itself, as a reload of its URL would pick it: with a
+    selection the URL carries (1 to MAX_URL_SELECTION samples), the selection's class
+    (:func:`class_for_selection` starting from ``default``), else ``default``."""
+    if not 0 < n_selected <= MAX_URL_SELECTION:
+        return default
+    return class_for_selection(counts, default)
 
 
 def parse_mode(value: Any) -> GeometryMode:
@@ -393,6 +432,7 @@ def register(app: dash.Dash) -> None:
         Output(ID_DEFAULTS, "data"),
         Output(ID_MESSAGE, "children"),
         Input(CTX, "data"),
+        State(SELECTION, "data"),
         prevent_initial_call=True,  # lazy: runs once woken (CTX)
     )(init_geometry)
     app.callback(
@@ -413,12 +453,15 @@ def register(app: dash.Dash) -> None:
     app.callback(
         Output(ID_LOCAL, "figure", allow_duplicate=True),
         Output(ID_LOCAL_NOTE, "children", allow_duplicate=True),
+        Output(ID_CLASS, "value", allow_duplicate=True),
+        Output(ID_DEFAULTS, "data", allow_duplicate=True),
         Input(SELECTION, "data"),
         State(ID_CLASS, "value"),
         State(ID_MODE, "value"),
         State(CTX, "data"),
+        State(ID_DEFAULTS, "data"),
         prevent_initial_call=True,
-    )(highlight_local)
+    )(follow_selection)
     app.callback(
         Output(ID_PARALLEL, "figure"),
         Output(ID_PARALLEL_NOTE, "children"),
@@ -427,22 +470,33 @@ def register(app: dash.Dash) -> None:
         State(CTX, "data"),
         prevent_initial_call=True,  # lazy: runs once woken (CTX)
     )(render_parallel)
-    register_settings(
+    # an Input, not a State: following a selection may change the class the view picks itself
+    # (ID_DEFAULTS) and not the class shown, and geo_cls must then change (see own_class)
+    register_writer(
         app,
+        QUERY,
         write_geometry_query,
         *(Input(i, "value") for i in (ID_CLASS, ID_MODE, ID_PAR_MODEL)),
-        extra=[State(ID_DEFAULTS, "data")],
+        State(QUERY, "data"),
+        Input(ID_DEFAULTS, "data"),
     )
     selected = Input(ID_LOCAL, "selectedData")
     register_writer(app, SELECTION, select_geometry, selected, State(SELECTION, "data"))
 
 
-def init_geometry(context: Mapping[str, Any] | None) -> tuple[Any, ...]:
+def init_geometry(
+    context: Mapping[str, Any] | None, current: Mapping[str, Any] | None = None
+) -> tuple[Any, ...]:
     """Callback: fill the class selector and restore the settings from the URL query.
 
+    The class is ``geo_cls`` from the URL, else the one the view picks itself
+    (:func:`own_class`): with a SELECTION (``current``, e.g. restored from ``sel`` or made
+    before this view woke) the class most selected samples are in.
+
     Returns:
-        class options, class, mode, parallel model, defaults (``{"cls": default class}``, so
-        the class is written to the URL only when it differs), message.
+        class options, class, mode, parallel model, defaults (``{"cls": own class}``, so the
+        class is written to the URL only when it differs; ``"sel"``: the selection followed),
+        message.
     """
     if not has_context(context):
         return [], None, DEFAULT_MODE, DEFAULT_PARALLEL, None, None
@@ -457,8 +511,17 @@ def init_geometry(context: Mapping[str, Any] | None) -> tuple[Any, ...]:
     n = len(data.class_names)
     options = [{"label": f"{i}: {name}", "value": i} for i, name in enumerate(data.class_names)]
     default = default_class(context.get("cls"), data.recall_a, data.recall_b, n)
+    shown, defaults = default, cast(dict[str, Any], {"cls": default})
+    ids = selected_ids(current)
+    if ids:
+        try:
+            counts = selected_per_class(_tables(data, ("a",))[0], ids, n)
+        except ApiError:
+            counts = np.zeros(n, dtype=np.int64)  # no table: render_local says why
+        shown = class_for_selection(counts, default)
+        defaults = {"cls": own_class(default, counts, len(ids)), "sel": signature(ids)}
     cls = class_index(query.get(KEY_CLASS), n)
-    return options, default if cls is None else cls, mode, par, {"cls": default}, None
+    return options, shown if cls is None else cls, mode, par, defaults, None
 
 
 def render_balance(context: Mapping[str, Any] | None) -> tuple[Any, Any]:
@@ -509,7 +572,7 @@ def render_local(
     cls: Any, mode: Any, current: Mapping[str, Any] | None, context: Mapping[str, Any] | None
 ) -> tuple[Any, Any]:
     """Callback: the local-geometry scatter of the chosen class in the chosen mode, the
-    SELECTION highlighted."""
+    SELECTION highlighted, and the line under it (:func:`selection_note`)."""
     title = "Local geometry"
     if not has_context(context):
         return empty_figure("No comparison.", title), SELECT_HINT
@@ -525,20 +588,39 @@ def render_local(
     ids = selected_ids(current)
     source = (current or {}).get("source") if ids else None
     fig = local_figure(data, table_a, table_b, chosen, parse_mode(mode), ids, source)
-    return fig, selection_note(current)
+    counts = selected_per_class(table_a, ids, n) if ids else None
+    return fig, selection_note(current, counts, chosen, data.class_names)
 
 
-def selection_note(current: Mapping[str, Any] | None) -> str:
-    """The line under the local scatter: how to select, or what is selected and where."""
+def selection_note(
+    current: Mapping[str, Any] | None,
+    counts: Sequence[int] | np.ndarray | None = None,
+    cls: int | None = None,
+    class_names: Sequence[str] = (),
+) -> str:
+    """The line under the local scatter: how to select, or what is selected, where (in words,
+    :func:`frontend.views.selection_origin`) and, given ``counts`` (selected samples per
+    class, :func:`selected_per_class`) and the class shown ``cls``, how many of them it holds
+    and where the others are when it does not hold them all."""
     ids = selected_ids(current)
     if not ids:
         return SELECT_HINT
-    source = (current or {}).get("source") or ""
-    where = " here" if source == SOURCE else f" in {source}" if source else ""
-    return (
-        f"{selected_count(len(ids))}{where}; double-click the plot that made the selection "
-        "to clear it."
-    )
+    n = len(ids)
+    head = f"{selected_count(n)} {selection_origin((current or {}).get('source'), SOURCE)}"
+    clear = "double-click the plot that made the selection to clear it."
+    values = [int(k) for k in counts] if counts is not None else []
+    if cls is None or not 0 <= cls < len(values) or values[cls] >= n or not max(values):
+        return f"{head}; {clear}"
+    k, most = values[cls], max(values)
+    name = f"class {class_label(class_names, cls)}"
+    if k == most:
+        return (
+            f"{head}: showing {name}, where {k:,} of the {n:,} selected samples are; pick "
+            "another class above."
+        )
+    best = f"class {class_label(class_names, values.index(most))}"
+    held = "none of them" if k == 0 else f"{k:,} of them"
+    return f"{head}, {held} in {name}; most ({most:,}) are in {best}: pick it above."
 
 
 def highlight_local(
@@ -553,11 +635,55 @@ def highlight_local(
     is left alone, since redrawing it makes plotly re-apply the box and report a new (empty)
     selection. A selection from another view, or none, redraws the figure.
     """
-    note = selection_note(current)
     if current and current.get("source") == SOURCE:
-        return dash.no_update, note
-    fig, _note = render_local(cls, mode, current, context)
-    return fig, note
+        return dash.no_update, selection_note(current)
+    return render_local(cls, mode, current, context)
+
+
+def follow_selection(
+    current: Mapping[str, Any] | None,
+    cls: Any,
+    mode: Any,
+    context: Mapping[str, Any] | None,
+    defaults: Mapping[str, Any] | None,
+) -> tuple[Any, Any, Any, Any]:
+    """Callback: a changed SELECTION, followed by the local scatter.
+
+    A new selection (its signature is not ``defaults["sel"]``) moves the view to the class
+    most selected samples are in unless the class shown holds as many
+    (:func:`class_for_selection`); the class the user picks afterwards stays until the
+    selection changes again (the same selection written again is not new). Cleared, the
+    class stays. ``defaults["cls"]`` becomes the class a reload of the URL would pick
+    (:func:`own_class`), so that :func:`write_geometry_query` puts the class shown into the
+    URL (``geo_cls``) exactly when a reload would pick another.
+
+    Returns:
+        figure, note (no update while a new class is being drawn by :func:`render_local`),
+        class, defaults.
+    """
+    ids = selected_ids(current)
+    keep = dash.no_update
+    before = dict(defaults or {})
+    if not has_context(context) or signature(ids) == before.get("sel"):
+        return (*highlight_local(current, cls, mode, context), keep, keep)
+    try:
+        data = load_data(context)
+        (table_a,) = _tables(data, ("a",))
+    except ApiError:
+        return (*highlight_local(current, cls, mode, context), keep, keep)
+    n = len(data.class_names)
+    default = default_class(context.get("cls"), data.recall_a, data.recall_b, n)
+    shown = class_index(cls, n)
+    if shown is None:
+        shown = class_index(before.get("cls"), n)
+    shown = default if shown is None else shown
+    counts = selected_per_class(table_a, ids, n)
+    chosen = class_for_selection(counts, shown) if ids else shown
+    own = own_class(default, counts, len(ids))
+    after = {"cls": own, **({"sel": signature(ids)} if ids else {})}
+    if chosen != shown:
+        return keep, keep, chosen, after  # the class's callbacks draw it
+    return (*highlight_local(current, shown, mode, context), keep, after)
 
 
 def render_parallel(
@@ -587,7 +713,8 @@ def write_geometry_query(
     defaults: Mapping[str, Any] | None,
 ) -> Any:
     """Callback: the class, mode and parallel model into QUERY, defaults left out (``geo_cls``
-    only when it is not the class shown first); no update when QUERY already says so."""
+    only when it is not the class the view picks itself, ``defaults["cls"]``); no update when
+    QUERY already says so."""
     settings = {
         KEY_CLASS: (query_int(cls), query_int((defaults or {}).get("cls"))),
         KEY_MODE: (parse_mode(mode), DEFAULT_MODE),

@@ -512,7 +512,7 @@ def test_local_callback_highlights_the_selection(geo_api: GeometryApi) -> None:
     for trace in fig.data:
         assert list(trace.selectedpoints) == [0, 1]
         assert trace.unselected.marker.opacity == UNSELECTED_OPACITY
-    assert "3 samples selected in embedding-a" in note
+    assert "3 samples selected in embedding A: showing class cat, where 2 of the 3" in note
     diff, _ = view.render_local(3, "diff", current, _context())
     assert len(diff.data) == 3 and diff.data[2].name == "not selected"
 
@@ -522,7 +522,7 @@ def test_a_selection_made_elsewhere_redraws_one_made_here_does_not(geo_api: Geom
     other = selection([103, 108], "embedding-b")
     fig, note = view.highlight_local(other, 3, "overlay", _context())
     assert list(fig.data[0].selectedpoints) == [0, 1]
-    assert "2 samples selected in embedding-b" in note
+    assert "2 samples selected in embedding B;" in note
     # its own uirevision: a box drawn here before is not re-applied over the other selection
     assert fig.layout.uirevision != plain.layout.uirevision
     mine = selection([103, 108], "geometry")
