@@ -6,6 +6,7 @@
     prunescope jobs                  list jobs (or cancel one)
     prunescope upload model|dataset  upload a checkpoint or a dataset file and follow its import
     prunescope download MODEL_ID     download a model (safetensors, pt, onnx, prunescope)
+    prunescope delete KIND ID        delete a model, comparison, dataset or job (asks first)
     prunescope worker --gpu N        run jobs from the Celery broker on GPU N (executor=celery)
 
 Settings come from PRUNESCOPE_* environment variables (see README, Configuration); the flags
@@ -549,6 +550,65 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     for j in jobs:
         line = f"{j['id']:>5}  {j['kind']:<8} {j['status']:<10} {j['progress']:>4.0%}  {j['stage']}"
         print(line + (f"  ERROR: {j['error']}" if j["error"] else ""))
+    return 0
+
+
+# ------------------------------------------------------------------------------- delete
+DELETE_HELP = textwrap.dedent(
+    """\
+    rules (README, Deleting):
+      model       refused while comparisons use it or models were pruned from it; --cascade
+                  deletes those comparisons (with their share links and results) and keeps the
+                  pruned models, as originals. Its analyses always go with it.
+      comparison  goes with its share links (they stop working) and results; never its models.
+      dataset     refused while models, analyses or comparisons use it; --cascade deletes them
+                  too (a model as with a model's --cascade).
+      job         a finished job's row (a sweep's with its child jobs'); what it made stays.
+                  A queued or running job is refused: prunescope jobs --cancel ID first.
+    Nothing is deleted while a job works on it. Artifact files no row uses any more are
+    removed from the store (the same bytes kept while another row uses them).
+
+    examples:
+      prunescope delete comparison 3
+      prunescope delete model 7 --cascade --yes"""
+)
+
+
+def _refusal(exc: CliError) -> ApiError | None:
+    """The server's 409, when ``exc`` is one."""
+    cause = exc.__cause__
+    return cause if isinstance(cause, ApiError) and cause.status == 409 else None
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    api = _api(args)
+    kind, ident, cascade = args.what, args.id, bool(getattr(args, "cascade", False))
+    try:
+        plan = api.delete(kind, ident, cascade=cascade, dry_run=True)
+    except CliError as exc:
+        refused = _refusal(exc)
+        if refused is None:
+            raise
+        print(f"prunescope: refused: {refused.detail}", file=sys.stderr)
+        if kind in ("model", "dataset") and not cascade:
+            try:
+                wider = api.delete(kind, ident, cascade=True, dry_run=True)
+            except CliError:
+                return 1  # a job at work: cascading would not help
+            command = f"prunescope delete {kind} {ident} --cascade"
+            print(f"With --cascade: {wider['message']}\n  {command}", file=sys.stderr)
+        return 1
+    print(plan["message"].replace("Would delete", "This deletes", 1))
+    if not args.yes:
+        try:
+            answer = input("Delete? [y/N] ")
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
+            print("Nothing was deleted (--yes deletes without asking).")
+            return 1
+    done = api.delete(kind, ident, cascade=cascade)
+    print(done["message"])
     return 0
 
 
@@ -1155,6 +1215,36 @@ def build_parser() -> argparse.ArgumentParser:
         "name into (default: that name in the current folder)",
     )
     sp.set_defaults(func=cmd_download)
+
+    sp = sub.add_parser(
+        "delete",
+        help="delete a model, comparison, dataset or job (asks first)",
+        description=textwrap.fill(
+            "Delete a model, comparison, dataset or job on a running server (DELETE "
+            "/api/KINDs/ID). It first says what would go (a dry run) and asks for confirmation; "
+            "--yes skips the question. When the server refuses because something uses it, the "
+            "refusal names it and says what --cascade would delete.",
+            width=88,
+        ),
+        epilog=DELETE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    client_flags(sp)
+    sp.add_argument(
+        "what",
+        choices=("model", "comparison", "dataset", "job"),
+        metavar="KIND",
+        help="model, comparison, dataset or job",
+    )
+    sp.add_argument("id", type=int, metavar="ID", help="its id")
+    sp.add_argument(
+        "--cascade",
+        action="store_true",
+        help="models and datasets: also delete the comparisons (and, for a dataset, the "
+        "models and analyses) that use it",
+    )
+    sp.add_argument("-y", "--yes", action="store_true", help="delete without asking")
+    sp.set_defaults(func=cmd_delete)
 
     sp = sub.add_parser(
         "jobs",

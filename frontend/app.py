@@ -17,7 +17,17 @@ from dash import dcc, html
 from frontend import client
 from frontend.client import SessionInfo
 from frontend.figures import confusion_heatmap, confusion_shift_heatmap, recall_bars
-from frontend.pages import compare, home, new_job, overview, prune, similarity, upload
+from frontend.pages import (
+    compare,
+    experiments,
+    home,
+    new_comparison,
+    new_job,
+    overview,
+    prune,
+    similarity,
+    upload,
+)
 from frontend.session import (
     LOCAL_USER,
     browser_origin,
@@ -29,11 +39,12 @@ from frontend.session import (
 ASSETS_FOLDER = Path(__file__).parent / "assets"
 TITLE = "PruneScope"
 URL_ID = "url"
-PAGES = (home, overview, similarity, compare, new_job, prune, upload)
+PAGES = (home, experiments, overview, similarity, compare, new_job, new_comparison, prune, upload)
 
 
 NAV_LINKS = (
     ("Home", "/"),
+    ("Experiments", "/experiments"),
     ("Overview", "/overview"),
     ("Similarity", "/similarity"),
     ("New job", "/new"),
@@ -43,14 +54,22 @@ NAV_LINKS = (
 
 
 def navbar(user: SessionInfo | None = None) -> html.Nav:
-    """The top bar: brand and links; for a share link's viewer only the shared comparison,
-    for a signed-in user their name and "Sign out"."""
+    """The top bar: brand and links; for a share link's viewer only the shared comparison's
+    pages, for a signed-in user their name and "Sign out"."""
     user = user or LOCAL_USER
     if is_share(user):
-        home = f"/compare?id={user['comparison_id']}"
+        cid = user["comparison_id"]
+        home = f"/compare?id={cid}"
+        # the shared comparison's three pages, read-only (backend/api/access.py SHARED_PAGES)
+        pages = [("Compare", home), ("Overview", f"/overview?id={cid}")]
+        pages.append(("Similarity map", f"/similarity?id={cid}"))
         return html.Nav(
             [
                 html.A("PruneScope", href=home, className="brand"),
+                html.Div(
+                    [html.A(text, href=href, className="nav-link") for text, href in pages],
+                    className="nav-links",
+                ),
                 html.Span(
                     "Shared comparison · read-only", className="nav-user", id="nav-share-badge"
                 ),
@@ -94,7 +113,7 @@ def shell() -> html.Div:
 
 # pages that open with plots: their index asks the browser for plotly.js at once (it is 4.8 MB;
 # dcc.Graph would only ask once the page's layout has arrived from its callback)
-PLOT_PAGES = ("/compare", "/overview", "/similarity")
+PLOT_PAGES = ("/compare", "/overview", "/similarity", "/experiments")
 PLOTLY_JS = "/_dash-component-suites/plotly/package_data/plotly.min.js"
 
 

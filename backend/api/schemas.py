@@ -6,7 +6,14 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from backend.jobs.specs import MAX_ID, NO_NUL, JobKind, JobStatus, RowId
 
@@ -425,6 +432,24 @@ class SessionPublic(BaseModel):
     comparison_id: int | None = Field(description="the one comparison a share link opens")
 
 
+def _share_view(view: dict[str, str]) -> dict[str, str]:
+    if "id" in view:
+        raise ValueError("leave id out: a share link opens its own comparison")
+    return view
+
+
+# a compare-page query: short lower-case keys (b, cls, sel, emb_color, ...), text values (sel
+# holds up to frontend.views.MAX_URL_SELECTION ids as runs, "3-9,12")
+ShareView = Annotated[
+    dict[
+        Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")],
+        Annotated[str, StringConstraints(max_length=20_000, pattern=NO_NUL)],
+    ],
+    Field(max_length=40),
+    AfterValidator(_share_view),
+]
+
+
 class ShareCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -433,6 +458,11 @@ class ShareCreate(BaseModel):
     )
     expires_in_hours: float | None = Field(
         default=None, gt=0, le=24 * 366 * 10, description="empty: the link never expires"
+    )
+    view: ShareView = Field(
+        default_factory=dict,
+        description="the compare page's query the link opens (b, cls, sel and view settings, "
+        "as in its URL; not id): the recipient sees exactly this view, then may change it",
     )
 
 
@@ -447,6 +477,7 @@ class SharePublic(_Public):
     revoked_at: Timestamp | None
     last_used_at: Timestamp | None
     live: bool
+    view: dict[str, str] = Field(description="the view the link opens (the compare page's query)")
 
 
 class ShareCreated(SharePublic):
@@ -474,3 +505,191 @@ class AuditEventPublic(_Public):
 class AuditEventsPublic(BaseModel):
     data: list[AuditEventPublic]
     count: int
+
+
+# experiments: every model of the workspace as one table (GET /api/experiments) -------------------
+
+ExperimentSort = Literal[
+    "id",
+    "name",
+    "created_at",
+    "parent",
+    "original",
+    "architecture",
+    "dataset",
+    "method",
+    "sparsity",
+    "t",
+    "compression_ratio",
+    "seed",
+    "accuracy",
+    "corrupted_accuracy",
+    "alpha_t",
+    "n_params",
+    "n_nonzero",
+    "flops_dense",
+    "flops_nonzero",
+    "latency_ms",
+]
+EXPERIMENT_ORIGINAL = "original"  # the method filter's name for models that were not pruned
+
+
+class ExperimentsFilter(BaseModel):
+    """Which models, in which order (the query of ``GET /api/experiments`` and its CSV)."""
+
+    sort: ExperimentSort = Field(
+        default="id", description="column to sort by (missing values last in either order)"
+    )
+    order: Literal["asc", "desc"] = "desc"
+    id: list[RowId] = Field(default_factory=list, max_length=1000, description="only these models")
+    method: list[Annotated[str, Field(max_length=100, pattern=NO_NUL)]] = Field(
+        default_factory=list,
+        max_length=100,
+        description=f"pruning methods ('{EXPERIMENT_ORIGINAL}': models that were not pruned)",
+    )
+    dataset: list[RowId] = Field(default_factory=list, max_length=100, description="dataset ids")
+    architecture: list[Annotated[str, Field(max_length=100, pattern=NO_NUL)]] = Field(
+        default_factory=list, max_length=100
+    )
+    sparsity_min: float | None = Field(default=None, ge=0.0, le=1.0)
+    sparsity_max: float | None = Field(default=None, ge=0.0, le=1.0)
+    q: str = Field(
+        default="",
+        max_length=200,
+        pattern=NO_NUL,
+        description="words that must each appear (case-insensitive) in the model's name, "
+        "architecture, method or dataset",
+    )
+
+    @model_validator(mode="after")
+    def _range(self) -> ExperimentsFilter:
+        low, high = self.sparsity_min, self.sparsity_max
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"sparsity_min={low} should not exceed sparsity_max={high}")
+        return self
+
+
+class ExperimentsQuery(ExperimentsFilter):
+    """:class:`ExperimentsFilter` and the page."""
+
+    limit: int = Field(default=50, ge=1, le=10_000)
+    offset: int = Field(default=0, ge=0, le=MAX_ID)
+
+
+class ExperimentPublic(BaseModel):
+    """One model as a row of the experiments table; a figure that was not recorded is null."""
+
+    id: int
+    name: str
+    parent_id: int | None
+    parent_name: str | None
+    original_id: int = Field(description="the root of its lineage (itself for an original)")
+    original_name: str
+    depth: int = Field(description="pruning steps from its original (0: an original)")
+    architecture: str
+    dataset_id: int | None
+    dataset_name: str | None
+    pruning_method: str | None
+    method_params: dict[str, Any] | None = Field(
+        description="the method's parameters as the prune job recorded them (without the "
+        "sparsity and the fine-tuning settings)"
+    )
+    sparsity: float
+    t: float | None = Field(
+        description="pruning ratio over the prunable weights, 1 / (1 - sparsity) (SCIENCE.md 7)"
+    )
+    compression_ratio: float | None = Field(
+        description="pruning ratio over all parameters: dense parameters / nonzero parameters "
+        "(ShrinkBench's compression ratio; Good et al.'s t)"
+    )
+    seed: int | None = Field(description="the training (or fine-tuning) seed")
+    n_params: int
+    n_nonzero: int
+    accuracy: float | None = Field(description="test accuracy")
+    corrupted_accuracy: float | None = Field(
+        description="mean over the corruptions analysed of the accuracy averaged over severities"
+    )
+    alpha_t: float | None = Field(
+        description="model intensification against its original on the same dataset (Good et "
+        "al. 2022): least-squares slope through the origin of Bn^c_t on Bn^c"
+    )
+    flops_dense: float | None = Field(description="multiply-accumulates per example, dense")
+    flops_nonzero: float | None = Field(description="multiply-accumulates of nonzero weights")
+    latency_ms: float | None = Field(description="measured forward latency of one batch")
+    latency_device: str | None
+    analysis_id: int | None = Field(description="the test-split analysis the figures come from")
+    created_at: Timestamp
+
+
+class ExperimentsPublic(BaseModel):
+    data: list[ExperimentPublic]
+    count: int = Field(description="models matching the filters (all pages)")
+
+
+class ExperimentFacet(BaseModel):
+    value: str
+    label: str
+    count: int
+
+
+class ExperimentFacetsPublic(BaseModel):
+    """What the filters of the experiments table can choose from, over every model."""
+
+    count: int = Field(description="models in the workspace")
+    methods: list[ExperimentFacet]
+    datasets: list[ExperimentFacet]
+    architectures: list[ExperimentFacet]
+    sparsity_min: float | None
+    sparsity_max: float | None
+
+
+class DeletionPublic(BaseModel):
+    """What a DELETE removed (with dry_run=true: what it would remove); README, Deleting."""
+
+    kind: Literal["model", "comparison", "dataset", "job"]
+    id: int
+    cascade: bool
+    dry_run: bool
+    deleted: dict[str, int] = Field(
+        description="rows deleted per kind (only kinds with some): models, comparisons, "
+        "share_links, comparison_results, region_results, attribution_results, analyses, "
+        "datasets, jobs"
+    )
+    detached_models: list[int] = Field(
+        description="models kept whose original was deleted: their parent_id is now null"
+    )
+    artifacts_removed: int = Field(
+        description="artifact files no row references any more, removed after the commit"
+    )
+    artifacts_kept: int = Field(
+        description="artifact files of the deleted rows kept: rows that stay have the same bytes"
+    )
+    artifacts_failed: int = Field(
+        description="files that could not be removed (logged; no row refers to them)"
+    )
+    message: str = Field(description="one sentence saying what was deleted")
+
+
+class BrokenSamples(BaseModel):
+    """The test samples one (corruption, severity) broke in B and not in A."""
+
+    comparison_id: int
+    model_b_id: int
+    corruption: str
+    severity: int
+    fragile_a: int = Field(description="samples A gets right clean and wrong corrupted")
+    fragile_b: int = Field(description="the same for B")
+    ids: list[int] = Field(description="dataset indices: fragile in B, not in A")
+    count: int
+
+
+class ComparisonModelsAdd(BaseModel):
+    """``POST /api/comparisons/{id}/models``: models B to add to an existing comparison."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_b_ids: list[RowId] = Field(
+        min_length=1,
+        max_length=100,
+        description="pruned models of the comparison's dataset, not yet in it (nor model A)",
+    )

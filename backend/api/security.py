@@ -332,8 +332,10 @@ def create_share(
     expires_at: datetime | None,
     label: str,
     created_by: str,
+    view: dict[str, str] | None = None,
 ) -> tuple[ShareLinkRow, str]:
-    """A new share link of a comparison; returns its row and the secret (shown once)."""
+    """A new share link of a comparison, opening ``view`` (the compare page's query, without
+    id); returns its row and the secret (shown once)."""
     secret = new_secret(SHARE_PREFIX)
     row = ShareLinkRow(
         comparison_id=comparison_id,
@@ -342,6 +344,7 @@ def create_share(
         label=label,
         created_by=created_by[:250],
         expires_at=expires_at,
+        view=dict(view or {}),
     )
     session.add(row)
     session.commit()
@@ -459,6 +462,7 @@ SUBMIT_ROUTES = frozenset(
     {
         ("POST", "/api/jobs"),
         ("POST", "/api/comparisons"),
+        ("POST", "/api/comparisons/{comparison_id}/models"),
         ("POST", "/api/models/upload"),
         ("POST", "/api/datasets/upload"),
     }

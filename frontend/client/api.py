@@ -8,14 +8,17 @@ The pages do not build clients themselves: :func:`frontend.app.create_dash_app` 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, cast
+from urllib.parse import urlencode
 
 import httpx
 
 from frontend.client.types import (
+    DELETE_KINDS,
+    EXPERIMENT_SORTS,
     FLIP_CATEGORIES,
     UPLOAD_KINDS,
     AnalysisPublic,
@@ -23,9 +26,16 @@ from frontend.client.types import (
     ArchitecturesPage,
     Attribution,
     ComparisonDryRun,
+    ComparisonModelsAdd,
     ComparisonPublic,
     ComparisonView,
     DatasetPublic,
+    DeleteKind,
+    DeletionPublic,
+    ExperimentFacetsPublic,
+    ExperimentPublic,
+    ExperimentSort,
+    ExperimentsPublic,
     FlipCategory,
     FlipsPage,
     Health,
@@ -133,6 +143,35 @@ def _api_root(base_url: str) -> str:
     paths below always start with ``/api``."""
     root = base_url.rstrip("/")
     return root[: -len("/api")] if root.endswith("/api") else root
+
+
+def experiment_params(
+    sort: ExperimentSort | None = None,
+    order: str | None = None,
+    ids: Sequence[int] = (),
+    method: Sequence[str] = (),
+    dataset: Sequence[int] = (),
+    architecture: Sequence[str] = (),
+    sparsity_min: float | None = None,
+    sparsity_max: float | None = None,
+    q: str | None = None,
+) -> dict[str, Any]:
+    """The query of ``GET /api/experiments`` (and its CSV); lists become repeated keys."""
+    if sort is not None and sort not in EXPERIMENT_SORTS:
+        raise ValueError(f"sort={sort!r} should be one of {', '.join(EXPERIMENT_SORTS)}")
+    if order is not None and order not in ("asc", "desc"):
+        raise ValueError(f"order={order!r} should be 'asc' or 'desc'")
+    return {
+        "sort": sort,
+        "order": order,
+        "id": [int(i) for i in ids],
+        "method": [str(m) for m in method],
+        "dataset": [int(d) for d in dataset],
+        "architecture": [str(a) for a in architecture],
+        "sparsity_min": sparsity_min,
+        "sparsity_max": sparsity_max,
+        "q": q or None,
+    }
 
 
 def _rows(page: Mapping[str, Any]) -> int:
@@ -358,10 +397,16 @@ class ApiClient:
         return self._list(f"/api/comparisons/{int(comparison_id)}/shares")
 
     def create_share(
-        self, comparison_id: int, *, label: str = "", expires_in_hours: float | None = None
+        self,
+        comparison_id: int,
+        *,
+        label: str = "",
+        expires_in_hours: float | None = None,
+        view: dict[str, str] | None = None,
     ) -> ShareCreated:
-        """``POST /api/comparisons/{id}/shares``; the answer holds the link (shown once)."""
-        body = {"label": label, "expires_in_hours": expires_in_hours}
+        """``POST /api/comparisons/{id}/shares``; the answer holds the link (shown once), which
+        opens ``view`` (the compare page's query without id: b, cls, sel, view settings)."""
+        body = {"label": label, "expires_in_hours": expires_in_hours, "view": view or {}}
         return self._request("POST", f"/api/comparisons/{int(comparison_id)}/shares", json=body)
 
     def revoke_share(self, comparison_id: int, share_id: int) -> SharePublic:
@@ -393,6 +438,13 @@ class ApiClient:
     def get_model(self, model_id: int) -> ModelPublic:
         """``GET /api/models/{id}``."""
         return self._request("GET", f"/api/models/{int(model_id)}")
+
+    def comparison_models(self, comparison: ComparisonPublic) -> dict[int, ModelPublic]:
+        """The comparison's models by id, A first (``GET /api/models/{id}`` each): what its
+        pages name, and all a share link may read (``list_models`` is refused to it, and
+        lists the whole workspace)."""
+        ids = [int(comparison["model_a_id"]), *map(int, comparison["model_b_ids"])]
+        return {mid: self.get_model(mid) for mid in dict.fromkeys(ids)}
 
     @staticmethod
     def upload_path(kind: UploadKind) -> str:
@@ -484,6 +536,11 @@ class ApiClient:
         """``GET /api/analyses?model_id=&dataset_id=``: the ``data`` list."""
         return self._list("/api/analyses", {"model_id": model_id, "dataset_id": dataset_id})
 
+    def list_comparison_analyses(self, comparison_id: int) -> list[AnalysisPublic]:
+        """``GET /api/comparisons/{id}/analyses``: the latest test-split analysis of each of
+        the comparison's models, A first."""
+        return self._list(f"/api/comparisons/{int(comparison_id)}/analyses")
+
     def get_analysis(self, analysis_id: int) -> AnalysisPublic:
         """``GET /api/analyses/{id}``."""
         return self._request("GET", f"/api/analyses/{int(analysis_id)}")
@@ -525,6 +582,56 @@ class ApiClient:
         """``GET /api/analyses/{id}/robustness``; :class:`ApiError` 404 (detail "Analysis has no
         corruption results") for a clean-only analysis."""
         return self._request("GET", f"/api/analyses/{int(analysis_id)}/robustness")
+
+    # experiments ------------------------------------------------------------------------------
+
+    def list_experiments(
+        self,
+        *,
+        sort: ExperimentSort | None = None,
+        order: str | None = None,
+        ids: Sequence[int] = (),
+        method: Sequence[str] = (),
+        dataset: Sequence[int] = (),
+        architecture: Sequence[str] = (),
+        sparsity_min: float | None = None,
+        sparsity_max: float | None = None,
+        q: str | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> ExperimentsPublic:
+        """``GET /api/experiments``: one page of every model of the workspace (lineage, method,
+        sparsity and t, accuracies, alpha_t, compression, FLOPs, latency), filtered and sorted
+        by the server; ``count`` is the number of matches. Every page: :meth:`experiments`.
+
+        ``method`` "original" stands for the models that were not pruned; ``dataset`` holds
+        dataset ids; ``q``: words that must each appear in the name, architecture, method or
+        dataset; ``order`` "asc" or "desc" (None: the server's, newest first by id).
+        """
+        params = experiment_params(
+            sort, order, ids, method, dataset, architecture, sparsity_min, sparsity_max, q
+        )
+        page = next(self.pages("/api/experiments", params, offset=offset, limit=limit))
+        return cast(ExperimentsPublic, page)
+
+    def experiments(self, **filters: Any) -> list[ExperimentPublic]:
+        """Every model :meth:`list_experiments` matches with these keyword arguments (but
+        ``offset`` and ``limit``), in its order: :meth:`pages` of 10,000."""
+        params = experiment_params(**filters)
+        return [row for page in self.pages("/api/experiments", params) for row in page["data"]]
+
+    @staticmethod
+    def experiments_csv_path(**filters: Any) -> str:
+        """Same-origin path of ``GET /api/experiments.csv`` with the keyword arguments of
+        :meth:`experiments`: every match as a CSV file."""
+        params = {k: v for k, v in experiment_params(**filters).items() if v not in (None, [])}
+        query = urlencode(params, doseq=True)
+        return "/api/experiments.csv" + (f"?{query}" if query else "")
+
+    def get_experiment_facets(self) -> ExperimentFacetsPublic:
+        """``GET /api/experiments/facets``: the methods, datasets and architectures in use (with
+        their model counts), the sparsity range and the number of models."""
+        return self._request("GET", "/api/experiments/facets")
 
     # comparisons ------------------------------------------------------------------------------
 
@@ -571,6 +678,23 @@ class ApiClient:
         body |= {k: v for k, v in extra.items() if v is not None}
         return self._request("POST", "/api/comparisons", params=params, json=body)
 
+    def add_comparison_models(self, comparison_id: int, model_b_ids: list[int]) -> ComparisonPublic:
+        """``POST /api/comparisons/{id}/models``: add models B; the comparison's new compare
+        job (``job_id``) computes only what they need, then its similarity map again."""
+        body = {"model_b_ids": [int(b) for b in model_b_ids]}
+        path = f"/api/comparisons/{int(comparison_id)}/models"
+        return self._request("POST", path, json=body)
+
+    def validate_comparison_models(
+        self, comparison_id: int, model_b_ids: list[int]
+    ) -> ComparisonModelsAdd:
+        """``POST /api/comparisons/{id}/models?dry_run=true``: the server's checks of the
+        models :meth:`add_comparison_models` would add, nothing written; a refusal raises
+        :class:`ApiError` (422) whose ``field_errors`` name each bad ``model_b_ids.<i>``."""
+        body = {"model_b_ids": [int(b) for b in model_b_ids]}
+        path = f"/api/comparisons/{int(comparison_id)}/models"
+        return self._request("POST", path, params={"dry_run": "true"}, json=body)
+
     def get_comparison_view(self, comparison_id: int, *, b: int | None = None) -> ComparisonView:
         """``GET /api/comparisons/{id}/view?b=``; ``b`` defaults to the first pruned model."""
         return self._request("GET", f"/api/comparisons/{int(comparison_id)}/view", params={"b": b})
@@ -607,6 +731,15 @@ class ApiClient:
         and the embedding summary (``embedding``: method, seconds, alignment distance)."""
         path = f"/api/comparisons/{int(comparison_id)}/results"
         return cast(dict[str, Any], self._request("GET", path, params={"b": b}))
+
+    def get_comparison_broken(
+        self, comparison_id: int, *, corruption: str, severity: int, b: int | None = None
+    ) -> dict[str, Any]:
+        """``GET /api/comparisons/{id}/broken?corruption=&severity=&b=``: the samples that
+        setting broke in B and not in A (``ids``), with each model's fragile count."""
+        path = f"/api/comparisons/{int(comparison_id)}/broken"
+        params = {"corruption": corruption, "severity": int(severity), "b": b}
+        return cast(dict[str, Any], self._request("GET", path, params=params))
 
     def get_comparison_table_page(
         self,
@@ -709,6 +842,51 @@ class ApiClient:
         ``max_pieces``, ``slice_samples``, ``slice_extent``, ``slice_max_regions``.
         """
         return self.create_job("regions", {"comparison_id": int(comparison_id), **spec})
+
+    # deleting ---------------------------------------------------------------------------------
+
+    def delete(
+        self, kind: DeleteKind, ident: int, *, cascade: bool = False, dry_run: bool = False
+    ) -> DeletionPublic:
+        """``DELETE /api/{kind}s/{id}[?cascade=true][&dry_run=true]`` (README, Deleting).
+
+        ``cascade``: also delete what uses it (models and datasets only); ``dry_run``: the
+        answer says what would go, nothing is deleted.
+
+        Raises:
+            ApiError: 409 when the server refuses (``detail``: a sentence naming what uses it,
+                or the job to cancel first), 404 for no such row.
+        """
+        if kind not in DELETE_KINDS:
+            raise ValueError(f"kind={kind!r} should be one of {DELETE_KINDS}")
+        if cascade and kind not in ("model", "dataset"):
+            raise ValueError(f"a {kind} has nothing to cascade to: cascade is for models, datasets")
+        params = {"cascade": "true" if cascade else None, "dry_run": "true" if dry_run else None}
+        return self._request("DELETE", f"/api/{kind}s/{int(ident)}", params=params)
+
+    def delete_model(
+        self, model_id: int, *, cascade: bool = False, dry_run: bool = False
+    ) -> DeletionPublic:
+        """``DELETE /api/models/{id}``: with its analyses; 409 naming the comparisons that use it
+        and the models pruned from it unless ``cascade`` (those comparisons go too, the pruned
+        models stay as originals)."""
+        return self.delete("model", model_id, cascade=cascade, dry_run=dry_run)
+
+    def delete_comparison(self, comparison_id: int, *, dry_run: bool = False) -> DeletionPublic:
+        """``DELETE /api/comparisons/{id}``: with its share links and results, never models."""
+        return self.delete("comparison", comparison_id, dry_run=dry_run)
+
+    def delete_dataset(
+        self, dataset_id: int, *, cascade: bool = False, dry_run: bool = False
+    ) -> DeletionPublic:
+        """``DELETE /api/datasets/{id}``: 409 naming the models, analyses and comparisons that
+        use it unless ``cascade`` (they go too)."""
+        return self.delete("dataset", dataset_id, cascade=cascade, dry_run=dry_run)
+
+    def delete_job(self, job_id: int, *, dry_run: bool = False) -> DeletionPublic:
+        """``DELETE /api/jobs/{id}``: a finished job's row (what it made stays); 409 while it is
+        queued or running (:meth:`cancel_job` first)."""
+        return self.delete("job", job_id, dry_run=dry_run)
 
 
 # The endpoint functions the pages call as f(client, ...): the methods above, unbound.

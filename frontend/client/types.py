@@ -423,6 +423,7 @@ class SharePublic(TypedDict):
     revoked_at: str | None
     last_used_at: str | None
     live: bool
+    view: dict[str, str]
 
 
 class ShareCreated(SharePublic):
@@ -538,3 +539,110 @@ class RegionMap(RegionMapCounts, total=False):
     domain: list[float]
     domain_area: float
     points: dict[str, list[float]]
+
+
+DeleteKind = Literal["model", "comparison", "dataset", "job"]
+DELETE_KINDS: tuple[DeleteKind, ...] = get_args(DeleteKind)
+
+
+class DeletionPublic(TypedDict):
+    """``DELETE /api/{models,comparisons,datasets,jobs}/{id}``: what went (or would go)."""
+
+    kind: DeleteKind
+    id: int
+    cascade: bool
+    dry_run: bool
+    deleted: dict[str, int]  # rows per kind: models, comparisons, share_links, analyses, ...
+    detached_models: list[int]  # kept, their original deleted: parent_id now null
+    artifacts_removed: int
+    artifacts_kept: int
+    artifacts_failed: int
+    message: str
+
+
+ExperimentSort = Literal[
+    "id",
+    "name",
+    "created_at",
+    "parent",
+    "original",
+    "architecture",
+    "dataset",
+    "method",
+    "sparsity",
+    "t",
+    "compression_ratio",
+    "seed",
+    "accuracy",
+    "corrupted_accuracy",
+    "alpha_t",
+    "n_params",
+    "n_nonzero",
+    "flops_dense",
+    "flops_nonzero",
+    "latency_ms",
+]
+EXPERIMENT_SORTS: tuple[ExperimentSort, ...] = get_args(ExperimentSort)
+
+
+class ExperimentPublic(TypedDict):
+    """One model as a row of the experiments table (``GET /api/experiments``); a figure that
+    was not recorded (no analysis, no FLOPs or latency measured) is None."""
+
+    id: int
+    name: str
+    parent_id: int | None
+    parent_name: str | None
+    original_id: int  # the root of its lineage (itself for an original)
+    original_name: str
+    depth: int  # pruning steps from its original
+    architecture: str
+    dataset_id: int | None
+    dataset_name: str | None
+    pruning_method: str | None
+    method_params: dict[str, Any] | None
+    sparsity: float
+    t: float | None  # 1 / (1 - sparsity): over the prunable weights
+    compression_ratio: float | None  # dense / nonzero parameters: t over all parameters
+    seed: int | None
+    n_params: int
+    n_nonzero: int
+    accuracy: float | None
+    corrupted_accuracy: float | None  # mean over corruptions of the mean over severities
+    alpha_t: float | None  # model intensification against its original
+    flops_dense: float | None
+    flops_nonzero: float | None
+    latency_ms: float | None
+    latency_device: str | None
+    analysis_id: int | None
+    created_at: str
+
+
+class ExperimentsPublic(TypedDict):
+    """A page of :class:`ExperimentPublic`; ``count`` is the number of matches (all pages)."""
+
+    data: list[ExperimentPublic]
+    count: int
+
+
+class ExperimentFacet(TypedDict):
+    value: str
+    label: str
+    count: int
+
+
+class ExperimentFacetsPublic(TypedDict):
+    """``GET /api/experiments/facets``: what the experiments filters can choose from."""
+
+    count: int  # models in the workspace
+    methods: list[ExperimentFacet]  # "original" for the models that were not pruned
+    datasets: list[ExperimentFacet]  # value: the dataset id
+    architectures: list[ExperimentFacet]
+    sparsity_min: float | None
+    sparsity_max: float | None
+
+
+class ComparisonModelsAdd(TypedDict):
+    """``POST /api/comparisons/{id}/models?dry_run=true``: the models B it would add."""
+
+    model_b_ids: list[int]

@@ -66,7 +66,17 @@ def test_shell_has_exactly_one_own_location(fake_api: FakeApi) -> None:
 def test_can_be_created_twice_with_callbacks_on_both(fake_api: FakeApi) -> None:
     first, second = _app(fake_api), _app(fake_api)
     paths = sorted(page["path"] for page in dash.page_registry.values())
-    assert paths == ["/", "/compare", "/new", "/overview", "/prune", "/similarity", "/upload"]
+    assert paths == [
+        "/",
+        "/compare",
+        "/comparisons/new",
+        "/experiments",
+        "/new",
+        "/overview",
+        "/prune",
+        "/similarity",
+        "/upload",
+    ]
     for app in (first, second):
         client = app.server.test_client()
         assert client.get("/").status_code == 200

@@ -13,7 +13,15 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from backend.analysis.flags import corruption_fragile, made_fragile_by_pruning
 from backend.analysis.metrics import FLIP_CATEGORIES, flip_categories, flip_counts
+from backend.api.deleting import (
+    DELETE_RESPONSES,
+    DeleteDryRunQuery,
+    NoBody,
+    WhoDep,
+    delete_answer,
+)
 from backend.api.deps import (
     DryRunQuery,
     ExecutorDep,
@@ -33,13 +41,17 @@ from backend.api.public import (
     model_public,
 )
 from backend.api.schemas import (
+    AnalysesPublic,
     Attribution,
     AttributionStatus,
+    BrokenSamples,
     ComparisonCreate,
+    ComparisonModelsAdd,
     ComparisonPublic,
     ComparisonsPublic,
     ComparisonView,
     DatasetPublic,
+    DeletionPublic,
     FlipCounts,
     FlipPublic,
     FlipsPage,
@@ -162,6 +174,44 @@ def read_comparison(comparison_id: IdPath, session: SessionDep) -> ComparisonPub
     """One comparison."""
     row = get_or_404(session, ComparisonRow, comparison_id, NOT_FOUND)
     return comparison_public(row, compare_jobs(session).get(row.id))
+
+
+@router.get("/{comparison_id}/analyses", response_model=AnalysesPublic, responses=errors(404, 422))
+def list_comparison_analyses(comparison_id: IdPath, session: SessionDep) -> AnalysesPublic:
+    """The latest test-split analysis of each of the comparison's models on its dataset, A
+    first (what its pages show; a share link may read these, not the workspace's list)."""
+    row = get_or_404(session, ComparisonRow, comparison_id, NOT_FOUND)
+    ids = list(dict.fromkeys([row.model_a_id, *row.model_b_ids]))
+    found = session.scalars(
+        select(AnalysisRow)
+        .where(
+            AnalysisRow.model_id.in_(ids),
+            AnalysisRow.dataset_id == row.dataset_id,
+            AnalysisRow.split == SPLIT,
+        )
+        .order_by(AnalysisRow.id)
+    ).all()
+    latest = {a.model_id: a for a in found}  # ascending ids: the latest wins
+    data = [analysis_public(latest[m]) for m in ids if m in latest]
+    return AnalysesPublic(data=data, count=len(data))
+
+
+@router.delete(
+    "/{comparison_id}",
+    response_model=DeletionPublic,
+    responses=DELETE_RESPONSES,
+    dependencies=[NoBody],
+)
+def delete_comparison(
+    comparison_id: IdPath,
+    session: SessionDep,
+    store: StoreDep,
+    who: WhoDep,
+    dry_run: DeleteDryRunQuery = False,
+) -> DeletionPublic:
+    """Delete a comparison with its share links (they then answer as dead links) and its
+    results; never its models or their analyses. 409 while a job works on it."""
+    return delete_answer(session, store, "comparison", comparison_id, who, dry_run=dry_run)
 
 
 def _choose_b(session: Session, comparison_id: int, b: int | None) -> tuple[ComparisonRow, int]:
@@ -436,6 +486,67 @@ def _model_detail(model_id: int, table: pd.DataFrame, pos: int) -> SampleModelDe
     )
 
 
+def _correct_under(
+    records: pd.DataFrame, samples: pd.DataFrame, corruption: str, severity: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(correct on the clean input, correct on the corrupted one) per sample of ``samples``'
+    order, for one (corruption, severity); samples the records lack count as correct."""
+    rows = records[
+        (records["corruption"].astype(str) == corruption) & (records["severity"] == severity)
+    ]
+    if rows.empty:
+        raise HTTPException(
+            status_code=404,
+            detail=f"no outcomes under {corruption} at severity {severity} in this analysis",
+        )
+    index = samples["index"].to_numpy()
+    correct = pd.Series(rows["correct"].to_numpy(dtype=bool), index=rows["index"].to_numpy())
+    corrupted = correct.reindex(index, fill_value=True).to_numpy(dtype=bool)
+    return samples["correct"].to_numpy(dtype=bool), corrupted
+
+
+@router.get(
+    "/{comparison_id}/broken", response_model=BrokenSamples, responses=errors(404, 409, 422)
+)
+def read_comparison_broken(
+    comparison_id: IdPath,
+    session: SessionDep,
+    store: StoreDep,
+    corruption: str = Query(..., max_length=100, description="a corruption the analyses ran"),
+    severity: int = Query(..., ge=1, le=5),
+    b: IdQuery = None,
+) -> BrokenSamples:
+    """The test samples one corruption at one severity broke in B and not in A: correct on
+    the clean input and wrong on the corrupted one in B, not so in A (SCIENCE.md sect. 3,
+    corruption-fragile; "pruning made it fragile" for this one setting)."""
+    result = _result(session, comparison_id, b)
+    _comp, b_id, an_a, an_b = _resolve(session, comparison_id, result.model_b_id)
+    if not (an_a.corruptions_sha and an_b.corruptions_sha):
+        raise HTTPException(
+            status_code=404, detail="this comparison was analysed without corruptions"
+        )
+    ta = load_samples_table(store, an_a.samples_sha)
+    tb = load_samples_table(store, an_b.samples_sha)
+    fragile = []
+    for an, samples in ((an_a, ta), (an_b, tb)):
+        records = load_samples_table(store, str(an.corruptions_sha))
+        fragile.append(corruption_fragile(*_correct_under(records, samples, corruption, severity)))
+    if not np.array_equal(ta["index"].to_numpy(), tb["index"].to_numpy()):
+        raise HTTPException(status_code=409, detail="A and B were analysed on different samples")
+    broken = made_fragile_by_pruning(fragile[0], fragile[1])
+    ids = [int(i) for i in ta["index"].to_numpy()[broken]]
+    return BrokenSamples(
+        comparison_id=comparison_id,
+        model_b_id=b_id,
+        corruption=corruption,
+        severity=severity,
+        fragile_a=int(fragile[0].sum()),
+        fragile_b=int(fragile[1].sum()),
+        ids=ids,
+        count=len(ids),
+    )
+
+
 def _sample_corruptions(
     records_a: pd.DataFrame, records_b: pd.DataFrame, index: int
 ) -> SampleCorruptions:
@@ -600,3 +711,64 @@ def read_comparison_sample_attribution(
     if row is None:
         raise HTTPException(status_code=409, detail=NO_ATTRIBUTION)
     return {**json.loads(store.get_bytes(row.artifact_sha)), "job_id": row.job_id}
+
+
+ADD_DRY_RUN_ANSWER = "dry_run=true: the models would be added (nothing was written)"
+
+
+@router.post(
+    "/{comparison_id}/models",
+    response_model=ComparisonPublic,
+    status_code=201,
+    responses={
+        200: {"model": ComparisonModelsAdd, "description": ADD_DRY_RUN_ANSWER},
+        **errors(404, 409, 422, 503),
+    },
+)
+def add_comparison_models(
+    comparison_id: IdPath,
+    body: ComparisonModelsAdd,
+    session: SessionDep,
+    executor: ExecutorDep,
+    dry_run: DryRunQuery = False,
+) -> Any:
+    """Add models B to a comparison and submit its compare job, which computes only what they
+    need (A's analysis, the other Bs' results and embeddings are kept while what they were
+    computed from is unchanged) and then the similarity map over all models: 201 with the
+    comparison (``job_id``: that job); 422 when refused, with nothing written (the first
+    problem: ``{"detail": "model 5 is already in comparison 2"}``); 409 while a compare job
+    of the comparison is still going; 503 when the job queue is unreachable.
+
+    ``dry_run=true`` runs the same checks and writes and queues nothing: 200 with the body,
+    or 422 with every problem at its field (``{"loc": ["body", "model_b_ids", 1], ...}``).
+    """
+    comp = get_or_404(session, ComparisonRow, comparison_id, NOT_FOUND)
+    try:
+        plan = submit.validate_added_models(session, comp, body.model_b_ids)
+    except submit.SpecInvalid as exc:
+        raise refused(exc, dry_run, root="body") from exc
+    busy = submit.active_compare_job(session, comp.id)
+    if busy is not None:
+        raise HTTPException(
+            status_code=409,
+            detail=f"comparison {comp.id}'s compare job {busy.id} is still {busy.status}; "
+            "add models once it has finished",
+        )
+    if dry_run:
+        return JSONResponse(body.model_dump(mode="json"), status_code=200)
+    start = max((m.position for m in comp.members), default=-1) + 1
+    added = [
+        ComparisonMemberRow(model_id=mid, position=start + i)
+        for i, mid in enumerate(body.model_b_ids)
+    ]
+    comp.members.extend(added)
+    session.commit()
+    try:
+        job = submit.enqueue(session, executor, "compare", plan.spec)
+    except submit.QueueUnavailable as exc:  # leave no member without a job computing it
+        for member in added:
+            comp.members.remove(member)
+        session.commit()
+        raise refused(exc) from exc
+    session.refresh(comp)
+    return comparison_public(comp, job.id)

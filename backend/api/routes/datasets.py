@@ -8,12 +8,21 @@ from fastapi import APIRouter, HTTPException, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from backend.api.deleting import (
+    DELETE_RESPONSES,
+    CascadeQuery,
+    DeleteDryRunQuery,
+    NoBody,
+    WhoDep,
+    delete_answer,
+)
 from backend.api.deps import SessionDep, StoreDep, get_or_404, load_dataset_arrays
 from backend.api.public import DATASET_NOT_FOUND
 from backend.api.schemas import (
     DatasetCreate,
     DatasetPublic,
     DatasetsPublic,
+    DeletionPublic,
     IdPath,
     IndexPath,
     errors,
@@ -76,6 +85,27 @@ def register_arrays(
 def read_dataset(dataset_id: IdPath, session: SessionDep) -> DatasetRow:
     """One dataset."""
     return get_or_404(session, DatasetRow, dataset_id, NOT_FOUND)  # type: ignore[no-any-return]
+
+
+@router.delete(
+    "/{dataset_id}",
+    response_model=DeletionPublic,
+    responses=DELETE_RESPONSES,
+    dependencies=[NoBody],
+)
+def delete_dataset(
+    dataset_id: IdPath,
+    session: SessionDep,
+    store: StoreDep,
+    who: WhoDep,
+    cascade: CascadeQuery = False,
+    dry_run: DeleteDryRunQuery = False,
+) -> DeletionPublic:
+    """Delete a dataset: 409 naming the models, analyses and comparisons that use it, unless
+    `cascade=true` (they go too, as with a model's cascade); 409 while a job works on it."""
+    return delete_answer(
+        session, store, "dataset", dataset_id, who, cascade=cascade, dry_run=dry_run
+    )
 
 
 @router.get(

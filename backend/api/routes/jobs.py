@@ -9,9 +9,31 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
-from backend.api.deps import DryRunQuery, ExecutorDep, SessionDep, get_or_404, refused
+from backend.api.deleting import (
+    DELETE_RESPONSES,
+    DeleteDryRunQuery,
+    NoBody,
+    WhoDep,
+    delete_answer,
+)
+from backend.api.deps import (
+    DryRunQuery,
+    ExecutorDep,
+    SessionDep,
+    StoreDep,
+    get_or_404,
+    refused,
+)
 from backend.api.public import JOB_NOT_FOUND, job_public, jobs_public
-from backend.api.schemas import IdPath, JobCreate, JobDryRun, JobPublic, JobsPublic, errors
+from backend.api.schemas import (
+    DeletionPublic,
+    IdPath,
+    JobCreate,
+    JobDryRun,
+    JobPublic,
+    JobsPublic,
+    errors,
+)
 from backend.db.tables import JobRow, utcnow
 from backend.jobs import submit
 from backend.jobs.lifecycle import settle_sweep
@@ -86,6 +108,24 @@ def list_jobs(session: SessionDep, status: JobStatus | None = None, limit: int =
 def read_job(job_id: IdPath, session: SessionDep) -> JobPublic:
     """One job with its progress, stage and error."""
     return job_public(session, get_or_404(session, JobRow, job_id, NOT_FOUND))
+
+
+@router.delete(
+    "/{job_id}",
+    response_model=DeletionPublic,
+    responses=DELETE_RESPONSES,
+    dependencies=[NoBody],
+)
+def delete_job(
+    job_id: IdPath,
+    session: SessionDep,
+    store: StoreDep,
+    who: WhoDep,
+    dry_run: DeleteDryRunQuery = False,
+) -> DeletionPublic:
+    """Delete a finished job's row (a sweep's with its child jobs'); what it made stays. 409
+    while it is queued, running or stopping: cancel it first."""
+    return delete_answer(session, store, "job", job_id, who, dry_run=dry_run)
 
 
 @router.post("/{job_id}/cancel", response_model=JobPublic, responses=errors(404, 409, 422))

@@ -25,9 +25,24 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from backend.api.deleting import (
+    DELETE_RESPONSES,
+    CascadeQuery,
+    DeleteDryRunQuery,
+    NoBody,
+    WhoDep,
+    delete_answer,
+)
 from backend.api.deps import SessionDep, StoreDep, get_or_404
 from backend.api.public import MODEL_NOT_FOUND, model_public
-from backend.api.schemas import IdPath, IdQuery, ModelPublic, ModelsPublic, errors
+from backend.api.schemas import (
+    DeletionPublic,
+    IdPath,
+    IdQuery,
+    ModelPublic,
+    ModelsPublic,
+    errors,
+)
 from backend.db.tables import DatasetRow, ModelRow
 from backend.storage import ArtifactCorrupted, ArtifactNotFound, ArtifactStore, VerifyingReader
 
@@ -58,6 +73,26 @@ def read_model_report(model_id: IdPath, session: SessionDep) -> dict[str, Any]:
 def read_model(model_id: IdPath, session: SessionDep) -> ModelPublic:
     """One model with its sparsity and accuracy."""
     return model_public(get_or_404(session, ModelRow, model_id, NOT_FOUND))
+
+
+@router.delete(
+    "/{model_id}",
+    response_model=DeletionPublic,
+    responses=DELETE_RESPONSES,
+    dependencies=[NoBody],
+)
+def delete_model(
+    model_id: IdPath,
+    session: SessionDep,
+    store: StoreDep,
+    who: WhoDep,
+    cascade: CascadeQuery = False,
+    dry_run: DeleteDryRunQuery = False,
+) -> DeletionPublic:
+    """Delete a model and its analyses: 409 naming the comparisons that use it and the models
+    pruned from it, unless `cascade=true` (those comparisons go too, with their share links;
+    the pruned models stay, as originals); 409 while a job works on it (README, Deleting)."""
+    return delete_answer(session, store, "model", model_id, who, cascade=cascade, dry_run=dry_run)
 
 
 # download -------------------------------------------------------------------------------------
