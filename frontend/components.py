@@ -499,8 +499,6 @@ def download_link(model_id: Any, fmt: str = "safetensors") -> html.Span:
 
 # the comparison pages (compare, overview, similarity) ------------------------------------------
 
-SPLIT = "test"  # comparisons are evaluated on the test split
-
 
 def compare_href(comparison_id: int, b: int | None = None, corruption: str | None = None) -> str:
     """``/compare?id=&b=&rob_c=``: the comparison with B and a corruption selected (the clean
@@ -526,16 +524,12 @@ def load_accuracies(
     client: ApiClient, comparison: Mapping[str, Any]
 ) -> tuple[dict[int, float | None], dict[int, RobustnessTable | None]]:
     """Clean test accuracy and robustness table of every model of a comparison, from the
-    latest test-split analysis of each on its dataset: a model without one is absent from both
-    maps, one analysed without corruptions maps to None. Raises :class:`ApiError` when the
-    analyses cannot be listed."""
-    ids = {int(comparison["model_a_id"]), *(int(b) for b in comparison.get("model_b_ids") or [])}
-    latest: dict[int, Mapping[str, Any]] = {}
-    for analysis in client.list_analyses(dataset_id=int(comparison["dataset_id"])):
-        mid = int(analysis["model_id"])
-        newer = mid not in latest or int(analysis["id"]) > int(latest[mid]["id"])
-        if mid in ids and analysis.get("split", SPLIT) == SPLIT and newer:
-            latest[mid] = analysis
+    latest test-split analysis of each on its dataset (``/comparisons/{id}/analyses``): a model
+    without one is absent from both maps, one analysed without corruptions maps to None.
+    Raises :class:`ApiError` when the analyses cannot be listed."""
+    latest: dict[int, Mapping[str, Any]] = {
+        int(a["model_id"]): a for a in client.list_comparison_analyses(int(comparison["id"]))
+    }
     clean = {mid: chosen.get("accuracy") for mid, chosen in latest.items()}
     robustness: dict[int, RobustnessTable | None] = {}
     for mid, chosen in latest.items():

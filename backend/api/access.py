@@ -37,6 +37,9 @@ from backend.db.session import get_engine, session_factory, session_scope
 
 log = logging.getLogger(__name__)
 
+# The dashboard pages a share link's viewer may open, each for the shared comparison only
+# (?id=); every other page sends them back to its compare page.
+SHARED_PAGES = ("/compare", "/overview", "/similarity")
 # Dashboard paths anyone may fetch: the sign-in page, share links, and static files.
 OPEN_PREFIXES = ("/login", "/logout", "/s/", "/assets/", "/_dash-component-suites/")
 OPEN_PATHS = frozenset({"/favicon.ico", "/_favicon.ico"})
@@ -324,7 +327,7 @@ class AccessMiddleware:
             return True
         if principal.kind == "share" and is_page:
             wanted = parse_qs(conn.url.query).get("id", [""])[0]
-            if path != "/compare" or wanted != str(principal.comparison_id):
+            if path not in SHARED_PAGES or wanted != str(principal.comparison_id):
                 await send_redirect(send, f"/compare?id={principal.comparison_id}")
                 return True
         return False

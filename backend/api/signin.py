@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import logging
 from datetime import datetime
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import anyio
 from fastapi import APIRouter, Request
@@ -202,13 +202,15 @@ async def open_share(request: Request, secret: str) -> Response:
     await anyio.to_thread.run_sync(
         _audit, settings, principal, "share.open", target, 303, _client(request)
     )
-    response = RedirectResponse(f"/compare?id={principal.comparison_id}", status_code=303)
+    view, expires = await anyio.to_thread.run_sync(_share_link, settings, principal)
+    query = urlencode([("id", str(principal.comparison_id)), *view.items()])
+    response = RedirectResponse(f"/compare?{query}", status_code=303)
     has_token = bool(request.cookies.get(security.TOKEN_COOKIE))
     if not has_token:  # someone signed in keeps their own rights
         response.set_cookie(
             security.SHARE_COOKIE,
             secret,
-            max_age=_share_max_age(principal, settings),
+            max_age=_share_max_age(expires),
             httponly=True,
             samesite="lax",
             secure=secure_cookie(request, settings),
@@ -218,18 +220,23 @@ async def open_share(request: Request, secret: str) -> Response:
     return response
 
 
-def _share_max_age(principal: security.Principal, settings: Settings) -> int:
+def _share_link(
+    settings: Settings, principal: security.Principal
+) -> tuple[dict[str, str], datetime | None]:
+    """The view a share link was made from (the compare page's query; {} for links made
+    before links kept it) and when the link expires."""
+    from backend.db.tables import ShareLinkRow
+
+    with session_factory(settings.database_url)() as session:
+        row = session.get(ShareLinkRow, principal.share_id)
+        if row is None:
+            return {}, None
+        return dict(row.view or {}), security.aware(row.expires_at)
+
+
+def _share_max_age(expires: datetime | None) -> int:
     """Keep the cookie as long as the link lives (30 days at most; the server checks the link
     on every request anyway)."""
-    with session_factory(settings.database_url)() as session:
-        from sqlalchemy import select
-
-        from backend.db.tables import ShareLinkRow
-
-        row = session.scalars(
-            select(ShareLinkRow).where(ShareLinkRow.id == principal.share_id)
-        ).one()
-        expires: datetime | None = security.aware(row.expires_at)
     horizon = TOKEN_COOKIE_DAYS * 86400
     if expires is None:
         return horizon

@@ -237,6 +237,8 @@ class ShareLinkRow(Base):
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # the compare page's query the link was made from (b, cls, sel, view settings; no id)
+    view: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
 
 
 class AuditEventRow(Base):

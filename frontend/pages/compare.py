@@ -8,9 +8,11 @@ rendered again from it, so a copied link reopens the same view.
 
 from __future__ import annotations
 
+import csv
 import importlib
+import io
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -46,6 +48,7 @@ from frontend.figures import (
     model_label,
     recall_bars,
 )
+from frontend.figures._common import plot_texts
 from frontend.figures.confusion import SHIFT_LABEL
 from frontend.forms import model_architecture_summary, query_int
 from frontend.jobs import is_active
@@ -57,7 +60,6 @@ from frontend.views import (
     READY_JS,
     SELECTION,
     decode_ids,
-    encode_ids,
     lazy_body,
     lazy_ready,
     lazy_script,
@@ -67,9 +69,10 @@ from frontend.views import (
     selection,
     sharing,
     view_context,
+    view_query,
     woken_section,
 )
-from frontend.views.parts import STATIC
+from frontend.views.parts import STATIC, register_writer
 
 PATH = "/compare"
 TITLE = "Compare · PruneScope"
@@ -133,6 +136,14 @@ LAZY_HEIGHTS = {"samples": 1060, "geometry": 1520, "robustness": 1250, "regions"
 ID_LAZY = "compare-lazy"
 
 GRAPH_CONFIG = STATIC  # a short modebar (no select, zoom or hover buttons) clears the titles
+# a clicked confusion cell selects its samples in every view: the SELECTION source of each
+CONFUSION_SOURCES = {
+    ID_CONF_A: "confusion-a",
+    ID_CONF_B: "confusion-b",
+    ID_CONF_SHIFT: "confusion-shift",
+}
+ID_EXPORT = "compare-export-selection"
+ID_DOWNLOAD = "compare-export-download"
 
 
 def register(app: dash.Dash) -> None:
@@ -180,6 +191,27 @@ def register(app: dash.Dash) -> None:
                 Input(lazy_ready(name), "data"),
                 State(lazy_wake(name), "data"),
             )
+    for graph_id in CONFUSION_SOURCES:
+        register_writer(
+            app,
+            SELECTION,
+            select_confusion_cell(graph_id),
+            Input(graph_id, "clickData"),
+            State(CONTEXT, "data"),
+            State(SELECTION, "data"),
+        )
+    app.callback(
+        Output(ID_EXPORT, "children"),
+        Output(ID_EXPORT, "disabled"),
+        Input(SELECTION, "data"),
+    )(export_label)
+    app.callback(
+        Output(ID_DOWNLOAD, "data"),
+        Input(ID_EXPORT, "n_clicks"),
+        State(SELECTION, "data"),
+        State(CONTEXT, "data"),
+        prevent_initial_call=True,
+    )(export_selection)
     sharing.register(app)
     # the views below the fold load when they near the viewport, or once the page is idle
     app.clientside_callback(
@@ -358,6 +390,20 @@ def _selectors(
                 searchable=False,
             ),
             _dropdown("Class", id=ID_CLASS_SELECT, options=class_options, value=cls),
+            html.Div(
+                [
+                    html.Button(
+                        export_label(None)[0],
+                        id=ID_EXPORT,
+                        className="btn",
+                        disabled=True,
+                        title="The selected samples' rows (index, label, predictions, "
+                        "geometry, flags) as CSV",
+                    ),
+                    dcc.Download(id=ID_DOWNLOAD),
+                ],
+                className="control control-button",
+            ),
         ],
         className="controls",
     )
@@ -447,7 +493,7 @@ def layout(
             "the home page). Reload this page when it has finished.",
         )
     try:
-        models = client.list_models()
+        models = list(client.comparison_models(view["comparison"]).values())
     except ApiError:
         models = []  # only used for selector labels; the ids still work
     selected_class = parse_class(cls, len(view["dataset"]["class_names"]))
@@ -605,6 +651,11 @@ def render_view(
         ),
     ]
     hint = html.P("Click a class's bars to select it.", className="muted hint")
+    cell_hint = html.P(
+        "Click a cell to select its samples in every view (the shift: the samples that "
+        "entered or left the cell).",
+        className="muted hint",
+    )
     confusion = [_graph(graph_id, figure, 460) for graph_id, figure in confusions]
     return html.Div(
         [
@@ -616,7 +667,7 @@ def render_view(
             html.Div(headline_cards(view, selected_class), id=ID_HEADLINE, className="card-row"),
             html.Section([_graph(ID_RECALL, recall, 380), hint], className="section card"),
             html.Section(
-                [html.H2("Confusion"), html.Div(confusion, className="grid-3")],
+                [html.H2("Confusion"), html.Div(confusion, className="grid-3"), cell_hint],
                 className="section card",
             ),
             *[view_section(module) for module in view_modules()],
@@ -655,10 +706,8 @@ def update_url(
     current_keys = {k for k, _ in current}
     kept = [(k, v) for k, v in current if k not in ("id", "b", "cls")]
     if query is not None:
-        kept = [(str(k), str(v)) for k, v in query.items() if k not in ("id", "b", "cls", "sel")]
-        ids_now = selected_ids(current_selection)
-        if ids_now and len(ids_now) <= MAX_URL_SELECTION:
-            kept.append(("sel", encode_ids(ids_now)))
+        view = view_query(query, current_selection)
+        kept = [(k, v) for k, v in view.items() if k not in ("b", "cls")]
     ids = [v for k, v in current if k == "id"]
     default_b = b_options[0].get("value") if b_options else None
     params: list[tuple[str, str]] = [("id", ids[0])] if ids else []
@@ -684,3 +733,112 @@ def select_class_from_click(click_data: dict[str, Any] | None, current: Any) -> 
     if query_int(current) == idx:
         return ALL_CLASSES
     return idx
+
+
+def confusion_cell(
+    click_data: dict[str, Any] | None, class_names: Sequence[str]
+) -> tuple[int, int] | None:
+    """``(true class, predicted class)`` of a confusion heatmap's ``clickData`` (rows are the
+    true class): from ``pointNumber`` ``[row, column]``, else from the axis names."""
+    points = (click_data or {}).get("points") or []
+    if not points:
+        return None
+    number = points[0].get("pointNumber")
+    if isinstance(number, list | tuple) and len(number) == 2:
+        true, pred = query_int(number[0]), query_int(number[1])
+    else:
+        names = plot_texts(class_names)
+        x, y = points[0].get("x"), points[0].get("y")
+        true = names.index(y) if y in names else None
+        pred = names.index(x) if x in names else None
+    n = len(class_names)
+    if true is None or pred is None or not (0 <= true < n and 0 <= pred < n):
+        return None
+    return true, pred
+
+
+def confusion_members(
+    table: Mapping[str, Sequence[Any]], true: int, pred: int, source: str
+) -> list[int]:
+    """The samples of cell (``true``, ``pred``) in A's matrix ("confusion-a"), in B's
+    ("confusion-b"), or those that entered or left it from A to B ("confusion-shift"),
+    from the comparison table's ``index``, ``label``, ``pred_a`` and ``pred_b``."""
+    rows = zip(table["index"], table["label"], table["pred_a"], table["pred_b"], strict=True)
+    members = []
+    for index, label, pred_a, pred_b in rows:
+        if int(label) != true:
+            continue
+        in_a, in_b = int(pred_a) == pred, int(pred_b) == pred
+        keep = {"confusion-a": in_a, "confusion-b": in_b}.get(source, in_a != in_b)
+        if keep:
+            members.append(int(index))
+    return members
+
+
+TABLE_COLUMNS = ["index", "label", "pred_a", "pred_b"]
+
+
+def select_confusion_cell(graph_id: str) -> Callable[..., Any]:
+    """The callback that turns a click on confusion heatmap ``graph_id`` into a SELECTION of
+    that cell's samples (:func:`confusion_members`); clicking the cell that made the
+    current selection again clears it."""
+    source = CONFUSION_SOURCES[graph_id]
+
+    def select_cell_samples(
+        click_data: dict[str, Any] | None,
+        context: dict[str, Any] | None,
+        current: dict[str, Any] | None,
+    ) -> Any:
+        """Callback: the clicked confusion cell's samples become the linked selection."""
+        if not context or context.get("id") is None:
+            return dash.no_update
+        client = get_client()
+        try:
+            view = client.get_comparison_view(int(context["id"]), b=context.get("b"))
+            cell = confusion_cell(click_data, view["dataset"]["class_names"])
+            if cell is None:
+                return dash.no_update
+            table = client.get_comparison_table_columns(
+                int(context["id"]), b=context.get("b"), columns=TABLE_COLUMNS
+            )
+        except ApiError:
+            return dash.no_update
+        members = confusion_members(table["columns"], cell[0], cell[1], source)
+        if (current or {}).get("source") == source and selected_ids(current) == sorted(members):
+            return None  # the same cell again: clear
+        return selection(members, source)
+
+    select_cell_samples.__name__ = f"select_{source.replace('-', '_')}_cell"
+    return select_cell_samples
+
+
+def export_label(current: dict[str, Any] | None) -> tuple[str, bool]:
+    """Callback: the export button's text and whether it is disabled (no selection)."""
+    n = len(selected_ids(current))
+    if not n:
+        return "Export selection (CSV)", True
+    return f"Export {n:,} selected sample{'s' if n != 1 else ''} (CSV)", False
+
+
+def export_selection(
+    n_clicks: Any, current: dict[str, Any] | None, context: dict[str, Any] | None
+) -> Any:
+    """Callback: the selected samples' rows of the comparison table (A vs the shown B: index,
+    label, both predictions, flip category, PIE, margins and geometric shifts, fragility) as
+    a CSV download."""
+    ids = set(selected_ids(current))
+    if not n_clicks or not ids or not context or context.get("id") is None:
+        return dash.no_update
+    try:
+        table = get_client().get_comparison_table_columns(int(context["id"]), b=context.get("b"))
+    except ApiError:
+        return dash.no_update
+    values, columns = table["columns"], list(table["column_names"])
+    keep = [i for i, index in enumerate(values["index"]) if int(index) in ids]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for i in keep:
+        writer.writerow([values[c][i] for c in columns])
+    name = f"comparison-{context['id']}-b{context.get('b')}-selection.csv"
+    return {"content": out.getvalue(), "filename": name, "type": "text/csv"}

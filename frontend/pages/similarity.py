@@ -103,7 +103,7 @@ def similarity_body(comparison: ComparisonPublic) -> tuple[list[Any], bool, dict
         )
         return [pending], active, state
     try:
-        models = {m["id"]: dict(m) for m in client.list_models()}
+        models = {i: dict(m) for i, m in client.comparison_models(comparison).items()}
         clean, robustness = load_accuracies(client, comparison)
     except ApiError:
         models, clean, robustness = {}, {}, {}  # the map still stands; hovers lose names

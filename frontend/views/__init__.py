@@ -66,6 +66,10 @@ SELECTION_ORIGINS = {
     "embedding-b": "in embedding B",
     "geometry": "in the geometry view",
     "url": "from the link",
+    "robustness": "by a robustness cell (broken in B, not in A)",
+    "confusion-a": "in A's confusion matrix",
+    "confusion-b": "in B's confusion matrix",
+    "confusion-shift": "in the confusion shift",
 }
 
 

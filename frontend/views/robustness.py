@@ -8,9 +8,8 @@ as the reference (mCE and relative mCE, Hendrycks & Dietterich 2019; SCIENCE.md 
 Data: ``GET /api/comparisons/{id}/view?b=`` (analysis ids and clean accuracies),
 ``GET /api/analyses/{id}/robustness`` of A and B and ``GET /api/comparisons/{id}/results?b=``
 (mCE, fragility). Clicking a heatmap cell selects that setting; it lives in the URL query as
-``rob_c`` (corruption) and ``rob_s`` (severity). The comparison table counts corruption-fragile
-samples over all settings only (``fragile_a``, ``fragile_b``, ``made_fragile``), so the view
-shows the overall count, not a per-setting sample list.
+``rob_c`` (corruption) and ``rob_s`` (severity). The click also selects, in every linked view,
+the samples that setting broke in B and not in A (``GET /api/comparisons/{id}/broken``).
 """
 
 from __future__ import annotations
@@ -42,7 +41,7 @@ from frontend.figures.robustness import (
     severity_lines,
 )
 from frontend.forms import query_int
-from frontend.views import QUERY, merge_settings, view_context
+from frontend.views import QUERY, SELECTION, merge_settings, selection, view_context
 from frontend.views.parts import (
     HIDDEN,
     SHOWN,
@@ -52,6 +51,7 @@ from frontend.views.parts import (
     not_ready_notice,
     number_card,
     register_settings,
+    register_writer,
     view_section,
 )
 
@@ -381,6 +381,15 @@ def register(app: dash.Dash) -> None:
     )(render_robustness)
     for graph_id in HEATMAP_IDS:
         register_settings(app, select_cell, Input(graph_id, "clickData"))
+        register_writer(
+            app,
+            SELECTION,
+            select_broken,
+            Input(graph_id, "clickData"),
+            State(QUERY, "data"),
+            State(CTX, "data"),
+            State(SELECTION, "data"),
+        )
 
 
 def load_robustness(context: Mapping[str, Any] | None) -> tuple[Any, Any, Any, Any]:
@@ -434,3 +443,30 @@ def select_cell(click_data: Mapping[str, Any] | None, query: Mapping[str, Any] |
         return dash.no_update
     corruption, severity = (None, None) if parse_cell(query) == cell else cell
     return merge_settings(query, **{KEY_CORRUPTION: corruption, KEY_SEVERITY: severity})
+
+
+SOURCE = "robustness"  # the SELECTION source of a clicked cell
+
+
+def select_broken(
+    click_data: Mapping[str, Any] | None,
+    query: Mapping[str, Any] | None,
+    context: Mapping[str, Any] | None,
+    current: Mapping[str, Any] | None,
+) -> Any:
+    """Callback: a clicked cell selects the samples that corruption at that severity broke in
+    B and not in A (``GET /comparisons/{id}/broken``) in every linked view; clicking the
+    selected cell again clears what it selected."""
+    cell = cell_from_click(click_data)
+    if cell is None or not has_context(context):
+        return dash.no_update
+    if parse_cell(query) == cell:  # the same click clears the cell (select_cell)
+        return None if (current or {}).get("source") == SOURCE else dash.no_update
+    assert context is not None
+    try:
+        broken = get_client().get_comparison_broken(
+            int(context["id"]), corruption=cell[0], severity=cell[1], b=context.get("b")
+        )
+    except ApiError:
+        return dash.no_update  # the cell's detail still shows; nothing to select
+    return selection(broken.get("ids") or [], SOURCE)

@@ -17,6 +17,7 @@ from dash import ALL, Input, Output, State, dcc, html
 
 from frontend.client import ApiError, SessionInfo, SharePublic, get_client
 from frontend.components import api_error_notice, notice
+from frontend.views import QUERY, SELECTION, decode_ids, view_query
 
 ID_PANEL = "compare-share"
 ID_COMPARISON = "compare-share-comparison"
@@ -48,6 +49,25 @@ def expiry_hours(value: Any) -> float | None:
     return hours
 
 
+def describe_view(view: dict[str, str]) -> str:
+    """What a link opens, in words: "the default view", or e.g. "B = model 3, class 2,
+    12 selected samples, sample #125 open, 2 view settings"."""
+    parts = []
+    if view.get("b"):
+        parts.append(f"B = model {view['b']}")
+    if view.get("cls"):
+        parts.append(f"class {view['cls']}")
+    if view.get("sel"):
+        n = len(decode_ids(view["sel"]))
+        parts.append(f"{n} selected sample{'s' if n != 1 else ''}")
+    if view.get("smp"):
+        parts.append(f"sample #{view['smp']} open")
+    settings = [k for k in view if k not in ("b", "cls", "sel", "smp")]
+    if settings:
+        parts.append(f"{len(settings)} view setting{'s' if len(settings) != 1 else ''}")
+    return ", ".join(parts) if parts else "the default view"
+
+
 def _when(text: str | None) -> str:
     if not text:
         return "never"
@@ -66,12 +86,13 @@ def share_table(shares: list[SharePublic], can_write: bool) -> Any:
             className="muted",
             id="compare-share-empty",
         )
-    head = ["For", "Link", "Created by", "Created", "Expires", "Last opened", ""]
+    head = ["For", "Link", "Opens", "Created by", "Created", "Expires", "Last opened", ""]
     rows = [
         html.Tr(
             [
                 html.Td(s["label"] or "—"),  # shown as text, whatever was typed
                 html.Td(html.Code(f"/s/{s['prefix']}…")),
+                html.Td(describe_view(s.get("view") or {})),
                 html.Td(s["created_by"]),
                 html.Td(_when(s["created_at"])),
                 html.Td(_when(s["expires_at"])),
@@ -164,9 +185,16 @@ def list_links(_refresh: Any, comparison_id: Any) -> Any:
 
 
 def create_link(
-    n_clicks: Any, label: Any, expiry: Any, comparison_id: Any, refresh: Any
+    n_clicks: Any,
+    label: Any,
+    expiry: Any,
+    comparison_id: Any,
+    refresh: Any,
+    query: dict[str, Any] | None = None,
+    current_selection: dict[str, Any] | None = None,
 ) -> tuple[Any, Any]:
-    """Callback: create a link and show it once, with a copy button."""
+    """Callback: create a link to the view as it is now (B, class, selection, the views'
+    settings: :func:`frontend.views.view_query`) and show it once, with a copy button."""
     if not n_clicks or comparison_id is None:
         return dash.no_update, dash.no_update
     try:
@@ -174,6 +202,7 @@ def create_link(
             int(comparison_id),
             label=str(label or "").strip(),
             expires_in_hours=expiry_hours(expiry),
+            view=view_query(query, current_selection),
         )
     except ApiError as exc:
         return api_error_notice(exc, "the share link"), dash.no_update
@@ -185,6 +214,7 @@ def create_link(
                 [
                     html.Strong("New link. "),
                     "Copy it now: it is shown only this once (the server keeps only a hash). "
+                    f"It opens {describe_view(created.get('view') or {})}. "
                     f"Expires: {_when(created['expires_at'])}.",
                 ]
             ),
@@ -240,6 +270,8 @@ def register(app: dash.Dash) -> None:
         State(ID_EXPIRY, "value"),
         State(ID_COMPARISON, "data"),
         State(ID_REFRESH, "data"),
+        State(QUERY, "data"),
+        State(SELECTION, "data"),
         prevent_initial_call=True,
     )(create_link)
     app.callback(

@@ -208,7 +208,7 @@ def test_sign_in_gates_the_dashboard_and_goes_on_to_the_page_asked_for(dash_br, 
     user = wait_for_text(driver, "#nav-user", "Signed in as")
     assert user == f"Signed in as {TOKEN_NAME} · Sign out"
     links = [a.text for a in driver.find_elements(By.CSS_SELECTOR, ".navbar .nav-link")]
-    assert links == ["Home", "Overview", "Similarity", "New job", "Prune", "Upload"]
+    assert links == ["Home", "Experiments", "Overview", "Similarity", "New job", "Prune", "Upload"]
     cookie = driver.get_cookie("prunescope_token")
     assert cookie is not None and cookie["httpOnly"] and cookie["sameSite"] == "Lax"
     assert auth_server.token not in driver.execute_script("return document.cookie")
@@ -290,7 +290,9 @@ def test_share_link_opens_one_comparison_read_only_until_revoked(dash_br, viewer
     wait_for_text(owner, "#compare-share-created", "shown only this once")
     listed = wait_for_text(owner, "#compare-share-list", "colleague")
     row = owner.find_element(By.CSS_SELECTOR, "#compare-share-list tbody tr").text
-    assert row.startswith(f"colleague /s/{secret[:10]}… token ") and f"({TOKEN_NAME})" in row, row
+    opens = "the default view"  # what the link opens: the page was opened bare
+    assert row.startswith(f"colleague /s/{secret[:10]}… {opens} token "), row
+    assert f"({TOKEN_NAME})" in row, row
     assert "not yet" in row  # never opened
     assert secret not in listed  # only the prefix is listed
     settle(owner)
@@ -308,7 +310,16 @@ def test_share_link_opens_one_comparison_read_only_until_revoked(dash_br, viewer
     assert wait_for_text(viewer, "#nav-share-badge", "Shared") == "Shared comparison · read-only"
     brand = viewer.find_element(By.CSS_SELECTOR, ".navbar .brand")
     assert brand.get_attribute("href") == base + compare
-    assert viewer.find_elements(By.CSS_SELECTOR, ".navbar .nav-link") == []
+    # the only links: the shared comparison's own pages (issue 18)
+    links = [
+        (a.text, a.get_attribute("href"))
+        for a in viewer.find_elements(By.CSS_SELECTOR, ".navbar .nav-link")
+    ]
+    assert links == [
+        ("Compare", base + compare),
+        ("Overview", f"{base}/overview?id={cid}"),
+        ("Similarity map", f"{base}/similarity?id={cid}"),
+    ], links
     assert viewer.find_elements(By.CSS_SELECTOR, "#nav-user") == []
     assert viewer.find_elements(By.CSS_SELECTOR, "#compare-share") == []
     settle(viewer)
@@ -405,6 +416,78 @@ def test_share_link_opens_one_comparison_read_only_until_revoked(dash_br, viewer
     assert "This share link was revoked." in notice and "Ask whoever sent it" in notice
     logged = [e["message"] for e in severe(viewer_br)]
     assert any(m.startswith(f"{base}/s/{secret}") and "status of 404" in m for m in logged)
+
+
+def test_share_link_opens_the_view_it_was_made_from_in_a_fresh_profile(
+    dash_br, viewer_br, auth_server
+):
+    """Issue 18, bug 2: the link opened /compare?id=N bare. Made from a view with another B,
+    a class, a selection, a colouring and an open sample, it must open exactly that view for
+    someone else, who may then change it, and open the comparison's Overview and Similarity
+    map read-only."""
+    owner, viewer, base = dash_br.driver, viewer_br.driver, auth_server.url
+    cid = auth_server.comparison_id
+    import httpx
+
+    headers = {"Authorization": f"Bearer {auth_server.token}"}
+    comparison = httpx.get(f"{base}/api/comparisons/{cid}", headers=headers, timeout=30).json()
+    b = comparison["model_b_ids"][-1]  # not the default B
+    sign_in_with_cookie(dash_br, auth_server)
+    start = f"/compare?id={cid}&b={b}&cls=2&sel=4-9&emb_color=d_margin"
+    owner.get(base + start)
+    tile = dash_br.wait_for_element("#compare-samples-gallery .sample-tile", timeout=60)
+    owner.execute_script("arguments[0].scrollIntoView({block: 'center'})", tile)
+    WebDriverWait(owner, 30).until(lambda d: _clicked(tile))
+    WebDriverWait(owner, 30).until(lambda d: "smp=" in d.current_url)
+    wanted = path_and_query(owner.current_url)[1]
+    assert wanted["sel"] == ["4-9"] and wanted["b"] == [str(b)], wanted
+    open_share_panel(dash_br, owner.current_url)
+    link = create_link(dash_br, "the view")
+    opens = wait_for_text(owner, "#compare-share-list", "the view")
+    assert f"B = model {b}, class 2, 6 selected samples, sample #" in opens, opens
+
+    # a fresh browser profile opens exactly that view
+    viewer.get(link)
+    expected = {k: v[0] for k, v in wanted.items()}
+    wait_for_url(viewer, "/compare", expected)
+    viewer_br.wait_for_element("#compare-samples-detail", timeout=60)
+    b_name = httpx.get(f"{base}/api/models/{b}", headers=headers, timeout=30).json()["name"]
+    wait_for_text(viewer, "#compare-header", b_name)
+    wait_for_text(viewer, "#compare-class-select", "2")
+    wait_for_text(viewer, "#compare-embedding-color", "Δmargin")
+    wait_for_text(viewer, "#compare-embedding-status", "6 samples")
+    settle(viewer)
+    assert severe(viewer_br) == []
+    viewer.execute_script("window.scrollTo(0, 0)")
+    assert viewer.save_screenshot(str(SCREENSHOTS / "shared-view-with-state.png"))
+
+    # the recipient may change it locally: the class follows
+    viewer_br.select_dcc_dropdown("#compare-class-select", index=4)
+    wait_for_url(viewer, "/compare", {"id": str(cid), "cls": "3", "b": str(b)})
+
+    # and open the Overview and the Similarity map of this comparison, read-only
+    for text, path, ready in (
+        ("Overview", "/overview", "#overview-table"),
+        ("Similarity map", "/similarity", "#similarity-map .main-svg"),
+    ):
+        nav = viewer.find_elements(By.CSS_SELECTOR, ".navbar .nav-link")
+        [a for a in nav if a.text == text][0].click()
+        wait_for_url(viewer, path, {"id": str(cid)})
+        viewer_br.wait_for_element(ready, timeout=60)
+        settle(viewer)
+        body = main_text(viewer)
+        assert "Could not load" not in body and "not allowed" not in body.lower(), body
+    assert severe(viewer_br) == []
+
+
+def _clicked(element) -> bool:  # type: ignore[no-untyped-def]
+    from selenium.common.exceptions import ElementClickInterceptedException
+
+    try:
+        element.click()
+    except ElementClickInterceptedException:
+        return False
+    return True
 
 
 def test_share_link_points_at_the_address_the_browser_uses(dash_br, live_server):

@@ -19,6 +19,7 @@ import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.support.ui import WebDriverWait
 
+from frontend.views import decode_ids
 from tests.browser.pageload import submit, wait_job
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -154,6 +155,29 @@ def test_robustness_heatmaps_and_a_clicked_setting(dash_br, live_server, compari
     dash_br.wait_for_contains_text("#compare-robustness-detail", f"{corruption}, severity 5")
     wait_for_figure(dash_br, LINES, lambda f: len(f["names"]) == 4)
     assert dash_br.driver.execute_script("return window.__robustnessNoReload") == 1
+    # ... and selects, in every view, the samples it broke in B and not in A (issue 18): the
+    # setting that broke most, as many as the API counts
+    b = {k: v[0] for k, v in q.items() if k == "b"}
+    names = figure(dash_br, HEAT_A)
+    with httpx.Client(base_url=live_server.url, timeout=30) as api:
+        corruptions = api.get(
+            f"/api/analyses/{api.get(f'/api/comparisons/{comparison_id}/view').json()['analysis_a']['id']}/robustness"
+        ).json()["corruptions"]
+        counts = {
+            (r, s): api.get(
+                f"/api/comparisons/{comparison_id}/broken",
+                params={"corruption": c, "severity": s + 1, **b},
+            ).json()["count"]
+            for r, c in enumerate(corruptions)
+            for s in range(5)
+        }
+    (row, sev), most = max(counts.items(), key=lambda kv: kv[1])
+    assert names is not None and most > 0, counts
+    if (row, sev) != (rows - 1, 4):  # not the cell clicked above (a second click clears)
+        click_cell(dash_br, HEAT_A, row, sev, rows, 5)
+    status = f"{most:,} sample{'s' if most != 1 else ''} selected by a robustness cell"
+    dash_br.wait_for_contains_text("#compare-embedding-status", status, timeout=30)
+    dash_br.wait_for_contains_text("#compare-export-selection", f"Export {most}")
     assert severe(dash_br) == []
     path = section_screenshot(dash_br, "#compare-robustness", "compare-robustness.png")
     assert path.stat().st_size > 20_000
@@ -164,6 +188,41 @@ def test_robustness_heatmaps_and_a_clicked_setting(dash_br, live_server, compari
         "#compare-robustness-detail", f"{corruption}, severity 5", timeout=40
     )
     assert severe(dash_br) == []
+
+
+def test_a_confusion_cell_selects_its_samples_everywhere_and_exports_them(
+    dash_br, live_server, comparison_id, tmp_path
+):
+    """Issue 18, click to filter: a cell (true i, predicted j) of A's confusion matrix selects
+    exactly as many samples as the matrix counts there (the analysis computed the matrix, the
+    selection comes from the per-sample table); the same cell again clears it."""
+    with httpx.Client(base_url=live_server.url, timeout=30) as api:
+        view = api.get(f"/api/comparisons/{comparison_id}/view").json()
+    confusion = view["analysis_a"]["confusion"]
+    n = len(confusion)
+    true, pred = max(
+        ((i, j) for i in range(n) for j in range(n) if i != j), key=lambda c: confusion[c[0]][c[1]]
+    )
+    count = confusion[true][pred]
+    assert count > 0
+    open_compare(dash_br, live_server, comparison_id)
+    dash_br.wait_for_element("#compare-confusion-a .main-svg", timeout=30)
+    dash_br.wait_for_element("#compare-embedding-a .main-svg", timeout=30)
+    click_cell(dash_br, "#compare-confusion-a", true, pred, n, n)
+    status = f"{count:,} sample{'s' if count != 1 else ''} selected in A's confusion matrix"
+    dash_br.wait_for_contains_text("#compare-embedding-status", status, timeout=30)
+    dash_br.wait_for_contains_text("#compare-export-selection", f"Export {count}")
+    q = parse_qs(urlparse(dash_br.driver.current_url).query)
+    assert len(decode_ids(q["sel"][0])) == count  # in the URL like any selection
+    assert severe(dash_br) == []
+    dash_br.driver.set_window_size(1400, 1500)
+    dash_br.driver.execute_script("window.scrollTo(0, 0)")
+    time.sleep(0.8)  # plotly's responsive figures settle after the resize
+    assert dash_br.driver.save_screenshot(str(SCREENSHOTS / "compare-click-filter.png"))
+    dash_br.driver.set_window_size(1400, 1000)
+    click_cell(dash_br, "#compare-confusion-a", true, pred, n, n)  # again: cleared
+    dash_br.wait_for_contains_text("#compare-embedding-status", "No samples selected", timeout=30)
+    assert dash_br.find_element("#compare-export-selection").get_attribute("disabled")
 
 
 def test_compute_linear_regions_runs_the_job_and_draws_the_maps(

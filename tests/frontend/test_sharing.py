@@ -13,7 +13,7 @@ import pytest
 
 from frontend import client as client_module
 from frontend.session import LOCAL_USER
-from frontend.views import sharing
+from frontend.views import MAX_URL_SELECTION, sharing
 
 
 def _user(**kw: Any) -> dict[str, Any]:
@@ -114,10 +114,26 @@ def test_list_shows_links_as_text_with_revoke_buttons(api: Api) -> None:
 def test_create_sends_label_and_expiry_and_shows_the_link_once(api: Api) -> None:
     body, refresh = sharing.create_link(1, "  bob ", "168", 3, 2)
     sent = json.loads(api.requests[-1].content)
-    assert sent == {"label": "bob", "expires_in_hours": 168.0}
+    assert sent == {"label": "bob", "expires_in_hours": 168.0, "view": {}}
     assert refresh == 3
     assert "http://srv/s/pss_secret" in [getattr(n, "value", None) for n in _walk(body)]
     assert "shown only this once" in _text(body)
+
+
+def test_a_link_keeps_the_view_it_was_made_from(api: Api) -> None:
+    """The page's QUERY (b, cls, view settings) and SELECTION (as ``sel``) go with the link;
+    ``id`` does not (issue 18, bug 2)."""
+    query = {"id": "3", "b": "5", "cls": "2", "emb_color": "flip", "sel": "1-2"}
+    chosen = {"ids": [4, 5, 6, 9], "source": "compare-embedding-a"}
+    sharing.create_link(1, "", "168", 3, 0, query, chosen)
+    sent = json.loads(api.requests[-1].content)["view"]
+    assert sent == {"b": "5", "cls": "2", "emb_color": "flip", "sel": "4-6,9"}
+    too_many = {"ids": list(range(0, 2 * MAX_URL_SELECTION + 2, 2)), "source": "x"}
+    sharing.create_link(1, "", "168", 3, 0, query, too_many)
+    assert "sel" not in json.loads(api.requests[-1].content)["view"]
+    assert sharing.describe_view(sent) == "B = model 5, class 2, 4 selected samples, 1 view setting"
+    assert sharing.describe_view({}) == "the default view"
+    assert "sample #9 open" in sharing.describe_view({"smp": "9"})
 
 
 def _walk(node: Any) -> Iterator[Any]:

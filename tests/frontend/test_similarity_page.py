@@ -112,11 +112,13 @@ class FakeApi:
             "/api/comparisons/1": comparison,
             "/api/comparisons/1/similarity": similarity_response(),
             "/api/models": {"data": [model(m) for m in MODELS], "count": 3},
-            "/api/analyses": {"data": analyses, "count": 3},
+            "/api/comparisons/1/analyses": {"data": analyses, "count": 3},
             "/api/jobs/10": compare_job("succeeded", 1.0),
         }
         for mid in MODELS:
             self.routes[f"/api/analyses/{100 + mid}/robustness"] = robustness(mid)
+        for one in self.routes["/api/models"]["data"]:  # one at a time, as a share link reads
+            self.routes[f"/api/models/{one['id']}"] = one
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         body = self.routes.get(request.url.path)

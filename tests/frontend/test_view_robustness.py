@@ -27,7 +27,7 @@ from frontend.figures.robustness import (
     robustness_grid,
     severity_lines,
 )
-from frontend.views import QUERY, merge_settings
+from frontend.views import QUERY, SELECTION, merge_settings
 from frontend.views import robustness as view
 
 FakeApi = Any  # the fake_api fixture of conftest.py
@@ -361,4 +361,6 @@ def test_callbacks_are_registered_with_the_contract_stores() -> None:
         i["id"] for cb in app.callback_map.values() for i in cb["inputs"] if isinstance(i, dict)
     ]
     assert view.CTX == "compare-robustness-context" and view.CTX in inputs
-    assert sum(1 for i in inputs if i in view.HEATMAP_IDS) == 3
+    # each heatmap's click writes the setting (QUERY) and selects what it broke (SELECTION)
+    assert sum(1 for i in inputs if i in view.HEATMAP_IDS) == 6
+    assert f"{SELECTION}.data" in outputs

@@ -29,10 +29,24 @@ SHARE_NOT_FOUND = "Share link not found"
 def share_public(row: ShareLinkRow) -> SharePublic:
     return SharePublic.model_validate(
         {
-            **{k: getattr(row, k) for k in SharePublic.model_fields if k != "live"},
+            **{k: getattr(row, k) for k in SharePublic.model_fields if k not in ("live", "view")},
             "live": security.share_is_live(row),
+            "view": row.view or {},
         }
     )
+
+
+def check_view(comparison: ComparisonRow, view: dict[str, str]) -> None:
+    """The view's B is one of the comparison's and its class an index: a link that would open
+    an error page is refused when made, not when the colleague opens it."""
+    b, cls = view.get("b"), view.get("cls")
+    if b is not None and (not b.isdigit() or int(b) not in comparison.model_b_ids):
+        ids = ", ".join(map(str, comparison.model_b_ids))
+        text = f"view b={b!r} is not a pruned model of comparison {comparison.id} ({ids})"
+        raise HTTPException(status_code=422, detail=text)
+    if cls is not None and not cls.isdigit():
+        text = f"view cls={cls!r} should be a class index"
+        raise HTTPException(status_code=422, detail=text)
 
 
 def public_base(request: Request, settings: Settings) -> str:
@@ -61,7 +75,8 @@ def create_share(
     settings: SettingsDep,
 ) -> ShareCreated:
     """Create a share link; the answer holds its secret and URL, shown this once."""
-    get_or_404(session, ComparisonRow, comparison_id, NOT_FOUND)
+    comparison = get_or_404(session, ComparisonRow, comparison_id, NOT_FOUND)
+    check_view(comparison, body.view)
     expires = (
         None
         if body.expires_in_hours is None
@@ -73,6 +88,7 @@ def create_share(
         expires_at=expires,
         label=body.label.strip(),
         created_by=principal_of(request).actor,
+        view=body.view,
     )
     base = public_base(request, settings)
     return ShareCreated(**share_public(row).model_dump(), token=secret, url=f"{base}/s/{secret}")

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 import pytest
 from fastapi.testclient import TestClient
@@ -329,6 +330,65 @@ def test_share_link_works_as_cookie_and_revocation_is_immediate(world: World) ->
     assert created["id"] in [s["id"] for s in dead.json()["data"]]
 
 
+def test_a_share_link_opens_the_view_it_was_made_from(world: World) -> None:
+    """Issue 18, bug 2: a link opened /compare?id=N bare, whatever view the sender shared."""
+    on, x = world.on, world.x
+    b = x.model_ids[1]
+    view = {"b": str(b), "cls": "3", "sel": "4-9,17", "smp": "17", "emb_color": "d_margin"}
+    url = f"/api/comparisons/{x.comparison_id}/shares"
+    created = _ok(on.post(url, json={"view": view}, headers=bearer(world.write)))
+    assert created["view"] == view
+    listed = on.get(url, headers=bearer(world.write)).json()["data"]
+    assert [s["view"] for s in listed if s["id"] == created["id"]] == [view]
+    opened = TestClient(on.app).get(f"/s/{created['token']}", follow_redirects=False)
+    assert opened.status_code == 303
+    path, _, query = opened.headers["location"].partition("?")
+    assert path == "/compare"
+    assert parse_qsl(query) == [("id", str(x.comparison_id)), *view.items()]
+    # a link made before links kept their view (NULL) opens the comparison's default view
+    with session_factory(world.settings.database_url)() as session:
+        row = session.get(ShareLinkRow, created["id"])
+        assert row is not None
+        row.view = None
+        session.commit()
+    opened = TestClient(on.app).get(f"/s/{created['token']}", follow_redirects=False)
+    assert opened.headers["location"] == f"/compare?id={x.comparison_id}"
+
+    # a view that would open an error page, or another comparison, is refused when made
+    for bad, says in (
+        ({"b": str(x.model_ids[0])}, "is not a pruned model of comparison"),
+        ({"b": "99999"}, "is not a pruned model of comparison"),
+        ({"cls": "cat"}, "should be a class index"),
+        ({"id": "2"}, "leave id out"),
+        ({"B-Bad": "1"}, "pattern"),
+        ({"sel": "1" * 20_001}, "at most 20000"),
+        ({f"k{i}": "1" for i in range(41)}, "at most 40"),
+    ):
+        answer = on.post(url, json={"view": bad}, headers=bearer(world.write))
+        assert answer.status_code == 422, (bad, answer.text)
+        assert says in answer.text, (bad, answer.text)
+
+
+def test_a_comparisons_analyses_are_its_models_latest_and_a_share_link_may_read_them(
+    world: World,
+) -> None:
+    """What the Overview and Similarity pages need, scoped to the comparison: the workspace's
+    analysis list stays closed to a share link."""
+    x = world.x
+    got = _ok(world.off.get(f"/api/comparisons/{x.comparison_id}/analyses"))
+    assert [a["model_id"] for a in got["data"]] == x.model_ids  # A first
+    assert [a["id"] for a in got["data"]] == x.analysis_ids  # the ones its view uses
+    every = _ok(world.off.get("/api/analyses", params={"dataset_id": x.dataset_id}))["data"]
+    for a in got["data"]:  # the latest test-split analysis of each model (brute force)
+        mine = [b["id"] for b in every if b["model_id"] == a["model_id"] and b["split"] == "test"]
+        assert a["id"] == max(mine)
+    viewer = TestClient(world.on.app)
+    viewer.cookies.set(security.SHARE_COOKIE, world.share_x)
+    assert viewer.get(f"/api/comparisons/{x.comparison_id}/analyses").json() == got
+    assert viewer.get("/api/analyses").status_code == 403
+    assert viewer.get(f"/api/comparisons/{world.y.comparison_id}/analyses").status_code == 403
+
+
 def test_secrets_are_stored_only_as_sha256_and_compared_in_constant_time(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -488,6 +548,21 @@ def test_dashboard_is_behind_sign_in_and_a_share_link_sees_its_comparison_only(
         assert c.get("/login").status_code == 200
         assert c.get("/assets/style.css").status_code == 200
         assert c.post("/_dash-update-component", json={}).status_code == 401
+
+
+def test_a_share_link_opens_its_comparisons_three_pages_and_nothing_else(world: World) -> None:
+    """Issue 18: the recipient may open the Overview and Similarity map of the shared
+    comparison (read-only); every other page sends them back to its compare page."""
+    app = create_app(world.settings, executor=InlineExecutor(world.settings), dashboard=True)
+    cid, other = world.x.comparison_id, world.y.comparison_id
+    with TestClient(app) as c:
+        c.cookies.set(security.SHARE_COOKIE, world.share_x)
+        for path in (f"/compare?id={cid}", f"/overview?id={cid}", f"/similarity?id={cid}&m=2"):
+            assert c.get(path, follow_redirects=False).status_code == 200, path
+        for path in ("/", "/overview", f"/overview?id={other}", f"/similarity?id={other}", "/new"):
+            resp = c.get(path, follow_redirects=False)
+            assert resp.status_code == 303, path
+            assert resp.headers["location"] == f"/compare?id={cid}", path
 
 
 # limits -----------------------------------------------------------------------------------------
