@@ -455,7 +455,8 @@ SHOW_JS = """function(verdict, stamp, slots) {
     if (!answer || (slots && answer.errors.length !== slots.length)) {
         throw window.dash_clientside.PreventUpdate;
     }
-    return KEYS.map((key) => answer[key]);
+    // a key the check left out (it answered dash.no_update) leaves its output alone
+    return KEYS.map((key) => key in answer ? answer[key] : window.dash_clientside.no_update);
 }"""
 
 
@@ -504,7 +505,9 @@ def register_validation(
     )
 
     def stamped(stamp: float | None, **form: Any) -> dict[str, Any]:
-        return {"stamp": stamp, "answer": dict(validate(**form))}
+        # dash.no_update would travel as {} and be shown as "[object Object]": leave it out
+        answer = {k: v for k, v in validate(**form).items() if v is not dash.no_update}
+        return {"stamp": stamp, "answer": answer}
 
     app.callback(
         output=Output(verdict, "data"),

@@ -11,6 +11,9 @@ same pieces (:func:`status_line`, :func:`ended_notice`):
   job" button;
 - :class:`CompactFollower`, a job a compare-page view runs on demand: a start button, one
   progress line under it, and a *done* store that reloads the view once the job succeeded.
+
+"Compare with the original" (the prune and upload pages) puts a new model into its original's
+comparison, whose compare job then computes what it needs: :func:`compare_with_original`.
 """
 
 from __future__ import annotations
@@ -25,12 +28,14 @@ from frontend.client import (
     ApiClient,
     ApiError,
     ApiUnreachableError,
+    ComparisonPublic,
     JobKind,
     JobPublic,
     get_client,
 )
 from frontend.components import (
     api_error_notice,
+    compare_href,
     comparison_job,
     job_pending,
     notice,
@@ -524,3 +529,85 @@ class CompactFollower:
             State(ids.job, "data"),
             prevent_initial_call=True,
         )(self.poll)
+
+
+# a new model into its original's comparison ------------------------------------------------------
+
+
+class OriginalComparison(NamedTuple):
+    """What :func:`compare_with_original` did: the comparison, and "added", "already" or
+    "created"."""
+
+    comparison: ComparisonPublic
+    done: str
+
+
+def original_comparison_name(original: Mapping[str, Any]) -> str:
+    """The name of the comparison "Compare with the original" creates for an original:
+    ``"digits_cnn (#1) vs its pruned models"`` (later ones are added to it)."""
+    return f"{original.get('name') or 'model'} (#{original.get('id')}) vs its pruned models"
+
+
+def compare_with_original(
+    client: ApiClient, original_id: int, model_ids: list[int]
+) -> OriginalComparison:
+    """Put new models (pruned from, or uploaded as versions of, ``original_id``) into the
+    original's latest comparison on their dataset, or create it.
+
+    The comparison is the newest whose model A is the original, on the dataset of the first new
+    model (else the original's). Models not in it yet are added (``POST
+    /api/comparisons/{id}/models``: its compare job computes only what they need); without one,
+    a comparison is created with the demo's defaults (``prunescope demo``: every corruption the
+    API lists, all severities, the default embedding; no corruptions when the server's dry run
+    refuses them for the dataset, which is then not images), named by
+    :func:`original_comparison_name`.
+
+    Returns:
+        The comparison, and ``done``: "added", "already" (every model was in it) or "created".
+
+    Raises:
+        ApiError: a refusal (e.g. 409 while the comparison's compare job is still going).
+    """
+    ids = [int(m) for m in model_ids]
+    original = client.get_model(int(original_id))
+    dataset_id = client.get_model(ids[0]).get("dataset_id") if ids else None
+    dataset_id = dataset_id if dataset_id is not None else original.get("dataset_id")
+    mine = [
+        c
+        for c in client.list_comparisons()
+        if c["model_a_id"] == original["id"]
+        and (dataset_id is None or c["dataset_id"] == dataset_id)
+    ]
+    if mine:
+        latest = max(mine, key=lambda c: c["id"])
+        missing = [m for m in ids if m not in latest["model_b_ids"]]
+        if not missing:
+            return OriginalComparison(latest, "already")
+        return OriginalComparison(client.add_comparison_models(latest["id"], missing), "added")
+    fields: dict[str, Any] = {"name": original_comparison_name(original)}
+    corruptions = client.list_corruptions()
+    if corruptions:
+        try:
+            client.validate_comparison(
+                original["id"], ids, dataset_id, **fields, corruptions=corruptions
+            )
+            fields["corruptions"] = corruptions
+        except ApiError as exc:
+            if "corruptions" not in exc.field_errors:
+                raise
+    created = client.create_comparison(original["id"], ids, dataset_id, **fields)
+    return OriginalComparison(created, "created")
+
+
+def original_comparison_link(made: OriginalComparison, b: int | None, link_id: str) -> html.P:
+    """ "Open comparison #N →" (``/compare?id=N&b=<the new model>``) and what was done."""
+    comparison, done = made
+    cid, name = comparison["id"], comparison.get("name") or f"comparison {comparison['id']}"
+    said = {
+        "added": f"Added to “{name}”; its compare job computes what the new model needs.",
+        "already": f"Already in “{name}”.",
+        "created": f"Created “{name}” with the demo's corruptions; its compare job analyses "
+        "the models first.",
+    }[done]
+    link = dcc.Link(f"Open comparison #{cid} →", href=compare_href(cid, b), id=link_id)
+    return html.P([link, html.Span(f" {said}", className="muted")])

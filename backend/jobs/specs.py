@@ -184,6 +184,12 @@ class CompareSpec(_Spec):
     corruptions: list[str] | None = None
     severities: list[Severity] = Field(default_factory=lambda: [1, 2, 3, 4, 5], min_length=1)
     embedding: Literal["auto", "aligned_umap", "umap_init", "pca"] = "auto"
+    added_model_b_ids: list[RowId] | None = Field(
+        default=None,
+        description="the Bs just added to the comparison (POST /api/comparisons/{id}/models): "
+        "the job computes what they need and keeps the other Bs' results while what they were "
+        "computed from is unchanged; null: every B's results are computed again",
+    )
 
 
 class RegionsSpec(_Spec):

@@ -35,6 +35,7 @@ from backend.db.tables import AnalysisRow, ComparisonRow, DatasetRow, JobRow, Mo
 from backend.jobs.executor import Executor, ExecutorUnavailable
 from backend.jobs.lifecycle import settle_sweep
 from backend.jobs.specs import (
+    FINAL_STATUSES,
     MAX_SWEEP_JOBS,
     SPEC_TYPES,
     UPLOAD_FIELDS,
@@ -319,6 +320,80 @@ def validate_comparison(
     return ComparisonPlan(models=models, dataset=dataset)
 
 
+@dataclass
+class AddModelsPlan:
+    """Models B that passed :func:`validate_added_models`, and the compare job that computes
+    what they need (the comparison's latest settings, ``added_model_b_ids`` set)."""
+
+    models: dict[int, ModelRow]
+    spec: CompareSpec
+
+
+def latest_compare_job(session: Session, comparison_id: int) -> JobRow | None:
+    """The newest compare job of a comparison, None when it has none."""
+    jobs = session.scalars(
+        select(JobRow).where(JobRow.kind == "compare").order_by(JobRow.id.desc())
+    ).all()
+    return next((j for j in jobs if j.spec.get("comparison_id") == comparison_id), None)
+
+
+def active_compare_job(session: Session, comparison_id: int) -> JobRow | None:
+    """A compare job of the comparison that is still queued, running or cancelling: adding
+    models waits for it (two jobs would write the same results)."""
+    jobs = session.scalars(
+        select(JobRow).where(JobRow.kind == "compare", JobRow.status.not_in(FINAL_STATUSES))
+    ).all()
+    return next((j for j in jobs if j.spec.get("comparison_id") == comparison_id), None)
+
+
+def validate_added_models(
+    session: Session, comparison: ComparisonRow, model_b_ids: list[int]
+) -> AddModelsPlan:
+    """Check models B to add to an existing comparison (the list's length is checked by its
+    schema): each exists, is neither model A nor already one of its Bs nor listed twice, and
+    belongs to (and accepts) the comparison's dataset. Locs are the request body's fields
+    (``("model_b_ids", 1)``).
+
+    The compare job it plans uses the settings of the comparison's latest compare job
+    (corruptions, severities, embedding), so the new Bs are analysed and embedded as the
+    others were; without one, the defaults.
+    """
+    errors = _Errors()
+    dataset = session.get(DatasetRow, comparison.dataset_id)
+    assert dataset is not None  # a comparison's dataset cannot be deleted under it
+    members = set(comparison.model_b_ids)
+    models: dict[int, ModelRow] = {}
+    for i, mid in enumerate(model_b_ids):
+        model = session.get(ModelRow, mid)
+        problem, kind = None, "mismatch"
+        if mid in model_b_ids[:i]:
+            problem, kind = f"model {mid} is listed twice", "value_error"
+        elif model is None:
+            problem, kind = f"model {mid} does not exist", "not_found"
+        elif mid == comparison.model_a_id:
+            problem = f"model {mid} is comparison {comparison.id}'s model A"
+        elif mid in members:
+            problem = f"model {mid} is already in comparison {comparison.id}"
+        elif model.dataset_id is not None and model.dataset_id != dataset.id:
+            problem = (
+                f"model {mid} belongs to dataset {model.dataset_id}, not to comparison "
+                f"{comparison.id}'s dataset {dataset.id} ({dataset.name!r})"
+            )
+        else:
+            problem = classes_problem(model, dataset)
+            models[mid] = model
+        if problem is not None:  # each message names its model: a submission's whole line
+            errors.add(("model_b_ids", i), problem, kind, problem)
+    errors.raise_if_any()
+    latest = latest_compare_job(session, comparison.id)
+    kept = ("corruptions", "severities", "embedding")
+    settings = {k: v for k, v in (latest.spec if latest else {}).items() if k in kept}
+    spec = CompareSpec.model_validate(
+        {**settings, "comparison_id": comparison.id, "added_model_b_ids": list(model_b_ids)}
+    )
+    return AddModelsPlan(models=models, spec=spec)
+
+
 # the checks of each kind ----------------------------------------------------------------------
 KindCheck = Callable[[Session, Any], Any]
 KIND_CHECKS: dict[str, KindCheck] = {}
@@ -499,11 +574,22 @@ def check_analyze(session: Session, spec: AnalyzeSpec) -> None:
 
 @checks("compare")
 def check_compare(session: Session, spec: CompareSpec) -> None:
-    """The comparison exists and the corruptions apply to its dataset."""
+    """The comparison exists, the corruptions apply to its dataset and the added Bs, if any,
+    are among its Bs."""
     comp = _comparison(session, spec.comparison_id)
+    errors = _Errors()
     problem = corruptions_problem(spec.corruptions, session.get(DatasetRow, comp.dataset_id))
     if problem is not None:
-        raise SpecInvalid.one(("corruptions",), problem)
+        errors.add(("corruptions",), problem)
+    for i, mid in enumerate(spec.added_model_b_ids or []):
+        if mid not in comp.model_b_ids:
+            errors.add(
+                ("added_model_b_ids", i),
+                f"model {mid} is not one of comparison {comp.id}'s pruned models "
+                "(POST /api/comparisons/{id}/models adds it)",
+                "mismatch",
+            )
+    errors.raise_if_any()
 
 
 @checks("regions")

@@ -6,6 +6,8 @@ corruption (its accuracy averaged over the severities run), each cell with an in
 the change from A. A B row's cell links to that pair's comparison view with the cell's corruption
 selected (``/compare?id=&b=&rob_c=``). Column headers sort the table; the order is kept in the
 URL (``sort=clean``, ``sort=-gaussian_noise``). Without ``id`` the page lists the comparisons.
+"Add models" opens the form that adds pruned models to the comparison
+(``/comparisons/new?add=<id>``), "New comparison" the form for another one of its original.
 
 Everything is read through the REST API: ``GET /api/comparisons/{id}``, ``/api/models``,
 ``/api/analyses?dataset_id=`` and ``/api/analyses/{id}/robustness``. While the comparison's
@@ -43,6 +45,7 @@ from frontend.figures.overview import (
 )
 from frontend.figures.similarity import CLEAN, method_colors
 from frontend.jobs import compare_job_pending
+from frontend.session import can_write, current_user
 
 PATH = "/overview"
 PREFIX = "overview"  # of the ids of the comparison page (components.comparison_page)
@@ -56,6 +59,9 @@ ID_TABLE = "overview-table"
 ID_FIGURE = "overview-accuracy-sparsity"
 ID_PICKER = "overview-picker"
 ID_PENDING = "overview-pending"
+ID_ADD_MODELS = "overview-add-models"
+ID_NEW_COMPARISON = "overview-new-comparison"
+ADD_MODELS_PATH = "/comparisons/new"  # the new-comparison page, in its "add" mode
 CELL_CLASS = "overview-cell"  # the links in B rows' accuracy cells
 STICKY_CLASS = "sticky-col"  # the model column, kept in view while the table scrolls sideways
 GRAPH_CONFIG: dcc.Graph.Config = {"displaylogo": False, "responsive": True}
@@ -175,12 +181,40 @@ def evaluation_table(
     )
 
 
+def add_models_link(comparison_id: int, model_a_id: int | None = None) -> html.P | None:
+    """ "Add models": the form that adds pruned models to this comparison, and "New
+    comparison" of the same original; None for a viewer who may not write (a share link, a
+    read-only token), whom the API would refuse."""
+    if not can_write(current_user()):
+        return None
+    links: list[Any] = [
+        dcc.Link(
+            "Add models",
+            href=f"{ADD_MODELS_PATH}?add={comparison_id}",
+            id=ID_ADD_MODELS,
+            className="btn needs-write",
+            title="Add pruned models to this comparison; its compare job computes only theirs",
+        )
+    ]
+    if model_a_id is not None:
+        links.append(
+            dcc.Link(
+                "New comparison",
+                href=f"{ADD_MODELS_PATH}?a={model_a_id}",
+                id=ID_NEW_COMPARISON,
+                className="btn needs-write",
+                title="Compare this original with other models, with other settings",
+            )
+        )
+    return html.P(links, className="actions")
+
+
 def overview_body(comparison: ComparisonPublic, sort: Any = None) -> tuple[list[Any], bool]:
     """The page below the comparison's header, and whether it should be fetched again (the
     compare job is active)."""
     client = get_client()
     try:
-        models = {m["id"]: dict(m) for m in client.list_models()}
+        models = {i: dict(m) for i, m in client.comparison_models(comparison).items()}
         clean, robustness = load_accuracies(client, comparison)
     except ApiError as exc:
         return [api_error_notice(exc, "the evaluation")], False
@@ -209,6 +243,7 @@ def overview_body(comparison: ComparisonPublic, sort: Any = None) -> tuple[list[
         html.Section(
             [
                 html.H2("Accuracy by method × sparsity × corruption"),
+                add_models_link(comparison["id"], comparison["model_a_id"]),
                 html.Div(
                     evaluation_table(comparison["id"], rows, sort_key, descending),
                     className="table-scroll",

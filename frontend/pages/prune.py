@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl, urlencode
 import dash
 from dash import ALL, Input, Output, State, dcc, html
 
-from frontend import components, forms
+from frontend import components, forms, jobs
 from frontend.client import ApiClient, ApiError, JobPublic, MethodPublic, ModelPublic, get_client
 from frontend.figures.formatting import MISSING, format_delta_pp, format_percent, format_ratio
 from frontend.forms import blank, control, is_on, query_float, query_int
@@ -831,8 +831,9 @@ def submit_job(
 def compare_with_original(
     n_clicks: int | None, job_state: Mapping[str, Any] | None
 ) -> tuple[Any, Any]:
-    """Callback: ``POST /api/comparisons`` with A = the pruned model's parent, B = the new
-    model(s): a link to it (or the API's refusal), and whether the button is disabled."""
+    """Callback: add the new model(s) to the latest comparison of the pruned model's parent,
+    or create one (:func:`frontend.jobs.compare_with_original`): a link to it with the new
+    model selected (or the API's refusal), and whether the button is disabled."""
     job_id = query_int((job_state or {}).get("id"))
     if not n_clicks or job_id is None:
         return dash.no_update, dash.no_update
@@ -842,8 +843,8 @@ def compare_with_original(
         if targets is None:
             nothing = "The job produced no model."
             return components.notice("Nothing to compare", nothing, kind="warning"), True
-        comparison = client.create_comparison(targets[0], targets[1])
+        made = jobs.compare_with_original(client, targets[0], targets[1])
     except ApiError as exc:
-        refused = components.notice("Could not create the comparison", exc.detail, kind="error")
+        refused = components.notice("Could not compare", exc.detail, kind="error")
         return refused, False
-    return components.comparison_link(comparison["id"], f"{ID_COMPARE}-link"), True
+    return jobs.original_comparison_link(made, targets[1][0], f"{ID_COMPARE}-link"), True

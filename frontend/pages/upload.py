@@ -51,7 +51,13 @@ from frontend.components import notice, result_card
 from frontend.figures.formatting import MISSING, format_count, format_percent
 from frontend.figures.upload import class_balance_bars, layer_sparsity_bars
 from frontend.forms import blank, control, query_int
-from frontend.jobs import POLL_INTERVAL_MS, is_active, read_job
+from frontend.jobs import (
+    POLL_INTERVAL_MS,
+    compare_with_original,
+    is_active,
+    original_comparison_link,
+    read_job,
+)
 
 PATH = "/upload"
 TITLE = "Upload · PruneScope"
@@ -966,8 +972,9 @@ def uploaded_model_id(response: Mapping[str, Any] | None) -> int | None:
 def compare_with_parent(
     n_clicks: int | None, response: Mapping[str, Any] | None
 ) -> tuple[Any, Any]:
-    """Callback: ``POST /api/comparisons`` with A = the upload's original, B = the upload: a
-    link to ``/compare?id=N`` (or the API's refusal), and whether the button is disabled."""
+    """Callback: add the upload to its original's latest comparison, or create one
+    (:func:`frontend.jobs.compare_with_original`): a link to ``/compare?id=N&b=<upload>`` (or
+    the API's refusal), and whether the button is disabled."""
     if not n_clicks:
         return dash.no_update, dash.no_update
     model_id = uploaded_model_id(response)
@@ -979,7 +986,7 @@ def compare_with_parent(
         if parent_id is None:
             nothing = "The model names no original."
             return notice("Nothing to compare", nothing, kind="warning"), True
-        comparison = client.create_comparison(int(parent_id), [model_id])
+        made = compare_with_original(client, int(parent_id), [model_id])
     except ApiError as exc:
-        return notice("Could not create the comparison", exc.detail, kind="error"), False
-    return components.comparison_link(comparison["id"], f"{ID_MODEL_COMPARE}-link"), True
+        return notice("Could not compare", exc.detail, kind="error"), False
+    return original_comparison_link(made, model_id, f"{ID_MODEL_COMPARE}-link"), True

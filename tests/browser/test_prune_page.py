@@ -76,10 +76,16 @@ def test_prune_a_model_and_follow_the_job(dash_br, live_server):
     assert "job=" in dash_br.driver.current_url
     assert dash_br.get_logs() == [], dash_br.get_logs()
 
-    # compare with the original: a link to the new comparison appears
+    # compare with the original (issue 18): the model joins the original's latest comparison
+    # (the live server has some), and the link opens it with the new model selected
     dash_br.find_element(f"#{prune.ID_COMPARE}").click()
     link = dash_br.wait_for_element(f"#{prune.ID_COMPARE}-link", timeout=30)
-    assert "/compare?id=" in link.get_attribute("href")
+    query = parse_qs(urlparse(link.get_attribute("href")).query)
+    comparisons = httpx.get(f"{live_server.url}/api/comparisons").json()["data"]
+    latest = max(c["id"] for c in comparisons if c["model_a_id"] == original)
+    assert query["id"] == [str(latest)]
+    comparison = httpx.get(f"{live_server.url}/api/comparisons/{latest}").json()
+    assert comparison["model_b_ids"][-1] == int(query["b"][0])
     assert dash_br.get_logs() == [], dash_br.get_logs()
 
 

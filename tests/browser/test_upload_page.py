@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import httpx
 import numpy as np
@@ -183,10 +184,13 @@ def test_upload_a_pruned_checkpoint_and_compare_it(dash_br, live_server, tmp_pat
 
         dash_br.find_element(f"#{upload.ID_MODEL_COMPARE}").click()
         link = dash_br.wait_for_element(f"#{upload.ID_MODEL_COMPARE}-link", timeout=30)
-        comparison_id = int(link.get_attribute("href").rsplit("id=", 1)[1])
-        comparison = api.get(f"/api/comparisons/{comparison_id}").json()
+        query = parse_qs(urlparse(link.get_attribute("href")).query)
+        assert query["b"] == [str(model_id)]
+        comparison = api.get(f"/api/comparisons/{query['id'][0]}").json()
+        # issue 18: added to the original's latest comparison, not one of its own
         assert comparison["model_a_id"] == parent["id"]
-        assert comparison["model_b_ids"] == [model_id]
+        assert comparison["model_b_ids"][-1] == model_id
+        assert len(comparison["model_b_ids"]) > 1
         assert dash_br.get_logs() == [], dash_br.get_logs()
     finally:
         dash_br.driver.set_window_size(1400, 1000)

@@ -96,9 +96,12 @@ class FakeApi:
             "/api/comparisons": {"data": [comparison], "count": 1},
             "/api/comparisons/1": comparison,
             "/api/models": {"data": [model(m) for m in MODELS], "count": len(MODELS)},
-            "/api/analyses": {"data": analyses, "count": len(analyses)},
+            "/api/comparisons/1/analyses": {"data": analyses, "count": len(analyses)},
             "/api/jobs/10": job(10, "succeeded", 1.0),
         }
+        # one model at a time, as a share link may read them (the same dicts as the list)
+        for one in self.routes["/api/models"]["data"]:
+            self.routes[f"/api/models/{one['id']}"] = one
         for mid, m in MODELS.items():
             self.routes[f"/api/analyses/{100 + mid}/robustness"] = {
                 "corruptions": CORRUPTIONS,
@@ -328,7 +331,7 @@ def test_clean_only_comparison_says_so(api: FakeApi) -> None:
 
 
 def test_running_compare_job_shows_progress_and_polls(api: FakeApi) -> None:
-    api.routes["/api/analyses"] = {"data": [], "count": 0}
+    api.routes["/api/comparisons/1/analyses"] = {"data": [], "count": 0}
     api.routes["/api/jobs/10"] = job(10, "running", 0.4)
     page = overview.layout(id="1")
     pending = by_id(page, overview.ID_PENDING)
@@ -346,7 +349,7 @@ def test_running_compare_job_shows_progress_and_polls(api: FakeApi) -> None:
 
 
 def test_failed_compare_job_shows_its_error(api: FakeApi) -> None:
-    api.routes["/api/analyses"] = {"data": [], "count": 0}
+    api.routes["/api/comparisons/1/analyses"] = {"data": [], "count": 0}
     api.routes["/api/jobs/10"] = job(10, "failed", 0.2, "CUDA out of memory")
     page = overview.layout(id="1")
     assert "CUDA out of memory" in text(by_id(page, overview.ID_PENDING))
@@ -391,3 +394,14 @@ def test_model_column_is_sticky_and_names_are_whole(api: FakeApi) -> None:
     model = " ".join(css_rules(".model-cell"))
     assert "ellipsis" not in model and "nowrap" not in model
     assert re.search(r"white-space:\s*normal", model)
+
+
+def test_add_models_links_to_the_form_that_adds_them(api: FakeApi) -> None:
+    page = overview.layout(id="1")
+    link = by_id(page, overview.ID_ADD_MODELS)
+    assert link.href == "/comparisons/new?add=1"
+    assert by_id(page, overview.ID_NEW_COMPARISON).href == "/comparisons/new?a=1"
+    assert "needs-write" in link.className
+    # a read-only viewer (a share link, a read token) is not offered it
+    api.routes["/api/session"] = {"kind": "share", "scope": "read", "comparison_id": 1}
+    assert overview.add_models_link(1) is None

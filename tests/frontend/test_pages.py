@@ -13,6 +13,7 @@ import dash
 import pytest
 from dash import Input, Output, dcc, html
 from dash.development.base_component import Component
+from plotly.utils import PlotlyJSONEncoder
 
 from frontend import forms
 from frontend.client import ApiError
@@ -725,7 +726,8 @@ def shown_in_browser(app: dash.Dash, verdict: Any, stamp: float, slots: list[Any
     function = spec["clientside_function"]
     script = "\n".join(
         [
-            "globalThis.window = {dash_clientside: {PreventUpdate: {prevented: true}}};",
+            "globalThis.window = {dash_clientside: {PreventUpdate: {prevented: true},"
+            " no_update: 'no_update'}};",
             *app._inline_scripts,
             f"const show = window.dash_clientside[{json.dumps(function['namespace'])}]"
             f"[{json.dumps(function['function_name'])}];",
@@ -773,6 +775,29 @@ def test_an_answer_about_an_older_state_of_the_form_is_not_shown() -> None:
     assert shown_in_browser(app, None, 2.0, slots) == "prevented"
 
 
+def test_an_output_the_check_leaves_alone_is_not_touched() -> None:
+    """A check that answers ``dash.no_update`` for an output (the new-comparison form's name
+    placeholder, until the server names it) left that output alone in Python but reached the
+    browser as ``{}``: the field showed "[object Object]" (issue 18, seen in the browser)."""
+    app = dash.Dash(__name__)
+
+    def validate(x: Any, error_ids: Any) -> dict[str, Any]:
+        return {"errors": [""] * len(error_ids), "disabled": dash.no_update}
+
+    stamped = forms.register_validation(
+        app,
+        validate,
+        prefix="t-submit",
+        inputs={"x": Input("t-x", "value")},
+        outputs={"disabled": Output("t-submit", "disabled")},
+        error_type="t-error",
+    )
+    slots = [{"type": "t-error", "field": "x"}]
+    verdict = json.loads(json.dumps(stamped(3.0, x="a", error_ids=slots), cls=PlotlyJSONEncoder))
+    shown = shown_in_browser(app, verdict, 3.0, slots)
+    assert shown[0] == [""] and shown[1] == "no_update", shown
+
+
 def test_every_form_is_checked_through_the_one_wiring(fake_api: FakeApi) -> None:
     from frontend.app import create_dash_app
 
@@ -781,6 +806,7 @@ def test_every_form_is_checked_through_the_one_wiring(fake_api: FakeApi) -> None
     assert sorted(verdicts) == [
         "new-analyze-submit-verdict.data",
         "new-train-submit-verdict.data",
+        "newcmp-submit-verdict.data",
         "prune-submit-verdict.data",
         "upload-dataset-submit-verdict.data",
         "upload-model-submit-verdict.data",

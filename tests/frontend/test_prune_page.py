@@ -136,12 +136,22 @@ class PruneApi:
         if request.method == "POST" and (m := re.fullmatch(r"/api/jobs/(\d+)/cancel", path)):
             self.fake.requests.append(request)
             return self.cancel(int(m[1]))
+        if request.method == "GET" and path == "/api/corruptions":
+            self.fake.requests.append(request)
+            return httpx.Response(200, json={"data": ["fog", "snow"], "severities": [1, 2, 3]})
+        if request.method == "POST" and (m := re.fullmatch(r"/api/comparisons/(\d+)/models", path)):
+            self.fake.requests.append(request)
+            (comparison,) = [c for c in self.fake.comparisons if c["id"] == int(m[1])]
+            comparison["model_b_ids"] += json.loads(request.content)["model_b_ids"]
+            return httpx.Response(201, json={**comparison, "job_id": 99})
         if request.method == "POST" and path == "/api/comparisons":
             self.fake.requests.append(request)
             body = json.loads(request.content)
+            if request.url.params.get("dry_run") == "true":
+                return httpx.Response(200, json=body)
             comparison = {
-                "id": max(c["id"] for c in self.fake.comparisons) + 1,
-                "name": "new",
+                "id": max((c["id"] for c in self.fake.comparisons), default=0) + 1,
+                "name": body.get("name", "new"),
                 "dataset_id": 1,
                 "model_a_id": body["model_a_id"],
                 "model_b_ids": body["model_b_ids"],
@@ -878,22 +888,58 @@ def test_client_cancel_job_raises_the_409_with_its_detail(api: PruneApi) -> None
     assert (info.value.status, info.value.detail) == (409, "Job already finished")
 
 
-def test_compare_with_the_original_posts_parent_and_new_model(api: PruneApi) -> None:
-    api.fake.jobs[1].update(status="succeeded", spec={"model_id": 1}, result={"model_id": 3})
+# Issue 18: "Compare with the original" adds the new model to the original's latest comparison
+# (it used to create a comparison of the original with the new model alone).
+def test_compare_with_the_original_adds_the_model_to_its_latest_comparison(api: PruneApi) -> None:
+    api.fake.comparisons.append({**api.fake.comparisons[0], "id": 2, "model_b_ids": [2]})
+    api.fake.jobs[1].update(status="succeeded", spec={"model_id": 1}, result={"model_id": 4})
     link, disabled = prune.compare_with_original(1, {"id": 2})
-    assert api.posted("/api/comparisons") == [{"model_a_id": 1, "model_b_ids": [3]}]
-    new_id = api.fake.comparisons[-1]["id"]
+    assert api.posted("/api/comparisons/2/models") == [{"model_b_ids": [4]}]
+    assert api.posted("/api/comparisons") == []  # no island of its own
     (anchor,) = [c for c in walk(link) if isinstance(c, dcc.Link)]
-    assert anchor.href == f"/compare?id={new_id}"
-    assert disabled is True
+    assert anchor.href == "/compare?id=2&b=4"
+    assert "Added to" in text(link) and disabled is True
 
 
-def test_compare_after_a_sweep_takes_all_its_models(api: PruneApi) -> None:
+def test_compare_with_the_original_links_a_model_already_in_it(api: PruneApi) -> None:
+    api.fake.jobs[1].update(status="succeeded", spec={"model_id": 1}, result={"model_id": 3})
+    link, _ = prune.compare_with_original(1, {"id": 2})
+    assert api.posted("/api/comparisons/1/models") == [] and api.posted("/api/comparisons") == []
+    (anchor,) = [c for c in walk(link) if isinstance(c, dcc.Link)]
+    assert anchor.href == "/compare?id=1&b=3"
+
+
+def test_compare_with_the_original_creates_one_with_the_demos_defaults(api: PruneApi) -> None:
+    api.fake.comparisons.clear()
+    api.fake.jobs[1].update(status="succeeded", spec={"model_id": 1}, result={"model_id": 3})
+    link, _ = prune.compare_with_original(1, {"id": 2})
+    assert api.posted("/api/comparisons") == [
+        {
+            "model_a_id": 1,
+            "model_b_ids": [3],
+            "dataset_id": 1,
+            "name": "resnet8-cifar5 (#1) vs its pruned models",
+            "corruptions": ["fog", "snow"],  # every corruption the API lists
+        }
+    ]
+    (anchor,) = [c for c in walk(link) if isinstance(c, dcc.Link)]
+    assert anchor.href == f"/compare?id={api.fake.comparisons[-1]['id']}&b=3"
+
+
+def test_compare_after_a_sweep_adds_all_its_new_models(api: PruneApi) -> None:
     api.fake.jobs[1].update(
-        kind="sweep", status="succeeded", spec={"model_id": 1}, result={"model_ids": [2, 3]}
+        kind="sweep", status="succeeded", spec={"model_id": 1}, result={"model_ids": [3, 4]}
     )
     prune.compare_with_original(1, {"id": 2})
-    assert api.posted("/api/comparisons") == [{"model_a_id": 1, "model_b_ids": [2, 3]}]
+    assert api.posted("/api/comparisons/1/models") == [{"model_b_ids": [4]}]  # 3 is in it
+
+
+def test_compare_with_the_original_shows_the_refusal(api: PruneApi) -> None:
+    api.fake.jobs[1].update(status="succeeded", spec={"model_id": 1}, result={"model_id": 4})
+    busy = "comparison 1's compare job 7 is still running; add models once it has finished"
+    api.fake.errors["/api/comparisons/1/models"] = (409, busy)
+    box, disabled = prune.compare_with_original(1, {"id": 2})
+    assert busy in text(box) and disabled is False
 
 
 VIEW = {"search": "", "defaults": {"model": 1, "method": "global_magnitude", "sparsity": 0.5}}

@@ -130,9 +130,17 @@ class UploadApi:
         if request.method == "POST" and path == "/api/jobs" and request.url.params.get("dry_run"):
             self.fake.requests.append(request)
             return httpx.Response(200, json={**json.loads(request.content), "jobs": 1})
+        if request.method == "POST" and (m := re.fullmatch(r"/api/comparisons/(\d+)/models", path)):
+            self.fake.requests.append(request)
+            (comparison,) = [c for c in self.fake.comparisons if c["id"] == int(m[1])]
+            comparison["model_b_ids"] += json.loads(request.content)["model_b_ids"]
+            self.comparisons_created.append(comparison)  # what it became
+            return httpx.Response(201, json={**comparison, "job_id": 99})
         if request.method == "POST" and path == "/api/comparisons":
             self.fake.requests.append(request)
             body = json.loads(request.content)
+            if request.url.params.get("dry_run") == "true":
+                return httpx.Response(200, json=body)
             comparison = {
                 "id": 77,
                 "name": "new",
@@ -863,19 +871,31 @@ def test_an_unreachable_api_while_polling_keeps_polling(api: UploadApi) -> None:
     assert "Cannot reach the PruneScope API" in text(panel)
 
 
-def test_compare_with_parent_creates_the_comparison(api: UploadApi) -> None:
+# Issue 18: the upload joins its original's latest comparison (it used to get one of its own).
+def test_compare_with_parent_adds_the_upload_to_the_originals_comparison(api: UploadApi) -> None:
     job_id = api.add_model_import("succeeded")
     link, disabled = upload.compare_with_parent(1, answer("model", job_id=job_id))
+    assert api.comparisons_created[0]["id"] == 1  # the original's comparison
     assert api.comparisons_created[0]["model_a_id"] == 1
-    assert api.comparisons_created[0]["model_b_ids"] == [9]
+    assert api.comparisons_created[0]["model_b_ids"] == [2, 3, 9]
     assert disabled is True
-    assert by_id(link, f"{upload.ID_MODEL_COMPARE}-link").href == "/compare?id=77"
+    assert by_id(link, f"{upload.ID_MODEL_COMPARE}-link").href == "/compare?id=1&b=9"
     assert upload.compare_with_parent(0, None) == (dash.no_update, dash.no_update)
+
+
+def test_compare_with_parent_creates_a_comparison_when_the_original_has_none(
+    api: UploadApi,
+) -> None:
+    api.fake.comparisons.clear()
+    job_id = api.add_model_import("succeeded")
+    link, _ = upload.compare_with_parent(1, answer("model", job_id=job_id))
+    assert api.comparisons_created[0]["model_b_ids"] == [9]
+    assert by_id(link, f"{upload.ID_MODEL_COMPARE}-link").href == "/compare?id=77&b=9"
 
 
 def test_compare_shows_the_apis_refusal(api: UploadApi) -> None:
     api.add_model_import("succeeded")
-    api.fake.errors["/api/comparisons"] = (422, "Model 9 has no analysis yet")
+    api.fake.errors["/api/comparisons/1/models"] = (422, "Model 9 has no analysis yet")
     box, disabled = upload.compare_with_parent(1, answer("model", model_id=9, deduplicated=True))
     assert "Model 9 has no analysis yet" in text(box) and disabled is False
 

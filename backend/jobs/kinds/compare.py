@@ -13,6 +13,24 @@ For every B (SCIENCE.md sections 1-3):
 - geometry shifts (margin, angle, z-scored length) and the samples that moved most;
 - an aligned 2-D embedding of A's and B's penultimate features.
 Comparison-wide: the geometric similarity map of every (model, corruption) pair.
+
+Adding models (``spec.added_model_b_ids``, POST /api/comparisons/{id}/models) makes the job
+incremental. Analyses are reused whenever they are fresh (every job does that). Each B's result
+records what it was computed from (``summary["inputs"]``, see :func:`result_inputs`: the
+content addresses of A's and B's analyses, B's sparsity, the embedding method and feature
+files, and the analyses of the populations it draws on); a B that was not just added keeps its
+result when those inputs are unchanged, and when only its populations changed (a new B is a
+seed or sparsity sibling of it: pruning-identified exemplars and the population alphas read the
+siblings' analyses) everything but its embedding is computed again; a result that records no
+inputs (written before they were recorded) is computed again. The embedding of A and B is a
+function of those two models' features alone (:func:`aligned_embedding` of one pair, seed 0):
+nothing ties it to the other Bs, so it is not recomputed for an unchanged pair and only the
+added Bs are embedded; the stored coordinates are what recomputing them gives (exactly for PCA;
+for the seeded UMAP methods on the same machine, see "Determinism" in
+:mod:`backend.analysis.embeddings`). The similarity map is always recomputed over all models
+(cheap: the fingerprints come from the stored per-sample tables). Reused or not, the numbers
+are those a job computing every B from scratch would give on the same analyses
+(tests/backend/api/test_add_models.py checks it to 1e-7).
 """
 
 from __future__ import annotations
@@ -131,26 +149,64 @@ def population_alphas(
     return {"method": b.pruning_method, "by_ratio": summaries, "tests": tests}
 
 
-def populations(
-    ctx: JobContext, a: ModelRow, b: ModelRow, dataset_id: int
-) -> tuple[list[AnalysisRow], list[AnalysisRow]]:
-    """Dense population (A and other analysed originals of the same architecture and dataset)
-    and sparse population (B and its analysed seed siblings: same parent, method, sparsity)."""
-    with ctx.session() as s:
-        dense_models = s.scalars(
+def _originals(s: Any, a: ModelRow) -> list[ModelRow]:
+    """Originals (no parent) of A's architecture and dataset, A included."""
+    return list(
+        s.scalars(
             select(ModelRow).where(
                 ModelRow.parent_id.is_(None),
                 ModelRow.architecture == a.architecture,
                 ModelRow.dataset_id == a.dataset_id,
             )
         ).all()
-        dense = [_find(s, m.id, dataset_id) for m in dense_models]
+    )
+
+
+def populations(
+    ctx: JobContext, a: ModelRow, b: ModelRow, dataset_id: int
+) -> tuple[list[AnalysisRow], list[AnalysisRow]]:
+    """Dense population (A and other analysed originals of the same architecture and dataset)
+    and sparse population (B and its analysed seed siblings: same parent, method, sparsity)."""
+    with ctx.session() as s:
+        dense = [_find(s, m.id, dataset_id) for m in _originals(s, a)]
         sparse = [
             _find(s, m.id, dataset_id)
             for m in _siblings(s, b)
             if abs(m.sparsity - b.sparsity) < 1e-3
         ]
     return [d for d in dense if d is not None], [p for p in sparse if p is not None]
+
+
+def result_inputs(
+    ctx: JobContext,
+    spec: CompareSpec,
+    a: ModelRow,
+    b: ModelRow,
+    an_a: AnalysisRow,
+    an_b: AnalysisRow,
+    dataset_id: int,
+) -> dict[str, Any]:
+    """What A-vs-B's result is computed from, as JSON (stored with it as
+    ``summary["inputs"]``): ``pair`` (A's and B's per-sample and corruption tables by sha256,
+    B's sparsity), ``embedding`` (the method and both feature files by sha256) and
+    ``populations`` (the analysed originals of A's architecture and B's analysed siblings,
+    ``[model id, per-sample table sha256]`` sorted by id). Analyses are addressed by content, so
+    equal inputs mean an equal result (:func:`compare_pair` reads nothing else)."""
+    with ctx.session() as s:
+        dense = [(m.id, _find(s, m.id, dataset_id)) for m in _originals(s, a)]
+        siblings = [(m.id, _find(s, m.id, dataset_id)) for m in _siblings(s, b)]
+    return {
+        "pair": {
+            "a": [an_a.samples_sha, an_a.corruptions_sha],
+            "b": [an_b.samples_sha, an_b.corruptions_sha],
+            "sparsity": b.sparsity,
+        },
+        "embedding": {"method": spec.embedding, "a": an_a.features_sha, "b": an_b.features_sha},
+        "populations": {
+            name: sorted([mid, an.samples_sha] for mid, an in rows if an is not None)
+            for name, rows in (("dense", dense), ("siblings", siblings))
+        },
+    }
 
 
 def fragility(records: pd.DataFrame | None, correct_clean: np.ndarray) -> np.ndarray | None:
@@ -189,8 +245,11 @@ def compare_pair(
     an_b: AnalysisRow,
     dataset_id: int,
     progress: float,
+    embedding: tuple[pd.DataFrame, dict[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Summary JSON and per-sample table of A vs one B."""
+    """Summary JSON and per-sample table of A vs one B; ``embedding``: an earlier result's
+    table and embedding summary for the same two feature files and method, whose coordinates
+    are taken instead of computing them again (the layout of a pair depends on nothing else)."""
     from backend.analysis.embeddings import aligned_embedding
 
     ta, tb = _table(ctx, an_a.samples_sha), _table(ctx, an_b.samples_sha)
@@ -247,7 +306,12 @@ def compare_pair(
             an_a.summary["robustness"], an_b.summary["robustness"]
         )
     # aligned embedding of the two feature spaces
-    if an_a.features_sha and an_b.features_sha:
+    if embedding is not None:
+        earlier, about = embedding
+        for column in ("ax", "ay", "bx", "by"):
+            table[column] = earlier[column].to_numpy()
+        summary["embedding"] = about
+    elif an_a.features_sha and an_b.features_sha:
         ctx.report(progress, f"embedding A and model {b.id}", force=True)
         emb = aligned_embedding(
             _features(ctx, an_a.features_sha),
@@ -330,10 +394,26 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
         assert an is not None
         analyses[mid] = an
     results: dict[int, int] = {}
+    reused: list[int] = []
+    earlier = _earlier_results(ctx, spec) if spec.added_model_b_ids is not None else {}
     for i, b_id in enumerate(b_ids):
         ctx.check_cancelled()
         progress = 0.6 + 0.35 * i / len(b_ids)
+        inputs = result_inputs(
+            ctx, spec, models[a_id], models[b_id], analyses[a_id], analyses[b_id], dataset_id
+        )
+        before = None if b_id in (spec.added_model_b_ids or []) else earlier.get(b_id)
+        kept = before.summary.get("inputs") if before is not None else None
+        if before is not None and kept == inputs:
+            results[b_id] = before.id
+            reused.append(b_id)
+            continue
         ctx.report(progress, f"comparing with model {b_id}", force=True)
+        embedding = None
+        if before is not None and kept and kept.get("embedding") == inputs["embedding"]:
+            earlier_table = _table(ctx, before.samples_sha)
+            if "ax" in earlier_table.columns and "embedding" in before.summary:
+                embedding = (earlier_table, before.summary["embedding"])
         summary, table = compare_pair(
             ctx,
             spec,
@@ -343,7 +423,9 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
             analyses[b_id],
             dataset_id,
             progress,
+            embedding,
         )
+        summary["inputs"] = inputs
         sha = ctx.store.put_bytes(parquet_bytes(table))
         with ctx.session() as s:
             row = s.scalars(
@@ -365,4 +447,17 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
         comp = s.get(ComparisonRow, spec.comparison_id)
         assert comp is not None
         comp.summary = {"similarity": {**sim.to_json(), "points": labels}}
-    return {"comparison_id": spec.comparison_id, "result_ids": results}
+    return {"comparison_id": spec.comparison_id, "result_ids": results, "reused_b_ids": reused}
+
+
+def _earlier_results(ctx: JobContext, spec: CompareSpec) -> dict[int, ComparisonResultRow]:
+    """The comparison's stored results by B, detached from their session."""
+    with ctx.session() as s:
+        rows = s.scalars(
+            select(ComparisonResultRow).where(
+                ComparisonResultRow.comparison_id == spec.comparison_id
+            )
+        ).all()
+        for row in rows:
+            s.expunge(row)
+    return {row.model_b_id: row for row in rows}
