@@ -291,3 +291,37 @@ def test_without_results_both_views_say_what_to_do(dash_br, live_server, tmp_pat
     section = dash_br.find_element("#compare-robustness")
     dash_br.driver.execute_script("arguments[0].scrollIntoView({block: 'start'});", section)
     assert dash_br.driver.save_screenshot(str(tmp_path / "empty-states.png"))
+
+
+def test_switching_b_after_choosing_a_robustness_cell(dash_br, live_server, comparison_id):
+    """Issue 18, bug 1, the third way users met it: after a robustness cell (``rob_c``,
+    ``rob_s``) was written into the address bar, choosing another B changed the dropdown and
+    nothing else. A second B is added to the comparison through the API first."""
+    with httpx.Client(base_url=live_server.url, timeout=30) as api:
+        comparison = api.get(f"/api/comparisons/{comparison_id}").json()
+        if len(comparison["model_b_ids"]) < 2:
+            prune = {"model_id": comparison["model_a_id"], "sparsity": 0.5, "finetune": None}
+            added = submit(api, "prune", prune)["result"]["model_id"]
+            r = api.post(f"/api/comparisons/{comparison_id}/models", json={"model_b_ids": [added]})
+            assert r.status_code == 201, r.text
+            assert wait_job(api, r.json()["job_id"], 480)["status"] == "succeeded"
+            comparison = api.get(f"/api/comparisons/{comparison_id}").json()
+        first, second = comparison["model_b_ids"][:2]
+        second_name = api.get(f"/api/models/{second}").json()["name"]
+    dash_br.server_url = live_server.url
+    dash_br.driver.get(f"{live_server.url}/compare?id={comparison_id}&b={first}")
+    heat_a = wait_for_figure(dash_br, HEAT_A, lambda f: f["types"] == ["heatmap"], timeout=60)
+    click_cell(dash_br, HEAT_A, 0, 2, heat_a["rows"], 5)
+    WebDriverWait(dash_br.driver, 20).until(lambda d: "rob_s=3" in d.current_url)
+    dash_br.driver.execute_script("window.scrollTo(0, 0)")
+    dash_br.select_dcc_dropdown("#compare-b-select", index=1)
+    WebDriverWait(dash_br.driver, 30).until(
+        lambda d: (
+            parse_qs(urlparse(d.current_url).query).get("b") == [str(second)]
+            and second_name in d.find_element("id", "compare-header").text
+        )
+    )
+    q = parse_qs(urlparse(dash_br.driver.current_url).query)
+    assert q["rob_s"] == ["3"] and q["rob_c"], q  # the setting survives the switch
+    dash_br.wait_for_contains_text("#compare-robustness-detail", "severity 3", timeout=60)
+    assert severe(dash_br) == []
