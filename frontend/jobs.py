@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple, cast
 
 import dash
-from dash import Input, Output, State, dcc, html
+from dash import ALL, Input, Output, State, dcc, html
 
 from frontend.client import (
     ApiClient,
@@ -41,7 +41,7 @@ from frontend.components import (
     notice,
     progress_bar,
 )
-from frontend.forms import api_errors, query_int
+from frontend.forms import api_errors, as_states, query_int
 
 POLL_INTERVAL_MS = 1000
 FINAL_STATUSES = ("succeeded", "failed", "cancelled")
@@ -373,6 +373,37 @@ class JobFollower:
             box, hidden = cancel_notice(exc, job_id)
             return {"panel": dash.no_update, "hidden": hidden, "notice": box}
         return {"panel": self.panel(job), "hidden": not can_cancel(job), "notice": None}
+
+    def register_form(
+        self,
+        app: dash.Dash,
+        submit: Callable[..., Mapping[str, Any]],
+        *,
+        submit_id: str,
+        submit_error_id: str,
+        error_type: str,
+        inputs: Mapping[str, Any],
+    ) -> None:
+        """Attach a job form's ``submit(n_clicks, **form, error_ids)`` (its button
+        ``submit_id``, the form's ``inputs`` as States, the ids of its message slots of
+        ``error_type``), answering ``{"errors", "submit_error", "job", "cancel_notice"}``,
+        then :meth:`register`: the one way a form starts the job this follower follows."""
+        slots = {"type": error_type, "field": ALL}
+        app.callback(
+            output={
+                "errors": Output(slots, "children", allow_duplicate=True),
+                "submit_error": Output(submit_error_id, "children"),
+                "job": Output(self.ids.job, "data"),
+                "cancel_notice": Output(self.ids.cancel_notice, "children", allow_duplicate=True),
+            },
+            inputs={
+                "n_clicks": Input(submit_id, "n_clicks"),
+                **as_states(inputs),
+                "error_ids": State(slots, "id"),
+            },
+            prevent_initial_call=True,
+        )(submit)
+        self.register(app)
 
     def register(self, app: dash.Dash) -> None:
         """Attach the poll and the cancel callbacks; the page calls this from its register.

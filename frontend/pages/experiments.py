@@ -811,35 +811,34 @@ def filter_controls(facets: ExperimentFacetsPublic, state: ViewState) -> html.Di
     known_datasets = {f["value"] for f in facets["datasets"]}
     return html.Div(
         [
-            _control(
-                "Method",
-                dcc.Dropdown(
-                    id=ID_METHOD,
-                    options=_options(facets["methods"]),
-                    value=list(state.method),
-                    multi=True,
-                    placeholder="every method",
-                ),
-            ),
-            _control(
-                "Dataset",
-                dcc.Dropdown(
-                    id=ID_DATASET,
-                    options=_options(facets["datasets"]),
-                    value=[str(d) for d in state.dataset if str(d) in known_datasets],
-                    multi=True,
-                    placeholder="every dataset",
-                ),
-            ),
-            _control(
-                "Architecture",
-                dcc.Dropdown(
-                    id=ID_ARCH,
-                    options=_options(facets["architectures"]),
-                    value=list(state.architecture),
-                    multi=True,
-                    placeholder="every architecture",
-                ),
+            *(
+                _control(
+                    label,
+                    dcc.Dropdown(
+                        id=control_id,
+                        options=_options(options),
+                        value=value,
+                        multi=True,
+                        placeholder=f"every {word}",
+                    ),
+                )
+                for label, control_id, word, options, value in (
+                    ("Method", ID_METHOD, "method", facets["methods"], list(state.method)),
+                    (
+                        "Dataset",
+                        ID_DATASET,
+                        "dataset",
+                        facets["datasets"],
+                        [str(d) for d in state.dataset if str(d) in known_datasets],
+                    ),
+                    (
+                        "Architecture",
+                        ID_ARCH,
+                        "architecture",
+                        facets["architectures"],
+                        list(state.architecture),
+                    ),
+                )
             ),
             _control(
                 "Sparsity",

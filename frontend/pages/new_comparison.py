@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, get_args
 
 import dash
-from dash import ALL, Input, Output, State, dcc, html
+from dash import Input, Output, State, dcc, html
 
 from frontend import components, forms
 from frontend.client import (
@@ -143,22 +143,14 @@ def register(app: dash.Dash) -> None:
         outputs={"placeholder": Output(ID_NAME, "placeholder")},
         error_type=ERROR_TYPE,
     )
-    slots = {"type": ERROR_TYPE, "field": ALL}
-    app.callback(
-        output={
-            "errors": Output(slots, "children", allow_duplicate=True),
-            "submit_error": Output(ID_SUBMIT_ERROR, "children"),
-            "job": Output(FOLLOW.ids.job, "data"),
-            "cancel_notice": Output(FOLLOW.ids.cancel_notice, "children", allow_duplicate=True),
-        },
-        inputs={
-            "n_clicks": Input(ID_SUBMIT, "n_clicks"),
-            **forms.as_states(inputs),
-            "error_ids": State(slots, "id"),
-        },
-        prevent_initial_call=True,
-    )(submit)
-    FOLLOW.register(app)
+    FOLLOW.register_form(
+        app,
+        submit,
+        submit_id=ID_SUBMIT,
+        submit_error_id=ID_SUBMIT_ERROR,
+        error_type=ERROR_TYPE,
+        inputs=inputs,
+    )
 
 
 # options ---------------------------------------------------------------------------------------

@@ -167,22 +167,14 @@ def register(app: dash.Dash) -> None:
     forms.register_validation(
         app, validate_form, prefix=ID_SUBMIT, inputs=inputs, error_type=ERROR_TYPE
     )
-    slots = {"type": ERROR_TYPE, "field": ALL}
-    app.callback(
-        output={
-            "errors": Output(slots, "children", allow_duplicate=True),
-            "submit_error": Output(ID_SUBMIT_ERROR, "children"),
-            "job": Output(FOLLOW.ids.job, "data"),
-            "cancel_notice": Output(FOLLOW.ids.cancel_notice, "children", allow_duplicate=True),
-        },
-        inputs={
-            "n_clicks": Input(ID_SUBMIT, "n_clicks"),
-            **forms.as_states(inputs),
-            "error_ids": State(slots, "id"),
-        },
-        prevent_initial_call=True,
-    )(submit_job)
-    FOLLOW.register(app)
+    FOLLOW.register_form(
+        app,
+        submit_job,
+        submit_id=ID_SUBMIT,
+        submit_error_id=ID_SUBMIT_ERROR,
+        error_type=ERROR_TYPE,
+        inputs=inputs,
+    )
     app.callback(
         Output(ID_COMPARE_RESULT, "children"),
         Output(ID_COMPARE, "disabled"),
