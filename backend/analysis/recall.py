@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from scipy import stats
 
 __all__ = [
     "RecallDistortion",
@@ -227,6 +226,8 @@ def alpha_summary(alphas: np.ndarray, confidence: float = 0.95) -> dict[str, Any
     if n < 2:
         return result
     std = float(a.std(ddof=1))
+    from scipy import stats  # here: importing scipy.stats costs the API ~40 MiB at start-up
+
     half = float(stats.t.ppf((1.0 + float(confidence)) / 2.0, n - 1)) * std / math.sqrt(n)
     result.update(std=std, ci_low=mean - half, ci_high=mean + half)
     return result
@@ -267,6 +268,8 @@ def consecutive_ratio_tests(
     lengths = {t: a.size for t, a in arrays.items()}
     if len(set(lengths.values())) > 1:
         raise ValueError(f"alphas should be paired by seed (same length at every t): {lengths}")
+    from scipy import stats  # here, not at import: the API imports this module
+
     m = len(ratios) - 1
     results: list[dict[str, Any]] = []
     for t_from, t_to in zip(ratios[:-1], ratios[1:], strict=True):
