@@ -54,3 +54,22 @@ def submit(api: httpx.Client, kind: str, spec: dict[str, Any]) -> dict[str, Any]
     job = wait_job(api, r.json()["id"], 480)
     assert job["status"] == "succeeded", job
     return job
+
+
+def choose(br, selector: str, **option: Any) -> None:  # type: ignore[no-untyped-def]
+    """``br.select_dcc_dropdown(selector, **option)`` once the dropdown is in view and nothing
+    covers it: on the compare page the lazy views arriving below move the page while it loads,
+    and a click then lands on whatever slid under the pointer."""
+    from selenium.common.exceptions import ElementClickInterceptedException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def pick(driver) -> bool:  # type: ignore[no-untyped-def]
+        element = driver.find_element("css selector", selector)
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", element)
+        try:
+            br.select_dcc_dropdown(selector, **option)
+        except ElementClickInterceptedException:
+            return False
+        return True
+
+    WebDriverWait(br.driver, 30, poll_frequency=0.5).until(pick)

@@ -19,7 +19,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.browser.pageload import settle
+from tests.browser.pageload import choose, settle
 from tests.conftest import served
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -462,7 +462,7 @@ def test_share_link_opens_the_view_it_was_made_from_in_a_fresh_profile(
     assert viewer.save_screenshot(str(SCREENSHOTS / "shared-view-with-state.png"))
 
     # the recipient may change it locally: the class follows
-    viewer_br.select_dcc_dropdown("#compare-class-select", index=4)
+    choose(viewer_br, "#compare-class-select", index=4)
     wait_for_url(viewer, "/compare", {"id": str(cid), "cls": "3", "b": str(b)})
 
     # and open the Overview and the Similarity map of this comparison, read-only

@@ -10,6 +10,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.support.ui import WebDriverWait
 
 from frontend.views import decode_ids
+from tests.browser.pageload import choose
 
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "compare-embedding.png"
 
@@ -170,7 +171,7 @@ def test_colour_by_goes_to_the_url_without_reloading(dash_br, live_server):
     )
     assert legend[0] == "unchanged" and "correct → wrong" in legend
     driver.execute_script("window.__same_page = true;")
-    dash_br.select_dcc_dropdown("#compare-embedding-color", value="Δmargin (B − A)")
+    choose(dash_br, "#compare-embedding-color", value="Δmargin (B − A)")
     WebDriverWait(driver, 30).until(lambda d: "emb_color=d_margin" in d.current_url)
     WebDriverWait(driver, 30).until(
         lambda d: (

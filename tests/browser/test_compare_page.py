@@ -6,6 +6,8 @@ from urllib.parse import parse_qs, urlparse
 
 from selenium.webdriver.support.ui import WebDriverWait
 
+from tests.browser.pageload import choose
+
 
 def query(url: str) -> dict[str, list[str]]:
     return parse_qs(urlparse(url).query)
@@ -47,7 +49,7 @@ def test_compare_page_renders_and_keeps_view_state_in_the_url(dash_br, live_serv
     assert len(fetched) == 1, fetched
 
     # choose a class: the URL records it (b is kept)
-    dash_br.select_dcc_dropdown("#compare-class-select", index=4)
+    choose(dash_br, "#compare-class-select", index=4)
     WebDriverWait(dash_br.driver, 20).until(lambda d: "cls=" in d.current_url)
     q = query(dash_br.driver.current_url)
     assert q["id"] == [str(p.comparison_id)] and q["b"] == [str(p.pruned_ids[1])]

@@ -20,7 +20,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.support.ui import WebDriverWait
 
 from frontend.views import decode_ids
-from tests.browser.pageload import submit, wait_job
+from tests.browser.pageload import choose, submit, wait_job
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 CORRUPTIONS = ["gaussian_noise", "fog"]
@@ -314,7 +314,7 @@ def test_switching_b_after_choosing_a_robustness_cell(dash_br, live_server, comp
     click_cell(dash_br, HEAT_A, 0, 2, heat_a["rows"], 5)
     WebDriverWait(dash_br.driver, 20).until(lambda d: "rob_s=3" in d.current_url)
     dash_br.driver.execute_script("window.scrollTo(0, 0)")
-    dash_br.select_dcc_dropdown("#compare-b-select", index=1)
+    choose(dash_br, "#compare-b-select", index=1)
     WebDriverWait(dash_br.driver, 30).until(
         lambda d: (
             parse_qs(urlparse(d.current_url).query).get("b") == [str(second)]

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.browser.pageload import submit, wait_job
+from tests.browser.pageload import choose, submit, wait_job
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 CORRUPTIONS = ["gaussian_noise", "fog"]
@@ -152,7 +152,7 @@ def test_gallery_filters_detail_and_the_url(dash_br, live_server, comparison_id)
     everything = wait_for_tiles(dash_br, lambda found: found != flagged)
     assert everything == sorted(everything) and everything[0] == 0
     WebDriverWait(dash_br.driver, 20).until(lambda d: "smp_cat=all" in d.current_url)
-    dash_br.select_dcc_dropdown("#compare-samples-sort", index=1)  # largest margin decrease
+    choose(dash_br, "#compare-samples-sort", index=1)  # largest margin decrease
     by_margin = wait_for_tiles(dash_br, lambda found: found != everything)
     WebDriverWait(dash_br.driver, 20).until(lambda d: "smp_sort=d_margin" in d.current_url)
     assert dash_br.driver.execute_script("return window.__samplesNoReload") == 1

@@ -8,6 +8,8 @@ from urllib.parse import parse_qs, urlparse
 
 from selenium.webdriver.support.ui import WebDriverWait
 
+from tests.browser.pageload import choose
+
 
 def query(url: str) -> dict[str, list[str]]:
     return parse_qs(urlparse(url).query)
@@ -33,23 +35,6 @@ def b_index(live_server, comparison_id: int, model_id: int) -> int:
 
     comparison = httpx.get(f"{live_server.url}/api/comparisons/{comparison_id}").json()
     return list(comparison["model_b_ids"]).index(model_id)
-
-
-def choose(dash_br, selector: str, **option) -> None:
-    """Pick an option of a dcc.Dropdown once it is in view and nothing covers it (the lazy
-    views arriving below move the page while it loads)."""
-    from selenium.common.exceptions import ElementClickInterceptedException
-
-    def pick(driver) -> bool:
-        element = driver.find_element("css selector", selector)
-        driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", element)
-        try:
-            dash_br.select_dcc_dropdown(selector, **option)
-        except ElementClickInterceptedException:
-            return False
-        return True
-
-    WebDriverWait(dash_br.driver, 30, poll_frequency=0.5).until(pick)
 
 
 def _click(element) -> bool:
