@@ -156,27 +156,33 @@ def save_checkpoint(
         raise
 
 
+def _name(path: str | Path) -> str:
+    # the file's name, not its folder: on a server the folder is the artifact store's layout,
+    # which the message's readers should not see (models.importer names files the same way)
+    return repr(Path(path).name)
+
+
 def _parse_meta(raw: Mapping[str, str] | None, path: str | Path) -> dict[str, Any]:
     if not raw or META_KEY not in raw:
-        raise CheckpointError(f"{str(path)!r} has no {META_KEY!r} metadata")
+        raise CheckpointError(f"{_name(path)} has no {META_KEY!r} metadata")
     try:
         meta = json.loads(raw[META_KEY])
     except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{str(path)!r}: {META_KEY!r} metadata is not JSON: {exc}") from None
+        raise CheckpointError(f"{_name(path)}: {META_KEY!r} metadata is not JSON: {exc}") from None
     if not isinstance(meta, dict):
-        raise CheckpointError(f"{str(path)!r}: {META_KEY!r} metadata should be a JSON object")
+        raise CheckpointError(f"{_name(path)}: {META_KEY!r} metadata should be a JSON object")
     version = meta.get("format_version")
     if version != FORMAT_VERSION:
         raise CheckpointError(
-            f"{str(path)!r}: format_version={version!r} is not supported (expected "
+            f"{_name(path)}: format_version={version!r} is not supported (expected "
             f"{FORMAT_VERSION})"
         )
     architecture = meta.get("architecture")
     kwargs = meta.get("kwargs", {})
     if not isinstance(architecture, str):
-        raise CheckpointError(f"{str(path)!r}: architecture={architecture!r} should be a string")
+        raise CheckpointError(f"{_name(path)}: architecture={architecture!r} should be a string")
     if not isinstance(kwargs, dict):
-        raise CheckpointError(f"{str(path)!r}: kwargs={kwargs!r} should be a JSON object")
+        raise CheckpointError(f"{_name(path)}: kwargs={kwargs!r} should be a JSON object")
     return {
         "format_version": version,
         "architecture": architecture,
@@ -198,7 +204,7 @@ def read_checkpoint_meta(path: str | Path) -> dict[str, Any]:
         with safe_open(str(path), framework="pt") as f:
             raw = f.metadata()
     except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{str(path)!r} is not a readable safetensors file: {exc}") from None
+        raise CheckpointError(f"{_name(path)} is not a readable safetensors file: {exc}") from None
     return _parse_meta(raw, path)
 
 
@@ -306,7 +312,7 @@ def load_checkpoint(
     try:
         tensors = load_file(str(path), device=str(map_location))
     except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{str(path)!r} is not a readable safetensors file: {exc}") from None
+        raise CheckpointError(f"{_name(path)} is not a readable safetensors file: {exc}") from None
     extra = meta["extra"]
     structure = extra.get("structured") if isinstance(extra, dict) else None
     model = model_from_tensors(

@@ -722,7 +722,7 @@ ADD_DRY_RUN_ANSWER = "dry_run=true: the models would be added (nothing was writt
     status_code=201,
     responses={
         200: {"model": ComparisonModelsAdd, "description": ADD_DRY_RUN_ANSWER},
-        **errors(404, 409, 422, 503),
+        **errors(400, 404, 409, 422, 503),
     },
 )
 def add_comparison_models(

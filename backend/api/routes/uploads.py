@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend.api.deps import ExecutorDep, SessionDep, SettingsDep, StoreDep, refused
+from backend.api.errors import DATASET_NAME_TAKEN
 from backend.api.schemas import UploadPublic, errors
 from backend.api.uploads import Received, receive_upload
 from backend.db.tables import DatasetRow, ModelRow
@@ -197,7 +198,7 @@ async def upload_dataset(
                 received.discard()
                 response.status_code = 200
                 return _public(received, "dataset", fmt, dataset_id=existing.id, deduplicated=True)
-            raise HTTPException(status_code=409, detail=f"a dataset named {name!r} already exists")
+            raise HTTPException(status_code=409, detail=DATASET_NAME_TAKEN)
         spec = spec.model_copy(update={"name": name})
     except BaseException:
         received.discard()

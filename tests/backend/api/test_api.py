@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
+from backend.api.errors import DATASET_NAME_TAKEN
 from backend.api.schemas import ErrorPublic
 from backend.db.session import session_scope
 from backend.db.tables import ComparisonRow, DatasetRow, JobRow, ModelRow
@@ -62,7 +63,7 @@ def test_dataset_registration_and_errors(client, settings):
     before = counts(settings)
     bad = [
         ({"builtin": "imagenet"}, 422, "unknown dataset 'imagenet'"),
-        ({"builtin": "digits"}, 409, "a dataset named 'digits' already exists"),
+        ({"builtin": "digits"}, 409, DATASET_NAME_TAKEN),
         ({"builtin": "blobs", "params": {"num_classes": 1}}, 422, "num_classes=1"),
         ({"builtin": "blobs", "params": {"colour": "red"}}, 422, "bad dataset params"),
     ]
