@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo serve test test-fast lint bench browser-deps clean help
+.PHONY: setup demo serve test test-fast lint bench browser-deps compose-deps clean help
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -38,7 +38,16 @@ browser-deps:  ## Debian chromium + chromedriver for the browser tests (never do
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; \
 	fi
 
-test: setup browser-deps  ## install what is needed and run every test
+# Debian's docker-compose 1.29 validates docker-compose.yml (`config -q`, no Docker engine
+# needed); --no-install-recommends: not the Docker engine it recommends
+compose-deps:  ## Debian docker-compose, the Compose CLI tests/test_compose.py validates with
+	@if ! command -v docker-compose >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends docker-compose; \
+	fi
+
+test: setup browser-deps compose-deps  ## install what is needed and run every test
 	$(BIN)/python -m pytest
 
 test-fast: setup  ## every test except the browser ones

@@ -7,6 +7,7 @@
     prunescope upload model|dataset  upload a checkpoint or a dataset file and follow its import
     prunescope download MODEL_ID     download a model (safetensors, pt, onnx, prunescope)
     prunescope delete KIND ID        delete a model, comparison, dataset or job (asks first)
+    prunescope gc                    remove artifact files no row names (the server does, too)
     prunescope worker --gpu N        run jobs from the Celery broker on GPU N (executor=celery)
 
 Settings come from PRUNESCOPE_* environment variables (see README, Configuration); the flags
@@ -255,6 +256,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
     unknown = [q for q in queues if q not in QUEUES]
     if unknown or not queues:
         raise CliError(f"--queues {args.queues!r}: queues are {', '.join(QUEUES)}")
+    # a device that does not exist would fail every job it takes: refuse to start instead
+    from backend.devices import device_problem, gpu_problem
+
+    if args.gpu is not None and settings.device == "auto":
+        problem = gpu_problem(args.gpu)
+    else:
+        problem = device_problem(settings.device, "--device" if args.device else None)
+    if problem is not None:
+        raise CliError(f"{problem}. The worker did not start")
     configure_pool(1, 2)  # one job at a time needs few connections
     try:
         check_database(settings.database_url)
@@ -665,6 +675,15 @@ def cmd_token(args: argparse.Namespace) -> int:
                 f"created {_when(row.created_at)}  last used {_when(row.last_used_at)}  {state}"
             )
         return 0
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    from backend.artifacts import sweep_orphans
+
+    with _access_session(args):  # the database is reachable and migrated
+        pass
+    print(sweep_orphans(_settings(args), args.grace, dry_run=args.dry_run).message)
+    return 0
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
@@ -1287,6 +1306,25 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--limit", type=int, default=50, help="how many events (default 50)")
     server_flags(sp)
     sp.set_defaults(func=cmd_audit)
+
+    sp = sub.add_parser(
+        "gc",
+        help="remove artifact files no row names",
+        description="Remove the artifact files that no dataset, model, analysis, result or "
+        "unfinished job names and that were stored longer ago than --grace, with stale "
+        "temporary files; the server does the same at start-up and then periodically. Works on "
+        "the database and artifact store directly (run it where the server's settings are).",
+    )
+    sp.add_argument(
+        "--grace",
+        type=float,
+        metavar="SECONDS",
+        help="keep files stored more recently than this "
+        "(default PRUNESCOPE_ORPHAN_GRACE_SECONDS, 3600)",
+    )
+    sp.add_argument("--dry-run", action="store_true", help="say what would go; remove nothing")
+    server_flags(sp)
+    sp.set_defaults(func=cmd_gc)
     return p
 
 

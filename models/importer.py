@@ -52,7 +52,15 @@ from models.onnx_graph import (
     strip_weights,
     to_torch_with_sources,
 )
-from models.registry import UnknownNameError, _factory, create, list_models
+from models.registry import (
+    TooManyParameters,
+    UnknownNameError,
+    _factory,
+    check_size,
+    count_parameters,
+    create,
+    list_models,
+)
 from models.structured import rebuild_structure
 
 __all__ = [
@@ -158,6 +166,7 @@ def read_checkpoint(
     arch_kwargs: Mapping[str, Any] | None = None,
     *,
     max_tensor_bytes: int | None = None,
+    max_params: int | None = None,
 ) -> ImportedCheckpoint:
     """Read a checkpoint file and return a validated model of a registered architecture.
 
@@ -198,6 +207,9 @@ def read_checkpoint(
             files: the storages of the kept tensors, memory-mapped before counting; torch files
             read whole, i.e. legacy ones and those whose name ends in ``.safetensors``, which
             ``torch.load`` would otherwise hand to safetensors: the file size).
+        max_params: If given, refuse an architecture that, with its arguments (the file's
+            metadata, updated by ``arch_kwargs``), has more parameters: counted on the meta
+            device (:func:`models.registry.check_size`) before the model is built.
 
     Returns:
         The model and what was found; see :class:`ImportedCheckpoint`.
@@ -237,7 +249,7 @@ def read_checkpoint(
             f"{', '.join(list_models())}"
         )
     _check_registered(architecture)
-    model = _build(architecture, kwargs, structure)
+    model = _build(architecture, kwargs, structure, max_params)
 
     own = model.state_dict()
     tensors = _strip_ddp_prefix(raw, own)
@@ -607,9 +619,18 @@ def _check_registered(architecture: str) -> None:
         raise CheckpointError(str(exc)) from None
 
 
-def _build(architecture: str, kwargs: dict[str, Any], structure: object) -> nn.Module:
+def _build(
+    architecture: str, kwargs: dict[str, Any], structure: object, max_params: int | None = None
+) -> nn.Module:
     try:
+        counted = max_params is None or check_size(architecture, kwargs, max_params) is not None
         model = create(architecture, **kwargs)
+        if max_params is not None and not counted:  # cannot be built on the meta device
+            count = count_parameters(model)
+            if count > max_params:
+                raise TooManyParameters(architecture, count, max_params)
+    except TooManyParameters as exc:
+        raise CheckpointError(str(exc)) from None
     except UnknownNameError as exc:
         raise CheckpointError(str(exc)) from None
     except (TypeError, ValueError) as exc:

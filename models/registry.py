@@ -27,19 +27,26 @@ import difflib
 import functools
 import inspect
 import logging
+import math
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
 from typing import Any, TypeVar
 
+import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 __all__ = [
     "ENTRY_POINT_GROUP",
     "LIBRARY_PREFIXES",
+    "TooManyParameters",
     "UnknownNameError",
+    "check_size",
+    "count_parameters",
     "create",
+    "create_meta",
     "fill_kwargs",
     "is_known",
     "list_models",
@@ -309,6 +316,139 @@ def create(name: str, **kwargs: Any) -> nn.Module:
     except TypeError as exc:
         raise ValueError(f"invalid arguments for architecture {name!r}: {exc}") from None
     return fn(**kwargs)
+
+
+# --- size without memory (the meta device) ----------------------------------------------------
+
+
+class TooManyParameters(ValueError):
+    """An architecture built with some arguments has more parameters than a limit allows;
+    counted on the meta device, before anything was allocated."""
+
+    def __init__(self, name: str, count: int | None, limit: int) -> None:
+        self.name, self.count, self.limit = name, count, limit
+        has = (
+            f"{count:,} parameters"
+            if count is not None
+            else "more parameters than a tensor can hold (a layer's size overflows)"
+        )
+        super().__init__(
+            f"{name} with these arguments has {has}; the limit is {limit:,} parameters "
+            "(PRUNESCOPE_MAX_PARAMS)"
+        )
+
+
+# the factory functions whose first argument is the size of the tensor they make
+_SIZED = frozenset({torch.empty, torch.zeros, torch.ones, torch.full, torch.rand, torch.randn})
+# elements a constructor may keep in memory while its larger tensors go to the meta device
+_REAL_BUDGET = 2**24
+
+
+def _numel(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> int | None:
+    size = kwargs.get("size", args[0] if args else None)
+    if isinstance(size, int) and not isinstance(size, bool):  # torch.empty(3, 4)
+        size = args if all(type(a) is int for a in args) else None
+    if not isinstance(size, tuple | list | torch.Size) or not all(type(d) is int for d in size):
+        return None
+    return math.prod(size)
+
+
+class _LargeOnMeta(TorchFunctionMode):
+    """Tensors made by size (``torch.empty(out, in)``: parameters, buffers) go to the meta
+    device once those kept in memory reach ``budget`` elements; anything else (``arange``,
+    ``tensor``, ``linspace``: values a constructor computes with) stays in memory."""
+
+    def __init__(self, budget: int) -> None:
+        super().__init__()
+        self.left = budget
+
+    def __torch_function__(
+        self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None
+    ) -> Any:
+        kwargs = dict(kwargs or {})
+        if func in _SIZED and kwargs.get("device") is None:
+            n = _numel(args, kwargs)
+            if n is not None and n > self.left:
+                kwargs["device"] = torch.device("meta")
+            elif n is not None:
+                self.left -= n
+        return func(*args, **kwargs)
+
+
+def _about_meta(exc: BaseException) -> bool:
+    """Whether a constructor failed because its tensors have no data (not its arguments)."""
+    return isinstance(exc, NotImplementedError) or "meta" in str(exc).lower()
+
+
+def _overflows(exc: BaseException) -> bool:
+    return "overflow" in str(exc).lower()
+
+
+def create_meta(name: str, **kwargs: Any) -> nn.Module | None:
+    """:func:`create` without memory: every parameter and buffer on the meta device (shapes
+    and dtypes, no data), for counting parameters and passing a sample's shape through.
+
+    The constructor runs under ``torch.device("meta")``. One that reads back values of
+    tensors it made (torchvision's RegNets compute their widths with torch) runs again with
+    its small tensors in memory (2**24 elements in all) and every larger one on the meta
+    device, and is then moved to it.
+
+    Returns:
+        The model on the meta device, or None when its constructor cannot run without data
+        (build it with :func:`create`, which also reports bad arguments).
+
+    Raises:
+        UnknownNameError: If ``name`` is not registered.
+        ValueError: If ``kwargs`` do not fit the factory (as :func:`create`).
+        OverflowError: If a tensor the arguments ask for is too large to describe at all.
+    """
+    _factory(name)
+    try:
+        with torch.device("meta"):
+            return create(name, **kwargs)
+    except Exception as exc:
+        if _overflows(exc):
+            raise OverflowError(str(exc)) from None
+        if not _about_meta(exc):
+            raise
+    try:
+        with _LargeOnMeta(_REAL_BUDGET):
+            model = create(name, **kwargs)
+    except Exception as exc:
+        if _overflows(exc):
+            raise OverflowError(str(exc)) from None
+        if _about_meta(exc):
+            return None
+        raise
+    return model.to(torch.device("meta"))
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Parameters of ``model`` (each shared one once), on any device, the meta one too."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def check_size(name: str, kwargs: Mapping[str, Any], max_params: int) -> nn.Module | None:
+    """Refuse ``name`` built with ``kwargs`` when it has more than ``max_params`` parameters,
+    counted on the meta device (:func:`create_meta`): nothing is allocated.
+
+    Returns:
+        The model on the meta device (for a shape probe), or None when its constructor
+        cannot run there: only building it counts its parameters then.
+
+    Raises:
+        TooManyParameters: It has more than ``max_params`` parameters.
+        UnknownNameError, ValueError: As :func:`create`.
+    """
+    try:
+        model = create_meta(name, **kwargs)
+    except OverflowError:
+        raise TooManyParameters(name, None, max_params) from None
+    if model is not None:
+        count = count_parameters(model)
+        if count > max_params:
+            raise TooManyParameters(name, count, max_params)
+    return model
 
 
 def _first_doc_line(fn: Callable[..., Any]) -> str:

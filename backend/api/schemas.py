@@ -71,7 +71,9 @@ class HealthPublic(BaseModel):
     executor: str
     job_queue: str = Field(
         description="'ok...' when jobs can be submitted; 'unreachable: ...' when the broker is "
-        "down (reads keep working, submissions answer 503)"
+        "down, 'unavailable: ...' when the local executor's device (PRUNESCOPE_DEVICE) does not "
+        "exist, saying what to change (reads keep working, submissions answer 503); "
+        "'checking: ...' while that device is being checked, once, as the server starts"
     )
 
 

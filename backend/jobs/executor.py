@@ -20,6 +20,7 @@ from sqlalchemy import select, update
 from backend.config import Settings
 from backend.db.session import session_scope
 from backend.db.tables import JobRow
+from backend.devices import ALWAYS_THERE
 from backend.jobs.lifecycle import ACTIVE, reap_stale, recover_lost
 from backend.jobs.specs import RUNNABLE_KINDS
 
@@ -68,7 +69,7 @@ def _worker_main(settings_data: dict[str, Any], jobs: Any, busy: Any, parent: in
             return
         busy.value = job_id
         try:
-            run_job(job_id, settings)
+            run_job(job_id, settings, guard_memory=True)
         except Exception:  # the runner records failures; this guards the loop itself
             log.exception("worker crashed outside job %s", job_id)
         finally:
@@ -91,14 +92,36 @@ class LocalExecutor:
         self._procs: list[tuple[Any, Any]] = []
         self._stop = threading.Event()
         self._monitor: threading.Thread | None = None
+        # whether settings.device exists (backend.devices): checked once, as the pool starts
+        self._device_checked = threading.Event()
+        self._device_problem: str | None = None
 
     def start(self) -> None:
         self._queue = self._ctx.Queue()
         for _ in range(self.n_workers):
             self._procs.append(self._spawn())
-        self._requeue_orphans()
+        orphans = self._requeue_orphans()
+        if self.settings.device in ALWAYS_THERE:
+            self._device_checked.set()
+            self._put(orphans)
+        else:  # a child process asks torch: seconds the server need not wait for
+            threading.Thread(
+                target=self._check_device, args=(orphans,), daemon=True, name="device-check"
+            ).start()
         self._monitor = threading.Thread(target=self._watch, daemon=True, name="executor-monitor")
         self._monitor.start()
+
+    def _check_device(self, orphans: list[int]) -> None:
+        from backend.devices import device_problem
+
+        try:
+            self._device_problem = device_problem(self.settings.device)
+        finally:
+            self._device_checked.set()
+        if self._device_problem is None:
+            self._put(orphans)
+        else:  # the orphans stay queued for a server started with a device that exists
+            log.error("jobs are refused until the device is changed: %s", self._device_problem)
 
     def _spawn(self) -> tuple[Any, Any]:
         busy = self._ctx.Value("q", 0)
@@ -111,9 +134,9 @@ class LocalExecutor:
         proc.start()
         return proc, busy
 
-    def _requeue_orphans(self) -> None:
+    def _requeue_orphans(self) -> list[int]:
         """Jobs left 'running' by a previous server (this executor owns every local worker)
-        go back to the queue; queued ones are handed to the new workers."""
+        go back to the queue; the ids of the queued ones, for the new workers."""
         with session_scope(self.settings.database_url) as s:
             # sweeps are never run themselves: only their child jobs are
             runnable = JobRow.kind.in_(RUNNABLE_KINDS)
@@ -125,8 +148,11 @@ class LocalExecutor:
             ids = s.scalars(
                 select(JobRow.id).where(JobRow.status == "queued", runnable).order_by(JobRow.id)
             ).all()
-        for job_id in ids:
-            self.submit(job_id)
+        return list(ids)
+
+    def _put(self, job_ids: list[int]) -> None:
+        for job_id in job_ids:
+            self._queue.put(job_id)
 
     def _watch(self) -> None:
         while not self._stop.wait(1.0):
@@ -139,14 +165,23 @@ class LocalExecutor:
                 if job_id:
                     reason = f"worker process exited with code {proc.exitcode}"
                     if recover_lost(self.settings, job_id, reason) == "queued":
-                        self.submit(job_id)
+                        self._put([job_id])
 
     def submit(self, job_id: int, queue: str | None = None) -> None:
+        """Hand a job to the pool; :class:`ExecutorUnavailable` (503) when the configured
+        device does not exist (after its check, which the first submissions may wait for)."""
         if self._queue is None:
             raise RuntimeError("executor not started")
+        self._device_checked.wait()
+        if self._device_problem is not None:
+            raise ExecutorUnavailable(self._device_problem)
         self._queue.put(job_id)
 
     def health(self) -> str:
+        if not self._device_checked.wait(2.0):
+            return f"checking: whether device {self.settings.device} exists (once, at start)"
+        if self._device_problem is not None:
+            return f"unavailable: {self._device_problem}"
         alive = sum(p.is_alive() for p, _ in self._procs)
         return f"ok: {alive} of {self.n_workers} local workers alive"
 

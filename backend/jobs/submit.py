@@ -31,9 +31,11 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from backend.config import Settings, get_settings
 from backend.db.tables import AnalysisRow, ComparisonRow, DatasetRow, JobRow, ModelRow, utcnow
 from backend.jobs.executor import Executor, ExecutorUnavailable
 from backend.jobs.lifecycle import settle_sweep
+from backend.jobs.sizes import builtin_parameters, fill_builtin, too_many
 from backend.jobs.specs import (
     FINAL_STATUSES,
     MAX_SWEEP_JOBS,
@@ -414,6 +416,14 @@ def checks(kind: str) -> Callable[[KindCheck], KindCheck]:
     return decorator
 
 
+def settings_of(session: Session) -> Settings:
+    """The settings whose limits a submission checks (``max_params``): those of the app whose
+    request opened ``session`` (``session.info["settings"]``, set by
+    ``backend.api.deps.get_session``), else the process's."""
+    found = session.info.get("settings")
+    return found if isinstance(found, Settings) else get_settings()
+
+
 def _missing(loc: str, what: str, ident: object) -> SpecInvalid:
     return SpecInvalid.one((loc,), f"{what} {ident} does not exist", "not_found")
 
@@ -425,7 +435,7 @@ def check_train(session: Session, spec: TrainSpec) -> None:
     dataset = session.get(DatasetRow, spec.dataset_id)
     if dataset is None:
         raise _missing("dataset_id", "dataset", spec.dataset_id)
-    check_trainable(spec.architecture, spec.arch_kwargs, dataset)
+    check_trainable(spec.architecture, spec.arch_kwargs, dataset, settings_of(session).max_params)
 
 
 @checks("prune")
@@ -661,7 +671,8 @@ IM = TypeVar("IM", bound=ImportModelFields)
 @checks("import_model")
 def check_import_model(session: Session, spec: IM) -> IM:
     """The parent model and the dataset it names, if any, exist; a spec naming a parent and
-    no architecture takes the parent's (:func:`with_parent_architecture`)."""
+    no architecture takes the parent's (:func:`with_parent_architecture`); a built-in
+    architecture is within the size cap (:func:`check_import_size`)."""
     errors = _Errors()
     for field, ref, table, what in (
         ("parent_id", spec.parent_id, ModelRow, "parent model"),
@@ -671,7 +682,31 @@ def check_import_model(session: Session, spec: IM) -> IM:
             text = f"{what} {ref} does not exist"
             errors.add((field,), text, "not_found", text)
     errors.raise_if_any()
-    return with_parent_architecture(session, spec)
+    spec = with_parent_architecture(session, spec)
+    check_import_size(session, spec)
+    return spec
+
+
+def check_import_size(session: Session, spec: ImportModelFields) -> None:
+    """Refuse an import whose built-in architecture, with the arguments its job will build it
+    with (the user's over the parent's, completed from the dataset), has more parameters than
+    ``max_params``. Counted without torch (:mod:`backend.jobs.sizes`): an upload is answered
+    without it. Other architectures, and PruneScope files that carry their own, are counted
+    on the meta device by the import job before it builds anything."""
+    if spec.architecture is None:
+        return
+    kwargs = dict(spec.arch_kwargs)
+    parent = session.get(ModelRow, spec.parent_id) if spec.parent_id is not None else None
+    if parent is not None and parent.architecture == spec.architecture:
+        kwargs = {**(parent.arch_kwargs or {}), **kwargs}
+    dataset_id = spec.dataset_id or (parent.dataset_id if parent is not None else None)
+    dataset = session.get(DatasetRow, dataset_id) if dataset_id is not None else None
+    if dataset is not None:
+        kwargs = fill_builtin(spec.architecture, kwargs, dataset.input_shape, dataset.num_classes)
+    count = builtin_parameters(spec.architecture, kwargs)
+    limit = settings_of(session).max_params
+    if count is not None and count > limit:
+        raise SpecInvalid.one(("arch_kwargs",), too_many(spec.architecture, count, limit))
 
 
 def with_parent_architecture(session: Session, spec: IM) -> IM:
@@ -745,31 +780,68 @@ def corruptions_problem(names: list[str] | None, dataset: DatasetRow | None = No
     return None
 
 
-def check_trainable(architecture: str, arch_kwargs: dict[str, Any], dataset: DatasetRow) -> None:
+def check_trainable(
+    architecture: str,
+    arch_kwargs: dict[str, Any],
+    dataset: DatasetRow,
+    max_params: int | None = None,
+) -> None:
     """Build the architecture with the kwargs the train job will use and run one sample of the
-    dataset's shape through it: an unknown name, bad or downloading kwargs, an input it cannot
-    take or a wrong number of logits is refused now, never a torch error inside the job."""
-    from models.heads import ProbeError, probe_input
-    from models.registry import UnknownNameError, create, fill_kwargs
+    dataset's shape through it: an unknown name, bad or downloading kwargs, more parameters
+    than ``max_params`` (default: the setting), an input it cannot take or a wrong number of
+    logits is refused now, never a torch error inside the job.
 
+    It is built on the meta device first (:func:`models.registry.check_size`), so a network
+    over the cap is refused before anything is allocated and, when the sample passes there,
+    nothing is. Only a network whose constructor or forward cannot run without data is built
+    for real, within the cap (a constructor that cannot run on the meta device at all is
+    counted once built).
+    """
+    from models.heads import ProbeError, probe_input
+    from models.registry import (
+        TooManyParameters,
+        UnknownNameError,
+        check_size,
+        count_parameters,
+        create,
+        fill_kwargs,
+    )
+
+    limit = get_settings().max_params if max_params is None else max_params
     try:
         kwargs = fill_kwargs(
             architecture, arch_kwargs, list(dataset.input_shape), dataset.num_classes
         )
-        model = create(architecture, **kwargs).eval()
+        meta = check_size(architecture, kwargs, limit)
     except UnknownNameError as exc:
         raise SpecInvalid.one(("architecture",), str(exc), "not_found") from exc
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError) as exc:  # TooManyParameters too
         raise SpecInvalid.one(("arch_kwargs",), str(exc)) from exc
     shape = [int(d) for d in dataset.input_shape]
-    try:
-        classes = probe_input(model, shape)
-    except ProbeError as exc:
-        raise SpecInvalid.one(
-            ("architecture",),
-            f"{architecture} (dataset {dataset.id}, {dataset.name!r}) {exc}",
-            "mismatch",
-        ) from exc
+    classes = None
+    if meta is not None:
+        try:
+            classes = probe_input(meta, shape, device="meta")
+        except ProbeError:
+            pass  # maybe only an operation without a meta kernel: the real model decides
+    if classes is None:
+        try:
+            model = create(architecture, **kwargs).eval()
+        except (TypeError, ValueError) as exc:
+            raise SpecInvalid.one(("arch_kwargs",), str(exc)) from exc
+        count = count_parameters(model)
+        if count > limit:
+            raise SpecInvalid.one(
+                ("arch_kwargs",), str(TooManyParameters(architecture, count, limit))
+            )
+        try:
+            classes = probe_input(model, shape)
+        except ProbeError as exc:
+            raise SpecInvalid.one(
+                ("architecture",),
+                f"{architecture} (dataset {dataset.id}, {dataset.name!r}) {exc}",
+                "mismatch",
+            ) from exc
     if classes != dataset.num_classes:
         raise SpecInvalid.one(
             ("arch_kwargs",),
