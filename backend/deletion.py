@@ -21,8 +21,9 @@ The rules:
 
 One deletion is one transaction: the rows and one audit event (who, what, which id, whether
 cascading, what went). Files come after the commit: every sha256 the deleted rows named that
-no remaining row names (:func:`referenced_shas`, the one place that knows where rows name
-artifacts) is removed from the store, with the conversions built from a removed checkpoint.
+no remaining row names (:func:`backend.artifacts.referenced_shas`, the one place that knows
+where rows name artifacts) is removed from the store, with the conversions built from a removed
+checkpoint.
 The same bytes backing two rows stay until both rows are gone. A file that cannot be removed
 is logged and left behind: a stray file, never a row pointing at a missing one.
 
@@ -32,21 +33,24 @@ back: its answer is the real one's, or the same refusal.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import re
-import shutil
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy import Column, ColumnElement, or_, select, update
 from sqlalchemy import delete as sql_delete
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.orm import Session
 
+from backend.artifacts import DERIVED_DIR as DERIVED_DIR
+from backend.artifacts import JSON_SHA_COLUMNS, json_shas, referenced_shas, sha_columns
+from backend.artifacts import chunks as _chunks
+from backend.artifacts import derived_shas as derived_shas
+from backend.artifacts import remove_derived as remove_derived
+from backend.artifacts import remove_unreferenced as remove_unreferenced
+from backend.artifacts import stored_shas as stored_shas
 from backend.db.tables import (
     AnalysisRow,
     AttributionResultRow,
@@ -70,13 +74,7 @@ Kind = Literal["model", "comparison", "dataset", "job"]
 KINDS: tuple[Kind, ...] = ("model", "comparison", "dataset", "job")
 CASCADING: tuple[Kind, ...] = ("model", "dataset")  # the kinds whose deletion can cascade
 
-# Conversions of a checkpoint (downloads as onnx, pt, ...) are cached beside the blobs, as
-# <store root>/derived/<sha[:2]>/<checkpoint sha>/<key>.json naming the converted file's sha256
-# (= backend.api.routes.models.DERIVED_DIR; tests/backend/api/test_delete.py keeps them equal).
-DERIVED_DIR = "derived"
-SHA256 = re.compile(r"[0-9a-f]{64}")
 NAMED_AT_MOST = 5  # rows named in a sentence before "and N more"
-IN_CHUNK = 500  # values per IN (...) clause
 
 
 class NotFound(LookupError):
@@ -129,75 +127,10 @@ class Deletion:
     message: str
 
 
-# where rows name artifacts ------------------------------------------------------------------
-def _sha_columns() -> list[Column[Any]]:
-    """Every ``*_sha`` column of every table: each holds the sha256 of an artifact."""
-    return [
-        column
-        for table in Base.metadata.tables.values()
-        for column in table.columns
-        if column.name.endswith("_sha")
-    ]
-
-
-# JSON columns that name artifacts under keys ending in "sha": an imported ONNX graph
-# (arch_kwargs["graph_sha"]) and a region map (summary["slice"]["artifact_sha"]). A job's spec
-# and result count while the job is not final (an import job's upload_sha, before its model
-# row exists); a finished job's are history.
-JSON_SHA_COLUMNS: tuple[InstrumentedAttribute[Any], ...] = (
-    ModelRow.arch_kwargs,
-    RegionResultRow.summary,
-)
-JOB_JSON_COLUMNS: tuple[InstrumentedAttribute[Any], ...] = (JobRow.spec, JobRow.result)
-
-
-def json_shas(value: Any) -> Iterator[str]:
-    """The sha256 digests a JSON value names: strings of 64 hex digits under keys ending in
-    "sha", at any depth."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if isinstance(item, str):
-                if str(key).endswith("sha") and SHA256.fullmatch(item):
-                    yield item
-            else:
-                yield from json_shas(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from json_shas(item)
-
-
-def _chunks(values: Iterable[Any]) -> Iterator[list[Any]]:
-    items = sorted(values)
-    for start in range(0, len(items), IN_CHUNK):
-        yield items[start : start + IN_CHUNK]
-
-
-def referenced_shas(session: Session, among: Iterable[str] | None = None) -> set[str]:
-    """Every artifact sha256 a row names (``among``: only these are looked for, which is
-    quicker). The one place that knows where rows name artifacts: ``*_sha`` columns, the JSON
-    of :data:`JSON_SHA_COLUMNS`, and the spec and result of every job that is not final."""
-    wanted = None if among is None else set(among)
-    found: set[str] = set()
-    for column in _sha_columns():
-        if wanted is None:
-            found.update(v for v in session.scalars(select(column).where(column.is_not(None))))
-            continue
-        for chunk in _chunks(wanted):
-            found.update(session.scalars(select(column).where(column.in_(chunk))))
-    for attribute in JSON_SHA_COLUMNS:
-        for value in session.scalars(select(attribute).where(attribute.is_not(None))):
-            found.update(json_shas(value))
-    unfinished = JobRow.status.not_in(FINAL_STATUSES)
-    for spec, result in session.execute(select(*JOB_JSON_COLUMNS).where(unfinished)):
-        found.update(json_shas(spec))
-        found.update(json_shas(result))
-    found.discard("")
-    return found if wanted is None else found & wanted
-
-
+# where rows name artifacts (backend/artifacts.py) ----------------------------------------
 def _shas_of(session: Session, table: type[Base], where: ColumnElement[bool]) -> set[str]:
     """The artifacts the rows of ``table`` matching ``where`` name (see referenced_shas)."""
-    columns = [c for c in _sha_columns() if c.table is table.__table__]
+    columns = [c for c in sha_columns() if c.table is table.__table__]
     json_columns = [a for a in JSON_SHA_COLUMNS if a.class_ is table]
     if not columns and not json_columns:
         return set()
@@ -644,87 +577,3 @@ def _exists(store: ArtifactStore, sha: str) -> bool:
         return store.exists(sha)
     except Exception:  # noqa: BLE001 - an unreachable store: counted as absent, logged later
         return False
-
-
-def remove_unreferenced(
-    session: Session, store: ArtifactStore, candidates: Iterable[str]
-) -> tuple[int, list[str]]:
-    """Remove from the store each of ``candidates`` that no row references (asked again now,
-    after the commit), with the conversions built from it; returns how many files were removed
-    and the digests that could not be (logged, left behind)."""
-    wanted = set(candidates)
-    if not wanted:
-        return 0, []
-    still = referenced_shas(session, wanted)
-    session.rollback()  # end the read: hold no transaction while files go
-    removed, failed = 0, []
-    for sha in sorted(wanted - still):
-        try:
-            existed = store.exists(sha)
-            store.delete(sha)
-            remove_derived(store, sha, keep=still)
-        except Exception:  # noqa: BLE001 - the rows are gone already: say so, go on
-            log.exception("could not remove artifact %s from %s; it is left behind", sha, store)
-            failed.append(sha)
-            continue
-        removed += int(existed)
-    return removed, failed
-
-
-def _derived_dir(store: ArtifactStore, sha: str) -> str:
-    return f"{store.root}/{DERIVED_DIR}/{sha[:2]}/{sha}"
-
-
-def remove_derived(store: ArtifactStore, sha: str, keep: set[str] | None = None) -> int:
-    """Remove the conversions cached for checkpoint ``sha`` (their index and the converted
-    files, unless a row names one: ``keep``); returns how many converted files went. A
-    download of an id whose conversion is gone simply builds it again."""
-    where = _derived_dir(store, sha)
-    if store.is_local:
-        folder = Path(where)
-        if not folder.is_dir():
-            return 0
-        indexes = [p.read_bytes() for p in folder.glob("*.json")]
-    else:
-        if not store.fs.isdir(where):
-            return 0
-        indexes = [store.fs.cat_file(p) for p in store.fs.glob(f"{where}/*.json")]
-    gone = 0
-    for raw in indexes:
-        with contextlib.suppress(ValueError, TypeError, KeyError):
-            converted = str(json.loads(raw)["sha"])
-            if SHA256.fullmatch(converted) and converted not in (keep or set()):
-                gone += int(store.exists(converted))
-                store.delete(converted)
-    if store.is_local:
-        shutil.rmtree(where, ignore_errors=True)
-    else:
-        store.fs.rm(where, recursive=True)
-    return gone
-
-
-def derived_shas(store: ArtifactStore) -> set[str]:
-    """The converted files the conversion caches name (a cache: no row names them)."""
-    pattern = f"{store.root}/{DERIVED_DIR}/??/*/*.json"
-    if store.is_local:
-        raws = [p.read_bytes() for p in Path(store.root, DERIVED_DIR).glob("??/*/*.json")]
-    else:
-        raws = [store.fs.cat_file(p) for p in store.fs.glob(pattern)]
-    found = set()
-    for raw in raws:
-        with contextlib.suppress(ValueError, TypeError, KeyError):
-            found.add(str(json.loads(raw)["sha"]))
-    return found
-
-
-def stored_shas(store: ArtifactStore) -> set[str]:
-    """The digests of every blob in the store (not its temporary files or conversion index)."""
-    if store.is_local:
-        root = Path(store.root)
-        return {
-            p.name
-            for p in root.glob("??/*")
-            if p.is_file() and SHA256.fullmatch(p.name) and p.parent.name == p.name[:2]
-        }
-    names = store.fs.glob(f"{store.root}/??/*")
-    return {n.rsplit("/", 1)[-1] for n in names if SHA256.fullmatch(n.rsplit("/", 1)[-1])}

@@ -24,7 +24,14 @@ Atomicity. A reader never sees a half-written artifact:
   exists is not uploaded again.
 
 A writer that crashes leaves at most a stray ``.tmp`` file; :meth:`ArtifactStore.clean_temp`
-removes them (call it when no writer is running, e.g. at startup).
+removes them (call it when no writer is running, e.g. at startup, or with ``older_than``).
+
+Listing and age. :meth:`ArtifactStore.list_artifacts` lists every blob with when it was last
+stored, so that a sweep can remove those no database row names (backend/artifacts.py) once
+they are old enough: storing bytes that are already there refreshes that time on a local
+store, so a blob just uploaded again is young again. ``ArtifactStore(location, record=True)``
+also notes the digests it newly stores in :attr:`ArtifactStore.created` (a job's store: what a
+failed job wrote can be removed).
 
 Verification. The address is the digest, so every read can be checked:
 :meth:`ArtifactStore.get_bytes` hashes what it read, :meth:`ArtifactStore.local_path` hashes the
@@ -38,11 +45,16 @@ import contextlib
 import hashlib
 import io
 import os
+import re
+import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -51,6 +63,8 @@ if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
 CHUNK = 1 << 20
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_PREFIX = re.compile(r"[0-9a-f]{2}")
 
 
 class ArtifactNotFound(KeyError):
@@ -59,6 +73,16 @@ class ArtifactNotFound(KeyError):
 
 class ArtifactCorrupted(IOError):
     """The stored bytes no longer hash to the artifact's address."""
+
+
+@dataclass(frozen=True)
+class StoredArtifact:
+    """One blob of a store: its digest, size in bytes and when it was last stored (seconds
+    since the epoch; None where the filesystem does not say)."""
+
+    sha: str
+    size: int
+    stored_at: float | None
 
 
 def _check_sha(sha: str) -> str:
@@ -159,12 +183,16 @@ class ArtifactStore:
 
     root: Path | str
 
-    def __init__(self, location: str | Path) -> None:
+    def __init__(self, location: str | Path, record: bool = False) -> None:
         """Open (and create if needed) the store at a location.
 
         Args:
             location: A folder, a ``file://`` URL, or any URL fsspec knows how to open.
+            record: note in :attr:`created` the digest of every blob this object newly
+                stores (not those that were there already).
         """
+        self.created: set[str] = set()
+        self._record = record
         text = os.fspath(location)
         fs_path = text
         if isinstance(location, Path) or ("://" not in text and "::" not in text):
@@ -239,6 +267,7 @@ class ArtifactStore:
         # Hashing in memory is cheap next to writing, and spares rewriting a known artifact.
         sha = hashlib.sha256(data).hexdigest()
         if self.exists(sha):
+            self._touch(sha)
             return sha
         return self.put_stream(io.BytesIO(data))
 
@@ -269,9 +298,12 @@ class ArtifactStore:
                     raise ArtifactCorrupted(f"{path} changed while it was being stored")
                 return sha
             dest = self.path(sha)
-            if not dest.exists():
+            if dest.exists():
+                self._touch(sha)
+            else:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(path, dest)
+                self._note(sha)
             return sha
         finally:
             path.unlink(missing_ok=True)
@@ -286,6 +318,17 @@ class ArtifactStore:
             self.path(sha).unlink(missing_ok=True)
         elif self.exists(sha):
             self.fs.rm(self._key(sha))
+
+    def _note(self, sha: str) -> None:
+        if self._record:
+            self.created.add(sha)
+
+    def _touch(self, sha: str) -> None:
+        """Bytes stored again: the blob counts as just stored (a local store; object stores
+        cannot change an object's time without copying it)."""
+        if self._local is not None:
+            with contextlib.suppress(OSError):
+                os.utime(self.path(sha))
 
     def _put_local(self, stream: BinaryIO) -> str:
         assert self._local is not None
@@ -304,10 +347,12 @@ class ArtifactStore:
             dest = self.path(sha)
             if dest.exists():
                 os.unlink(tmp_name)
+                self._touch(sha)
             else:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(tmp_name, dest)
                 _fsync_dir(dest.parent)
+                self._note(sha)
             return sha
         except BaseException:
             if os.path.exists(tmp_name):
@@ -331,6 +376,7 @@ class ArtifactStore:
                 # Two writers of the same content may both get here; the second move replaces
                 # the blob with identical bytes, which readers cannot tell apart.
                 self.fs.mv(tmp, dest)
+                self._note(sha)
             return sha
         except BaseException:
             # Some filesystems commit a file on close even when its writer failed: remove it.
@@ -421,23 +467,84 @@ class ArtifactStore:
 
     # -- maintenance --------------------------------------------------------------------------
 
-    def clean_temp(self) -> int:
-        """Remove temporary files left by writers that crashed; returns how many.
+    def clean_temp(self, older_than: float | None = None) -> int:
+        """Remove temporary files (and folders) named ``*.tmp`` left by writers that crashed;
+        returns how many.
 
-        Temporary files of writers still running are removed too, so call this when none is
-        (e.g. at startup).
+        Args:
+            older_than: only those last written more than this many seconds ago. Without it
+                the temporary files of writers still running are removed too, so call it so
+                only when none is (e.g. at startup).
         """
+        cutoff = None if older_than is None else time.time() - older_than
         if self._local is not None:
             removed = 0
             for tmp in self._local.glob("*.tmp"):
-                tmp.unlink(missing_ok=True)
+                try:
+                    if cutoff is not None and tmp.stat().st_mtime > cutoff:
+                        continue
+                    if tmp.is_dir() and not tmp.is_symlink():
+                        shutil.rmtree(tmp)
+                    else:
+                        tmp.unlink()
+                except FileNotFoundError:
+                    continue
                 removed += 1
             return removed
-        leftovers = self.fs.glob(f"{self._tmp_dir()}/*.tmp")
-        for tmp in leftovers:
+        leftovers = self.fs.glob(f"{self._tmp_dir()}/*.tmp", detail=True)
+        removed = 0
+        for tmp, info in leftovers.items():
+            if cutoff is not None and (_stored_at(info) or cutoff + 1) > cutoff:
+                continue
             with contextlib.suppress(FileNotFoundError):
                 self.fs.rm_file(tmp)
-        return len(leftovers)
+                removed += 1
+        return removed
+
+    def list_artifacts(self) -> Iterator[StoredArtifact]:
+        """Every blob in the store (not its temporary files, nor anything else kept beside the
+        blobs), in no particular order."""
+        if self._local is not None:
+            for folder in os.scandir(self._local):
+                if not (_PREFIX.fullmatch(folder.name) and folder.is_dir(follow_symlinks=False)):
+                    continue
+                for entry in os.scandir(folder.path):
+                    if not _is_blob(folder.name, entry.name):
+                        continue
+                    try:
+                        stat = entry.stat(follow_symlinks=False)
+                    except FileNotFoundError:  # removed meanwhile
+                        continue
+                    if entry.is_file(follow_symlinks=False):
+                        yield StoredArtifact(entry.name, stat.st_size, stat.st_mtime)
+            return
+        found = self.fs.glob(f"{self.root}/??/*", detail=True)
+        for name, info in found.items():
+            folder, _, base = name.rstrip("/").rpartition("/")
+            if info.get("type", "file") != "file" or not _is_blob(folder[-2:], base):
+                continue
+            yield StoredArtifact(base, int(info.get("size") or 0), _stored_at(info))
+
+
+def _is_blob(folder: str, name: str) -> bool:
+    return bool(_SHA256.fullmatch(name)) and name[:2] == folder
+
+
+def _stored_at(info: dict[str, Any]) -> float | None:
+    """When an fsspec entry was last written, from whichever field its filesystem fills in
+    (local and sftp: mtime; s3: LastModified; gcs: updated; memory: created)."""
+    for key in ("mtime", "LastModified", "last_modified", "updated", "modified", "created"):
+        value = info.get(key)
+        if isinstance(value, bool) or value is None:
+            continue
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, datetime):
+            return value.timestamp()
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    return None
 
 
 def _hash_file(path: Path) -> str:

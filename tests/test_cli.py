@@ -44,6 +44,7 @@ COMMANDS = [
     "jobs",
     "upload",
     "download",
+    "gc",
 ]
 
 

@@ -16,7 +16,7 @@ from functools import partial
 
 from fastapi import FastAPI
 
-from backend.api import security, signin
+from backend.api import errors, security, signin
 from backend.api.access import AccessMiddleware
 from backend.api.deps import warm_imports
 from backend.api.routes import (
@@ -35,6 +35,7 @@ from backend.api.routes import (
     uploads,
 )
 from backend.api.routes.architectures import catalogue as architecture_catalogue
+from backend.artifacts import Sweeper
 from backend.config import Settings, get_settings
 from backend.db.session import check_database, configure_pool, migrate
 from backend.jobs.executor import Executor, make_executor
@@ -71,9 +72,12 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         threading.Thread(target=warm_up, args=(warmers,), name="warm-up", daemon=True).start()
         executor.start()
+        sweeper = Sweeper(settings, store)  # artifact files no row names: now, then periodically
+        sweeper.start()
         try:
             yield
         finally:
+            sweeper.stop()
             executor.shutdown()
 
     app = FastAPI(
@@ -84,6 +88,7 @@ def create_app(
         openapi_url="/api/openapi.json",
         lifespan=lifespan,
     )
+    errors.install(app)  # error answers that survive any input; unique races answer 409
     app.state.settings = settings
     app.state.store = store
     app.state.executor = executor

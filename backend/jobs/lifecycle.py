@@ -5,10 +5,11 @@
 A job whose worker died (the local pool saw the process exit, or its heartbeat went stale on a
 Celery worker) goes back to ``queued`` while it has retries left (``Settings.job_retries``),
 otherwise it fails with a message that says the worker was lost. A job that was being cancelled
-when its worker died is simply cancelled. Every transition is a conditional UPDATE on the row,
-so several API processes may run the detection at once without double-queueing a job; the
-attempt number a worker claimed guards against a worker that was declared lost but then
-finishes anyway (see ``runner.finish``).
+when its worker died is simply cancelled. Either way, what only it held leaves the artifact
+store (an import's upload: :func:`backend.artifacts.release_job`). Every transition is a
+conditional UPDATE on the row, so several API processes may run the detection at once without
+double-queueing a job; the attempt number a worker claimed guards against a worker that was
+declared lost but then finishes anyway (see ``runner.finish``).
 
 A sweep is never run: its status, progress and stage follow its child prune jobs
 (:func:`sweep_state`, a pure function that reads derive them with). Whoever moves a child to a
@@ -26,6 +27,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from backend.artifacts import release_job
 from backend.config import Settings
 from backend.db.session import session_scope
 from backend.db.tables import JobRow, utcnow
@@ -83,6 +85,8 @@ def recover_lost(settings: Settings, job_id: int, reason: str, attempt: int | No
         if outcome != "queued":
             settle_parent(s, job_id)
     log.warning("job %s: %s -> %s", job_id, reason, outcome)
+    if outcome != "queued":
+        release_job(settings, job_id)  # an import's upload bytes, unless a row names them
     return outcome
 
 

@@ -34,6 +34,7 @@ from backend.api.schemas import (
     JobsPublic,
     errors,
 )
+from backend.artifacts import release_ended
 from backend.db.tables import JobRow, utcnow
 from backend.jobs import submit
 from backend.jobs.lifecycle import settle_sweep
@@ -129,7 +130,7 @@ def delete_job(
 
 
 @router.post("/{job_id}/cancel", response_model=JobPublic, responses=errors(404, 409, 422))
-def cancel_job(job_id: IdPath, session: SessionDep) -> JobPublic:
+def cancel_job(job_id: IdPath, session: SessionDep, store: StoreDep) -> JobPublic:
     """Cancel a queued job now, or ask a running one to stop."""
     job = get_or_404(session, JobRow, job_id, NOT_FOUND)
     if job.status in FINAL_STATUSES:
@@ -151,4 +152,5 @@ def cancel_job(job_id: IdPath, session: SessionDep) -> JobPublic:
     if sweep_id is not None:
         settle_sweep(session, sweep_id)
     session.commit()
+    release_ended(session, store, [t.id for t in targets])  # a cancelled import's upload
     return job_public(session, job)
