@@ -60,7 +60,10 @@ class Settings(BaseSettings):
     )
     workers: int = Field(default=1, ge=1, le=64, description="Local worker processes.")
     device: str = Field(
-        default="auto", description="'auto' (cuda when available, else cpu), 'cpu' or 'cuda:N'."
+        default="auto",
+        description="'auto' (cuda when available, else cpu), 'cpu' or 'cuda:N'. One that does "
+        "not exist is reported by /api/health; the local executor then refuses submissions "
+        "(503) and `prunescope worker` does not start (backend/devices.py).",
     )
     torch_threads: int = Field(
         default=1,
@@ -95,6 +98,13 @@ class Settings(BaseSettings):
         le=20,
         description="How often a job whose worker was lost is run again before it fails.",
     )
+    orphan_grace_seconds: float = Field(
+        default=3600.0,
+        ge=0,
+        description="Artifact files no row names are removed by the server's sweep (at "
+        "start-up, then this often; `prunescope gc`) once they were stored longer ago than "
+        "this: an upload is stored before its job exists, a job's files before its rows.",
+    )
     max_upload_bytes: int = Field(
         default=8 * 2**30,
         ge=1,
@@ -120,6 +130,27 @@ class Settings(BaseSettings):
         default="",
         description="API token the CLI's client commands (jobs, train, prune, upload, ...) send "
         "to a server with authentication on; same as their --token.",
+    )
+    max_import_memory: int = Field(
+        default=2 * 2**30,
+        ge=2**20,
+        description="Most memory (bytes) importing one dataset may need, computed from the "
+        "upload's headers before any data is read: the arrays as decoded plus the working "
+        "copies the import makes. A larger upload is refused with both numbers.",
+    )
+    worker_max_memory: int = Field(
+        default=0,
+        ge=0,
+        description="Resident memory (bytes) above which a worker stops its job and fails it "
+        "with 'ran out of memory while ...' (not retried). 0 = 90% of the memory this machine "
+        "or container has.",
+    )
+    max_params: int = Field(
+        default=500_000_000,
+        ge=1,
+        description="Most parameters a network built from an architecture name and arguments "
+        "(train jobs, checkpoint imports) may have. Counted on the meta device (no memory) at "
+        "submission, so a larger request is refused with 422 before anything is allocated.",
     )
     max_body_bytes: int = Field(
         default=2**20,

@@ -28,6 +28,7 @@ from torch import nn
 
 from backend.api.app import create_app
 from backend.config import Settings
+from backend.data.stored import float_inputs
 from backend.jobs.executor import InlineExecutor
 from frontend.client import RestClient, attachment_filename, get_analysis_table_columns
 
@@ -68,7 +69,7 @@ def server_test_split(settings: Settings, dataset_id: int) -> torch.Tensor:
     with session_scope(settings.database_url) as s:
         sha = s.get(DatasetRow, dataset_id).artifact_sha
     arrays = ArrayDataset.from_npz_bytes(ArtifactStore(settings.artifacts).get_bytes(sha))
-    return torch.from_numpy(arrays.x_test)
+    return torch.from_numpy(float_inputs(arrays.x_test))
 
 
 class InProcess(httpx.BaseTransport):

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from backend.config import Settings
 from backend.data import ArrayDataset
+from backend.data.stored import load_from_store
 from backend.db.session import session_factory
 from backend.jobs.executor import Executor
 from backend.jobs.submit import QueueUnavailable, SpecInvalid
@@ -27,6 +28,7 @@ def get_settings_dep(request: Request) -> Settings:
 def get_session(request: Request) -> Iterator[Session]:
     settings: Settings = request.app.state.settings
     session = session_factory(settings.database_url)()
+    session.info["settings"] = settings  # the limits a submission checks (backend.jobs.submit)
     try:
         yield session
     finally:
@@ -81,7 +83,8 @@ def get_or_404(session: Session, table: type, ident: int, detail: str):  # type:
 # Artifacts are immutable (addressed by sha256), so caching them by digest is always safe.
 @lru_cache(maxsize=32)
 def _dataset_cached(url: str, sha: str) -> ArrayDataset:
-    return ArrayDataset.from_npz_bytes(ArtifactStore(url).get_bytes(sha))
+    # memory-mapped from a local store: a thumbnail reads one sample's pages, not the dataset
+    return load_from_store(ArtifactStore(url), sha)
 
 
 @lru_cache(maxsize=64)

@@ -1,9 +1,11 @@
 """Arrays from an upload, made into what :class:`~backend.data.registry.ArrayDataset` takes.
 
 Shared by every format reader of :mod:`backend.data.formats`: what a reader returns
-(:class:`Loaded`) and the options it gets (:class:`ReadOptions`); inputs become float32,
-C-contiguous, (N, C, H, W) images or (N, D) features (:func:`to_float32`,
-:func:`channels_first`), uint8 scaled to [0, 1] and NaN/Inf refused; labels become (N,)
+(:class:`Loaded`) and the options it gets (:class:`ReadOptions`, which also keeps the memory
+budget of the import: :meth:`ReadOptions.reserve`); inputs become (N, C, H, W) images or (N, D)
+features (:func:`channels_first`), uint8 kept as uint8 (it stands for ``x / 255``, converted
+per batch where a model reads it; see :mod:`backend.data.stored`), anything else float32 with
+NaN/Inf refused (:func:`stored_inputs`, :func:`to_float32`); labels become (N,)
 int64 class indices, never negative nor above :attr:`Limits.max_classes` (:func:`int_labels`,
 :func:`string_labels`); inputs and labels must have as many rows (:func:`check_pair`). Then
 the split and the normalisation statistics of a dataset (:func:`stratified_split`,
@@ -13,6 +15,7 @@ the split and the normalisation statistics of a dataset (:func:`stratified_split
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +33,7 @@ __all__ = [
     "count_samples",
     "int_labels",
     "samples",
+    "stored_inputs",
     "stratified_split",
     "string_labels",
     "to_float32",
@@ -48,15 +52,70 @@ class Loaded:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+GiB = float(2**30)
+
+
+def gib(n: int) -> str:
+    """A byte count for a message: "1.07 GiB", "72.0 MiB" or "38.0 KiB"."""
+    if n >= 2**30:
+        return f"{n / GiB:.2f} GiB"
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 2**10:.1f} KiB"
+
+
+# what an import holds besides the arrays: the chunks being gathered, converted and written
+# (backend.data.stored.CHUNK_BYTES each) and the statistics' float64 blocks; never more than
+# the arrays themselves (a small upload's chunks are the whole upload)
+IMPORT_OVERHEAD = 32 * 2**20
+
+
 @dataclass
 class ReadOptions:
-    """What a format reader is given: the CIFAR-10-C choice, the limits, and a list that
-    collects the warnings for the summary."""
+    """What a format reader is given: the CIFAR-10-C choice, the limits, a list that collects
+    the warnings for the summary, the import's memory budget and its cancellation check.
+
+    Attributes:
+        max_memory: most bytes the import may plan to hold (``PRUNESCOPE_MAX_IMPORT_MEMORY``);
+            None: unbounded (reading a file in a notebook).
+        check: called between chunks of every long read (a job's cancellation check).
+        reserved: bytes reserved so far (:meth:`reserve`); :attr:`planned` adds the working
+            memory of the chunks: the import's peak memory estimate.
+        decoded: of those, the bytes of the arrays as stored in the upload, decoded.
+    """
 
     corruption: str | None
     severity: int | None
     limits: Limits
     warnings: list[str]
+    max_memory: int | None = None
+    check: Callable[[], None] | None = None
+    reserved: int = 0
+    decoded: int = 0
+
+    @property
+    def planned(self) -> int:
+        """The peak memory estimate: what was reserved plus the chunks' working memory."""
+        return self.reserved + min(IMPORT_OVERHEAD, self.decoded)
+
+    def reserve(self, nbytes: int, decoded: int = 0, what: str = "this dataset") -> None:
+        """Count ``nbytes`` the import will hold (``decoded`` of them the upload's own arrays)
+        before allocating them; refuse when the total passes :attr:`max_memory`.
+
+        Raises:
+            DatasetFormatError: naming the memory needed, the decoded size and the limit.
+        """
+        self.reserved += int(nbytes)
+        self.decoded += int(decoded)
+        if self.max_memory is not None and self.planned > self.max_memory:
+            raise DatasetFormatError(
+                f"importing {what} needs about {gib(self.planned)} of memory (its arrays are "
+                f"{gib(self.decoded)} decoded), more than the limit of {gib(self.max_memory)} "
+                "(PRUNESCOPE_MAX_IMPORT_MEMORY)"
+            )
+
+    def tick(self) -> None:
+        """Between two chunks of a long read: the job's cancellation check."""
+        if self.check is not None:
+            self.check()
 
 
 def _check_finite(x: np.ndarray, name: str) -> None:
@@ -85,7 +144,7 @@ def to_float32(x: np.ndarray, name: str, warnings: list[str]) -> np.ndarray:
         )
         return x.astype(np.float32, order="C")
     if kind == "f":
-        out = x.astype(np.float32, order="C")
+        out = x.astype(np.float32, order="C", copy=x.dtype != np.float32)
         _check_finite(out, name)
         if out.ndim > 2 and out.size and (out.min() < 0.0 or out.max() > 1.0):
             warnings.append(
@@ -94,6 +153,27 @@ def to_float32(x: np.ndarray, name: str, warnings: list[str]) -> np.ndarray:
             )
         return out
     raise DatasetFormatError(f"{name} has dtype {x.dtype}; expected uint8 or floating point")
+
+
+def stored_inputs(x: np.ndarray, name: str, warnings: list[str]) -> np.ndarray:
+    """Inputs in the stored form: uint8 kept as it is (no copy; it stands for ``x / 255``),
+    everything else :func:`to_float32`."""
+    if x.dtype == np.uint8:
+        return x
+    return to_float32(x, name, warnings)
+
+
+def input_bytes(shape: tuple[int, ...], dtype: np.dtype) -> int:
+    """Bytes the stored form of inputs of this shape and dtype takes on top of the decoded
+    array: none for uint8 and C-ordered float32, a float32 copy otherwise."""
+    n = int(np.prod(shape, dtype=np.int64))
+    return 0 if dtype in (np.dtype(np.uint8), np.dtype(np.float32)) else 4 * n
+
+
+def label_bytes(n: int) -> int:
+    """Bytes the labels of ``n`` samples need while they are checked and split: int64 copies,
+    sort orders and split indices."""
+    return 6 * 8 * n
 
 
 def channels_first(x: np.ndarray, name: str) -> np.ndarray:
@@ -167,8 +247,8 @@ def check_pair(x: np.ndarray, y: np.ndarray, xname: str, yname: str) -> None:
 def samples(
     x: np.ndarray, y: np.ndarray, xname: str, yname: str, opts: ReadOptions
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(to_float32(x), int_labels(y))``: one split's inputs and labels, checked."""
-    return to_float32(x, xname, opts.warnings), int_labels(y, yname, opts.warnings, opts.limits)
+    """``(stored_inputs(x), int_labels(y))``: one split's inputs and labels, checked."""
+    return stored_inputs(x, xname, opts.warnings), int_labels(y, yname, opts.warnings, opts.limits)
 
 
 def check_sample_count(n: int, limits: Limits) -> None:
@@ -204,20 +284,34 @@ def stratified_split(
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
 
 
-def channel_stats(x: np.ndarray) -> tuple[list[float], list[float]]:
+def channel_stats(
+    x: np.ndarray, rows: np.ndarray | None = None, check: Callable[[], None] | None = None
+) -> tuple[list[float], list[float]]:
     """Mean and (population) std of axis 1 over all other axes, float64, merged chunk-wise.
 
     Chunks are combined with Chan et al.'s pairwise update, so the result is as accurate as a
     two-pass computation and no float64 copy of ``x`` is ever made.
+
+    Args:
+        x: (N, C, ...) inputs; uint8 counts as ``x / 255`` (the stored form).
+        rows: only these rows of ``x`` (a split of a pool), read chunk by chunk.
+        check: called between chunks (a job's cancellation check).
     """
     channels = x.shape[1]
     per_row = int(np.prod(x.shape[1:]))
-    step = max(1, (1 << 22) // max(1, per_row))
+    # 2**18 values a chunk: its float64 block and the update's temporaries stay ~8 MiB
+    step = max(1, (1 << 18) // max(1, per_row))
+    count = len(x) if rows is None else len(rows)
     n = 0
     mean = np.zeros(channels)
     m2 = np.zeros(channels)
-    for start in range(0, len(x), step):
-        block = np.moveaxis(x[start : start + step].astype(np.float64), 1, 0).reshape(channels, -1)
+    for start in range(0, count, step):
+        if check is not None:
+            check()
+        part = x[start : start + step] if rows is None else x[rows[start : start + step]]
+        if part.dtype == np.uint8:  # as the model reads it: float32 x / 255
+            part = part.astype(np.float32) / np.float32(255.0)
+        block = np.moveaxis(part.astype(np.float64), 1, 0).reshape(channels, -1)
         m = block.shape[1]
         b_mean = block.mean(axis=1)
         b_m2 = ((block - b_mean[:, None]) ** 2).sum(axis=1)

@@ -235,9 +235,14 @@ def read_upload(src: Source, opts: ReadOptions) -> Loaded:
         (b for b in found if b.startswith("data_batch_")), key=lambda b: int(b[11:])
     )
     seen = 0
+    batches = [found[b] for b in (*train_names, "test_batch") if b in found]
+    size = sum(m.size for m in batches)
+    # each batch read and held until its split is joined, then the joined copy
+    opts.reserve(2 * size, size, src.label)
 
     def load(base: str) -> tuple[np.ndarray, np.ndarray]:
         nonlocal seen
+        opts.tick()
         member = found[base]
         if member.size > 64 * 2**20:  # a real batch is 31 MB
             raise DatasetFormatError(f"{member.name}: {member.size} bytes, too large for a batch")

@@ -67,6 +67,7 @@ def load_cifar10c(
     severities: Sequence[int] | None = None,
     limit_per_severity: int | None = None,
     mmap: bool = True,
+    pixels: bool = False,
 ) -> Iterator[CorruptedBlock]:
     """Iterate over the (corruption, severity) blocks of a CIFAR-10-C folder.
 
@@ -80,6 +81,8 @@ def load_cifar10c(
         severities: subset of 1..5, in this order (default all).
         limit_per_severity: keep only the first this many rows of each block (default all).
         mmap: memory-map the files (default); False reads each whole file into memory.
+        pixels: yield x as stored, uint8 (n, 3, H, W) standing for ``x / 255`` (a view of the
+            file's block: the stored form of :mod:`backend.data.stored`) instead of float32.
 
     Returns:
         An iterator of :class:`CorruptedBlock` ``(name, severity, x, y)``: x (n, 3, H, W)
@@ -124,8 +127,11 @@ def load_cifar10c(
             images = arrays[name]
             for severity in sevs:
                 start = (severity - 1) * block
-                x = np.asarray(images[start : start + n], dtype=np.float32)
-                x = np.ascontiguousarray(x.transpose(0, 3, 1, 2)) / np.float32(255.0)
+                if pixels:
+                    x = images[start : start + n].transpose(0, 3, 1, 2)
+                else:
+                    x = np.asarray(images[start : start + n], dtype=np.float32)
+                    x = np.ascontiguousarray(x.transpose(0, 3, 1, 2)) / np.float32(255.0)
                 if len(labels) == total:
                     y = labels[start : start + n]
                 else:
@@ -232,10 +238,18 @@ def read_upload(src: Source, opts: ReadOptions) -> Loaded:
             f"{', '.join(sorted(files))}"
         )
     severities = [opts.severity] if opts.severity is not None else [1, 2, 3, 4, 5]
+    # the chosen severities' images, joined into one array (the files are memory-mapped)
+    chosen = files[name].size * len(severities) // 5
+    n_labels = label_member.size // 8 + 1
+    opts.reserve(chosen + 6 * 8 * n_labels, chosen, src.label)
+    opts.tick()
 
     def load(folder_path: Path) -> list[CorruptedBlock]:
         try:
-            return list(load_cifar10c(folder_path, corruptions=[name], severities=severities))
+            blocks = load_cifar10c(
+                folder_path, corruptions=[name], severities=severities, pixels=True
+            )
+            return list(blocks)
         except (CifarCFormatError, FileNotFoundError, ValueError) as exc:
             raise DatasetFormatError(str(exc)) from exc
 
@@ -246,6 +260,7 @@ def read_upload(src: Source, opts: ReadOptions) -> Loaded:
             src.copy_to(label_member, Path(tmp) / LABELS_FILE)
             src.copy_to(files[name], Path(tmp) / f"{name}.npy")
             blocks = load(Path(tmp))
+    opts.tick()
     x = np.concatenate([b.x for b in blocks])
     y = np.concatenate([b.y for b in blocks])
     check_sample_count(len(y), opts.limits)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from backend.data.arrays import Loaded, ReadOptions, channel_stats, stratified_s
 from backend.data.cifar10 import CIFAR10_CLASSES
 from backend.data.limits import DatasetFormatError, Limits
 from backend.data.registry import ArrayDataset
+from backend.data.stored import DatasetWriter
 
 __all__ = [
     "CIFAR10_CLASSES",
@@ -46,6 +48,7 @@ __all__ = [
     "Limits",
     "check_classes",
     "detect_format",
+    "import_dataset",
     "read_dataset",
 ]
 
@@ -99,44 +102,14 @@ def _detect(src: Source) -> str:
     return fmt
 
 
-def read_dataset(
-    path: str | os.PathLike[str],
-    fmt: str | None = None,
-    *,
-    test_fraction: float = 0.2,
-    seed: int = 0,
-    corruption: str | None = None,
-    severity: int | None = None,
-    limits: Limits | None = None,
-) -> tuple[ArrayDataset, dict[str, Any]]:
-    """Read an uploaded dataset file into an :class:`ArrayDataset`.
-
-    Args:
-        path: the upload: a zip, tar (optionally gz/bz2/xz), .npz, or a folder.
-        fmt: one of :data:`FORMATS`; default: :func:`detect_format` on the content.
-        test_fraction: share of each class held out for the test split when the upload has
-            a single pool of samples (npz X/y, image folder, a lone split); in (0, 1).
-        seed: seed of that stratified split.
-        corruption: CIFAR-10-C corruption to read (required when the upload has several).
-        severity: CIFAR-10-C severity 1..5 (default: all five, concatenated).
-        limits: safety bounds (default :class:`Limits()`).
-
-    Returns:
-        ``(dataset, summary)``. dataset: x (N, C, H, W) or (N, D) float32, y (N,) int64.
-        summary: ``format``, ``source``, ``n_train``, ``n_test``, ``input_shape``,
-        ``num_classes``, ``class_names``, ``class_counts`` ({"train": [...], "test": [...]},
-        one count per class), ``normalisation`` ({"mean": [...], "std": [...], "split": ...}:
-        per channel (per feature for (N, D)) over the training inputs, or over the test
-        inputs when the train split is empty; population std, same units as x),
-        ``dtype_in`` (the stored dtype), ``split`` ("file", "random" or "test_only"),
-        ``warnings`` (list of str), and for CIFAR-10-C ``corruption`` and ``severity``.
-
-    Raises:
-        DatasetFormatError: the upload is unsafe, malformed or not a usable dataset (labels
-            out of range, fewer than two classes, NaN/Inf inputs, ...).
-        ValueError: a bad argument (fmt, test_fraction, seed, severity).
-        FileNotFoundError: ``path`` does not exist.
-    """
+def _options(
+    fmt: str | None,
+    test_fraction: float,
+    seed: int,
+    corruption: str | None,
+    severity: int | None,
+    limits: Limits | None,
+) -> ReadOptions:
     if fmt is not None and fmt not in FORMATS:
         raise ValueError(f"fmt={fmt!r} should be one of {', '.join(FORMATS)}")
     if (
@@ -153,28 +126,132 @@ def read_dataset(
         raise ValueError(f"severity={severity!r} should be an integer in 1..5")
     if corruption is not None and not isinstance(corruption, str):
         raise ValueError(f"corruption={corruption!r} should be a string")
-    limits = limits if limits is not None else Limits()
-    opts = ReadOptions(corruption, severity, limits, [])
-    path = Path(path)
-    with open_source(path, limits) as src:
+    return ReadOptions(corruption, severity, limits if limits is not None else Limits(), [])
+
+
+def read_dataset(
+    path: str | os.PathLike[str],
+    fmt: str | None = None,
+    *,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    corruption: str | None = None,
+    severity: int | None = None,
+    limits: Limits | None = None,
+) -> tuple[ArrayDataset, dict[str, Any]]:
+    """Read an uploaded dataset file into an in-memory :class:`ArrayDataset`.
+
+    (The import job streams into the stored form instead: :func:`import_dataset`.)
+
+    Args:
+        path: the upload: a zip, tar (optionally gz/bz2/xz), .npz, or a folder.
+        fmt: one of :data:`FORMATS`; default: :func:`detect_format` on the content.
+        test_fraction: share of each class held out for the test split when the upload has
+            a single pool of samples (npz X/y, image folder, a lone split); in (0, 1).
+        seed: seed of that stratified split.
+        corruption: CIFAR-10-C corruption to read (required when the upload has several).
+        severity: CIFAR-10-C severity 1..5 (default: all five, concatenated).
+        limits: safety bounds (default :class:`Limits()`).
+
+    Returns:
+        ``(dataset, summary)``. dataset: x (N, C, H, W) or (N, D), uint8 where the upload's
+        inputs are uint8 (standing for ``x / 255``) and float32 otherwise; y (N,) int64.
+        summary: ``format``, ``source``, ``n_train``, ``n_test``, ``input_shape``,
+        ``num_classes``, ``class_names``, ``class_counts`` ({"train": [...], "test": [...]},
+        one count per class), ``normalisation`` ({"mean": [...], "std": [...], "split": ...}:
+        per channel (per feature for (N, D)) over the training inputs, or over the test
+        inputs when the train split is empty; population std, in the units the model reads:
+        uint8 as x / 255), ``dtype_in`` (the upload's dtype), ``split`` ("file", "random" or
+        "test_only"), ``warnings`` (list of str), ``peak_memory_estimate`` (bytes) and for
+        CIFAR-10-C ``corruption`` and ``severity``.
+
+    Raises:
+        DatasetFormatError: the upload is unsafe, malformed or not a usable dataset (labels
+            out of range, fewer than two classes, NaN/Inf inputs, ...).
+        ValueError: a bad argument (fmt, test_fraction, seed, severity).
+        FileNotFoundError: ``path`` does not exist.
+    """
+    opts = _options(fmt, test_fraction, seed, corruption, severity, limits)
+    plan = _plan(Path(path), fmt, float(test_fraction), seed, opts)
+    x_train, y_train = plan.materialise("train")
+    x_test, y_test = plan.materialise("test")
+    ds = ArrayDataset(x_train, y_train, x_test, y_test, plan.names, plan.params)
+    return ds, plan.summary
+
+
+def import_dataset(
+    path: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    fmt: str | None = None,
+    *,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    corruption: str | None = None,
+    severity: int | None = None,
+    limits: Limits | None = None,
+    max_memory: int | None = None,
+    check: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """Read an upload and write it in the stored form (:mod:`backend.data.stored`) to ``out``,
+    with the memory of one decoded copy of its arrays and a few chunks.
+
+    Args (besides those of :func:`read_dataset`):
+        out: the file to write.
+        max_memory: refuse, before reading any data, an upload whose import would need more
+            memory than this many bytes (:meth:`ReadOptions.reserve`); None: no bound.
+        check: called between chunks of every long step (a job's cancellation check).
+
+    Returns:
+        The summary (see :func:`read_dataset`).
+    """
+    opts = _options(fmt, test_fraction, seed, corruption, severity, limits)
+    opts.max_memory, opts.check = max_memory, check
+    plan = _plan(Path(path), fmt, float(test_fraction), seed, opts)
+    with DatasetWriter(out) as w:
+        for split in ("train", "test"):
+            x, rows, y = plan.splits[split]
+            w.array(f"x_{split}", x, rows, check)
+            w.array(f"y_{split}", y)
+        w.array("class_names", np.array(plan.names))
+    return plan.summary
+
+
+@dataclass
+class _Plan:
+    """A read upload before it is stored: per split the inputs, the rows of them it takes
+    (None: all) and its labels (already taken); the class names, params and summary."""
+
+    splits: dict[str, tuple[np.ndarray, np.ndarray | None, np.ndarray]]
+    names: list[str]
+    params: dict[str, Any]
+    summary: dict[str, Any]
+
+    def materialise(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        x, rows, y = self.splits[split]
+        return (x if rows is None else x[rows]), y
+
+
+def _plan(path: Path, fmt: str | None, test_fraction: float, seed: int, opts: ReadOptions) -> _Plan:
+    with open_source(path, opts.limits) as src:
         fmt = fmt or _detect(src)
         if src.ignored:
             opts.warnings.append(
                 f"ignored {len(src.ignored)} hidden or system files: {', '.join(src.ignored[:3])}"
             )
         loaded = _READERS[fmt](src, opts)
-    return _finish(loaded, fmt, path.name, float(test_fraction), seed, opts)
+    return _finish(loaded, fmt, path.name, test_fraction, seed, opts)
 
 
 def _finish(
     loaded: Loaded, fmt: str, source: str, test_fraction: float, seed: int, opts: ReadOptions
-) -> tuple[ArrayDataset, dict[str, Any]]:
+) -> _Plan:
     warnings = opts.warnings
     params: dict[str, Any] = {"format": fmt, "source": source}
+    splits: dict[str, tuple[np.ndarray, np.ndarray | None, np.ndarray]]
     if loaded.pool is not None:
         x, y = loaded.pool
         tr, te = stratified_split(y, test_fraction, seed)
-        train, test = (x[tr], y[tr]), (x[te], y[te])
+        splits = {"train": (x, tr, y[tr]), "test": (x, te, y[te])}
         split = "random"
         params.update(test_fraction=test_fraction, seed=seed)
     else:
@@ -184,39 +261,46 @@ def _finish(
         empty = (ref[0][:0], ref[1][:0])
         train = loaded.train if loaded.train is not None else empty
         test = loaded.test if loaded.test is not None else empty
+        splits = {"train": (train[0], None, train[1]), "test": (test[0], None, test[1])}
     params.update({k: v for k, v in loaded.extra.items()})
 
-    y_all = np.concatenate([train[1], test[1]])
-    if len(y_all) == 0:
+    y_train, y_test = splits["train"][2], splits["test"][2]
+    n_total = len(y_train) + len(y_test)
+    if n_total == 0:
         raise DatasetFormatError("the upload holds no samples")
-    if len(y_all) > opts.limits.max_samples:
+    if n_total > opts.limits.max_samples:
         raise DatasetFormatError(
-            f"{len(y_all)} samples, more than the limit of {opts.limits.max_samples}"
+            f"{n_total} samples, more than the limit of {opts.limits.max_samples}"
         )
     names = loaded.class_names
+    top = max(int(y.max()) for y in (y_train, y_test) if len(y))
     if names is None:
-        names = [str(i) for i in range(int(y_all.max()) + 1)]
-    for split_name, y in (("train", train[1]), ("test", test[1])):
+        names = [str(i) for i in range(top + 1)]
+    for split_name, y in (("train", y_train), ("test", y_test)):
         if len(y) and int(y.max()) >= len(names):
             raise DatasetFormatError(
                 f"{split_name} label {int(y.max())} is out of range for {len(names)} classes "
                 f"[0, {len(names)})"
             )
-    present = len(np.unique(y_all))
+    counts = {
+        "train": np.bincount(y_train, minlength=len(names)).tolist(),
+        "test": np.bincount(y_test, minlength=len(names)).tolist(),
+    }
+    present = sum(1 for a, b in zip(counts["train"], counts["test"], strict=True) if a + b)
     if len(names) < 2 or present < 2:
         raise DatasetFormatError(
             f"the dataset has {present} class{'es' if present != 1 else ''} with samples; at "
             "least 2 are needed"
         )
-    try:
-        ds = ArrayDataset(train[0], train[1], test[0], test[1], list(names), params)
-    except ValueError as exc:
-        raise DatasetFormatError(str(exc)) from exc
-
-    counts = {
-        "train": np.bincount(ds.y_train, minlength=len(names)).tolist(),
-        "test": np.bincount(ds.y_test, minlength=len(names)).tolist(),
-    }
+    x_train, x_test = splits["train"][0], splits["test"][0]
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise DatasetFormatError(
+            f"train inputs {x_train.shape[1:]} and test inputs {x_test.shape[1:]} differ in shape"
+        )
+    if x_train.dtype != x_test.dtype:
+        raise DatasetFormatError(
+            f"train inputs are {x_train.dtype} and test inputs {x_test.dtype}; expected one dtype"
+        )
     for split_name, per_class in counts.items():
         if sum(per_class):
             empty_classes = [names[i] for i, c in enumerate(per_class) if c == 0]
@@ -225,26 +309,28 @@ def _finish(
                     f"{len(empty_classes)} classes have no {split_name} samples: "
                     f"{', '.join(empty_classes[:5])}"
                 )
-    if split == "random" and not len(ds.y_test):
+    if split == "random" and not len(y_test):
         warnings.append("the test split is empty: too few samples per class for test_fraction")
-    stats_split = "train" if len(ds.y_train) else "test"
-    mean, std = channel_stats(ds.split(stats_split)[0])
+    stats_split = "train" if len(y_train) else "test"
+    x_stats, rows_stats, _ = splits[stats_split]
+    mean, std = channel_stats(x_stats, rows_stats, opts.check)
     summary: dict[str, Any] = {
         "format": fmt,
         "source": source,
-        "n_train": len(ds.y_train),
-        "n_test": len(ds.y_test),
-        "input_shape": ds.input_shape,
-        "num_classes": ds.num_classes,
-        "class_names": list(ds.class_names),
+        "n_train": len(y_train),
+        "n_test": len(y_test),
+        "input_shape": [int(d) for d in x_train.shape[1:]],
+        "num_classes": len(names),
+        "class_names": list(names),
         "class_counts": counts,
         "normalisation": {"mean": mean, "std": std, "split": stats_split},
         "dtype_in": loaded.dtype_in,
         "split": split,
         "warnings": warnings,
+        "peak_memory_estimate": opts.planned,
         **loaded.extra,
     }
-    return ds, summary
+    return _Plan(splits, list(names), params, summary)
 
 
 def check_classes(ds: ArrayDataset, expected: int) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from backend.data.archives import Member, Source
-from backend.data.arrays import Loaded, ReadOptions, to_float32
+from backend.data.arrays import Loaded, ReadOptions, stored_inputs
 from backend.data.limits import DatasetFormatError, Limits
 
 __all__ = ["looks_like", "read_upload"]
@@ -127,6 +127,7 @@ def read_upload(src: Source, opts: ReadOptions) -> Loaded:
     first: tuple[str, tuple[int, int]] | None = None
     alpha = False
     for m in images:  # archive order: a compressed tar is read front to back once
+        opts.tick()
         arr, dropped = _decode_image(src.read(m), m.name, opts.limits, first)
         alpha |= dropped
         if first is None:
@@ -136,6 +137,9 @@ def read_upload(src: Source, opts: ReadOptions) -> Loaded:
                     f"{len(images)} images of {arr.shape[1]}x{arr.shape[0]} pixels exceed "
                     f"{opts.limits.max_total_uncompressed} bytes once decoded"
                 )
+            # every image decoded (as RGB at most), then stacked into one array
+            decoded = len(images) * arr.shape[0] * arr.shape[1] * 3
+            opts.reserve(2 * decoded + 6 * 8 * len(images), decoded, src.label)
         pixels[m.name] = arr
     color = any(a.ndim == 3 for a in pixels.values())
     if color and any(a.ndim == 2 for a in pixels.values()):
@@ -153,7 +157,7 @@ def read_upload(src: Source, opts: ReadOptions) -> Loaded:
         else:
             x = np.stack([pixels[n] for n in names])[:, None]
         y = np.array([class_names.index(class_of[n]) for n in names], dtype=np.int64)
-        return to_float32(x, "images", opts.warnings), y
+        return stored_inputs(x, "images", opts.warnings), y
 
     ordered = sorted(pixels, key=lambda n: (class_names.index(class_of[n]), n))
     if all(s is None for s in split_of.values()):

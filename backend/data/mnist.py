@@ -24,7 +24,7 @@ import numpy as np
 
 from backend.data.archives import CHUNK, Member, Source, basename, index_members
 from backend.data.arrays import Loaded, ReadOptions, check_pair, count_samples, samples
-from backend.data.limits import DatasetFormatError, Limits
+from backend.data.limits import DatasetFormatError
 
 __all__ = ["looks_like", "read_upload"]
 
@@ -60,8 +60,11 @@ def _read_exact(f: IO[bytes], n: int) -> bytes:
     return bytes(buf)
 
 
-def _read_idx(src: Source, member: Member, ndim: int, limits: Limits) -> np.ndarray:
-    """An idx array of unsigned bytes with ``ndim`` dimensions, its header checked first."""
+def _read_idx(src: Source, member: Member, ndim: int, opts: ReadOptions) -> np.ndarray:
+    """An idx array of unsigned bytes with ``ndim`` dimensions, its header checked first (and
+    the memory it needs reserved, :meth:`ReadOptions.reserve`), then read a chunk at a time
+    into its own buffer."""
+    limits = opts.limits
     kind = "images" if ndim == 3 else "labels"
     with src.open(member) as raw:
         gz = raw.peek(2)[:2] == b"\x1f\x8b"
@@ -95,17 +98,25 @@ def _read_idx(src: Source, member: Member, ndim: int, limits: Limits) -> np.ndar
                     f"{member.name}: the header announces {dims} ({size} bytes) but the file "
                     f"holds {member.size - header} bytes of data"
                 )
-            data = _read_exact(stream, size)
-            if len(data) != size:
+            extra = size if ndim == 3 else size + 8 * 6 * dims[0]  # labels: int64 working copies
+            opts.reserve(extra, size, src.label)
+            data = np.empty(size, dtype=np.uint8)
+            done = 0
+            while done < size:
+                opts.tick()
+                got = stream.readinto(data.data[done : done + CHUNK])
+                if not got:
+                    break
+                done += got
+            if done != size:
                 raise DatasetFormatError(
-                    f"{member.name}: ends after {len(data)} of the {size} bytes its header "
-                    "announces"
+                    f"{member.name}: ends after {done} of the {size} bytes its header announces"
                 )
             if stream.read(1):
                 raise DatasetFormatError(f"{member.name}: longer than its header announces")
         except (OSError, EOFError, zlib.error) as exc:
             raise DatasetFormatError(f"{member.name}: corrupt gzip data ({exc})") from exc
-    return np.frombuffer(data, dtype=np.uint8).reshape(dims)
+    return data.reshape(dims)
 
 
 def read_upload(src: Source, opts: ReadOptions) -> Loaded:
@@ -125,8 +136,8 @@ def read_upload(src: Source, opts: ReadOptions) -> Loaded:
             have = (images or labels).name  # type: ignore[union-attr]
             lack = f"{prefix}-{'images-idx3' if images is None else 'labels-idx1'}-ubyte"
             raise DatasetFormatError(f"{have} has no matching {lack}")
-        x = _read_idx(src, images, 3, opts.limits)
-        y = _read_idx(src, labels, 1, opts.limits)
+        x = _read_idx(src, images, 3, opts)
+        y = _read_idx(src, labels, 1, opts)
         check_pair(x, y, images.name, labels.name)
         total = count_samples(total, len(y), opts.limits)
         splits[split] = samples(x[:, None], y, images.name, labels.name, opts)

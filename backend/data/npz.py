@@ -9,24 +9,29 @@ axis does not, in which case it is taken as channels-first already; (N, D) featu
 Labels may be integers or strings.
 
 Guarantees: the .npz is a zip and goes through :mod:`backend.data.archives` like any other;
-each array's header is read before the array, so object (pickled) arrays and arrays of more
-than :attr:`Limits.max_samples` rows are refused unread, and ``np.load`` always runs with
-``allow_pickle=False``.
+every array's header is read before any array's data, so object (pickled) arrays, arrays of
+more than :attr:`Limits.max_samples` rows (alone or together) and uploads whose import would
+need more memory than allowed (:meth:`ReadOptions.reserve`: the decoded arrays, a float32 copy
+of inputs that are neither uint8 nor float32, the labels' working copies) are refused unread.
+An array is then read straight into its own buffer, a chunk at a time (cancellable between
+chunks), so memory holds one decoded copy of it and no more; nothing is ever unpickled.
 """
 
 from __future__ import annotations
 
-import io
+from dataclasses import dataclass
 
 import numpy as np
 
-from backend.data.archives import Member, Source
+from backend.data.archives import CHUNK, Member, Source
 from backend.data.arrays import (
     Loaded,
     ReadOptions,
     channels_first,
     check_pair,
     check_sample_count,
+    input_bytes,
+    label_bytes,
     samples,
     string_labels,
 )
@@ -41,36 +46,69 @@ def looks_like(names: list[str]) -> bool:
     return bool(top & {"X", "x", "x_train"})
 
 
-def _load_npy(src: Source, member: Member, limits: Limits) -> np.ndarray:
-    """One array, its header checked before the data is parsed; never unpickled."""
-    data = src.read(member)
-    f = io.BytesIO(data)
+@dataclass(frozen=True)
+class _Header:
+    shape: tuple[int, ...]
+    fortran: bool
+    dtype: np.dtype
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+
+
+def _read_header(f: object, name: str) -> _Header:
     try:
-        version = np.lib.format.read_magic(f)
+        version = np.lib.format.read_magic(f)  # type: ignore[arg-type]
         if version == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
-        elif version == (2, 0):
-            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)  # type: ignore[arg-type]
+        elif version in ((2, 0), (3, 0)):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)  # type: ignore[arg-type]
         else:
-            shape, dtype = None, None
+            raise ValueError(f"unsupported .npy version {version}")
     except ValueError as exc:
-        raise DatasetFormatError(f"{member.name}: not a .npy array ({exc})") from exc
-    if dtype is not None and dtype.hasobject:
+        raise DatasetFormatError(f"{name}: not a .npy array ({exc})") from exc
+    return _Header(tuple(int(d) for d in shape), bool(fortran), dtype)
+
+
+def _header(src: Source, member: Member, limits: Limits) -> _Header:
+    """An array's header, read without reading its data; object arrays and arrays of too
+    many rows are refused here."""
+    with src.open(member) as f:
+        head = _read_header(f, member.name)
+    if head.dtype.hasobject:
         raise DatasetFormatError(
             f"{member.name}: holds an object array, which would need pickle; refused"
         )
-    if shape and shape[0] > limits.max_samples:
+    if head.shape and head.shape[0] > limits.max_samples:
         raise DatasetFormatError(
-            f"{member.name}: {shape[0]} rows, more than the limit of {limits.max_samples}"
+            f"{member.name}: {head.shape[0]} rows, more than the limit of {limits.max_samples}"
         )
-    f.seek(0)
-    try:
-        arr = np.load(f, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise DatasetFormatError(f"{member.name}: cannot be loaded ({exc})") from exc
-    if not isinstance(arr, np.ndarray):
-        arr.close()
-        raise DatasetFormatError(f"{member.name}: is an .npz archive, expected one array")
+    return head
+
+
+def _load_npy(src: Source, member: Member, opts: ReadOptions) -> np.ndarray:
+    """One array, read a chunk at a time into its own buffer (one copy in memory), its
+    header checked (:func:`_header`) before; never unpickled."""
+    with src.open(member) as f:
+        head = _read_header(f, member.name)
+        if head.dtype.hasobject:  # checked again: the caller may not have asked _header
+            raise DatasetFormatError(
+                f"{member.name}: holds an object array, which would need pickle; refused"
+            )
+        arr = np.empty(head.shape, dtype=head.dtype, order="F" if head.fortran else "C")
+        view = memoryview(arr.reshape(-1, order="A").view(np.uint8))  # type: ignore[arg-type]
+        done = 0
+        while done < head.nbytes:
+            opts.tick()
+            got = f.readinto(view[done : done + CHUNK])
+            if not got:
+                raise DatasetFormatError(
+                    f"{member.name}: ends after {done} of its {head.nbytes} bytes of data"
+                )
+            done += got
+        if f.read(1):
+            raise DatasetFormatError(f"{member.name}: has data after its array")
     return arr
 
 
@@ -113,15 +151,23 @@ def read_upload(src: Source, opts: ReadOptions) -> Loaded:
     unused = sorted(set(arrays) - {k for p in used for k in p} - {"class_names"})
     if unused:
         opts.warnings.append(f"ignored npz arrays: {', '.join(unused)}")
+    # every header first: rows, dtypes and the memory the import needs, before any data
+    heads = {k: _header(src, arrays[k], opts.limits) for pair in used for k in pair}
+    check_sample_count(
+        sum(heads[yk].shape[0] if heads[yk].shape else 0 for _, yk in used), opts.limits
+    )
+    for xk, yk in used:
+        hx, hy = heads[xk], heads[yk]
+        opts.reserve(hx.nbytes + input_bytes(hx.shape, hx.dtype), hx.nbytes, src.label)
+        rows = hy.shape[0] if hy.shape else 0
+        opts.reserve(hy.nbytes + label_bytes(rows), hy.nbytes, src.label)
     names = None
     if "class_names" in arrays:
-        names = _names_from_array(_load_npy(src, arrays["class_names"], opts.limits), "class_names")
+        head = _header(src, arrays["class_names"], opts.limits)
+        opts.reserve(2 * head.nbytes, head.nbytes, src.label)
+        names = _names_from_array(_load_npy(src, arrays["class_names"], opts), "class_names")
 
-    raw = [
-        (_load_npy(src, arrays[xk], opts.limits), _load_npy(src, arrays[yk], opts.limits))
-        for xk, yk in used
-    ]
-    check_sample_count(sum(len(y) for _, y in raw), opts.limits)
+    raw = [(_load_npy(src, arrays[xk], opts), _load_npy(src, arrays[yk], opts)) for xk, yk in used]
     ys = [y for _, y in raw]
     if any(y.dtype.kind in "US" for y in ys):
         if not all(y.dtype.kind in "US" for y in ys):

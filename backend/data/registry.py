@@ -1,8 +1,10 @@
 """Dataset registry: built-in datasets made from what installed packages ship, or generated.
 
 Every entry is a function ``fn(**params) -> ArrayDataset``; :func:`create` raises on unknown
-names. An :class:`ArrayDataset` is what the rest of PruneScope stores (one .npz artifact) and
-trains on: float32 inputs laid out (N, C, H, W) for images or (N, D) for vectors, int64 labels.
+names. An :class:`ArrayDataset` is what the rest of PruneScope stores (one .npz artifact, see
+:mod:`backend.data.stored`) and trains on: inputs laid out (N, C, H, W) for images or (N, D)
+for vectors, float32 or uint8 (pixels that stand for ``value / 255``, converted per batch), and
+int64 labels.
 """
 
 from __future__ import annotations
@@ -23,12 +25,13 @@ class UnknownDatasetError(ValueError):
 
 @dataclass
 class ArrayDataset:
-    """A fixed train/test split held in memory.
+    """A fixed train/test split, in memory or memory-mapped from its stored file.
 
     Attributes:
-        x_train: (N_train, *input_shape) float32.
+        x_train: (N_train, *input_shape) float32, or uint8 standing for ``x / 255``
+            (:func:`backend.data.stored.float_inputs` converts a batch).
         y_train: (N_train,) int64 in [0, num_classes).
-        x_test: (N_test, *input_shape) float32.
+        x_test: (N_test, *input_shape), same dtype as x_train.
         y_test: (N_test,) int64.
         class_names: one name per class.
         params: the parameters the dataset was built with (stored for provenance).
@@ -72,19 +75,14 @@ class ArrayDataset:
         return getattr(self, f"x_{name}"), getattr(self, f"y_{name}")
 
     def to_npz_bytes(self) -> bytes:
-        buf = io.BytesIO()
-        np.savez_compressed(
-            buf,
-            x_train=self.x_train,
-            y_train=self.y_train,
-            x_test=self.x_test,
-            y_test=self.y_test,
-            class_names=np.array(self.class_names),
-        )
-        return buf.getvalue()
+        """The stored form (:mod:`backend.data.stored`) in memory: for small datasets."""
+        from backend.data.stored import dataset_bytes
+
+        return dataset_bytes(self)
 
     @classmethod
     def from_npz_bytes(cls, data: bytes) -> ArrayDataset:
+        """Load a stored dataset (either form) from bytes, whole, into memory."""
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             return cls(
                 x_train=npz["x_train"],

@@ -77,7 +77,7 @@ def create_celery(settings: Settings) -> Celery:
         """Run one job by id (the body every executor shares)."""
         from backend.jobs.runner import run_job
 
-        return run_job(int(job_id), settings)
+        return run_job(int(job_id), settings, guard_memory=True)
 
     return app
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,9 @@ import numpy as np
 import torch
 from sqlalchemy import select
 
+from backend.artifacts import remove_unreferenced
 from backend.data import ArrayDataset
+from backend.data.stored import load_from_store
 from backend.db.tables import DatasetRow, JobRow, ModelRow
 from backend.jobs.context import JobContext
 from backend.jobs.specs import TrainSettings
@@ -30,7 +33,8 @@ def load_dataset(ctx: JobContext, dataset_id: int) -> tuple[DatasetRow, ArrayDat
         row = s.get(DatasetRow, dataset_id)
         if row is None:
             raise JobInputError(f"dataset {dataset_id} does not exist")
-    return row, ArrayDataset.from_npz_bytes(ctx.store.get_bytes(row.artifact_sha))
+    # memory-mapped: a job reads the batches it uses; uint8 inputs become float per batch
+    return row, load_from_store(ctx.store, row.artifact_sha)
 
 
 def load_model(ctx: JobContext, model_id: int) -> tuple[ModelRow, torch.nn.Module]:
@@ -44,16 +48,11 @@ def load_model(ctx: JobContext, model_id: int) -> tuple[ModelRow, torch.nn.Modul
 
 
 def forget_upload(ctx: JobContext, upload_sha: str) -> None:
-    """Delete a refused upload's raw bytes unless a registered model or dataset came from the
-    same file (a refused upload must not linger in the artifact store)."""
+    """Delete a refused upload's raw bytes unless a row still names them (a model or dataset
+    that came from the same file, another import of it): a refused upload must not linger in
+    the artifact store (:mod:`backend.artifacts`; this job's own spec does not count)."""
     with ctx.session() as s:
-        used = s.scalars(select(ModelRow.id).where(ModelRow.upload_sha == upload_sha)).first()
-        used = (
-            used
-            or s.scalars(select(DatasetRow.id).where(DatasetRow.upload_sha == upload_sha)).first()
-        )
-    if used is None:
-        ctx.store.delete(upload_sha)
+        remove_unreferenced(s, ctx.store, {upload_sha}, except_jobs=(ctx.job_id,))
 
 
 def fill_arch_kwargs(architecture: str, kwargs: dict[str, Any], ds: ArrayDataset) -> dict[str, Any]:
@@ -95,7 +94,9 @@ def store_checkpoint(
 ) -> str:
     """Save a checkpoint into the artifact store; returns its sha256."""
     # Next to a local store so put_file copies within one filesystem; a remote root is no folder.
-    with tempfile.TemporaryDirectory(dir=ctx.store.root if ctx.store.is_local else None) as tmp:
+    # ".tmp": a writer killed meanwhile leaves a folder ArtifactStore.clean_temp removes
+    where = ctx.store.root if ctx.store.is_local else None
+    with tempfile.TemporaryDirectory(dir=where, suffix=".tmp") as tmp:
         path = Path(tmp) / "model.safetensors"
         save_checkpoint(model, architecture, arch_kwargs, path)
         return ctx.store.put_file(path)
@@ -131,9 +132,16 @@ def tensors(ds: ArrayDataset, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y)
 
 
-def accuracy(model: torch.nn.Module, ds: ArrayDataset, device: str, split: str = "test") -> float:
+def accuracy(
+    model: torch.nn.Module,
+    ds: ArrayDataset,
+    device: str,
+    split: str = "test",
+    should_stop: Callable[[], bool] | None = None,
+) -> float:
+    """Top-1 accuracy on a split; ``should_stop`` (a job's) is checked between batches."""
     x, y = tensors(ds, split)
-    logits = predict(model, x, device=device)
+    logits = predict(model, x, device=device, should_stop=should_stop)
     return float((logits.argmax(1).cpu() == y).float().mean())
 
 

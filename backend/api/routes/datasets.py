@@ -17,6 +17,7 @@ from backend.api.deleting import (
     delete_answer,
 )
 from backend.api.deps import SessionDep, StoreDep, get_or_404, load_dataset_arrays
+from backend.api.errors import DATASET_NAME_TAKEN
 from backend.api.public import DATASET_NOT_FOUND
 from backend.api.schemas import (
     DatasetCreate,
@@ -30,6 +31,7 @@ from backend.api.schemas import (
 from backend.data import ArrayDataset, UnknownDatasetError
 from backend.data import create as create_dataset
 from backend.data.images import sample_png
+from backend.data.stored import float_inputs, store_dataset
 from backend.db.tables import DatasetRow
 from backend.storage import ArtifactStore
 
@@ -50,7 +52,7 @@ def create_dataset_route(body: DatasetCreate, session: SessionDep, store: StoreD
     """Register a built-in dataset (stored once as an artifact)."""
     name = body.name or body.builtin
     if session.scalars(select(DatasetRow).where(DatasetRow.name == name)).first():
-        raise HTTPException(status_code=409, detail=f"a dataset named {name!r} already exists")
+        raise HTTPException(status_code=409, detail=DATASET_NAME_TAKEN)
     try:
         ds = create_dataset(body.builtin, **body.params)
     except UnknownDatasetError as exc:
@@ -64,7 +66,7 @@ def register_arrays(
     session: Session, store: ArtifactStore, ds: ArrayDataset, *, name: str, source: str
 ) -> DatasetRow:
     """Store a dataset's arrays and add its row (shared by the API and the CLI)."""
-    sha = store.put_bytes(ds.to_npz_bytes())
+    sha = store_dataset(store, ds)
     row = DatasetRow(
         name=name,
         source=source,
@@ -127,7 +129,7 @@ def read_sample_image(
     if not 0 <= index < len(x):
         raise HTTPException(status_code=404, detail="Sample not found")
     try:
-        png = sample_png(x[index])
+        png = sample_png(float_inputs(x[index]))
     except ValueError as exc:
         raise HTTPException(status_code=422, detail="Dataset samples are not images") from exc
     return Response(png, media_type="image/png", headers={"Cache-Control": "max-age=86400"})

@@ -22,6 +22,7 @@ from backend.analysis.attribution import occlusion_attribution
 from backend.data import ArrayDataset
 from backend.data.corruptions import corrupt
 from backend.data.images import sample_png
+from backend.data.stored import float_inputs
 from backend.db.session import session_scope
 from backend.db.tables import (
     AnalysisRow,
@@ -212,7 +213,7 @@ def test_sample_detail_and_attribution(client, settings, corrupted_comparison):
     with session_scope(settings.database_url) as s:
         ds_sha = s.get(DatasetRow, comp["dataset_id"]).artifact_sha
     x_test, y_test = ArrayDataset.from_npz_bytes(store.get_bytes(ds_sha)).split("test")
-    x = torch.from_numpy(np.ascontiguousarray(x_test))
+    x = torch.from_numpy(float_inputs(x_test))
     device = settings.torch_device()
     for side, model in (("a", model_a), ("b", model_b)):
         want = occlusion_attribution(model, x[index], int(y_test[index]), patch=1, device=device)

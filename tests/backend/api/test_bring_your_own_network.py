@@ -22,6 +22,7 @@ from torch.nn.utils import prune
 
 from backend.config import Settings
 from backend.data import ArrayDataset
+from backend.data.stored import float_inputs
 from backend.db.session import session_scope
 from backend.db.tables import DatasetRow
 from backend.storage import ArtifactStore
@@ -116,7 +117,8 @@ def _test_split(settings, dataset_id: int) -> tuple[np.ndarray, np.ndarray]:
     with session_scope(settings.database_url) as s:
         sha = s.get(DatasetRow, dataset_id).artifact_sha
     data = ArtifactStore(settings.artifact_location).get_bytes(sha)
-    return ArrayDataset.from_npz_bytes(data).split("test")
+    x, y = ArrayDataset.from_npz_bytes(data).split("test")
+    return float_inputs(x), y  # a uint8 upload stays uint8; jobs read it as x / 255
 
 
 def test_dataset_shapes(client):

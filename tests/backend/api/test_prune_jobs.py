@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
+from backend.data.stored import float_inputs
 from backend.pruning import list_methods, method_info
 from backend.pruning.finetune import predict
 from backend.storage import ArtifactStore
@@ -99,7 +100,7 @@ def test_every_method_runs_as_a_job_and_its_checkpoint_reproduces_its_prediction
         arrays = ArrayDataset.from_npz_bytes(
             store.get_bytes(s.get(DatasetRow, ds["id"]).artifact_sha)
         )
-    logits = predict(model, torch.from_numpy(arrays.x_test))
+    logits = predict(model, torch.from_numpy(float_inputs(arrays.x_test)))
     np.testing.assert_array_equal(logits.argmax(1).numpy(), table["pred"].to_numpy())
     probs = torch.softmax(logits.double(), 1).numpy()
     np.testing.assert_allclose(probs[:, 0], table["p0"].to_numpy(), atol=1e-5)

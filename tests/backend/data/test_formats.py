@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from backend.data import create
+from backend.data import ArrayDataset, create
 from backend.data.formats import (
     CIFAR10_CLASSES,
     FORMATS,
@@ -28,8 +28,27 @@ from backend.data.formats import (
     Limits,
     check_classes,
     detect_format,
-    read_dataset,
 )
+from backend.data.formats import read_dataset as read_stored
+from backend.data.stored import float_inputs
+
+
+def read_dataset(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+    """The formats' reader, with the inputs as a model reads them: an upload's uint8 stays
+    uint8 in the dataset (checked here) and stands for ``x / 255`` (``float_inputs``)."""
+    ds, summary = read_stored(path, *args, **kwargs)
+    stored = np.uint8 if summary["dtype_in"] == "uint8" else np.float32
+    assert ds.x_train.dtype == stored and ds.x_test.dtype == stored
+    floats = ArrayDataset(
+        float_inputs(ds.x_train),
+        ds.y_train,
+        float_inputs(ds.x_test),
+        ds.y_test,
+        ds.class_names,
+        ds.params,
+    )
+    return floats, summary
+
 
 # --------------------------------------------------------------------------------------------
 # writers
