@@ -45,6 +45,14 @@ one machine. ``seed=None`` uses every core and is not reproducible. PCA is exact
 Compilation. umap-learn and pynndescent are compiled by numba on first use: about a minute on two
 cores for all the paths used here. Call ``warm_up()`` once when a worker starts. AlignedUMAP also
 re-jits its per-epoch function on every call (``numba.njit`` inside ``fit``), about 2 s each time.
+
+Stopping early. A UMAP fit has no public way to stop it. ``aligned_embedding`` takes a
+``cancel_check`` (a callable that raises to stop, e.g. a job's cancellation check) and calls it
+between the steps (standardising, each fit) and, through :func:`epoch_checks`, before every
+epoch of every layout optimisation, AlignedUMAP's joint one included (an epoch takes
+milliseconds to a fraction of a second). What cannot be interrupted: the nearest-neighbour
+search, the spectral initialisation of a fit and numba's compilation on first use (hence
+``warm_up``); on 10^4 samples each of those takes seconds, which bounds how late a stop can be.
 """
 
 from __future__ import annotations
@@ -55,7 +63,7 @@ import threading
 import time
 import warnings
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -358,6 +366,48 @@ def _pca_pair(za: np.ndarray, zb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ca, cb @ rotation
 
 
+_epoch_hook = threading.local()  # .check: the cancel_check of this thread's UMAP fits
+_epoch_hook_lock = threading.Lock()
+
+
+def _install_epoch_hook() -> None:
+    """Wrap ``umap.layouts.tqdm`` once: umap-learn (0.5) runs every layout optimisation as
+    ``for n in tqdm(range(n_epochs), ...)`` in that module, so the wrapper sees each epoch and
+    calls the check :func:`epoch_checks` set for the current thread (none: it only iterates)."""
+    import umap.layouts as layouts
+
+    with _epoch_hook_lock:
+        original = getattr(layouts, "tqdm", None)
+        if original is None or getattr(original, "_prunescope_epoch_hook", False):
+            return
+
+        def checked(iterable: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
+            for item in original(iterable, *args, **kwargs):
+                check = getattr(_epoch_hook, "check", None)
+                if check is not None:
+                    check()
+                yield item
+
+        checked._prunescope_epoch_hook = True  # type: ignore[attr-defined]
+        layouts.tqdm = checked
+
+
+@contextmanager
+def epoch_checks(cancel_check: Callable[[], None] | None) -> Iterator[None]:
+    """Within the block, call ``cancel_check`` before every epoch of the UMAP fits that this
+    thread runs (module docstring, "Stopping early"); it stops a fit by raising."""
+    if cancel_check is None:
+        yield
+        return
+    _install_epoch_hook()
+    previous = getattr(_epoch_hook, "check", None)
+    _epoch_hook.check = cancel_check
+    try:
+        yield
+    finally:
+        _epoch_hook.check = previous
+
+
 @contextmanager
 def quiet_umap(threads: int | None) -> Iterator[None]:
     """Route umap's UserWarnings to the log and optionally pin numba's thread count."""
@@ -408,7 +458,12 @@ _layout_cache: OrderedDict[tuple[Any, ...], np.ndarray] = OrderedDict()
 
 
 def _umap_init_pair(
-    za: np.ndarray, zb: np.ndarray, n_neighbors: int, min_dist: float, seed: int | None
+    za: np.ndarray,
+    zb: np.ndarray,
+    n_neighbors: int,
+    min_dist: float,
+    seed: int | None,
+    cancel_check: Callable[[], None] = lambda: None,
 ) -> tuple[np.ndarray, np.ndarray]:
     key = (*_content_key(za), n_neighbors, min_dist, seed)
     with _knn_lock:
@@ -422,6 +477,7 @@ def _umap_init_pair(
                 _layout_cache[key] = ca
                 while len(_layout_cache) > KNN_CACHE_SIZE:
                     _layout_cache.popitem(last=False)
+    cancel_check()  # between the two fits
     # umap rescales any initial layout to the box [0, 10]^2 per axis before optimising; do it
     # here so that the inverse map below puts B back into A's frame.
     lo, span = ca.min(axis=0), np.ptp(ca, axis=0)
@@ -484,6 +540,7 @@ def aligned_embedding(
     n_neighbors: int = 15,
     min_dist: float = 0.1,
     seed: int | None = 0,
+    cancel_check: Callable[[], None] | None = None,
 ) -> AlignedEmbedding:
     """Aligned 2-D layouts of model A's and model B's features (module docstring).
 
@@ -495,6 +552,9 @@ def aligned_embedding(
         n_neighbors: UMAP's neighbourhood size; clipped to N - 1.
         min_dist: UMAP's minimum distance between embedded points.
         seed: random state; None for parallel, non-reproducible UMAP.
+        cancel_check: called between the steps and before every UMAP epoch; raise from it to
+            stop (module docstring, "Stopping early"). What it raises is never taken for a
+            UMAP failure: "auto" does not fall back to PCA then.
 
     Returns:
         The two layouts, the method used, the time taken and their alignment distance.
@@ -515,22 +575,36 @@ def aligned_embedding(
         raise ValueError(
             f"method={method!r} needs at least {MIN_UMAP_SAMPLES} samples, got N={n}; use 'pca'"
         )
+    stops: list[BaseException] = []
+
+    def check() -> None:
+        if cancel_check is None:
+            return
+        try:
+            cancel_check()
+        except BaseException as exc:  # remembered: a stop is not a UMAP failure
+            stops.append(exc)
+            raise
+
     t0 = time.perf_counter()
+    check()
     za, zb = standardize(a), standardize(b)
+    check()
     k = min(n_neighbors, n - 1)
     used: str = "pca" if method == "auto" and n < MIN_UMAP_SAMPLES else method
     if used == "auto":
         used = "aligned_umap"
     reason = f"N={n} < {MIN_UMAP_SAMPLES} samples" if method == "auto" and used == "pca" else None
     try:
-        if used == "aligned_umap":
-            ca, cb = _aligned_umap_pair(za, zb, k, min_dist, seed)
-        elif used == "umap_init":
-            ca, cb = _umap_init_pair(za, zb, k, min_dist, seed)
-        else:
-            ca, cb = _pca_pair(za, zb)
+        with epoch_checks(check if cancel_check is not None else None):
+            if used == "aligned_umap":
+                ca, cb = _aligned_umap_pair(za, zb, k, min_dist, seed)
+            elif used == "umap_init":
+                ca, cb = _umap_init_pair(za, zb, k, min_dist, seed, check)
+            else:
+                ca, cb = _pca_pair(za, zb)
     except Exception as exc:  # any UMAP failure degrades to PCA under "auto"
-        if method != "auto":
+        if method != "auto" or stops:
             raise
         logger.warning("UMAP failed (%s: %s); falling back to PCA", type(exc).__name__, exc)
         used, reason = "pca", f"{type(exc).__name__}: {exc}"

@@ -12,6 +12,7 @@ is found by :func:`models.heads.find_classifier` (built-ins, timm, torchvision, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +20,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
+from backend.data.batches import input_dtype, model_input
 from backend.pruning.masks import effective_weight
 from models.heads import find_classifier
 
@@ -43,13 +45,6 @@ class FeatureOutputs:
     bias: np.ndarray
 
 
-def _input_dtype(model: nn.Module, x: Tensor) -> torch.dtype:
-    param = next(model.parameters(), None)
-    if x.is_floating_point() and param is not None:
-        return param.dtype
-    return x.dtype
-
-
 @torch.no_grad()
 def extract_features(
     model: nn.Module,
@@ -57,6 +52,7 @@ def extract_features(
     batch_size: int = 512,
     device: str = "cpu",
     layer: str | None = None,
+    cancel_check: Callable[[], None] | None = None,
 ) -> FeatureOutputs:
     """Penultimate features, logits and classifier parameters of ``model`` on ``x``.
 
@@ -74,6 +70,8 @@ def extract_features(
         batch_size: Samples per forward pass, >= 1.
         device: Torch device string.
         layer: Qualified name of the classifier, or None to find it (:func:`find_classifier`).
+        cancel_check: Called before every batch; raise from it to stop (a job passes its
+            cancellation check: a large split takes minutes on a CPU).
 
     Returns:
         :class:`FeatureOutputs` with features (N, D), logits (N, C), weight (C, D), bias (C,).
@@ -101,11 +99,13 @@ def extract_features(
     try:
         model.eval()
         handle = classifier.register_forward_pre_hook(capture)
-        x_dtype = _input_dtype(model, x)
+        x_dtype = input_dtype(model, x)
         starts = range(0, x.shape[0], batch_size) if x.shape[0] else [0]
         for start in starts:
+            if cancel_check is not None:
+                cancel_check()
             captured.clear()
-            xb = x[start : start + batch_size].to(dev, dtype=x_dtype, non_blocking=True)
+            xb = model_input(x[start : start + batch_size].to(dev, non_blocking=True), x_dtype)
             out = model(xb)
             if len(captured) != 1:
                 raise ValueError(

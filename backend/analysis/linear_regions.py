@@ -33,6 +33,10 @@ Definitions used in :class:`SegmentRegions`:
 Numerical conventions: a breakpoint must lie more than ``1e-12`` (in t) inside its piece, and
 breakpoints closer than that are merged; linear pieces merge neighbouring activation pieces
 whose output slopes d(logits)/dt agree within ``1e-9 * (1 + max |slope|)``.
+
+Stopping early: a segment through a large network can take minutes, so the counters take a
+``cancel_check`` callable, called before every node of every batch of pieces (well under a
+second apart); it stops the computation by raising (a job passes its cancellation check).
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ from torch import Tensor, nn
 from backend.pruning.masks import effective_weight
 
 __all__ = [
+    "CancelCheck",
     "DecisionCrossing",
     "DecisionWalker",
     "PieceBudgetExceeded",
@@ -73,6 +78,14 @@ _EPS_T = 1e-12  # minimum distance (in t) of a breakpoint from its piece's ends
 _SLOPE_RTOL = 1e-9
 _SELF_CHECK_TOL = 1e-9
 _BATCH_ELEMENTS = 2**22  # pieces per batch x largest activation size, bounds memory
+
+CancelCheck = Callable[[], None]
+"""Called between units of work; raises to stop (e.g. a job's cancellation check)."""
+
+
+def _no_check() -> None:
+    return None
+
 
 _AFFINE_MODULES: tuple[type[nn.Module], ...] = (
     nn.Linear,
@@ -495,6 +508,7 @@ class _Counter:
         self.batch_limit = 1
         self.n_pieces = 0
         self.max_pieces = 0
+        self.cancel_check: CancelCheck = _no_check
 
     # --- structural pass: live neurons and the largest activation
     def _support(self, shape: tuple[int, ...]) -> None:
@@ -603,6 +617,7 @@ class _Counter:
     ) -> list[tuple[Tensor, Tensor, list[bytes], Tensor, Tensor]]:
         """Continue pieces [lo, hi] from node ``start``; returns final (lo, hi, keys, o0, od)."""
         for i in range(start, len(self.nodes)):
+            self.cancel_check()  # per node and batch of pieces: a long segment stops in time
             node, kind = self.nodes[i]
             if kind == "output":
                 out = env[node.args[0].name]  # type: ignore[union-attr]
@@ -865,6 +880,7 @@ def count_regions(
     chunks: int = 1,
     max_pieces: int = 100_000,
     self_check: bool = False,
+    cancel_check: CancelCheck | None = None,
 ) -> SegmentRegions:
     """Exact activation / linear regions crossed by the segment a -> b (SCIENCE.md sect. 5).
 
@@ -879,6 +895,8 @@ def count_regions(
         max_pieces: Raise PieceBudgetExceeded if the segment needs more pieces than this.
         self_check: Compare with a plain forward pass at 16 random t and raise SelfCheckError if
             the max abs logit error exceeds 1e-9.
+        cancel_check: Called before every node of every batch of pieces; raise from it to stop
+            (module docstring).
 
     Returns:
         SegmentRegions.
@@ -888,7 +906,9 @@ def count_regions(
         PieceBudgetExceeded: More than ``max_pieces`` pieces.
         ValueError: Shapes differ, non-finite inputs, zero-length segment, bad chunks.
     """
-    return _Counter(model).count(a, b, chunks=chunks, max_pieces=max_pieces, self_check=self_check)
+    counter = _Counter(model)
+    counter.cancel_check = cancel_check or _no_check
+    return counter.count(a, b, chunks=chunks, max_pieces=max_pieces, self_check=self_check)
 
 
 def count_regions_batch(
@@ -898,9 +918,12 @@ def count_regions_batch(
     chunks: int = 1,
     max_pieces: int = 100_000,
     self_check: bool = False,
+    cancel_check: CancelCheck | None = None,
 ) -> list[SegmentRegions]:
-    """:func:`count_regions` for each (a, b) of ``segments``; the model is prepared once."""
+    """:func:`count_regions` for each (a, b) of ``segments``; the model is prepared once.
+    ``cancel_check`` is called between segments and inside each (:func:`count_regions`)."""
     counter = _Counter(model)
+    counter.cancel_check = cancel_check or _no_check
     return [
         counter.count(a, b, chunks=chunks, max_pieces=max_pieces, self_check=self_check)
         for a, b in segments
@@ -932,13 +955,16 @@ class DecisionWalker:
 
     Args:
         model: As in :func:`count_regions`.
+        cancel_check: Called before every node of every batch of pieces of every walk; raise
+            from it to stop (module docstring).
 
     Raises:
         UnsupportedModuleError: The model contains an unsupported module or operation.
     """
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, cancel_check: CancelCheck | None = None) -> None:
         self._counter = _Counter(model)
+        self._counter.cancel_check = cancel_check or _no_check
 
     @property
     def device(self) -> torch.device:

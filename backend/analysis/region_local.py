@@ -35,6 +35,11 @@ well under a second per digits_cnn sample, but about two minutes per CIFAR sampl
 Constraint values that cannot bind are reported at distance +inf: a constraint whose gradient
 is exactly zero (e.g. a pruned unit, a max-pool window of constant zeros), the candidate j = m
 itself, and candidates in the -inf padding of a max-pool window.
+
+Stopping early: the long computations (:func:`region_distances`, :func:`decision_intervals`,
+:func:`local_complexity`) take a ``cancel_check`` callable, called between tangent blocks,
+chunks, rays and forward passes (and inside each ray's walk), so that a job can stop them
+within a second; it stops the computation by raising.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
 from backend.analysis.linear_regions import (
+    CancelCheck,
     DecisionWalker,
     PieceBudgetExceeded,
     SelfCheckError,
@@ -411,14 +417,21 @@ def pattern_mismatch_reasons(
     return _compare(patterns_a, patterns_b)[1]
 
 
+def _no_check() -> None:
+    return None
+
+
 @torch.no_grad()
-def _tangent_norms(tracer: _Tracer, x: Tensor, n_constraints: int) -> tuple[Tensor, Tensor, Tensor]:
+def _tangent_norms(
+    tracer: _Tracer, x: Tensor, n_constraints: int, cancel_check: CancelCheck = _no_check
+) -> tuple[Tensor, Tensor, Tensor]:
     """Squared gradient norms of all constraints and all logits of a sample chunk.
 
     Args:
         tracer: Tracer whose pattern was just recorded on ``x``.
         x: Inputs, (n, *input_shape).
         n_constraints: U.
+        cancel_check: Called before every block of tangents.
 
     Returns:
         (n, U) squared norms of the constraint gradients, (n, C) squared norms of
@@ -431,6 +444,7 @@ def _tangent_norms(tracer: _Tracer, x: Tensor, n_constraints: int) -> tuple[Tens
     lnorm2: Tensor | None = None
     logits: Tensor | None = None
     for start in range(0, d, k):
+        cancel_check()
         kk = min(k, d - start)
         xr = x.repeat_interleave(kk, 0)
         tangent = torch.zeros(n * kk, d, dtype=torch.float64)
@@ -464,7 +478,10 @@ def _safe_ratio(value: Tensor, norm: Tensor) -> Tensor:
 
 
 def region_distances(
-    model: nn.Module, x: Tensor | np.ndarray, chunk: int = 16
+    model: nn.Module,
+    x: Tensor | np.ndarray,
+    chunk: int = 16,
+    cancel_check: CancelCheck | None = None,
 ) -> dict[str, np.ndarray]:
     """Exact distances to the boundary of the own activation region and to the decision boundary.
 
@@ -478,6 +495,8 @@ def region_distances(
         x: Inputs, (N, *input_shape).
         chunk: Samples per batch of forward-mode passes (memory ~ chunk * D forward rows,
             capped by the tangent budget).
+        cancel_check: Called before every chunk and every block of tangents; raise from it
+            to stop.
 
     Returns:
         Dict of (N,) arrays:
@@ -503,16 +522,18 @@ def region_distances(
     """
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
         raise ValueError(f"chunk={chunk!r} should be a positive integer")
+    check = cancel_check or _no_check
     xs = _as_input(x)
     tracer = _Tracer(model)
     parts: dict[str, list[np.ndarray]] = {}
     for start in range(0, xs.shape[0], chunk):
+        check()
         xc = xs[start : start + chunk]
         with torch.no_grad():
             logits = tracer.forward(xc, "record")
             values = tracer.constraints().detach()
         layout = tracer.layout()
-        norm2, lnorm2, frozen_logits = _tangent_norms(tracer, xc, values.shape[1])
+        norm2, lnorm2, frozen_logits = _tangent_norms(tracer, xc, values.shape[1], check)
         if not torch.allclose(frozen_logits, logits, rtol=1e-9, atol=1e-9):
             raise ValueError(
                 "the frozen-pattern network does not reproduce the model's logits; the model "
@@ -641,13 +662,19 @@ class DecisionIntervals:
 
 
 def _margin_gradients(
-    tracer: _Tracer, x: Tensor, top: np.ndarray, other: np.ndarray, chunk: int = 16
+    tracer: _Tracer,
+    x: Tensor,
+    top: np.ndarray,
+    other: np.ndarray,
+    chunk: int = 16,
+    cancel_check: CancelCheck = _no_check,
 ) -> Tensor:
     """(N, D) input gradients of o_c - o_k (c = ``top``, k = ``other``) on each sample's
     frozen pattern, i.e. of the region's affine map; zero rows where k < 0 or k == c."""
     n = x.shape[0]
     grads = torch.zeros(n, x[0].numel(), dtype=torch.float64)
     for start in range(0, n, chunk):
+        cancel_check()
         xc = x[start : start + chunk]
         rows = torch.arange(xc.shape[0])
         c = torch.as_tensor(top[start : start + chunk], dtype=torch.int64)
@@ -664,10 +691,11 @@ def _margin_gradients(
     return grads
 
 
-def _predict(tracer: _Tracer, x: Tensor) -> np.ndarray:
+def _predict(tracer: _Tracer, x: Tensor, cancel_check: CancelCheck = _no_check) -> np.ndarray:
     out = np.zeros(x.shape[0], dtype=np.int64)
     with torch.no_grad():
         for start in range(0, x.shape[0], _POOL_BATCH):
+            cancel_check()
             logits = tracer.forward(x[start : start + _POOL_BATCH], "record")
             out[start : start + _POOL_BATCH] = logits.argmax(1).numpy()
     return out
@@ -684,6 +712,7 @@ def decision_intervals(
     chunks: int = 4,
     max_pieces: int = 100_000,
     after_sample: Callable[[int], None] | None = None,
+    cancel_check: CancelCheck | None = None,
 ) -> DecisionIntervals:
     """Certified interval of each sample's L2 distance to the decision boundary (SCIENCE.md
     sect. 5).
@@ -720,7 +749,10 @@ def decision_intervals(
         chunks: Sub-intervals per ray; the walk stops in the first that crosses.
         max_pieces: Piece budget per ray; a ray over it gives no upper end.
         after_sample: Called with the count of samples done after each one (a job reports
-            progress and checks for cancellation there: a sample can take a second).
+            progress there).
+        cancel_check: Called between the passes over the samples, before every ray and
+            inside each ray's walk (a ray through a large network can take minutes); raise
+            from it to stop.
 
     Returns:
         DecisionIntervals; ``lower <= upper`` wherever ``upper`` is finite (an upper end below
@@ -746,8 +778,9 @@ def decision_intervals(
             raise ValueError(
                 f"pool of shape {tuple(ps.shape)} should be (M, {', '.join(map(str, shape))})"
             )
+    check = cancel_check or _no_check
     if distances is None:
-        distances = region_distances(model, xs)
+        distances = region_distances(model, xs, cancel_check=check)
     lower = np.asarray(distances["decision_distance"], dtype=np.float64).copy()
     if lower.shape != (n,):
         raise ValueError(f"distances hold {lower.shape[0]} samples, x has {n}")
@@ -755,9 +788,9 @@ def decision_intervals(
     runner_up = np.asarray(distances["decision_class"], dtype=np.int64)
     affine = np.asarray(distances["decision_distance_affine"], dtype=np.float64)
     tracer = _Tracer(model)
-    grads = _margin_gradients(tracer, xs, predicted, runner_up)
-    pool_pred = _predict(tracer, ps) if ps.shape[0] else np.zeros(0, dtype=np.int64)
-    walker = DecisionWalker(model)
+    grads = _margin_gradients(tracer, xs, predicted, runner_up, cancel_check=check)
+    pool_pred = _predict(tracer, ps, check) if ps.shape[0] else np.zeros(0, dtype=np.int64)
+    walker = DecisionWalker(model, cancel_check=check)
     flat_dim = xs[0].numel()
     flat_x, flat_pool = xs.reshape(n, -1), ps.reshape(ps.shape[0], flat_dim)
 
@@ -786,6 +819,7 @@ def decision_intervals(
             length = min(length, best)
             if not (math.isfinite(length) and length > 0):
                 continue
+            check()
             rays[i] += 1
             end = xs[i] + length * u.reshape(shape)
             try:
@@ -858,6 +892,7 @@ def local_complexity(
     radius: float,
     n_dirs: int | None = None,
     seed: int = 0,
+    cancel_check: CancelCheck | None = None,
 ) -> np.ndarray:
     """Local complexity of Humayun et al. 2024 (SCIENCE.md sect. 5).
 
@@ -874,6 +909,7 @@ def local_complexity(
             ``seed``), for large D, e.g. CIFAR's 3072. n_dirs = D gives a randomly rotated
             full cross-polytope.
         seed: Seed of the random directions.
+        cancel_check: Called before every forward pass; raise from it to stop.
 
     Returns:
         (N,) int64 counts.
@@ -906,6 +942,8 @@ def local_complexity(
             pos: dict[str, Tensor] = {}
             neg: dict[str, Tensor] = {}
             for v0 in range(0, n_vert, v_block):
+                if cancel_check is not None:
+                    cancel_check()
                 v = vertices[v0 : v0 + v_block]
                 pts = (xc + v[None]).reshape(-1, *xs.shape[1:])
                 tracer.forward(pts, "record")

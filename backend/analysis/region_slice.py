@@ -28,6 +28,10 @@ fixed), so ``n_patterns`` is the exact number of activation regions met by the d
 Numerical conventions: a line cuts a polygon when vertices lie farther than ``1e-10`` (in
 (u, v) units, signed distance h / ||(hu, hv)||) on both sides; vertices closer than that are
 snapped onto the line.
+
+Stopping early: ``cancel_check`` (a callable that raises to stop, e.g. a job's cancellation
+check) is called before every node of every batch of polygons and before every polygon is
+refined, so a slice of a large network stops well within a second.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ import torch
 from torch import Tensor, nn
 
 from backend.analysis.linear_regions import (
+    CancelCheck,
     UnsupportedModuleError,
     _affine,
     _argmax_digests,
@@ -223,8 +228,10 @@ def _lines(x0: Tensor, xu: Tensor, xv: Tensor) -> np.ndarray:
 class _Slicer:
     """Float64 copy of a model (via the 1-D counter's preparation) that slices planes."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, cancel_check: CancelCheck | None = None) -> None:
         self.c = _Counter(model)
+        if cancel_check is not None:
+            self.c.cancel_check = cancel_check
         self.n_pieces = 0
         self.max_regions = 0
 
@@ -283,6 +290,7 @@ class _Slicer:
         out: list[np.ndarray] = []
         parent: list[int] = []
         for i, poly in enumerate(polys):
+            self.c.cancel_check()
             li = lines[i]
             cand = np.flatnonzero(_cuts(poly, li))
             stack = [(poly, cand)]
@@ -307,6 +315,7 @@ class _Slicer:
         out: list[np.ndarray] = []
         parent: list[int] = []
         for i, poly in enumerate(polys):
+            self.c.cancel_check()
             ci = cand[i]  # (N, K, 3)
             stack = [(poly, np.arange(ci.shape[0]))]
             while stack:
@@ -348,6 +357,7 @@ class _Slicer:
         c = self.c
         dev = c.device
         for i in range(start, len(c.nodes)):
+            c.cancel_check()
             node, kind = c.nodes[i]
             if kind == "output":
                 out = env[node.args[0].name]  # type: ignore[union-attr]
@@ -514,6 +524,7 @@ def slice_regions(
     *,
     domain: float | tuple[float, float, float, float] = 0.25,
     max_regions: int = 50_000,
+    cancel_check: CancelCheck | None = None,
 ) -> RegionSlice:
     """Exact activation regions and decision regions on the plane through p0, p1, p2
     (SCIENCE.md sect. 5, exact 2-D slice).
@@ -528,6 +539,8 @@ def slice_regions(
         domain: Margin m for the square [-m, 1 + m]^2 (it contains the triangle p0 p1 p2),
             or an explicit rectangle (u_min, u_max, v_min, v_max).
         max_regions: Raise RegionBudgetExceeded when more polygons are needed.
+        cancel_check: Called between nodes and polygons; raise from it to stop (module
+            docstring).
 
     Returns:
         RegionSlice.
@@ -541,7 +554,7 @@ def slice_regions(
     if isinstance(max_regions, bool) or not isinstance(max_regions, int) or max_regions < 1:
         raise ValueError(f"max_regions={max_regions!r} should be a positive integer")
     box = _domain(domain)
-    slicer = _Slicer(model)
+    slicer = _Slicer(model, cancel_check)
     pts = _check_points(p0, p1, p2, slicer.c.device)
     return slicer.slice(pts, box, max_regions)
 

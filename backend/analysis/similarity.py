@@ -20,6 +20,7 @@ PCA when UMAP raises.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -27,7 +28,7 @@ import numpy as np
 from scipy.sparse.csgraph import minimum_spanning_tree
 from scipy.spatial.distance import pdist, squareform
 
-from backend.analysis.embeddings import pca_2d, quiet_umap
+from backend.analysis.embeddings import epoch_checks, pca_2d, quiet_umap
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +136,7 @@ def similarity_map(
     labels: list[str],
     method: MapMethod = "auto",
     seed: int | None = 0,
+    cancel_check: Callable[[], None] | None = None,
 ) -> SimilarityMap:
     """Project fingerprints to 2-D and link them by their minimum spanning tree.
 
@@ -143,6 +145,9 @@ def similarity_map(
         labels: M names.
         method: "umap", "pca" or "auto" (UMAP, PCA when UMAP fails); PCA below 5 rows.
         seed: UMAP's random state (None: parallel, not reproducible).
+        cancel_check: called before every UMAP epoch
+            (:func:`backend.analysis.embeddings.epoch_checks`); raise from it to stop. What it
+            raises is never taken for a UMAP failure: "auto" does not fall back to PCA then.
 
     Returns:
         The map.
@@ -166,11 +171,23 @@ def similarity_map(
     if used == "pca" and method != "pca":
         notes.append(f"PCA: M={m} < {MIN_UMAP_MODELS} fingerprints")
     coords = None
+    stops: list[BaseException] = []
+
+    def check() -> None:
+        if cancel_check is None:
+            return
+        try:
+            cancel_check()
+        except BaseException as exc:  # remembered: a stop is not a UMAP failure
+            stops.append(exc)
+            raise
+
     if used == "umap":
         try:
-            coords = _umap_coords(x, seed)
+            with epoch_checks(check if cancel_check is not None else None):
+                coords = _umap_coords(x, seed)
         except Exception as exc:  # "auto" degrades to PCA; an explicit "umap" raises
-            if method != "auto":
+            if method != "auto" or stops:
                 raise
             logger.warning("UMAP failed (%s: %s); falling back to PCA", type(exc).__name__, exc)
             notes.append(f"PCA: UMAP failed ({type(exc).__name__}: {exc})")

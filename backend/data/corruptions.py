@@ -95,6 +95,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from backend.data.batches import model_input
+
 CorruptionFn = Callable[[Tensor, int, torch.Generator], Tensor]
 
 CORRUPTIONS: tuple[str, ...] = (
@@ -242,8 +244,9 @@ def corrupt_dataset(
     share their random numbers.
 
     Args:
-        x: (N, C, H, W) float in [0, 1], a tensor or a NumPy array (e.g.
-            ``ArrayDataset.x_test``); only one batch at a time is converted and moved.
+        x: (N, C, H, W) float in [0, 1] or stored uint8 pixels (``x / 255``), a tensor or a
+            NumPy array (e.g. ``ArrayDataset.x_test``); only one batch at a time is converted
+            and moved.
         names: corruptions to apply (default: all, in :func:`list_corruptions` order).
         severities: severities (default 1..5).
         seed: non-negative integer.
@@ -284,6 +287,7 @@ def corrupt_dataset(
                     )
                     if target is not None:
                         xb = xb.to(target)
+                    xb = model_input(xb)  # stored uint8 pixels: x / 255, this batch only
                     gen = torch.Generator(device=xb.device).manual_seed(batch_seeds[b])
                     yield name, severity, fn(xb, severity, gen)
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import gc
+import logging
+import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
@@ -15,9 +19,44 @@ from backend.db.session import session_scope
 from backend.db.tables import JobRow
 from backend.storage import ArtifactStore
 
+log = logging.getLogger(__name__)
+
+_RELEASERS: list[Callable[[], None]] = []
+
 
 class JobCancelled(Exception):
     """Raised inside a job when its cancellation was requested."""
+
+
+def on_release(release: Callable[[], None]) -> Callable[[], None]:
+    """Register ``release`` (e.g. a module-level cache's ``cache_clear``) with
+    :func:`release_memory`; returns it. Job kinds register their caches when imported."""
+    if release not in _RELEASERS:
+        _RELEASERS.append(release)
+    return release
+
+
+def release_memory() -> None:
+    """Give back what a job that ended without a result (cancelled) still holds: empty the
+    registered module-level caches (:func:`on_release`), collect reference cycles (models,
+    fx graphs and hooks form them), return cached GPU memory to the driver and freed heap to
+    the operating system. The runner calls it once the job's frames are gone."""
+    for release in _RELEASERS:
+        try:
+            release()
+        except Exception:  # one cache that cannot be cleared must not keep the others
+            log.warning("releasing %r failed", release, exc_info=True)
+    gc.collect()
+    torch = sys.modules.get("torch")  # only if a job imported it
+    if torch is not None and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc
+            pass
 
 
 @dataclass
@@ -79,3 +118,24 @@ class JobContext:
     def check_cancelled(self) -> None:
         if self.should_stop():
             raise JobCancelled(f"job {self.job_id} was cancelled")
+
+    @contextmanager
+    def forward_checks(self) -> Iterator[None]:
+        """Inside the block, check for cancellation before the forward pass of every module
+        this thread calls (a global forward pre-hook of torch), so a job also stops inside a
+        long forward pass (a large model on a large batch takes many seconds on a CPU), within
+        one layer. Other threads' forward passes are not checked: the runner wraps each job
+        in this, and inline jobs of a server run in threads of their own."""
+        import torch
+
+        owner = threading.get_ident()
+
+        def check(_module: object, _args: object) -> None:
+            if threading.get_ident() == owner:
+                self.check_cancelled()
+
+        handle = torch.nn.modules.module.register_module_forward_pre_hook(check)
+        try:
+            yield
+        finally:
+            handle.remove()

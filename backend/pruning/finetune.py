@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from backend.data.batches import input_dtype, model_input
 from backend.pruning.masks import refresh_pruned_weights
 from backend.pruning.registry import check_bool, check_int, check_number
 
@@ -183,14 +184,6 @@ def _check_data(X: Tensor, y: Tensor) -> None:
         raise ValueError(f"y should hold integer class labels, got dtype {y.dtype}")
 
 
-def _input_dtype(model: nn.Module, X: Tensor) -> torch.dtype:
-    """Float inputs are cast to the model's dtype (float64 arrays from numpy are common)."""
-    param = next(model.parameters(), None)
-    if X.is_floating_point() and param is not None:
-        return param.dtype
-    return X.dtype
-
-
 def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "sgd":
@@ -253,7 +246,7 @@ def train(
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    x_dtype = _input_dtype(model, X)
+    x_dtype = input_dtype(model, X)
     was_training = model.training
     n = X.shape[0]
     steps_per_epoch = math.ceil(n / config.batch_size)
@@ -282,7 +275,7 @@ def train(
             loss_sum = torch.zeros((), device=device)
             for i in range(steps_per_epoch):
                 idx = order[i * config.batch_size : (i + 1) * config.batch_size]
-                xb = X[idx].to(device, dtype=x_dtype, non_blocking=True)
+                xb = model_input(X[idx].to(device, non_blocking=True), x_dtype)
                 yb = y[idx].to(device, dtype=torch.long, non_blocking=True)
                 step = epoch * steps_per_epoch + i
                 if config.lr_schedule != "constant":
@@ -322,7 +315,13 @@ def train(
 
 
 @torch.no_grad()
-def predict(model: nn.Module, X: Tensor, batch_size: int = 512, device: str = "cpu") -> Tensor:
+def predict(
+    model: nn.Module,
+    X: Tensor,
+    batch_size: int = 512,
+    device: str = "cpu",
+    should_stop: StopFn | None = None,
+) -> Tensor:
     """Logits of ``model`` on ``X`` in eval mode without gradients.
 
     Args:
@@ -331,9 +330,15 @@ def predict(model: nn.Module, X: Tensor, batch_size: int = 512, device: str = "c
         X: Inputs, shape (N, ...); floating inputs are cast to the model's dtype.
         batch_size: Samples per forward pass.
         device: Torch device string.
+        should_stop: Checked before every batch; when it returns True,
+            :class:`TrainingCancelled` is raised (evaluating a large split takes minutes on a
+            CPU).
 
     Returns:
         Logits, shape (N, C), on the CPU.
+
+    Raises:
+        TrainingCancelled: If ``should_stop()`` returned True.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r} should be an integer >= 1")
@@ -342,13 +347,15 @@ def predict(model: nn.Module, X: Tensor, batch_size: int = 512, device: str = "c
     was_training = model.training
     model.eval()
     try:
-        x_dtype = _input_dtype(model, X)
+        x_dtype = input_dtype(model, X)
         if X.shape[0] == 0:
-            return model(X.to(dev, dtype=x_dtype)).cpu()
-        outs = [
-            model(X[i : i + batch_size].to(dev, dtype=x_dtype, non_blocking=True)).cpu()
-            for i in range(0, X.shape[0], batch_size)
-        ]
+            return model(model_input(X.to(dev), x_dtype)).cpu()
+        outs = []
+        for i in range(0, X.shape[0], batch_size):
+            if should_stop is not None and should_stop():
+                raise TrainingCancelled(f"prediction cancelled at sample {i}/{X.shape[0]}")
+            xb = model_input(X[i : i + batch_size].to(dev, non_blocking=True), x_dtype)
+            outs.append(model(xb).cpu())
         return torch.cat(outs)
     finally:
         model.train(was_training)

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from backend.data.batches import model_input
 from backend.pruning.finetune import TrainConfig, TrainHook, train
 
 ProgressFn = Callable[[float, str], None]
@@ -75,7 +76,7 @@ class PruneSession:
         n = min(len(self.y), size or self.config.batch_size)
         gen = torch.Generator().manual_seed(self.config.seed if seed is None else seed)
         idx = torch.randperm(len(self.y), generator=gen)[:n]
-        return self.x[idx].to(self.device), self.y[idx].to(self.device)
+        return model_input(self.x[idx].to(self.device)), self.y[idx].to(self.device)
 
     def fresh_model(self, seed: int | None = None) -> nn.Module:
         """A newly initialised network of the same architecture, on the session's device."""

@@ -104,10 +104,11 @@ def corrupted_batch(x: torch.Tensor, b: int, name: str, severity: int, device: s
     to ``device`` first, then corrupted with seed ``b`` (each batch has its own seed, so the
     result does not depend on the batch size of anything but this scheme). Sample ``i`` of the
     split is row ``i - b * CORRUPTION_BATCH`` of batch ``b = i // CORRUPTION_BATCH``."""
+    from backend.data.batches import model_input
     from backend.data.corruptions import corrupt
 
     start = b * CORRUPTION_BATCH
-    xb = x[start : start + CORRUPTION_BATCH].to(device)
+    xb = model_input(x[start : start + CORRUPTION_BATCH].to(device))  # uint8 -> [0, 1]
     return corrupt(xb, name, severity, seed=b)
 
 
@@ -132,11 +133,13 @@ def corruption_records(
         # not depend on the batch size of anything but this loop
         feats, logits = [], []
         for b in range(corruption_batches(len(x))):
+            ctx.check_cancelled()  # a batch of large images takes seconds to corrupt
             out = extract_features(
                 model,
                 corrupted_batch(x, b, name, severity, ctx.device),
                 device=ctx.device,
                 layer=feature_layer,
+                cancel_check=ctx.check_cancelled,
             )
             feats.append(out.features)
             logits.append(out.logits)
@@ -194,7 +197,9 @@ def analyze_model(
     x, y_t = tensors(ds, split)
     y = y_t.numpy()
     ctx.report(0.1, f"features of {len(y)} samples", force=True)
-    out = extract_features(model, x, device=ctx.device, layer=feature_layer)
+    out = extract_features(
+        model, x, device=ctx.device, layer=feature_layer, cancel_check=ctx.check_cancelled
+    )
     if out.logits.shape[1] != ds.num_classes:
         raise ValueError(
             f"model {model_id} predicts {out.logits.shape[1]} classes but dataset "

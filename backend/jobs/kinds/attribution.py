@@ -28,6 +28,7 @@ from backend.analysis.attribution import (
     occlusion_attribution,
 )
 from backend.analysis.features import extract_features
+from backend.data.batches import model_input
 from backend.data.images import is_image, png_data_url, sample_png
 from backend.db.tables import AnalysisRow, AttributionResultRow, ComparisonRow, JobRow, utcnow
 from backend.jobs.common import JobInputError, load_dataset, load_model, tensors
@@ -143,7 +144,7 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
         )
     pairs = corruption_settings(robustness, spec.severity) if is_image(ds.input_shape) else []
     models = {"a": load_model(ctx, a_id)[1], "b": load_model(ctx, b_id)[1]}
-    sample, label = x[spec.index], int(y[spec.index])
+    sample, label = model_input(x[spec.index]), int(y[spec.index])  # uint8 -> [0, 1]
 
     patch = spec.patch if spec.patch is not None else default_patch(tuple(sample.shape))
     attributions: dict[str, GeometricAttribution] = {}
@@ -176,8 +177,13 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
             xb = corrupted_batch(x, batch, corruption, severity, ctx.device)
         # predicted on the whole corrupted batch, as the analysis did, so that the float
         # arithmetic (batch size included) and hence the prediction is the recorded one
+        check = ctx.check_cancelled
         preds = {
-            side: int(extract_features(model, xb, device=ctx.device).logits[row].argmax())
+            side: int(
+                extract_features(model, xb, device=ctx.device, cancel_check=check)
+                .logits[row]
+                .argmax()
+            )
             for side, model in models.items()
         }
         corrupted.append(

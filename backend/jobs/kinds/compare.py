@@ -60,7 +60,7 @@ from backend.analysis.recall import (
     recall_distortion,
 )
 from backend.db.tables import AnalysisRow, ComparisonResultRow, ComparisonRow, JobRow, ModelRow
-from backend.jobs.context import JobContext
+from backend.jobs.context import JobContext, on_release
 from backend.jobs.kinds.analyze import analyze_model, parquet_bytes
 from backend.jobs.specs import CompareSpec
 from backend.storage import ArtifactStore
@@ -89,6 +89,18 @@ def _load_table(url: str, sha: str) -> pd.DataFrame:
 @lru_cache(maxsize=8)
 def _load_features(url: str, sha: str) -> np.ndarray:
     return np.load(io.BytesIO(ArtifactStore(url).get_bytes(sha)), allow_pickle=False)
+
+
+def _clear_embedding_caches() -> None:
+    from backend.analysis.embeddings import clear_knn_cache
+
+    clear_knn_cache()
+
+
+# a cancelled job leaves nothing behind in the worker (backend.jobs.context.release_memory)
+on_release(_load_table.cache_clear)
+on_release(_load_features.cache_clear)
+on_release(_clear_embedding_caches)
 
 
 def _table(ctx: JobContext, sha: str) -> pd.DataFrame:
@@ -258,6 +270,7 @@ def compare_pair(
     rd = recall_distortion(
         _recall(an_a.summary), an_a.accuracy, _recall(an_b.summary), an_b.accuracy, b.sparsity
     )
+    ctx.check_cancelled()
     dense, sparse = populations(ctx, a, b, dataset_id)
     pie = pruning_identified_exemplars(
         np.stack([_table(ctx, d.samples_sha)["pred"].to_numpy() for d in dense]),
@@ -289,6 +302,7 @@ def compare_pair(
         },
     }
     # corruptions: fragile samples and mean corruption error
+    ctx.check_cancelled()
     rec_a = _table(ctx, an_a.corruptions_sha) if an_a.corruptions_sha else None
     rec_b = _table(ctx, an_b.corruptions_sha) if an_b.corruptions_sha else None
     frag_a = fragility(rec_a, ta["correct"].to_numpy())
@@ -318,6 +332,7 @@ def compare_pair(
             _features(ctx, an_b.features_sha),
             method=spec.embedding,
             seed=0,
+            cancel_check=ctx.check_cancelled,  # between its steps and UMAP's epochs
         )
         table["ax"], table["ay"] = emb.coords_a[:, 0], emb.coords_a[:, 1]
         table["bx"], table["by"] = emb.coords_b[:, 0], emb.coords_b[:, 1]
@@ -395,6 +410,8 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
         analyses[mid] = an
     results: dict[int, int] = {}
     reused: list[int] = []
+    # stored only once every B is done: a cancelled or failed job leaves no partial result
+    computed: list[tuple[int, dict[str, Any], pd.DataFrame]] = []
     earlier = _earlier_results(ctx, spec) if spec.added_model_b_ids is not None else {}
     for i, b_id in enumerate(b_ids):
         ctx.check_cancelled()
@@ -426,8 +443,20 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
             embedding,
         )
         summary["inputs"] = inputs
-        sha = ctx.store.put_bytes(parquet_bytes(table))
-        with ctx.session() as s:
+        computed.append((b_id, summary, table))
+    ctx.check_cancelled()
+    ctx.report(0.95, "similarity map", force=True)
+    prints, labels = fingerprints(ctx, [models[m] for m in ids], analyses)
+    sim = similarity_map(
+        prints,
+        [f"{lab['model_id']}:{lab['corruption']}" for lab in labels],
+        cancel_check=ctx.check_cancelled,
+    )
+    ctx.check_cancelled()
+    ctx.report(0.98, "saving", force=True)
+    shas = [ctx.store.put_bytes(parquet_bytes(table)) for _, _, table in computed]
+    with ctx.session() as s:  # one transaction: every B's result and the map, or nothing
+        for (b_id, summary, _), sha in zip(computed, shas, strict=True):
             row = s.scalars(
                 select(ComparisonResultRow).where(
                     ComparisonResultRow.comparison_id == spec.comparison_id,
@@ -440,14 +469,11 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
             row.summary, row.samples_sha, row.job_id = summary, sha, job.id
             s.flush()
             results[b_id] = row.id
-    ctx.report(0.96, "similarity map", force=True)
-    prints, labels = fingerprints(ctx, [models[m] for m in ids], analyses)
-    sim = similarity_map(prints, [f"{lab['model_id']}:{lab['corruption']}" for lab in labels])
-    with ctx.session() as s:
         comp = s.get(ComparisonRow, spec.comparison_id)
         assert comp is not None
         comp.summary = {"similarity": {**sim.to_json(), "points": labels}}
-    return {"comparison_id": spec.comparison_id, "result_ids": results, "reused_b_ids": reused}
+    ordered = {b_id: results[b_id] for b_id in b_ids}
+    return {"comparison_id": spec.comparison_id, "result_ids": ordered, "reused_b_ids": reused}
 
 
 def _earlier_results(ctx: JobContext, spec: CompareSpec) -> dict[int, ComparisonResultRow]:

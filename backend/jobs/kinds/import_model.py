@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from backend.data.batches import model_input
 from backend.data.registry import ArrayDataset
 from backend.db.tables import DatasetRow, JobRow, ModelRow
 from backend.jobs.common import (
@@ -78,7 +79,7 @@ def onnx_classes(model: torch.nn.Module, ds: ArrayDataset, device: str, dataset_
     """The number of logits an imported ONNX graph gives on a few of the dataset's samples;
     a graph that does not run on them (fixed batch size, other input shape) is refused."""
     x, _ = tensors(ds, "test")
-    batch = x[:3].to(device)  # 3: not the 1 or 2 a fixed-batch export was traced with
+    batch = model_input(x[:3].to(device))  # 3: not the 1 or 2 a fixed-batch export was traced with
     try:
         with torch.no_grad():
             logits = model(batch)
@@ -108,7 +109,9 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
     arch_kwargs = import_kwargs(ctx, spec, parent_row, dataset_id)
     try:
         with ctx.store.local_path(spec.upload_sha) as path:
-            imported = read_checkpoint(path, spec.architecture, arch_kwargs)
+            imported = read_checkpoint(
+                path, spec.architecture, arch_kwargs, max_params=ctx.settings.max_params
+            )
     except CheckpointError as exc:
         forget_upload(ctx, spec.upload_sha)
         # the stored copy is named by its sha256: say the user's file name instead
@@ -131,7 +134,7 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
                 f"dataset {ds_row.id} ({ds_row.name!r}) has {ds.num_classes} classes but the "
                 f"checkpoint predicts {classes}"
             )
-        acc = accuracy(model, ds, ctx.device)
+        acc = accuracy(model, ds, ctx.device, should_stop=ctx.should_stop)
         if parent is not None:
             if parent_row is not None and parent_row.architecture != imported.architecture:
                 leave = "" if imported.format == "onnx" else LEAVE_EMPTY
@@ -142,7 +145,8 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
                 )
             ctx.report(0.7, "compression report against the parent", force=True)
             x, _ = tensors(ds, "test")
-            report = compression_report(parent, model, x[:64].to(ctx.device), device=ctx.device)
+            example = model_input(x[:64].to(ctx.device))
+            report = compression_report(parent, model, example, device=ctx.device)
     ctx.check_cancelled()
     ctx.report(0.9, "storing the model", force=True)
     if imported.graph is not None:

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from backend.data.batches import model_input
 from backend.db.tables import JobRow
 from backend.jobs.common import (
     accuracy,
@@ -95,7 +96,8 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
         # Checkpoints are stored now; rows are written only if the whole job succeeds, so a
         # cancelled or failed run leaves no partial lineage behind.
         sha = store_checkpoint(ctx, round_model, parent.architecture, parent.arch_kwargs)
-        info = {**info, "accuracy": accuracy(round_model, ds, ctx.device)}
+        acc = accuracy(round_model, ds, ctx.device, should_stop=ctx.should_stop)
+        info = {**info, "accuracy": acc}
         pending_rounds.append((sha, own_report(round_model), info))
 
     session = PruneSession(
@@ -112,9 +114,9 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
     ctx.check_cancelled()
     ctx.report(0.92, "measuring: accuracy, FLOPs and latency", force=True)
     _, original = load_model(ctx, parent.id)
-    example = x[: min(len(x), hyper.batch_size)].to(ctx.device)
+    example = model_input(x[: min(len(x), hyper.batch_size)].to(ctx.device))
     report = compression_report(original, pruned, example, device=ctx.device)
-    acc = accuracy(pruned, ds, ctx.device)
+    acc = accuracy(pruned, ds, ctx.device, should_stop=ctx.should_stop)
     params = {"sparsity": spec.sparsity, **method.params, "training": hyper.model_dump()}
     previous = parent.id
     round_ids: list[int] = []

@@ -16,8 +16,9 @@ a comparison until every model has been measured.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -34,6 +35,7 @@ from backend.analysis.region_local import (
     region_distances,
 )
 from backend.analysis.region_slice import SliceError, slice_regions, verify_slice
+from backend.data.batches import FloatRows, row_norms
 from backend.db.tables import ComparisonRow, JobRow, RegionResultRow
 from backend.jobs.common import load_dataset, load_model, tensors
 from backend.jobs.context import JobContext
@@ -73,14 +75,24 @@ def _three_classes(y: np.ndarray) -> list[int]:
 
 
 def _region_map(
-    model: torch.nn.Module, x: torch.Tensor, idx: list[int], spec: RegionsSpec
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    idx: list[int],
+    spec: RegionsSpec,
+    cancel_check: Callable[[], None],
 ) -> dict[str, Any]:
     """Exact 2-D slice, self-checked; a slice over budget is recorded as such, never partial."""
     p0, p1, p2 = (x[i] for i in idx)
     e = spec.slice_extent
     try:
         found = slice_regions(
-            model, p0, p1, p2, domain=(0.0, e, 0.0, e), max_regions=spec.slice_max_regions
+            model,
+            p0,
+            p1,
+            p2,
+            domain=(0.0, e, 0.0, e),
+            max_regions=spec.slice_max_regions,
+            cancel_check=cancel_check,
         )
     except SliceError as exc:
         return {"samples": idx, "extent": e, "error": str(exc)}
@@ -108,9 +120,11 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
             raise ValueError(f"comparison {spec.comparison_id} does not exist")
         dataset_id, ids = comp.dataset_id, [comp.model_a_id, *comp.model_b_ids]
     _, ds = load_dataset(ctx, dataset_id)
-    x, y = tensors(ds, "test")
+    stored, y = tensors(ds, "test")
+    # rows are read as floats where they are used (uint8 images stay uint8 in memory)
+    x = cast(torch.Tensor, FloatRows(stored))
     # the radius is relative to the inputs' typical norm, so it means the same on any dataset
-    scale = float(x.flatten(1).norm(dim=1).mean()) / np.sqrt(x[0].numel())
+    scale = float(row_norms(stored).mean()) / np.sqrt(x[0].numel())
     segments = segment_sets(x, y, spec.n_pairs, seed=0, radius=spec.radius * scale)
     n = min(spec.n_samples, len(x))
     slice_idx = spec.slice_samples or _three_classes(y.numpy())
@@ -133,6 +147,7 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
                 chunks=spec.chunks,
                 max_pieces=spec.max_pieces,
                 self_check=(k == 0),
+                cancel_check=ctx.check_cancelled,  # between segments and inside each
             )
             for j, r in enumerate(found):
                 rows.append(
@@ -151,7 +166,7 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
         stage = "distances, decision intervals and local complexity"
         ctx.report(lo + (hi - lo) * 0.75, f"model {model_id}: {stage}")
         xs = x[:n].to(torch.float64)
-        local = region_distances(model, xs)
+        local = region_distances(model, xs, cancel_check=ctx.check_cancelled)
         # the pool is the head of the test split, so a ray's target is a test-sample index
         interval = decision_intervals(
             model,
@@ -161,8 +176,11 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
             distances=local,
             max_pieces=spec.max_pieces,
             after_sample=partial(_interval_progress, ctx, lo, hi, n, model_id),
+            cancel_check=ctx.check_cancelled,  # between rays and inside each walk
         )
-        complexity = local_complexity(model, xs, radius=spec.radius * scale)
+        complexity = local_complexity(
+            model, xs, radius=spec.radius * scale, cancel_check=ctx.check_cancelled
+        )
         patterns = activation_patterns(model, xs)
         summary["dead_neuron_rate"] = dead_neuron_rate(model, xs)
         if patterns_a is None:
@@ -192,7 +210,7 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
         }
         summary["decision_exact_fraction"] = float(samples["decision_exact"].mean())
         ctx.report(lo + (hi - lo) * 0.9, f"model {model_id}: 2-D region map")
-        region_map = _region_map(model, x, slice_idx, spec)
+        region_map = _region_map(model, x, slice_idx, spec, ctx.check_cancelled)
         summary["slice"] = {k: region_map[k] for k in SLICE_SUMMARY if k in region_map}
         results.append((model_id, summary, pd.DataFrame(rows), samples, region_map))
     # written only now: a failure part-way leaves no result that looks complete

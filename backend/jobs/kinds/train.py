@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from backend.data.batches import model_input
 from backend.db.tables import JobRow
 from backend.jobs.common import (
     accuracy,
@@ -31,10 +32,10 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
     x, y = tensors(ds, "train")
     fit(ctx, model, x, y, spec, start=0.0, span=0.95, label="training")
     ctx.report(0.96, "evaluating: accuracy, FLOPs and latency", force=True)
-    acc = accuracy(model, ds, ctx.device)
+    acc = accuracy(model, ds, ctx.device, should_stop=ctx.should_stop)
     # the original's own figures (FLOPs, latency), the reference its pruned children are read
     # against
-    example = x[: min(len(x), spec.batch_size)].to(ctx.device)
+    example = model_input(x[: min(len(x), spec.batch_size)].to(ctx.device))
     report = compression_report(model, model, example, device=ctx.device, repeats=10)
     name = spec.name or f"{spec.architecture} on {ds_row.name}"
     model_id = save_model(
