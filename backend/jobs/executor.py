@@ -13,6 +13,7 @@ import multiprocessing as mp
 import os
 import queue
 import threading
+import time
 from typing import Any, Protocol
 
 from sqlalchemy import select, update
@@ -38,15 +39,31 @@ class Executor(Protocol):
     def health(self) -> str: ...
 
 
+def _exit_when_orphaned(parent: int, interval: float = 1.0) -> None:
+    """Watch from a thread of a worker: once the server that started it is gone, end the
+    worker at once, even in the middle of a job. Nobody follows that job any more (the next
+    server finds it lost and retries or fails it), and running it to its end would hold a
+    CPU and its memory for nothing, for as long as the job takes."""
+    while True:
+        time.sleep(interval)
+        if os.getppid() != parent:
+            log.warning("the server (pid %s) is gone; this worker ends", parent)
+            os._exit(1)
+
+
 def _worker_main(settings_data: dict[str, Any], jobs: Any, busy: Any, parent: int) -> None:
     """Body of one spawned worker process: run job ids from the queue until a None arrives,
-    or until the process that started it is gone (it was killed without shutting us down)."""
+    or until the process that started it is gone (it was killed without shutting us down;
+    :func:`_exit_when_orphaned` ends the worker then, mid-job too)."""
     import os
 
     import torch
 
     from backend.jobs.runner import run_job
 
+    threading.Thread(
+        target=_exit_when_orphaned, args=(parent,), daemon=True, name="orphan-watch"
+    ).start()
     settings = Settings(**settings_data)
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)

@@ -151,3 +151,51 @@ def test_cancelled_lottery_ticket_leaves_no_partial_lineage(local_client):
     assert job["status"] == "cancelled"
     assert time.monotonic() - t0 < 10
     assert c.get("/api/models").json()["count"] == 1  # the parent only
+
+
+def test_a_worker_busy_with_a_job_exits_when_the_server_is_killed(settings):
+    """The same, with the worker in the middle of a long job: it used to run the job to its
+    end with nobody left to watch it (found: a worker orphaned for an hour at full CPU by a
+    test server killed mid-job). A new server finds the job lost and deals with it."""
+    import subprocess
+    import sys
+
+    import httpx
+    import psutil
+
+    env = {
+        **os.environ,
+        "PRUNESCOPE_DATA_DIR": str(settings.data_dir),
+        "PRUNESCOPE_PORT": str(settings.port),
+        "PRUNESCOPE_WARM_EMBEDDINGS": "false",
+    }
+    url = f"http://127.0.0.1:{settings.port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "backend.cli", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.2)
+        job = httpx.post(f"{url}/api/jobs", json={"kind": "ping", "spec": {"seconds": 600}})
+        assert job.status_code == 201, job.text
+        while httpx.get(f"{url}/api/jobs/{job.json()['id']}").json()["status"] != "running":
+            assert time.monotonic() < deadline + 60, "the ping job never ran"
+            time.sleep(0.2)
+        workers = psutil.Process(server.pid).children()
+        server.kill()
+        server.wait(10)
+        gone, alive = psutil.wait_procs(workers, timeout=10)
+        assert alive == [], f"orphaned workers still running their job: {alive}"
+    finally:
+        if server.poll() is None:
+            server.kill()
