@@ -596,7 +596,8 @@ def aligned_embedding(
         used = "aligned_umap"
     reason = f"N={n} < {MIN_UMAP_SAMPLES} samples" if method == "auto" and used == "pca" else None
     try:
-        with epoch_checks(check if cancel_check is not None else None):
+        # (PCA needs no hook: umap is not even imported for it)
+        with epoch_checks(check if cancel_check is not None and used != "pca" else None):
             if used == "aligned_umap":
                 ca, cb = _aligned_umap_pair(za, zb, k, min_dist, seed)
             elif used == "umap_init":
