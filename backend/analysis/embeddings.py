@@ -392,6 +392,24 @@ def _install_epoch_hook() -> None:
         layouts.tqdm = checked
 
 
+class StopRecorder:
+    """Calls a job's cancellation check (a no-op without one) and remembers that it raised:
+    under ``method="auto"`` a UMAP failure falls back to PCA, a stop must not."""
+
+    def __init__(self, cancel_check: Callable[[], None] | None) -> None:
+        self.cancel_check = cancel_check
+        self.stopped = False
+
+    def __call__(self) -> None:
+        if self.cancel_check is None:
+            return
+        try:
+            self.cancel_check()
+        except BaseException:
+            self.stopped = True
+            raise
+
+
 @contextmanager
 def epoch_checks(cancel_check: Callable[[], None] | None) -> Iterator[None]:
     """Within the block, call ``cancel_check`` before every epoch of the UMAP fits that this
@@ -575,16 +593,7 @@ def aligned_embedding(
         raise ValueError(
             f"method={method!r} needs at least {MIN_UMAP_SAMPLES} samples, got N={n}; use 'pca'"
         )
-    stops: list[BaseException] = []
-
-    def check() -> None:
-        if cancel_check is None:
-            return
-        try:
-            cancel_check()
-        except BaseException as exc:  # remembered: a stop is not a UMAP failure
-            stops.append(exc)
-            raise
+    check = StopRecorder(cancel_check)
 
     t0 = time.perf_counter()
     check()
@@ -605,7 +614,7 @@ def aligned_embedding(
             else:
                 ca, cb = _pca_pair(za, zb)
     except Exception as exc:  # any UMAP failure degrades to PCA under "auto"
-        if method != "auto" or stops:
+        if method != "auto" or check.stopped:
             raise
         logger.warning("UMAP failed (%s: %s); falling back to PCA", type(exc).__name__, exc)
         used, reason = "pca", f"{type(exc).__name__}: {exc}"

@@ -28,7 +28,7 @@ import numpy as np
 from scipy.sparse.csgraph import minimum_spanning_tree
 from scipy.spatial.distance import pdist, squareform
 
-from backend.analysis.embeddings import epoch_checks, pca_2d, quiet_umap
+from backend.analysis.embeddings import StopRecorder, epoch_checks, pca_2d, quiet_umap
 
 logger = logging.getLogger(__name__)
 
@@ -171,23 +171,14 @@ def similarity_map(
     if used == "pca" and method != "pca":
         notes.append(f"PCA: M={m} < {MIN_UMAP_MODELS} fingerprints")
     coords = None
-    stops: list[BaseException] = []
-
-    def check() -> None:
-        if cancel_check is None:
-            return
-        try:
-            cancel_check()
-        except BaseException as exc:  # remembered: a stop is not a UMAP failure
-            stops.append(exc)
-            raise
+    check = StopRecorder(cancel_check)
 
     if used == "umap":
         try:
             with epoch_checks(check if cancel_check is not None else None):
                 coords = _umap_coords(x, seed)
         except Exception as exc:  # "auto" degrades to PCA; an explicit "umap" raises
-            if method != "auto" or stops:
+            if method != "auto" or check.stopped:
                 raise
             logger.warning("UMAP failed (%s: %s); falling back to PCA", type(exc).__name__, exc)
             notes.append(f"PCA: UMAP failed ({type(exc).__name__}: {exc})")
