@@ -339,9 +339,12 @@ def test_the_server_sweeps_at_start_up(settings, world):
     fresh = world.store.put_bytes(b"fresh")
     swept = settings.model_copy(update={"orphan_grace_seconds": 600})
     with TestClient(create_app(swept, dashboard=False)):
-        deadline = time.monotonic() + 20
-        while world.store.exists(orphan) and time.monotonic() < deadline:
+        # the sweep removes the old unreferenced files one by one, in no set order: wait for
+        # all of them (waiting for one raced with the others' removal under load)
+        deadline = time.monotonic() + 30
+        while orphans(settings, world.store) != {fresh} and time.monotonic() < deadline:
             time.sleep(0.05)
+    assert not world.store.exists(orphan)
     assert orphans(settings, world.store) == {fresh}
 
 
