@@ -9,7 +9,8 @@ module is the one place that knows where (:func:`referenced_shas`, :func:`refere
   samples, an attribution's JSON. A column added later counts from the day it is added;
 - JSON naming an artifact under a key that ends in "sha" (:data:`JSON_SHA_COLUMNS`): an
   imported ONNX model's graph (``models.arch_kwargs["graph_sha"]``), a region map
-  (``region_results.summary["slice"]["artifact_sha"]``), a dataset's params;
+  (``region_results.summary["slice"]["artifact_sha"]``), a dataset's params, a pruned model's
+  start weights (``models.pruning_params["learning"]["start_sha"]``, the learning distance's);
 - the spec and result of every job that is not final (:data:`JOB_JSON_COLUMNS`): a queued
   import's ``upload_sha``, before any other row names it. A finished job's are history.
 
@@ -80,6 +81,7 @@ def sha_columns() -> list[Column[Any]]:
 # JSON columns that name artifacts under keys ending in "sha", at any depth.
 JSON_SHA_COLUMNS: tuple[InstrumentedAttribute[Any], ...] = (
     ModelRow.arch_kwargs,
+    ModelRow.pruning_params,
     RegionResultRow.summary,
     DatasetRow.params,
 )

@@ -8,8 +8,8 @@ The rules:
   and results) and the pruned models stay, as originals: their ``parent_id`` becomes null
   (the answer lists them in ``detached_models``). The model's analyses always go with it.
 - **comparison**: its share links (a link of it then answers as a dead link, as a revoked one
-  does), its members and its results (compare, regions, attributions) go; never its models or
-  their analyses.
+  does), its members and its results (compare, regions, layers, attributions) go; never its
+  models or their analyses.
 - **dataset**: refused while models, analyses or comparisons use it. With ``cascade`` they go
   too: the models as with a model's cascade (the comparisons that use them, on any dataset,
   and their analyses; a model pruned from one of them but registered on another dataset stays,
@@ -61,6 +61,7 @@ from backend.db.tables import (
     ComparisonRow,
     DatasetRow,
     JobRow,
+    LayerResultRow,
     ModelRow,
     RegionResultRow,
     ShareLinkRow,
@@ -361,6 +362,7 @@ def _candidates(session: Session, plan: Plan) -> set[str]:
         (ComparisonResultRow, ComparisonResultRow.comparison_id, ComparisonResultRow.model_b_id),
         (RegionResultRow, RegionResultRow.comparison_id, RegionResultRow.model_id),
         (AttributionResultRow, AttributionResultRow.comparison_id, AttributionResultRow.model_b_id),
+        (LayerResultRow, LayerResultRow.comparison_id, LayerResultRow.model_b_id),
     ]
     for table, comparison, model in by_comparison:
         where = or_(_in(comparison, plan.comparisons), _in(model, plan.models))
@@ -405,6 +407,12 @@ def _execute(session: Session, plan: Plan) -> dict[str, int]:
             RegionResultRow.model_id,
         ),
         (
+            "layer_results",
+            LayerResultRow,
+            LayerResultRow.comparison_id,
+            LayerResultRow.model_b_id,
+        ),
+        (
             "comparison_results",
             ComparisonResultRow,
             ComparisonResultRow.comparison_id,
@@ -446,6 +454,7 @@ def _sentence(plan: Plan, counts: dict[str, int], removed: int, kept: int, dry_r
         ("share_links", "share link", None),
         ("comparison_results", "comparison result", None),
         ("region_results", "region result", None),
+        ("layer_results", "layer result", None),
         ("attribution_results", "attribution", None),
         ("analyses", "analysis", "analyses"),
         ("jobs", "job row", None),

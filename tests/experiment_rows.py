@@ -215,6 +215,8 @@ def insert_experiments(database_url: str, n_models: int, seed: int = 0) -> Gener
                     params["seed"] = fine_seed
                 if method == "rigl":
                     params |= {"alpha": 0.3, "delta_t": 100}
+                if k % 5:  # a learning distance, but not for every model (no rng: same draws)
+                    params["learning"] = {"distance": round(2.0 * sparsity + k % 7 / 10, 4)}
                 job = JobRow(
                     kind="prune",
                     spec={"model_id": parent.id, "method": method, "sparsity": sparsity},

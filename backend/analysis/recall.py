@@ -22,6 +22,7 @@ import numpy as np
 __all__ = [
     "RecallDistortion",
     "alpha_summary",
+    "compression_ratio",
     "consecutive_ratio_tests",
     "intensification_ratios",
     "model_intensification",
@@ -159,6 +160,33 @@ class RecallDistortion:
             "t": _json(self.t),
             "sparsity": self.sparsity,
         }
+
+
+def compression_ratio(n_params_a: int, n_nonzero_b: int) -> float:
+    """Pruning ratio over all parameters: A's parameters / B's nonzero parameters.
+
+    SCIENCE.md sect. 7 ("t, precisely"): besides t over the prunable weights,
+    1 / (1 - sparsity) (:func:`pruning_ratio`), report the ratio over every parameter, biases
+    and normalisation layers included: ShrinkBench's compression ratio (Blalock et al., MLSys
+    2020: total size / nonzero size), which is what Good et al. (NeurIPS 2022) used. The dense
+    size is A's, so a structured method that removes channels (B smaller than A) is counted
+    like one that zeroes them. alpha_t does not depend on which t is reported; labels say which.
+
+    Args:
+        n_params_a: parameters of the original A (all of them, zero or not).
+        n_nonzero_b: nonzero parameters of B.
+
+    Returns:
+        t_all >= 1 for a B no larger than A (t_all = 10: one parameter in ten kept).
+
+    Raises:
+        ValueError: when a count is not positive.
+    """
+    if n_params_a <= 0 or n_nonzero_b <= 0:
+        raise ValueError(
+            f"n_params_a={n_params_a!r} and n_nonzero_b={n_nonzero_b!r} should be positive"
+        )
+    return float(n_params_a) / float(n_nonzero_b)
 
 
 def recall_distortion(

@@ -3,7 +3,9 @@ what several routers answer with, so that no router imports another."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -19,6 +21,15 @@ JOB_NOT_FOUND = "Job not found"
 MODEL_NOT_FOUND = "Model not found"
 
 
+def learning_distance(pruning_params: Any) -> float | None:
+    """The learning distance the prune job recorded (``pruning_params["learning"]``), if any."""
+    learning = pruning_params.get("learning") if isinstance(pruning_params, dict) else None
+    value = learning.get("distance") if isinstance(learning, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
 def model_public(row: ModelRow) -> ModelPublic:
     report = row.sparsity_report or {}
     ratio = report.get("compression_ratio") or (
@@ -32,6 +43,7 @@ def model_public(row: ModelRow) -> ModelPublic:
             "theoretical_speedup": report.get("theoretical_speedup") if pruned else None,
             "measured_speedup": report.get("measured_speedup") if pruned else None,
             "report_note": report.get("note"),
+            "learning_distance": learning_distance(row.pruning_params),
         }
     )
 

@@ -135,6 +135,13 @@ class ModelPublic(_Public):
         description="why linear-region statistics cannot be computed for this network "
         "(not piecewise linear, or an operation the exact counter cannot follow); null if they can",
     )
+    learning_distance: float | None = Field(
+        default=None,
+        description="|| m * (theta_final - theta_start) ||_2 over the kept weights (He et al., "
+        "ICML 2022; SCIENCE.md 7): how far its training moved them from where it began (the "
+        "rewind point, the parent's weights, or the initialisation); null when not recorded "
+        "(an original, an upload, a model pruned before it was measured)",
+    )
     job_id: int | None
     created_at: Timestamp
 
@@ -248,6 +255,13 @@ class ComparisonCreate(BaseModel):
         default_factory=lambda: [1, 2, 3, 4, 5], min_length=1
     )
     embedding: Literal["auto", "aligned_umap", "umap_init", "pca"] = "auto"
+    neighbours_k: int = Field(
+        default=20,
+        ge=1,
+        le=200,
+        description="k of the neighbourhood change (Jaccard similarity of each sample's k "
+        "nearest test samples in A and in B, cosine on penultimate features)",
+    )
 
 
 class ComparisonPublic(_Public):
@@ -371,6 +385,21 @@ class SampleDetail(BaseModel):
     attribution: AttributionStatus
 
 
+class SampleNeighbours(BaseModel):
+    """A test sample's k nearest test samples in A's and in B's penultimate features (cosine
+    distance, the sample itself excluded, ties by lower index; SCIENCE.md sect. 7)."""
+
+    comparison_id: int
+    model_b_id: int
+    index: int = Field(description="the sample's dataset index")
+    k: int
+    metric: Literal["cosine"] = "cosine"
+    a: list[int] = Field(description="dataset indices of its neighbours in A, nearest first")
+    b: list[int] = Field(description="dataset indices of its neighbours in B, nearest first")
+    shared: list[int] = Field(description="the neighbours in both, in A's order")
+    jaccard: float = Field(description="|shared| / |a ∪ b|: 1 kept, 0 torn")
+
+
 class AttributionValues(BaseModel):
     """Base metrics of the unoccluded sample (null: not finite)."""
 
@@ -422,6 +451,59 @@ class Attribution(BaseModel):
     b: AttributionDeltas
     corrupted: list[CorruptedVersion]
     job_id: int | None
+
+
+class LayerHistogram(BaseModel):
+    """Counts of log10 |w| of the nonzero weights of A and B over shared bins, and the exact
+    zeros of each."""
+
+    log10_edges: list[float] = Field(description="41 increasing bin edges (40 bins)")
+    a: list[int]
+    b: list[int]
+    zeros_a: int
+    zeros_b: int
+
+
+class LayerStats(BaseModel):
+    """One prunable layer of A and its counterpart in B, matched by qualified name (SCIENCE.md
+    sect. 7); figures of a side without the layer are null, as is a CKA that is undefined
+    (a constant output)."""
+
+    name: str
+    kind: str = Field(description='"conv", "linear", ...')
+    shape_a: list[int] | None
+    shape_b: list[int] | None
+    channels: int | None = Field(description="output channels of A's layer (else B's)")
+    params: int = Field(description="weights of A's layer (else B's)")
+    sparsity_a: float | None
+    sparsity_b: float | None
+    kept_channels_a: int | None = Field(description="output channels with a nonzero weight")
+    kept_channels_b: int | None
+    relative_weight_change: float | None = Field(
+        description="||W_B - W_A||_F / ||W_A||_F, when the shapes match"
+    )
+    cka: float | None = Field(description="linear CKA of the layer's outputs in A and B")
+    dead_relu_a: float | None = Field(
+        description="fraction of zero outputs of the ReLU after the layer, in A; null: no ReLU"
+    )
+    dead_relu_b: float | None
+    hist: LayerHistogram
+
+
+class LayersResult(BaseModel):
+    """One B's per-layer comparison with A, in network order (A's forward-execution order)."""
+
+    model_b_id: int
+    job_id: int | None
+    n_samples: int
+    layers: list[LayerStats]
+
+
+class LayersPublic(BaseModel):
+    """Per-layer comparison of A with each B a ``layers`` job has computed."""
+
+    comparison_id: int
+    results: list[LayersResult]
 
 
 class SessionPublic(BaseModel):
@@ -532,6 +614,7 @@ ExperimentSort = Literal[
     "flops_dense",
     "flops_nonzero",
     "latency_ms",
+    "learning_distance",
 ]
 EXPERIMENT_ORIGINAL = "original"  # the method filter's name for models that were not pruned
 
@@ -619,6 +702,9 @@ class ExperimentPublic(BaseModel):
     flops_nonzero: float | None = Field(description="multiply-accumulates of nonzero weights")
     latency_ms: float | None = Field(description="measured forward latency of one batch")
     latency_device: str | None
+    learning_distance: float | None = Field(
+        description="how far training moved the kept weights from where it began (SCIENCE.md 7)"
+    )
     analysis_id: int | None = Field(description="the test-split analysis the figures come from")
     created_at: Timestamp
 
@@ -654,8 +740,8 @@ class DeletionPublic(BaseModel):
     dry_run: bool
     deleted: dict[str, int] = Field(
         description="rows deleted per kind (only kinds with some): models, comparisons, "
-        "share_links, comparison_results, region_results, attribution_results, analyses, "
-        "datasets, jobs"
+        "share_links, comparison_results, region_results, layer_results, attribution_results, "
+        "analyses, datasets, jobs"
     )
     detached_models: list[int] = Field(
         description="models kept whose original was deleted: their parent_id is now null"

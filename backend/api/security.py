@@ -385,6 +385,7 @@ SHARE_ROUTES: dict[str, str] = {
     "/api/datasets/{dataset_id}/images/{split}/{index}.png": "dataset-test-image",
     "/api/models/{model_id}": "model",
     "/api/models/{model_id}/download": "model",  # the comparison's models, as files
+    "/api/models/{model_id}/pruning-limit": "model",  # the limit view of A (or a B)
     "/api/analyses/{analysis_id}": "analysis",
 }
 SHARE_PREFIXES: dict[str, str] = {

@@ -186,6 +186,22 @@ class RegionResultRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class LayerResultRow(Base):
+    """Per prunable layer of A and one B of a comparison (SCIENCE.md sect. 7): sparsity, kept
+    channels, relative weight change, linear CKA, dead-ReLU rates and weight histograms, as
+    JSON (``{"n_samples": n, "layers": [...]}``)."""
+
+    __tablename__ = "layer_results"
+    __table_args__ = (UniqueConstraint("comparison_id", "model_b_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    comparison_id: Mapped[int] = mapped_column(ForeignKey("comparisons.id"), index=True)
+    model_b_id: Mapped[int] = mapped_column(ForeignKey("models.id"))
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class AttributionResultRow(Base):
     """Geometric attribution of one test sample in A and one B of a comparison (occlusion
     heatmaps of angle, length and margin, and the sample's corrupted versions), as JSON."""

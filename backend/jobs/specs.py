@@ -13,6 +13,8 @@ JOB_KINDS = (
     "compare",
     "regions",
     "attribution",
+    "layers",
+    "pruning_limit",
     "sweep",
     "ping",
     "import_model",
@@ -27,6 +29,8 @@ JobKind = Literal[
     "compare",
     "regions",
     "attribution",
+    "layers",
+    "pruning_limit",
     "sweep",
     "ping",
     "import_model",
@@ -41,6 +45,8 @@ KIND_QUEUE = {
     "analyze": "gpu",
     "regions": "gpu",
     "attribution": "gpu",
+    "layers": "gpu",
+    "pruning_limit": "gpu",
     "compare": "cpu",
     "ping": "cpu",
     "import_model": "cpu",
@@ -184,6 +190,13 @@ class CompareSpec(_Spec):
     corruptions: list[str] | None = None
     severities: list[Severity] = Field(default_factory=lambda: [1, 2, 3, 4, 5], min_length=1)
     embedding: Literal["auto", "aligned_umap", "umap_init", "pca"] = "auto"
+    neighbours_k: int = Field(
+        default=20,
+        ge=1,
+        le=200,
+        description="k of the neighbourhood change: the k nearest test samples of each sample "
+        "in A's and in B's penultimate features (cosine), compared by Jaccard similarity",
+    )
     added_model_b_ids: list[RowId] | None = Field(
         default=None,
         description="the Bs just added to the comparison (POST /api/comparisons/{id}/models): "
@@ -266,6 +279,56 @@ class AttributionSpec(_Spec):
         return f"patch={patch},stride={stride},fill={self.fill},severity={severity}"
 
 
+class LayersSpec(_Spec):
+    """Per prunable layer of A and every B of a comparison: sparsity, kept channels, relative
+    weight change, linear CKA of the layer outputs, dead-ReLU rates and weight histograms
+    (SCIENCE.md sect. 7)."""
+
+    comparison_id: RowId
+    n_samples: int = Field(
+        default=1000,
+        ge=1,
+        le=5000,  # two n x n float64 Grams per layer: 400 MB at 5,000
+        description="the first min(n_samples, test size) test samples, in the stored order",
+    )
+
+
+class PruningLimitSpec(_Spec):
+    """The predicted pruning limit of a (dense) model (Zhang et al., NeurIPS 2024; SCIENCE.md
+    sect. 7): its training loss's Hessian eigenvalue density by stochastic Lanczos quadrature,
+    the theory curve w(R(s)) of global magnitude pruning and where it crosses s, and the
+    observed test accuracy of one-shot global magnitude pruning (no fine-tuning) over s."""
+
+    model_id: RowId
+    iterations: int = Field(
+        default=20, ge=1, le=200, description="Lanczos steps (Hessian-vector products) per vector"
+    )
+    vectors: int = Field(
+        default=4, ge=1, le=64, description="random Rademacher starting vectors of the quadrature"
+    )
+    batches: int = Field(
+        default=4,
+        ge=1,
+        le=1000,
+        description="training batches (a fixed random draw) whose mean loss the Hessian is of",
+    )
+    batch_size: int = Field(default=128, ge=1, le=4096)
+    eps_batches: int = Field(
+        default=50,
+        ge=2,
+        le=10_000,
+        description="training batches whose per-batch loss standard deviation is eps "
+        "(at most the training split's)",
+    )
+    grid: int = Field(
+        default=20, ge=2, le=200, description="sparsities s = i / grid for i = 0 .. grid - 1"
+    )
+    include_classifier: bool = Field(
+        default=True, description="whether the final Linear layer is prunable (and in the Hessian)"
+    )
+    seed: Seed = 0
+
+
 class PingSpec(_Spec):
     """A trivial job: checks that a worker picks jobs up (deployments, benchmarks)."""
 
@@ -331,5 +394,7 @@ SPEC_TYPES: dict[str, type[_Spec]] = {
     "compare": CompareSpec,
     "regions": RegionsSpec,
     "attribution": AttributionSpec,
+    "layers": LayersSpec,
+    "pruning_limit": PruningLimitSpec,
     "sweep": SweepSpec,
 }

@@ -45,8 +45,10 @@ from backend.jobs.specs import (
     AttributionSpec,
     CompareSpec,
     ImportModelFields,
+    LayersSpec,
     MethodChoice,
     PruneSpec,
+    PruningLimitSpec,
     RegionsSpec,
     SweepSpec,
     TrainSpec,
@@ -357,8 +359,8 @@ def validate_added_models(
     (``("model_b_ids", 1)``).
 
     The compare job it plans uses the settings of the comparison's latest compare job
-    (corruptions, severities, embedding), so the new Bs are analysed and embedded as the
-    others were; without one, the defaults.
+    (corruptions, severities, embedding, neighbours_k), so the new Bs are analysed and
+    embedded as the others were; without one, the defaults.
     """
     errors = _Errors()
     dataset = session.get(DatasetRow, comparison.dataset_id)
@@ -388,7 +390,7 @@ def validate_added_models(
             errors.add(("model_b_ids", i), problem, kind, problem)
     errors.raise_if_any()
     latest = latest_compare_job(session, comparison.id)
-    kept = ("corruptions", "severities", "embedding")
+    kept = ("corruptions", "severities", "embedding", "neighbours_k")
     settings = {k: v for k, v in (latest.spec if latest else {}).items() if k in kept}
     spec = CompareSpec.model_validate(
         {**settings, "comparison_id": comparison.id, "added_model_b_ids": list(model_b_ids)}
@@ -622,6 +624,26 @@ def check_regions(session: Session, spec: RegionsSpec) -> None:
         if reason is not None:
             text = f"model {model_id} ({model.architecture}): {reason}"
             raise SpecInvalid.one(("comparison_id",), text, "mismatch", text)
+
+
+@checks("layers")
+def check_layers(session: Session, spec: LayersSpec) -> None:
+    """The comparison exists."""
+    _comparison(session, spec.comparison_id)
+
+
+@checks("pruning_limit")
+def check_pruning_limit(session: Session, spec: PruningLimitSpec) -> None:
+    """The model exists and names the dataset whose training split its loss is of."""
+    model = session.get(ModelRow, spec.model_id)
+    if model is None:
+        raise _missing("model_id", "model", spec.model_id)
+    if model.dataset_id is None or session.get(DatasetRow, model.dataset_id) is None:
+        text = (
+            f"model {spec.model_id} names no dataset: the pruning limit needs its training "
+            "split (register the model with a dataset)"
+        )
+        raise SpecInvalid.one(("model_id",), text, "mismatch", text)
 
 
 @checks("attribution")

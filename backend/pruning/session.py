@@ -5,6 +5,8 @@ methods use it to fine-tune; methods that prune at initialisation (SNIP, RigL) a
 freshly initialised network; methods that prune during training (GMP, DNS, RigL) pass their
 :class:`~backend.pruning.finetune.TrainHook` to :meth:`PruneSession.train`; iterative methods
 (IMP) train several times and report each round through :meth:`PruneSession.record_round`.
+Every training records the weights it starts from (:attr:`PruneSession.start_weights`), from
+which the prune job measures the learning distance (backend/pruning/learning.py).
 The prune job builds the session; tests build one directly from tensors.
 """
 
@@ -20,6 +22,7 @@ from torch import Tensor, nn
 
 from backend.data.batches import model_input
 from backend.pruning.finetune import TrainConfig, TrainHook, train
+from backend.pruning.learning import effective_weights
 
 ProgressFn = Callable[[float, str], None]
 
@@ -47,6 +50,9 @@ class PruneSession:
         should_stop: True once the run should be cancelled.
         record_round: Called by iterative methods with each intermediate model and a small
             description (e.g. ``{"round": 3, "sparsity": 0.488}``) so that every round is kept.
+        start_weights: The effective weights (``orig * mask``, on the CPU) of every
+            prunable-type layer at the start of the latest :meth:`train` call, keyed
+            ``"<layer>.weight"`` (backend/pruning/learning.py); None before any training.
     """
 
     x: Tensor
@@ -57,6 +63,7 @@ class PruneSession:
     should_stop: Callable[[], bool] = _never
     record_round: Callable[[nn.Module, dict[str, Any]], None] | None = None
     _span: tuple[float, float] = field(default=(0.0, 1.0), repr=False)
+    start_weights: dict[str, Tensor] | None = field(default=None, init=False, repr=False)
 
     @property
     def device(self) -> str:
@@ -110,6 +117,8 @@ class PruneSession:
             changes["epochs"] = epochs
         config = dataclasses.replace(self.config, **changes) if changes else self.config
         lo, hi = span or (0.0, 1.0)
+        # theta_start of the learning distance: the last training's starting point
+        self.start_weights = effective_weights(model)
         return train(
             model,
             self.x,

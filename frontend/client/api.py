@@ -42,13 +42,16 @@ from frontend.client.types import (
     JobDryRun,
     JobKind,
     JobPublic,
+    LayersPublic,
     MethodPublic,
     ModelPublic,
+    PruningLimitPublic,
     RegionMap,
     RegionResult,
     RegionTableKind,
     RobustnessTable,
     SampleDetail,
+    SampleNeighbours,
     SamplesPage,
     SessionInfo,
     ShareCreated,
@@ -783,6 +786,19 @@ class ApiClient:
         path = f"/api/comparisons/{int(comparison_id)}/samples/{int(index)}"
         return self._request("GET", path, params={"b": b})
 
+    def get_comparison_neighbours(
+        self, comparison_id: int, index: int, *, b: int | None = None, k: int | None = None
+    ) -> SampleNeighbours:
+        """``GET /api/comparisons/{id}/neighbours/{index}?b=&k=``: the sample's k nearest test
+        samples in A and in B (default k: the comparison's) and their Jaccard similarity.
+
+        Raises:
+            ApiError: 404 for an unknown comparison or sample, 409 until the comparison's
+                compare job has finished, 422 for a B outside the comparison or a bad k.
+        """
+        path = f"/api/comparisons/{int(comparison_id)}/neighbours/{int(index)}"
+        return self._request("GET", path, params={"b": b, "k": k})
+
     def get_attribution(
         self, comparison_id: int, index: int, *, b: int | None = None, patch: int | None = None
     ) -> Attribution:
@@ -843,6 +859,31 @@ class ApiClient:
         """
         return self.create_job("regions", {"comparison_id": int(comparison_id), **spec})
 
+    # layers -----------------------------------------------------------------------------------
+
+    def get_comparison_layers(self, comparison_id: int) -> LayersPublic:
+        """``GET /api/comparisons/{id}/layers``: per prunable layer of A and each B, in network
+        order (sparsity, kept channels, weight change, CKA, dead ReLUs, weight histograms);
+        :class:`ApiError` 404 until a ``layers`` job has finished for the comparison."""
+        return self._request("GET", f"/api/comparisons/{int(comparison_id)}/layers")
+
+    def create_layers_job(self, comparison_id: int, **spec: Any) -> JobPublic:
+        """``POST /api/jobs`` with ``{kind: "layers", spec: {comparison_id, **spec}}`` (every
+        B of the comparison; spec field ``n_samples``, 1000 by default)."""
+        return self.create_job("layers", {"comparison_id": int(comparison_id), **spec})
+
+    def get_pruning_limit(self, model_id: int) -> PruningLimitPublic:
+        """``GET /api/models/{id}/pruning-limit``: the model's predicted pruning limit and the
+        observed one-shot accuracy over sparsity (SCIENCE.md sect. 7); :class:`ApiError` 404
+        until a ``pruning_limit`` job has succeeded for the model."""
+        return self._request("GET", f"/api/models/{int(model_id)}/pruning-limit")
+
+    def create_pruning_limit_job(self, model_id: int, **spec: Any) -> JobPublic:
+        """``POST /api/jobs`` with ``{kind: "pruning_limit", spec: {model_id, **spec}}``
+        (spec fields ``iterations``, ``vectors``, ``batches``, ``grid``...; defaults 20, 4,
+        4, 20)."""
+        return self.create_job("pruning_limit", {"model_id": int(model_id), **spec})
+
     # deleting ---------------------------------------------------------------------------------
 
     def delete(
@@ -901,6 +942,7 @@ get_analysis_robustness = ApiClient.get_analysis_robustness
 get_region_table_columns = ApiClient.get_region_table_columns
 get_region_map = ApiClient.get_region_map
 create_regions_job = ApiClient.create_regions_job
+get_comparison_layers = ApiClient.get_comparison_layers
 
 
 # The dashboard's shared client ----------------------------------------------------------------

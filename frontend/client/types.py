@@ -15,6 +15,8 @@ JobKind = Literal[
     "analyze",
     "compare",
     "regions",
+    "layers",
+    "pruning_limit",
     "attribution",
     "sweep",
     "ping",
@@ -83,6 +85,8 @@ class ModelPublic(TypedDict):
     input_shape: NotRequired[list[int] | None]  # one sample's shape it was proven to accept
     num_classes: NotRequired[int | None]
     regions_unsupported: NotRequired[str | None]  # why region statistics cannot be computed
+    # how far training moved the kept weights (SCIENCE.md 7); None when not recorded
+    learning_distance: NotRequired[float | None]
 
 
 class JobPublic(TypedDict):
@@ -239,6 +243,7 @@ class ComparisonDryRun(TypedDict):
     corruptions: NotRequired[list[str] | None]
     severities: NotRequired[list[int]]
     embedding: NotRequired[Embedding]
+    neighbours_k: NotRequired[int]
 
 
 class FlipCounts(TypedDict):
@@ -341,6 +346,22 @@ class SampleDetail(TypedDict):
     b: SampleModelDetail
     corruptions: SampleCorruptions | None
     attribution: AttributionStatus
+
+
+class SampleNeighbours(TypedDict):
+    """Answer of ``GET /api/comparisons/{id}/neighbours/{index}``: the sample's k nearest test
+    samples in A and in B (dataset indices, nearest first), those in both, and the Jaccard
+    similarity (SCIENCE.md sect. 7)."""
+
+    comparison_id: int
+    model_b_id: int
+    index: int
+    k: int
+    metric: NotRequired[Literal["cosine"]]
+    a: list[int]
+    b: list[int]
+    shared: list[int]
+    jaccard: float
 
 
 class AttributionValues(TypedDict):
@@ -446,8 +467,22 @@ class RecallDistortionResult(TypedDict):
     bn_b: list[float | None]  # Bn^c_t of B, per class
     ratios: list[float | None]  # intensification ratios I^c_t = Bn^c_t / Bn^c
     alpha: float | None  # model intensification alpha_t
-    t: float | None  # pruning ratio: parameters of A / nonzero parameters of B
+    t: float | None  # pruning ratio over the prunable weights: 1 / (1 - sparsity)
     sparsity: float
+    # pruning ratio over all parameters: A's parameters / B's nonzero parameters (results
+    # computed before it was recorded lack it)
+    t_all: NotRequired[float]
+
+
+class DirectionAngles(TypedDict):
+    """``direction_angles`` of ``GET /api/comparisons/{id}/results`` (SCIENCE.md sections 1
+    and 7): per class, the angle between A's and B's class direction; None with a ``reason``
+    when the feature widths differ or a classifier could not be read."""
+
+    degrees: list[float | None] | None
+    norm_a: list[float] | None  # ||W_A[c]||
+    norm_b: list[float] | None  # ||W_B[c]||
+    reason: str | None
 
 
 class RobustnessTable(TypedDict):
@@ -541,6 +576,85 @@ class RegionMap(RegionMapCounts, total=False):
     points: dict[str, list[float]]
 
 
+class LayerHistogram(TypedDict):
+    """``hist`` of a :class:`LayerStats`: counts of log10 |w| over shared bins (exact zeros
+    apart), in A and B."""
+
+    log10_edges: list[float]  # K + 1
+    a: list[int]  # K
+    b: list[int]  # K
+    zeros_a: int
+    zeros_b: int
+
+
+class LayerStats(TypedDict):
+    """One prunable layer of A and its counterpart in B (SCIENCE.md section 7)."""
+
+    name: str
+    kind: str  # "conv", "linear", ...
+    shape_a: list[int] | None
+    shape_b: list[int] | None
+    channels: int | None
+    params: int
+    sparsity_a: float | None
+    sparsity_b: float | None
+    kept_channels_a: int | None
+    kept_channels_b: int | None
+    relative_weight_change: float | None
+    cka: float | None
+    dead_relu_a: float | None
+    dead_relu_b: float | None
+    hist: LayerHistogram | None
+
+
+class LayersResult(TypedDict):
+    """One B's per-layer comparison with A, in network order."""
+
+    model_b_id: int
+    job_id: int | None
+    n_samples: int
+    layers: list[LayerStats]
+
+
+class LayersPublic(TypedDict):
+    """``GET /api/comparisons/{id}/layers``: one entry per B a ``layers`` job has computed."""
+
+    comparison_id: int
+    results: list[LayersResult]
+
+
+class PruningLimitPublic(TypedDict, total=False):
+    """``GET /api/models/{id}/pruning-limit``: the latest succeeded ``pruning_limit`` job's
+    result (SCIENCE.md sect. 7). ``sparsities``, ``radii`` (R(s)) and ``predicted``
+    (w(R(s))) share the grid; ``limit`` is the grid s where w(R(s)) crosses s (``index``),
+    ``interpolated`` the same between grid points (None without a sign change);
+    ``observed`` holds the one-shot accuracy over the grid (``accuracy``), ``dense_accuracy``,
+    ``threshold`` (dense - 1 pp) and ``limit`` (the largest s before it falls below);
+    ``density`` the Hessian eigenvalue density (``nodes``, ``weights``, ``near_zero_mass``...);
+    ``theory`` w(R) on an even grid of R; ``sweep_models`` models pruned from this one by
+    global magnitude (fine-tuned: ``id``, ``name``, ``sparsity``, ``accuracy``)."""
+
+    job_id: int
+    spec: dict[str, Any]
+    model_id: int
+    dataset_id: int
+    eps: float
+    mean_loss: float
+    n_weights: int
+    n_kept: int
+    weight_norm: float
+    sparsities: list[float]
+    radii: list[float]
+    predicted: list[float]
+    index: int
+    limit: float
+    interpolated: float | None
+    density: dict[str, Any]
+    theory: dict[str, list[float]]
+    observed: dict[str, Any]
+    sweep_models: list[dict[str, Any]]
+
+
 DeleteKind = Literal["model", "comparison", "dataset", "job"]
 DELETE_KINDS: tuple[DeleteKind, ...] = get_args(DeleteKind)
 
@@ -581,6 +695,7 @@ ExperimentSort = Literal[
     "flops_dense",
     "flops_nonzero",
     "latency_ms",
+    "learning_distance",
 ]
 EXPERIMENT_SORTS: tuple[ExperimentSort, ...] = get_args(ExperimentSort)
 
@@ -614,6 +729,7 @@ class ExperimentPublic(TypedDict):
     flops_nonzero: float | None
     latency_ms: float | None
     latency_device: str | None
+    learning_distance: float | None  # how far training moved the kept weights
     analysis_id: int | None
     created_at: str
 

@@ -237,6 +237,178 @@ def place_labels(
     return positions, shown
 
 
+def ratio_label(t: Any, sparsity: Any = None, t_all: Any = None) -> str:
+    """``t = 10× of prunable weights (90% sparse) · 8.2× of all parameters``: both pruning
+    ratios of SCIENCE.md sect. 7, each saying what it counts; empty without ``t``."""
+    ratio = finite(t)
+    if ratio is None:
+        return ""
+    text = f"t = {ratio:.3g}× of prunable weights"
+    if finite(sparsity) is not None:
+        text += f" ({100 * float(sparsity or 0):.3g}% sparse)"
+    overall = finite(t_all)
+    if overall is not None:
+        text += f" · {overall:.3g}× of all parameters"
+    return text
+
+
+def direction_angle_bars(
+    class_names: Sequence[str],
+    degrees: Sequence[float | None] | None,
+    norm_a: Sequence[float | None] | None = None,
+    norm_b: Sequence[float | None] | None = None,
+    *,
+    selected_class: int | None = None,
+    reason: str | None = None,
+) -> go.Figure:
+    """How far pruning turned each class direction: angle(W_A[c], W_B[c]) per class.
+
+    SCIENCE.md sect. 1 and 7 (class-direction angle between the original and the pruned
+    model, only when the feature widths match).
+
+    Args:
+        class_names: ``[C]`` class names in class-index order.
+        degrees: ``[C]`` angles in degrees (None for a class whose direction is zero in a
+            model), or None when they are not defined (``reason`` says why).
+        norm_a, norm_b: ``[C]`` ||W_A[c]|| and ||W_B[c]||, shown on hover.
+        selected_class: the class drawn in B's colour and outlined, or None.
+        reason: why there are no angles (shown instead of bars).
+
+    Returns:
+        One bar trace ``"angles"``: x the class names, y the degrees (None left empty),
+        ``customdata`` ``[class index, ||W_A||, ||W_B||]``.
+    """
+    title = "Class directions: angle A → B"
+    if degrees is None:
+        return empty_figure(reason or "The compare job did not compute class directions.", title)
+    n = len(class_names)
+    if len(degrees) != n:
+        raise ValueError(
+            f"direction_angle_bars needs one angle per class: {n} class names, "
+            f"{len(degrees)} angles"
+        )
+    norms_a = list(norm_a) if norm_a is not None and len(norm_a) == n else [None] * n
+    norms_b = list(norm_b) if norm_b is not None and len(norm_b) == n else [None] * n
+    values = [finite(v) for v in degrees]
+    colors = [COLOR_B if i == selected_class else FADED_COLOR for i in range(n)]
+    fig = go.Figure()
+    fig.add_bar(
+        name="angles",
+        x=plot_texts(class_names),
+        y=values,
+        customdata=[
+            [i, finite(a), finite(b)] for i, (a, b) in enumerate(zip(norms_a, norms_b, strict=True))
+        ],
+        marker={
+            "color": colors,
+            "line": {
+                "color": "#1f2328",
+                "width": [2 if i == selected_class else 0 for i in range(n)],
+            },
+        },
+        hovertemplate=(
+            "<b>%{x}</b><br>angle between A's and B's class direction: %{y:.2f}°<br>"
+            "‖W_A‖ = %{customdata[1]:.3g} · ‖W_B‖ = %{customdata[2]:.3g}<extra></extra>"
+        ),
+        showlegend=False,
+    )
+    top = max([v for v in values if v is not None], default=0.0)
+    fig.update_layout(
+        base_layout(
+            title,
+            (60, 20, 50, 60),
+            yaxis={"title": "degrees", "rangemode": "tozero", "range": [0, max(1.0, 1.15 * top)]},
+            xaxis={"title": "class", "type": "category"},
+            bargap=0.25,
+        )
+    )
+    return fig
+
+
+def intrinsic_dimension_figure(
+    class_names: Sequence[str],
+    dim_a: dict[str, Any] | None,
+    dim_b: dict[str, Any] | None,
+    *,
+    selected_class: int | None = None,
+) -> go.Figure:
+    """TwoNN intrinsic dimension of the penultimate features, overall and per class, A next
+    to B with bootstrap intervals (SCIENCE.md sect. 7; Facco et al. 2017, Ansuini et al. 2019).
+
+    Args:
+        class_names: ``[C]`` class names in class-index order.
+        dim_a, dim_b: ``{"overall": est, "classes": [C ests]}`` with ``est`` =
+            ``{"d", "low", "high", "n", "duplicates"}`` (``d`` None: too few samples).
+        selected_class: its column is shaded, or None.
+
+    Returns:
+        Trace 0 model A, trace 1 model B: ``x`` positions 0 ("all") and 1..C (the classes,
+        A left of B), ``y`` the estimates, ``error_y`` the intervals; ``customdata``
+        ``[low, high, n]``.
+    """
+    title = "Intrinsic dimension (TwoNN)"
+    if not dim_a or not dim_b:
+        return empty_figure("The compare job did not estimate intrinsic dimensions.", title)
+    n = len(class_names)
+    labels = ["all", *plot_texts(class_names)]
+    fig = go.Figure()
+    for offset, (name, dims, color) in zip(
+        (-0.15, 0.15), (("A", dim_a, COLOR_A), ("B", dim_b, COLOR_B)), strict=True
+    ):
+        ests = [dims.get("overall") or {}, *(list(dims.get("classes") or [])[:n])]
+        ests += [{}] * (n + 1 - len(ests))
+        ys = [finite(e.get("d")) for e in ests]
+        ups = [
+            (finite(e.get("high")) or y) - y if y is not None else None
+            for e, y in zip(ests, ys, strict=True)
+        ]
+        downs = [
+            y - (finite(e.get("low")) or y) if y is not None else None
+            for e, y in zip(ests, ys, strict=True)
+        ]
+        fig.add_scatter(
+            name=f"model {name}",
+            x=[i + offset for i in range(n + 1)],
+            y=ys,
+            mode="markers",
+            marker={"color": color, "size": 8},
+            error_y={
+                "type": "data",
+                "array": ups,
+                "arrayminus": downs,
+                "color": color,
+                "thickness": 1.2,
+                "width": 3,
+            },
+            text=labels,
+            customdata=[[e.get("low"), e.get("high"), e.get("n")] for e in ests],
+            hovertemplate=(
+                f"<b>%{{text}}</b> · model {name}<br>d = %{{y:.2f}} "
+                "(95% bootstrap interval %{customdata[0]:.2f} to %{customdata[1]:.2f})"
+                "<br>from %{customdata[2]} samples<extra></extra>"
+            ),
+        )
+    if selected_class is not None and 0 <= selected_class < n:
+        x = selected_class + 1
+        fig.add_vrect(x0=x - 0.45, x1=x + 0.45, fillcolor="#eaeef2", line_width=0, layer="below")
+    fig.add_vline(x=0.5, line={"color": "#d0d7de", "width": 1})
+    fig.update_layout(
+        base_layout(
+            title,
+            (60, 20, 50, 60),
+            xaxis={
+                "tickmode": "array",
+                "tickvals": list(range(n + 1)),
+                "ticktext": labels,
+                "range": [-0.6, n + 0.6],
+            },
+            yaxis={"title": "dimension", "rangemode": "tozero"},
+            legend=LEGEND_BELOW,
+        )
+    )
+    return fig
+
+
 def balance_scatter(
     class_names: Sequence[str],
     bn_a: Sequence[float | None],
@@ -246,6 +418,7 @@ def balance_scatter(
     t: float | None = None,
     sparsity: float | None = None,
     selected_class: int | None = None,
+    t_all: float | None = None,
 ) -> go.Figure:
     """Normalised recall balance per class, before (x) against after (y) pruning.
 
@@ -255,8 +428,11 @@ def balance_scatter(
         bn_b: ``[C]`` Bn^c_t = (R^c_t - A_t) / A_t of the pruned model.
         alpha: model intensification alpha_t, the least-squares slope through the origin of
             Bn^c_t on Bn^c (None when undefined).
-        t, sparsity: pruning ratio (parameters before / after) and sparsity of B, for the title.
+        t, sparsity: pruning ratio over the prunable weights, 1 / (1 - s), and sparsity of B,
+            for the title.
         selected_class: a class drawn larger and outlined, or None.
+        t_all: pruning ratio over all parameters (A's parameters / B's nonzero ones), also in
+            the title (SCIENCE.md sect. 7: labels say which t).
 
     Returns:
         Trace 0 ("classes"): a point per class with both values (``text`` its name,
@@ -275,11 +451,8 @@ def balance_scatter(
             f"{len(bn_a)} values, bn_b has {len(bn_b)}"
         )
     title = "Recall distortion"
-    ratio = finite(t)
-    if ratio is not None:
-        title += f" at t = {ratio:.3g}"
-        if finite(sparsity) is not None:
-            title += f" ({100 * float(sparsity or 0):.3g}% sparse)"
+    subtitle = ratio_label(t, sparsity, t_all)  # on a second, smaller line: it is long
+    heading = plot_text(title) + (f"<br><sup>{plot_text(subtitle)}</sup>" if subtitle else "")
     points = [
         (i, xa, yb)
         for i, (a, b) in enumerate(zip(bn_a, bn_b, strict=True))
@@ -344,7 +517,7 @@ def balance_scatter(
         font={"size": 13, "color": ALPHA_COLOR},
         bgcolor="rgba(255,255,255,0.85)",
     )
-    fig.update_layout(**base_layout(title, (70, 20, 50, 90), legend=LEGEND_BELOW))
+    fig.update_layout(**base_layout(None, (70, 20, 60, 90), legend=LEGEND_BELOW), title=heading)
     for update, text in (
         (fig.update_xaxes, "Bn<sup>c</sup> before pruning (A), relative to accuracy"),
         (fig.update_yaxes, "Bn<sup>c</sup><sub>t</sub> after pruning (B)"),

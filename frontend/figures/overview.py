@@ -2,7 +2,9 @@
 
 The paper's evaluation table (Li et al., IEEE TVCG 2024; SCIENCE.md section 1) for one
 comparison: a row per model (the original A and every pruned B), a column for clean accuracy and
-one per corruption with its accuracy averaged over the severities that were run.
+one per corruption with its accuracy averaged over the severities that were run. Beside it,
+accuracy against sparsity with each model's learning distance on a second axis (He et al.,
+"Sparse Double Descent", ICML 2022; SCIENCE.md section 7).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from frontend.figures._common import base_layout, empty_figure, plot_text
+from frontend.figures._common import LEGEND_BELOW, base_layout, empty_figure, finite, plot_text
 from frontend.figures.formatting import format_percent
 from frontend.figures.similarity import (
     CLEAN,
@@ -40,6 +42,8 @@ class EvaluationRow:
     sparsity: float
     clean: float | None
     corruptions: dict[str, float | None] = field(default_factory=dict)
+    # || m * (theta_final - theta_start) ||_2 (SCIENCE.md 7); None when not recorded
+    learning_distance: float | None = None
 
     @property
     def mean_corrupted(self) -> float | None:
@@ -83,8 +87,16 @@ def evaluation_rows(
             clean = float(models[mid]["accuracy"])
         fields = model_fields(mid, models) | ({"method": ORIGINAL} if k == 0 else {})
         corruptions = mean_over_severities(robustness.get(mid))
+        distance = finite((models.get(mid) or {}).get("learning_distance"))
         rows.append(
-            EvaluationRow(mid, "B" if k else "A", **fields, clean=clean, corruptions=corruptions)
+            EvaluationRow(
+                mid,
+                "B" if k else "A",
+                **fields,
+                clean=clean,
+                corruptions=corruptions,
+                learning_distance=distance,
+            )
         )
     a, bs = rows[:1], rows[1:]
     return a + sorted(bs, key=lambda r: (r.method, r.sparsity, r.model_id))
@@ -160,4 +172,82 @@ def accuracy_vs_sparsity(
     fig.update_layout(**base_layout(title, height=380, legend=legend, hovermode="closest"))
     fig.update_xaxes(title_text="Sparsity (% of prunable weights that are zero)", ticksuffix="%")
     fig.update_yaxes(title_text="Test accuracy", ticksuffix="%")
+    return fig
+
+
+LEARNING_DISTANCE_EMPTY = (
+    "No model of this comparison has a learning distance: it is recorded by prune jobs "
+    "(not for originals, uploaded models or models pruned before it was measured)."
+)
+
+
+def accuracy_and_learning_distance(
+    rows: Sequence[EvaluationRow], title: str = "Accuracy and learning distance against sparsity"
+) -> go.Figure:
+    """Clean accuracy (left axis, solid, in percent) and learning distance (right axis,
+    dotted, ``y2``) of each method against sparsity, from the :func:`evaluation_rows`.
+
+    Per method that has a learning distance for some model: "<method> · accuracy", its models
+    in sparsity order from the original (sparsity 0), and "<method> · learning distance", its
+    models with a distance in sparsity order. Double descent (He et al., ICML 2022) shows as
+    accuracy that dips and recovers as sparsity grows; the learning distance, how far the kept
+    weights moved in training, tends to follow it. An empty figure says so when no model has
+    a distance.
+    """
+    pruned = [r for r in rows if r.role != "A"]
+    methods = sorted({r.method for r in pruned if r.learning_distance is not None})
+    if not methods:
+        return empty_figure(LEARNING_DISTANCE_EMPTY, title)
+    original = next((r for r in rows if r.role == "A"), None)
+    colors = method_colors(r.method for r in pruned)
+    fig = go.Figure()
+
+    def hover(r: EvaluationRow) -> str:
+        distance = "—" if r.learning_distance is None else f"{r.learning_distance:.4g}"
+        return (
+            f"<b>{plot_text(r.name)}</b> · {plot_text(r.method)} · {100 * r.sparsity:.3g}% sparse"
+            f" · accuracy {format_percent(r.clean)} · learning distance {distance}"
+        )
+
+    for method in methods:
+        group = sorted((r for r in pruned if r.method == method), key=lambda r: r.sparsity)
+        line = ([original] if original is not None else []) + group
+        shown = plot_text(method)
+        fig.add_scatter(
+            x=[100 * r.sparsity for r in line],
+            y=[None if r.clean is None else 100 * r.clean for r in line],
+            mode="lines+markers",
+            name=f"{shown} · accuracy",
+            legendgroup=method,
+            line={"color": colors[method], "width": 2},
+            marker={"size": 8},
+            customdata=[hover(r) for r in line],
+            hovertemplate="%{customdata}<extra></extra>",
+        )
+        measured = [r for r in group if r.learning_distance is not None]
+        fig.add_scatter(
+            x=[100 * r.sparsity for r in measured],
+            y=[r.learning_distance for r in measured],
+            yaxis="y2",
+            mode="lines+markers",
+            name=f"{shown} · learning distance",
+            legendgroup=method,
+            line={"color": colors[method], "dash": "dot", "width": 2},
+            marker={"size": 9, "symbol": "diamond-open"},
+            customdata=[hover(r) for r in measured],
+            hovertemplate="%{customdata}<extra></extra>",
+        )
+    legend = {**LEGEND_BELOW, "y": -0.22, "title": {"text": "Method"}}
+    fig.update_layout(
+        **base_layout(title, (60, 70, 50, 120), height=440, legend=legend, hovermode="closest"),
+        yaxis={"title": {"text": "Test accuracy"}, "ticksuffix": "%"},
+        yaxis2={
+            "title": {"text": "Learning distance ‖m ⊙ (θ_final − θ_start)‖₂"},
+            "overlaying": "y",
+            "side": "right",
+            "rangemode": "tozero",
+            "showgrid": False,
+        },
+    )
+    fig.update_xaxes(title_text="Sparsity (% of prunable weights that are zero)", ticksuffix="%")
     return fig

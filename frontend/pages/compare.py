@@ -127,12 +127,19 @@ function(query, sel) {
         }
 """.replace("MAX_SELECTION", str(MAX_URL_SELECTION))
 # view sections below the confusion matrices, in page order (frontend/views/<name>.py)
-VIEW_ORDER = ("samples", "embedding", "geometry", "robustness", "regions")
+VIEW_ORDER = ("samples", "embedding", "geometry", "robustness", "regions", "layers", "limit")
 # views loaded with the page; the others wait until they near the viewport or the page is idle
 EAGER_VIEWS = ("embedding",)
 # about each lazy view's height once drawn on an image dataset (px, docs/screenshots): what its
 # placeholder takes until then, so the page moves little when the view arrives
-LAZY_HEIGHTS = {"samples": 1060, "geometry": 1520, "robustness": 1250, "regions": 1540}
+LAZY_HEIGHTS = {
+    "samples": 1060,
+    "geometry": 1520,
+    "robustness": 1250,
+    "regions": 1540,
+    "layers": 1000,
+    "limit": 640,
+}
 ID_LAZY = "compare-lazy"
 
 GRAPH_CONFIG = STATIC  # a short modebar (no select, zoom or hover buttons) clears the titles

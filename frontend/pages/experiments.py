@@ -2,10 +2,11 @@
 
 One row per model (lineage, architecture, dataset, method and its parameters, sparsity and t,
 seed, accuracy, mean corrupted accuracy, alpha_t against its original, compression, FLOPs,
-measured latency, created), paged, sorted and filtered by the server (``GET /api/experiments``,
-one page at a time); a column chooser; a scatter of accuracy against sparsity, FLOPs or latency
-over every match with the Pareto front and lineage edges; rows or points selected -> "Compare"
-(their common original as A) or "Download"; "Export CSV" of every match.
+measured latency, learning distance, created), paged, sorted and filtered by the server
+(``GET /api/experiments``, one page at a time); a column chooser; a scatter of accuracy against
+sparsity, FLOPs or latency over every match with the Pareto front and lineage edges; rows or
+points selected -> "Compare" (their common original as A) or "Download"; "Export CSV" of every
+match.
 
 The view state lives in the URL, as on the compare page: ``method``, ``dataset``, ``arch``
 (comma-separated), ``smin``/``smax``, ``q``, ``sort``/``order``, ``page``/``size``, ``cols``,
@@ -107,6 +108,7 @@ COLUMNS = (
     Column("flops_dense", "Dense FLOPs", "flops_dense", True, False),
     Column("flops_nonzero", "Nonzero FLOPs", "flops_nonzero", True),
     Column("latency", "Latency", "latency_ms", True),
+    Column("learning_distance", "Learning distance", "learning_distance", True, False),
     Column("n_params", "Parameters (count)", "n_params", True, False),
     Column("n_nonzero", "Nonzero", "n_nonzero", True, False),
     Column("created", "Created", "created_at"),
@@ -496,6 +498,7 @@ def table_row(row: ExperimentPublic) -> dict[str, Any]:
         "flops_dense": format_count(_int(row["flops_dense"])),
         "flops_nonzero": format_count(_int(row["flops_nonzero"])),
         "latency": MISSING if latency is None else f"{latency:.2f} ms{device}",
+        "learning_distance": _number(row["learning_distance"]),
         "n_params": format_count(row["n_params"]),
         "n_nonzero": format_count(row["n_nonzero"]),
         "created": str(row["created_at"])[:16].replace("T", " "),

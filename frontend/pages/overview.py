@@ -1,13 +1,15 @@
 """Evaluation overview page ("/overview?id=<comparison>&sort=<column>").
 
-The evaluation table of Li et al. (SCIENCE.md section 1) for one comparison: a row per model (the
-original A and every pruned B, i.e. method x sparsity), a column for clean accuracy and one per
-corruption (its accuracy averaged over the severities run), each cell with an inline bar and
-the change from A. A B row's cell links to that pair's comparison view with the cell's corruption
-selected (``/compare?id=&b=&rob_c=``). Column headers sort the table; the order is kept in the
-URL (``sort=clean``, ``sort=-gaussian_noise``). Without ``id`` the page lists the comparisons.
-"Add models" opens the form that adds pruned models to the comparison
-(``/comparisons/new?add=<id>``), "New comparison" the form for another one of its original.
+The evaluation table of Li et al. (SCIENCE.md section 1) for one comparison: a row per model
+(the original A and every pruned B, i.e. method x sparsity), a column for clean accuracy and one
+per corruption (its accuracy averaged over the severities run), each cell with an inline bar and
+the change from A. A B row's cell links to that pair's comparison view with the cell's
+corruption selected (``/compare?id=&b=&rob_c=``). Column headers sort the table; the order is
+kept in the URL (``sort=clean``, ``sort=-gaussian_noise``). Without ``id`` the page lists the
+comparisons. Below, accuracy against sparsity with each model's learning distance on a second
+axis (He et al., "Sparse Double Descent", ICML 2022; SCIENCE.md section 7). "Add models" opens
+the form that adds pruned models to the comparison (``/comparisons/new?add=<id>``), "New
+comparison" the form for another one of its original.
 
 Everything is read through the REST API: ``GET /api/comparisons/{id}``, ``/api/models``,
 ``/api/analyses?dataset_id=`` and ``/api/analyses/{id}/robustness``. While the comparison's
@@ -38,6 +40,7 @@ from frontend.figures.formatting import format_delta_pp, format_percent
 from frontend.figures.overview import (
     MEAN_CORRUPTED,
     EvaluationRow,
+    accuracy_and_learning_distance,
     accuracy_vs_sparsity,
     corruption_columns,
     evaluation_rows,
@@ -57,6 +60,7 @@ ID_POLL = "overview-poll"
 ID_STATE = "overview-state"  # dcc.Store {"id": comparison id, "sort": str | None}
 ID_TABLE = "overview-table"
 ID_FIGURE = "overview-accuracy-sparsity"
+ID_LEARNING = "overview-learning-distance"
 ID_PICKER = "overview-picker"
 ID_PENDING = "overview-pending"
 ID_ADD_MODELS = "overview-add-models"
@@ -279,7 +283,33 @@ def overview_body(comparison: ComparisonPublic, sort: Any = None) -> tuple[list[
             className="section",
         )
     )
+    children.append(learning_section(rows))
     return children, active
+
+
+def learning_section(rows: Sequence[EvaluationRow]) -> html.Section:
+    """Accuracy and learning distance against sparsity, with what to read in it."""
+    return html.Section(
+        [
+            dcc.Graph(
+                id=ID_LEARNING,
+                figure=accuracy_and_learning_distance(rows),
+                config=GRAPH_CONFIG,
+            ),
+            html.P(
+                "Learning distance: how far training moved the kept weights from where it "
+                "began, ‖m ⊙ (θ_final − θ_start)‖₂, with θ_start the rewind point (lottery "
+                "tickets), the parent's weights (one-shot methods, pruning during training) or "
+                "the initialisation (pruning at initialisation). Along a sweep, test accuracy "
+                "can dip as sparsity grows (overfitting), recover, and fall again (sparse double "
+                "descent, He et al., ICML 2022); the learning distance tends to follow the same "
+                "curve, so it shows whether a dip comes from weights that travelled far to fit "
+                "the training set.",
+                className="hint muted",
+            ),
+        ],
+        className="section",
+    )
 
 
 # layout and callbacks -------------------------------------------------------------------------

@@ -114,6 +114,7 @@ class ColorBy:
     kind: ColorKind
     column_a: str = ""
     column_b: str = ""
+    value_range: tuple[float, float] | None = None  # a fixed scale (None: the data's range)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "column_a", self.column_a or self.key)
@@ -131,6 +132,14 @@ COLOR_BY: tuple[ColorBy, ...] = (
     ColorBy("d_length_z", "Δlength (B − A, z-scored)", "diverging"),
     ColorBy(
         "fragile", "fragile (corruptions that break it)", "sequential", "fragile_a", "fragile_b"
+    ),
+    # SCIENCE.md sect. 7: Jaccard of the sample's k nearest neighbours in A and in B, the same
+    # value on both sides; absent from comparisons computed before it (then not offered)
+    ColorBy(
+        "nbr_jaccard",
+        "Neighbourhood change (kept, Jaccard; low = torn)",
+        "sequential",
+        value_range=(0.0, 1.0),
     ),
 )
 COLOR_BY_KEY = {c.key: c for c in COLOR_BY}
@@ -262,6 +271,9 @@ def coloring(data: EmbeddingData, choice: ColorBy, side: str) -> Coloring:
             kwargs["categories"] = [data.class_name(i) for i in range(n)]
         return Coloring(values, kwargs)
     values = numeric_values(data.columns[column])
+    if choice.value_range is not None:
+        kwargs["color_range"] = choice.value_range
+        return Coloring(values, kwargs)
     both = np.concatenate(
         [numeric_values(data.columns[c]) for c in (choice.column_a, choice.column_b)]
     )

@@ -33,6 +33,7 @@ from dash import Input, Output, State, dcc, html
 from frontend.client import (
     ApiClient,
     ApiError,
+    DirectionAngles,
     RecallDistortionResult,
     get_analysis_table_columns,
     get_client,
@@ -47,6 +48,8 @@ from frontend.figures.geometry import (
     MARGIN_HOVER,
     GeometryMode,
     balance_scatter,
+    direction_angle_bars,
+    intrinsic_dimension_figure,
     local_geometry_scatter,
     parallel_geometry,
 )
@@ -99,6 +102,8 @@ ID_CLASS = "compare-geometry-class"
 ID_MODE = "compare-geometry-mode"
 ID_LOCAL = "compare-geometry-local"
 ID_LOCAL_NOTE = "compare-geometry-local-note"
+ID_DIRECTIONS = "compare-geometry-directions"
+ID_INTRINSIC = "compare-geometry-intrinsic"
 ID_PAR_MODEL = "compare-geometry-par-model"
 ID_PARALLEL = "compare-geometry-parallel"
 ID_PARALLEL_NOTE = "compare-geometry-parallel-note"
@@ -126,7 +131,19 @@ BALANCE_NOTE = (
     "average, below it down; red: further from the average, on the same side, than before "
     "(I > 1). α_t > 1: pruning intensified the imbalance."
 )
+DIRECTIONS_NOTE = (
+    "The angle between each class's direction W_c in A and in B (the rows of the final "
+    "classifier): how far pruning turned what the classifier looks for in the penultimate "
+    "features. Defined when both feature spaces have the same width (unstructured pruning)."
+)
 GRAPH_HEIGHT_PX = 460
+INTRINSIC_NOTE = (
+    "How many dimensions the penultimate features really use (TwoNN: from the ratio of each "
+    "sample's distances to its second and first nearest neighbour), over all test samples and "
+    "per class, with 95% bootstrap intervals. A class whose dimension falls after pruning has "
+    "been squeezed into fewer directions."
+)
+DIRECTIONS_HEIGHT_PX = 340
 PARALLEL_HEIGHT_PX = 480
 CACHE_SIZE = 8
 BASE_COLUMNS = ("index", "label", "pred", "angle_true", "length_z", "margin")
@@ -399,6 +416,23 @@ def section() -> html.Section:
             ],
             className="grid-2",
         ),
+        html.Div(
+            [
+                _panel(
+                    "directions",
+                    "Class directions",
+                    graph(ID_DIRECTIONS, "Class directions", DIRECTIONS_HEIGHT_PX),
+                    hint(DIRECTIONS_NOTE),
+                ),
+                _panel(
+                    "intrinsic",
+                    "Intrinsic dimension",
+                    graph(ID_INTRINSIC, "Intrinsic dimension", DIRECTIONS_HEIGHT_PX),
+                    hint(INTRINSIC_NOTE),
+                ),
+            ],
+            className="grid-2",
+        ),
         _panel(
             "global",
             "Global geometry",
@@ -441,6 +475,18 @@ def register(app: dash.Dash) -> None:
         Input(CTX, "data"),
         prevent_initial_call=True,  # lazy: runs once woken (CTX)
     )(render_balance)
+    app.callback(
+        Output(ID_DIRECTIONS, "figure"),
+        Input(CTX, "data"),
+        Input(ID_CLASS, "value"),
+        prevent_initial_call=True,  # lazy: runs once woken (CTX)
+    )(render_directions)
+    app.callback(
+        Output(ID_INTRINSIC, "figure"),
+        Input(CTX, "data"),
+        Input(ID_CLASS, "value"),
+        prevent_initial_call=True,  # lazy: runs once woken (CTX)
+    )(render_intrinsic)
     app.callback(
         Output(ID_LOCAL, "figure"),
         Output(ID_LOCAL_NOTE, "children"),
@@ -551,8 +597,77 @@ def render_balance(context: Mapping[str, Any] | None) -> tuple[Any, Any]:
         t=rd.get("t"),
         sparsity=rd.get("sparsity"),
         selected_class=class_index(context.get("cls"), n),
+        t_all=rd.get("t_all"),
     )
     return fig, BALANCE_NOTE
+
+
+def render_directions(context: Mapping[str, Any] | None, cls: Any = None) -> Any:
+    """Callback: the angle between A's and B's class direction per class, the class chosen
+    in local geometry outlined."""
+    title = "Class directions: angle A → B"
+    if not has_context(context):
+        return empty_figure("No comparison.", title)
+    try:
+        data = load_data(context)
+        results = fetch_results(get_client(), data)
+    except ApiError as exc:
+        message = RESULTS_NOT_READY if exc.status == 409 else f"Not available: {exc.detail}"
+        return empty_figure(message, title)
+    angles = cast(DirectionAngles | None, results.get("direction_angles"))
+    if angles is None:
+        return empty_figure(
+            "These results predate class-direction angles: add a model to the comparison "
+            "or create it again to compute them.",
+            title,
+        )
+    n = len(data.class_names)
+    degrees = angles.get("degrees")
+    if degrees is not None and len(degrees) != n:
+        return empty_figure("The results hold no angle per class.", title)
+    return direction_angle_bars(
+        data.class_names,
+        degrees,
+        angles.get("norm_a"),
+        angles.get("norm_b"),
+        selected_class=class_index(cls, n),
+        reason=public_reason(angles.get("reason")),
+    )
+
+
+def render_intrinsic(context: Mapping[str, Any] | None, cls: Any = None) -> Any:
+    """Callback: TwoNN intrinsic dimension of A's and B's features, overall and per class,
+    the class chosen in local geometry shaded."""
+    title = "Intrinsic dimension (TwoNN)"
+    if not has_context(context):
+        return empty_figure("No comparison.", title)
+    try:
+        data = load_data(context)
+        results = fetch_results(get_client(), data)
+    except ApiError as exc:
+        message = RESULTS_NOT_READY if exc.status == 409 else f"Not available: {exc.detail}"
+        return empty_figure(message, title)
+    dims = results.get("intrinsic_dimension")
+    if not isinstance(dims, dict):
+        return empty_figure(
+            "These results predate intrinsic dimensions: add a model to the comparison or "
+            "create it again to compute them.",
+            title,
+        )
+    n = len(data.class_names)
+    return intrinsic_dimension_figure(
+        data.class_names, dims.get("a"), dims.get("b"), selected_class=class_index(cls, n)
+    )
+
+
+def public_reason(reason: str | None) -> str | None:
+    """Why a comparison has no class-direction angles, in the reader's words."""
+    if reason and "feature widths differ" in reason:
+        return (
+            "No angles: A and B have penultimate features of different widths (structured "
+            "pruning removed channels), so their class directions live in different spaces."
+        )
+    return reason
 
 
 def _tables(data: GeometryData, sides: Sequence[str]) -> list[dict[str, np.ndarray]]:

@@ -37,6 +37,7 @@ SCHEMA_OF = {
 # routes that declare no response schema: their types are the client's reading of free-form JSON
 FREE_FORM = {
     "RecallDistortionResult": "GET /api/comparisons/{id}/results, its recall_distortion",
+    "DirectionAngles": "GET /api/comparisons/{id}/results, its direction_angles",
     "RobustnessTable": "GET /api/analyses/{id}/robustness",
     "SimilarityMapPublic": "GET /api/comparisons/{id}/similarity",
     "SimilarityEdge": "GET /api/comparisons/{id}/similarity, its mst_edges",
@@ -45,6 +46,7 @@ FREE_FORM = {
     "RegionSliceSummary": "GET /api/comparisons/{id}/regions, each entry's slice",
     "RegionMapCounts": "what RegionSliceSummary and RegionMap share",
     "RegionMap": "GET /api/comparisons/{id}/regions/{model_id}/slice",
+    "PruningLimitPublic": "GET /api/models/{id}/pruning-limit",
 }
 # (type, field): why the client may read it narrower than the schema allows
 NARROWED = {

@@ -16,7 +16,9 @@ from dash.development.base_component import Component
 from frontend import client as client_module
 from frontend import components
 from frontend.figures.overview import (
+    LEARNING_DISTANCE_EMPTY,
     EvaluationRow,
+    accuracy_and_learning_distance,
     accuracy_vs_sparsity,
     corruption_columns,
     evaluation_rows,
@@ -245,6 +247,49 @@ def test_accuracy_figure_without_corruptions_or_pruned_models() -> None:
     clean_only.append(EvaluationRow(2, "B", "b", "snip", 0.5, 0.8))
     fig = accuracy_vs_sparsity(clean_only)
     assert [t.name for t in fig.data] == ["snip"]
+
+
+def test_learning_distance_figure_puts_distances_on_the_second_axis() -> None:
+    models = {mid: model(mid) for mid in MODELS}
+    models[3]["learning_distance"] = 1.25  # gm90
+    models[2]["learning_distance"] = 2.5  # gm50; random (4) has none
+    comparison = {"model_a_id": 1, "model_b_ids": [3, 2, 4]}
+    out = evaluation_rows(comparison, models, {mid: MODELS[mid][3] for mid in MODELS}, {})
+    fig = accuracy_and_learning_distance(out)
+    # only methods with a distance; accuracy from the original, distances in sparsity order
+    assert [t.name for t in fig.data] == [
+        "global_magnitude · accuracy",
+        "global_magnitude · learning distance",
+    ]
+    accuracy, distance = fig.data
+    assert accuracy.yaxis in (None, "y") and distance.yaxis == "y2"
+    assert list(accuracy.x) == [0.0, 50.0, 90.0]
+    assert list(accuracy.y) == pytest.approx([90.0, 88.0, 80.0])
+    assert list(distance.x) == [50.0, 90.0] and list(distance.y) == [2.5, 1.25]
+    assert distance.line.color == accuracy.line.color and distance.line.dash == "dot"
+    assert fig.layout.yaxis2.overlaying == "y" and fig.layout.yaxis2.side == "right"
+    assert fig.layout.yaxis2.title.text.startswith("Learning distance")
+    assert fig.layout.yaxis.title.text == "Test accuracy"
+    assert "learning distance 2.5" in distance.customdata[0]
+    assert "88.0%" in distance.customdata[0]
+    assert "learning distance —" in accuracy.customdata[0]  # the original has none
+
+
+def test_learning_distance_figure_says_when_no_model_has_one() -> None:
+    fig = accuracy_and_learning_distance(rows())
+    assert fig.data == ()
+    assert fig.layout.annotations[0].text == LEARNING_DISTANCE_EMPTY
+
+
+def test_page_shows_the_learning_distance_figure_and_explains_it(api: FakeApi) -> None:
+    api.routes["/api/models/2"]["learning_distance"] = 3.0  # the list holds the same dicts
+    page = overview.layout(id="1")
+    graph = by_id(page, overview.ID_LEARNING)
+    assert [t.name for t in graph.figure.data] == [
+        "global_magnitude · accuracy",
+        "global_magnitude · learning distance",
+    ]
+    assert "double descent" in text(page)
 
 
 def test_links_and_sort_parameters() -> None:

@@ -697,3 +697,33 @@ def test_the_compare_page_prefetches_the_table_for_this_view(
     assert fig_a["data"][0]["x"] is data.figures[("class", "a")]["data"][0]["x"]
     monkeypatch.setattr(compare, "PREFETCH", False)
     assert compare.prefetch_eager_views(dict(CONTEXT)) == []
+
+
+# neighbourhood change (SCIENCE.md sect. 7) ------------------------------------------------------
+
+
+def test_neighbourhood_change_colouring_is_offered_only_with_its_column() -> None:
+    n = 6
+    columns = {
+        "index": np.arange(n),
+        "label": np.zeros(n, dtype=np.int64),
+        "pred_a": np.zeros(n, dtype=np.int64),
+        "pred_b": np.zeros(n, dtype=np.int64),
+        **{c: np.zeros(n, dtype=np.float32) for c in ("ax", "ay", "bx", "by")},
+    }
+    older = view.EmbeddingData(1, 2, dict(columns), ["a"])
+    assert "nbr_jaccard" not in [c.key for c in older.options()]
+    assert view.color_choice("nbr_jaccard", older).key == view.DEFAULT_COLOR
+    jaccard = np.array([0.0, 0.1, 0.5, 0.9, 1.0, 0.3], dtype=np.float32)
+    data = view.EmbeddingData(1, 2, {**columns, "nbr_jaccard": jaccard}, ["a"])
+    choice = view.color_choice("nbr_jaccard", data)
+    assert choice.key == "nbr_jaccard" and choice.kind == "sequential"
+    assert "Neighbourhood change" in choice.label and "low = torn" in choice.label
+    for side in ("a", "b"):  # one value per sample, the same on both sides
+        c = view.coloring(data, choice, side)
+        np.testing.assert_array_equal(c.values, jaccard)
+        assert c.kwargs["color_range"] == (0.0, 1.0)  # fixed: 0 torn .. 1 kept
+    fig = view.base_figure(data, choice, "a")
+    marker = fig["data"][0]["marker"]
+    assert (marker["cmin"], marker["cmax"]) == (0.0, 1.0)
+    assert "low = torn" in marker["colorbar"]["title"]["text"]

@@ -66,7 +66,13 @@ def test_balance_scatter_draws_classes_identity_and_alpha_line() -> None:
     assert line.y[0] == pytest.approx(alpha * line.x[0])  # through the origin
     assert fig.layout.xaxis.title.text.startswith("Bn<sup>c</sup> before pruning")
     assert "after pruning" in fig.layout.yaxis.title.text
-    assert "t = 10" in fig.layout.title.text and "90% sparse" in fig.layout.title.text
+    title, ratios = fig.layout.title.text.split("<br>")
+    assert title == "Recall distortion"
+    assert ratios == "<sup>t = 10× of prunable weights (90% sparse)</sup>"  # t_all not given
+    both = balance_scatter(NAMES, bn_a, bn_b, alpha, t=10.0, sparsity=0.9, t_all=8.25)
+    assert both.layout.title.text.endswith(
+        "<sup>t = 10× of prunable weights (90% sparse) · 8.25× of all parameters</sup>"
+    )
     (note,) = fig.layout.annotations
     assert note.text == f"α_t = {alpha:.2f} (> 1: intensification)"
 
@@ -320,6 +326,17 @@ def _bn(analysis: dict[str, Any]) -> list[float]:
     return [(r - acc) / acc for r in analysis["recall"]]
 
 
+def dims(base: float) -> dict[str, Any]:
+    """A TwoNN result: overall ``base``, class c ``base - c`` (class 4 too small: None)."""
+
+    def est(d: float | None) -> dict[str, Any]:
+        if d is None:
+            return {"d": None, "low": None, "high": None, "n": 2, "duplicates": 0}
+        return {"d": d, "low": d - 0.5, "high": d + 1.0, "n": 90, "duplicates": 0}
+
+    return {"overall": est(base), "classes": [est(base - c) for c in range(4)] + [est(None)]}
+
+
 class GeometryApi:
     """Serves ``/analyses/{id}/table`` and ``/comparisons/{id}/results`` next to FakeApi."""
 
@@ -327,6 +344,13 @@ class GeometryApi:
         self.api = api
         self.results_ready = True
         self.tables_ready = True
+        self.angles: dict[str, Any] | None = {
+            "degrees": ANGLES,
+            "norm_a": [1.0, 2.0, 3.0, 4.0, 5.0],
+            "norm_b": [0.9, 1.8, 2.7, 3.6, 4.5],
+            "reason": None,
+        }
+        self.dims: dict[str, Any] | None = {"a": dims(10.0), "b": dims(7.0)}
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         path, params = request.url.path, request.url.params
@@ -366,10 +390,14 @@ class GeometryApi:
                 "alpha": _alpha(bn_a, bn_b),
                 "t": 2.0,
                 "sparsity": 0.5,
+                "t_all": 1.9,
             }
-            return httpx.Response(
-                200, json={"comparison_id": int(m[1]), "model_b_id": b, "recall_distortion": rd}
-            )
+            body = {"comparison_id": int(m[1]), "model_b_id": b, "recall_distortion": rd}
+            if self.angles is not None:
+                body["direction_angles"] = self.angles
+            if self.dims is not None:
+                body["intrinsic_dimension"] = self.dims
+            return httpx.Response(200, json=body)
         return self.api.handle(request)
 
 
@@ -423,9 +451,9 @@ def test_section_holds_the_three_panels_with_prefixed_ids() -> None:
         assert wanted in ids
     assert all(i.startswith("compare-geometry") for i in ids if isinstance(i, str))
     graphs = [c for c in _walk(section) if isinstance(c, dcc.Graph)]
-    assert len(graphs) == 3
+    assert len(graphs) == 5 and {view.ID_DIRECTIONS, view.ID_INTRINSIC} <= ids
     text = " ".join(str(c) for c in _walk(section) if isinstance(c, str))
-    for heading in ("Recall distortion", "Local geometry", "Global geometry"):
+    for heading in ("Recall distortion", "Local geometry", "Class directions", "Global geometry"):
         assert heading in text
 
 
@@ -584,3 +612,62 @@ def test_box_selection_writes_the_linked_selection() -> None:
     assert view.select_geometry({"points": []}, mine) is dash.no_update
     other = selection([1, 2], "embedding-a")
     assert view.select_geometry(None, other) is dash.no_update
+
+
+# class directions: angle between A's and B's W_c ----------------------------------------------
+
+ANGLES = [3.5, None, 12.25, 0.5, 7.0]
+
+
+def test_directions_callback_draws_one_bar_per_class_and_outlines_the_chosen(
+    geo_api: GeometryApi,
+) -> None:
+    fig = view.render_directions(_context(), 2)
+    (bars,) = fig.data
+    assert bars.type == "bar" and list(bars.x) == NAMES
+    assert list(bars.y) == ANGLES  # a class with a zero direction stays empty, not 0
+    assert [c[0] for c in bars.customdata] == list(range(5))
+    assert [c[2] for c in bars.customdata] == [0.9, 1.8, 2.7, 3.6, 4.5]
+    widths = list(bars.marker.line.width)
+    assert widths[2] > 0 and widths.count(0) == 4
+    assert fig.layout.yaxis.range[1] >= 12.25
+    assert "angle A → B" in fig.layout.title.text
+
+
+def test_directions_say_why_when_the_feature_spaces_differ(geo_api: GeometryApi) -> None:
+    geo_api.angles = {
+        "degrees": None,
+        "norm_a": None,
+        "norm_b": None,
+        "reason": "feature widths differ: model A has D=64, model B has D=32; ...",
+    }
+    fig = view.render_directions(_context(), None)
+    assert not fig.data
+    assert "different widths" in fig.layout.annotations[0].text
+    view.clear_cache()
+    geo_api.angles = None  # results computed before the angles were
+    fig = view.render_directions(_context(), None)
+    assert not fig.data and "predate" in fig.layout.annotations[0].text
+    view.clear_cache()
+    geo_api.results_ready = False
+    fig = view.render_directions(_context(), None)
+    assert view.RESULTS_NOT_READY in fig.layout.annotations[0].text
+
+
+def test_intrinsic_dimension_callback_draws_a_and_b_with_their_intervals(
+    geo_api: GeometryApi,
+) -> None:
+    fig = view.render_intrinsic(_context(), 1)
+    a, b = fig.data
+    assert (a.name, b.name) == ("model A", "model B")
+    assert list(a.y) == [10.0, 10.0, 9.0, 8.0, 7.0, None]  # "all", then classes 0..4
+    assert list(b.y) == [7.0, 7.0, 6.0, 5.0, 4.0, None]
+    assert list(a.error_y.array[:5]) == [1.0] * 5 and list(a.error_y.arrayminus[:5]) == [0.5] * 5
+    assert all(xa < xb for xa, xb in zip(a.x, b.x, strict=True))  # A left of B in each column
+    assert list(fig.layout.xaxis.ticktext) == ["all", *NAMES]
+    (shade,) = fig.layout.shapes[:1]
+    assert shade.x0 < 2 < shade.x1  # class 1 sits at x = 2
+    view.clear_cache()
+    geo_api.dims = None
+    fig = view.render_intrinsic(_context(), None)
+    assert not fig.data and "predate" in fig.layout.annotations[0].text

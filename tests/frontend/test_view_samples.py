@@ -39,6 +39,7 @@ TABLE_COLUMNS = [
     "d_length_z",
     "ax",
     "ay",
+    "nbr_jaccard",
 ]
 FRAGILITY_COLUMNS = ["fragile_a", "fragile_b", "made_fragile"]
 
@@ -76,6 +77,8 @@ def _build_table(b: int, corruptions: bool) -> dict[str, list[Any]]:
             "d_length_z": ((i % 13) - 6) / 3,
             "ax": 0.0,
             "ay": 0.0,
+            # neighbourhood kept: sample 8 has none recorded (sorts last)
+            "nbr_jaccard": None if i == 8 else ((i * 7) % 20) / 20,
         }
         if corruptions:
             made = bool(rec["made_fragile"])
@@ -92,6 +95,7 @@ class SamplesApi:
         self.api = api
         self.ready = True
         self.corruptions = True
+        self.neighbours = True  # False: a comparison computed before the neighbourhood change
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         path, params = request.url.path, request.url.params
@@ -100,6 +104,8 @@ class SamplesApi:
             if not self.ready:
                 return httpx.Response(409, json={"detail": "comparison results are not ready"})
             table = comparison_table(int(params.get("b", 2)), self.corruptions)
+            if not self.neighbours:
+                table = {c: v for c, v in table.items() if c != "nbr_jaccard"}
             names = params.get_list("columns") or list(table)
             unknown = [c for c in names if c not in table]
             if unknown:
@@ -113,6 +119,28 @@ class SamplesApi:
                     "limit": limit,
                     "column_names": names,
                     "columns": {c: table[c][offset : offset + limit] for c in names},
+                },
+            )
+        found = re.fullmatch(r"/api/comparisons/1/neighbours/(\d+)", path)
+        if found:
+            self.api.requests.append(request)
+            index = int(found.group(1))
+            if index >= N_SAMPLES:
+                return httpx.Response(404, json={"detail": "Sample not found"})
+            a = [(index + j) % N_SAMPLES for j in range(1, 6)]
+            b = a[:2] + [(index + 100 + j) % N_SAMPLES for j in range(3)]
+            return httpx.Response(
+                200,
+                json={
+                    "comparison_id": 1,
+                    "model_b_id": int(params.get("b", 2)),
+                    "index": index,
+                    "k": 5,
+                    "metric": "cosine",
+                    "a": a,
+                    "b": b,
+                    "shared": a[:2],
+                    "jaccard": 2 / 8,
                 },
             )
         return self.api.handle(request)
@@ -177,6 +205,7 @@ INIT_FIELDS = (
     "state",
     "open",
     "message",
+    "sort_options",
 )
 GALLERY_FIELDS = (
     "summary",
@@ -363,6 +392,7 @@ def test_section_skeleton_has_prefixed_ids_and_no_webgl() -> None:
         "d_margin",
         "-d_angle",
         "d_length",
+        "nbr_jaccard",
     ]
     graphs = [c for c in walk(section) if isinstance(c, dcc.Graph)]
     assert len(graphs) == 2
@@ -757,3 +787,81 @@ def test_attribution_callbacks_do_nothing_without_a_sample(api: SamplesApi) -> N
     api.api.errors["/api/jobs"] = (503, "the job queue is down")
     job, panel = detail_view.start_attribution(1, {"index": 3, "status": "none"}, context())
     assert job is dash.no_update and "503" in text(panel)
+
+
+# neighbourhood change (SCIENCE.md sect. 7) ------------------------------------------------------
+
+
+def test_neighbourhood_torn_most_sorts_the_lowest_jaccard_first() -> None:
+    table = _arrays(comparison_table(2))
+    rows = np.arange(N_SAMPLES)
+    order = gallery_view.sort_rows(table, rows, "nbr_jaccard")
+    values = table["nbr_jaccard"][order]
+    assert order[-1] == 8  # no value: last
+    assert np.all(np.diff(values[:-1]) >= 0)
+    ties = order[values == 0.0]
+    assert list(ties) == sorted(ties)  # equal values by index
+    assert gallery_view.parse_sort("nbr_jaccard") == "nbr_jaccard"
+    assert "nbr_jaccard" in [o["value"] for o in gallery_view.sort_options(table)]
+    older = {k: v for k, v in table.items() if k != "nbr_jaccard"}
+    assert "nbr_jaccard" not in [o["value"] for o in gallery_view.sort_options(older)]
+    assert gallery_view.sort_rows(older, rows, "nbr_jaccard").tolist() == rows.tolist()
+
+
+def test_the_gallery_sorted_by_neighbourhood_shows_it(api: SamplesApi) -> None:
+    ctx = context(smp_sort="nbr_jaccard", smp_cat="all")
+    out = init(ctx)
+    assert out["sort"] == "nbr_jaccard" and out["state"]["sort"] == "nbr_jaccard"
+    assert "nbr_jaccard" in [o["value"] for o in out["sort_options"]]
+    shown = gallery(ctx, out["state"], category="all", sort="nbr_jaccard")
+    first = tile_indices(shown["body"])
+    assert all(((i * 7) % 20) == 0 for i in first[:5])
+    assert "neighbourhood torn most first" in shown["summary"]
+    assert "nbr 0.00" in text(shown["body"])
+    query = gallery_view.write_samples_query(shown["state"], None, {"id": "1"})
+    assert query["smp_sort"] == "nbr_jaccard"
+
+
+def test_an_older_comparison_offers_no_neighbourhood_sort(api: SamplesApi) -> None:
+    api.neighbours = False
+    out = init(context(smp_sort="nbr_jaccard"))
+    assert out["sort"] == "index"
+    assert "nbr_jaccard" not in [o["value"] for o in out["sort_options"]]
+    assert detail_view.NO_NEIGHBOURS in text(detail_view.render_neighbours(3, context()))
+    assert not [r for r in api.api.requests if "/neighbours/" in r.url.path]
+
+
+def test_rows_of_non_image_samples_have_the_jaccard_column(api: SamplesApi) -> None:
+    data = common.load_data(context())
+    row = {"index": 1, "label": 0, "pred_a": 0, "pred_b": 1, "category": "", "pie": False}
+    table = gallery_view.gallery_rows(data, [{**row, "nbr_jaccard": 0.25}])
+    assert "Neighbourhood kept (Jaccard)" in text(table) and "0.25" in text(table)
+    plain = gallery_view.gallery_rows(data, [row])
+    assert "Neighbourhood kept" not in text(plain)
+
+
+def test_detail_shows_the_neighbours_in_a_and_b_side_by_side(api: SamplesApi) -> None:
+    ctx = context()
+    panel = detail_view.render_neighbours(10, ctx)
+    assert "Jaccard 0.25" in text(panel) and "2 of its 5 nearest" in text(panel)
+    tiles_ = [
+        c
+        for c in walk(panel)
+        if isinstance(c, Component)
+        and isinstance(getattr(c, "id", None), dict)
+        and c.id.get("type") == detail_view.NBR_TILE
+    ]
+    assert [t.id["index"] for t in tiles_ if t.id["side"] == "a"] == [11, 12, 13, 14, 15]
+    assert [t.id["index"] for t in tiles_ if t.id["side"] == "b"] == [11, 12, 110, 111, 112]
+    shared = {(t.id["side"], t.id["index"]) for t in tiles_ if "nbr-shared" in t.className}
+    assert shared == {("a", 11), ("a", 12), ("b", 11), ("b", 12)}
+    images = [c for t in tiles_ for c in walk(t.children) if isinstance(c, html.Img)]
+    assert len(images) == len(tiles_)
+    assert detail_view.render_neighbours(None, ctx) == []
+    assert "not found" in text(detail_view.render_neighbours(N_SAMPLES + 5, ctx)).lower()
+    # a click on a neighbour opens it; tiles appearing (no clicks) open nothing
+    ids = [t.id for t in tiles_]
+    clicks = [0] * len(ids)
+    assert detail_view.open_neighbour(clicks, ids, ids[7], 10) is dash.no_update
+    clicks[7] = 1
+    assert detail_view.open_neighbour(clicks, ids, ids[7], 10) == ids[7]["index"]

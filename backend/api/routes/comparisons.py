@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
+from functools import lru_cache
 from typing import Any, Literal
 
 import numpy as np
@@ -58,9 +60,11 @@ from backend.api.schemas import (
     IdPath,
     IdQuery,
     IndexPath,
+    LayersPublic,
     SampleCorruptions,
     SampleDetail,
     SampleModelDetail,
+    SampleNeighbours,
     TopClass,
     errors,
 )
@@ -73,6 +77,7 @@ from backend.db.tables import (
     ComparisonRow,
     DatasetRow,
     JobRow,
+    LayerResultRow,
     ModelRow,
     RegionResultRow,
 )
@@ -159,6 +164,7 @@ def create_comparison(
         corruptions=body.corruptions,
         severities=body.severities,
         embedding=body.embedding,
+        neighbours_k=body.neighbours_k,
     )
     try:
         job = submit.enqueue(session, executor, "compare", spec)
@@ -394,6 +400,25 @@ def read_comparison_regions(comparison_id: IdPath, session: SessionDep) -> dict[
             "comparison",
         )
     return {"data": [{"model_id": r.model_id, **r.summary} for r in rows], "count": len(rows)}
+
+
+NO_LAYERS = "no layer results yet: submit a job of kind 'layers' for this comparison"
+
+
+@router.get("/{comparison_id}/layers", response_model=LayersPublic, responses=errors(404, 422))
+def read_comparison_layers(comparison_id: IdPath, session: SessionDep) -> LayersPublic:
+    """Per prunable layer of A and each B: sparsity, kept channels, weight change, CKA,
+    dead-ReLU rates and weight histograms (submit a `layers` job first)."""
+    comp = get_or_404(session, ComparisonRow, comparison_id, NOT_FOUND)
+    rows = session.scalars(
+        select(LayerResultRow).where(LayerResultRow.comparison_id == comparison_id)
+    ).all()
+    if not rows:
+        raise HTTPException(status_code=404, detail=NO_LAYERS)
+    order = {mid: i for i, mid in enumerate(comp.model_b_ids)}
+    rows = sorted(rows, key=lambda r: (order.get(r.model_b_id, len(order)), r.model_b_id))
+    results = [{"model_b_id": r.model_b_id, "job_id": r.job_id, **r.summary} for r in rows]
+    return LayersPublic.model_validate({"comparison_id": comparison_id, "results": results})
 
 
 @router.get(
@@ -672,6 +697,77 @@ def read_comparison_sample(
         b=_model_detail(b_id, tb, pos_b),
         corruptions=corruptions,
         attribution=_attribution_status(session, comp, b_id, index),
+    )
+
+
+NO_FEATURES = (
+    "no penultimate features stored for this comparison's models: their analyses predate "
+    "them; run the compare job again"
+)
+
+
+@lru_cache(maxsize=4)
+def _unit_features(url: str, sha: str) -> np.ndarray:
+    """A stored feature file's rows scaled to unit length (float32), read once per process."""
+    from backend.analysis.neighbours import normalise_rows
+    from backend.storage import ArtifactStore
+
+    raw = np.load(io.BytesIO(ArtifactStore(url).get_bytes(sha)), allow_pickle=False)
+    unit = normalise_rows(raw)
+    unit.flags.writeable = False
+    return unit
+
+
+@router.get(
+    "/{comparison_id}/neighbours/{index}",
+    response_model=SampleNeighbours,
+    responses=errors(404, 409, 422),
+)
+def read_comparison_neighbours(
+    comparison_id: IdPath,
+    index: IndexPath,
+    session: SessionDep,
+    store: StoreDep,
+    b: IdQuery = None,
+    k: int | None = Query(
+        None, ge=1, le=200, description="neighbours per side (default: the comparison's k)"
+    ),
+) -> SampleNeighbours:
+    """One test sample's k nearest test samples in A and in B, and their Jaccard similarity."""
+    from backend.analysis.neighbours import DEFAULT_K, knn_cosine, shared_neighbours
+
+    result = _result(session, comparison_id, b)
+    comp, b_id, an_a, an_b = _resolve(session, comparison_id, result.model_b_id)
+    if not an_a.features_sha or not an_b.features_sha:
+        raise HTTPException(status_code=409, detail=NO_FEATURES)
+    samples = load_samples_table(store, an_a.samples_sha)
+    pos = _position(samples, index)
+    n = len(samples)
+    if k is None:
+        k = int((result.summary or {}).get("neighbours", {}).get("k") or min(DEFAULT_K, n - 1))
+    if not 1 <= k <= n - 1:
+        raise HTTPException(
+            status_code=422,
+            detail=f"k={k} should be in [1, N - 1] = [1, {n - 1}] for this comparison's {n} "
+            "test samples",
+        )
+    order = samples["index"].to_numpy()
+    lists = []
+    for sha in (an_a.features_sha, an_b.features_sha):
+        unit = _unit_features(store.url, sha)
+        if unit.shape[0] != n:
+            raise HTTPException(status_code=409, detail=NO_FEATURES)
+        lists.append([int(order[j]) for j in knn_cosine(unit, k, rows=[pos], normalised=True)[0]])
+    shared = shared_neighbours(lists[0], lists[1])
+    return SampleNeighbours(
+        comparison_id=comparison_id,
+        model_b_id=b_id,
+        index=index,
+        k=k,
+        a=lists[0],
+        b=lists[1],
+        shared=shared,
+        jaccard=len(shared) / (2 * k - len(shared)),
     )
 
 

@@ -158,6 +158,11 @@ def _compression(dialect: str, model: Any) -> ColumnElement[Any]:
     return func.coalesce(_json_value(dialect, model.sparsity_report, ("compression_ratio",)), own)
 
 
+def _learning_distance(dialect: str, model: Any) -> ColumnElement[Any]:
+    """How far training moved the kept weights, as the prune job recorded it (SCIENCE.md 7)."""
+    return _json_value(dialect, model.pruning_params, ("learning", "distance"))
+
+
 @dataclass(frozen=True)
 class Page:
     rows: list[ExperimentPublic]
@@ -201,6 +206,8 @@ def experiments_statement(
         keys[f.sort] = _json_value(dialect, m.sparsity_report, (f.sort,))
     elif f.sort == "latency_ms":
         keys["latency_ms"] = _json_value(dialect, m.sparsity_report, ("latency_ms_pruned",))
+    elif f.sort == "learning_distance":
+        keys["learning_distance"] = _learning_distance(dialect, m)
     if sql_sort:
         key = keys[f.sort]
         ordered = key.desc() if f.order == "desc" else key.asc()
@@ -261,6 +268,7 @@ def experiments_statement(
             pm.created_at,
             _seed(dialect, pm, pjob).label("seed"),
             _compression(dialect, pm).label("compression_ratio"),
+            _learning_distance(dialect, pm).label("learning_distance"),
             *(_json_value(dialect, report, (k,)).label(k) for k in REPORT_NUMBERS[1:]),
             _json_value(dialect, report, ("device",), "string").label("latency_device"),
             _report_raw(dialect, report).label("report_raw"),
@@ -352,7 +360,7 @@ def mean_corrupted(accuracy: Any) -> float | None:
 def _method_params(params: Any) -> dict[str, Any] | None:
     if not isinstance(params, dict):
         return None
-    return {k: v for k, v in params.items() if k not in ("sparsity", "training")}
+    return {k: v for k, v in params.items() if k not in ("sparsity", "training", "learning")}
 
 
 def experiment(row: Any) -> ExperimentPublic:
@@ -395,6 +403,7 @@ def experiment(row: Any) -> ExperimentPublic:
         flops_nonzero=_finite(numbers["flops_nonzero"]),
         latency_ms=_finite(numbers["latency_ms_pruned"]),
         latency_device=device if isinstance(device, str) else None,
+        learning_distance=_finite(row.learning_distance),
         analysis_id=row.analysis_id,
         created_at=row.created_at,
     )

@@ -43,7 +43,7 @@ from backend.api.schemas import (
     ModelsPublic,
     errors,
 )
-from backend.db.tables import DatasetRow, ModelRow
+from backend.db.tables import DatasetRow, JobRow, ModelRow
 from backend.storage import ArtifactCorrupted, ArtifactNotFound, ArtifactStore, VerifyingReader
 
 router = APIRouter(prefix="/models", tags=["models"])
@@ -67,6 +67,28 @@ def read_model_report(model_id: IdPath, session: SessionDep) -> dict[str, Any]:
     """The model's compression report: per-layer sparsity, FLOPs, measured latency."""
     row = get_or_404(session, ModelRow, model_id, NOT_FOUND)
     return dict(row.sparsity_report or {})
+
+
+PRUNING_LIMIT_MISSING = (
+    "no pruning limit yet: submit a job of kind 'pruning_limit' for this model "
+    '(POST /api/jobs {"kind": "pruning_limit", "spec": {"model_id": ...}})'
+)
+
+
+@router.get("/{model_id}/pruning-limit", responses=errors(404, 422))
+def read_pruning_limit(model_id: IdPath, session: SessionDep) -> dict[str, Any]:
+    """The model's predicted pruning limit (SCIENCE.md sect. 7): the result of its latest
+    succeeded ``pruning_limit`` job, with that job's id and spec."""
+    get_or_404(session, ModelRow, model_id, NOT_FOUND)
+    jobs = session.scalars(
+        select(JobRow)
+        .where(JobRow.kind == "pruning_limit", JobRow.status == "succeeded")
+        .order_by(JobRow.id.desc())
+    )
+    for job in jobs:
+        if (job.spec or {}).get("model_id") == model_id and job.result:
+            return {**job.result, "job_id": job.id, "spec": job.spec}
+    raise HTTPException(status_code=404, detail=PRUNING_LIMIT_MISSING)
 
 
 @router.get("/{model_id}", response_model=ModelPublic, responses=errors(404, 422))

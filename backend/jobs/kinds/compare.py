@@ -11,7 +11,10 @@ For every B (SCIENCE.md sections 1-3):
 - corruption-fragile samples (correct clean, wrong corrupted) in A and B, and those made
   fragile by pruning; mean corruption error of B relative to A;
 - geometry shifts (margin, angle, z-scored length) and the samples that moved most;
-- an aligned 2-D embedding of A's and B's penultimate features.
+- an aligned 2-D embedding of A's and B's penultimate features;
+- the neighbourhood change (SCIENCE.md sect. 7, Boggust et al. 2022): per sample, the Jaccard
+  similarity of its ``spec.neighbours_k`` nearest test samples (cosine) in A's and in B's
+  penultimate features (column ``nbr_jaccard``, ``summary["neighbours"]``).
 Comparison-wide: the geometric similarity map of every (model, corruption) pair.
 
 Adding models (``spec.added_model_b_ids``, POST /api/comparisons/{id}/models) makes the job
@@ -36,7 +39,7 @@ are those a job computing every B from scratch would give on the same analyses
 from __future__ import annotations
 
 import io
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from functools import lru_cache
 from typing import Any
 
@@ -53,6 +56,7 @@ from backend.analysis.geometry import fingerprint
 from backend.analysis.metrics import flip_categories, flip_counts
 from backend.analysis.recall import (
     alpha_summary,
+    compression_ratio,
     consecutive_ratio_tests,
     model_intensification,
     normalized_balance,
@@ -97,10 +101,30 @@ def _clear_embedding_caches() -> None:
     clear_knn_cache()
 
 
+# A's neighbours are the same for every B of a job: (store url, features sha256, k) -> (N, k)
+_neighbours_cache: OrderedDict[tuple[str, str, int], np.ndarray] = OrderedDict()
+
+
+def _neighbours(ctx: JobContext, sha: str, k: int) -> np.ndarray:
+    """k nearest test samples (cosine) of every sample in one stored feature file, cached."""
+    from backend.analysis.neighbours import knn_cosine
+
+    key = (ctx.store.url, sha, k)
+    if key not in _neighbours_cache:
+        _neighbours_cache[key] = knn_cosine(
+            _features(ctx, sha), k, cancel_check=ctx.check_cancelled
+        )
+        while len(_neighbours_cache) > 4:
+            _neighbours_cache.popitem(last=False)
+    _neighbours_cache.move_to_end(key)
+    return _neighbours_cache[key]
+
+
 # a cancelled job leaves nothing behind in the worker (backend.jobs.context.release_memory)
 on_release(_load_table.cache_clear)
 on_release(_load_features.cache_clear)
 on_release(_clear_embedding_caches)
+on_release(_neighbours_cache.clear)
 
 
 def _table(ctx: JobContext, sha: str) -> pd.DataFrame:
@@ -200,8 +224,10 @@ def result_inputs(
 ) -> dict[str, Any]:
     """What A-vs-B's result is computed from, as JSON (stored with it as
     ``summary["inputs"]``): ``pair`` (A's and B's per-sample and corruption tables by sha256,
-    B's sparsity), ``embedding`` (the method and both feature files by sha256) and
-    ``populations`` (the analysed originals of A's architecture and B's analysed siblings,
+    B's sparsity), ``heads`` (A's and B's checkpoints by sha256: the class directions and the
+    parameter counts of t), ``embedding`` (the method and both feature files by sha256),
+    ``neighbours`` (k and both feature files) and ``populations`` (the analysed originals of
+    A's architecture and B's analysed siblings,
     ``[model id, per-sample table sha256]`` sorted by id). Analyses are addressed by content, so
     equal inputs mean an equal result (:func:`compare_pair` reads nothing else)."""
     with ctx.session() as s:
@@ -213,7 +239,9 @@ def result_inputs(
             "b": [an_b.samples_sha, an_b.corruptions_sha],
             "sparsity": b.sparsity,
         },
+        "heads": [a.checkpoint_sha, b.checkpoint_sha],
         "embedding": {"method": spec.embedding, "a": an_a.features_sha, "b": an_b.features_sha},
+        "neighbours": {"k": spec.neighbours_k, "a": an_a.features_sha, "b": an_b.features_sha},
         "populations": {
             name: sorted([mid, an.samples_sha] for mid, an in rows if an is not None)
             for name, rows in (("dense", dense), ("siblings", siblings))
@@ -341,6 +369,24 @@ def compare_pair(
             "seconds": emb.seconds,
             "alignment_distance": emb.alignment_distance,
         }
+    # neighbourhood change (SCIENCE.md sect. 7): Jaccard of each sample's k nearest test
+    # samples in A's and B's features; k is capped at N - 1 on tiny test sets
+    n = len(table)
+    if an_a.features_sha and an_b.features_sha and n >= 2:
+        from backend.analysis.neighbours import neighbourhood_jaccard
+
+        ctx.check_cancelled()
+        k = min(spec.neighbours_k, n - 1)
+        nn_a = _neighbours(ctx, an_a.features_sha, k)
+        nn_b = _neighbours(ctx, an_b.features_sha, k)
+        jaccard = neighbourhood_jaccard(nn_a, nn_b)
+        table["nbr_jaccard"] = jaccard
+        summary["neighbours"] = {
+            "k": k,
+            "metric": "cosine",
+            "mean": float(jaccard.mean()),
+            "median": float(np.median(jaccard)),
+        }
     return summary, table
 
 
@@ -366,6 +412,90 @@ def fingerprints(
                 rows.append(fingerprint(g["angle_true"], g["length"], g["margin"]))
                 labels.append({"model_id": model.id, "corruption": str(name), "severity": mid})
     return np.stack(rows), labels
+
+
+class ClassDirections:
+    """Class-direction angles of A against each B (SCIENCE.md sect. 1 and 7): the angle
+    between W_A[c] and W_B[c] per class, served with the per-class geometry.
+
+    Each model's classifier weight (effective: ``weight_orig * weight_mask`` when pruned) is
+    read once per job from its checkpoint; a model is loaded on the CPU only for that.
+    """
+
+    def __init__(self, ctx: JobContext) -> None:
+        self.ctx = ctx
+        self._weights: dict[int, np.ndarray | str] = {}
+
+    def weight(self, model: ModelRow) -> np.ndarray | str:
+        """(C, D) float64 classifier weight, or why it cannot be read."""
+        if model.id not in self._weights:
+            self._weights[model.id] = self._read(model)
+        return self._weights[model.id]
+
+    def _read(self, model: ModelRow) -> np.ndarray | str:
+        from backend.analysis.features import find_classifier
+        from backend.pruning.masks import effective_weight
+        from models.checkpoint import load_checkpoint
+
+        self.ctx.check_cancelled()
+        with self.ctx.store.local_path(model.checkpoint_sha) as path:
+            net, _meta = load_checkpoint(path, map_location="cpu")
+        try:
+            _name, head = find_classifier(net)
+        except ValueError as exc:
+            return f"model {model.id}'s classifier was not found: {exc}"
+        weight = effective_weight(head).detach().double().cpu().numpy()
+        del net
+        return np.asarray(weight)
+
+    def angles(self, a: ModelRow, b: ModelRow) -> dict[str, Any]:
+        """``{"degrees": [C] or None, "norm_a": [C], "norm_b": [C], "reason": str | None}``;
+        degrees are None (with the reason) when the feature widths differ (structured pruning
+        of the last layer: the directions live in different spaces) or a classifier cannot
+        be read; a class whose direction is zero in either model has None."""
+        from backend.analysis.geometry import direction_angles
+
+        wa, wb = self.weight(a), self.weight(b)
+        if isinstance(wa, str) or isinstance(wb, str):
+            reason = wa if isinstance(wa, str) else str(wb)
+            return {"degrees": None, "norm_a": None, "norm_b": None, "reason": reason}
+        norms = {
+            "norm_a": [float(v) for v in np.linalg.norm(wa, axis=1)],
+            "norm_b": [float(v) for v in np.linalg.norm(wb, axis=1)],
+        }
+        try:
+            degrees = direction_angles(wa, wb)
+        except ValueError as exc:
+            return {"degrees": None, **norms, "reason": str(exc)}
+        values = [None if not np.isfinite(v) else float(v) for v in degrees]
+        return {"degrees": values, **norms, "reason": None}
+
+
+class IntrinsicDimensions:
+    """TwoNN intrinsic dimension of an analysis's penultimate features, overall and per class
+    (SCIENCE.md sect. 7, :mod:`backend.analysis.intrinsic`), once per feature file per job (A's
+    is the same for every B). A function of the feature file and the labels alone, so
+    ``result_inputs``' feature shas cover it."""
+
+    def __init__(self, ctx: JobContext) -> None:
+        self.ctx = ctx
+        self._done: dict[str, dict[str, Any]] = {}
+
+    def of(self, analysis: AnalysisRow) -> dict[str, Any]:
+        from backend.analysis.intrinsic import intrinsic_dimensions
+
+        sha = analysis.features_sha
+        assert sha is not None
+        if sha not in self._done:
+            labels = _table(self.ctx, analysis.samples_sha)["label"].to_numpy()
+            num_classes = len(analysis.summary.get("recall") or []) or int(labels.max()) + 1
+            self._done[sha] = intrinsic_dimensions(
+                _features(self.ctx, sha),
+                labels,
+                num_classes,
+                cancel_check=self.ctx.check_cancelled,
+            )
+        return self._done[sha]
 
 
 def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
@@ -413,6 +543,8 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
     # stored only once every B is done: a cancelled or failed job leaves no partial result
     computed: list[tuple[int, dict[str, Any], pd.DataFrame]] = []
     earlier = _earlier_results(ctx, spec) if spec.added_model_b_ids is not None else {}
+    heads = ClassDirections(ctx)
+    dimensions = IntrinsicDimensions(ctx)
     for i, b_id in enumerate(b_ids):
         ctx.check_cancelled()
         progress = 0.6 + 0.35 * i / len(b_ids)
@@ -441,6 +573,14 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
             dataset_id,
             progress,
             embedding,
+        )
+        summary["direction_angles"] = heads.angles(models[a_id], models[b_id])
+        if analyses[a_id].features_sha and analyses[b_id].features_sha:
+            summary["intrinsic_dimension"] = {
+                side: dimensions.of(analyses[m]) for side, m in (("a", a_id), ("b", b_id))
+            }
+        summary["recall_distortion"]["t_all"] = compression_ratio(
+            models[a_id].n_params, models[b_id].n_nonzero
         )
         summary["inputs"] = inputs
         computed.append((b_id, summary, table))

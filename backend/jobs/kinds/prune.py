@@ -3,11 +3,14 @@
 One-shot methods prune the trained model and fine-tune it; SNIP and RigL start from a fresh
 initialisation; GMP, DNS and RigL change masks while training; lottery tickets train in rounds,
 every round kept as a model in the lineage. The result carries the compression report against
-the original (parameters, FLOPs, measured latency on the job's device).
+the original (parameters, FLOPs, measured latency on the job's device). Each model records its
+learning distance (backend/pruning/learning.py) in ``pruning_params["learning"]``:
+``{"distance": float, "start_sha": the stored start weights (.npz)}``.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import torch
@@ -29,10 +32,13 @@ from backend.jobs.kinds.analyze import analyze_model
 from backend.jobs.specs import PruneSpec, TrainSettings
 from backend.pruning import create as create_method
 from backend.pruning.finetune import TrainConfig
+from backend.pruning.learning import effective_weights, model_learning_distance, save_weights
 from backend.pruning.masks import layer_scope
 from backend.pruning.report import compression_report
 from backend.pruning.session import PruneSession
 from models.registry import create as create_model
+
+log = logging.getLogger(__name__)
 
 
 def training_settings(
@@ -68,6 +74,21 @@ def method_params(spec: PruneSpec) -> dict[str, Any]:
     return params
 
 
+def learning_record(ctx: JobContext, session: PruneSession, model: nn.Module) -> dict[str, Any]:
+    """``{"distance", "start_sha"}`` of ``model`` as its latest training left it: the weights
+    that training began from are stored (a model that was not trained starts where it ends,
+    distance 0); ``{}`` if they do not fit the model (logged: the model is kept without it)."""
+    start = session.start_weights
+    if start is None:
+        start = effective_weights(model)
+    try:
+        distance = model_learning_distance(start, model)
+    except ValueError:
+        log.warning("no learning distance: the start weights do not fit the model", exc_info=True)
+        return {}
+    return {"distance": distance, "start_sha": ctx.store.put_bytes(save_weights(start))}
+
+
 def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
     spec = PruneSpec.model_validate(job.spec)
     ctx.report(0.0, "loading model", force=True)
@@ -97,7 +118,7 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
         # cancelled or failed run leaves no partial lineage behind.
         sha = store_checkpoint(ctx, round_model, parent.architecture, parent.arch_kwargs)
         acc = accuracy(round_model, ds, ctx.device, should_stop=ctx.should_stop)
-        info = {**info, "accuracy": acc}
+        info = {**info, "accuracy": acc, "learning": learning_record(ctx, session, round_model)}
         pending_rounds.append((sha, own_report(round_model), info))
 
     session = PruneSession(
@@ -113,6 +134,7 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
         pruned = method.run(model, session)
     ctx.check_cancelled()
     ctx.report(0.92, "measuring: accuracy, FLOPs and latency", force=True)
+    learning = learning_record(ctx, session, pruned)
     _, original = load_model(ctx, parent.id)
     example = model_input(x[: min(len(x), hyper.batch_size)].to(ctx.device))
     report = compression_report(original, pruned, example, device=ctx.device)
@@ -132,7 +154,12 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
             accuracy=info["accuracy"],
             parent_id=previous,
             pruning_method=spec.method,
-            pruning_params={**params, "round": info["round"], "round_sparsity": info["sparsity"]},
+            pruning_params={
+                **params,
+                "round": info["round"],
+                "round_sparsity": info["sparsity"],
+                **({"learning": info["learning"]} if info["learning"] else {}),
+            },
             checkpoint_sha=sha,
             report=round_report,
         )
@@ -148,7 +175,7 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
         accuracy=acc,
         parent_id=previous,
         pruning_method=spec.method,
-        pruning_params=params,
+        pruning_params={**params, **({"learning": learning} if learning else {})},
         report=report,
     )
     result: dict[str, Any] = {
@@ -159,6 +186,7 @@ def run(job: JobRow, ctx: JobContext) -> dict[str, Any]:
         "theoretical_speedup": report["theoretical_speedup"],
         "measured_speedup": report["measured_speedup"],
         "round_model_ids": round_ids,
+        "learning_distance": learning.get("distance"),
     }
     if spec.analyze:
         ctx.report(0.97, "analysing", force=True)

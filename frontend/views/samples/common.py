@@ -31,7 +31,13 @@ CACHE_SIZE = 8
 CATEGORY_LABELS = FLIP_WORDS
 TABLE_COLUMNS = tuple(
     "index label pred_a pred_b category pie d_margin d_angle d_length_z fragile_a fragile_b "
-    "made_fragile".split()
+    "made_fragile nbr_jaccard".split()
+)
+NBR_COLUMN = "nbr_jaccard"  # neighbourhood kept (SCIENCE.md sect. 7); older comparisons lack it
+NBR_LABEL = "Neighbourhood kept (Jaccard)"
+NBR_HELP = (
+    "Jaccard similarity of the sample's k nearest test samples in A's and in B's penultimate "
+    "features (cosine): 1 = pruning kept its neighbourhood, 0 = tore it apart"
 )
 
 
@@ -66,6 +72,12 @@ class SamplesData(Kept):
     def table(self) -> dict[str, np.ndarray] | None:
         """The table's columns, once :func:`fetch_table` has fetched them."""
         return self.kept.get("table")
+
+    @property
+    def has_neighbours(self) -> bool:
+        """Whether the table has the neighbourhood change (comparisons computed before it
+        do not)."""
+        return self.table is not None and NBR_COLUMN in self.table
 
     @property
     def has_fragility(self) -> bool:

@@ -1,10 +1,13 @@
 """A flagged sample's detail, opened from the gallery (the ID_OPEN store): its image, both
-models' top-5 probabilities, its angle, length and margin in A and B, its outcome under every
-corruption and, on demand, its geometric attribution (occlusion maps of the change of the
-three metrics, computed by an ``attribution`` job and kept by the API).
+models' top-5 probabilities, its angle, length and margin in A and B, its k nearest test
+samples in A and in B side by side (the neighbourhood change, SCIENCE.md sect. 7; a click on
+one opens it), its outcome under every corruption and, on demand, its geometric attribution
+(occlusion maps of the change of the three metrics, computed by an ``attribution`` job and
+kept by the API).
 
-Data: ``GET /api/comparisons/{id}/samples/{index}`` for the detail and
-``.../samples/{index}/attribution`` for the maps.
+Data: ``GET /api/comparisons/{id}/samples/{index}`` for the detail,
+``.../neighbours/{index}`` for the neighbours and ``.../samples/{index}/attribution`` for the
+maps.
 """
 
 from __future__ import annotations
@@ -39,9 +42,12 @@ from frontend.views.parts import (
 from frontend.views.samples.common import (
     CTX,
     ID_OPEN,
+    NBR_COLUMN,
+    NBR_HELP,
     TILE,
     SamplesData,
     class_label,
+    fetch_table,
     load_data,
     prediction,
     sample_tags,
@@ -62,6 +68,8 @@ ID_ATTR_BODY = "compare-samples-attr-body"
 ID_ATTR_FIG = "compare-samples-attribution"
 ID_ATTR_IMAGE = "compare-samples-attr-image"
 ID_CORRUPTED = "compare-samples-corrupted"
+ID_NEIGHBOURS = "compare-samples-neighbours"
+NBR_TILE = "compare-samples-nbr"  # pattern-matching id type of a neighbour's thumbnail
 # the open sample's attribution job; once it has succeeded, ID_DONE (its {"id", "index"})
 # draws the maps
 JOB = CompactFollower("compare-samples", "attribution")
@@ -80,6 +88,15 @@ BUTTON = "Compute geometric attribution"
 NEEDS_WRITE = "Computing attribution needs a write token."
 IMAGE_PX = 192
 CORRUPTED_PX = 64
+NBR_PX = 48
+NEIGHBOURS_WHAT = (
+    "The sample's k nearest test samples (cosine distance of the penultimate features) in A "
+    "and in B, nearest first; those in both are marked. Click one to open it."
+)
+NO_NEIGHBOURS = (
+    "This comparison was computed before the neighbourhood change: add a model to it or "
+    "create it again to see this sample's neighbours in A and B."
+)
 METRIC_HELP = {
     "angle": "angle between the feature f and the true class direction W_y, in degrees; "
     "smaller is closer to the class",
@@ -258,6 +275,62 @@ def detail_head(data: SamplesData, detail: Mapping[str, Any]) -> list[Any]:
     ]
 
 
+def neighbour_tile(data: SamplesData, side: str, index: int, shared: bool) -> html.Button:
+    """One neighbour: its thumbnail (or "#index" for samples that are not images), marked
+    when it is a neighbour on both sides; a click opens it."""
+    url = data.image_url(index)
+    body: list[Any] = [
+        sample_image(url, f"test sample {index}", NBR_PX, "sample-img nbr-thumb")
+        if url
+        else html.Span(f"#{index}", className="nbr-index")
+    ]
+    if shared:
+        body.append(html.Span("●", className="nbr-shared-mark"))
+    other = "B" if side == "a" else "A"
+    title = f"#{index}" + (
+        f": a neighbour in {other} too" if shared else f": not a neighbour in {other}"
+    )
+    return html.Button(
+        body,
+        id={"type": NBR_TILE, "side": side, "index": int(index)},
+        n_clicks=0,
+        className="nbr-tile" + (" nbr-shared" if shared else ""),
+        title=title,
+    )
+
+
+def neighbours_panel(data: SamplesData, neighbours: Mapping[str, Any]) -> list[Any]:
+    """The sample's neighbours in A and in B side by side, the shared ones marked, with the
+    Jaccard similarity stated."""
+    k, jaccard = int(neighbours.get("k") or 0), float(neighbours.get("jaccard") or 0.0)
+    shared = {int(i) for i in neighbours.get("shared") or []}
+    line = html.P(
+        [
+            html.Span("Neighbourhood kept ", className="has-help", title=NBR_HELP),
+            html.Strong(f"Jaccard {jaccard:.2f}"),
+            f": {len(shared)} of its {k} nearest test samples are the same in A and B "
+            f"({len(shared)} / {2 * k - len(shared)} in either).",
+        ],
+        className="nbr-summary",
+    )
+    columns = []
+    for side, label in (("a", data.label_a), ("b", data.label_b)):
+        tiles = [neighbour_tile(data, side, int(i), int(i) in shared) for i in neighbours[side]]
+        columns.append(
+            html.Div(
+                [
+                    html.Div(
+                        [html.Span(side.upper(), className=f"tag tag-{side}"), label],
+                        className="nbr-side-title",
+                    ),
+                    html.Div(tiles, className="nbr-grid", id=f"{ID_NEIGHBOURS}-{side}"),
+                ],
+                className="nbr-side",
+            )
+        )
+    return [line, html.Div(columns, className="grid-2 nbr-columns")]
+
+
 def corrupted_thumbnails(
     corrupted: Sequence[Mapping[str, Any]], class_names: Sequence[str]
 ) -> list[html.Figure]:
@@ -327,6 +400,9 @@ def layout() -> list[Any]:
                 [html.Div(id=ID_HEAD, className="sample-head"), close], className="sample-head-row"
             ),
             html.Div([html.Div(top5), html.Div(metrics)], className="grid-2"),
+            html.H4("Neighbours in A and in B"),
+            hint(NEIGHBOURS_WHAT),
+            html.Div(id=ID_NEIGHBOURS, className="sample-neighbours"),
             html.H4("Under corruptions"),
             html.Div(id=ID_CORRUPTIONS),
             attribution,
@@ -379,6 +455,14 @@ def register(app: dash.Dash) -> None:
         State(CTX, "data"),
         prevent_initial_call=True,
     )(render_detail)
+    app.callback(
+        Output(ID_NEIGHBOURS, "children"),
+        Input(ID_OPEN, "data"),
+        State(CTX, "data"),
+        prevent_initial_call=True,
+    )(render_neighbours)
+    nbr_tiles = Input({"type": NBR_TILE, "side": ALL, "index": ALL}, "n_clicks")
+    register_writer(app, ID_OPEN, _neighbour_clicked, nbr_tiles, State(ID_OPEN, "data"))
     deps = (Input(ID_ATTR_INFO, "data"), Input(ID_DONE, "data"), State(CTX, "data"))
     ATTRIBUTION.register(app, render_attribution, *deps, lazy=True)
     JOB.register(app, start_attribution, State(ID_ATTR_INFO, "data"), State(CTX, "data"))
@@ -426,6 +510,44 @@ def render_detail(opened: Any, context: Mapping[str, Any] | None) -> tuple[Any, 
     info = {**(detail.get("attribution") or {"status": "none"}), "index": index}
     grid = corruption_grid(detail.get("corruptions"), data.class_names)
     return (HIDDEN, SHOWN, detail_head(data, detail), fig, metrics_table(detail), grid, info)
+
+
+def render_neighbours(opened: Any, context: Mapping[str, Any] | None) -> list[Any]:
+    """Callback: the open sample's neighbours in A and B (``GET .../neighbours/{index}``), or
+    why there are none (a comparison computed before the neighbourhood change)."""
+    index = query_int(opened)
+    if index is None or not has_context(context):
+        return []
+    try:
+        data = load_data(context)
+        table = fetch_table(get_client(), data)
+        if NBR_COLUMN not in table:
+            return [html.P(NO_NEIGHBOURS, className="empty")]
+        neighbours = get_client().get_comparison_neighbours(int(context["id"]), index, b=data.b)
+    except ApiError as exc:
+        if exc.status == 409:
+            return [html.P(NO_NEIGHBOURS, className="empty")]
+        return [api_error_notice(exc, f"the neighbours of test sample #{index}")]
+    return neighbours_panel(data, neighbours)
+
+
+def open_neighbour(
+    n_clicks: Sequence[int | None], ids: Sequence[Mapping[str, Any]], triggered: Any, current: Any
+) -> Any:
+    """Callback body: the clicked neighbour becomes the open sample (``ids``: the neighbour
+    tiles' ids, in ``n_clicks``' order; ``triggered``: the one that fired)."""
+    if not isinstance(triggered, Mapping) or triggered.get("type") != NBR_TILE:
+        return dash.no_update
+    for n, ident in zip(n_clicks, ids, strict=False):
+        if ident == triggered and n:
+            index = query_int(triggered.get("index"))
+            return dash.no_update if index is None or query_int(current) == index else index
+    return dash.no_update  # tiles appeared (another sample opened), nobody clicked
+
+
+def _neighbour_clicked(n_clicks: Sequence[int | None], current: Any) -> Any:
+    ids = [i["id"] for i in dash.ctx.inputs_list[0]] if dash.ctx.inputs_list else []
+    return open_neighbour(n_clicks, ids, dash.ctx.triggered_id, current)
 
 
 def render_attribution(

@@ -4,7 +4,8 @@ tiles (or table rows for samples that are not images). Clicking one opens its de
 (:mod:`frontend.views.samples.detail`) through the ID_OPEN store.
 
 Settings in the URL query: ``smp_cat`` (category; absent for all flagged), ``smp_pie`` and
-``smp_frag`` (``1``), ``smp_sort`` (absent for index order), ``smp_page`` (1-based; absent for
+``smp_frag`` (``1``), ``smp_sort`` (absent for index order; ``nbr_jaccard``: neighbourhood
+torn most first, SCIENCE.md sect. 7), ``smp_page`` (1-based; absent for
 the first) and ``smp`` (the open sample).
 """
 
@@ -41,6 +42,9 @@ from frontend.views.samples.common import (
     CATEGORY_LABELS,
     CTX,
     ID_OPEN,
+    NBR_COLUMN,
+    NBR_HELP,
+    NBR_LABEL,
     TILE,
     SamplesData,
     fetch_table,
@@ -93,13 +97,17 @@ SORT_OPTIONS: list[dict[str, str]] = [
     {"label": "Largest margin decrease", "value": "d_margin"},
     {"label": "Largest angle increase", "value": "-d_angle"},
     {"label": "Largest length change", "value": "d_length"},
+    {"label": "Neighbourhood torn most", "value": NBR_COLUMN},  # lowest Jaccard first
 ]
 SORTS = tuple(o["value"] for o in SORT_OPTIONS)
 SORT_WORDS = {
     "d_margin": "largest margin decrease first",
     "-d_angle": "largest angle increase first",
     "d_length": "largest length change first",
+    NBR_COLUMN: "neighbourhood torn most first",
 }
+# sorts that need a column only newer comparisons have
+SORT_NEEDS = {NBR_COLUMN: NBR_COLUMN}
 
 
 # pure helpers: settings, filters, order ----------------------------------------------------
@@ -113,6 +121,14 @@ def parse_category(value: Any) -> str:
 def parse_sort(value: Any) -> str:
     """``smp_sort``: one of ``SORTS``, else index order."""
     return str(value) if value in SORTS else SORT_INDEX
+
+
+def sort_options(table: Mapping[str, Any] | None) -> list[dict[str, str]]:
+    """The sort choices ``table`` supports: "Neighbourhood torn most" only where it has the
+    neighbourhood change (comparisons computed before it do not); all before it is loaded."""
+    if table is None:
+        return SORT_OPTIONS
+    return [o for o in SORT_OPTIONS if SORT_NEEDS.get(o["value"], "index") in table]
 
 
 def parse_flag(value: Any) -> bool:
@@ -176,15 +192,20 @@ def matching_rows(
 
 
 def sort_rows(table: Mapping[str, np.ndarray], rows: np.ndarray, sort: str) -> np.ndarray:
-    """``rows`` in the gallery's order: by index, or by the largest shift first (samples
-    without the value last, ties by index)."""
+    """``rows`` in the gallery's order: by index, by the largest shift first, or by the lowest
+    neighbourhood Jaccard first (samples without the value last, ties by index)."""
     index = table["index"][rows]
-    column = {"d_margin": "d_margin", "-d_angle": "d_angle", "d_length": "d_length_z"}.get(sort)
+    column = {
+        "d_margin": "d_margin",
+        "-d_angle": "d_angle",
+        "d_length": "d_length_z",
+        NBR_COLUMN: NBR_COLUMN,
+    }.get(sort)
     if column is None or column not in table:
         return rows[np.argsort(index, kind="stable")]
     values = table[column][rows].astype(np.float64)
-    if sort == "d_margin":
-        key = values  # most negative (largest decrease) first
+    if sort in ("d_margin", NBR_COLUMN):
+        key = values  # most negative (largest decrease) / lowest similarity (most torn) first
     elif sort == "-d_angle":
         key = -values
     else:
@@ -240,8 +261,29 @@ def _row(table: Mapping[str, np.ndarray], r: int) -> dict[str, Any]:
     return out
 
 
-def gallery_tile(data: SamplesData, row: Mapping[str, Any]) -> html.Button:
-    """One gallery tile: the thumbnail, index, true label, A → B predictions and tags."""
+def jaccard_text(value: Any) -> str:
+    """A neighbourhood Jaccard for a table cell: "0.35", "—" when missing."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return "—"
+    return f"{number:.2f}" if math.isfinite(number) else "—"
+
+
+def jaccard_tag(value: Any) -> html.Span:
+    """The neighbourhood kept as a small tag ("nbr 0.35")."""
+    return html.Span(
+        f"nbr {jaccard_text(value)}",
+        className="flip-tag sample-tag-nbr",
+        title=f"{NBR_LABEL}: {NBR_HELP}",
+    )
+
+
+def gallery_tile(
+    data: SamplesData, row: Mapping[str, Any], show_jaccard: bool = False
+) -> html.Button:
+    """One gallery tile: the thumbnail, index, true label, A → B predictions and tags (and
+    the neighbourhood kept, when ``show_jaccard``: the gallery is sorted by it)."""
     index, label = int(row["index"]), int(row["label"])
     pa, pb = int(row["pred_a"]), int(row["pred_b"])
     true_name = data.class_name(label)
@@ -266,12 +308,17 @@ def gallery_tile(data: SamplesData, row: Mapping[str, Any]) -> html.Button:
                 [prediction("a", name_a, pa == label), prediction("b", name_b, pb == label)],
                 className="sample-preds",
             ),
-            html.Span(sample_tags(row), className="sample-tags"),
+            html.Span(
+                sample_tags(row)
+                + ([jaccard_tag(row[NBR_COLUMN])] if show_jaccard and NBR_COLUMN in row else []),
+                className="sample-tags",
+            ),
         ],
         id={"type": TILE, "index": index},
         n_clicks=0,
         className="sample-tile",
-        title=f"#{index}: true {true_name}; A predicts {name_a}, B predicts {name_b}",
+        title=f"#{index}: true {true_name}; A predicts {name_a}, B predicts {name_b}"
+        + (f"; neighbourhood kept {jaccard_text(row[NBR_COLUMN])}" if NBR_COLUMN in row else ""),
     )
 
 
@@ -279,7 +326,9 @@ ROWS_HEADER = ["Index", "True label", "A", "B", "Flags"]
 
 
 def gallery_rows(data: SamplesData, rows: Sequence[Mapping[str, Any]]) -> html.Table:
-    """The compact form for samples that are not images: one clickable table row each."""
+    """The compact form for samples that are not images: one clickable table row each (with
+    the neighbourhood kept where the comparison has it)."""
+    nbr = any(NBR_COLUMN in row for row in rows)
     body = []
     for row in rows:
         index, label = int(row["index"]), int(row["label"])
@@ -292,14 +341,18 @@ def gallery_rows(data: SamplesData, rows: Sequence[Mapping[str, Any]]) -> html.T
                     html.Td(prediction("a", data.class_name(pa), pa == label)),
                     html.Td(prediction("b", data.class_name(pb), pb == label)),
                     html.Td(html.Div(sample_tags(row), className="sample-tags")),
+                    *([html.Td(jaccard_text(row.get(NBR_COLUMN)))] if nbr else []),
                 ],
                 id={"type": TILE, "index": index},
                 n_clicks=0,
                 className="sample-row",
             )
         )
+    header = [html.Th(h) for h in ROWS_HEADER]
+    if nbr:
+        header.append(html.Th(html.Span(NBR_LABEL, className="has-help"), title=NBR_HELP))
     return html.Table(
-        [html.Thead(html.Tr([html.Th(h) for h in ROWS_HEADER])), html.Tbody(body)],
+        [html.Thead(html.Tr(header)), html.Tbody(body)],
         className="data-table sample-rows",
     )
 
@@ -412,6 +465,7 @@ INIT = Outputs(
     state=(ID_STATE, "data", None),
     open=(ID_OPEN, "data", None),
     message=(ID_MESSAGE, "children", None),
+    sort_options=(ID_SORT, "options", SORT_OPTIONS),
 )
 # update_gallery's outputs, and what they send unless it says otherwise
 GALLERY = Outputs(
@@ -479,6 +533,9 @@ def init_samples(
         message = _not_ready(exc, "the flagged samples")
     fragile_ok = data.has_fragility
     fragile = [ON] if fragile_ok and parse_flag(query.get(KEY_FRAGILE)) else []
+    options = sort_options(data.table)
+    if sort not in {o["value"] for o in options}:
+        sort = SORT_INDEX  # e.g. a link's "neighbourhood torn most" on an older comparison
     state = {
         "category": category,
         "pie": bool(pie),
@@ -500,6 +557,7 @@ def init_samples(
         state=state,
         open=query_int(query.get(KEY_SAMPLE)),
         message=message,
+        sort_options=options,
     )
 
 
@@ -572,7 +630,10 @@ def update_gallery(
     elif not records:
         body = html.P(empty_reason(**flags, class_name=class_name), className="empty")
     elif data.images:
-        body = html.Div([gallery_tile(data, r) for r in records], className="sample-grid")
+        nbr = settings["sort"] == NBR_COLUMN
+        body = html.Div(
+            [gallery_tile(data, r, show_jaccard=nbr) for r in records], className="sample-grid"
+        )
     else:
         body = html.Div(gallery_rows(data, records), className="table-scroll")
     return GALLERY(

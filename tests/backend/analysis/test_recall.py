@@ -11,6 +11,7 @@ from scipy import stats
 
 from backend.analysis.recall import (
     alpha_summary,
+    compression_ratio,
     consecutive_ratio_tests,
     intensification_ratios,
     model_intensification,
@@ -145,3 +146,26 @@ def test_consecutive_ratio_tests_bonferroni_cap_and_validation() -> None:
         consecutive_ratio_tests({2: np.ones(3), 4: np.ones(4)})
     with pytest.raises(ValueError, match="alternative='up'"):
         consecutive_ratio_tests({2: np.ones(3), 4: np.ones(3)}, alternative="up")  # type: ignore[arg-type]
+
+
+def test_both_pruning_ratios_of_a_model_pruned_by_torch() -> None:
+    """SCIENCE.md sect. 7: t over the prunable weights is 1 / (1 - s); t over all parameters
+    (ShrinkBench) counts biases too, so it is smaller; both from torch's own pruning."""
+    import torch
+    from torch.nn.utils import prune
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(20, 30), torch.nn.ReLU(), torch.nn.Linear(30, 5))
+    weights = [(net[0], "weight"), (net[2], "weight")]
+    prune.global_unstructured(weights, pruning_method=prune.L1Unstructured, amount=0.75)
+    effective = [net[0].weight, net[0].bias, net[2].weight, net[2].bias]  # masks applied
+    total = sum(p.numel() for p in effective)
+    nonzero = sum(int(p.count_nonzero()) for p in effective)
+    kept = sum(int(m.weight.count_nonzero()) for m, _ in weights)
+    sparsity = 1 - kept / sum(m.weight.numel() for m, _ in weights)
+    assert pruning_ratio(sparsity) == pytest.approx(4.0, rel=1e-2)  # 750 weights, 188 kept
+    assert compression_ratio(total, nonzero) == pytest.approx(total / nonzero)
+    assert 1 < compression_ratio(total, nonzero) < pruning_ratio(sparsity)
+    for bad in ((0, 5), (5, 0), (-1, 3)):
+        with pytest.raises(ValueError, match="should be positive"):
+            compression_ratio(*bad)

@@ -4,9 +4,17 @@ per-sample records the API itself serves."""
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 import torch
+from scipy.spatial.distance import cdist
+from sqlalchemy import select
+
+from backend.db.session import session_scope
+from backend.db.tables import AnalysisRow
+from backend.storage import ArtifactStore
 
 CORRUPTIONS = ["gaussian_noise", "brightness"]
 
@@ -86,7 +94,30 @@ def test_analysis_table_has_consistent_geometry(client, trained):
         assert resp.status_code == 422 and detail in resp.json()["detail"]
 
 
-def test_comparison_results_with_corruptions(client, trained):
+def _stored_features(settings, model_id):
+    """The (N, D) penultimate features the analysis of ``model_id`` stored."""
+    with session_scope(settings.database_url) as session:
+        sha = session.scalars(
+            select(AnalysisRow.features_sha).where(AnalysisRow.model_id == model_id)
+        ).one()
+    return np.load(io.BytesIO(ArtifactStore(settings.artifact_location).get_bytes(sha)))
+
+
+def _twonn(x):
+    """TwoNN as Facco et al. 2017 write it: mu = r2 / r1 by brute force, the empirical CDF,
+    the largest 10% of mu dropped, a least-squares slope through the origin."""
+    dist = cdist(x.astype(np.float64), x.astype(np.float64))
+    np.fill_diagonal(dist, np.inf)
+    r = np.sort(dist, axis=1)
+    mu = np.sort(r[r[:, 0] > 0, 1] / r[r[:, 0] > 0, 0])
+    n = len(mu)
+    keep = int(np.floor(0.9 * n))
+    xs = np.log(mu[:keep])[:, None]
+    ys = -np.log(1 - np.arange(1, keep + 1) / n)
+    return float(np.linalg.lstsq(xs, ys, rcond=None)[0][0])
+
+
+def test_comparison_results_with_corruptions(client, trained, settings):
     model_id, _ = trained
     b = prune(client, model_id, 0.8)
     comp = client.post(
@@ -108,9 +139,37 @@ def test_comparison_results_with_corruptions(client, trained):
     bn_a, bn_b = (ra - acc_a) / acc_a, (rb - acc_b) / acc_b
     rd = res["recall_distortion"]
     assert rd["alpha"] == pytest.approx((bn_a * bn_b).sum() / (bn_a**2).sum())
-    assert rd["t"] == pytest.approx(1 / (1 - client.get(f"/api/models/{b}").json()["sparsity"]))
+    model_a, model_b = (client.get(f"/api/models/{m}").json() for m in (model_id, b))
+    assert rd["t"] == pytest.approx(1 / (1 - model_b["sparsity"]))
+    # SCIENCE.md sect. 7: t over all parameters as well (ShrinkBench's compression ratio)
+    assert rd["t_all"] == pytest.approx(model_a["n_params"] / model_b["n_nonzero"])
+    assert rd["t_all"] < rd["t"]  # biases and unpruned layers count in the total
+    # class-direction angles A vs B (sect. 1), recomputed from the downloaded weights
+    heads = []
+    for m in (model_id, b):
+        state = torch.load(
+            io.BytesIO(client.get(f"/api/models/{m}/download?format=pt").content),
+            weights_only=True,
+        )
+        heads.append(next(v for k, v in state.items() if tuple(v.shape) == (10, 64)).double())
+    cos = torch.nn.functional.cosine_similarity(heads[0], heads[1], dim=1)
+    expected = torch.rad2deg(torch.acos(cos.clamp(-1, 1))).numpy()
+    angles = res["direction_angles"]
+    assert angles["reason"] is None
+    np.testing.assert_allclose(angles["degrees"], expected, atol=1e-6)
+    np.testing.assert_allclose(angles["norm_b"], heads[1].norm(dim=1).numpy(), rtol=1e-9)
+    assert 0 < max(angles["degrees"]) < 90  # pruned and fine-tuned: moved, not turned around
     # per-sample records agree with the summary
     t = columns(client, f"/api/comparisons/{comp['id']}/table")
+    # TwoNN intrinsic dimension (sect. 7), recomputed by brute force from the stored features
+    for side, m in (("a", model_id), ("b", b)):
+        features, labels = _stored_features(settings, m), t["label"]
+        served = res["intrinsic_dimension"][side]
+        assert served["overall"]["d"] == pytest.approx(_twonn(features), rel=1e-9)
+        for c in (0, 7):
+            assert served["classes"][c]["d"] == pytest.approx(
+                _twonn(features[labels == c]), rel=1e-9
+            )
     assert sum(res["flip_counts"].values()) == int((t["pred_a"] != t["pred_b"]).sum())
     assert res["pie"] == {"count": int(t["pie"].sum()), "dense_models": 1, "sparse_models": 1}
     assert np.array_equal(t["pie"], t["pred_a"] != t["pred_b"])  # one model a side: flips

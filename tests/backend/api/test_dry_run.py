@@ -237,6 +237,7 @@ def test_comparison_dry_run(client, settings, world, queue_down):
         "corruptions": None,
         "severities": [1, 2, 3, 4, 5],
         "embedding": "auto",
+        "neighbours_k": 20,
     }
 
     def refused(body):

@@ -122,6 +122,7 @@ def reference_rows(url: str) -> list[dict[str, Any]]:
                     "flops_dense": report.get("flops_dense"),
                     "flops_nonzero": report.get("flops_nonzero"),
                     "latency_ms": report.get("latency_ms_pruned"),
+                    "learning_distance": (params.get("learning") or {}).get("distance"),
                     "created_at": m.created_at.replace(tzinfo=None),
                 }
             )
@@ -149,6 +150,7 @@ SORT_VALUE = {
     "flops_dense": lambda r: r["flops_dense"],
     "flops_nonzero": lambda r: r["flops_nonzero"],
     "latency_ms": lambda r: r["latency_ms"],
+    "learning_distance": lambda r: r["learning_distance"],
 }
 
 
@@ -266,7 +268,7 @@ def test_values_match_the_reference(world: World) -> None:
             assert row[key] == ref[key], (key, ref["id"])
         for key in ("sparsity", "t", "compression_ratio", "accuracy", "corrupted_accuracy"):
             assert close(row[key], ref[key]), (key, ref["id"], row[key], ref[key])
-        for key in ("flops_dense", "flops_nonzero", "latency_ms"):
+        for key in ("flops_dense", "flops_nonzero", "latency_ms", "learning_distance"):
             assert close(row[key], ref[key]), (key, ref["id"], row[key], ref[key])
         if ref["alpha_t"] is None:
             assert row["alpha_t"] is None, ref["id"]

@@ -127,6 +127,9 @@ def test_lottery_ticket_keeps_every_round_as_a_lineage(client, parent):
         current = m["parent_id"]
     assert [m["id"] for m in chain] == [job["result"]["model_id"], *reversed(rounds), model_id]
     assert [round(m["sparsity"], 2) for m in chain] == [0.6, 0.51, 0.3, 0.0]
+    # every round records how far its training moved the kept weights (an original: nothing)
+    assert all(m["learning_distance"] > 0 for m in chain[:-1])
+    assert chain[-1]["learning_distance"] is None
 
 
 def test_schedule_defaults_follow_the_method(client, parent):

@@ -34,9 +34,12 @@ from backend.db.session import session_scope
 from backend.db.tables import (
     AnalysisRow,
     AttributionResultRow,
+    ComparisonMemberRow,
     ComparisonResultRow,
+    ComparisonRow,
     DatasetRow,
     JobRow,
+    LayerResultRow,
     ModelRow,
     RegionResultRow,
 )
@@ -53,7 +56,14 @@ IMAGE_SHAPE = (3, 64, 64)
 N_TRAIN, N_TEST, N_CLASSES = 16, 16, 4
 N_EVAL = 512  # test samples of the dataset an imported model is evaluated on
 ALL_CORRUPTIONS = list(CORRUPTIONS)  # 15 corruptions x 5 severities: 75 passes
-RESULT_TABLES = (ModelRow, AnalysisRow, ComparisonResultRow, RegionResultRow, AttributionResultRow)
+RESULT_TABLES = (
+    ModelRow,
+    AnalysisRow,
+    ComparisonResultRow,
+    RegionResultRow,
+    AttributionResultRow,
+    LayerResultRow,
+)
 
 
 @dataclass
@@ -263,6 +273,21 @@ def test_cancel_regions_inside_a_segment(world: World) -> None:
     c = world.stack.client
     job = submit(c, "regions", comparison_id=world.comparison, n_pairs=2, n_samples=8)
     cancel_mid_run(world, job["id"], f"model {world.net}: within_class", settle=2.0)
+
+
+def test_cancel_layers_between_batches(world: World) -> None:
+    """resnet20 against another on the N_EVAL images of 64 x 64 (a comparison row of its own,
+    the layers job needs no analyses): many forward passes and Gram matrices, stopped in the
+    first; no layer result stays."""
+    c = world.stack.client
+    with session_scope(world.stack.settings.database_url) as s:
+        comp = ComparisonRow(name="layers", dataset_id=world.evalset, model_a_id=world.net)
+        comp.members.append(ComparisonMemberRow(model_id=world.other, position=0))
+        s.add(comp)
+        s.flush()
+        comparison_id = comp.id
+    job = submit(c, "layers", comparison_id=comparison_id, n_samples=N_EVAL)
+    cancel_mid_run(world, job["id"], "model A")
 
 
 def test_cancel_attribution_between_patches(world: World) -> None:
