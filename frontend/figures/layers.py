@@ -11,6 +11,7 @@ shows one layer's weight magnitudes (log10 |w|) in A and B, with the exact zeros
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -132,6 +133,16 @@ def _hover(layer: Mapping[str, Any], key: str, side: str, label: str) -> str:
 def layer_height(n_layers: int) -> int:
     """The metrics figure's height in pixels for ``n_layers`` rows."""
     return max(MIN_HEIGHT_PX, HEAD_PX + ROW_PX * int(n_layers))
+
+
+def cka_axis_start(values: Sequence[float | None]) -> float:
+    """Where the CKA axis starts: 0, or a multiple of 0.05 below the smallest CKA when every
+    CKA is above 0.5 (the usual case, where the differences that matter are in the last few
+    hundredths and a 0-1 axis hides them). The tick labels say where it starts."""
+    known = [v for v in values if v is not None]
+    if not known or min(known) <= 0.5:
+        return 0.0
+    return max(0.0, math.floor((min(known) - 0.01) * 20) / 20)
 
 
 def layer_metrics_figure(
@@ -256,6 +267,10 @@ def layer_metrics_figure(
         if key == "change":
             top = max([v for v in column_values(rows, key) if v is not None] or [1.0])
             xaxis |= {"range": [0, max(0.05, 1.05 * top)], "tickformat": ".2g", "nticks": 4}
+        elif key == "cka" and (start := cka_axis_start(column_values(rows, key))) > 0:
+            # CKA of a pruned layer is usually 0.9-1: from 0 the bars would all look equal
+            ticks = [start, (start + 1) / 2, 1.0]
+            xaxis |= {"range": [start, 1.005], "tickformat": ".2f", "tickvals": ticks}
         else:
             xaxis |= {"range": [0, 1.05], "tickformat": ".0%", "tickvals": [0, 0.5, 1]}
         fig.update_xaxes(row=1, col=col, **xaxis)

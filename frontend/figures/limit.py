@@ -19,7 +19,7 @@ from frontend.figures._common import COLOR_A, COLOR_B, LEGEND_BELOW, base_layout
 THEORY_COLOR = "#54a24b"
 LINE_COLOR = "#888"
 LIMIT_COLOR = "#e45756"
-HEIGHT_PX = 460
+HEIGHT_PX = 520
 
 
 def _floats(values: Any) -> list[float]:
@@ -121,9 +121,9 @@ def limit_figure(result: Mapping[str, Any], title: str | None = None) -> go.Figu
     fig.update_layout(
         base_layout(
             title,
-            (60, 60, 50 if title else 20, 40),
+            (60, 60, 50 if title else 20, 110),  # room for the axis title and the legend
             height=HEIGHT_PX,
-            legend=LEGEND_BELOW,
+            legend={**LEGEND_BELOW, "y": -0.2},
             xaxis={"title": "sparsity s (fraction of prunable weights removed)", "range": [0, 1]},
             yaxis={"title": "fraction", "range": [0, 1.02]},
             yaxis2={

@@ -247,6 +247,8 @@ def accuracy_and_learning_distance(
             "side": "right",
             "rangemode": "tozero",
             "showgrid": False,
+            "tickmode": "auto",  # its own round ticks, not the left axis's grid
+            "tickformat": ".2~g",
         },
     )
     fig.update_xaxes(title_text="Sparsity (% of prunable weights that are zero)", ticksuffix="%")

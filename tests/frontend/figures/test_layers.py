@@ -196,3 +196,11 @@ def test_histogram_without_data_explains_itself() -> None:
     assert len(fig.data) == 0 and "No weight histogram" in fig.layout.annotations[0].text
     broken = {"name": "x", "hist": {"log10_edges": EDGES, "a": [1], "b": [1]}}
     assert len(layer_histogram_figure(broken).data) == 0
+
+
+def test_cka_axis_zooms_in_only_when_every_cka_is_high() -> None:
+    from frontend.figures.layers import cka_axis_start
+
+    assert cka_axis_start([0.97, 0.991, None, 1.0]) == pytest.approx(0.95)
+    assert cka_axis_start([0.951]) == pytest.approx(0.90)  # a margin below the smallest
+    assert cka_axis_start([0.4, 0.99]) == 0.0 and cka_axis_start([None]) == 0.0
