@@ -506,6 +506,37 @@ class LayersPublic(BaseModel):
     results: list[LayersResult]
 
 
+class FourierMap(BaseModel):
+    """One model's Fourier heat map: its test error per 2-D frequency."""
+
+    model_id: int
+    role: Literal["a", "b"] = Field(description='"a" for the original, "b" for a pruned model')
+    clean_error: float = Field(description="error rate on the unperturbed samples")
+    error: list[list[float]] = Field(
+        description="H rows of W error rates under x + v r U_ij, the zero frequency at row "
+        "H // 2, column W // 2 (np.fft.fftshift order); point-symmetric about it"
+    )
+
+
+class FourierPublic(BaseModel):
+    """Fourier sensitivity of A and each B (Yin et al., NeurIPS 2019; SCIENCE.md sect. 7): the
+    latest succeeded ``fourier`` job of the comparison."""
+
+    comparison_id: int
+    job_id: int
+    dataset_id: int
+    n_samples: int = Field(description="test samples, the first n in the stored order")
+    v: float = Field(description="L2 norm of the perturbation per channel")
+    v_default: bool = Field(description="whether v is the default 4 sqrt(D / 3072)")
+    seed: int = Field(description="seed of the random signs r, one per sample and channel")
+    clipped: bool = Field(description="whether perturbed inputs were clipped to [0, 1]")
+    channels: int
+    height: int
+    width: int
+    frequencies: int = Field(description="distinct basis images evaluated (one per pair)")
+    models: list[FourierMap] = Field(description="A first, then the Bs the job computed")
+
+
 class SessionPublic(BaseModel):
     auth: bool = Field(description="whether this server asks for tokens and share links")
     kind: Literal["local", "token", "share", "anonymous"]
@@ -704,6 +735,12 @@ class ExperimentPublic(BaseModel):
     latency_device: str | None
     learning_distance: float | None = Field(
         description="how far training moved the kept weights from where it began (SCIENCE.md 7)"
+    )
+    instability_barrier: float | None = Field(
+        default=None,
+        description="error barrier on the linear path between two copies trained from its "
+        "rewind point (Frankle et al., ICML 2020; SCIENCE.md 4) from its latest succeeded "
+        "instability job; null without one",
     )
     analysis_id: int | None = Field(description="the test-split analysis the figures come from")
     created_at: Timestamp

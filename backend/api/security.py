@@ -386,6 +386,7 @@ SHARE_ROUTES: dict[str, str] = {
     "/api/models/{model_id}": "model",
     "/api/models/{model_id}/download": "model",  # the comparison's models, as files
     "/api/models/{model_id}/pruning-limit": "model",  # the limit view of A (or a B)
+    "/api/models/{model_id}/instability": "model",  # the instability view of a B
     "/api/analyses/{analysis_id}": "analysis",
 }
 SHARE_PREFIXES: dict[str, str] = {

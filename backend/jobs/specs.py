@@ -14,7 +14,9 @@ JOB_KINDS = (
     "regions",
     "attribution",
     "layers",
+    "fourier",
     "pruning_limit",
+    "instability",
     "sweep",
     "ping",
     "import_model",
@@ -30,7 +32,9 @@ JobKind = Literal[
     "regions",
     "attribution",
     "layers",
+    "fourier",
     "pruning_limit",
+    "instability",
     "sweep",
     "ping",
     "import_model",
@@ -46,7 +50,9 @@ KIND_QUEUE = {
     "regions": "gpu",
     "attribution": "gpu",
     "layers": "gpu",
+    "fourier": "gpu",
     "pruning_limit": "gpu",
+    "instability": "gpu",
     "compare": "cpu",
     "ping": "cpu",
     "import_model": "cpu",
@@ -293,6 +299,28 @@ class LayersSpec(_Spec):
     )
 
 
+class FourierSpec(_Spec):
+    """Fourier sensitivity heat maps of A and every B of a comparison on an image dataset
+    (Yin et al., NeurIPS 2019; SCIENCE.md sect. 7): the test error per 2-D frequency (i, j)
+    under the perturbation x + v r U_ij, on the same samples and signs for every model."""
+
+    comparison_id: RowId
+    n_samples: int = Field(
+        default=200,
+        ge=1,
+        le=10_000,
+        description="the first min(n_samples, test size) test samples, in the stored order",
+    )
+    v: float | None = Field(
+        default=None,
+        gt=0,
+        le=1000,
+        description="the perturbation's L2 norm per channel; default 4 sqrt(D / 3072) for "
+        "inputs of D values (Yin et al.'s v = 4 on 32 x 32 x 3 images in [0, 1])",
+    )
+    seed: Seed = Field(default=0, description="seeds the random signs r (per sample, channel)")
+
+
 class PruningLimitSpec(_Spec):
     """The predicted pruning limit of a (dense) model (Zhang et al., NeurIPS 2024; SCIENCE.md
     sect. 7): its training loss's Hessian eigenvalue density by stochastic Lanczos quadrature,
@@ -327,6 +355,36 @@ class PruningLimitSpec(_Spec):
         default=True, description="whether the final Linear layer is prunable (and in the Hessian)"
     )
     seed: Seed = 0
+
+
+class InstabilitySpec(_Spec):
+    """Instability of a pruned model with a rewind point (Frankle et al., ICML 2020; SCIENCE.md
+    sect. 4 and 7): two copies trained from its start weights with different data orders, the
+    test error along the linear path between them and the error barrier."""
+
+    model_id: RowId
+    points: int = Field(
+        default=30, ge=2, le=200, description="evenly spaced a in [0, 1], endpoints included"
+    )
+    seeds: list[Seed] = Field(
+        default_factory=lambda: [1, 2],
+        min_length=2,
+        max_length=2,
+        description="the two copies' training seeds (data order); they must differ",
+    )
+    epochs: int | None = Field(
+        default=None,
+        ge=0,
+        le=10_000,
+        description="epochs each copy trains; default: the model's own training epochs",
+    )
+
+    @field_validator("seeds")
+    @classmethod
+    def _different_seeds(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds={seeds} should differ (two data orders)")
+        return seeds
 
 
 class PingSpec(_Spec):
@@ -395,6 +453,8 @@ SPEC_TYPES: dict[str, type[_Spec]] = {
     "regions": RegionsSpec,
     "attribution": AttributionSpec,
     "layers": LayersSpec,
+    "fourier": FourierSpec,
     "pruning_limit": PruningLimitSpec,
+    "instability": InstabilitySpec,
     "sweep": SweepSpec,
 }

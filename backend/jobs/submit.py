@@ -44,7 +44,9 @@ from backend.jobs.specs import (
     AnalyzeSpec,
     AttributionSpec,
     CompareSpec,
+    FourierSpec,
     ImportModelFields,
+    InstabilitySpec,
     LayersSpec,
     MethodChoice,
     PruneSpec,
@@ -632,6 +634,21 @@ def check_layers(session: Session, spec: LayersSpec) -> None:
     _comparison(session, spec.comparison_id)
 
 
+@checks("fourier")
+def check_fourier(session: Session, spec: FourierSpec) -> None:
+    """The comparison exists and its dataset holds images (inputs of shape (C, H, W))."""
+    comp = _comparison(session, spec.comparison_id)
+    dataset = session.get(DatasetRow, comp.dataset_id)
+    shape = [int(d) for d in (dataset.input_shape if dataset is not None else [])]
+    if dataset is not None and (len(shape) != 3 or min(shape[1:]) < 2):
+        text = (
+            f"Fourier sensitivity needs images of shape (C, H, W) with sides of at least 2 "
+            f"pixels; dataset {dataset.id} ({dataset.name}) of comparison {comp.id} has inputs "
+            f"of shape {_shape(shape)}"
+        )
+        raise SpecInvalid.one(("comparison_id",), text, "mismatch", text)
+
+
 @checks("pruning_limit")
 def check_pruning_limit(session: Session, spec: PruningLimitSpec) -> None:
     """The model exists and names the dataset whose training split its loss is of."""
@@ -642,6 +659,40 @@ def check_pruning_limit(session: Session, spec: PruningLimitSpec) -> None:
         text = (
             f"model {spec.model_id} names no dataset: the pruning limit needs its training "
             "split (register the model with a dataset)"
+        )
+        raise SpecInvalid.one(("model_id",), text, "mismatch", text)
+
+
+def rewind_sha(pruning_params: Any) -> str | None:
+    """The stored start weights of a pruned model's last training (its rewind point for a
+    lottery ticket: ``pruning_params["learning"]["start_sha"]``, backend/pruning/learning.py),
+    or None when it has none."""
+    learning = pruning_params.get("learning") if isinstance(pruning_params, dict) else None
+    sha = learning.get("start_sha") if isinstance(learning, dict) else None
+    return sha if isinstance(sha, str) and sha else None
+
+
+NO_REWIND_POINT = (
+    "model {id} has no rewind point: instability trains two copies from the weights its "
+    "training began from, which only models pruned by a prune job record (a lottery ticket's "
+    "rewind point, the masked parent of a one-shot method, the initialisation of SNIP or RigL)"
+)
+
+
+@checks("instability")
+def check_instability(session: Session, spec: InstabilitySpec) -> None:
+    """The model exists, names the dataset it trains on and has a rewind point (the start
+    weights its prune job stored)."""
+    model = session.get(ModelRow, spec.model_id)
+    if model is None:
+        raise _missing("model_id", "model", spec.model_id)
+    if rewind_sha(model.pruning_params) is None:
+        text = NO_REWIND_POINT.format(id=spec.model_id)
+        raise SpecInvalid.one(("model_id",), text, "mismatch", text)
+    if model.dataset_id is None or session.get(DatasetRow, model.dataset_id) is None:
+        text = (
+            f"model {spec.model_id} names no dataset: instability trains on its training split "
+            "and measures the error on its test split"
         )
         raise SpecInvalid.one(("model_id",), text, "mismatch", text)
 

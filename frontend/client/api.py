@@ -38,7 +38,9 @@ from frontend.client.types import (
     ExperimentsPublic,
     FlipCategory,
     FlipsPage,
+    FourierPublic,
     Health,
+    InstabilityPublic,
     JobDryRun,
     JobKind,
     JobPublic,
@@ -872,6 +874,18 @@ class ApiClient:
         B of the comparison; spec field ``n_samples``, 1000 by default)."""
         return self.create_job("layers", {"comparison_id": int(comparison_id), **spec})
 
+    def get_comparison_fourier(self, comparison_id: int) -> FourierPublic:
+        """``GET /api/comparisons/{id}/fourier``: the Fourier heat maps of A and each B (test
+        error per 2-D frequency, zero frequency at the centre); :class:`ApiError` 404 until a
+        ``fourier`` job has succeeded for the comparison."""
+        return self._request("GET", f"/api/comparisons/{int(comparison_id)}/fourier")
+
+    def create_fourier_job(self, comparison_id: int, **spec: Any) -> JobPublic:
+        """``POST /api/jobs`` with ``{kind: "fourier", spec: {comparison_id, **spec}}`` (A and
+        every B; spec fields ``n_samples`` (200), ``v`` (default 4 sqrt(D / 3072)), ``seed``);
+        422 for a dataset that is not images."""
+        return self.create_job("fourier", {"comparison_id": int(comparison_id), **spec})
+
     def get_pruning_limit(self, model_id: int) -> PruningLimitPublic:
         """``GET /api/models/{id}/pruning-limit``: the model's predicted pruning limit and the
         observed one-shot accuracy over sparsity (SCIENCE.md sect. 7); :class:`ApiError` 404
@@ -883,6 +897,19 @@ class ApiClient:
         (spec fields ``iterations``, ``vectors``, ``batches``, ``grid``...; defaults 20, 4,
         4, 20)."""
         return self.create_job("pruning_limit", {"model_id": int(model_id), **spec})
+
+    def get_instability(self, model_id: int) -> InstabilityPublic:
+        """``GET /api/models/{id}/instability``: the test error along the linear path between
+        two copies trained from the model's rewind point and the error barrier (Frankle et al.,
+        ICML 2020; SCIENCE.md sect. 4); :class:`ApiError` 404 until an ``instability`` job has
+        succeeded for the model."""
+        return self._request("GET", f"/api/models/{int(model_id)}/instability")
+
+    def create_instability_job(self, model_id: int, **spec: Any) -> JobPublic:
+        """``POST /api/jobs`` with ``{kind: "instability", spec: {model_id, **spec}}`` (spec
+        fields ``points`` (30), ``seeds`` ([1, 2]), ``epochs`` (the model's own)); 422 for a
+        model without a rewind point."""
+        return self.create_job("instability", {"model_id": int(model_id), **spec})
 
     # deleting ---------------------------------------------------------------------------------
 
@@ -943,6 +970,7 @@ get_region_table_columns = ApiClient.get_region_table_columns
 get_region_map = ApiClient.get_region_map
 create_regions_job = ApiClient.create_regions_job
 get_comparison_layers = ApiClient.get_comparison_layers
+get_comparison_fourier = ApiClient.get_comparison_fourier
 
 
 # The dashboard's shared client ----------------------------------------------------------------

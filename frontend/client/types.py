@@ -16,7 +16,9 @@ JobKind = Literal[
     "compare",
     "regions",
     "layers",
+    "fourier",
     "pruning_limit",
+    "instability",
     "attribution",
     "sweep",
     "ping",
@@ -623,6 +625,66 @@ class LayersPublic(TypedDict):
     results: list[LayersResult]
 
 
+class FourierMap(TypedDict):
+    """One model's Fourier heat map: ``error`` holds H rows of W error rates, the zero
+    frequency at row H // 2, column W // 2."""
+
+    model_id: int
+    role: Literal["a", "b"]
+    clean_error: float
+    error: list[list[float]]
+
+
+class FourierPublic(TypedDict):
+    """``GET /api/comparisons/{id}/fourier``: the latest succeeded ``fourier`` job's heat maps
+    of A and each B (Yin et al., NeurIPS 2019; SCIENCE.md sect. 7)."""
+
+    comparison_id: int
+    job_id: int
+    dataset_id: int
+    n_samples: int
+    v: float
+    v_default: bool
+    seed: int
+    clipped: bool
+    channels: int
+    height: int
+    width: int
+    frequencies: int
+    models: list[FourierMap]
+
+
+class InstabilityPublic(TypedDict, total=False):
+    """``GET /api/models/{id}/instability``: the latest succeeded ``instability`` job's result
+    (Frankle et al., ICML 2020; SCIENCE.md sect. 4). ``alphas`` (evenly spaced in [0, 1]) and
+    ``errors`` (test error of the network at (1 - a) W1 + a W2) share the path; ``barrier`` =
+    max(errors) - mean of ``endpoint_errors``; ``max_alpha``/``max_error`` its highest point;
+    ``stable``: barrier below ``stable_below`` (2 %); ``seeds`` the two copies' training seeds,
+    ``epochs`` how long each trained; ``start`` where the rewind point came from."""
+
+    job_id: int
+    spec: dict[str, Any]
+    model_id: int
+    dataset_id: int
+    method: str | None
+    rewind_step: int | None
+    alphas: list[float]
+    errors: list[float]
+    barrier: float
+    endpoint_errors: list[float]
+    endpoint_mean: float
+    max_error: float
+    max_alpha: float
+    stable: bool
+    stable_below: float
+    seeds: list[int]
+    epochs: int
+    points: int
+    train_losses: list[list[float]]
+    n_test: int
+    start: dict[str, str]
+
+
 class PruningLimitPublic(TypedDict, total=False):
     """``GET /api/models/{id}/pruning-limit``: the latest succeeded ``pruning_limit`` job's
     result (SCIENCE.md sect. 7). ``sparsities``, ``radii`` (R(s)) and ``predicted``
@@ -730,6 +792,7 @@ class ExperimentPublic(TypedDict):
     latency_ms: float | None
     latency_device: str | None
     learning_distance: float | None  # how far training moved the kept weights
+    instability_barrier: float | None  # latest instability job's error barrier (SCIENCE.md 4)
     analysis_id: int | None
     created_at: str
 

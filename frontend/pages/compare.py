@@ -127,7 +127,17 @@ function(query, sel) {
         }
 """.replace("MAX_SELECTION", str(MAX_URL_SELECTION))
 # view sections below the confusion matrices, in page order (frontend/views/<name>.py)
-VIEW_ORDER = ("samples", "embedding", "geometry", "robustness", "regions", "layers", "limit")
+VIEW_ORDER = (
+    "samples",
+    "embedding",
+    "geometry",
+    "robustness",
+    "regions",
+    "layers",
+    "fourier",
+    "limit",
+    "instability",
+)
 # views loaded with the page; the others wait until they near the viewport or the page is idle
 EAGER_VIEWS = ("embedding",)
 # about each lazy view's height once drawn on an image dataset (px, docs/screenshots): what its
@@ -138,7 +148,9 @@ LAZY_HEIGHTS = {
     "robustness": 1250,
     "regions": 1540,
     "layers": 1000,
-    "limit": 640,
+    "fourier": 560,
+    "limit": 720,
+    "instability": 740,
 }
 ID_LAZY = "compare-lazy"
 

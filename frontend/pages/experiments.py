@@ -2,11 +2,11 @@
 
 One row per model (lineage, architecture, dataset, method and its parameters, sparsity and t,
 seed, accuracy, mean corrupted accuracy, alpha_t against its original, compression, FLOPs,
-measured latency, learning distance, created), paged, sorted and filtered by the server
-(``GET /api/experiments``, one page at a time); a column chooser; a scatter of accuracy against
-sparsity, FLOPs or latency over every match with the Pareto front and lineage edges; rows or
-points selected -> "Compare" (their common original as A) or "Download"; "Export CSV" of every
-match.
+measured latency, learning distance, instability (error barrier), created), paged, sorted and
+filtered by the server (``GET /api/experiments``, one page at a time); a column chooser; a
+scatter of accuracy against sparsity, FLOPs or latency over every match with the Pareto front
+and lineage edges; rows or points selected -> "Compare" (their common original as A) or
+"Download"; "Export CSV" of every match.
 
 The view state lives in the URL, as on the compare page: ``method``, ``dataset``, ``arch``
 (comma-separated), ``smin``/``smax``, ``q``, ``sort``/``order``, ``page``/``size``, ``cols``,
@@ -109,6 +109,7 @@ COLUMNS = (
     Column("flops_nonzero", "Nonzero FLOPs", "flops_nonzero", True),
     Column("latency", "Latency", "latency_ms", True),
     Column("learning_distance", "Learning distance", "learning_distance", True, False),
+    Column("instability", "Instability (error barrier)", None, True, False),
     Column("n_params", "Parameters (count)", "n_params", True, False),
     Column("n_nonzero", "Nonzero", "n_nonzero", True, False),
     Column("created", "Created", "created_at"),
@@ -460,6 +461,13 @@ def _number(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
+def _barrier(value: Any) -> str:
+    """An error barrier (a difference of test errors) in percentage points."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return MISSING
+    return f"{100 * float(value):.1f} pp"
+
+
 def _params(params: Mapping[str, Any] | None) -> str:
     if not params:
         return ""
@@ -499,6 +507,7 @@ def table_row(row: ExperimentPublic) -> dict[str, Any]:
         "flops_nonzero": format_count(_int(row["flops_nonzero"])),
         "latency": MISSING if latency is None else f"{latency:.2f} ms{device}",
         "learning_distance": _number(row["learning_distance"]),
+        "instability": _barrier(row["instability_barrier"]),
         "n_params": format_count(row["n_params"]),
         "n_nonzero": format_count(row["n_nonzero"]),
         "created": str(row["created_at"])[:16].replace("T", " "),

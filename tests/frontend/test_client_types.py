@@ -47,6 +47,7 @@ FREE_FORM = {
     "RegionMapCounts": "what RegionSliceSummary and RegionMap share",
     "RegionMap": "GET /api/comparisons/{id}/regions/{model_id}/slice",
     "PruningLimitPublic": "GET /api/models/{id}/pruning-limit",
+    "InstabilityPublic": "GET /api/models/{id}/instability",
 }
 # (type, field): why the client may read it narrower than the schema allows
 NARROWED = {

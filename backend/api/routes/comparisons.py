@@ -57,6 +57,7 @@ from backend.api.schemas import (
     FlipCounts,
     FlipPublic,
     FlipsPage,
+    FourierPublic,
     IdPath,
     IdQuery,
     IndexPath,
@@ -419,6 +420,33 @@ def read_comparison_layers(comparison_id: IdPath, session: SessionDep) -> Layers
     rows = sorted(rows, key=lambda r: (order.get(r.model_b_id, len(order)), r.model_b_id))
     results = [{"model_b_id": r.model_b_id, "job_id": r.job_id, **r.summary} for r in rows]
     return LayersPublic.model_validate({"comparison_id": comparison_id, "results": results})
+
+
+NO_FOURIER = (
+    "no Fourier sensitivity yet: submit a job of kind 'fourier' for this comparison "
+    '(POST /api/jobs {"kind": "fourier", "spec": {"comparison_id": ...}})'
+)
+
+
+@router.get("/{comparison_id}/fourier", response_model=FourierPublic, responses=errors(404, 422))
+def read_comparison_fourier(comparison_id: IdPath, session: SessionDep) -> FourierPublic:
+    """Fourier heat maps of A and each B: test error per 2-D frequency (the latest succeeded
+    `fourier` job's)."""
+    comp = get_or_404(session, ComparisonRow, comparison_id, NOT_FOUND)
+    jobs = session.scalars(
+        select(JobRow)
+        .where(JobRow.kind == "fourier", JobRow.status == "succeeded")
+        .order_by(JobRow.id.desc())
+    )
+    for job in jobs:
+        result = job.result or {}
+        if (job.spec or {}).get("comparison_id") != comparison_id or not result:
+            continue
+        first = (result.get("models") or [{}])[0]
+        # a job of a deleted comparison whose id was reused: not this comparison's
+        if first.get("model_id") == comp.model_a_id and result.get("dataset_id") == comp.dataset_id:
+            return FourierPublic.model_validate({**result, "job_id": job.id})
+    raise HTTPException(status_code=404, detail=NO_FOURIER)
 
 
 @router.get(

@@ -4,7 +4,8 @@ A page is one SQL statement. Its inner select filters the models, sorts them, co
 match (a window count) and cuts the page; only the page's rows then get the outer select's
 joins and JSON reads: lineage (a recursive CTE from each original down), the parent and the
 original, the dataset, the model's test-split analysis of its own dataset and its original's of
-the same dataset, the seed, the compression figures. Values kept only inside JSON lists (the
+the same dataset, the seed, the compression figures, the error barrier of its latest
+succeeded instability job. Values kept only inside JSON lists (the
 per-class recall for alpha_t, the accuracies under corruption) are computed in Python from
 that statement's rows; sorting by one of them (``alpha_t``, ``corrupted_accuracy``) reads
 every match in the same one statement and pages in Python.
@@ -163,6 +164,19 @@ def _learning_distance(dialect: str, model: Any) -> ColumnElement[Any]:
     return _json_value(dialect, model.pruning_params, ("learning", "distance"))
 
 
+def _latest_instability(dialect: str) -> Any:
+    """(model_id, job_id) of each model's latest succeeded instability job: a subquery over
+    the few jobs of that kind, joined to the page's rows (SCIENCE.md 4)."""
+    j = aliased(JobRow, name="ij")
+    model_id = _json_value(dialect, j.spec, ("model_id",), "integer")
+    return (
+        select(model_id.label("model_id"), func.max(j.id).label("job_id"))
+        .where(j.kind == "instability", j.status == "succeeded")
+        .group_by(model_id)
+        .subquery("latest_instability")
+    )
+
+
 @dataclass(frozen=True)
 class Page:
     rows: list[ExperimentPublic]
@@ -244,6 +258,8 @@ def experiments_statement(
     oa = aliased(AnalysisRow, name="oa")
     pjob = aliased(JobRow, name="pjob")
     pd = aliased(DatasetRow, name="pd")
+    latest = _latest_instability(dialect)
+    ijob = aliased(JobRow, name="ijob")
     report = pm.sparsity_report
     return (
         select(
@@ -269,6 +285,7 @@ def experiments_statement(
             _seed(dialect, pm, pjob).label("seed"),
             _compression(dialect, pm).label("compression_ratio"),
             _learning_distance(dialect, pm).label("learning_distance"),
+            _json_value(dialect, ijob.result, ("barrier",)).label("instability_barrier"),
             *(_json_value(dialect, report, (k,)).label(k) for k in REPORT_NUMBERS[1:]),
             _json_value(dialect, report, ("device",), "string").label("latency_device"),
             _report_raw(dialect, report).label("report_raw"),
@@ -285,6 +302,8 @@ def experiments_statement(
         .outerjoin(pd, pd.id == pm.dataset_id)
         .outerjoin(pjob, pjob.id == pm.job_id)
         .outerjoin(pa, pa.id == page.c.analysis_id)
+        .outerjoin(latest, latest.c.model_id == pm.id)
+        .outerjoin(ijob, ijob.id == latest.c.job_id)
         .outerjoin(
             oa,
             and_(
@@ -404,6 +423,7 @@ def experiment(row: Any) -> ExperimentPublic:
         latency_ms=_finite(numbers["latency_ms_pruned"]),
         latency_device=device if isinstance(device, str) else None,
         learning_distance=_finite(row.learning_distance),
+        instability_barrier=_finite(row.instability_barrier),
         analysis_id=row.analysis_id,
         created_at=row.created_at,
     )

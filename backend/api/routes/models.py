@@ -91,6 +91,30 @@ def read_pruning_limit(model_id: IdPath, session: SessionDep) -> dict[str, Any]:
     raise HTTPException(status_code=404, detail=PRUNING_LIMIT_MISSING)
 
 
+INSTABILITY_MISSING = (
+    "no instability yet: submit a job of kind 'instability' for this model "
+    '(POST /api/jobs {"kind": "instability", "spec": {"model_id": ...}}); it needs a model '
+    "with a rewind point (a lottery ticket, or any model a prune job made)"
+)
+
+
+@router.get("/{model_id}/instability", responses=errors(404, 422))
+def read_instability(model_id: IdPath, session: SessionDep) -> dict[str, Any]:
+    """The model's instability (Frankle et al., ICML 2020; SCIENCE.md sect. 4): the test error
+    along the linear path between two copies trained from its rewind point and the error
+    barrier, from its latest succeeded ``instability`` job, with that job's id and spec."""
+    get_or_404(session, ModelRow, model_id, NOT_FOUND)
+    jobs = session.scalars(
+        select(JobRow)
+        .where(JobRow.kind == "instability", JobRow.status == "succeeded")
+        .order_by(JobRow.id.desc())
+    )
+    for job in jobs:
+        if (job.spec or {}).get("model_id") == model_id and job.result:
+            return {**job.result, "job_id": job.id, "spec": job.spec}
+    raise HTTPException(status_code=404, detail=INSTABILITY_MISSING)
+
+
 @router.get("/{model_id}", response_model=ModelPublic, responses=errors(404, 422))
 def read_model(model_id: IdPath, session: SessionDep) -> ModelPublic:
     """One model with its sparsity and accuracy."""

@@ -53,6 +53,9 @@ def share_may_read(method: str, template: str, ids: Ids) -> bool:
         or template.startswith("/api/comparisons/{comparison_id}/")
         or template in ("/api/datasets/{dataset_id}", "/api/models/{model_id}")
         or template == "/api/models/{model_id}/download"  # model A's and the Bs' files
+        # the compare page's pruning-limit (A) and instability (a B) views read these
+        or template
+        in ("/api/models/{model_id}/pruning-limit", "/api/models/{model_id}/instability")
         or template == "/api/datasets/{dataset_id}/images/{split}/{index}.png"
         or template == "/api/analyses/{analysis_id}"
         or template.startswith("/api/analyses/{analysis_id}/")

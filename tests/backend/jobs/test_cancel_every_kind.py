@@ -290,6 +290,34 @@ def test_cancel_layers_between_batches(world: World) -> None:
     cancel_mid_run(world, job["id"], "model A")
 
 
+def test_cancel_fourier_between_batches(world: World) -> None:
+    """resnet20 against another on 64 of the images of 64 x 64 (a comparison row of its own:
+    the fourier job needs no analyses): 2,050 frequencies x 64 samples, 1,025 batches, stopped
+    in the first few; no result is stored."""
+    c = world.stack.client
+    with session_scope(world.stack.settings.database_url) as s:
+        comp = ComparisonRow(name="fourier", dataset_id=world.evalset, model_a_id=world.net)
+        comp.members.append(ComparisonMemberRow(model_id=world.other, position=0))
+        s.add(comp)
+        s.flush()
+        comparison_id = comp.id
+    job = submit(c, "fourier", comparison_id=comparison_id, n_samples=64)
+    cancel_mid_run(world, job["id"], "Fourier heat maps")
+    assert c.get(f"/api/jobs/{job['id']}").json()["result"] is None
+    assert c.get(f"/api/comparisons/{comparison_id}/fourier").status_code == 404
+
+
+def test_cancel_pruning_limit_between_hessian_vector_products(world: World) -> None:
+    """resnet20's Hessian density by Lanczos (one Hessian-vector product per step over two
+    training batches of the 16 images): stopped between products; no result is stored."""
+    c = world.stack.client
+    spec = {"iterations": 20, "vectors": 4, "batches": 2, "batch_size": 8, "eps_batches": 2}
+    job = submit(c, "pruning_limit", model_id=world.net, **spec)
+    cancel_mid_run(world, job["id"], "Hessian density")
+    assert c.get(f"/api/jobs/{job['id']}").json()["result"] is None
+    assert c.get(f"/api/models/{world.net}/pruning-limit").status_code == 404
+
+
 def test_cancel_attribution_between_patches(world: World) -> None:
     c = world.stack.client
     spec = {"comparison_id": world.comparison, "index": 0, "patch": 1, "stride": 1}

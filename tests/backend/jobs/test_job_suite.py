@@ -29,6 +29,8 @@ def wait_for(client, job_id, statuses=FINAL, timeout=120.0, stage_prefix=None):
             stage_prefix is None or job["stage"].startswith(stage_prefix)
         ):
             return job
+        if job["status"] in FINAL:  # ended otherwise: waiting longer cannot help
+            raise AssertionError(f"job {job_id} ended {job['status']}, not {statuses}: {job}")
         time.sleep(0.05)
     raise AssertionError(f"job {job_id} still {job.get('status')} after {timeout} s: {job}")
 
