@@ -28,6 +28,7 @@ from typing import Any, cast
 
 import dash
 import numpy as np
+import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html
 
 from frontend.client import (
@@ -602,10 +603,11 @@ def render_balance(context: Mapping[str, Any] | None) -> tuple[Any, Any]:
     return fig, BALANCE_NOTE
 
 
-def render_directions(context: Mapping[str, Any] | None, cls: Any = None) -> Any:
-    """Callback: the angle between A's and B's class direction per class, the class chosen
-    in local geometry outlined."""
-    title = "Class directions: angle A → B"
+def _results_part(
+    context: Mapping[str, Any] | None, key: str, what: str, title: str
+) -> tuple[GeometryData, dict[str, Any]] | go.Figure:
+    """The comparison's geometry data and ``results[key]`` (a dict), or the figure that says
+    why there is none: no comparison, results not ready, results older than ``what``."""
     if not has_context(context):
         return empty_figure("No comparison.", title)
     try:
@@ -614,13 +616,25 @@ def render_directions(context: Mapping[str, Any] | None, cls: Any = None) -> Any
     except ApiError as exc:
         message = RESULTS_NOT_READY if exc.status == 409 else f"Not available: {exc.detail}"
         return empty_figure(message, title)
-    angles = cast(DirectionAngles | None, results.get("direction_angles"))
-    if angles is None:
+    part = results.get(key)
+    if not isinstance(part, dict):
         return empty_figure(
-            "These results predate class-direction angles: add a model to the comparison "
-            "or create it again to compute them.",
+            f"These results predate {what}: add a model to the comparison or create it again "
+            "to compute them.",
             title,
         )
+    return data, part
+
+
+def render_directions(context: Mapping[str, Any] | None, cls: Any = None) -> Any:
+    """Callback: the angle between A's and B's class direction per class, the class chosen
+    in local geometry outlined."""
+    title = "Class directions: angle A → B"
+    loaded = _results_part(context, "direction_angles", "class-direction angles", title)
+    if not isinstance(loaded, tuple):
+        return loaded
+    data, part = loaded
+    angles = cast(DirectionAngles, part)
     n = len(data.class_names)
     degrees = angles.get("degrees")
     if degrees is not None and len(degrees) != n:
@@ -639,21 +653,10 @@ def render_intrinsic(context: Mapping[str, Any] | None, cls: Any = None) -> Any:
     """Callback: TwoNN intrinsic dimension of A's and B's features, overall and per class,
     the class chosen in local geometry shaded."""
     title = "Intrinsic dimension (TwoNN)"
-    if not has_context(context):
-        return empty_figure("No comparison.", title)
-    try:
-        data = load_data(context)
-        results = fetch_results(get_client(), data)
-    except ApiError as exc:
-        message = RESULTS_NOT_READY if exc.status == 409 else f"Not available: {exc.detail}"
-        return empty_figure(message, title)
-    dims = results.get("intrinsic_dimension")
-    if not isinstance(dims, dict):
-        return empty_figure(
-            "These results predate intrinsic dimensions: add a model to the comparison or "
-            "create it again to compute them.",
-            title,
-        )
+    loaded = _results_part(context, "intrinsic_dimension", "intrinsic dimensions", title)
+    if not isinstance(loaded, tuple):
+        return loaded
+    data, dims = loaded
     n = len(data.class_names)
     return intrinsic_dimension_figure(
         data.class_names, dims.get("a"), dims.get("b"), selected_class=class_index(cls, n)
